@@ -1,0 +1,319 @@
+//! `credits limits …`: rate-limit profiles.
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::output::{self, Align};
+use crate::exit::ExitStatus;
+use crate::paths::{self, ProjectPaths};
+use crate::rate_limits::defaults::builtin_profiles;
+use crate::rate_limits::profile::{self, Profile};
+use crate::rate_limits::{Catalog, Layer, LayeredProfile, ProfileFile};
+
+#[derive(Debug, Args)]
+pub struct CreditsArgs {
+    #[command(subcommand)]
+    command: CreditsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum CreditsCommand {
+    /// Per-model rate-limit profiles and pacing.
+    #[command(subcommand)]
+    Limits(LimitsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum LimitsCommand {
+    /// List the project's profiles (`--all`: with built-in and user-level ones).
+    List {
+        /// Also show built-in and user-level profiles, each with its source.
+        #[arg(long)]
+        all: bool,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create or replace a project profile.
+    Set(SetArgs),
+    /// Delete a project profile.
+    Remove {
+        /// Provider key, such as `openai`.
+        #[arg(long, value_parser = parse_name)]
+        provider: String,
+        /// Model key, such as `gpt-4o`.
+        #[arg(long, value_parser = parse_name)]
+        model: String,
+    },
+    /// Show the built-in profiles (`--install`: merge them into the project file).
+    Defaults {
+        /// Add every built-in profile the project file lacks, keeping the rest.
+        #[arg(long)]
+        install: bool,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct SetArgs {
+    /// Provider key, such as `openai`, or `*` for any provider.
+    #[arg(long, value_parser = parse_name)]
+    provider: String,
+    /// Model key, such as `gpt-4o`, or `*` for any model.
+    #[arg(long, value_parser = parse_name)]
+    model: String,
+    /// Requests per minute the provider allows (> 0).
+    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    rpm: u64,
+    /// Tokens per minute the provider allows (> 0).
+    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    tpm: u64,
+    /// Share of each limit to budget for, in (0, 1].
+    #[arg(long, value_name = "F", default_value_t = profile::DEFAULT_UTILIZATION_TARGET, value_parser = parse_target)]
+    target: f64,
+    /// Requests that may be in flight at once (> 0).
+    #[arg(long, value_name = "N", default_value_t = profile::DEFAULT_CONCURRENCY_CAP, value_parser = parse_concurrency)]
+    concurrency: u32,
+}
+
+pub fn run(project: &ProjectPaths, args: CreditsArgs) -> anyhow::Result<ExitStatus> {
+    let CreditsCommand::Limits(command) = args.command;
+    match command {
+        LimitsCommand::List { all, json } => list(project, all, json),
+        LimitsCommand::Set(args) => set(project, args),
+        LimitsCommand::Remove { provider, model } => remove(project, &provider, &model),
+        LimitsCommand::Defaults { install, json } => defaults(project, install, json),
+    }
+    .map(|()| ExitStatus::Success)
+}
+
+fn list(project: &ProjectPaths, all: bool, json: bool) -> anyhow::Result<()> {
+    let entries: Vec<LayeredProfile> = if all {
+        load_catalog(project)?
+            .sorted()
+            .into_iter()
+            .cloned()
+            .collect()
+    } else {
+        let file = load_project_file(project)?;
+        let mut catalog = Catalog::default();
+        catalog.add_layer(Layer::Project, file.profiles().to_vec());
+        catalog.sorted().into_iter().cloned().collect()
+    };
+    if json {
+        return print_profiles_json(&entries);
+    }
+    if entries.is_empty() {
+        output::println(&format!(
+            "No model rate-limit profiles configured in `{}`.\nhint: `specsmith-rs credits limits defaults --install` adds the built-in ones.",
+            project.profiles_file().display()
+        ))?;
+        return Ok(());
+    }
+    print_profile_table(&entries, all)
+}
+
+fn set(project: &ProjectPaths, args: SetArgs) -> anyhow::Result<()> {
+    let profile = Profile::new(
+        &args.provider,
+        &args.model,
+        args.rpm,
+        args.tpm,
+        args.target,
+        args.concurrency,
+    )?
+    .with_source("override");
+    let path = project.profiles_file();
+    let saved = profile.clone();
+    ProfileFile::update(&path, |file| {
+        file.upsert(profile);
+        Ok(())
+    })
+    .context("profile not saved")?;
+    output::println(&format!(
+        "Saved {} (RPM {}, TPM {}, target {:.2}, concurrency {}; effective RPM {}, TPM {}) to `{}`",
+        saved.label(),
+        output::thousands(saved.rpm_limit()),
+        output::thousands(saved.tpm_limit()),
+        saved.utilization_target(),
+        saved.concurrency_cap(),
+        output::thousands(saved.effective_rpm_limit()),
+        output::thousands(saved.effective_tpm_limit()),
+        path.display()
+    ))?;
+    Ok(())
+}
+
+fn remove(project: &ProjectPaths, provider: &str, model: &str) -> anyhow::Result<()> {
+    let path = project.profiles_file();
+    if !path.exists() {
+        anyhow::bail!(
+            "no profile `{provider}/{model}`: `{}` does not exist",
+            path.display()
+        );
+    }
+    let removed = ProfileFile::update(&path, |file| file.remove(provider, model))?;
+    output::println(&format!(
+        "Removed {} from `{}`",
+        removed.label(),
+        path.display()
+    ))?;
+    Ok(())
+}
+
+fn defaults(project: &ProjectPaths, install: bool, json: bool) -> anyhow::Result<()> {
+    let builtins = builtin_profiles();
+    let mut installed = None;
+    if install {
+        let path = project.profiles_file();
+        let outcome = ProfileFile::update(&path, |file| {
+            let added = file.install(builtin_profiles());
+            Ok((added, file.profiles().len() - added))
+        })
+        .context("defaults not installed")?;
+        installed = Some((path, outcome));
+    }
+    let entries: Vec<LayeredProfile> = builtins
+        .into_iter()
+        .map(|profile| LayeredProfile {
+            profile,
+            layer: Layer::Builtin,
+        })
+        .collect();
+    if json {
+        print_profiles_json(&entries)?;
+    } else {
+        output::println("Built-in model rate-limit profiles (conservative defaults; project and user files take precedence)")?;
+        print_profile_table(&entries, false)?;
+    }
+    if let Some((path, (added, kept))) = installed {
+        let message = format!(
+            "Installed {added} new default profile(s) into `{}` ({kept} existing profile(s) kept)",
+            path.display()
+        );
+        if json {
+            eprintln!("{message}");
+        } else {
+            output::println(&message)?;
+        }
+    }
+    Ok(())
+}
+
+fn load_project_file(project: &ProjectPaths) -> anyhow::Result<ProfileFile> {
+    Ok(ProfileFile::load(&project.profiles_file())?)
+}
+
+fn load_catalog(project: &ProjectPaths) -> anyhow::Result<Catalog> {
+    let user_file = paths::user_profiles_file();
+    Ok(Catalog::load(
+        user_file.as_deref(),
+        &project.profiles_file(),
+    )?)
+}
+
+/// The JSON shape of a listed profile: the file's fields, with `source` naming
+/// the layer it came from.
+#[derive(Serialize)]
+struct ProfileJson<'a> {
+    provider: &'a str,
+    model: &'a str,
+    rpm_limit: u64,
+    tpm_limit: u64,
+    utilization_target: f64,
+    concurrency_cap: u32,
+    source: String,
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
+}
+
+fn print_profiles_json(entries: &[LayeredProfile]) -> anyhow::Result<()> {
+    let rows: Vec<ProfileJson> = entries
+        .iter()
+        .map(|entry| {
+            let profile = &entry.profile;
+            ProfileJson {
+                provider: profile.provider(),
+                model: profile.model(),
+                rpm_limit: profile.rpm_limit(),
+                tpm_limit: profile.tpm_limit(),
+                utilization_target: profile.utilization_target(),
+                concurrency_cap: profile.concurrency_cap(),
+                source: entry.layer.to_string(),
+                extra: &profile.extra,
+            }
+        })
+        .collect();
+    output::print_json(&rows)
+}
+
+fn print_profile_table(entries: &[LayeredProfile], with_source: bool) -> anyhow::Result<()> {
+    let mut headers = vec![
+        ("PROVIDER", Align::Left),
+        ("MODEL", Align::Left),
+        ("RPM", Align::Right),
+        ("TPM", Align::Right),
+        ("TARGET", Align::Right),
+        ("CONCURRENCY", Align::Right),
+        ("EFFECTIVE RPM", Align::Right),
+        ("EFFECTIVE TPM", Align::Right),
+    ];
+    if with_source {
+        headers.push(("SOURCE", Align::Left));
+    }
+    let mut table = output::table(&headers);
+    for entry in entries {
+        let profile = &entry.profile;
+        let mut row = vec![
+            profile.provider().to_owned(),
+            profile.model().to_owned(),
+            output::thousands(profile.rpm_limit()),
+            output::thousands(profile.tpm_limit()),
+            format!("{:.2}", profile.utilization_target()),
+            profile.concurrency_cap().to_string(),
+            output::thousands(profile.effective_rpm_limit()),
+            output::thousands(profile.effective_tpm_limit()),
+        ];
+        if with_source {
+            row.push(entry.layer.to_string());
+        }
+        table.add_row(row);
+    }
+    output::println(&output::render_table(&table))?;
+    Ok(())
+}
+
+/// `--provider` / `--model`: trimmed, lower-cased, not empty.
+fn parse_name(value: &str) -> Result<String, String> {
+    profile::normalize_name(value).ok_or_else(|| "must not be empty".to_owned())
+}
+
+/// A count that must be greater than zero (`--rpm`, `--tpm`).
+fn parse_positive(value: &str) -> Result<u64, String> {
+    let number: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| "must be a whole number greater than 0".to_owned())?;
+    if number <= 0 {
+        return Err("must be greater than 0".to_owned());
+    }
+    Ok(number as u64)
+}
+
+fn parse_concurrency(value: &str) -> Result<u32, String> {
+    let number = parse_positive(value)?;
+    u32::try_from(number).map_err(|_| format!("must be at most {}", u32::MAX))
+}
+
+/// `--target`: a number in (0, 1].
+fn parse_target(value: &str) -> Result<f64, String> {
+    let number: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| "must be a number greater than 0 and at most 1".to_owned())?;
+    profile::check_target(number).map_err(|_| "must be greater than 0 and at most 1".to_owned())
+}

@@ -1,0 +1,135 @@
+//! The command line: clap types, one handler per command family, and all
+//! printing. Handlers turn arguments into library calls and library results
+//! into text; they decide nothing themselves.
+
+mod credits;
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::exit::ExitStatus;
+use crate::paths::ProjectPaths;
+
+/// Rate-limit pacing and governance checks for teams running LLM agents.
+#[derive(Debug, Parser)]
+#[command(name = "specsmith-rs", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The project folder (holds `.specsmith/`); it must exist.
+    #[arg(long, global = true, value_name = "DIR", default_value = ".")]
+    project_dir: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// AI credit tooling: rate-limit profiles and pacing.
+    Credits(credits::CreditsArgs),
+    /// Print shell completions for SHELL to stdout.
+    Completions {
+        /// The shell to generate completions for.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return report_usage_error(&error),
+    };
+    match run(cli) {
+        Ok(status) => status.into(),
+        Err(error) if output::is_broken_pipe(&error) => ExitStatus::Success.into(),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            exit_status_of(&error).into()
+        }
+    }
+}
+
+/// Parses nothing and prints nothing: dispatches an already parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    match cli.command {
+        Command::Credits(args) => credits::run(&project(&cli.project_dir)?, args),
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            let mut buffer = Vec::new();
+            clap_complete::generate(shell, &mut command, "specsmith-rs", &mut buffer);
+            output::write_stdout(&buffer)?;
+            Ok(ExitStatus::Success)
+        }
+    }
+}
+
+/// Checks `--project-dir` and returns its paths.
+fn project(dir: &Path) -> anyhow::Result<ProjectPaths> {
+    match std::fs::metadata(dir) {
+        Ok(metadata) if metadata.is_dir() => Ok(ProjectPaths::new(dir)),
+        Ok(_) => bail!("--project-dir `{}` is not a directory", dir.display()),
+        Err(error) => Err(error).with_context(|| format!("--project-dir `{}`", dir.display())),
+    }
+}
+
+/// clap's own help and version output go to stdout with exit 0; a usage error
+/// is reported as clap's first paragraph, one line in the common cases.
+fn report_usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        return ExitCode::from(error.exit_code() as u8);
+    }
+    let rendered = error.render().to_string();
+    let first_paragraph = rendered.split("\n\n").next().unwrap_or_default();
+    eprintln!("{}", first_paragraph.trim_end());
+    ExitStatus::Error.into()
+}
+
+/// Errors that mean something more specific than "specsmith failed" carry
+/// their own exit code; everything else is 2.
+fn exit_status_of(error: &anyhow::Error) -> ExitStatus {
+    for cause in error.chain() {
+        if let Some(status) = cause.downcast_ref::<StatusError>() {
+            return status.status;
+        }
+    }
+    ExitStatus::Error
+}
+
+/// An error that ends the process with a particular exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct StatusError {
+    status: ExitStatus,
+    message: String,
+}
+
+impl StatusError {
+    #[allow(dead_code)] // used by the pacing commands, which land next
+    pub(crate) fn new(status: ExitStatus, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,293 @@
+//! Where profiles come from: built-in defaults, the user-level file and the
+//! project file, each layer overriding the one before by `provider::model`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::defaults::builtin_profiles;
+use super::profile::{normalize_name, profile_key, Profile, WILDCARD};
+use crate::persist::{self, FileLock, PersistError};
+
+/// Errors reading or changing a profile file.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileFileError {
+    /// The file could not be read, parsed, locked or written.
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+    /// `remove` named a profile the file does not hold.
+    #[error("no profile `{label}` in `{path}`")]
+    NotFound { label: String, path: PathBuf },
+}
+
+/// The layer a profile was loaded from, lowest precedence first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    /// Compiled into specsmith.
+    Builtin,
+    /// `<config dir>/specsmith/model-rate-limits.json`.
+    User,
+    /// `<project>/.specsmith/model-rate-limits.json`.
+    Project,
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Layer::Builtin => "builtin",
+            Layer::User => "user",
+            Layer::Project => "project",
+        })
+    }
+}
+
+/// A profile together with the layer it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayeredProfile {
+    /// The profile.
+    pub profile: Profile,
+    /// Where it came from.
+    pub layer: Layer,
+}
+
+/// One profile file: a JSON array of profile objects, as Python specsmith writes it.
+#[derive(Debug, Clone)]
+pub struct ProfileFile {
+    path: PathBuf,
+    profiles: Vec<Profile>,
+}
+
+impl ProfileFile {
+    /// Reads `path`; a missing file holds no profiles. Never creates anything.
+    pub fn load(path: &Path) -> Result<Self, ProfileFileError> {
+        let profiles = persist::read_json(path)?.unwrap_or_default();
+        Ok(Self {
+            path: path.to_owned(),
+            profiles,
+        })
+    }
+
+    /// Reads `path` under its lock, lets `change` edit the profiles, and
+    /// writes the result atomically. When `change` fails, or the file cannot
+    /// be read, the file is left exactly as it was.
+    pub fn update<T>(
+        path: &Path,
+        change: impl FnOnce(&mut ProfileFile) -> Result<T, ProfileFileError>,
+    ) -> Result<T, ProfileFileError> {
+        let _lock = FileLock::acquire(path)?;
+        let mut file = Self::load(path)?;
+        let outcome = change(&mut file)?;
+        persist::write_json(path, &file.profiles)?;
+        Ok(outcome)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The profiles, in file order; a later duplicate key overrides an earlier one.
+    pub fn profiles(&self) -> &[Profile] {
+        &self.profiles
+    }
+
+    /// Creates or replaces the profile with `profile`'s key. A replacement
+    /// keeps its place in the file and the fields this version does not use.
+    pub fn upsert(&mut self, mut profile: Profile) {
+        let key = profile.key();
+        let mut existing = self
+            .profiles
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.key() == key);
+        match existing.next().map(|(index, _)| index) {
+            Some(index) => {
+                let mut kept_extra = std::mem::take(&mut self.profiles[index].extra);
+                kept_extra.extend(std::mem::take(&mut profile.extra));
+                profile.extra = kept_extra;
+                self.profiles[index] = profile;
+                let mut position = 0;
+                self.profiles.retain(|p| {
+                    position += 1;
+                    position - 1 <= index || p.key() != key
+                });
+            }
+            None => self.profiles.push(profile),
+        }
+    }
+
+    /// Deletes the profile for `provider` / `model`; an error when there is none.
+    pub fn remove(&mut self, provider: &str, model: &str) -> Result<Profile, ProfileFileError> {
+        let key = profile_key(provider, model);
+        let position = self.profiles.iter().position(|p| p.key() == key);
+        let Some(index) = position else {
+            return Err(ProfileFileError::NotFound {
+                label: format!(
+                    "{}/{}",
+                    provider.trim().to_lowercase(),
+                    model.trim().to_lowercase()
+                ),
+                path: self.path.clone(),
+            });
+        };
+        let removed = self.profiles.remove(index);
+        self.profiles.retain(|p| p.key() != key);
+        Ok(removed)
+    }
+
+    /// Adds every profile in `defaults` whose key the file lacks; returns how many.
+    pub fn install(&mut self, defaults: Vec<Profile>) -> usize {
+        let mut added = 0;
+        for profile in defaults {
+            if !self.profiles.iter().any(|p| p.key() == profile.key()) {
+                self.profiles.push(profile);
+                added += 1;
+            }
+        }
+        added
+    }
+}
+
+/// The merged view of every layer.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    entries: Vec<LayeredProfile>,
+    index: HashMap<String, usize>,
+}
+
+impl Catalog {
+    /// Built-in profiles, then the user file (if any), then the project file.
+    pub fn load(user_file: Option<&Path>, project_file: &Path) -> Result<Self, ProfileFileError> {
+        let mut catalog = Self::default();
+        catalog.add_layer(Layer::Builtin, builtin_profiles());
+        if let Some(path) = user_file {
+            catalog.add_layer(Layer::User, ProfileFile::load(path)?.profiles);
+        }
+        catalog.add_layer(Layer::Project, ProfileFile::load(project_file)?.profiles);
+        Ok(catalog)
+    }
+
+    /// Adds a layer on top of those already present.
+    pub fn add_layer(&mut self, layer: Layer, profiles: Vec<Profile>) {
+        for profile in profiles {
+            let entry = LayeredProfile { layer, profile };
+            match self.index.get(&entry.profile.key()) {
+                Some(&position) => self.entries[position] = entry,
+                None => {
+                    self.index.insert(entry.profile.key(), self.entries.len());
+                    self.entries.push(entry);
+                }
+            }
+        }
+    }
+
+    /// Every effective profile, sorted by provider then model.
+    pub fn sorted(&self) -> Vec<&LayeredProfile> {
+        let mut entries: Vec<_> = self.entries.iter().collect();
+        entries.sort_by(|a, b| {
+            (a.profile.provider(), a.profile.model())
+                .cmp(&(b.profile.provider(), b.profile.model()))
+        });
+        entries
+    }
+
+    /// The profile that governs `provider` / `model`: the exact key, then
+    /// `provider/*`, then `*/model`, then `*/*`.
+    pub fn resolve(&self, provider: &str, model: &str) -> Option<&LayeredProfile> {
+        let provider = normalize_name(provider)?;
+        let model = normalize_name(model)?;
+        let candidates = [
+            (provider.as_str(), model.as_str()),
+            (provider.as_str(), WILDCARD),
+            (WILDCARD, model.as_str()),
+            (WILDCARD, WILDCARD),
+        ];
+        let position = candidates
+            .into_iter()
+            .find_map(|(p, m)| self.index.get(&profile_key(p, m)))?;
+        Some(&self.entries[*position])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(provider: &str, model: &str, rpm: u64) -> Profile {
+        Profile::new(provider, model, rpm, 1000, 0.7, 1).unwrap()
+    }
+
+    #[test]
+    fn lookup_prefers_exact_then_provider_then_model_then_any() {
+        let mut catalog = Catalog::default();
+        catalog.add_layer(
+            Layer::Project,
+            vec![
+                profile("acme", "big", 1),
+                profile("acme", "*", 2),
+                profile("*", "big", 3),
+                profile("*", "*", 4),
+            ],
+        );
+        let rpm = |p, m| catalog.resolve(p, m).unwrap().profile.rpm_limit();
+        assert_eq!(rpm("ACME", " Big "), 1);
+        assert_eq!(rpm("acme", "small"), 2);
+        assert_eq!(rpm("other", "big"), 3);
+        assert_eq!(rpm("other", "small"), 4);
+    }
+
+    #[test]
+    fn higher_layers_override_lower_ones_by_key() {
+        let mut catalog = Catalog::default();
+        catalog.add_layer(Layer::Builtin, builtin_profiles());
+        catalog.add_layer(Layer::User, vec![profile("openai", "gpt-4o", 7)]);
+        catalog.add_layer(Layer::Project, vec![profile("openai", "gpt-4o", 9)]);
+        let found = catalog.resolve("openai", "gpt-4o").unwrap();
+        assert_eq!(
+            (found.layer, found.profile.rpm_limit()),
+            (Layer::Project, 9)
+        );
+        assert_eq!(catalog.sorted().len(), 21);
+        let fallback = catalog.resolve("openai", "unknown-model").unwrap();
+        assert_eq!(fallback.profile.model(), "*");
+        assert!(catalog.resolve("nobody", "nothing").is_none());
+    }
+
+    #[test]
+    fn upsert_replaces_in_place_and_keeps_unknown_fields() {
+        let mut file = ProfileFile {
+            path: PathBuf::from("x.json"),
+            profiles: vec![
+                profile("a", "1", 1),
+                profile("b", "2", 2),
+                profile("a", "1", 3),
+            ],
+        };
+        file.profiles[0]
+            .extra
+            .insert("tpm_thinking_budget".into(), 5.into());
+        file.upsert(profile("A", "1", 10));
+        let rpms: Vec<_> = file.profiles.iter().map(Profile::rpm_limit).collect();
+        assert_eq!(rpms, vec![10, 2]);
+        assert_eq!(file.profiles[0].extra["tpm_thinking_budget"], 5);
+    }
+
+    #[test]
+    fn install_adds_only_missing_keys_and_remove_reports_absence() {
+        let mut file = ProfileFile {
+            path: PathBuf::from("x.json"),
+            profiles: vec![profile("openai", "gpt-4o", 1)],
+        };
+        assert_eq!(file.install(builtin_profiles()), 20);
+        assert_eq!(file.profiles[0].rpm_limit(), 1);
+        assert_eq!(file.install(builtin_profiles()), 0);
+        file.remove("OpenAI", "gpt-4o").unwrap();
+        assert!(matches!(
+            file.remove("openai", "gpt-4o"),
+            Err(ProfileFileError::NotFound { .. })
+        ));
+    }
+}

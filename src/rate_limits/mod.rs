@@ -1,0 +1,11 @@
+//! Rate-limit profiles, the layered catalogue they come from, and (in their
+//! own modules) pacing and provider error classification.
+//!
+//! Nothing here parses command lines or prints: the CLI does that.
+
+pub mod catalog;
+pub mod defaults;
+pub mod profile;
+
+pub use catalog::{Catalog, Layer, LayeredProfile, ProfileFile, ProfileFileError};
+pub use profile::{Profile, ProfileError};

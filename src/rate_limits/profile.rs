@@ -1,0 +1,346 @@
+//! One provider/model rate-limit profile, with the rules every profile obeys.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The utilization target a profile gets when none is given.
+pub const DEFAULT_UTILIZATION_TARGET: f64 = 0.7;
+/// The concurrency cap a profile gets when none is given.
+pub const DEFAULT_CONCURRENCY_CAP: u32 = 1;
+/// The wildcard that matches any provider or any model.
+pub const WILDCARD: &str = "*";
+
+/// Why a profile (from a flag or a file) is not acceptable.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProfileError {
+    /// Provider was empty after trimming.
+    #[error("provider must not be empty")]
+    EmptyProvider,
+    /// Model was empty after trimming.
+    #[error("model must not be empty")]
+    EmptyModel,
+    /// A requests or tokens per minute limit was zero or negative.
+    #[error("{field} must be greater than 0, got {value}")]
+    NotPositive { field: &'static str, value: i64 },
+    /// The utilization target was outside (0, 1].
+    #[error("utilization_target must be greater than 0 and at most 1, got {0}")]
+    Target(f64),
+}
+
+/// Limits for one provider/model path (either part may be the wildcard `*`).
+///
+/// Provider and model are stored trimmed and lower-cased. Fields that this
+/// version does not use (for example `concurrency_by_bucket` or
+/// `tpm_thinking_budget`, written by later Python releases) are kept in
+/// [`Profile::extra`] and written back unchanged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ProfileRecord", into = "ProfileRecord")]
+pub struct Profile {
+    provider: String,
+    model: String,
+    rpm_limit: u64,
+    tpm_limit: u64,
+    utilization_target: f64,
+    concurrency_cap: u32,
+    /// The `source` value recorded in the file, as Python specsmith writes it
+    /// (`default`, `override`, `local`).
+    pub source: String,
+    /// Fields this version does not interpret, kept for round trips.
+    pub extra: Map<String, Value>,
+}
+
+impl Profile {
+    /// A validated profile. `rpm_limit` and `tpm_limit` are per minute;
+    /// `utilization_target` is the share of them to budget for, in (0, 1].
+    pub fn new(
+        provider: &str,
+        model: &str,
+        rpm_limit: u64,
+        tpm_limit: u64,
+        utilization_target: f64,
+        concurrency_cap: u32,
+    ) -> Result<Self, ProfileError> {
+        let provider = normalize_name(provider).ok_or(ProfileError::EmptyProvider)?;
+        let model = normalize_name(model).ok_or(ProfileError::EmptyModel)?;
+        check_positive("rpm_limit", rpm_limit.try_into().unwrap_or(i64::MAX))?;
+        check_positive("tpm_limit", tpm_limit.try_into().unwrap_or(i64::MAX))?;
+        check_target(utilization_target)?;
+        check_positive("concurrency_cap", i64::from(concurrency_cap))?;
+        Ok(Self {
+            provider,
+            model,
+            rpm_limit,
+            tpm_limit,
+            utilization_target,
+            concurrency_cap,
+            source: "local".to_owned(),
+            extra: Map::new(),
+        })
+    }
+
+    /// Sets the `source` value written to the file.
+    pub fn with_source(mut self, source: &str) -> Self {
+        self.source = source.to_owned();
+        self
+    }
+
+    /// Provider, trimmed and lower-cased.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// Model, trimmed and lower-cased.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// The provider's requests-per-minute limit.
+    pub fn rpm_limit(&self) -> u64 {
+        self.rpm_limit
+    }
+
+    /// The provider's tokens-per-minute limit.
+    pub fn tpm_limit(&self) -> u64 {
+        self.tpm_limit
+    }
+
+    /// The share of each limit to budget for, in (0, 1].
+    pub fn utilization_target(&self) -> f64 {
+        self.utilization_target
+    }
+
+    /// How many requests may be in flight at once.
+    pub fn concurrency_cap(&self) -> u32 {
+        self.concurrency_cap
+    }
+
+    /// `provider::model`, the key profiles are stored and looked up by.
+    pub fn key(&self) -> String {
+        profile_key(&self.provider, &self.model)
+    }
+
+    /// `provider/model`, as shown to people.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.provider, self.model)
+    }
+
+    /// Requests per minute to budget for: max(1, floor(rpm_limit × target)).
+    pub fn effective_rpm_limit(&self) -> u64 {
+        effective_limit(self.rpm_limit, self.utilization_target)
+    }
+
+    /// Tokens per minute to budget for: max(1, floor(tpm_limit × target)).
+    pub fn effective_tpm_limit(&self) -> u64 {
+        effective_limit(self.tpm_limit, self.utilization_target)
+    }
+}
+
+fn effective_limit(limit: u64, target: f64) -> u64 {
+    // Exact for every limit below 2^53, far beyond any provider's numbers.
+    ((limit as f64) * target).floor().max(1.0) as u64
+}
+
+/// Trims and lower-cases a provider or model name; `None` when nothing is left.
+pub fn normalize_name(name: &str) -> Option<String> {
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_lowercase())
+}
+
+/// The lookup key for a provider and model, normalised.
+pub fn profile_key(provider: &str, model: &str) -> String {
+    format!(
+        "{}::{}",
+        provider.trim().to_lowercase(),
+        model.trim().to_lowercase()
+    )
+}
+
+/// Checks that a per-minute limit or cap is greater than zero.
+pub fn check_positive(field: &'static str, value: i64) -> Result<u64, ProfileError> {
+    if value > 0 {
+        Ok(value as u64)
+    } else {
+        Err(ProfileError::NotPositive { field, value })
+    }
+}
+
+/// Checks that a utilization target lies in (0, 1].
+pub fn check_target(target: f64) -> Result<f64, ProfileError> {
+    if target > 0.0 && target <= 1.0 {
+        Ok(target)
+    } else {
+        Err(ProfileError::Target(target))
+    }
+}
+
+/// The profile exactly as a file holds it.
+#[derive(Serialize, Deserialize)]
+struct ProfileRecord {
+    provider: String,
+    model: String,
+    rpm_limit: i64,
+    tpm_limit: i64,
+    #[serde(default = "default_target")]
+    utilization_target: f64,
+    #[serde(default = "default_concurrency")]
+    concurrency_cap: i64,
+    #[serde(default = "default_source")]
+    source: String,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+fn default_target() -> f64 {
+    DEFAULT_UTILIZATION_TARGET
+}
+
+fn default_concurrency() -> i64 {
+    i64::from(DEFAULT_CONCURRENCY_CAP)
+}
+
+fn default_source() -> String {
+    "local".to_owned()
+}
+
+/// A file-level error: which profile, then what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("profile `{label}`: {error}")]
+pub struct InvalidProfile {
+    label: String,
+    #[source]
+    error: ProfileError,
+}
+
+impl TryFrom<ProfileRecord> for Profile {
+    type Error = InvalidProfile;
+
+    fn try_from(record: ProfileRecord) -> Result<Self, Self::Error> {
+        let label = format!("{}/{}", record.provider.trim(), record.model.trim());
+        let invalid = |error| InvalidProfile {
+            label: label.clone(),
+            error,
+        };
+        let concurrency_cap = check_positive("concurrency_cap", record.concurrency_cap)
+            .map_err(invalid)?
+            .try_into()
+            .map_err(|_| {
+                invalid(ProfileError::NotPositive {
+                    field: "concurrency_cap",
+                    value: record.concurrency_cap,
+                })
+            })?;
+        let rpm_limit = check_positive("rpm_limit", record.rpm_limit).map_err(invalid)?;
+        let tpm_limit = check_positive("tpm_limit", record.tpm_limit).map_err(invalid)?;
+        let mut profile = Profile::new(
+            &record.provider,
+            &record.model,
+            rpm_limit,
+            tpm_limit,
+            record.utilization_target,
+            concurrency_cap,
+        )
+        .map_err(invalid)?;
+        profile.source = record.source;
+        profile.extra = record.extra;
+        Ok(profile)
+    }
+}
+
+impl From<Profile> for ProfileRecord {
+    fn from(profile: Profile) -> Self {
+        Self {
+            provider: profile.provider,
+            model: profile.model,
+            rpm_limit: profile.rpm_limit as i64,
+            tpm_limit: profile.tpm_limit as i64,
+            utilization_target: profile.utilization_target,
+            concurrency_cap: i64::from(profile.concurrency_cap),
+            source: profile.source,
+            extra: profile.extra,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_lower_cased() {
+        let profile = Profile::new(" OpenAI ", "GPT-4o\t", 10, 100, 0.7, 1).unwrap();
+        assert_eq!(profile.key(), "openai::gpt-4o");
+        assert_eq!(profile.label(), "openai/gpt-4o");
+    }
+
+    #[test]
+    fn effective_limits_floor_and_never_drop_below_one() {
+        let profile = Profile::new("p", "m", 3, 1_000_001, 0.5, 1).unwrap();
+        assert_eq!(profile.effective_rpm_limit(), 1);
+        assert_eq!(profile.effective_tpm_limit(), 500_000);
+        let tiny = Profile::new("p", "m", 1, 1, 0.1, 1).unwrap();
+        assert_eq!(tiny.effective_rpm_limit(), 1);
+        assert_eq!(tiny.effective_tpm_limit(), 1);
+    }
+
+    #[test]
+    fn every_rule_is_enforced() {
+        assert_eq!(
+            Profile::new(" ", "m", 1, 1, 0.7, 1),
+            Err(ProfileError::EmptyProvider)
+        );
+        assert_eq!(
+            Profile::new("p", "", 1, 1, 0.7, 1),
+            Err(ProfileError::EmptyModel)
+        );
+        assert!(matches!(
+            Profile::new("p", "m", 0, 1, 0.7, 1),
+            Err(ProfileError::NotPositive {
+                field: "rpm_limit",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Profile::new("p", "m", 1, 0, 0.7, 1),
+            Err(ProfileError::NotPositive {
+                field: "tpm_limit",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Profile::new("p", "m", 1, 1, 0.7, 0),
+            Err(ProfileError::NotPositive {
+                field: "concurrency_cap",
+                ..
+            })
+        ));
+        for target in [0.0, -0.1, 1.01, f64::NAN, f64::INFINITY] {
+            assert!(Profile::new("p", "m", 1, 1, target, 1).is_err(), "{target}");
+        }
+        assert!(Profile::new("p", "m", 1, 1, 1.0, 1).is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_survive_a_round_trip() {
+        let text = r#"{"provider":"openai","model":"gpt-5.4","rpm_limit":60,"tpm_limit":500000,
+            "utilization_target":0.7,"concurrency_cap":2,"source":"override",
+            "concurrency_by_bucket":{"chat":2},"tpm_thinking_budget":12000}"#;
+        let profile: Profile = serde_json::from_str(text).unwrap();
+        assert_eq!(profile.concurrency_cap(), 2);
+        let back = serde_json::to_value(&profile).unwrap();
+        assert_eq!(back["concurrency_by_bucket"]["chat"], 2);
+        assert_eq!(back["tpm_thinking_budget"], 12000);
+        assert_eq!(back["source"], "override");
+    }
+
+    #[test]
+    fn invalid_values_in_a_file_name_the_profile_and_rule() {
+        let text = r#"{"provider":"openai","model":"x","rpm_limit":0,"tpm_limit":5}"#;
+        let error = serde_json::from_str::<Profile>(text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("profile `openai/x`: rpm_limit must be greater than 0, got 0"),
+            "{error}"
+        );
+    }
+}

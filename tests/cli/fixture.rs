@@ -1,0 +1,81 @@
+//! A temporary project folder and a command builder that never touches the
+//! real home directory: `HOME`, the config folder and `SPECSMITH_CONFIG_DIR`
+//! all point inside the fixture.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+
+pub struct Project {
+    dir: TempDir,
+}
+
+impl Project {
+    /// An empty project folder with an empty, private user config folder.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("project")).unwrap();
+        std::fs::create_dir(dir.path().join("config")).unwrap();
+        Self { dir }
+    }
+
+    /// The project folder.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("project")
+    }
+
+    /// The user-level config folder (`SPECSMITH_CONFIG_DIR`).
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    /// Writes `text` to `relative` below the project folder, creating folders.
+    pub fn write(&self, relative: &str, text: &str) -> PathBuf {
+        let path = self.root().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Reads `relative` below the project folder.
+    pub fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.root().join(relative)).unwrap()
+    }
+
+    /// True when `relative` exists below the project folder.
+    pub fn exists(&self, relative: &str) -> bool {
+        self.root().join(relative).exists()
+    }
+
+    /// `specsmith-rs --project-dir <root> ARGS…`, isolated from the real home.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut command = self.bare_cmd();
+        command.arg("--project-dir").arg(self.root()).args(args);
+        command
+    }
+
+    /// `specsmith-rs` with the isolated environment but no arguments.
+    pub fn bare_cmd(&self) -> Command {
+        let mut command = Command::cargo_bin("specsmith-rs").unwrap();
+        command
+            .current_dir(self.root())
+            .env("HOME", self.dir.path())
+            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg"))
+            .env("SPECSMITH_CONFIG_DIR", self.config_dir())
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_BACKTRACE");
+        command
+    }
+
+    /// Replaces the temp path in `text` by `[ROOT]` for whole-output comparisons.
+    pub fn redact(&self, text: &str) -> String {
+        text.replace(&self.root().display().to_string(), "[ROOT]")
+    }
+}
+
+/// The path of `relative` below `root`.
+#[allow(dead_code)]
+pub fn under(root: &Path, relative: &str) -> PathBuf {
+    root.join(relative)
+}

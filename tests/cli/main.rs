@@ -1,0 +1,5 @@
+//! Black-box tests of the `specsmith-rs` binary: one integration test binary,
+//! one module per command family.
+
+mod credits_limits;
+mod fixture;
