@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod defaults;
 pub mod profile;
+pub mod retry;
 
 pub use catalog::{Catalog, Layer, LayeredProfile, ProfileFile, ProfileFileError};
 pub use profile::{Profile, ProfileError};
