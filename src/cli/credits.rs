@@ -67,16 +67,16 @@ struct SetArgs {
     #[arg(long, value_parser = parse_name)]
     model: String,
     /// Requests per minute the provider allows (> 0).
-    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_positive)]
     rpm: u64,
     /// Tokens per minute the provider allows (> 0).
-    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_positive)]
     tpm: u64,
     /// Share of each limit to budget for, in (0, 1].
-    #[arg(long, value_name = "F", default_value_t = profile::DEFAULT_UTILIZATION_TARGET, value_parser = parse_target)]
+    #[arg(long, value_name = "F", allow_negative_numbers = true, default_value_t = profile::DEFAULT_UTILIZATION_TARGET, value_parser = parse_target)]
     target: f64,
     /// Requests that may be in flight at once (> 0).
-    #[arg(long, value_name = "N", default_value_t = profile::DEFAULT_CONCURRENCY_CAP, value_parser = parse_concurrency)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = profile::DEFAULT_CONCURRENCY_CAP, value_parser = parse_concurrency)]
     concurrency: u32,
 }
 

@@ -136,8 +136,19 @@ impl Profile {
 }
 
 fn effective_limit(limit: u64, target: f64) -> u64 {
-    // Exact for every limit below 2^53, far beyond any provider's numbers.
-    ((limit as f64) * target).floor().max(1.0) as u64
+    let product = (limit as f64) * target;
+    // Targets are decimals that binary floating point cannot hold exactly:
+    // 90,000 × 0.7 comes out as 62,999.999…, which a bare floor (Python
+    // specsmith's) turns into 62,999. A product within a few ulps of a whole
+    // number is that whole number.
+    let nearest = product.round();
+    let tolerance = nearest.abs().max(1.0) * 8.0 * f64::EPSILON;
+    let floored = if (product - nearest).abs() <= tolerance {
+        nearest
+    } else {
+        product.floor()
+    };
+    floored.max(1.0) as u64
 }
 
 /// Trims and lower-cases a provider or model name; `None` when nothing is left.
@@ -277,6 +288,11 @@ mod tests {
         let profile = Profile::new("p", "m", 3, 1_000_001, 0.5, 1).unwrap();
         assert_eq!(profile.effective_rpm_limit(), 1);
         assert_eq!(profile.effective_tpm_limit(), 500_000);
+        let decimal = Profile::new("p", "m", 3_500, 90_000, 0.7, 1).unwrap();
+        assert_eq!(decimal.effective_tpm_limit(), 63_000, "not 62,999");
+        assert_eq!(decimal.effective_rpm_limit(), 2_450);
+        let just_below = Profile::new("p", "m", 10, 19, 0.5, 1).unwrap();
+        assert_eq!(just_below.effective_tpm_limit(), 9);
         let tiny = Profile::new("p", "m", 1, 1, 0.1, 1).unwrap();
         assert_eq!(tiny.effective_rpm_limit(), 1);
         assert_eq!(tiny.effective_tpm_limit(), 1);

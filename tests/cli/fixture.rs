@@ -2,7 +2,7 @@
 //! real home directory: `HOME`, the config folder and `SPECSMITH_CONFIG_DIR`
 //! all point inside the fixture.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use assert_cmd::Command;
 use tempfile::TempDir;
@@ -67,15 +67,4 @@ impl Project {
             .env_remove("RUST_BACKTRACE");
         command
     }
-
-    /// Replaces the temp path in `text` by `[ROOT]` for whole-output comparisons.
-    pub fn redact(&self, text: &str) -> String {
-        text.replace(&self.root().display().to_string(), "[ROOT]")
-    }
-}
-
-/// The path of `relative` below `root`.
-#[allow(dead_code)]
-pub fn under(root: &Path, relative: &str) -> PathBuf {
-    root.join(relative)
 }
