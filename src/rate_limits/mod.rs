@@ -7,6 +7,8 @@ pub mod catalog;
 pub mod defaults;
 pub mod profile;
 pub mod retry;
+pub mod secrets;
+pub mod usage;
 
 pub use catalog::{Catalog, Layer, LayeredProfile, ProfileFile, ProfileFileError};
 pub use profile::{Profile, ProfileError};
