@@ -8,5 +8,6 @@ pub mod cli;
 pub mod exit;
 pub mod paths;
 pub mod persist;
+pub mod process;
 pub mod rate_limits;
 pub mod validate;
