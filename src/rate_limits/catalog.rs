@@ -98,25 +98,18 @@ impl ProfileFile {
     /// keeps its place in the file and the fields this version does not use.
     pub fn upsert(&mut self, mut profile: Profile) {
         let key = profile.key();
-        let mut existing = self
-            .profiles
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.key() == key);
-        match existing.next().map(|(index, _)| index) {
-            Some(index) => {
-                let mut kept_extra = std::mem::take(&mut self.profiles[index].extra);
-                kept_extra.extend(std::mem::take(&mut profile.extra));
-                profile.extra = kept_extra;
-                self.profiles[index] = profile;
-                let mut position = 0;
-                self.profiles.retain(|p| {
-                    position += 1;
-                    position - 1 <= index || p.key() != key
-                });
-            }
-            None => self.profiles.push(profile),
-        }
+        let Some(index) = self.profiles.iter().position(|p| p.key() == key) else {
+            self.profiles.push(profile);
+            return;
+        };
+        let mut kept_extra = std::mem::take(&mut self.profiles[index].extra);
+        kept_extra.extend(std::mem::take(&mut profile.extra));
+        profile.extra = kept_extra;
+        self.profiles[index] = profile;
+        // Later duplicates of the key were shadowed by this one; drop them.
+        let mut first = true;
+        self.profiles
+            .retain(|p| p.key() != key || std::mem::take(&mut first));
     }
 
     /// Deletes the profile for `provider` / `model`; an error when there is none.
