@@ -62,18 +62,30 @@ mod tests {
     #[test]
     fn findings_then_notes_then_every_check() {
         let text = sample::render(Format::Text, &sample::report());
-        assert_eq!(
-            text,
-            "scripts/poll.sh:3:1: H11 `while true` never ends: add a deadline, 50% sure, a,b:c\n\
-             scripts/wait.ps1:9:1: H23 bare `Start-Sleep`: poll instead\n\
-             note: bin/tool.sh: skipped: binary file (holds a NUL byte)\n\
-             error: secret.sh: cannot read: Permission denied (os error 13)\n\
-             \n  \u{2713} scaffold.yml valid: project=demo, type=cli\n\
-             \x20 \u{2717} Duplicate requirement IDs: REQ-A-1(×2)\n\
-             \x20 \u{2717} 1 H11 finding(s) in 3 script file(s) checked, 1 suppressed\n\
-             \nTwo issue(s) found. 1 checks passed.\n\
-             Incomplete: 1 file(s) could not be read.\n"
-                .replace("Two", "2")
+        let expected = [
+            "scripts/poll.sh:3:1: H11 `while true` never ends: add a deadline, 50% sure, a,b:c",
+            "scripts/wait.ps1:9:1: H23 bare `Start-Sleep`: poll instead",
+            "note: bin/tool.sh: skipped: binary file (holds a NUL byte)",
+            "error: secret.sh: cannot read: Permission denied (os error 13)",
+            "",
+            "  \u{2713} scaffold.yml valid: project=demo, type=cli",
+            "  \u{2717} Duplicate requirement IDs: REQ-A-1(×2)",
+            "  \u{2717} 1 H11 finding(s) in 3 script file(s) checked, 1 suppressed",
+            "",
+            "2 issue(s) found. 1 checks passed.",
+            "Incomplete: 1 file(s) could not be read.",
+        ];
+        assert_eq!(text, expected.map(|line| format!("{line}\n")).concat());
+    }
+
+    #[test]
+    fn a_multi_line_message_stays_on_one_line() {
+        let mut report = sample::report();
+        report.findings[0].message = "first\r\nsecond".to_owned();
+        let text = sample::render(Format::Text, &report);
+        assert!(
+            text.starts_with("scripts/poll.sh:3:1: H11 first  second\n"),
+            "{text}"
         );
     }
 
