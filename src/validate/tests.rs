@@ -284,3 +284,39 @@ fn every_check_has_a_result() {
     );
     assert!(report.ok());
 }
+
+#[test]
+fn the_parallel_walk_collects_every_finding_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for index in 0..300 {
+        write(
+            dir.path(),
+            &format!("group{}/s{index:03}.sh", index % 7),
+            format!("{LOOP_LINE}\n"),
+        );
+    }
+    let report = validate(dir.path(), &[]);
+    assert_eq!(report.scripts_checked, 300);
+    assert_eq!(report.findings.len(), 300);
+    let paths: Vec<&str> = report.findings.iter().map(|f| f.path.as_str()).collect();
+    let mut sorted = paths.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(paths, sorted, "sorted by path, each file once");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_named_like_a_script_is_never_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("pipe.sh"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Opening a FIFO for reading blocks until a writer appears: reaching the
+    // assertions at all shows the walk left it alone.
+    let report = validate(dir.path(), &[]);
+    assert_eq!(report.scripts_checked, 0);
+    assert!(report.notes.is_empty());
+}

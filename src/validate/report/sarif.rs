@@ -27,8 +27,22 @@ struct Log<'a> {
 #[serde(rename_all = "camelCase")]
 struct Run<'a> {
     tool: Tool,
+    /// Declares `%SRCROOT%` without an absolute path: the project folder,
+    /// which code scanning takes as the repository root.
+    original_uri_base_ids: OriginalBases,
     invocations: [Invocation; 1],
     results: Vec<SarifResult<'a>>,
+}
+
+#[derive(Serialize)]
+struct OriginalBases {
+    #[serde(rename = "%SRCROOT%")]
+    source_root: BaseDescription,
+}
+
+#[derive(Serialize)]
+struct BaseDescription {
+    description: Text,
 }
 
 #[derive(Serialize)]
@@ -150,6 +164,13 @@ pub(super) fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                     rules: RULES.iter().map(rule).collect(),
                 },
             },
+            original_uri_base_ids: OriginalBases {
+                source_root: BaseDescription {
+                    description: Text {
+                        text: "The project folder validate checked".to_owned(),
+                    },
+                },
+            },
             invocations: [Invocation {
                 execution_successful: !report.has_errors(),
                 tool_execution_notifications: report.notes.iter().map(notification).collect(),
@@ -269,6 +290,10 @@ mod tests {
         let driver = &runs[0]["tool"]["driver"];
         assert_eq!(driver["name"], "specsmith-rs");
         assert_eq!(driver["version"], env!("CARGO_PKG_VERSION"));
+        // Every uriBaseId used is declared, without leaking an absolute path.
+        let base = &runs[0]["originalUriBaseIds"]["%SRCROOT%"];
+        assert!(base["description"]["text"].is_string());
+        assert!(base.get("uri").is_none());
     }
 
     #[test]
@@ -308,6 +333,7 @@ mod tests {
             assert!(!result["message"]["text"].as_str().unwrap().is_empty());
             let physical = &result["locations"][0]["physicalLocation"];
             assert!(physical["artifactLocation"]["uri"].is_string());
+            assert_eq!(physical["artifactLocation"]["uriBaseId"], "%SRCROOT%");
             assert!(physical["region"]["startLine"].as_u64().unwrap() >= 1);
             assert!(physical["region"]["startColumn"].as_u64().unwrap() >= 1);
         }
