@@ -4,6 +4,7 @@
 
 mod credits;
 mod output;
+mod validate;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,6 +31,8 @@ pub struct Cli {
 enum Command {
     /// AI credit tooling: rate-limit profiles and pacing.
     Credits(credits::CreditsArgs),
+    /// Governance checks and the H11/H23 loop scan; exit 1 when one fails.
+    Validate(validate::ValidateArgs),
     /// Print shell completions for SHELL to stdout.
     Completions {
         /// The shell to generate completions for.
@@ -57,6 +60,7 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Credits(args) => credits::run(&project(&cli.project_dir)?, args),
+        Command::Validate(args) => validate::run(project(&cli.project_dir)?.root(), args),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             let mut buffer = Vec::new();

@@ -3,3 +3,5 @@
 
 mod credits_limits;
 mod fixture;
+mod validate;
+mod validate_fixtures;

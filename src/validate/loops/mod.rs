@@ -6,6 +6,7 @@
 
 pub mod cmd;
 pub mod powershell;
+pub mod prefilter;
 pub mod python;
 pub mod shell;
 

@@ -1,0 +1,518 @@
+//! The project walk: find the scripts, read each once, scan the ones that may
+//! hold a loop or a sleep.
+//!
+//! The walk honours `.gitignore`, `.ignore` and `.git/info/exclude` as ripgrep
+//! does (also outside a git repository), skips hidden files and folders
+//! (`.git` among them), never follows a symbolic link, and runs on every core.
+
+use std::io::{self, Read};
+use std::path::{Component, Path};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use ignore::overrides::OverrideBuilder;
+use ignore::{WalkBuilder, WalkState};
+
+use super::diagnostic::Finding;
+use super::error::ValidateError;
+use super::loops::{self, prefilter, Language};
+use super::suppression::is_suppressed;
+use super::{Note, NoteKind};
+
+/// Bytes read before deciding whether an extensionless file is a shell script.
+const SHEBANG_HEAD_BYTES: u64 = 256;
+
+/// What a walk over the project tree found.
+#[derive(Debug, Default)]
+pub(crate) struct TreeScan {
+    /// Findings from every script, unsorted.
+    pub findings: Vec<Finding>,
+    /// Files skipped or unreadable, unsorted.
+    pub notes: Vec<Note>,
+    /// Scripts recognised and read (whether or not they needed a full scan).
+    pub scripts_checked: usize,
+}
+
+/// The per-file loop scanner ([`loops::scan`] outside tests).
+pub(crate) type Scanner = fn(Language, &str) -> Vec<loops::LoopFinding>;
+
+/// Walks `root` and scans every script in it with `scanner`, in parallel.
+///
+/// `excludes` are gitignore-style globs relative to `root`; files bigger than
+/// `max_file_size` bytes are skipped with a note.
+pub(crate) fn scan_tree(
+    root: &Path,
+    excludes: &[String],
+    max_file_size: u64,
+    scanner: Scanner,
+) -> Result<TreeScan, ValidateError> {
+    let overrides = exclude_overrides(root, excludes)?;
+    let walker = WalkBuilder::new(root)
+        .standard_filters(true)
+        .require_git(false)
+        .follow_links(false)
+        .overrides(overrides)
+        .build_parallel();
+
+    let findings = Mutex::new(Vec::new());
+    let notes = Mutex::new(Vec::new());
+    let scripts_checked = AtomicUsize::new(0);
+
+    walker.run(|| {
+        let findings = &findings;
+        let notes = &notes;
+        let scripts_checked = &scripts_checked;
+        Box::new(move |entry| {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(error) => {
+                    push(notes, walk_error_note(root, &error));
+                    return WalkState::Continue;
+                }
+            };
+            // Symbolic links are never followed: one could lead out of the root,
+            // and a link inside the root points at a file the walk sees anyway.
+            if !entry.file_type().is_some_and(|kind| kind.is_file()) {
+                return WalkState::Continue;
+            }
+            let relative = relative_path(root, entry.path());
+            match scan_file(entry.path(), &relative, max_file_size, scanner) {
+                FileOutcome::NotAScript => {}
+                FileOutcome::Scanned(file_findings) => {
+                    scripts_checked.fetch_add(1, Ordering::Relaxed);
+                    if !file_findings.is_empty() {
+                        lock(findings).extend(file_findings);
+                    }
+                }
+                FileOutcome::Skipped(note) => push(notes, note),
+            }
+            WalkState::Continue
+        })
+    });
+
+    Ok(TreeScan {
+        findings: findings
+            .into_inner()
+            .unwrap_or_else(|poison| poison.into_inner()),
+        notes: notes
+            .into_inner()
+            .unwrap_or_else(|poison| poison.into_inner()),
+        scripts_checked: scripts_checked.into_inner(),
+    })
+}
+
+/// A panicking worker cannot leave the lists half-updated (each push is one
+/// call), so a poisoned lock still guards consistent data.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+fn push(notes: &Mutex<Vec<Note>>, note: Note) {
+    lock(notes).push(note);
+}
+
+/// `--exclude GLOB` as ignore overrides: each glob prefixed with `!` ignores
+/// what it matches and leaves everything else to the other filters.
+fn exclude_overrides(
+    root: &Path,
+    excludes: &[String],
+) -> Result<ignore::overrides::Override, ValidateError> {
+    let mut builder = OverrideBuilder::new(root);
+    for glob in excludes {
+        let invalid = |reason: String| ValidateError::Exclude {
+            glob: glob.clone(),
+            reason,
+        };
+        if glob.trim().is_empty() {
+            return Err(invalid("the glob is empty".to_owned()));
+        }
+        builder
+            .add(&format!("!{glob}"))
+            .map_err(|error| invalid(glob_error_reason(&error)))?;
+    }
+    builder.build().map_err(|error| ValidateError::Exclude {
+        glob: excludes.join(" "),
+        reason: glob_error_reason(&error),
+    })
+}
+
+/// The reason a glob is invalid, without the `!` we prefixed to it.
+fn glob_error_reason(error: &ignore::Error) -> String {
+    match error {
+        ignore::Error::Glob { err, .. } => err.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// How one file of the tree was handled.
+enum FileOutcome {
+    /// Not a script in a language we scan.
+    NotAScript,
+    /// Read and, when it might hold one, scanned.
+    Scanned(Vec<Finding>),
+    /// A script we could not scan.
+    Skipped(Note),
+}
+
+/// Reads the file once and scans it when it is a script that may hold a finding.
+fn scan_file(path: &Path, relative: &str, max_file_size: u64, scanner: Scanner) -> FileOutcome {
+    let by_name = language_from_name(Path::new(relative));
+    if by_name == NameMatch::No {
+        return FileOutcome::NotAScript;
+    }
+    let note = |kind: NoteKind, message: String| {
+        FileOutcome::Skipped(Note {
+            path: relative.to_owned(),
+            kind,
+            message,
+        })
+    };
+    let bytes = match read_script(path, by_name, max_file_size) {
+        Ok(ReadOutcome::NotAScript) => return FileOutcome::NotAScript,
+        Ok(ReadOutcome::TooLarge(language)) => {
+            return note(
+                NoteKind::TooLarge,
+                format!(
+                    "skipped {} script: larger than {} bytes",
+                    language_name(language),
+                    max_file_size
+                ),
+            )
+        }
+        Ok(ReadOutcome::Script(language, bytes)) => (language, bytes),
+        Err(error) => return note(NoteKind::Unreadable, format!("cannot read: {error}")),
+    };
+    let (language, bytes) = bytes;
+    let text = match decode(bytes) {
+        Ok(text) => text,
+        Err(Undecodable::Binary) => {
+            return note(
+                NoteKind::Binary,
+                "skipped: binary file (holds a NUL byte)".to_owned(),
+            )
+        }
+        Err(Undecodable::InvalidEncoding(encoding)) => {
+            return note(
+                NoteKind::InvalidEncoding,
+                format!("skipped: not valid {encoding}"),
+            )
+        }
+    };
+    if !prefilter::may_have_findings(language, text.as_bytes()) {
+        return FileOutcome::Scanned(Vec::new());
+    }
+    let text = normalize_line_endings(text);
+    let findings = scanner(language, &text)
+        .into_iter()
+        .map(|finding| Finding {
+            suppressed: is_suppressed(language, &text, finding.line, finding.rule),
+            rule: finding.rule,
+            path: relative.to_owned(),
+            line: finding.line,
+            column: finding.column,
+            kind: finding.kind,
+            message: finding.message,
+        })
+        .collect();
+    FileOutcome::Scanned(findings)
+}
+
+fn language_name(language: Language) -> &'static str {
+    match language {
+        Language::Shell => "shell",
+        Language::PowerShell => "PowerShell",
+        Language::Batch => "batch",
+        Language::Python => "Python",
+    }
+}
+
+/// What a file's name says about its language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NameMatch {
+    /// The extension (or folder, for Python) decides.
+    Language(Language),
+    /// No extension: a shell script if its shebang names a shell.
+    MaybeShebang,
+    /// Not a script we scan.
+    No,
+}
+
+/// The language of the file at `relative` (relative to the project root) by
+/// its name alone. Extensions match in any case (`DEPLOY.CMD`).
+pub(crate) fn language_from_name(relative: &Path) -> NameMatch {
+    let Some(extension) = relative.extension() else {
+        return NameMatch::MaybeShebang;
+    };
+    let extension = extension.to_string_lossy().to_ascii_lowercase();
+    match extension.as_str() {
+        "sh" | "bash" => NameMatch::Language(Language::Shell),
+        "ps1" | "psm1" => NameMatch::Language(Language::PowerShell),
+        "cmd" | "bat" => NameMatch::Language(Language::Batch),
+        // Python elsewhere is application code, not automation.
+        "py" if under_scripts_folder(relative) => NameMatch::Language(Language::Python),
+        _ => NameMatch::No,
+    }
+}
+
+/// True when a folder on the way to the file is named `scripts`.
+fn under_scripts_folder(relative: &Path) -> bool {
+    let Some(parent) = relative.parent() else {
+        return false;
+    };
+    parent
+        .components()
+        .any(|component| matches!(component, Component::Normal(name) if name == "scripts"))
+}
+
+/// True when `head` starts with a shebang whose interpreter is a POSIX-family
+/// shell: `#!/bin/sh`, `#!/usr/bin/env bash`, `#!/usr/bin/env -S bash -e`,
+/// `#!/bin/dash`.
+pub(crate) fn has_shell_shebang(head: &[u8]) -> bool {
+    let Some(rest) = head.strip_prefix(b"#!") else {
+        return false;
+    };
+    let first_line = rest.split(|byte| *byte == b'\n').next().unwrap_or_default();
+    let first_line = String::from_utf8_lossy(first_line);
+    let mut words = first_line.split_whitespace();
+    let Some(mut interpreter) = words.next() else {
+        return false;
+    };
+    if basename(interpreter) == "env" {
+        match words.find(|word| !word.starts_with('-') && !word.contains('=')) {
+            Some(word) => interpreter = word,
+            None => return false,
+        }
+    }
+    matches!(
+        basename(interpreter),
+        "sh" | "bash" | "dash" | "ash" | "ksh" | "mksh" | "zsh" | "busybox"
+    )
+}
+
+fn basename(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The result of reading a candidate script.
+enum ReadOutcome {
+    NotAScript,
+    TooLarge(Language),
+    Script(Language, Vec<u8>),
+}
+
+/// Opens the file once: reads the head, decides (for extensionless files) on
+/// the shebang, then reads the rest, never more than `max_file_size + 1` bytes.
+fn read_script(path: &Path, by_name: NameMatch, max_file_size: u64) -> io::Result<ReadOutcome> {
+    let mut file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(SHEBANG_HEAD_BYTES)
+        .read_to_end(&mut bytes)?;
+    let language = match by_name {
+        NameMatch::Language(language) => language,
+        NameMatch::MaybeShebang if has_shell_shebang(&bytes) => Language::Shell,
+        NameMatch::MaybeShebang | NameMatch::No => return Ok(ReadOutcome::NotAScript),
+    };
+    if bytes.len() as u64 == SHEBANG_HEAD_BYTES {
+        let remaining = (max_file_size + 1).saturating_sub(SHEBANG_HEAD_BYTES);
+        file.take(remaining).read_to_end(&mut bytes)?;
+    }
+    if bytes.len() as u64 > max_file_size {
+        return Ok(ReadOutcome::TooLarge(language));
+    }
+    Ok(ReadOutcome::Script(language, bytes))
+}
+
+/// Why a script's bytes are not text we can scan.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Undecodable {
+    /// A NUL byte: not text.
+    Binary,
+    /// Text in this encoding, but with invalid sequences.
+    InvalidEncoding(&'static str),
+}
+
+/// Turns a script's bytes into text without a byte-order mark. UTF-16 with a
+/// byte-order mark (what Windows PowerShell 5 writes) is decoded too.
+pub(crate) fn decode(bytes: Vec<u8>) -> Result<String, Undecodable> {
+    if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
+        return decode_utf16(rest, u16::from_le_bytes);
+    }
+    if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
+        return decode_utf16(rest, u16::from_be_bytes);
+    }
+    if bytes.contains(&0) {
+        return Err(Undecodable::Binary);
+    }
+    let mut text = String::from_utf8(bytes).map_err(|_| Undecodable::InvalidEncoding("UTF-8"))?;
+    if text.starts_with('\u{FEFF}') {
+        text.drain(..'\u{FEFF}'.len_utf8());
+    }
+    Ok(text)
+}
+
+fn decode_utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, Undecodable> {
+    if !bytes.len().is_multiple_of(2) {
+        return Err(Undecodable::InvalidEncoding("UTF-16"));
+    }
+    let units = bytes.chunks_exact(2).map(|pair| unit([pair[0], pair[1]]));
+    let text: String = char::decode_utf16(units)
+        .collect::<Result<_, _>>()
+        .map_err(|_| Undecodable::InvalidEncoding("UTF-16"))?;
+    if text.contains('\0') {
+        return Err(Undecodable::Binary);
+    }
+    Ok(text)
+}
+
+/// CRLF (and a lone CR) become LF, so lines and columns match an editor's.
+pub(crate) fn normalize_line_endings(text: String) -> String {
+    if !text.contains('\r') {
+        return text;
+    }
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+/// `path` relative to `root`, `/`-separated.
+fn relative_path(root: &Path, path: &Path) -> String {
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    let mut text = String::new();
+    for component in relative.components() {
+        if let Component::Normal(name) = component {
+            if !text.is_empty() {
+                text.push('/');
+            }
+            text.push_str(&name.to_string_lossy());
+        }
+    }
+    text
+}
+
+/// A walk error (a folder that cannot be listed, a broken ignore file) as a note.
+fn walk_error_note(root: &Path, error: &ignore::Error) -> Note {
+    Note {
+        path: error_path(error)
+            .map(|path| relative_path(root, path))
+            .unwrap_or_default(),
+        kind: NoteKind::Unreadable,
+        message: format!("cannot read: {}", error_message(error)),
+    }
+}
+
+fn error_path(error: &ignore::Error) -> Option<&Path> {
+    match error {
+        ignore::Error::WithPath { path, .. } => Some(path),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            error_path(err)
+        }
+        ignore::Error::Loop { child, .. } => Some(child),
+        _ => None,
+    }
+}
+
+/// The innermost message, without the path the note already names.
+fn error_message(error: &ignore::Error) -> String {
+    match error {
+        ignore::Error::WithPath { err, .. } | ignore::Error::WithDepth { err, .. } => {
+            error_message(err)
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(path: &str) -> NameMatch {
+        language_from_name(Path::new(path))
+    }
+
+    #[test]
+    fn extensions_pick_the_language_in_any_case() {
+        assert_eq!(name("a.sh"), NameMatch::Language(Language::Shell));
+        assert_eq!(name("ci/b.bash"), NameMatch::Language(Language::Shell));
+        assert_eq!(name("c.ps1"), NameMatch::Language(Language::PowerShell));
+        assert_eq!(name("Mod.PSM1"), NameMatch::Language(Language::PowerShell));
+        assert_eq!(name("BUILD.CMD"), NameMatch::Language(Language::Batch));
+        assert_eq!(name("x/run.bat"), NameMatch::Language(Language::Batch));
+        assert_eq!(name("README.md"), NameMatch::No);
+        assert_eq!(name("src/main.rs"), NameMatch::No);
+        assert_eq!(name("deploy"), NameMatch::MaybeShebang);
+    }
+
+    #[test]
+    fn python_counts_only_under_a_scripts_folder() {
+        assert_eq!(name("scripts/a.py"), NameMatch::Language(Language::Python));
+        assert_eq!(
+            name("tools/scripts/deep/b.py"),
+            NameMatch::Language(Language::Python)
+        );
+        assert_eq!(name("app/main.py"), NameMatch::No);
+        assert_eq!(name("scripts.py"), NameMatch::No);
+        assert_eq!(name("myscripts/c.py"), NameMatch::No);
+    }
+
+    #[test]
+    fn shebangs_naming_a_shell_make_a_shell_script() {
+        assert!(has_shell_shebang(b"#!/bin/sh\necho"));
+        assert!(has_shell_shebang(b"#!/bin/bash -eu\n"));
+        assert!(has_shell_shebang(b"#! /usr/bin/env bash\n"));
+        assert!(has_shell_shebang(b"#!/usr/bin/env -S bash -e\n"));
+        assert!(has_shell_shebang(b"#!/bin/dash\n"));
+        assert!(!has_shell_shebang(b"#!/usr/bin/env python3\n"));
+        assert!(!has_shell_shebang(b"#!/usr/bin/perl\n"));
+        assert!(!has_shell_shebang(b"echo hi\n"));
+        assert!(!has_shell_shebang(b"#!\n"));
+        assert!(!has_shell_shebang(b"#!/usr/bin/env\n"));
+        assert!(!has_shell_shebang(b"# !/bin/sh\n"));
+    }
+
+    #[test]
+    fn decoding_strips_a_bom_and_rejects_binary_and_bad_utf8() {
+        assert_eq!(decode(b"\xEF\xBB\xBFwhile :".to_vec()).unwrap(), "while :");
+        assert_eq!(decode(b"plain".to_vec()).unwrap(), "plain");
+        assert_eq!(decode(b"a\0b".to_vec()), Err(Undecodable::Binary));
+        assert_eq!(
+            decode(b"caf\xE9".to_vec()),
+            Err(Undecodable::InvalidEncoding("UTF-8"))
+        );
+    }
+
+    #[test]
+    fn decoding_reads_utf16_with_a_bom() {
+        let little: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain("while ($true) {}".encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        assert_eq!(decode(little).unwrap(), "while ($true) {}");
+        let big: Vec<u8> = [0xFE, 0xFF]
+            .into_iter()
+            .chain("sleep".encode_utf16().flat_map(u16::to_be_bytes))
+            .collect();
+        assert_eq!(decode(big).unwrap(), "sleep");
+        assert_eq!(
+            decode(vec![0xFF, 0xFE, 0x41]),
+            Err(Undecodable::InvalidEncoding("UTF-16"))
+        );
+    }
+
+    #[test]
+    fn line_endings_become_lf() {
+        assert_eq!(
+            normalize_line_endings("a\r\nb\rc\n".to_owned()),
+            "a\nb\nc\n"
+        );
+        assert_eq!(normalize_line_endings("a\nb".to_owned()), "a\nb");
+    }
+
+    #[test]
+    fn relative_paths_use_forward_slashes() {
+        let root = Path::new("/project");
+        assert_eq!(
+            relative_path(root, Path::new("/project/scripts/a.sh")),
+            "scripts/a.sh"
+        );
+        assert_eq!(relative_path(root, Path::new("/project/x.cmd")), "x.cmd");
+    }
+}
