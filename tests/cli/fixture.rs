@@ -67,4 +67,9 @@ impl Project {
             .env_remove("RUST_BACKTRACE");
         command
     }
+
+    /// Replaces the project path in `text` by `[ROOT]`, for whole-output comparisons.
+    pub fn redact(&self, text: &str) -> String {
+        text.replace(&self.root().display().to_string(), "[ROOT]")
+    }
 }
