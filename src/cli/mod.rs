@@ -4,6 +4,7 @@
 
 mod credits;
 mod output;
+mod retry;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

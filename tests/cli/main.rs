@@ -1,5 +1,6 @@
 //! Black-box tests of the `specsmith-rs` binary: one integration test binary,
 //! one module per command family.
 
+mod classify;
 mod credits_limits;
 mod fixture;
