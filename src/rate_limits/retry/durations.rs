@@ -84,9 +84,9 @@ pub fn parse_reset(value: &str, now: SystemTime) -> Option<f64> {
             return None;
         }
         return Some(if number >= 1e12 {
-            seconds_until(timestamps::from_unix((number / 1000.0) as i64, 0), now)
+            seconds_until(timestamps::from_unix((number / 1000.0) as i64, 0)?, now)
         } else if number >= 1e9 {
-            seconds_until(timestamps::from_unix(number as i64, 0), now)
+            seconds_until(timestamps::from_unix(number as i64, 0)?, now)
         } else {
             number
         });
@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn reset_values_in_every_form() {
-        let now = from_unix(1_795_431_600, 0); // 2026-11-23T11:00:00Z
+        let now = from_unix(1_795_431_600, 0).unwrap(); // 2026-11-23T11:00:00Z
         assert_eq!(parse_reset("2026-11-23T11:00:30Z", now), Some(30.0));
         assert_eq!(
             parse_reset("Mon, 23 Nov 2026 11:01:00 GMT", now),

@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn precedence_among_headers() {
-        let now = from_unix(1_795_431_600, 0);
+        let now = from_unix(1_795_431_600, 0).unwrap();
         let wait = |list: &[(&str, &str)]| {
             let headers = pairs(list);
             retry_after(&headers, now).or_else(|| exhausted_budget_reset(&headers, now))

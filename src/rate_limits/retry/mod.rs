@@ -150,7 +150,14 @@ pub fn classify(response: &ProviderResponse, now: SystemTime) -> Classification 
         .or_else(|| headers::exhausted_budget_reset(&facts.headers, now))
         .or(facts.reset)
         .or(text_wait)
-        .map(|seconds| (seconds * 1000.0).round() / 1000.0);
+        .map(|seconds| {
+            let rounded = (seconds * 1000.0).round() / 1000.0;
+            if rounded.is_finite() {
+                rounded
+            } else {
+                seconds
+            }
+        });
 
     let should_retry = headers::find(&response.headers, "x-should-retry").and_then(|value| {
         match value.trim().to_ascii_lowercase().as_str() {

@@ -8,7 +8,7 @@ use super::*;
 
 /// 2026-11-23T11:00:00Z, the moment every case is classified at.
 fn now() -> SystemTime {
-    from_unix(1_795_431_600, 0)
+    from_unix(1_795_431_600, 0).unwrap()
 }
 
 struct Case {
@@ -974,7 +974,7 @@ fn backoff_doubles_caps_and_jitters() {
 
 #[test]
 fn arbitrary_text_never_panics() {
-    let alphabet: Vec<char> = "{}[]()'\"\\:,.0123456789 abcdeflrstuyTFNn\n\t-#_é"
+    let alphabet: Vec<char> = "{}[]()'\"\\:,.0123456789 abcdeflrstuyTFNnEZGMT+\n\t-#_é"
         .chars()
         .collect();
     let mut random = fastrand::Rng::with_seed(5);
@@ -997,6 +997,58 @@ fn arbitrary_text_never_panics() {
             .retry_after_seconds
             .is_none_or(|seconds| seconds.is_finite() && seconds >= 0.0));
     }
+}
+
+#[test]
+fn absurd_numbers_are_finite_or_ignored() {
+    for value in [
+        "1e300",
+        "1e20",
+        "99999999999999999999",
+        "inf",
+        "NaN",
+        "-0",
+        "1e400",
+    ] {
+        let verdict = classify(
+            &response(
+                Some(429),
+                &[
+                    ("retry-after", value),
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", value),
+                ],
+                &format!(
+                    r#"{{"retryDelay":{{"seconds":{value},"nanos":1e308}},"reset_at":"{value}"}}"#
+                ),
+            ),
+            now(),
+        );
+        assert!(
+            verdict
+                .retry_after_seconds
+                .is_none_or(|seconds| seconds.is_finite() && seconds >= 0.0),
+            "{value}: {:?}",
+            verdict.retry_after_seconds
+        );
+    }
+    assert_eq!(
+        wait_of(Some(429), &[("retry-after", "1e300")], ""),
+        Some(1e300)
+    );
+}
+
+#[test]
+fn billing_disabled_on_google_is_money() {
+    check(&[Case {
+        name: "billing disabled",
+        status: Some(403),
+        headers: &[],
+        body: r#"{"error":{"code":403,"message":"This API method requires billing to be enabled. Please enable billing on project #1234 then retry.","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"BILLING_DISABLED","domain":"googleapis.com"}]}}"#,
+        kind: QuotaExhausted,
+        retryable: false,
+        retry_after: None,
+    }]);
 }
 
 #[test]

@@ -78,8 +78,8 @@ phrases!(
         "exceeded your budget",
         "payment required",
         "billing is not active",
-        "billing account",
-        "no credits",
+        "requires billing to be enabled",
+        "no credits remaining",
     ]
 );
 // Words that mean "credits gone" from one provider and "per-minute limit" from another.

@@ -73,7 +73,7 @@ fn parse_rfc3339_parts(text: &str) -> Option<SystemTime> {
         }
     };
     let seconds = civil_seconds(year, month, day, hour, minute, second)? - offset_seconds;
-    Some(from_unix(seconds, nanos))
+    from_unix(seconds, nanos)
 }
 
 /// Parses an HTTP-date: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the
@@ -113,10 +113,7 @@ pub fn parse_http_date(text: &str) -> Option<SystemTime> {
     if clock.next().is_some() {
         return None;
     }
-    Some(from_unix(
-        civil_seconds(year, month, day, hour, minute, second)?,
-        0,
-    ))
+    from_unix(civil_seconds(year, month, day, hour, minute, second)?, 0)
 }
 
 /// Seconds from `now` until `moment`, never negative: a moment already past
@@ -128,14 +125,15 @@ pub fn seconds_until(moment: SystemTime, now: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The moment `seconds` (possibly negative) after the Unix epoch.
-pub fn from_unix(seconds: i64, nanos: u32) -> SystemTime {
-    if seconds >= 0 {
-        UNIX_EPOCH + Duration::new(seconds as u64, nanos)
+/// The moment `seconds` (possibly negative) after the Unix epoch; `None`
+/// when the platform's time type cannot hold it.
+pub fn from_unix(seconds: i64, nanos: u32) -> Option<SystemTime> {
+    let moment = if seconds >= 0 {
+        UNIX_EPOCH.checked_add(Duration::from_secs(seconds as u64))?
     } else {
-        UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs())
-            + Duration::from_nanos(nanos.into())
-    }
+        UNIX_EPOCH.checked_sub(Duration::from_secs(seconds.unsigned_abs()))?
+    };
+    moment.checked_add(Duration::from_nanos(nanos.into()))
 }
 
 fn check_zone(zone: &str) -> Option<()> {
@@ -241,7 +239,10 @@ mod tests {
         assert_eq!(unix("2024-02-29T00:00:00z"), Some(1_709_164_800));
         assert_eq!(unix("1969-12-31T23:59:59Z"), Some(-1));
         let precise = parse_rfc3339("2026-11-23T11:00:30.250Z").unwrap();
-        assert_eq!(seconds_until(precise, from_unix(1_795_431_630, 0)), 0.25);
+        assert_eq!(
+            seconds_until(precise, from_unix(1_795_431_630, 0).unwrap()),
+            0.25
+        );
     }
 
     #[test]
@@ -266,7 +267,7 @@ mod tests {
 
     #[test]
     fn http_date_forms() {
-        let expected = Some(from_unix(784_111_777, 0));
+        let expected = Some(from_unix(784_111_777, 0).unwrap());
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), expected);
         assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), expected);
         assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), expected);
@@ -277,7 +278,13 @@ mod tests {
 
     #[test]
     fn past_moments_are_now() {
-        assert_eq!(seconds_until(from_unix(10, 0), from_unix(20, 0)), 0.0);
-        assert_eq!(seconds_until(from_unix(20, 0), from_unix(10, 0)), 10.0);
+        assert_eq!(
+            seconds_until(from_unix(10, 0).unwrap(), from_unix(20, 0).unwrap()),
+            0.0
+        );
+        assert_eq!(
+            seconds_until(from_unix(20, 0).unwrap(), from_unix(10, 0).unwrap()),
+            10.0
+        );
     }
 }

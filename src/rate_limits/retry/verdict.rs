@@ -36,6 +36,7 @@ const HARD_QUOTA_CODES: &[&str] = &[
     "insufficientfunds",
     "paymentrequired",
     "billingnotactive",
+    "billingdisabled",
     "creditbalancetoolow",
 ];
 const SOFT_QUOTA_CODES: &[&str] = &["insufficientquota"];
