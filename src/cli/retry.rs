@@ -16,6 +16,7 @@ const MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
 /// Largest headers file read, in bytes.
 const MAX_HEADERS_BYTES: u64 = 1024 * 1024;
 
+/// Arguments of `credits limits classify`.
 #[derive(Debug, Args)]
 pub struct ClassifyArgs {
     /// HTTP status of the failed call (overrides a headers file's status line).
