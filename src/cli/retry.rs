@@ -29,7 +29,9 @@ pub struct ClassifyArgs {
     /// status line gives the status.
     #[arg(long, value_name = "FILE")]
     headers_file: Option<PathBuf>,
-    /// The error message or body text [default: stdin when it is not a terminal].
+    /// The error message or body text; a leading `HTTP/…` head (`curl -i`
+    /// output) gives the status and headers [default: stdin when it is not a
+    /// terminal].
     #[arg(long, value_name = "TEXT", conflicts_with = "body_file")]
     message: Option<String>,
     /// A file holding the response body (`-` reads stdin).
@@ -56,12 +58,7 @@ pub fn classify(args: ClassifyArgs) -> anyhow::Result<()> {
         status = status.or(file.status);
         headers = file.headers;
     }
-    headers.extend(
-        args.headers
-            .into_iter()
-            .map(|HeaderArg(name, value)| (name, value)),
-    );
-    let body = match (args.message, args.body_file) {
+    let mut body = match (args.message, args.body_file) {
         (Some(message), _) => message,
         (None, Some(path)) if path.as_os_str() == "-" => read_stdin()?,
         (None, Some(path)) => read_bounded(&path, MAX_BODY_BYTES)
@@ -69,6 +66,17 @@ pub fn classify(args: ClassifyArgs) -> anyhow::Result<()> {
         (None, None) if !std::io::stdin().is_terminal() => read_stdin()?,
         (None, None) => String::new(),
     };
+    // `curl -i` output: the head travels with the body.
+    if let Some((head, rest)) = retry::split_response(&body) {
+        status = status.or(head.status);
+        headers.extend(head.headers);
+        body = rest.to_owned();
+    }
+    headers.extend(
+        args.headers
+            .into_iter()
+            .map(|HeaderArg(name, value)| (name, value)),
+    );
     // The command line is the edge where the real clock is read; the library
     // takes `now` as an argument.
     let now = args.now.unwrap_or_else(SystemTime::now);

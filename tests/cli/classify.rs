@@ -245,3 +245,22 @@ fn oversized_body_file_is_refused() {
         .stdout("")
         .stderr(diff("error: --body-file `big.txt`: larger than 16 MiB\n"));
 }
+
+#[test]
+fn curl_include_output_on_stdin_carries_status_and_headers() {
+    let project = Project::new();
+    classify(&project, &["--now", "2026-11-23T11:00:00Z"])
+        .write_stdin(format!(
+            "HTTP/2 429 \r\nanthropic-ratelimit-tokens-remaining: 0\r\nanthropic-ratelimit-tokens-reset: 2026-11-23T11:00:42Z\r\n\r\n{}",
+            r#"{"type":"error","error":{"type":"rate_limit_error","message":"Number of request tokens has exceeded your per-minute rate limit"}}"#
+        ))
+        .assert()
+        .success()
+        .stdout(diff(verdict(
+            "rate_limit",
+            true,
+            "42.0",
+            "429",
+            "Number of request tokens has exceeded your per-minute rate limit",
+        )));
+}

@@ -73,6 +73,31 @@ pub fn parse_headers_file(text: &str) -> Result<HeadersFile, HeaderError> {
     Ok(last_complete.unwrap_or_default())
 }
 
+/// Splits a whole response as `curl -i` prints it (status line, headers, a
+/// blank line, the body) into the last response's head and its body. `None`
+/// when the text does not start with a status line or a head is malformed.
+pub fn split_response(text: &str) -> Option<(HeadersFile, &str)> {
+    let mut rest = text;
+    let mut head = None;
+    // Each pass consumes one head and its blank line, so the loop ends with the text.
+    while rest.starts_with("HTTP/") {
+        let (block, body) = split_at_blank_line(rest)?;
+        head = Some(parse_headers_file(block).ok()?);
+        rest = body;
+    }
+    head.map(|head| (head, rest))
+}
+
+fn split_at_blank_line(text: &str) -> Option<(&str, &str)> {
+    let crlf = text.find("\r\n\r\n").map(|index| (index, 4));
+    let lf = text.find("\n\n").map(|index| (index, 2));
+    let (index, length) = match (crlf, lf) {
+        (Some(crlf), Some(lf)) => crlf.min(lf),
+        (found, None) | (None, found) => found?,
+    };
+    Some((&text[..index], &text[index + length..]))
+}
+
 /// `HTTP/1.1 429 Too Many Requests`, `HTTP/2 429`: the status code.
 fn status_line(line: &str) -> Option<u16> {
     let rest = line.strip_prefix("HTTP/")?;
@@ -183,6 +208,21 @@ mod tests {
                 ("X-Folded", "a b"),
             ])
         );
+    }
+
+    #[test]
+    fn curl_include_output_splits_into_head_and_body() {
+        let text =
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/2 429\r\nretry-after: 3\r\n\r\n{\"error\": 1}\n";
+        let (head, body) = split_response(text).unwrap();
+        assert_eq!(head.status, Some(429));
+        assert_eq!(head.headers, pairs(&[("retry-after", "3")]));
+        assert_eq!(body, "{\"error\": 1}\n");
+        let (head, body) = split_response("HTTP/1.1 503 Service Unavailable\nx: y\n\n").unwrap();
+        assert_eq!((head.status, body), (Some(503), ""));
+        assert_eq!(split_response("{\"error\": 1}"), None);
+        assert_eq!(split_response("HTTP/2 429\nno blank line"), None);
+        assert_eq!(split_response("HTTP/2 429\nbroken header\n\nbody"), None);
     }
 
     #[test]

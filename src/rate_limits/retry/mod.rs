@@ -30,7 +30,9 @@ mod tests;
 use std::time::SystemTime;
 
 pub use durations::{parse_duration, parse_reset};
-pub use headers::{parse_header_line, parse_headers_file, HeaderError, HeadersFile};
+pub use headers::{
+    parse_header_line, parse_headers_file, split_response, HeaderError, HeadersFile,
+};
 pub use timestamps::{parse_rfc3339, TimestampError};
 
 /// Longest backoff without a provider-prescribed wait, in seconds.

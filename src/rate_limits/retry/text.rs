@@ -239,14 +239,20 @@ pub(super) fn stated_wait(text: &str) -> Option<f64> {
     last
 }
 
-/// The first HTTP status written in the text, if any.
+/// The last error status (400 and up) written in the text, if any: in a log
+/// of several calls, the latest failure is the one being classified, and a
+/// `status 200` line before it says nothing about the error.
 pub(super) fn stated_status(text: &str) -> Option<u16> {
-    STATUS.captures(text).and_then(|captures| {
-        captures
-            .get(1)
-            .or_else(|| captures.get(2))
-            .and_then(|code| code.as_str().parse().ok())
-    })
+    STATUS
+        .captures_iter(text)
+        .filter_map(|captures| {
+            captures
+                .get(1)
+                .or_else(|| captures.get(2))
+                .and_then(|code| code.as_str().parse::<u16>().ok())
+        })
+        .filter(|status| *status >= 400)
+        .last()
 }
 
 #[cfg(test)]
@@ -297,6 +303,11 @@ mod tests {
             Some(502)
         );
         assert_eq!(stated_status("used 429 tokens"), None);
+        assert_eq!(
+            stated_status("status 200 for /health\nError code: 503\nError code: 429 - {}"),
+            Some(429)
+        );
+        assert_eq!(stated_status("HTTP/1.1 200 OK"), None);
     }
 
     #[test]
