@@ -18,12 +18,11 @@ const MAX_NESTING: u8 = 3;
 /// Most JSON nodes visited per text, so a huge document costs a bounded walk.
 const MAX_NODES: usize = 20_000;
 
-/// One `QuotaFailure` violation (Google), reduced to what tells the window
-/// and a zero limit apart.
+/// One `QuotaFailure` violation (Google). Its `quotaId` (`…PerMinute…`,
+/// `…PerDay…`) stays in the text the classifier reads; what matters here is a
+/// limit of 0.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct Violation {
-    /// `quotaId` and `quotaMetric` joined, lower-cased (`…perminute…`, `…perday…`, `…free_tier…`).
-    pub identity: String,
     /// `quotaValue`, the limit, when given.
     pub limit: Option<f64>,
 }
@@ -48,8 +47,6 @@ pub(super) struct BodyFacts {
     pub reset: Option<f64>,
     /// Google `QuotaFailure` violations.
     pub violations: Vec<Violation>,
-    /// True when any JSON object was found.
-    pub found_json: bool,
 }
 
 /// Finds every JSON object in `text` and gathers its facts. `now` measures
@@ -70,7 +67,6 @@ fn gather(text: &str, nesting: u8, now: SystemTime, facts: &mut BodyFacts, nodes
         extract_objects(&unescaped, &mut values);
     }
     for value in values {
-        facts.found_json = true;
         walk(&value, nesting, now, facts, nodes, 0);
     }
 }
@@ -371,21 +367,12 @@ fn protobuf_duration(value: &Value) -> Option<f64> {
 }
 
 fn violation(value: &Value) -> Option<Violation> {
-    let map = value.as_object()?;
-    let text = |key: &str| map.get(key).and_then(Value::as_str).unwrap_or_default();
-    let identity = format!(
-        "{} {} {}",
-        text("quotaId"),
-        text("quotaMetric"),
-        text("subject")
-    )
-    .to_ascii_lowercase();
-    let limit = map.get("quotaValue").and_then(|limit| {
+    let limit = value.as_object()?.get("quotaValue").and_then(|limit| {
         limit
             .as_f64()
             .or_else(|| limit.as_str()?.trim().parse().ok())
     });
-    Some(Violation { identity, limit })
+    Some(Violation { limit })
 }
 
 #[cfg(test)]
@@ -402,7 +389,6 @@ mod tests {
         let found = facts(
             r#"{"error":{"message":"Rate limit reached","type":"tokens","param":null,"code":"rate_limit_exceeded"}}"#,
         );
-        assert!(found.found_json);
         assert_eq!(found.codes, ["tokens", "ratelimitexceeded"]);
         assert_eq!(found.messages, ["Rate limit reached"]);
     }
@@ -444,17 +430,19 @@ mod tests {
         assert_eq!(found.retry_delay, Some(34.0));
         assert_eq!(found.violations.len(), 1);
         assert_eq!(found.violations[0].limit, Some(0.0));
-        assert!(found.violations[0].identity.contains("perminute"));
         let object_delay = facts(r#"{"retryDelay":{"seconds":"2","nanos":500000000}}"#);
         assert_eq!(object_delay.retry_delay, Some(2.5));
     }
 
     #[test]
     fn text_without_objects_and_bounded_garbage() {
-        assert!(!facts("plain words, no json").found_json);
-        assert!(!facts("{ not json at all").found_json);
-        assert!(!facts("{'a': call()}").found_json);
-        let many = "{".repeat(100_000);
-        assert!(!facts(&many).found_json);
+        let nothing = |text: &str| {
+            let found = facts(text);
+            found.codes.is_empty() && found.messages.is_empty()
+        };
+        assert!(nothing("plain words, no json"));
+        assert!(nothing("{ not json at all"));
+        assert!(nothing("{'code': call(), 'message': 'x'}"));
+        assert!(nothing(&"{".repeat(100_000)));
     }
 }
