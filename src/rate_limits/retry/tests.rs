@@ -1068,3 +1068,41 @@ fn deep_and_huge_inputs_stay_bounded() {
         (RateLimit, Some(3.0))
     );
 }
+
+#[test]
+fn sdk_messages_without_a_status_give_one() {
+    for (text, kind, status) in [
+        (
+            r#"Error: 529 {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            Overloaded,
+            529,
+        ),
+        (
+            "RateLimitError: 429 You exceeded your current quota, please check your plan and billing details.",
+            QuotaExhausted,
+            429,
+        ),
+        (
+            "google.api_core.exceptions.ResourceExhausted: 429 Quota exceeded for aiplatform.googleapis.com/generate_content_requests_per_minute_per_project_per_base_model with base model: gemini-1.5-flash.",
+            RateLimit,
+            429,
+        ),
+        (
+            "google.api_core.exceptions.ServiceUnavailable: 503 The model is overloaded. Please try again later.",
+            Overloaded,
+            503,
+        ),
+        (
+            "openai.AuthenticationError: Error code: 401 - {'error': {'message': 'Incorrect API key provided', 'type': 'invalid_request_error', 'code': 'invalid_api_key'}}",
+            Other,
+            401,
+        ),
+    ] {
+        let verdict = classify(&response(None, &[], text), now());
+        assert_eq!(
+            (verdict.kind, verdict.status_code),
+            (kind, Some(status)),
+            "{text}"
+        );
+    }
+}

@@ -196,10 +196,11 @@ static WAIT: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// A status an SDK or log wrote down: `Error code: 429`, `status code 503`,
-/// `HTTP/2 429`, `429 Too Many Requests`, `429 RESOURCE_EXHAUSTED`.
+/// `HTTP/2 429`, `429 Too Many Requests`, `429 RESOURCE_EXHAUSTED`,
+/// `RateLimitError: 429 …` (Node SDKs), `ResourceExhausted: 429 …` (Google).
 static STATUS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)(?:\b(?:error\s+code|status\s+code|status_code|status|http/[\d.]+)\s*[:=]?\s*([1-5]\d\d)\b)|(?:\b([1-5]\d\d)\s+(?:too many requests|resource_exhausted|unavailable|service unavailable|overloaded|unauthorized|forbidden|not found|bad request|internal server error|bad gateway|gateway timeout|payment required|request entity too large|payload too large))",
+        r"(?i)(?:\b(?:error\s+code|status\s+code|status_code|status|http/[\d.]+)\s*[:=]?\s*([1-5]\d\d)\b)|(?:\b([1-5]\d\d)\s+(?:too many requests|resource_exhausted|unavailable|service unavailable|overloaded|unauthorized|forbidden|not found|bad request|internal server error|bad gateway|gateway timeout|payment required|request entity too large|payload too large))|(?:(?:error|exception|exhausted|unavailable|overloaded)\s*:\s*([45]\d\d)\b)",
     )
     .expect("valid pattern")
 });
@@ -249,6 +250,7 @@ pub(super) fn stated_status(text: &str) -> Option<u16> {
             captures
                 .get(1)
                 .or_else(|| captures.get(2))
+                .or_else(|| captures.get(3))
                 .and_then(|code| code.as_str().parse::<u16>().ok())
         })
         .filter(|status| *status >= 400)
@@ -308,6 +310,16 @@ mod tests {
             Some(429)
         );
         assert_eq!(stated_status("HTTP/1.1 200 OK"), None);
+        assert_eq!(
+            stated_status("RateLimitError: 429 Rate limit reached for requests"),
+            Some(429)
+        );
+        assert_eq!(
+            stated_status("google.api_core.exceptions.ResourceExhausted: 429 Quota exceeded"),
+            Some(429)
+        );
+        assert_eq!(stated_status("Error: 529 {\"type\":\"error\"}"), Some(529));
+        assert_eq!(stated_status("Limit: 500, Used: 450"), None);
     }
 
     #[test]
