@@ -33,6 +33,7 @@ pub use durations::{parse_duration, parse_reset};
 pub use headers::{
     parse_header_line, parse_headers_file, split_response, HeaderError, HeadersFile,
 };
+pub use text::redact_secrets;
 pub use timestamps::{parse_rfc3339, TimestampError};
 
 /// Longest backoff without a provider-prescribed wait, in seconds.
@@ -110,7 +111,8 @@ pub struct Classification {
     /// error's own code when it has one.
     pub status_code: Option<u16>,
     /// The provider's error message when the body has one, else the trimmed
-    /// text; at most [`MAX_MESSAGE_CHARS`] characters.
+    /// text; credentials replaced by `[REDACTED]`; at most
+    /// [`MAX_MESSAGE_CHARS`] characters.
     pub message: String,
 }
 
@@ -192,7 +194,7 @@ pub fn classify(response: &ProviderResponse, now: SystemTime) -> Classification 
         retryable,
         retry_after_seconds,
         status_code: status,
-        message: shorten(message),
+        message: shorten(&text::redact_secrets(message)),
     }
 }
 

@@ -939,6 +939,15 @@ fn message_is_the_providers_and_bounded() {
     );
     assert_eq!(verdict.message, "Overloaded");
     assert_eq!(verdict.status_code, Some(529));
+    let leaked = classify(
+        &response(
+            Some(401),
+            &[],
+            r#"{"error":{"message":"Incorrect API key provided: sk-proj-AbCdEf0123456789xyzXYZ.","code":"invalid_api_key"}}"#,
+        ),
+        now(),
+    );
+    assert_eq!(leaked.message, "Incorrect API key provided: [REDACTED].");
     let long = "x".repeat(5000);
     let verdict = classify(&response(Some(500), &[], &format!("  {long}  ")), now());
     assert_eq!(verdict.message.chars().count(), MAX_MESSAGE_CHARS + 1);
