@@ -1069,6 +1069,12 @@ fn deep_and_huge_inputs_stay_bounded() {
         classify(&response(Some(500), &[], &braces), now()).kind,
         Other
     );
+    // More nodes than the walk visits: what came first still counts.
+    let wide = format!(
+        r#"{{"error":{{"type":"rate_limit_error"}},"items":[{}{{}}]}}"#,
+        r#"{"message":"x"},"#.repeat(30_000)
+    );
+    assert_eq!(classify(&response(None, &[], &wide), now()).kind, RateLimit);
     let mut big = "log line without meaning\n".repeat(20_000);
     big.push_str(r#"{"error":{"type":"rate_limit_error","message":"Please try again in 3s"}}"#);
     let verdict = classify(&response(None, &[], &big), now());
