@@ -194,15 +194,28 @@ pub fn classify(response: &ProviderResponse, now: SystemTime) -> Classification 
         retryable,
         retry_after_seconds,
         status_code: status,
-        message: shorten(&text::redact_secrets(message)),
+        message: shorten(&text::redact_secrets(prefix(
+            message,
+            2 * MAX_MESSAGE_CHARS,
+        ))),
     }
 }
 
-fn shorten(message: &str) -> String {
-    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
-        Some((cut, _)) => format!("{}…", &message[..cut]),
-        None => message.to_owned(),
+/// The first `characters` characters of `text`. Redaction runs on a prefix
+/// twice as long as what is kept, so a key straddling the cut is still seen whole.
+fn prefix(text: &str, characters: usize) -> &str {
+    match text.char_indices().nth(characters) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
     }
+}
+
+/// At most [`MAX_MESSAGE_CHARS`] characters, the last one `…` when cut.
+fn shorten(message: &str) -> String {
+    if message.chars().nth(MAX_MESSAGE_CHARS).is_none() {
+        return message.to_owned();
+    }
+    format!("{}…", prefix(message, MAX_MESSAGE_CHARS - 1))
 }
 
 /// The anchor's retry rule, in seconds: the provider's prescribed wait when it

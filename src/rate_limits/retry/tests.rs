@@ -950,8 +950,13 @@ fn message_is_the_providers_and_bounded() {
     assert_eq!(leaked.message, "Incorrect API key provided: [REDACTED].");
     let long = "x".repeat(5000);
     let verdict = classify(&response(Some(500), &[], &format!("  {long}  ")), now());
-    assert_eq!(verdict.message.chars().count(), MAX_MESSAGE_CHARS + 1);
-    assert!(verdict.message.ends_with('…'));
+    assert_eq!(verdict.message.chars().count(), MAX_MESSAGE_CHARS);
+    assert!(verdict.message.ends_with("xx…"));
+    let exact = "y".repeat(MAX_MESSAGE_CHARS);
+    assert_eq!(
+        classify(&response(Some(500), &[], &exact), now()).message,
+        exact
+    );
 }
 
 #[test]
