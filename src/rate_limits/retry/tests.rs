@@ -806,13 +806,22 @@ fn network_failures_and_lookalikes() {
             retry_after: None,
         },
         Case {
-            name: "a 429 with a context-length message is still a context-length error",
+            name: "context-length text alone, no status",
             status: None,
             headers: &[],
             body: "This model's maximum context length is 8192 tokens, however you requested 9000 tokens (limit 8192). Please reduce your prompt.",
             kind: Other,
             retryable: false,
             retry_after: None,
+        },
+        Case {
+            name: "an agent's log mentioning a context window, then a 429",
+            status: None,
+            headers: &[],
+            body: "step 3: summarising repo (context window 128k tokens, 40% used)\nopenai.RateLimitError: Error code: 429 - {'error': {'message': 'Rate limit reached for gpt-4o on requests per min (RPM): Limit 500, Used 500, Requested 1. Please try again in 120ms.', 'type': 'requests', 'param': None, 'code': 'rate_limit_exceeded'}}",
+            kind: RateLimit,
+            retryable: true,
+            retry_after: Some(0.12),
         },
         Case {
             name: "auth error text only",

@@ -120,7 +120,10 @@ impl Evidence<'_> {
 pub(super) fn decide(evidence: &Evidence) -> (ErrorKind, bool) {
     let status = evidence.status;
     let text = evidence.text;
-    if evidence.has_code(CONTEXT_CODES) || CONTEXT_LENGTH.found_in(text) {
+    // Context-window words decide only where a bad request can be: a 429 or a
+    // 5xx whose log merely mentions a context window is still a 429 or a 5xx.
+    let request_error = status.is_none_or(|status| (400..500).contains(&status) && status != 429);
+    if evidence.has_code(CONTEXT_CODES) || (request_error && CONTEXT_LENGTH.found_in(text)) {
         return (ErrorKind::Other, false);
     }
     if status == Some(413)
