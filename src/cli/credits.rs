@@ -56,6 +56,8 @@ enum LimitsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Classify a failed provider call (status, headers, body) as JSON.
+    Classify(super::retry::ClassifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +89,7 @@ pub fn run(project: &ProjectPaths, args: CreditsArgs) -> anyhow::Result<ExitStat
         LimitsCommand::Set(args) => set(project, args),
         LimitsCommand::Remove { provider, model } => remove(project, &provider, &model),
         LimitsCommand::Defaults { install, json } => defaults(project, install, json),
+        LimitsCommand::Classify(args) => super::retry::classify(args),
     }
     .map(|()| ExitStatus::Success)
 }

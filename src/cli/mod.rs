@@ -4,6 +4,7 @@
 
 mod credits;
 mod output;
+mod retry;
 mod validate;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! Black-box tests of the `specsmith-rs` binary: one integration test binary,
 //! one module per command family.
 
+mod classify;
 mod credits_limits;
 mod fixture;
 mod validate;
