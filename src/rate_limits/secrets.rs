@@ -1,6 +1,7 @@
 //! Keeps credentials out of everything specsmith writes or says: API keys and
 //! bearer tokens in a wrapped command's arguments or output are masked.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -11,28 +12,29 @@ pub const MASK: &str = "[REDACTED]";
 static SECRET_PATTERNS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
         // A credential after a name that says what it is: keep the name.
-        r"(?P<name>(?i:\bbearer)\s+",
-        r"|(?i:\b(?:x-api-key|api-key|x-goog-api-key|api_key|apikey|key|token))\s*[:=]\s*)",
-        r"[^\s&,;'\x22]{8,}",
+        r#"(?P<name>(?i:\bbearer\s+"#,
+        r#"|\b(?:x-api-key|x-goog-api-key|api[_-]?key|apikey|authorization|access[_-]?token|token|key)"#,
+        r#"["']?\s*[:=]\s*["']?(?:bearer\s+)?))"#,
+        r"[A-Za-z0-9._~+/=\-]{8,}",
         // Bare keys recognisable by their shape.
         r"|\b(?:sk|rk|pk)-[A-Za-z0-9_\-]{16,}", // OpenAI, Anthropic, OpenRouter, DeepSeek …
-        r"|\bgsk_[A-Za-z0-9]{20,}",             // Groq
+        r"|\bgsk_[A-Za-z0-9]{20,}",              // Groq
         r"|\bAIza[0-9A-Za-z_\-]{30,}",          // Google
         r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",      // AWS access key ids
     ))
     .expect("secret patterns are valid")
 });
 
-/// `text` with every recognised credential replaced by [`MASK`].
-pub fn redact(text: &str) -> String {
-    SECRET_PATTERNS
-        .replace_all(text, |captures: &regex::Captures| {
-            match captures.name("name") {
-                Some(name) => format!("{}{MASK}", name.as_str()),
-                None => MASK.to_owned(),
-            }
-        })
-        .into_owned()
+/// `text` with every recognised credential replaced by [`MASK`]; the name
+/// before a credential (`Bearer`, `x-api-key:`, `key=`) is kept so the
+/// message still makes sense.
+pub fn redact(text: &str) -> Cow<'_, str> {
+    SECRET_PATTERNS.replace_all(text, |captures: &regex::Captures| {
+        match captures.name("name") {
+            Some(name) => format!("{}{MASK}", name.as_str()),
+            None => MASK.to_owned(),
+        }
+    })
 }
 
 #[cfg(test)]
@@ -78,5 +80,43 @@ mod tests {
         let text = "Rate limit reached for gpt-4o: Limit 30000, Requested 36278. Please try again in 6m0s.";
         assert_eq!(redact(text), text);
         assert_eq!(redact("task-scheduler keyboard"), "task-scheduler keyboard");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        for (text, expected) in [
+            (
+                "Incorrect API key provided: sk-proj-AbCdEf0123456789xyzXYZ.",
+                "Incorrect API key provided: [REDACTED].",
+            ),
+            (
+                "curl -H 'Authorization: Bearer eyJhbGciOi.J9.abc' failed",
+                "curl -H 'Authorization: Bearer [REDACTED]' failed",
+            ),
+            ("sent bearer abcdefgh12345678", "sent bearer [REDACTED]"),
+            (
+                "x-api-key: sk-ant-api03-abcdefghijklmnop rejected",
+                "x-api-key: [REDACTED] rejected",
+            ),
+            (
+                "{'api_key': 'gsk_abcdefghijklmnopqrstuv'}",
+                "{'api_key': '[REDACTED]'}",
+            ),
+            (
+                "key=AIzaSyA1234567890abcdefghijklmnopqrstuv used",
+                "key=[REDACTED] used",
+            ),
+            ("AKIAIOSFODNN7EXAMPLE denied", "[REDACTED] denied"),
+            (
+                "Incorrect API key provided: sk-abc***xyz.",
+                "Incorrect API key provided: sk-abc***xyz.",
+            ),
+            (
+                "Rate limit reached for gpt-4o",
+                "Rate limit reached for gpt-4o",
+            ),
+        ] {
+            assert_eq!(redact(text), expected, "{text}");
+        }
     }
 }

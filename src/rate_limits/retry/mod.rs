@@ -33,7 +33,6 @@ pub use durations::{parse_duration, parse_reset};
 pub use headers::{
     parse_header_line, parse_headers_file, split_response, HeaderError, HeadersFile,
 };
-pub use text::redact_secrets;
 pub use timestamps::{parse_rfc3339, TimestampError};
 
 /// Longest backoff without a provider-prescribed wait, in seconds.
@@ -194,7 +193,7 @@ pub fn classify(response: &ProviderResponse, now: SystemTime) -> Classification 
         retryable,
         retry_after_seconds,
         status_code: status,
-        message: shorten(&text::redact_secrets(prefix(
+        message: shorten(&crate::rate_limits::secrets::redact(prefix(
             message,
             2 * MAX_MESSAGE_CHARS,
         ))),
