@@ -1,0 +1,1073 @@
+//! Loop-by-loop reasoning over a parsed script.
+
+use std::borrow::Cow;
+
+use super::syntax::{
+    AndOr, Command, Connector, List, Loop, LoopKind, Pipeline, Redirect, Simple, Word,
+};
+use super::words::{assignment, basename, identifiers, literal, unquote};
+use crate::validate::diagnostic::{FindingKind, Rule};
+
+/// What surrounds the code being analysed.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Context {
+    /// Runs under `timeout N …`, so every loop in it has a deadline.
+    pub under_deadline: bool,
+    /// Inside a loop's condition or body, so a `sleep` there is a poll, not a guess.
+    pub in_loop: bool,
+}
+
+/// A finding at a byte offset of the analysed text.
+#[derive(Debug)]
+pub(super) struct LocalFinding {
+    pub offset: usize,
+    pub rule: Rule,
+    pub kind: FindingKind,
+    pub message: String,
+}
+
+/// Code a script runs from a string (`sh -c '…'`), to be scanned in turn.
+#[derive(Debug)]
+pub(super) struct EmbeddedScript {
+    /// The script, quotes removed.
+    pub text: String,
+    /// For each byte of `text`, its offset in the analysed text.
+    pub origins: Vec<usize>,
+    pub context: Context,
+}
+
+/// Why a loop cannot end by itself.
+enum Endless {
+    /// Its condition is constant: `while true`, `until false`, `for ((;;))`.
+    Condition,
+    /// It reads a stream that never closes, named here (`tail -f`).
+    Stream(String),
+}
+
+/// Whether a loop has something that stops it.
+#[derive(Default)]
+struct Guards {
+    /// A guarded exit was found.
+    found: bool,
+    /// At least one guarded exit says why it leaves.
+    announced: bool,
+}
+
+impl Guards {
+    fn record(&mut self, announced: bool) {
+        self.found = true;
+        self.announced |= announced;
+    }
+}
+
+/// Walks one parsed text and collects findings and embedded scripts.
+pub(super) struct Analyzer<'t> {
+    text: &'t str,
+    /// Variables that hold a time: assigned from `$SECONDS`, `date +%s` or another such variable.
+    time_variables: Vec<&'t str>,
+    pub findings: Vec<LocalFinding>,
+    pub embedded: Vec<EmbeddedScript>,
+}
+
+const MESSAGE_FIX: &str = "add a deadline (e.g. `(( SECONDS > deadline ))`) or an iteration cap \
+    that breaks out, with a message when it fires,";
+
+impl<'t> Analyzer<'t> {
+    pub(super) fn new(text: &'t str, program: &List) -> Self {
+        let mut analyzer = Analyzer {
+            text,
+            time_variables: Vec::new(),
+            findings: Vec::new(),
+            embedded: Vec::new(),
+        };
+        let mut assignments = Vec::new();
+        analyzer.collect_assignments(program, &mut assignments);
+        // A variable derived from a time variable is a time too; two rounds
+        // cover `start=$(date +%s)`, `deadline=$((start + 60))`.
+        for _ in 0..3 {
+            let before = analyzer.time_variables.len();
+            for &(name, value) in &assignments {
+                if !analyzer.time_variables.contains(&name) && analyzer.mentions_time(value) {
+                    analyzer.time_variables.push(name);
+                }
+            }
+            if analyzer.time_variables.len() == before {
+                break;
+            }
+        }
+        analyzer
+    }
+
+    fn raw(&self, word: &Word) -> &'t str {
+        self.text.get(word.start..word.end).unwrap_or("")
+    }
+
+    fn span(&self, start: usize, end: usize) -> &'t str {
+        self.text.get(start..end).unwrap_or("")
+    }
+
+    /// The command-name index of a simple command: the first word that is not an assignment.
+    fn command_index(&self, simple: &Simple) -> Option<usize> {
+        simple
+            .words
+            .iter()
+            .position(|word| assignment(self.raw(word)).is_none())
+    }
+
+    fn command_name(&self, simple: &Simple) -> Option<Cow<'t, str>> {
+        let index = self.command_index(simple)?;
+        let name = literal(self.raw(&simple.words[index]));
+        Some(match name {
+            Cow::Borrowed(name) => Cow::Borrowed(basename(name)),
+            Cow::Owned(name) => Cow::Owned(basename(&name).to_owned()),
+        })
+    }
+
+    fn arguments<'s>(&self, simple: &'s Simple) -> &'s [Word] {
+        match self.command_index(simple) {
+            Some(index) => &simple.words[index + 1..],
+            None => &[],
+        }
+    }
+
+    // ---- walking -------------------------------------------------------
+
+    pub(super) fn walk_list(&mut self, list: &List, context: Context) {
+        for and_or in list {
+            for pipeline in &and_or.pipelines {
+                self.walk_pipeline(pipeline, context);
+            }
+        }
+    }
+
+    fn walk_pipeline(&mut self, pipeline: &Pipeline, context: Context) {
+        for (index, command) in pipeline.commands.iter().enumerate() {
+            match command {
+                Command::Loop(lp) => {
+                    let stream = self.endless_stream(&pipeline.commands[..index]);
+                    self.walk_loop(lp, context, stream);
+                }
+                _ => self.walk_command(command, context),
+            }
+        }
+    }
+
+    fn walk_command(&mut self, command: &Command, context: Context) {
+        match command {
+            Command::Simple(simple) => self.walk_simple(simple, context),
+            Command::Loop(lp) => self.walk_loop(lp, context, None),
+            Command::If(branches) => {
+                for (condition, body) in &branches.branches {
+                    self.walk_list(condition, context);
+                    self.walk_list(body, context);
+                }
+                if let Some(otherwise) = &branches.otherwise {
+                    self.walk_list(otherwise, context);
+                }
+            }
+            Command::Case(arms) => {
+                for arm in arms {
+                    self.walk_list(arm, context);
+                }
+            }
+            Command::Group(body) => self.walk_list(body, context),
+            Command::Function(body) => self.walk_command(body, context),
+            Command::Arithmetic(..) => {}
+        }
+    }
+
+    fn walk_words(&mut self, words: &[Word], context: Context) {
+        for word in words {
+            for substitution in &word.substitutions {
+                self.walk_list(substitution, context);
+            }
+        }
+    }
+
+    fn walk_redirects(&mut self, redirects: &[Redirect], context: Context) {
+        for redirect in redirects {
+            for substitution in &redirect.target.substitutions {
+                self.walk_list(substitution, context);
+            }
+        }
+    }
+
+    fn walk_simple(&mut self, simple: &Simple, context: Context) {
+        self.walk_words(&simple.words, context);
+        self.walk_redirects(&simple.redirects, context);
+        let Some(name) = self.command_name(simple) else {
+            return;
+        };
+        if name == "sleep" && !context.in_loop {
+            let arguments = self.arguments(simple);
+            if !arguments.is_empty() {
+                let shown: Vec<Cow<str>> = arguments
+                    .iter()
+                    .map(|word| literal(self.raw(word)))
+                    .collect();
+                let index = self.command_index(simple).unwrap_or(0);
+                self.findings.push(LocalFinding {
+                    offset: simple.words[index].start,
+                    rule: Rule::H23,
+                    kind: FindingKind::BareSleep,
+                    message: format!(
+                        "`sleep {}` outside any loop: wait for the condition you need, with a deadline, \
+                         instead of a fixed sleep",
+                        shorten(&shown.join(" "), 40)
+                    ),
+                });
+            }
+        }
+        if !is_message_command(&name) {
+            self.find_embedded_scripts(simple, &name, context);
+        }
+    }
+
+    /// `sh -c '…'`, `bash -lc "…"`, `eval '…'`: the string is code.
+    fn find_embedded_scripts(&mut self, simple: &Simple, name: &str, context: Context) {
+        let words = &simple.words;
+        let start = self.command_index(simple).unwrap_or(words.len());
+        if name == "eval" && words.len() == start + 2 {
+            self.embed(&words[start + 1], context);
+            return;
+        }
+        for index in start..words.len() {
+            let word = literal(self.raw(&words[index]));
+            if !matches!(
+                basename(&word),
+                "sh" | "bash" | "dash" | "ksh" | "zsh" | "ash" | "mksh"
+            ) {
+                continue;
+            }
+            let mut next = index + 1;
+            let mut has_command_option = false;
+            while next < words.len() {
+                let option = literal(self.raw(&words[next]));
+                if !(option.starts_with('-') || option.starts_with('+')) || option.len() < 2 {
+                    break;
+                }
+                next += 1;
+                if option == "--" {
+                    break;
+                }
+                if option.starts_with("--") {
+                    if option == "--rcfile" || option == "--init-file" {
+                        next += 1;
+                    }
+                } else if matches!(&*option, "-o" | "+o" | "-O" | "+O") {
+                    next += 1;
+                } else if option.contains('c') {
+                    has_command_option = true;
+                    break;
+                }
+            }
+            if has_command_option && next < words.len() {
+                let under_deadline = context.under_deadline
+                    || words[start..index]
+                        .iter()
+                        .any(|word| basename(&literal(self.raw(word))) == "timeout");
+                let inner = Context {
+                    under_deadline,
+                    ..context
+                };
+                self.embed(&words[next], inner);
+                return;
+            }
+        }
+    }
+
+    fn embed(&mut self, word: &Word, context: Context) {
+        let origins: Vec<usize> = (word.start..word.end).collect();
+        let (text, origins) = unquote(self.raw(word), Some(&origins));
+        if text.trim().is_empty() {
+            return;
+        }
+        self.embedded.push(EmbeddedScript {
+            text,
+            origins,
+            context,
+        });
+    }
+
+    fn walk_loop(&mut self, lp: &Loop, context: Context, piped_stream: Option<String>) {
+        if !context.under_deadline {
+            self.check_loop(lp, piped_stream);
+        }
+        let inner = Context {
+            in_loop: true,
+            ..context
+        };
+        self.walk_words(&lp.words, inner);
+        self.walk_list(&lp.condition, inner);
+        self.walk_list(&lp.body, inner);
+        self.walk_redirects(&lp.redirects, context);
+    }
+
+    // ---- one loop ------------------------------------------------------
+
+    fn check_loop(&mut self, lp: &Loop, piped_stream: Option<String>) {
+        let Some(endless) = self.endless(lp, piped_stream) else {
+            return;
+        };
+        if self.runs_at_most_once(&lp.body) {
+            return;
+        }
+        let header = self.header(lp);
+        let mut guards = Guards::default();
+        let incremented = self.incremented(lp);
+        if matches!(endless, Endless::Stream(_))
+            && self.list_has_guard_test(&lp.condition, &incremented)
+        {
+            // `while read -r line && (( SECONDS < deadline ))`: the loop ends by its
+            // condition, and what follows the loop is out of sight.
+            return;
+        }
+        self.search_guards(&lp.body, 0, &incremented, &mut guards);
+        let message = match (&endless, guards.found, guards.announced) {
+            (_, true, true) => return,
+            (_, true, false) => (
+                FindingKind::SilentFallback,
+                format!(
+                    "`{header}` loop stops on its deadline or cap without saying so: print why before \
+                     leaving (e.g. `echo \"timed out after ${{SECONDS}}s\" >&2`)"
+                ),
+            ),
+            (Endless::Condition, false, _) => (
+                FindingKind::Unbounded,
+                format!("`{header}` loop never ends by itself: {MESSAGE_FIX} or run it under `timeout`"),
+            ),
+            (Endless::Stream(source), false, _) => (
+                FindingKind::Unbounded,
+                format!(
+                    "`{header}` loop reads an endless stream (`{source}`) and never ends by itself: \
+                     {MESSAGE_FIX} or run the stream under `timeout`"
+                ),
+            ),
+        };
+        self.findings.push(LocalFinding {
+            offset: lp.keyword,
+            rule: Rule::H11,
+            kind: message.0,
+            message: message.1,
+        });
+    }
+
+    /// The loop's first line as written, for messages: `while true`.
+    fn header(&self, lp: &Loop) -> String {
+        let raw = self.span(lp.keyword, lp.header_end);
+        let collapsed: Vec<&str> = raw.split_whitespace().collect();
+        let joined = collapsed.join(" ");
+        shorten(joined.trim_end_matches(';').trim_end(), 40)
+    }
+
+    fn endless(&self, lp: &Loop, piped_stream: Option<String>) -> Option<Endless> {
+        match lp.kind {
+            LoopKind::While | LoopKind::Until => {
+                let wanted = lp.kind == LoopKind::While;
+                if self.list_truth(&lp.condition) == Some(wanted) {
+                    return Some(Endless::Condition);
+                }
+                if !self.list_reads_input(&lp.condition) {
+                    return None;
+                }
+                let redirected = lp.redirects.iter().find_map(|redirect| {
+                    let raw = self.raw(&redirect.target);
+                    if redirect.operator != "<" || !raw.starts_with("<(") {
+                        return None;
+                    }
+                    redirect
+                        .target
+                        .substitutions
+                        .iter()
+                        .flatten()
+                        .flat_map(|and_or| &and_or.pipelines)
+                        .find_map(|pipeline| self.endless_stream(&pipeline.commands))
+                });
+                piped_stream.or(redirected).map(Endless::Stream)
+            }
+            LoopKind::ForArithmetic => {
+                let [_, (start, end), _] = lp.arithmetic?;
+                let condition = self.span(start, end).trim();
+                let constant_true = condition.is_empty()
+                    || condition
+                        .parse::<i64>()
+                        .map(|value| value != 0)
+                        .unwrap_or(false);
+                constant_true.then_some(Endless::Condition)
+            }
+            LoopKind::For | LoopKind::Select => None,
+        }
+    }
+
+    /// A body whose top level ends in a plain `break`, `exit` or `return` runs once.
+    fn runs_at_most_once(&self, body: &List) -> bool {
+        body.iter().any(|and_or| {
+            and_or.pipelines.len() == 1
+                && and_or.pipelines[0].commands.len() == 1
+                && matches!(&and_or.pipelines[0].commands[0], Command::Simple(simple)
+                    if matches!(self.command_name(simple).as_deref(), Some("break" | "exit" | "return")))
+        })
+    }
+
+    // ---- constant conditions -------------------------------------------
+
+    fn list_truth(&self, list: &List) -> Option<bool> {
+        self.and_or_truth(list.last()?)
+    }
+
+    fn and_or_truth(&self, and_or: &AndOr) -> Option<bool> {
+        let mut value = self.pipeline_truth(and_or.pipelines.first()?);
+        for (connector, pipeline) in and_or.connectors.iter().zip(&and_or.pipelines[1..]) {
+            let next = self.pipeline_truth(pipeline);
+            value = match (connector, value) {
+                (Connector::And, Some(false)) => Some(false),
+                (Connector::And, Some(true)) => next,
+                (Connector::And, None) => (next == Some(false)).then_some(false),
+                (Connector::Or, Some(true)) => Some(true),
+                (Connector::Or, Some(false)) => next,
+                (Connector::Or, None) => (next == Some(true)).then_some(true),
+            };
+        }
+        value
+    }
+
+    fn pipeline_truth(&self, pipeline: &Pipeline) -> Option<bool> {
+        let value = match pipeline.commands.last()? {
+            Command::Simple(simple) => self.simple_truth(simple),
+            Command::Arithmetic(start, end) => {
+                let expression = self.span(*start, *end).trim();
+                expression.parse::<i64>().ok().map(|value| value != 0)
+            }
+            Command::Group(list) => self.list_truth(list),
+            _ => None,
+        }?;
+        Some(value != pipeline.negated)
+    }
+
+    fn simple_truth(&self, simple: &Simple) -> Option<bool> {
+        let name = self.command_name(simple)?;
+        let arguments = self.arguments(simple);
+        match &*name {
+            "true" | ":" => Some(true),
+            "false" => Some(false),
+            // `while sleep 5` never fails: the classic endless poll.
+            "sleep" if !arguments.is_empty() => Some(true),
+            "[" | "[[" => {
+                let closing = if &*name == "[" { "]" } else { "]]" };
+                let (last, operands) = arguments.split_last()?;
+                (self.raw(last) == closing).then(|| self.test_truth(operands))?
+            }
+            "test" => self.test_truth(arguments),
+            _ => None,
+        }
+    }
+
+    /// Evaluates `[ … ]` whose operands are all constants.
+    fn test_truth(&self, operands: &[Word]) -> Option<bool> {
+        let constants: Option<Vec<Cow<str>>> = operands
+            .iter()
+            .map(|word| {
+                let raw = self.raw(word);
+                (!raw.contains(['$', '`'])).then(|| literal(raw))
+            })
+            .collect();
+        let constants = constants?;
+        let values: Vec<&str> = constants.iter().map(|value| &**value).collect();
+        match values.as_slice() {
+            [] => Some(false),
+            [value] => Some(!value.is_empty()),
+            ["!", value] => Some(value.is_empty()),
+            ["-n", value] => Some(!value.is_empty()),
+            ["-z", value] => Some(value.is_empty()),
+            [left, operator, right] => match *operator {
+                "=" | "==" => Some(left == right),
+                "!=" => Some(left != right),
+                "-eq" | "-ne" | "-lt" | "-le" | "-gt" | "-ge" => {
+                    let left: i64 = left.parse().ok()?;
+                    let right: i64 = right.parse().ok()?;
+                    Some(match *operator {
+                        "-eq" => left == right,
+                        "-ne" => left != right,
+                        "-lt" => left < right,
+                        "-le" => left <= right,
+                        "-gt" => left > right,
+                        _ => left >= right,
+                    })
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn list_reads_input(&self, list: &List) -> bool {
+        list.iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .flat_map(|pipeline| &pipeline.commands)
+            .any(|command| {
+                matches!(command, Command::Simple(simple)
+                    if matches!(self.command_name(simple).as_deref(), Some("read" | "readarray" | "mapfile")))
+            })
+    }
+
+    // ---- endless streams -----------------------------------------------
+
+    /// The endless source feeding whatever follows `commands` in a pipeline,
+    /// unless a later stage (`head`, `grep -m`, `timeout …`) cuts it off.
+    fn endless_stream(&self, commands: &[Command]) -> Option<String> {
+        let mut source = None;
+        for command in commands {
+            match command {
+                Command::Simple(simple) => {
+                    if let Some(found) = self.endless_source(simple) {
+                        source = Some(found);
+                    } else if source.is_some() && self.cuts_stream(simple) {
+                        source = None;
+                    }
+                }
+                Command::Group(list) => {
+                    let inner = list
+                        .iter()
+                        .flat_map(|and_or| &and_or.pipelines)
+                        .find_map(|pipeline| self.endless_stream(&pipeline.commands));
+                    if inner.is_some() {
+                        source = inner;
+                    }
+                }
+                _ => {}
+            }
+        }
+        source
+    }
+
+    /// Skips wrappers such as `stdbuf -oL` or `sudo`; `timeout` bounds the command.
+    fn unwrapped<'s>(&self, simple: &'s Simple) -> Option<(Cow<'t, str>, &'s [Word])> {
+        let mut index = self.command_index(simple)?;
+        loop {
+            let name = literal(self.raw(&simple.words[index]));
+            let name = basename(&name).to_owned();
+            if !matches!(
+                &*name,
+                "stdbuf" | "nohup" | "sudo" | "exec" | "command" | "env" | "nice" | "unbuffer"
+            ) {
+                return Some((Cow::Owned(name), &simple.words[index + 1..]));
+            }
+            index += 1;
+            while index < simple.words.len() {
+                let word = self.raw(&simple.words[index]);
+                if word.starts_with('-') || assignment(word).is_some() {
+                    index += 1;
+                } else {
+                    break;
+                }
+            }
+            if index >= simple.words.len() {
+                return None;
+            }
+        }
+    }
+
+    fn endless_source(&self, simple: &Simple) -> Option<String> {
+        let (name, arguments) = self.unwrapped(simple)?;
+        let arguments: Vec<Cow<str>> = arguments
+            .iter()
+            .map(|word| literal(self.raw(word)))
+            .collect();
+        let has = |long: &str, short: char| {
+            arguments.iter().any(|argument| {
+                argument == long
+                    || (long.len() > 2 && argument.starts_with(&format!("{long}=")))
+                    || is_short_cluster_with(argument, short)
+            })
+        };
+        let subcommand = |wanted: &str| arguments.iter().any(|argument| argument == wanted);
+        let found = match &*name {
+            "timeout" => return None,
+            "tail" if has("--follow", 'f') || has("--follow", 'F') => "tail -f".to_owned(),
+            "journalctl" if has("--follow", 'f') => "journalctl -f".to_owned(),
+            "dmesg" if has("--follow", 'w') || has("--follow", 'W') => "dmesg -w".to_owned(),
+            "inotifywait" if has("--monitor", 'm') => "inotifywait -m".to_owned(),
+            "fswatch" | "stern" | "yes" => name.to_string(),
+            "docker" | "podman" | "kubectl" | "oc" | "nerdctl"
+                if subcommand("logs") && has("--follow", 'f') =>
+            {
+                format!("{name} logs -f")
+            }
+            "docker" | "podman" if subcommand("events") => format!("{name} events"),
+            "kubectl" | "oc" if has("--watch", 'w') => format!("{name} --watch"),
+            _ if arguments
+                .iter()
+                .any(|argument| argument == "--watch" || argument == "--watch=true") =>
+            {
+                format!("{name} --watch")
+            }
+            _ => return None,
+        };
+        Some(found)
+    }
+
+    fn cuts_stream(&self, simple: &Simple) -> bool {
+        let Some((name, arguments)) = self.unwrapped(simple) else {
+            return false;
+        };
+        match &*name {
+            "head" | "timeout" => true,
+            "grep" | "egrep" | "fgrep" | "rg" => arguments.iter().any(|word| {
+                let argument = literal(self.raw(word));
+                argument.starts_with("--max-count")
+                    || argument == "--quiet"
+                    || is_short_cluster_with(&argument, 'm')
+                    || is_short_cluster_with(&argument, 'q')
+            }),
+            _ => false,
+        }
+    }
+
+    // ---- guards --------------------------------------------------------
+
+    /// Names incremented or decremented anywhere in the loop: its counters.
+    fn incremented(&self, lp: &Loop) -> Vec<&'t str> {
+        let mut names = Vec::new();
+        if let Some(parts) = lp.arithmetic {
+            for (start, end) in [parts[0], parts[2]] {
+                arithmetic_updates(self.span(start, end), &mut names);
+            }
+        }
+        self.list_increments(&lp.condition, &mut names);
+        self.list_increments(&lp.body, &mut names);
+        names
+    }
+
+    fn list_increments(&self, list: &List, names: &mut Vec<&'t str>) {
+        for command in list
+            .iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .flat_map(|pipeline| &pipeline.commands)
+        {
+            match command {
+                Command::Simple(simple) => self.simple_increments(simple, names),
+                Command::Arithmetic(start, end) => {
+                    arithmetic_updates(self.span(*start, *end), names)
+                }
+                Command::Loop(lp) => {
+                    if let Some(parts) = lp.arithmetic {
+                        for (start, end) in [parts[0], parts[2]] {
+                            arithmetic_updates(self.span(start, end), names);
+                        }
+                    }
+                    self.list_increments(&lp.condition, names);
+                    self.list_increments(&lp.body, names);
+                }
+                Command::If(branches) => {
+                    for (condition, body) in &branches.branches {
+                        self.list_increments(condition, names);
+                        self.list_increments(body, names);
+                    }
+                    if let Some(otherwise) = &branches.otherwise {
+                        self.list_increments(otherwise, names);
+                    }
+                }
+                Command::Case(arms) => {
+                    for arm in arms {
+                        self.list_increments(arm, names);
+                    }
+                }
+                Command::Group(body) => self.list_increments(body, names),
+                Command::Function(_) => {}
+            }
+        }
+    }
+
+    fn simple_increments(&self, simple: &Simple, names: &mut Vec<&'t str>) {
+        let index = self.command_index(simple).unwrap_or(simple.words.len());
+        let name = self.command_name(simple);
+        let declares = matches!(
+            name.as_deref(),
+            Some("local" | "declare" | "typeset" | "export" | "readonly")
+        );
+        for (position, word) in simple.words.iter().enumerate() {
+            let raw = self.raw(word);
+            if position < index || (declares && position > index) {
+                if let Some((variable, value)) = assignment(raw) {
+                    let appends = raw.as_bytes().get(variable.len()) == Some(&b'+');
+                    if appends || references(value, variable) {
+                        names.push(variable);
+                    }
+                }
+            }
+            let is_let_argument = name.as_deref() == Some("let") && position > index;
+            if is_let_argument || raw.contains("$((") {
+                arithmetic_updates(raw, names);
+            }
+        }
+    }
+
+    fn list_has_guard_test(&self, list: &List, incremented: &[&str]) -> bool {
+        list.iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .any(|pipeline| self.pipeline_is_guard_test(pipeline, incremented))
+    }
+
+    fn pipeline_is_guard_test(&self, pipeline: &Pipeline, incremented: &[&str]) -> bool {
+        pipeline.commands.iter().any(|command| match command {
+            Command::Group(list) => self.list_has_guard_test(list, incremented),
+            _ => self.is_guard_test(command, incremented),
+        })
+    }
+
+    /// A test comparing elapsed time or a counter against a bound.
+    fn is_guard_test(&self, command: &Command, incremented: &[&str]) -> bool {
+        let (text, arithmetic) = match command {
+            Command::Arithmetic(start, end) => (self.span(*start, *end), true),
+            Command::Simple(simple) => {
+                let name = self.command_name(simple);
+                let arithmetic = match name.as_deref() {
+                    Some("[" | "[[" | "test") => false,
+                    Some("let") => true,
+                    _ => return false,
+                };
+                let first = self
+                    .command_index(simple)
+                    .map_or(0, |index| simple.words[index].start);
+                let last = simple.words.last().map_or(first, |word| word.end);
+                (self.span(first, last), arithmetic)
+            }
+            _ => return false,
+        };
+        let compares = if arithmetic {
+            text.contains(['<', '>']) || text.contains("==") || text.contains("!=")
+        } else {
+            ["-gt", "-ge", "-lt", "-le", "-eq", "-ne", "=", "<", ">"]
+                .iter()
+                .any(|operator| text.contains(operator))
+        };
+        if !compares {
+            return false;
+        }
+        if self.mentions_time(text) {
+            return true;
+        }
+        if identifiers(text).any(|(_, name)| incremented.contains(&name)) {
+            return true;
+        }
+        // `(( ++attempts > 5 ))` counts as it tests.
+        let mut updated = Vec::new();
+        if arithmetic {
+            arithmetic_updates(text, &mut updated);
+        }
+        !updated.is_empty()
+    }
+
+    fn mentions_time(&self, text: &str) -> bool {
+        let mut saw_date = false;
+        for (_, name) in identifiers(text) {
+            match name {
+                "SECONDS" | "EPOCHSECONDS" | "EPOCHREALTIME" => return true,
+                "date" => saw_date = true,
+                _ if self.time_variables.contains(&name) => return true,
+                _ => {}
+            }
+        }
+        saw_date && text.contains("%s")
+    }
+
+    /// Looks for exits that a guard test controls, in `list` at `depth`
+    /// loops below the loop being checked.
+    fn search_guards(&self, list: &List, depth: usize, incremented: &[&str], guards: &mut Guards) {
+        for and_or in list {
+            // `guard && break`, `guard || { echo …; exit 1; }`
+            let pipelines = &and_or.pipelines;
+            if let Some(test) = pipelines
+                .iter()
+                .position(|pipeline| self.pipeline_is_guard_test(pipeline, incremented))
+            {
+                if let Some(exit) = (test + 1..pipelines.len())
+                    .find(|&index| self.pipeline_leaves(&pipelines[index], depth))
+                {
+                    let announced = pipelines[test + 1..=exit]
+                        .iter()
+                        .any(|pipeline| self.pipeline_announces(pipeline));
+                    guards.record(announced);
+                }
+            }
+            for command in pipelines.iter().flat_map(|pipeline| &pipeline.commands) {
+                match command {
+                    Command::If(branches) => {
+                        let mut guarded = false;
+                        for (condition, body) in &branches.branches {
+                            let tests = self.list_has_guard_test(condition, incremented);
+                            guarded |= tests;
+                            if tests && self.list_leaves(body, depth) {
+                                guards.record(self.list_announces(body));
+                            }
+                            self.search_guards(condition, depth, incremented, guards);
+                            self.search_guards(body, depth, incremented, guards);
+                        }
+                        if let Some(otherwise) = &branches.otherwise {
+                            if guarded && self.list_leaves(otherwise, depth) {
+                                guards.record(self.list_announces(otherwise));
+                            }
+                            self.search_guards(otherwise, depth, incremented, guards);
+                        }
+                    }
+                    Command::Loop(lp) => {
+                        self.search_guards(&lp.condition, depth + 1, incremented, guards);
+                        self.search_guards(&lp.body, depth + 1, incremented, guards);
+                    }
+                    Command::Case(arms) => {
+                        for arm in arms {
+                            self.search_guards(arm, depth, incremented, guards);
+                        }
+                    }
+                    Command::Group(body) => self.search_guards(body, depth, incremented, guards),
+                    Command::Simple(_) | Command::Arithmetic(..) | Command::Function(_) => {}
+                }
+            }
+        }
+    }
+
+    /// Does this leave the checked loop, from `depth` loops below it?
+    fn pipeline_leaves(&self, pipeline: &Pipeline, depth: usize) -> bool {
+        pipeline
+            .commands
+            .iter()
+            .any(|command| self.command_leaves(command, depth))
+    }
+
+    fn list_leaves(&self, list: &List, depth: usize) -> bool {
+        list.iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .any(|pipeline| self.pipeline_leaves(pipeline, depth))
+    }
+
+    fn command_leaves(&self, command: &Command, depth: usize) -> bool {
+        match command {
+            Command::Simple(simple) => match self.command_name(simple).as_deref() {
+                Some("break") => {
+                    let levels = self
+                        .arguments(simple)
+                        .first()
+                        .and_then(|word| literal(self.raw(word)).parse::<usize>().ok())
+                        .unwrap_or(1);
+                    levels > depth
+                }
+                Some("exit" | "return") => true,
+                Some(name) => is_fatal_command(name),
+                None => false,
+            },
+            Command::Loop(lp) => {
+                self.list_leaves(&lp.condition, depth + 1) || self.list_leaves(&lp.body, depth + 1)
+            }
+            Command::If(branches) => {
+                branches.branches.iter().any(|(condition, body)| {
+                    self.list_leaves(condition, depth) || self.list_leaves(body, depth)
+                }) || branches
+                    .otherwise
+                    .as_ref()
+                    .is_some_and(|otherwise| self.list_leaves(otherwise, depth))
+            }
+            Command::Case(arms) => arms.iter().any(|arm| self.list_leaves(arm, depth)),
+            Command::Group(body) => self.list_leaves(body, depth),
+            Command::Arithmetic(..) | Command::Function(_) => false,
+        }
+    }
+
+    /// Does this print something: `echo`, `printf`, `logger`, a `die`-style
+    /// helper, or anything sent to standard error?
+    fn pipeline_announces(&self, pipeline: &Pipeline) -> bool {
+        pipeline
+            .commands
+            .iter()
+            .any(|command| self.command_announces(command))
+    }
+
+    fn list_announces(&self, list: &List) -> bool {
+        list.iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .any(|pipeline| self.pipeline_announces(pipeline))
+    }
+
+    fn command_announces(&self, command: &Command) -> bool {
+        match command {
+            Command::Simple(simple) => {
+                let to_stderr = simple
+                    .redirects
+                    .iter()
+                    .any(|redirect| self.redirect_is_stderr(redirect));
+                let to_nowhere = simple.redirects.iter().any(|redirect| {
+                    redirect.descriptor.is_none()
+                        && matches!(redirect.operator, ">" | ">>" | "&>")
+                        && self.raw(&redirect.target) == "/dev/null"
+                });
+                to_stderr
+                    || (!to_nowhere
+                        && self.command_name(simple).is_some_and(|name| {
+                            is_message_command(&name) || is_fatal_command(&name)
+                        }))
+            }
+            Command::Loop(lp) => self.list_announces(&lp.body),
+            Command::If(branches) => {
+                branches.branches.iter().any(|(condition, body)| {
+                    self.list_announces(condition) || self.list_announces(body)
+                }) || branches
+                    .otherwise
+                    .as_ref()
+                    .is_some_and(|otherwise| self.list_announces(otherwise))
+            }
+            Command::Case(arms) => arms.iter().any(|arm| self.list_announces(arm)),
+            Command::Group(body) => self.list_announces(body),
+            Command::Arithmetic(..) | Command::Function(_) => false,
+        }
+    }
+
+    fn redirect_is_stderr(&self, redirect: &Redirect) -> bool {
+        let target = self.raw(&redirect.target);
+        let descriptor = redirect.descriptor.as_ref().map(|word| self.raw(word));
+        match redirect.operator {
+            ">&" => target == "2" && matches!(descriptor, None | Some("1")),
+            ">" | ">>" | "&>" | "&>>" => target == "/dev/stderr",
+            _ => false,
+        }
+    }
+
+    // ---- time variables --------------------------------------------------
+
+    fn collect_assignments(&self, list: &List, assignments: &mut Vec<(&'t str, &'t str)>) {
+        for command in list
+            .iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .flat_map(|pipeline| &pipeline.commands)
+        {
+            match command {
+                Command::Simple(simple) => {
+                    let index = self.command_index(simple).unwrap_or(simple.words.len());
+                    let declares = matches!(
+                        self.command_name(simple).as_deref(),
+                        Some("local" | "declare" | "typeset" | "export" | "readonly")
+                    );
+                    for (position, word) in simple.words.iter().enumerate() {
+                        if position < index || (declares && position > index) {
+                            if let Some(pair) = assignment(self.raw(word)) {
+                                assignments.push(pair);
+                            }
+                        }
+                    }
+                }
+                Command::Arithmetic(start, end) => {
+                    // `(( deadline = SECONDS + 60 ))`
+                    let text = self.span(*start, *end);
+                    if let Some(equals) = text.find('=') {
+                        if !text[equals + 1..].starts_with('=') {
+                            if let Some((_, name)) = identifiers(&text[..equals]).last() {
+                                assignments.push((name, &text[equals + 1..]));
+                            }
+                        }
+                    }
+                }
+                Command::Loop(lp) => {
+                    self.collect_assignments(&lp.condition, assignments);
+                    self.collect_assignments(&lp.body, assignments);
+                }
+                Command::If(branches) => {
+                    for (condition, body) in &branches.branches {
+                        self.collect_assignments(condition, assignments);
+                        self.collect_assignments(body, assignments);
+                    }
+                    if let Some(otherwise) = &branches.otherwise {
+                        self.collect_assignments(otherwise, assignments);
+                    }
+                }
+                Command::Case(arms) => {
+                    for arm in arms {
+                        self.collect_assignments(arm, assignments);
+                    }
+                }
+                Command::Group(body) => self.collect_assignments(body, assignments),
+                Command::Function(body) => {
+                    if let Command::Group(list) = &**body {
+                        self.collect_assignments(list, assignments);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Commands that print a message.
+fn is_message_command(name: &str) -> bool {
+    matches!(
+        name,
+        "echo"
+            | "printf"
+            | "print"
+            | "logger"
+            | "warn"
+            | "warning"
+            | "error"
+            | "err"
+            | "log"
+            | "msg"
+            | "info"
+            | "notify"
+            | "say"
+    ) || name.starts_with("log_")
+        || name.starts_with("warn_")
+        || name.starts_with("error_")
+        || name.ends_with("_log")
+        || name.ends_with("_error")
+        || name.ends_with("_warn")
+}
+
+/// Helpers that by convention print a message and exit.
+fn is_fatal_command(name: &str) -> bool {
+    matches!(name, "die" | "fatal" | "abort" | "bail" | "panic")
+}
+
+/// `-f`, `-F`, `-fn0`: a cluster of short options that includes `letter`.
+fn is_short_cluster_with(argument: &str, letter: char) -> bool {
+    argument.len() >= 2
+        && argument.starts_with('-')
+        && !argument.starts_with("--")
+        && argument[1..]
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric())
+        && argument[1..].contains(letter)
+}
+
+/// Does `value` read the variable `name` (`$name`, `${name…}`, or bare inside `$((…))`)?
+fn references(value: &str, name: &str) -> bool {
+    let arithmetic = value.contains("((") || value.contains("expr");
+    identifiers(value).any(|(start, identifier)| {
+        identifier == name
+            && (arithmetic || value[..start].ends_with('$') || value[..start].ends_with("${"))
+    })
+}
+
+/// Names changed by `n++`, `++n`, `n--`, `n+=1`, `n-=1` or `n = n + 1` in arithmetic text.
+fn arithmetic_updates<'a>(text: &'a str, names: &mut Vec<&'a str>) {
+    for (start, name) in identifiers(text) {
+        let before = text[..start].trim_end();
+        let after = text[start + name.len()..].trim_start();
+        let updated = after.starts_with("++")
+            || after.starts_with("--")
+            || after.starts_with("+=")
+            || after.starts_with("-=")
+            || before.ends_with("++")
+            || before.ends_with("--")
+            || (after.starts_with('=') && !after.starts_with("==") && {
+                let expression = after[1..].split([',', ';']).next().unwrap_or("");
+                identifiers(expression).any(|(_, other)| other == name)
+            });
+        if updated && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+}
+
+/// `text`, cut to `limit` characters with an ellipsis.
+fn shorten(text: &str, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
