@@ -81,6 +81,9 @@ pub fn scan(source: &str) -> Vec<LoopFinding> {
     }
     findings.sort_by_key(|(offset, finding)| (*offset, finding.rule));
     findings.dedup_by_key(|(offset, finding)| (*offset, finding.rule));
+    if findings.is_empty() {
+        return Vec::new();
+    }
     let lines = LineIndex::new(source);
     findings
         .into_iter()

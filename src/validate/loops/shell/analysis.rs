@@ -44,6 +44,15 @@ enum Endless {
     Stream(String),
 }
 
+/// A jump out of the normal flow of a loop body.
+#[derive(Clone, Copy)]
+enum Jump {
+    /// `break` reaching the loop, `exit`, `return`, or a `die`-style helper.
+    Leave,
+    /// `continue` reaching the loop.
+    Continue,
+}
+
 /// Whether a loop has something that stops it.
 #[derive(Default)]
 struct Guards {
@@ -132,7 +141,7 @@ impl<'t> Analyzer<'t> {
 
     // ---- walking -------------------------------------------------------
 
-    pub(super) fn walk_list(&mut self, list: &List, context: Context) {
+    pub(super) fn walk_list(&mut self, list: &[AndOr], context: Context) {
         for and_or in list {
             for pipeline in &and_or.pipelines {
                 self.walk_pipeline(pipeline, context);
@@ -399,19 +408,21 @@ impl<'t> Analyzer<'t> {
         }
     }
 
-    /// A body whose top level ends in a plain `break`, `exit` or `return` runs once.
+    /// A body whose top level holds a plain `break`, `exit` or `return`, and
+    /// no `continue` that could skip it, runs once.
     fn runs_at_most_once(&self, body: &List) -> bool {
-        body.iter().any(|and_or| {
+        let plain_exit = body.iter().any(|and_or| {
             and_or.pipelines.len() == 1
                 && and_or.pipelines[0].commands.len() == 1
                 && matches!(&and_or.pipelines[0].commands[0], Command::Simple(simple)
                     if matches!(self.command_name(simple).as_deref(), Some("break" | "exit" | "return")))
-        })
+        });
+        plain_exit && !self.list_jumps(body, 0, Jump::Continue)
     }
 
     // ---- constant conditions -------------------------------------------
 
-    fn list_truth(&self, list: &List) -> Option<bool> {
+    fn list_truth(&self, list: &[AndOr]) -> Option<bool> {
         self.and_or_truth(list.last()?)
     }
 
@@ -500,7 +511,7 @@ impl<'t> Analyzer<'t> {
         }
     }
 
-    fn list_reads_input(&self, list: &List) -> bool {
+    fn list_reads_input(&self, list: &[AndOr]) -> bool {
         list.iter()
             .flat_map(|and_or| &and_or.pipelines)
             .flat_map(|pipeline| &pipeline.commands)
@@ -638,7 +649,7 @@ impl<'t> Analyzer<'t> {
         names
     }
 
-    fn list_increments(&self, list: &List, names: &mut Vec<&'t str>) {
+    fn list_increments(&self, list: &[AndOr], names: &mut Vec<&'t str>) {
         for command in list
             .iter()
             .flat_map(|and_or| &and_or.pipelines)
@@ -702,7 +713,7 @@ impl<'t> Analyzer<'t> {
         }
     }
 
-    fn list_has_guard_test(&self, list: &List, incremented: &[&str]) -> bool {
+    fn list_has_guard_test(&self, list: &[AndOr], incremented: &[&str]) -> bool {
         list.iter()
             .flat_map(|and_or| &and_or.pipelines)
             .any(|pipeline| self.pipeline_is_guard_test(pipeline, incremented))
@@ -773,8 +784,22 @@ impl<'t> Analyzer<'t> {
 
     /// Looks for exits that a guard test controls, in `list` at `depth`
     /// loops below the loop being checked.
-    fn search_guards(&self, list: &List, depth: usize, incremented: &[&str], guards: &mut Guards) {
-        for and_or in list {
+    fn search_guards(
+        &self,
+        list: &[AndOr],
+        depth: usize,
+        incremented: &[&str],
+        guards: &mut Guards,
+    ) {
+        for (position, and_or) in list.iter().enumerate() {
+            // `if (( SECONDS < deadline )); then sleep 1; continue; fi; echo late; exit 1`:
+            // the guard keeps the loop going, and falling through leaves it.
+            if self.guard_continues(and_or, depth, incremented) {
+                let rest = &list[position + 1..];
+                if self.list_leaves(rest, depth) {
+                    guards.record(self.list_announces(rest));
+                }
+            }
             // `guard && break`, `guard || { echo …; exit 1; }`
             let pipelines = &and_or.pipelines;
             if let Some(test) = pipelines
@@ -826,48 +851,87 @@ impl<'t> Analyzer<'t> {
         }
     }
 
+    /// `guard && continue`, or an `if guard` branch that continues.
+    fn guard_continues(&self, and_or: &AndOr, depth: usize, incremented: &[&str]) -> bool {
+        let pipelines = &and_or.pipelines;
+        let chained = pipelines
+            .iter()
+            .position(|pipeline| self.pipeline_is_guard_test(pipeline, incremented))
+            .is_some_and(|test| {
+                pipelines[test + 1..].iter().any(|pipeline| {
+                    pipeline
+                        .commands
+                        .iter()
+                        .any(|command| self.command_jumps(command, depth, Jump::Continue))
+                })
+            });
+        let branched = pipelines
+            .iter()
+            .flat_map(|pipeline| &pipeline.commands)
+            .any(|command| match command {
+                Command::If(branches) => branches.branches.iter().any(|(condition, body)| {
+                    self.list_has_guard_test(condition, incremented)
+                        && self.list_jumps(body, depth, Jump::Continue)
+                }),
+                _ => false,
+            });
+        chained || branched
+    }
+
     /// Does this leave the checked loop, from `depth` loops below it?
     fn pipeline_leaves(&self, pipeline: &Pipeline, depth: usize) -> bool {
         pipeline
             .commands
             .iter()
-            .any(|command| self.command_leaves(command, depth))
+            .any(|command| self.command_jumps(command, depth, Jump::Leave))
     }
 
-    fn list_leaves(&self, list: &List, depth: usize) -> bool {
+    fn list_leaves(&self, list: &[AndOr], depth: usize) -> bool {
+        self.list_jumps(list, depth, Jump::Leave)
+    }
+
+    fn list_jumps(&self, list: &[AndOr], depth: usize, jump: Jump) -> bool {
         list.iter()
             .flat_map(|and_or| &and_or.pipelines)
-            .any(|pipeline| self.pipeline_leaves(pipeline, depth))
+            .flat_map(|pipeline| &pipeline.commands)
+            .any(|command| self.command_jumps(command, depth, jump))
     }
 
-    fn command_leaves(&self, command: &Command, depth: usize) -> bool {
+    /// Does `command`, `depth` loops below the checked loop, leave it
+    /// (`break N` reaching it, `exit`, `return`, `die`) or restart it (`continue N`)?
+    fn command_jumps(&self, command: &Command, depth: usize, jump: Jump) -> bool {
         match command {
-            Command::Simple(simple) => match self.command_name(simple).as_deref() {
-                Some("break") => {
-                    let levels = self
-                        .arguments(simple)
+            Command::Simple(simple) => {
+                let name = self.command_name(simple);
+                let levels = || {
+                    self.arguments(simple)
                         .first()
                         .and_then(|word| literal(self.raw(word)).parse::<usize>().ok())
-                        .unwrap_or(1);
-                    levels > depth
+                        .unwrap_or(1)
+                };
+                match (jump, name.as_deref()) {
+                    (Jump::Leave, Some("break")) | (Jump::Continue, Some("continue")) => {
+                        levels() > depth
+                    }
+                    (Jump::Leave, Some("exit" | "return")) => true,
+                    (Jump::Leave, Some(name)) => is_fatal_command(name),
+                    _ => false,
                 }
-                Some("exit" | "return") => true,
-                Some(name) => is_fatal_command(name),
-                None => false,
-            },
+            }
             Command::Loop(lp) => {
-                self.list_leaves(&lp.condition, depth + 1) || self.list_leaves(&lp.body, depth + 1)
+                self.list_jumps(&lp.condition, depth + 1, jump)
+                    || self.list_jumps(&lp.body, depth + 1, jump)
             }
             Command::If(branches) => {
                 branches.branches.iter().any(|(condition, body)| {
-                    self.list_leaves(condition, depth) || self.list_leaves(body, depth)
+                    self.list_jumps(condition, depth, jump) || self.list_jumps(body, depth, jump)
                 }) || branches
                     .otherwise
                     .as_ref()
-                    .is_some_and(|otherwise| self.list_leaves(otherwise, depth))
+                    .is_some_and(|otherwise| self.list_jumps(otherwise, depth, jump))
             }
-            Command::Case(arms) => arms.iter().any(|arm| self.list_leaves(arm, depth)),
-            Command::Group(body) => self.list_leaves(body, depth),
+            Command::Case(arms) => arms.iter().any(|arm| self.list_jumps(arm, depth, jump)),
+            Command::Group(body) => self.list_jumps(body, depth, jump),
             Command::Arithmetic(..) | Command::Function(_) => false,
         }
     }
@@ -881,7 +945,7 @@ impl<'t> Analyzer<'t> {
             .any(|command| self.command_announces(command))
     }
 
-    fn list_announces(&self, list: &List) -> bool {
+    fn list_announces(&self, list: &[AndOr]) -> bool {
         list.iter()
             .flat_map(|and_or| &and_or.pipelines)
             .any(|pipeline| self.pipeline_announces(pipeline))
@@ -932,7 +996,7 @@ impl<'t> Analyzer<'t> {
 
     // ---- time variables --------------------------------------------------
 
-    fn collect_assignments(&self, list: &List, assignments: &mut Vec<(&'t str, &'t str)>) {
+    fn collect_assignments(&self, list: &[AndOr], assignments: &mut Vec<(&'t str, &'t str)>) {
         for command in list
             .iter()
             .flat_map(|and_or| &and_or.pipelines)

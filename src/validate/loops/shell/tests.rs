@@ -165,6 +165,35 @@ fn a_body_that_always_leaves_runs_once() {
     clean("while true; do poll; break; done");
 }
 
+#[test]
+fn a_guard_that_continues_before_a_final_exit_guards() {
+    clean("while true; do\n  if [ \"$(date +%s)\" -lt \"$end\" ]; then sleep 1; continue; fi\n  echo late >&2; exit 1\ndone\n");
+    expect(
+        "while true; do\n  (( SECONDS < end )) && continue\n  exit 1\ndone\n",
+        &[(SILENT, 1, 1)],
+    );
+}
+
+#[test]
+fn a_continue_before_the_exit_repeats_the_loop() {
+    expect(
+        "while true; do poll || continue; break; done",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    expect(
+        "while :; do\n  for f in a b; do\n    check $f || continue 2\n  done\n  break\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
+
+#[test]
+fn a_counter_changed_only_in_a_sibling_loop_is_no_guard() {
+    expect(
+        "while read -r l; do n=$((n+1)); done < f\nwhile true; do\n  [ $n -gt 5 ] && { echo cap >&2; break; }\ndone\n",
+        &[(UNBOUNDED, 2, 1)],
+    );
+}
+
 // ---- guards ----------------------------------------------------------------
 
 #[test]
