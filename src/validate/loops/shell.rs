@@ -84,11 +84,11 @@ pub fn scan(source: &str) -> Vec<LoopFinding> {
     if findings.is_empty() {
         return Vec::new();
     }
-    let lines = LineIndex::new(source);
+    let mut cursor = Cursor::default();
     findings
         .into_iter()
         .map(|(offset, finding)| {
-            let (line, column) = lines.position(offset);
+            let (line, column) = cursor.advance_to(source, offset);
             LoopFinding {
                 rule: finding.rule,
                 kind: finding.kind,
@@ -100,37 +100,36 @@ pub fn scan(source: &str) -> Vec<LoopFinding> {
         .collect()
 }
 
-/// Turns byte offsets into 1-based lines and character columns.
-struct LineIndex<'s> {
-    source: &'s str,
-    /// Byte offset where each line starts.
-    starts: Vec<usize>,
+/// Turns increasing byte offsets into 1-based lines and character columns
+/// in one pass over the text, however many findings a long line holds.
+#[derive(Default)]
+struct Cursor {
+    offset: usize,
+    /// Newlines before `offset`.
+    newlines: usize,
+    /// Characters between the last newline and `offset`.
+    characters: usize,
 }
 
-impl<'s> LineIndex<'s> {
-    fn new(source: &'s str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(
-            source
-                .bytes()
-                .enumerate()
-                .filter(|&(_, byte)| byte == b'\n')
-                .map(|(index, _)| index + 1),
-        );
-        LineIndex { source, starts }
-    }
-
-    fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.source.len());
-        let line = self.starts.partition_point(|&start| start <= offset).max(1);
-        let start = self.starts[line - 1];
-        // Count characters by their first bytes, so an offset inside a
-        // character can never split it.
-        let column = self.source.as_bytes()[start..offset]
-            .iter()
-            .filter(|&&byte| byte & 0xC0 != 0x80)
-            .count();
-        (line, column + 1)
+impl Cursor {
+    fn advance_to(&mut self, source: &str, offset: usize) -> (usize, usize) {
+        let offset = offset.min(source.len());
+        for &byte in source
+            .as_bytes()
+            .get(self.offset..offset)
+            .unwrap_or_default()
+        {
+            if byte == b'\n' {
+                self.newlines += 1;
+                self.characters = 0;
+            } else if byte & 0xC0 != 0x80 {
+                // Count characters by their first bytes, so an offset inside
+                // a character can never split it.
+                self.characters += 1;
+            }
+        }
+        self.offset = self.offset.max(offset);
+        (self.newlines + 1, self.characters + 1)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Loop-by-loop reasoning over a parsed script.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 
 use super::syntax::{
     AndOr, Command, Connector, List, Loop, LoopKind, Pipeline, Redirect, Simple, Word,
@@ -72,8 +73,10 @@ impl Guards {
 /// Walks one parsed text and collects findings and embedded scripts.
 pub(super) struct Analyzer<'t> {
     text: &'t str,
-    /// Variables that hold a time: assigned from `$SECONDS`, `date +%s` or another such variable.
-    time_variables: Vec<&'t str>,
+    program: &'t List,
+    /// Variables that hold a time: assigned from `$SECONDS`, `date +%s` or
+    /// another such variable. Found on first need, as most files never ask.
+    time_variables: OnceCell<Vec<&'t str>>,
     pub findings: Vec<LocalFinding>,
     pub embedded: Vec<EmbeddedScript>,
 }
@@ -82,29 +85,36 @@ const MESSAGE_FIX: &str = "add a deadline (e.g. `(( SECONDS > deadline ))`) or a
     that breaks out, with a message when it fires,";
 
 impl<'t> Analyzer<'t> {
-    pub(super) fn new(text: &'t str, program: &List) -> Self {
-        let mut analyzer = Analyzer {
+    pub(super) fn new(text: &'t str, program: &'t List) -> Self {
+        Analyzer {
             text,
-            time_variables: Vec::new(),
+            program,
+            time_variables: OnceCell::new(),
             findings: Vec::new(),
             embedded: Vec::new(),
-        };
-        let mut assignments = Vec::new();
-        analyzer.collect_assignments(program, &mut assignments);
-        // A variable derived from a time variable is a time too; two rounds
-        // cover `start=$(date +%s)`, `deadline=$((start + 60))`.
-        for _ in 0..3 {
-            let before = analyzer.time_variables.len();
-            for &(name, value) in &assignments {
-                if !analyzer.time_variables.contains(&name) && analyzer.mentions_time(value) {
-                    analyzer.time_variables.push(name);
+        }
+    }
+
+    fn time_variables(&self) -> &[&'t str] {
+        self.time_variables.get_or_init(|| {
+            let mut assignments = Vec::new();
+            self.collect_assignments(self.program, &mut assignments);
+            let mut variables = Vec::new();
+            // A variable derived from a time variable is a time too; rounds
+            // cover `start=$(date +%s)`, `deadline=$((start + 60))`.
+            for _ in 0..3 {
+                let before = variables.len();
+                for &(name, value) in &assignments {
+                    if !variables.contains(&name) && mentions_time(value, &variables) {
+                        variables.push(name);
+                    }
+                }
+                if variables.len() == before {
+                    break;
                 }
             }
-            if analyzer.time_variables.len() == before {
-                break;
-            }
-        }
-        analyzer
+            variables
+        })
     }
 
     fn raw(&self, word: &Word) -> &'t str {
@@ -117,10 +127,7 @@ impl<'t> Analyzer<'t> {
 
     /// The command-name index of a simple command: the first word that is not an assignment.
     fn command_index(&self, simple: &Simple) -> Option<usize> {
-        simple
-            .words
-            .iter()
-            .position(|word| assignment(self.raw(word)).is_none())
+        simple.command
     }
 
     fn command_name(&self, simple: &Simple) -> Option<Cow<'t, str>> {
@@ -770,16 +777,7 @@ impl<'t> Analyzer<'t> {
     }
 
     fn mentions_time(&self, text: &str) -> bool {
-        let mut saw_date = false;
-        for (_, name) in identifiers(text) {
-            match name {
-                "SECONDS" | "EPOCHSECONDS" | "EPOCHREALTIME" => return true,
-                "date" => saw_date = true,
-                _ if self.time_variables.contains(&name) => return true,
-                _ => {}
-            }
-        }
-        saw_date && text.contains("%s")
+        mentions_time(text, self.time_variables())
     }
 
     /// Looks for exits that a guard test controls, in `list` at `depth`
@@ -1055,6 +1053,20 @@ impl<'t> Analyzer<'t> {
             }
         }
     }
+}
+
+/// Does `text` read the clock: `SECONDS`, `date +%s`, or one of `variables`?
+fn mentions_time(text: &str, variables: &[&str]) -> bool {
+    let mut saw_date = false;
+    for (_, name) in identifiers(text) {
+        match name {
+            "SECONDS" | "EPOCHSECONDS" | "EPOCHREALTIME" => return true,
+            "date" => saw_date = true,
+            _ if variables.contains(&name) => return true,
+            _ => {}
+        }
+    }
+    saw_date && text.contains("%s")
 }
 
 /// Commands that print a message.

@@ -8,6 +8,8 @@
 //!
 //! Positions are byte offsets into the text being parsed.
 
+use std::cell::Cell;
+
 /// Deeper nesting than this is skimmed without building a tree, so hostile
 /// input cannot exhaust the stack.
 const MAX_DEPTH: usize = 48;
@@ -39,6 +41,8 @@ pub(super) struct Redirect {
 pub(super) struct Simple {
     pub words: Vec<Word>,
     pub redirects: Vec<Redirect>,
+    /// Index of the command name: the first word that is not an assignment.
+    pub command: Option<usize>,
 }
 
 /// The loop statements.
@@ -136,10 +140,10 @@ pub(super) struct Parser<'t> {
     end: usize,
     depth: usize,
     heredocs: Vec<PendingHeredoc>,
+    /// The last [`Parser::peek_plain_word`] answer and where it was asked:
+    /// the same position is asked several times per command.
+    peeked: Cell<Option<(usize, &'t str)>>,
 }
-
-/// Words that close a compound command when they appear where a command would start.
-const CLOSERS: [&str; 8] = ["do", "done", "then", "elif", "else", "fi", "esac", "}"];
 
 fn is_meta(byte: u8) -> bool {
     matches!(
@@ -162,6 +166,7 @@ impl<'t> Parser<'t> {
             end: end.min(text.len()),
             depth,
             heredocs: Vec::new(),
+            peeked: Cell::new(None),
         }
     }
 
@@ -269,16 +274,38 @@ impl<'t> Parser<'t> {
         }
     }
 
-    /// The next word when it has no quoting or expansion, else "".
+    /// The next word when it could be a reserved word (short, no quoting or
+    /// expansion), else "". Bounded, as it runs several times per command.
     fn peek_plain_word(&self) -> &'t str {
+        if let Some((position, word)) = self.peeked.get() {
+            if position == self.pos {
+                return word;
+            }
+        }
+        let word = self.scan_plain_word();
+        self.peeked.set(Some((self.pos, word)));
+        word
+    }
+
+    fn scan_plain_word(&self) -> &'t str {
+        const LONGEST: usize = 8; // `function`
         let start = self.pos.min(self.end);
+        match self.bytes.get(start) {
+            Some(byte)
+                if byte.is_ascii_lowercase()
+                    || matches!(byte, b'{' | b'}' | b'[' | b']' | b'!' | b'-') => {}
+            _ => return "",
+        }
         let mut index = start;
         while index < self.end {
             let byte = self.bytes[index];
             if is_meta(byte) {
                 break;
             }
-            if matches!(byte, b'\'' | b'"' | b'\\' | b'$' | b'`') {
+            if !(byte.is_ascii_alphanumeric()
+                || matches!(byte, b'{' | b'}' | b'[' | b']' | b'!' | b'-'))
+                || index - start >= LONGEST
+            {
                 return "";
             }
             index += 1;
@@ -290,7 +317,10 @@ impl<'t> Parser<'t> {
         match self.peek() {
             0 | b')' => true,
             b';' => matches!(self.peek_at(1), b';' | b'&'),
-            _ => CLOSERS.contains(&self.peek_plain_word()),
+            _ => matches!(
+                self.peek_plain_word(),
+                "do" | "done" | "then" | "elif" | "else" | "fi" | "esac" | "}"
+            ),
         }
     }
 
@@ -361,7 +391,7 @@ impl<'t> Parser<'t> {
                 self.pos += 2;
             }
         }
-        let mut commands = Vec::new();
+        let mut commands = Vec::with_capacity(1);
         while let Some(command) = self.parse_command() {
             commands.push(command);
             self.skip_blanks();
@@ -712,11 +742,15 @@ impl<'t> Parser<'t> {
             }
         }
         simple.redirects = self.parse_redirects();
+        simple.command = Some(0);
         simple
     }
 
     fn parse_simple(&mut self) -> Option<Simple> {
-        let mut simple = Simple::default();
+        let mut simple = Simple {
+            words: Vec::with_capacity(4),
+            ..Simple::default()
+        };
         loop {
             self.skip_blanks();
             if self.pos >= self.end {
@@ -746,10 +780,13 @@ impl<'t> Parser<'t> {
             }
         }
         if simple.words.is_empty() && simple.redirects.is_empty() {
-            None
-        } else {
-            Some(simple)
+            return None;
         }
+        simple.command = simple
+            .words
+            .iter()
+            .position(|word| super::words::assignment(self.slice(word.start, word.end)).is_none());
+        Some(simple)
     }
 
     /// Redirections after a compound command (`done < file`, `} >&2`).

@@ -92,7 +92,10 @@ pub(super) fn unquote(raw: &str, origins: Option<&[usize]>) -> (String, Vec<usiz
 
 /// The last path component: `/usr/bin/tail` is `tail`.
 pub(super) fn basename(word: &str) -> &str {
-    word.rsplit('/').next().unwrap_or(word)
+    match word.as_bytes().iter().rposition(|&byte| byte == b'/') {
+        Some(slash) => &word[slash + 1..],
+        None => word,
+    }
 }
 
 /// Is `word` an assignment `name=value` or `name+=value`? Returns the name and value.
