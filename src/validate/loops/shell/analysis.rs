@@ -248,7 +248,12 @@ impl<'t> Analyzer<'t> {
             return;
         }
         for index in start..words.len() {
-            let word = literal(self.raw(&words[index]));
+            let raw = self.raw(&words[index]);
+            // Every shell name ends in `h`; skip the rest before removing quotes.
+            if !raw.ends_with(['h', '"', '\'']) {
+                continue;
+            }
+            let word = literal(raw);
             if !matches!(
                 basename(&word),
                 "sh" | "bash" | "dash" | "ksh" | "zsh" | "ash" | "mksh"
@@ -1110,9 +1115,10 @@ fn is_short_cluster_with(argument: &str, letter: char) -> bool {
         && argument[1..].contains(letter)
 }
 
-/// Does `value` read the variable `name` (`$name`, `${name…}`, or bare inside `$((…))`)?
+/// Does `value` read the variable `name` (`$name`, `${name…}`, or bare inside
+/// `$((…))`, `$[…]` or an `expr` call)?
 fn references(value: &str, name: &str) -> bool {
-    let arithmetic = value.contains("((") || value.contains("expr");
+    let arithmetic = value.contains("((") || value.contains("$[") || value.contains("expr");
     identifiers(value).any(|(start, identifier)| {
         identifier == name
             && (arithmetic || value[..start].ends_with('$') || value[..start].ends_with("${"))

@@ -105,7 +105,7 @@ pub(super) enum Command {
 pub(super) struct Pipeline {
     /// Written with a leading `!`.
     pub negated: bool,
-    pub commands: Vec<Command>,
+    pub commands: Seq<Command>,
 }
 
 /// How two pipelines of an and-or list are joined.
@@ -118,9 +118,52 @@ pub(super) enum Connector {
 /// Pipelines joined by `&&` and `||`.
 #[derive(Debug)]
 pub(super) struct AndOr {
-    pub pipelines: Vec<Pipeline>,
+    pub pipelines: Seq<Pipeline>,
     /// `connectors[i]` joins `pipelines[i]` and `pipelines[i + 1]`.
     pub connectors: Vec<Connector>,
+}
+
+/// A sequence that holds one item without allocating: most pipelines are one
+/// command, and most and-or lists one pipeline. Reads as a slice.
+#[derive(Debug)]
+pub(super) enum Seq<T> {
+    Empty,
+    One([T; 1]),
+    Many(Vec<T>),
+}
+
+impl<T> Seq<T> {
+    fn push(&mut self, item: T) {
+        *self = match std::mem::replace(self, Seq::Empty) {
+            Seq::Empty => Seq::One([item]),
+            Seq::One([first]) => Seq::Many(vec![first, item]),
+            Seq::Many(mut items) => {
+                items.push(item);
+                Seq::Many(items)
+            }
+        };
+    }
+}
+
+impl<T> std::ops::Deref for Seq<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        match self {
+            Seq::Empty => &[],
+            Seq::One(item) => item,
+            Seq::Many(items) => items,
+        }
+    }
+}
+
+impl<'s, T> IntoIterator for &'s Seq<T> {
+    type Item = &'s T;
+    type IntoIter = std::slice::Iter<'s, T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
 }
 
 /// A sequence of and-or lists separated by `;`, `&` or newlines.
@@ -353,7 +396,7 @@ impl<'t> Parser<'t> {
     fn parse_and_or(&mut self) -> Option<AndOr> {
         let first = self.parse_pipeline()?;
         let mut and_or = AndOr {
-            pipelines: vec![first],
+            pipelines: Seq::One([first]),
             connectors: Vec::new(),
         };
         loop {
@@ -391,7 +434,7 @@ impl<'t> Parser<'t> {
                 self.pos += 2;
             }
         }
-        let mut commands = Vec::with_capacity(1);
+        let mut commands = Seq::Empty;
         while let Some(command) = self.parse_command() {
             commands.push(command);
             self.skip_blanks();

@@ -227,6 +227,27 @@ fn counter_guards() {
 }
 
 #[test]
+fn every_way_of_counting_is_a_counter() {
+    for increment in [
+        "n=$((n+1))",
+        "n=$(( $n + 1 ))",
+        "n=$[n+1]",
+        "n=$(expr $n + 1)",
+        "((n++))",
+        "(( ++n ))",
+        "((n += 1))",
+        "(( n = n + 1 ))",
+        "let n++",
+        "let \"n += 1\"",
+        ": $((n++))",
+        "local n=$((n + 1))",
+        "n=$((n - 1))",
+    ] {
+        clean(&format!("while true; do\n  {increment}\n  [ \"$n\" -ge 5 ] && {{ echo cap >&2; exit 1; }}\ndone\n"));
+    }
+}
+
+#[test]
 fn guard_in_else_branch_guards() {
     clean("while true; do\n  if (( SECONDS < deadline )); then poll; else echo late >&2; break; fi\ndone\n");
 }
