@@ -181,8 +181,8 @@ impl<'t> Analyzer<'t> {
                     self.walk_list(otherwise, context);
                 }
             }
-            Command::Case(arms) => {
-                for arm in arms {
+            Command::Case(case) => {
+                for arm in &case.arms {
                     self.walk_list(arm, context);
                 }
             }
@@ -330,7 +330,7 @@ impl<'t> Analyzer<'t> {
         let Some(endless) = self.endless(lp, piped_stream) else {
             return;
         };
-        if self.runs_at_most_once(&lp.body) {
+        if self.runs_at_most_once(&lp.body) || self.consumes_arguments(&lp.body) {
             return;
         }
         let header = self.header(lp);
@@ -430,6 +430,50 @@ impl<'t> Analyzer<'t> {
                     if matches!(self.command_name(simple).as_deref(), Some("break" | "exit" | "return")))
         });
         plain_exit && !self.list_jumps(body, 0, Jump::Continue)
+    }
+
+    /// `while :; do case $1 in -v) …; shift ;; *) break ;; esac; done`: each
+    /// turn consumes an argument or leaves, and the arm that an exhausted
+    /// argument list reaches (`*`, `""`) leaves, so the arguments bound it.
+    fn consumes_arguments(&self, body: &[AndOr]) -> bool {
+        let commands = || {
+            body.iter()
+                .flat_map(|and_or| &and_or.pipelines)
+                .flat_map(|pipeline| &pipeline.commands)
+        };
+        let shifts = |command: &Command| {
+            matches!(command, Command::Simple(simple)
+                if self.command_name(simple).as_deref() == Some("shift"))
+        };
+        let shifts_every_turn = commands().any(shifts);
+        commands().any(|command| {
+            let Command::Case(case) = command else {
+                return false;
+            };
+            if !matches!(&*literal(self.raw(&case.subject)), "$1" | "${1}") {
+                return false;
+            }
+            let mut exhausted_arm_leaves = None;
+            for (patterns, arm) in case.patterns.iter().zip(&case.arms) {
+                let leaves = self.list_leaves(arm, 0);
+                let arm_shifts = arm
+                    .iter()
+                    .flat_map(|and_or| &and_or.pipelines)
+                    .flat_map(|pipeline| &pipeline.commands)
+                    .any(shifts);
+                if !(leaves || arm_shifts || shifts_every_turn) {
+                    return false;
+                }
+                let matches_nothing = patterns.iter().any(|pattern| {
+                    let pattern = literal(self.raw(pattern));
+                    pattern.is_empty() || pattern.bytes().all(|byte| byte == b'*')
+                });
+                if matches_nothing && exhausted_arm_leaves.is_none() {
+                    exhausted_arm_leaves = Some(leaves);
+                }
+            }
+            exhausted_arm_leaves == Some(true)
+        })
     }
 
     // ---- constant conditions -------------------------------------------
@@ -690,8 +734,8 @@ impl<'t> Analyzer<'t> {
                         self.list_increments(otherwise, names);
                     }
                 }
-                Command::Case(arms) => {
-                    for arm in arms {
+                Command::Case(case) => {
+                    for arm in &case.arms {
                         self.list_increments(arm, names);
                     }
                 }
@@ -842,8 +886,8 @@ impl<'t> Analyzer<'t> {
                         self.search_guards(&lp.condition, depth + 1, incremented, guards);
                         self.search_guards(&lp.body, depth + 1, incremented, guards);
                     }
-                    Command::Case(arms) => {
-                        for arm in arms {
+                    Command::Case(case) => {
+                        for arm in &case.arms {
                             self.search_guards(arm, depth, incremented, guards);
                         }
                     }
@@ -933,7 +977,10 @@ impl<'t> Analyzer<'t> {
                     .as_ref()
                     .is_some_and(|otherwise| self.list_jumps(otherwise, depth, jump))
             }
-            Command::Case(arms) => arms.iter().any(|arm| self.list_jumps(arm, depth, jump)),
+            Command::Case(case) => case
+                .arms
+                .iter()
+                .any(|arm| self.list_jumps(arm, depth, jump)),
             Command::Group(body) => self.list_jumps(body, depth, jump),
             Command::Arithmetic(..) | Command::Function(_) => false,
         }
@@ -981,7 +1028,7 @@ impl<'t> Analyzer<'t> {
                     .as_ref()
                     .is_some_and(|otherwise| self.list_announces(otherwise))
             }
-            Command::Case(arms) => arms.iter().any(|arm| self.list_announces(arm)),
+            Command::Case(case) => case.arms.iter().any(|arm| self.list_announces(arm)),
             Command::Group(body) => self.list_announces(body),
             Command::Arithmetic(..) | Command::Function(_) => false,
         }
@@ -1044,8 +1091,8 @@ impl<'t> Analyzer<'t> {
                         self.collect_assignments(otherwise, assignments);
                     }
                 }
-                Command::Case(arms) => {
-                    for arm in arms {
+                Command::Case(case) => {
+                    for arm in &case.arms {
                         self.collect_assignments(arm, assignments);
                     }
                 }

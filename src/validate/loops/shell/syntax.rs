@@ -84,14 +84,23 @@ pub(super) struct If {
     pub otherwise: Option<List>,
 }
 
+/// `case subject in patterns) body ;; … esac`.
+#[derive(Debug)]
+pub(super) struct Case {
+    pub subject: Word,
+    /// The patterns of each arm, in order.
+    pub patterns: Vec<Vec<Word>>,
+    /// The body of each arm, in the same order.
+    pub arms: Vec<List>,
+}
+
 /// One command in a pipeline.
 #[derive(Debug)]
 pub(super) enum Command {
     Simple(Simple),
     Loop(Box<Loop>),
     If(Box<If>),
-    /// `case`: the body of each arm.
-    Case(Vec<List>),
+    Case(Box<Case>),
     /// `{ …; }` or `( … )`.
     Group(List),
     /// `(( … ))`: the span of the expression.
@@ -689,14 +698,17 @@ impl<'t> Parser<'t> {
     fn parse_case(&mut self) -> Command {
         self.pos += 4;
         self.skip_blanks();
-        if self.pos < self.end && !is_meta(self.peek()) {
-            self.read_word();
-        }
+        let subject = if self.pos < self.end && !is_meta(self.peek()) {
+            self.read_word()
+        } else {
+            Word::default()
+        };
         self.skip_blank_lines();
         if self.peek_plain_word() == "in" {
             self.pos += 2;
         }
         let mut arms = Vec::new();
+        let mut patterns = Vec::new();
         loop {
             self.skip_blank_lines();
             if self.pos >= self.end {
@@ -711,6 +723,7 @@ impl<'t> Parser<'t> {
                 self.pos += 1;
             }
             // Patterns: words joined by `|`, closed by `)`.
+            let mut arm_patterns = Vec::new();
             loop {
                 self.skip_blanks();
                 match self.peek() {
@@ -720,11 +733,10 @@ impl<'t> Parser<'t> {
                     }
                     b'|' => self.pos += 1,
                     byte if self.pos >= self.end || is_meta(byte) => break,
-                    _ => {
-                        self.read_word();
-                    }
+                    _ => arm_patterns.push(self.read_word()),
                 }
             }
+            patterns.push(arm_patterns);
             arms.push(self.parse_list());
             self.skip_blanks();
             if self.starts_with(";;&") {
@@ -737,7 +749,11 @@ impl<'t> Parser<'t> {
             }
         }
         self.parse_redirects();
-        Command::Case(arms)
+        Command::Case(Box::new(Case {
+            subject,
+            patterns,
+            arms,
+        }))
     }
 
     /// `[[ … ]]`, where `<`, `>`, `(`, `)`, `&&` and `||` are operands, not syntax.
@@ -1170,9 +1186,12 @@ mod tests {
         let list =
             parse("case $x in\n (a|b) echo a ;;\n *) while :; do :; done ;;\nesac\necho z\n");
         assert_eq!(list.len(), 2);
-        let Command::Case(arms) = first_command(&list) else {
+        let Command::Case(case) = first_command(&list) else {
             panic!("expected case");
         };
+        let arms = &case.arms;
+        assert_eq!(case.patterns.len(), 2);
+        assert_eq!(case.patterns[0].len(), 2);
         assert_eq!(arms.len(), 2);
         assert!(matches!(first_command(&arms[1]), Command::Loop(_)));
     }

@@ -175,6 +175,28 @@ fn a_guard_that_continues_before_a_final_exit_guards() {
 }
 
 #[test]
+fn an_argument_parsing_loop_is_bounded_by_its_arguments() {
+    clean("while :; do\n  case $1 in\n    -v) verbose=1; shift ;;\n    --) shift; break ;;\n    *) break ;;\n  esac\ndone\n");
+    clean("while true; do\n  case \"$1\" in\n    -o) out=$2 ;;\n    \"\") break ;;\n  esac\n  shift\ndone\n");
+}
+
+#[test]
+fn an_argument_loop_that_can_spin_is_unbounded() {
+    // `*` shifts forever once the arguments run out.
+    expect("while :; do\n  case $1 in\n    -v) shift ;;\n    *) shift ;;\n    '') break ;;\n  esac\ndone\n", &[(UNBOUNDED, 1, 1)]);
+    // An arm that neither shifts nor leaves.
+    expect(
+        "while :; do\n  case $1 in\n    -v) verbose=1 ;;\n    *) break ;;\n  esac\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    // Not the arguments.
+    expect(
+        "while :; do\n  case $x in\n    -v) shift ;;\n    *) break ;;\n  esac\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
+
+#[test]
 fn a_continue_before_the_exit_repeats_the_loop() {
     expect(
         "while true; do poll || continue; break; done",
