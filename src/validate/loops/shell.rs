@@ -7,7 +7,10 @@
 //!   `while :`, `while [ 1 ]`, `while (( 1 ))`, `while sleep 5`, `until false`,
 //!   `for ((;;))`, or a `while read` fed by a stream that never closes
 //!   (`tail -f … |`, `--watch`, `inotifywait -m`, `done < <(tail -f …)`).
-//!   A command condition (`until curl …`) or a `for` over words can end.
+//!   A command condition (`until curl …`) or a `for` over words can end, and
+//!   so can a body that always leaves (a plain `break` with no `continue`)
+//!   or an argument loop (`case $1` whose arms all `shift` or leave, and
+//!   whose `*` arm leaves).
 //! - An endless loop is *guarded* by a test comparing elapsed time (`$SECONDS`,
 //!   `date +%s`, a variable set from them) or a counter the loop changes
 //!   against a bound, in the loop's condition or body, that leads to `break`

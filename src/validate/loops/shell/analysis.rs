@@ -456,11 +456,7 @@ impl<'t> Analyzer<'t> {
             let mut exhausted_arm_leaves = None;
             for (patterns, arm) in case.patterns.iter().zip(&case.arms) {
                 let leaves = self.list_leaves(arm, 0);
-                let arm_shifts = arm
-                    .iter()
-                    .flat_map(|and_or| &and_or.pipelines)
-                    .flat_map(|pipeline| &pipeline.commands)
-                    .any(shifts);
+                let arm_shifts = self.list_runs(arm, "shift");
                 if !(leaves || arm_shifts || shifts_every_turn) {
                     return false;
                 }
@@ -474,6 +470,27 @@ impl<'t> Analyzer<'t> {
             }
             exhausted_arm_leaves == Some(true)
         })
+    }
+
+    /// Does `list` run the command `name`, outside nested loops and functions?
+    fn list_runs(&self, list: &[AndOr], name: &str) -> bool {
+        list.iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .flat_map(|pipeline| &pipeline.commands)
+            .any(|command| match command {
+                Command::Simple(simple) => self.command_name(simple).as_deref() == Some(name),
+                Command::If(branches) => {
+                    branches.branches.iter().any(|(condition, body)| {
+                        self.list_runs(condition, name) || self.list_runs(body, name)
+                    }) || branches
+                        .otherwise
+                        .as_ref()
+                        .is_some_and(|otherwise| self.list_runs(otherwise, name))
+                }
+                Command::Case(case) => case.arms.iter().any(|arm| self.list_runs(arm, name)),
+                Command::Group(body) => self.list_runs(body, name),
+                Command::Loop(_) | Command::Arithmetic(..) | Command::Function(_) => false,
+            })
     }
 
     // ---- constant conditions -------------------------------------------

@@ -177,6 +177,7 @@ fn a_guard_that_continues_before_a_final_exit_guards() {
 #[test]
 fn an_argument_parsing_loop_is_bounded_by_its_arguments() {
     clean("while :; do\n  case $1 in\n    -v) verbose=1; shift ;;\n    --) shift; break ;;\n    *) break ;;\n  esac\ndone\n");
+    clean("while true; do\n  case \"$1\" in\n    -d) case \"$2\" in \"\") shift ;; *) shift 2 ;; esac ;;\n    --) shift; break ;;\n    *) echo >&2 'internal error'; exit 1 ;;\n  esac\ndone\n");
     clean("while true; do\n  case \"$1\" in\n    -o) out=$2 ;;\n    \"\") break ;;\n  esac\n  shift\ndone\n");
 }
 
