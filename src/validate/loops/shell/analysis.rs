@@ -1165,7 +1165,7 @@ fn is_message_command(name: &str) -> bool {
 
 /// Helpers that by convention print a message and exit.
 fn is_fatal_command(name: &str) -> bool {
-    matches!(name, "die" | "fatal" | "abort" | "bail" | "panic")
+    matches!(name, "die" | "fail" | "fatal" | "abort" | "bail" | "panic")
 }
 
 /// `-f`, `-F`, `-fn0`: a cluster of short options that includes `letter`.

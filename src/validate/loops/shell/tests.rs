@@ -244,6 +244,8 @@ fn counter_guards() {
     clean("n=0\nwhile true; do\n  n=$((n+1))\n  if [ \"$n\" -gt 30 ]; then echo \"gave up after $n\" >&2; exit 1; fi\ndone\n");
     clean("while :; do\n  ((tries++))\n  (( tries >= 5 )) && { echo 'too many tries'; break; }\ndone\n");
     clean("while :; do\n  (( ++attempt > 5 )) && die \"no luck\"\n  poll\ndone\n");
+    clean("while :; do\n  (( SECONDS > end )) && fail \"timed out\"\n  poll\ndone\n");
+    clean("while :; do\n  [ $SECONDS -gt 60 ] && { log_failure_msg 'gave up'; return 1; }\ndone\n");
     clean("while true; do\n  let count+=1\n  [[ $count -lt 10 ]] || { logger -t job 'cap reached'; return 1; }\ndone\n");
     clean("for ((i = 0; ; i++)); do\n  (( i > 5 )) && { echo cap >&2; break; }\ndone\n");
     clean("while true; do\n  elapsed=$(( elapsed + 5 ))\n  if [ $elapsed -ge $timeout ]; then\n    echo \"timeout\" 1>&2\n    exit 1\n  else\n    sleep 5\n  fi\ndone\n");
