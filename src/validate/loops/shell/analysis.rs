@@ -37,6 +37,15 @@ pub(super) struct EmbeddedScript {
     pub context: Context,
 }
 
+/// What a pipeline feeds into a loop's standard input.
+#[derive(Default)]
+struct Feed {
+    /// The loop follows a `|`.
+    piped: bool,
+    /// An endless source upstream (`tail -f`), by name.
+    stream: Option<String>,
+}
+
 /// Why a loop cannot end by itself.
 enum Endless {
     /// Its condition is constant: `while true`, `until false`, `for ((;;))`.
@@ -160,8 +169,11 @@ impl<'t> Analyzer<'t> {
         for (index, command) in pipeline.commands.iter().enumerate() {
             match command {
                 Command::Loop(lp) => {
-                    let stream = self.endless_stream(&pipeline.commands[..index]);
-                    self.walk_loop(lp, context, stream);
+                    let feed = Feed {
+                        piped: index > 0,
+                        stream: self.endless_stream(&pipeline.commands[..index]),
+                    };
+                    self.walk_loop(lp, context, feed);
                 }
                 _ => self.walk_command(command, context),
             }
@@ -171,7 +183,7 @@ impl<'t> Analyzer<'t> {
     fn walk_command(&mut self, command: &Command, context: Context) {
         match command {
             Command::Simple(simple) => self.walk_simple(simple, context),
-            Command::Loop(lp) => self.walk_loop(lp, context, None),
+            Command::Loop(lp) => self.walk_loop(lp, context, Feed::default()),
             Command::If(branches) => {
                 for (condition, body) in &branches.branches {
                     self.walk_list(condition, context);
@@ -310,9 +322,9 @@ impl<'t> Analyzer<'t> {
         });
     }
 
-    fn walk_loop(&mut self, lp: &Loop, context: Context, piped_stream: Option<String>) {
+    fn walk_loop(&mut self, lp: &Loop, context: Context, feed: Feed) {
         if !context.under_deadline {
-            self.check_loop(lp, piped_stream);
+            self.check_loop(lp, feed);
         }
         let inner = Context {
             in_loop: true,
@@ -326,8 +338,8 @@ impl<'t> Analyzer<'t> {
 
     // ---- one loop ------------------------------------------------------
 
-    fn check_loop(&mut self, lp: &Loop, piped_stream: Option<String>) {
-        let Some(endless) = self.endless(lp, piped_stream) else {
+    fn check_loop(&mut self, lp: &Loop, feed: Feed) {
+        let Some(endless) = self.endless(lp, feed) else {
             return;
         };
         if self.runs_at_most_once(&lp.body) || self.consumes_arguments(&lp.body) {
@@ -381,14 +393,23 @@ impl<'t> Analyzer<'t> {
         shorten(joined.trim_end_matches(';').trim_end(), 40)
     }
 
-    fn endless(&self, lp: &Loop, piped_stream: Option<String>) -> Option<Endless> {
+    fn endless(&self, lp: &Loop, feed: Feed) -> Option<Endless> {
         match lp.kind {
             LoopKind::While | LoopKind::Until => {
                 let wanted = lp.kind == LoopKind::While;
-                if self.list_truth(&lp.condition) == Some(wanted) {
+                let constant = self.list_truth(&lp.condition) == Some(wanted);
+                // `while true; do read -r line || break; …; done < file` ends
+                // with its input, like `while read`. Input left to the
+                // terminal is not counted: `read -t 5` there is a per-call timeout.
+                let explicit_input = feed.piped
+                    || lp.redirects.iter().any(|redirect| {
+                        matches!(redirect.operator, "<" | "<<" | "<<-" | "<<<" | "<>")
+                    });
+                let reads_until_end = explicit_input && self.body_reads_until_end(&lp.body);
+                if constant && !reads_until_end {
                     return Some(Endless::Condition);
                 }
-                if !self.list_reads_input(&lp.condition) {
+                if !constant && !self.list_reads_input(&lp.condition) {
                     return None;
                 }
                 let redirected = lp.redirects.iter().find_map(|redirect| {
@@ -404,7 +425,7 @@ impl<'t> Analyzer<'t> {
                         .flat_map(|and_or| &and_or.pipelines)
                         .find_map(|pipeline| self.endless_stream(&pipeline.commands))
                 });
-                piped_stream.or(redirected).map(Endless::Stream)
+                feed.stream.or(redirected).map(Endless::Stream)
             }
             LoopKind::ForArithmetic => {
                 let [_, (start, end), _] = lp.arithmetic?;
@@ -418,6 +439,20 @@ impl<'t> Analyzer<'t> {
             }
             LoopKind::For | LoopKind::Select => None,
         }
+    }
+
+    /// `read … || break` (or `exit`, `return`) at the top level of a body.
+    fn body_reads_until_end(&self, body: &[AndOr]) -> bool {
+        body.iter().any(|and_or| {
+            let reads = and_or.pipelines.first().is_some_and(|pipeline| {
+                !pipeline.negated
+                    && matches!(pipeline.commands.as_ref(), [Command::Simple(simple)]
+                        if self.command_name(simple).as_deref() == Some("read"))
+            });
+            reads
+                && and_or.connectors.first() == Some(&Connector::Or)
+                && self.pipeline_leaves(&and_or.pipelines[1], 0)
+        })
     }
 
     /// A body whose top level holds a plain `break`, `exit` or `return`, and

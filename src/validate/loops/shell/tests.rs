@@ -155,6 +155,19 @@ fn loops_bounded_by_their_condition_are_clean() {
 }
 
 #[test]
+fn an_endless_loop_that_reads_until_end_of_input_is_bounded_by_it() {
+    clean("while true; do\n  IFS= read -r line || break\n  echo \"$line\"\ndone < list.txt\n");
+    expect(
+        "tail -f log | while :; do\n  read -r line || break\ndone\n",
+        &[(UNBOUNDED, 1, 15)],
+    );
+    expect(
+        "while :; do\n  read -r line || break\ndone < <(journalctl -f)\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
+
+#[test]
 fn a_stream_cut_short_is_clean() {
     clean("tail -f log | head -n 5 | while read l; do :; done");
     clean("tail -f log | grep -m1 READY | while read l; do :; done");
