@@ -206,8 +206,10 @@ fn is_meta(byte: u8) -> bool {
 
 impl<'t> Parser<'t> {
     /// A parser over the whole of `text`.
+    /// A stray byte-order mark is skipped (callers normally remove it).
     pub(super) fn new(text: &'t str) -> Self {
-        Self::over(text, 0, text.len(), 0)
+        let start = if text.starts_with('\u{feff}') { 3 } else { 0 };
+        Self::over(text, start, text.len(), 0)
     }
 
     fn over(text: &'t str, start: usize, end: usize, depth: usize) -> Self {

@@ -498,6 +498,11 @@ fn crlf_leftovers_are_tolerated() {
 }
 
 #[test]
+fn a_stray_byte_order_mark_does_not_hide_a_loop() {
+    expect("\u{feff}while true; do :; done\n", &[(UNBOUNDED, 1, 2)]);
+}
+
+#[test]
 fn columns_count_characters_not_bytes() {
     expect(
         "echo 'héllo wörld'; while :; do :; done",
