@@ -140,6 +140,9 @@ impl<'t> Analyzer<'t> {
     }
 
     fn command_name(&self, simple: &Simple) -> Option<Cow<'t, str>> {
+        if let Some((start, end)) = simple.name {
+            return Some(Cow::Borrowed(self.span(start, end)));
+        }
         let index = self.command_index(simple)?;
         let name = literal(self.raw(&simple.words[index]));
         Some(match name {

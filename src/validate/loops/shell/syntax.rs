@@ -43,6 +43,9 @@ pub(super) struct Simple {
     pub redirects: Vec<Redirect>,
     /// Index of the command name: the first word that is not an assignment.
     pub command: Option<usize>,
+    /// Span of the command name's last path component, when written plainly
+    /// (`tail` in `/usr/bin/tail`); the analysis asks for it often.
+    pub name: Option<(usize, usize)>,
 }
 
 /// The loop statements.
@@ -198,11 +201,33 @@ pub(super) struct Parser<'t> {
 }
 
 fn is_meta(byte: u8) -> bool {
-    matches!(
-        byte,
-        b' ' | b'\t' | b'\r' | b'\n' | b';' | b'&' | b'|' | b'<' | b'>' | b'(' | b')'
-    )
+    BYTE_CLASS[byte as usize] == META
 }
+
+/// An ordinary word byte.
+const PLAIN: u8 = 0;
+/// Ends a word: blanks and operators.
+const META: u8 = 1;
+/// Needs a closer look inside a word: quotes, escapes, expansions.
+const SPECIAL: u8 = 2;
+
+/// The class of every byte, so a word's ordinary run is skipped with one load per byte.
+static BYTE_CLASS: [u8; 256] = {
+    let mut classes = [PLAIN; 256];
+    let metas = b" \t\r\n;&|<>()";
+    let mut index = 0;
+    while index < metas.len() {
+        classes[metas[index] as usize] = META;
+        index += 1;
+    }
+    let specials = b"'\"\\`$";
+    let mut index = 0;
+    while index < specials.len() {
+        classes[specials[index] as usize] = SPECIAL;
+        index += 1;
+    }
+    classes
+};
 
 impl<'t> Parser<'t> {
     /// A parser over the whole of `text`.
@@ -804,6 +829,7 @@ impl<'t> Parser<'t> {
         }
         simple.redirects = self.parse_redirects();
         simple.command = Some(0);
+        simple.name = simple.words.first().map(|word| (word.start, word.end));
         simple
     }
 
@@ -847,6 +873,16 @@ impl<'t> Parser<'t> {
             .words
             .iter()
             .position(|word| super::words::assignment(self.slice(word.start, word.end)).is_none());
+        if let Some(word) = simple.command.map(|index| &simple.words[index]) {
+            let raw = &self.bytes[word.start..word.end];
+            if !raw.iter().any(|&byte| BYTE_CLASS[byte as usize] == SPECIAL) {
+                let start = raw
+                    .iter()
+                    .rposition(|&byte| byte == b'/')
+                    .map_or(word.start, |slash| word.start + slash + 1);
+                simple.name = Some((start, word.end));
+            }
+        }
         Some(simple)
     }
 
@@ -925,6 +961,10 @@ impl<'t> Parser<'t> {
         }
         while self.pos < self.end {
             let byte = self.bytes[self.pos];
+            if BYTE_CLASS[byte as usize] == PLAIN {
+                self.pos += 1;
+                continue;
+            }
             match byte {
                 b'(' if self.pos > start
                     && matches!(
