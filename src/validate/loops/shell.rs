@@ -18,7 +18,9 @@
 //!   `die`-style helper, through `&&`/`||` or an `if` branch. A loop inside
 //!   `timeout N sh -c '…'` has a deadline already.
 //! - No guard: kind `unbounded`. A guard whose exit prints nothing (no
-//!   `echo`/`printf`/`logger`/`>&2`): kind `silent-fallback`.
+//!   `echo`/`printf`/`logger`/`>&2` in the branch that leaves, nor in a
+//!   test of the same deadline or counter right after the loop): kind
+//!   `silent-fallback`.
 //! - A `sleep` with an argument outside every loop: H23 `bare-sleep`.
 //!
 //! Findings point at the loop keyword (`while`, `until`, `for`, `select`),

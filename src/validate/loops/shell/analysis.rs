@@ -161,14 +161,15 @@ impl<'t> Analyzer<'t> {
     // ---- walking -------------------------------------------------------
 
     pub(super) fn walk_list(&mut self, list: &[AndOr], context: Context) {
-        for and_or in list {
+        for (position, and_or) in list.iter().enumerate() {
             for pipeline in &and_or.pipelines {
-                self.walk_pipeline(pipeline, context);
+                self.walk_pipeline(pipeline, context, &list[position + 1..]);
             }
         }
     }
 
-    fn walk_pipeline(&mut self, pipeline: &Pipeline, context: Context) {
+    /// `after`: what runs next once a loop in this pipeline ends.
+    fn walk_pipeline(&mut self, pipeline: &Pipeline, context: Context, after: &[AndOr]) {
         for (index, command) in pipeline.commands.iter().enumerate() {
             match command {
                 Command::Loop(lp) => {
@@ -176,7 +177,7 @@ impl<'t> Analyzer<'t> {
                         piped: index > 0,
                         stream: self.endless_stream(&pipeline.commands[..index]),
                     };
-                    self.walk_loop(lp, context, feed);
+                    self.walk_loop(lp, context, feed, after);
                 }
                 _ => self.walk_command(command, context),
             }
@@ -186,7 +187,7 @@ impl<'t> Analyzer<'t> {
     fn walk_command(&mut self, command: &Command, context: Context) {
         match command {
             Command::Simple(simple) => self.walk_simple(simple, context),
-            Command::Loop(lp) => self.walk_loop(lp, context, Feed::default()),
+            Command::Loop(lp) => self.walk_loop(lp, context, Feed::default(), &[]),
             Command::If(branches) => {
                 for (condition, body) in &branches.branches {
                     self.walk_list(condition, context);
@@ -325,9 +326,9 @@ impl<'t> Analyzer<'t> {
         });
     }
 
-    fn walk_loop(&mut self, lp: &Loop, context: Context, feed: Feed) {
+    fn walk_loop(&mut self, lp: &Loop, context: Context, feed: Feed, after: &[AndOr]) {
         if !context.under_deadline {
-            self.check_loop(lp, feed);
+            self.check_loop(lp, feed, after);
         }
         let inner = Context {
             in_loop: true,
@@ -341,7 +342,7 @@ impl<'t> Analyzer<'t> {
 
     // ---- one loop ------------------------------------------------------
 
-    fn check_loop(&mut self, lp: &Loop, feed: Feed) {
+    fn check_loop(&mut self, lp: &Loop, feed: Feed, after: &[AndOr]) {
         let Some(endless) = self.endless(lp, feed) else {
             return;
         };
@@ -359,6 +360,10 @@ impl<'t> Analyzer<'t> {
             return;
         }
         self.search_guards(&lp.body, 0, &incremented, &mut guards);
+        if guards.found && !guards.announced && self.explains_after(after, &incremented) {
+            // `… && break; done; if (( SECONDS > deadline )); then echo late >&2; …`
+            guards.announced = true;
+        }
         let message = match (&endless, guards.found, guards.announced) {
             (_, true, true) => return,
             (_, true, false) => (
@@ -951,6 +956,33 @@ impl<'t> Analyzer<'t> {
                 }
             }
         }
+    }
+
+    /// Right after the loop, does the same kind of test lead to a message?
+    /// (`done; if (( SECONDS >= deadline )); then echo "timed out" >&2; exit 1; fi`)
+    fn explains_after(&self, after: &[AndOr], incremented: &[&str]) -> bool {
+        after.iter().take(2).any(|and_or| {
+            let pipelines = &and_or.pipelines;
+            let chained = pipelines
+                .iter()
+                .position(|pipeline| self.pipeline_is_guard_test(pipeline, incremented))
+                .is_some_and(|test| {
+                    pipelines[test + 1..]
+                        .iter()
+                        .any(|pipeline| self.pipeline_announces(pipeline))
+                });
+            let branched = pipelines
+                .iter()
+                .flat_map(|pipeline| &pipeline.commands)
+                .any(|command| match command {
+                    Command::If(branches) => branches.branches.iter().any(|(condition, body)| {
+                        self.list_has_guard_test(condition, incremented)
+                            && self.list_announces(body)
+                    }),
+                    _ => false,
+                });
+            chained || branched
+        })
     }
 
     /// `guard && continue`, or an `if guard` branch that continues.

@@ -321,6 +321,20 @@ fn guard_without_message_is_silent_fallback() {
 }
 
 #[test]
+fn a_message_right_after_the_loop_explains_the_break() {
+    clean(
+        "while true; do\n  poll && break\n  (( SECONDS >= deadline )) && break\ndone\n\
+         if (( SECONDS >= deadline )); then\n  echo \"timed out\" >&2\n  exit 1\nfi\n",
+    );
+    clean("while :; do\n  [ $n -ge 5 ] && break\n  n=$((n+1))\ndone\n[ $n -ge 5 ] && echo 'gave up' >&2\n");
+    // An unrelated message after the loop explains nothing.
+    expect(
+        "while true; do\n  (( SECONDS >= deadline )) && break\ndone\necho done\n",
+        &[(SILENT, 1, 1)],
+    );
+}
+
+#[test]
 fn silent_fallback_message_says_what_to_print() {
     let findings = scan("while true; do (( SECONDS > end )) && break; done");
     assert_eq!(
