@@ -1,16 +1,17 @@
 //! sh/bash scanner for H11 (loops with no deadline) and H23 (bare sleeps).
 //!
-//! The script is parsed into commands ([`syntax`]), then each loop is judged
-//! on its own ([`analysis`]):
+//! The script is parsed into commands (`syntax`), then each loop is judged
+//! on its own (`analysis`):
 //!
 //! - A loop is *endless* when its condition can never end it: `while true`,
 //!   `while :`, `while [ 1 ]`, `while (( 1 ))`, `while sleep 5`, `until false`,
 //!   `for ((;;))`, or a `while read` fed by a stream that never closes
 //!   (`tail -f … |`, `--watch`, `inotifywait -m`, `done < <(tail -f …)`).
-//!   A command condition (`until curl …`) or a `for` over words can end, and
-//!   so can a body that always leaves (a plain `break` with no `continue`)
-//!   or an argument loop (`case $1` whose arms all `shift` or leave, and
-//!   whose `*` arm leaves).
+//!   A stream cut by `timeout N`, `head` or `grep -m` ends. A command
+//!   condition (`until curl …`) or a `for` over words can end, and so can a
+//!   body that always leaves (a plain `break` with no `continue`), an
+//!   argument loop (`case $1` whose arms all `shift` or leave, and whose `*`
+//!   arm leaves), and `read … || break` on redirected or piped input.
 //! - An endless loop is *guarded* by a test comparing elapsed time (`$SECONDS`,
 //!   `date +%s`, a variable set from them) or a counter the loop changes
 //!   against a bound, in the loop's condition or body, that leads to `break`
