@@ -16,8 +16,10 @@
 //!   `date +%s`, a variable set from them) or a counter the loop changes
 //!   against a bound, in the loop's condition or body, that leads to `break`
 //!   (reaching this loop: `break 2` from an inner loop), `exit`, `return` or a
-//!   `die`-style helper, through `&&`/`||` or an `if` branch. A loop inside
-//!   `timeout N sh -c '…'` has a deadline already.
+//!   `die`-style helper, through `&&`/`||` or an `if` branch, or by a call
+//!   to a function of the script that does such a test (`check_deadline`
+//!   that exits, `in_time || break`). A loop inside `timeout N sh -c '…'`
+//!   has a deadline already.
 //! - No guard: kind `unbounded`. A guard whose exit prints nothing (no
 //!   `echo`/`printf`/`logger`/`>&2` in the branch that leaves, nor in a
 //!   test of the same deadline or counter right after the loop): kind

@@ -1,7 +1,7 @@
 //! Loop-by-loop reasoning over a parsed script.
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell, RefCell};
 
 use super::syntax::{
     AndOr, Command, Connector, List, Loop, LoopKind, Pipeline, Redirect, Simple, Word,
@@ -36,6 +36,18 @@ pub(super) struct EmbeddedScript {
     pub origins: Vec<usize>,
     pub context: Context,
 }
+
+/// What a guard function does when its test fires.
+#[derive(Clone, Copy)]
+struct FunctionGuard {
+    /// It prints why.
+    announced: bool,
+    /// It ends the script (`exit`, `die`), not just itself.
+    exits: bool,
+}
+
+/// A function's index, the loop counters it was judged with, and the verdict.
+type FunctionAnswer = ((usize, String), Option<FunctionGuard>);
 
 /// What a pipeline feeds into a loop's standard input.
 #[derive(Default)]
@@ -86,6 +98,15 @@ pub(super) struct Analyzer<'t> {
     /// Variables that hold a time: assigned from `$SECONDS`, `date +%s` or
     /// another such variable. Found on first need, as most files never ask.
     time_variables: OnceCell<Vec<&'t str>>,
+    /// Every function definition, by name, in order.
+    functions: OnceCell<Vec<(&'t str, &'t Command)>>,
+    /// Set while a function body is examined, so calls made from it (and
+    /// recursion) are not followed.
+    examining_function: Cell<bool>,
+    /// Set while looking only for exits that end the script (`exit`, `die`).
+    exits_only: Cell<bool>,
+    /// What each function was found to do, by its index and the loop counters asked with.
+    function_answers: RefCell<Vec<FunctionAnswer>>,
     pub findings: Vec<LocalFinding>,
     pub embedded: Vec<EmbeddedScript>,
 }
@@ -99,6 +120,10 @@ impl<'t> Analyzer<'t> {
             text,
             program,
             time_variables: OnceCell::new(),
+            functions: OnceCell::new(),
+            examining_function: Cell::new(false),
+            exits_only: Cell::new(false),
+            function_answers: RefCell::new(Vec::new()),
             findings: Vec::new(),
             embedded: Vec::new(),
         }
@@ -203,7 +228,7 @@ impl<'t> Analyzer<'t> {
                 }
             }
             Command::Group(body) => self.walk_list(body, context),
-            Command::Function(body) => self.walk_command(body, context),
+            Command::Function(function) => self.walk_command(&function.body, context),
             Command::Arithmetic(..) => {}
         }
     }
@@ -851,7 +876,7 @@ impl<'t> Analyzer<'t> {
                 let arithmetic = match name.as_deref() {
                     Some("[" | "[[" | "test") => false,
                     Some("let") => true,
-                    _ => return false,
+                    _ => return self.function_guard(simple, incremented).is_some(),
                 };
                 let first = self
                     .command_index(simple)
@@ -918,7 +943,8 @@ impl<'t> Analyzer<'t> {
                 {
                     let announced = pipelines[test + 1..=exit]
                         .iter()
-                        .any(|pipeline| self.pipeline_announces(pipeline));
+                        .any(|pipeline| self.pipeline_announces(pipeline))
+                        || self.guard_function_announces(&pipelines[test..=test], incremented);
                     guards.record(announced);
                 }
             }
@@ -930,7 +956,14 @@ impl<'t> Analyzer<'t> {
                             let tests = self.list_has_guard_test(condition, incremented);
                             guarded |= tests;
                             if tests && self.list_leaves(body, depth) {
-                                guards.record(self.list_announces(body));
+                                let announced = self.list_announces(body)
+                                    || condition.iter().any(|and_or| {
+                                        self.guard_function_announces(
+                                            &and_or.pipelines,
+                                            incremented,
+                                        )
+                                    });
+                                guards.record(announced);
                             }
                             self.search_guards(condition, depth, incremented, guards);
                             self.search_guards(body, depth, incremented, guards);
@@ -952,8 +985,134 @@ impl<'t> Analyzer<'t> {
                         }
                     }
                     Command::Group(body) => self.search_guards(body, depth, incremented, guards),
-                    Command::Simple(_) | Command::Arithmetic(..) | Command::Function(_) => {}
+                    // `check_deadline`, a function that exits when time is up.
+                    Command::Simple(simple) => {
+                        if let Some(function) = self.function_guard(simple, incremented) {
+                            if function.exits {
+                                guards.record(function.announced);
+                            }
+                        }
+                    }
+                    Command::Arithmetic(..) | Command::Function(_) => {}
                 }
+            }
+        }
+    }
+
+    /// Does a guard function called in `pipelines` print a message itself?
+    fn guard_function_announces(&self, pipelines: &[Pipeline], incremented: &[&str]) -> bool {
+        pipelines
+            .iter()
+            .flat_map(|pipeline| &pipeline.commands)
+            .any(|command| match command {
+                Command::Simple(simple) => self
+                    .function_guard(simple, incremented)
+                    .is_some_and(|function| function.announced),
+                _ => false,
+            })
+    }
+
+    /// When `simple` calls a function of this script whose body leaves
+    /// (`return 1`, `exit`) on a guard test, what that exit does.
+    fn function_guard(&self, simple: &Simple, incremented: &[&str]) -> Option<FunctionGuard> {
+        if self.examining_function.get() {
+            return None;
+        }
+        let name = self.command_name(simple)?;
+        let functions = self.functions();
+        let index = functions
+            .iter()
+            .rposition(|(defined, _)| *defined == name)?;
+        let Command::Group(list) = functions[index].1 else {
+            return None;
+        };
+        // Many calls of one function from the same loop, or from loops with
+        // the same counters, are judged once.
+        let key = (index, incremented.join(" "));
+        if let Some((_, answer)) = self
+            .function_answers
+            .borrow()
+            .iter()
+            .find(|(known, _)| *known == key)
+        {
+            return *answer;
+        }
+        let answer = self.judge_function(list, incremented);
+        self.function_answers.borrow_mut().push((key, answer));
+        answer
+    }
+
+    fn judge_function(&self, list: &[AndOr], incremented: &[&str]) -> Option<FunctionGuard> {
+        self.examining_function.set(true);
+        let mut own = Vec::new();
+        self.list_increments(list, &mut own);
+        let counters: Vec<&str> = incremented.iter().copied().chain(own).collect();
+        let mut guards = Guards::default();
+        self.search_guards(list, 0, &counters, &mut guards);
+        let mut exits = false;
+        if guards.found {
+            self.exits_only.set(true);
+            let mut leaving = Guards::default();
+            self.search_guards(list, 0, &counters, &mut leaving);
+            self.exits_only.set(false);
+            exits = leaving.found;
+        }
+        // A predicate: its status is the test (`too_many() { [ "$n" -ge 5 ]; }`).
+        let predicate = list.last().is_some_and(|and_or| {
+            and_or.pipelines.len() == 1
+                && self.pipeline_is_guard_test(&and_or.pipelines[0], &counters)
+        });
+        self.examining_function.set(false);
+        (guards.found || predicate).then_some(FunctionGuard {
+            announced: guards.announced,
+            exits,
+        })
+    }
+
+    fn functions(&self) -> &[(&'t str, &'t Command)] {
+        self.functions.get_or_init(|| {
+            let mut functions = Vec::new();
+            self.collect_functions(self.program, &mut functions);
+            functions
+        })
+    }
+
+    fn collect_functions(&self, list: &'t [AndOr], functions: &mut Vec<(&'t str, &'t Command)>) {
+        for command in list
+            .iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .flat_map(|pipeline| &pipeline.commands)
+        {
+            match command {
+                Command::Function(function) => {
+                    let name = literal(self.raw(&function.name));
+                    if let Cow::Borrowed(name) = name {
+                        functions.push((name, &function.body));
+                    }
+                    if let Command::Group(body) = &function.body {
+                        self.collect_functions(body, functions);
+                    }
+                }
+                Command::Loop(lp) => {
+                    self.collect_functions(&lp.condition, functions);
+                    self.collect_functions(&lp.body, functions);
+                }
+                Command::If(branches) => {
+                    for (condition, body) in &branches.branches {
+                        self.collect_functions(condition, functions);
+                        self.collect_functions(body, functions);
+                    }
+                    if let Some(otherwise) = &branches.otherwise {
+                        self.collect_functions(otherwise, functions);
+                    }
+                }
+                Command::Case(case) => {
+                    for arm in &case.arms {
+                        self.collect_functions(arm, functions);
+                    }
+                }
+                Command::Group(body) => self.collect_functions(body, functions),
+                Command::Simple(_) | Command::Arithmetic(..) => {}
             }
         }
     }
@@ -1043,7 +1202,9 @@ impl<'t> Analyzer<'t> {
                         .and_then(|word| literal(self.raw(word)).parse::<usize>().ok())
                         .unwrap_or(1)
                 };
+                let exits_only = self.exits_only.get();
                 match (jump, name.as_deref()) {
+                    (Jump::Leave, Some("break" | "return")) if exits_only => false,
                     (Jump::Leave, Some("break")) | (Jump::Continue, Some("continue")) => {
                         levels() > depth
                     }
@@ -1184,8 +1345,8 @@ impl<'t> Analyzer<'t> {
                     }
                 }
                 Command::Group(body) => self.collect_assignments(body, assignments),
-                Command::Function(body) => {
-                    if let Command::Group(list) = &**body {
+                Command::Function(function) => {
+                    if let Command::Group(list) = &function.body {
                         self.collect_assignments(list, assignments);
                     }
                 }

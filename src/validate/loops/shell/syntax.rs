@@ -97,6 +97,13 @@ pub(super) struct Case {
     pub arms: Vec<List>,
 }
 
+/// `name() body` or `function name body`.
+#[derive(Debug)]
+pub(super) struct Function {
+    pub name: Word,
+    pub body: Command,
+}
+
 /// One command in a pipeline.
 #[derive(Debug)]
 pub(super) enum Command {
@@ -109,7 +116,7 @@ pub(super) enum Command {
     /// `(( … ))`: the span of the expression.
     Arithmetic(usize, usize),
     /// A function definition: its body runs only when called.
-    Function(Box<Command>),
+    Function(Box<Function>),
 }
 
 /// Commands joined by `|`.
@@ -565,15 +572,21 @@ impl<'t> Parser<'t> {
         self.depth += 1;
         let body = self.parse_command();
         self.depth -= 1;
-        Command::Function(Box::new(body.unwrap_or(Command::Group(List::new()))))
+        let name = simple.words.into_iter().next().unwrap_or_default();
+        Command::Function(Box::new(Function {
+            name,
+            body: body.unwrap_or(Command::Group(List::new())),
+        }))
     }
 
     fn parse_function_keyword(&mut self) -> Command {
         self.pos += "function".len();
         self.skip_blanks();
-        if self.pos < self.end && !is_meta(self.peek()) {
-            self.read_word();
-        }
+        let name = if self.pos < self.end && !is_meta(self.peek()) {
+            self.read_word()
+        } else {
+            Word::default()
+        };
         self.skip_blanks();
         if self.peek() == b'(' {
             self.pos += 1;
@@ -584,7 +597,10 @@ impl<'t> Parser<'t> {
         }
         self.skip_blank_lines();
         let body = self.parse_command();
-        Command::Function(Box::new(body.unwrap_or(Command::Group(List::new()))))
+        Command::Function(Box::new(Function {
+            name,
+            body: body.unwrap_or(Command::Group(List::new())),
+        }))
     }
 
     fn parse_while(&mut self, kind: LoopKind, keyword_length: usize) -> Command {

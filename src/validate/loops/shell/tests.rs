@@ -286,6 +286,44 @@ fn every_way_of_counting_is_a_counter() {
 }
 
 #[test]
+fn a_guard_function_called_from_the_loop_guards() {
+    // It exits by itself.
+    clean(
+        "check_deadline() {\n  if (( SECONDS > deadline )); then\n    echo \"timed out\" >&2\n    exit 1\n  fi\n}\n\
+         while true; do\n  check_deadline\n  poll && break\ndone\n",
+    );
+    // It returns failure and the loop leaves on it.
+    clean(
+        "in_time() { (( SECONDS < deadline )) || { echo late >&2; return 1; }; }\n\
+         while :; do\n  in_time || break\n  poll\ndone\n",
+    );
+    // Its counter is kept by the loop.
+    clean("too_many() { [ \"$tries\" -ge 5 ]; }\nwhile :; do\n  tries=$((tries+1))\n  too_many && { echo 'gave up' >&2; exit 1; }\ndone\n");
+}
+
+#[test]
+fn a_guard_function_without_a_message_is_a_silent_fallback() {
+    expect(
+        "in_time() { (( SECONDS < deadline )) || return 1; }\nwhile :; do\n  in_time || break\ndone\n",
+        &[(SILENT, 2, 1)],
+    );
+}
+
+#[test]
+fn a_function_that_only_returns_does_not_stop_the_loop_by_itself() {
+    // `return` leaves the function, not the loop, when nobody checks it.
+    expect(
+        "in_time() { (( SECONDS < deadline )) || { echo late >&2; return 1; }; }\nwhile :; do\n  in_time\n  poll\ndone\n",
+        &[(UNBOUNDED, 2, 1)],
+    );
+    // A function with no guard is no guard; recursion is not followed forever.
+    expect(
+        "f() { f; }\nwhile :; do\n  f || break\ndone\n",
+        &[(UNBOUNDED, 2, 1)],
+    );
+}
+
+#[test]
 fn guard_in_else_branch_guards() {
     clean("while true; do\n  if (( SECONDS < deadline )); then poll; else echo late >&2; break; fi\ndone\n");
 }
@@ -667,6 +705,15 @@ fn huge_and_deep_inputs_finish() {
     let wide =
         "while true; do (( SECONDS > end )) && { echo late >&2; break; }; done\n".repeat(20_000);
     assert!(scan(&wide).is_empty());
+    let function = "check() {\n".to_owned()
+        + &"  echo step\n".repeat(5_000)
+        + "  (( SECONDS > end )) && exit 1\n}\n";
+    let calls = function + &"while :; do check; done\n".repeat(5_000);
+    let findings = scan(&calls);
+    assert_eq!(findings.len(), 5_000);
+    assert!(findings
+        .iter()
+        .all(|finding| finding.kind == FindingKind::SilentFallback));
     let quotes = "\"$(".repeat(50_000);
     let _ = scan(&quotes);
 }
