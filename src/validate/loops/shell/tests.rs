@@ -1,0 +1,719 @@
+//! One snippet per case: every loop shape, guard shape and trap.
+
+use super::*;
+use crate::validate::diagnostic::{FindingKind, Rule};
+
+const UNBOUNDED: (Rule, FindingKind) = (Rule::H11, FindingKind::Unbounded);
+const SILENT: (Rule, FindingKind) = (Rule::H11, FindingKind::SilentFallback);
+const SLEEP: (Rule, FindingKind) = (Rule::H23, FindingKind::BareSleep);
+
+fn found(source: &str) -> Vec<(Rule, FindingKind, usize, usize)> {
+    scan(source)
+        .into_iter()
+        .map(|finding| (finding.rule, finding.kind, finding.line, finding.column))
+        .collect()
+}
+
+#[track_caller]
+fn expect(source: &str, expected: &[((Rule, FindingKind), usize, usize)]) {
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|&((rule, kind), line, column)| (rule, kind, line, column))
+        .collect();
+    assert_eq!(found(source), expected, "source:\n{source}");
+}
+
+#[track_caller]
+fn clean(source: &str) {
+    expect(source, &[]);
+}
+
+// ---- endless shapes, unguarded -------------------------------------------
+
+#[test]
+fn while_true_is_unbounded() {
+    expect(
+        "#!/bin/sh\nwhile true; do\n  poll\ndone\n",
+        &[(UNBOUNDED, 2, 1)],
+    );
+}
+
+#[test]
+fn while_colon_is_unbounded() {
+    expect("while :\ndo\n  poll\ndone\n", &[(UNBOUNDED, 1, 1)]);
+}
+
+#[test]
+fn while_constant_tests_are_unbounded() {
+    expect("while [ 1 ]; do poll; done", &[(UNBOUNDED, 1, 1)]);
+    expect("while [[ 1 ]]; do poll; done", &[(UNBOUNDED, 1, 1)]);
+    expect("while (( 1 )); do poll; done", &[(UNBOUNDED, 1, 1)]);
+    expect("while ((1)); do poll; done", &[(UNBOUNDED, 1, 1)]);
+    expect("while test 1 -eq 1; do poll; done", &[(UNBOUNDED, 1, 1)]);
+    expect("while [ \"yes\" ]; do poll; done", &[(UNBOUNDED, 1, 1)]);
+    expect("while ! false; do poll; done", &[(UNBOUNDED, 1, 1)]);
+    expect("while /bin/true; do poll; done", &[(UNBOUNDED, 1, 1)]);
+    expect("while poll || true; do :; done", &[(UNBOUNDED, 1, 1)]);
+}
+
+#[test]
+fn while_sleep_is_unbounded() {
+    expect("while sleep 5; do poll; done", &[(UNBOUNDED, 1, 1)]);
+}
+
+#[test]
+fn until_false_is_unbounded() {
+    expect("until false; do poll; done", &[(UNBOUNDED, 1, 1)]);
+}
+
+#[test]
+fn for_with_empty_condition_is_unbounded() {
+    expect("for ((;;)); do poll; done", &[(UNBOUNDED, 1, 1)]);
+    expect(
+        "for (( i = 0; ; i++ ))\ndo poll\ndone",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
+
+#[test]
+fn loop_over_tail_follow_is_unbounded() {
+    expect(
+        "tail -f /var/log/app.log | while read -r line; do\n  echo \"$line\"\ndone\n",
+        &[(UNBOUNDED, 1, 28)],
+    );
+    expect(
+        "tail -F log |\n  grep --line-buffered ERROR |\n  while IFS= read -r line; do handle; done",
+        &[(UNBOUNDED, 3, 3)],
+    );
+    expect(
+        "tail -fn0 log | while read l; do :; done",
+        &[(UNBOUNDED, 1, 17)],
+    );
+}
+
+#[test]
+fn loop_over_watch_streams_is_unbounded() {
+    expect(
+        "kubectl get pods --watch | while read -r pod; do :; done",
+        &[(UNBOUNDED, 1, 28)],
+    );
+    expect(
+        "inotifywait -m -e create /in | while read dir event file; do :; done",
+        &[(UNBOUNDED, 1, 32)],
+    );
+    expect(
+        "journalctl -fu nginx | while read l; do :; done",
+        &[(UNBOUNDED, 1, 24)],
+    );
+    expect(
+        "docker logs -f app | while read l; do :; done",
+        &[(UNBOUNDED, 1, 22)],
+    );
+}
+
+#[test]
+fn loop_reading_process_substitution_of_tail_is_unbounded() {
+    expect(
+        "while read -r line; do\n  handle \"$line\"\ndone < <(tail -f log)\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
+
+#[test]
+fn message_names_the_loop_and_the_fix() {
+    let findings = scan("while true; do poll; done");
+    assert_eq!(
+        findings[0].message,
+        "`while true` loop never ends by itself: add a deadline (e.g. `(( SECONDS > deadline ))`) \
+         or an iteration cap that breaks out, with a message when it fires, or run it under `timeout`"
+    );
+    let findings = scan("tail -f log | while read l; do :; done");
+    assert!(findings[0]
+        .message
+        .starts_with("`while read l` loop reads an endless stream (`tail -f`)"));
+    assert!(findings[0]
+        .message
+        .ends_with("or run the stream under `timeout`"));
+}
+
+// ---- bounded shapes --------------------------------------------------------
+
+#[test]
+fn loops_bounded_by_their_condition_are_clean() {
+    clean("for i in $(seq 1 30); do curl -sf http://x && break; sleep 1; done");
+    clean("for x in a b c; do echo $x; done");
+    clean("for x; do echo $x; done");
+    clean("while (( n++ < 10 )); do poll; done");
+    clean("while read -r line; do echo \"$line\"; done < file");
+    clean("while [ \"$n\" -lt 5 ]; do n=$((n+1)); done");
+    clean("until curl -sf http://localhost/health; do sleep 2; done");
+    clean("while ! nc -z db 5432; do sleep 1; done");
+    clean("for ((i = 0; i < 10; i++)); do :; done");
+    clean("select choice in a b; do break; done");
+    clean("cat file | while read -r line; do :; done");
+    clean("while read -r l; do :; done <<< \"$(tail -n 5 log)\"");
+}
+
+#[test]
+fn an_endless_loop_that_reads_until_end_of_input_is_bounded_by_it() {
+    clean("while true; do\n  IFS= read -r line || break\n  echo \"$line\"\ndone < list.txt\n");
+    expect(
+        "tail -f log | while :; do\n  read -r line || break\ndone\n",
+        &[(UNBOUNDED, 1, 15)],
+    );
+    expect(
+        "while :; do\n  read -r line || break\ndone < <(journalctl -f)\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
+
+#[test]
+fn a_stream_cut_short_is_clean() {
+    clean("tail -f log | head -n 5 | while read l; do :; done");
+    clean("tail -f log | grep -m1 READY | while read l; do :; done");
+}
+
+#[test]
+fn a_body_that_always_leaves_runs_once() {
+    clean("while true; do poll; break; done");
+}
+
+#[test]
+fn a_guard_that_continues_before_a_final_exit_guards() {
+    clean("while true; do\n  if [ \"$(date +%s)\" -lt \"$end\" ]; then sleep 1; continue; fi\n  echo late >&2; exit 1\ndone\n");
+    expect(
+        "while true; do\n  (( SECONDS < end )) && continue\n  exit 1\ndone\n",
+        &[(SILENT, 1, 1)],
+    );
+}
+
+#[test]
+fn an_argument_parsing_loop_is_bounded_by_its_arguments() {
+    clean("while :; do\n  case $1 in\n    -v) verbose=1; shift ;;\n    --) shift; break ;;\n    *) break ;;\n  esac\ndone\n");
+    clean("while true; do\n  case \"$1\" in\n    -d) case \"$2\" in \"\") shift ;; *) shift 2 ;; esac ;;\n    --) shift; break ;;\n    *) echo >&2 'internal error'; exit 1 ;;\n  esac\ndone\n");
+    clean("while true; do\n  case \"$1\" in\n    -o) out=$2 ;;\n    \"\") break ;;\n  esac\n  shift\ndone\n");
+}
+
+#[test]
+fn an_argument_loop_that_can_spin_is_unbounded() {
+    // `*` shifts forever once the arguments run out.
+    expect("while :; do\n  case $1 in\n    -v) shift ;;\n    *) shift ;;\n    '') break ;;\n  esac\ndone\n", &[(UNBOUNDED, 1, 1)]);
+    // An arm that neither shifts nor leaves.
+    expect(
+        "while :; do\n  case $1 in\n    -v) verbose=1 ;;\n    *) break ;;\n  esac\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    // Not the arguments.
+    expect(
+        "while :; do\n  case $x in\n    -v) shift ;;\n    *) break ;;\n  esac\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
+
+#[test]
+fn a_continue_before_the_exit_repeats_the_loop() {
+    expect(
+        "while true; do poll || continue; break; done",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    expect(
+        "while :; do\n  for f in a b; do\n    check $f || continue 2\n  done\n  break\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
+
+#[test]
+fn a_counter_changed_only_in_a_sibling_loop_is_no_guard() {
+    expect(
+        "while read -r l; do n=$((n+1)); done < f\nwhile true; do\n  [ $n -gt 5 ] && { echo cap >&2; break; }\ndone\n",
+        &[(UNBOUNDED, 2, 1)],
+    );
+}
+
+// ---- guards ----------------------------------------------------------------
+
+#[test]
+fn seconds_deadline_with_message_guards() {
+    clean(
+        "deadline=$((SECONDS + 300))\nwhile true; do\n  if (( SECONDS > deadline )); then\n    \
+         echo \"timed out\" >&2\n    exit 1\n  fi\n  poll && break\n  sleep 5\ndone\n",
+    );
+}
+
+#[test]
+fn date_deadline_guards() {
+    clean(
+        "end=$(( $(date +%s) + 60 ))\nwhile :; do\n  [ \"$(date +%s)\" -ge \"$end\" ] && \
+         { echo 'gave up' >&2; exit 1; }\n  sleep 1\ndone\n",
+    );
+    clean(
+        "start=$(date +%s)\nwhile true; do\n  now=$(date +%s)\n  if [ $((now - start)) -gt 60 ]; then\n    \
+         printf 'timeout\\n' >&2; break\n  fi\ndone\n",
+    );
+}
+
+#[test]
+fn counter_guards() {
+    clean("n=0\nwhile true; do\n  n=$((n+1))\n  if [ \"$n\" -gt 30 ]; then echo \"gave up after $n\" >&2; exit 1; fi\ndone\n");
+    clean("while :; do\n  ((tries++))\n  (( tries >= 5 )) && { echo 'too many tries'; break; }\ndone\n");
+    clean("while :; do\n  (( ++attempt > 5 )) && die \"no luck\"\n  poll\ndone\n");
+    clean("while :; do\n  (( SECONDS > end )) && fail \"timed out\"\n  poll\ndone\n");
+    clean("while :; do\n  [ $SECONDS -gt 60 ] && { log_failure_msg 'gave up'; return 1; }\ndone\n");
+    clean("while true; do\n  let count+=1\n  [[ $count -lt 10 ]] || { logger -t job 'cap reached'; return 1; }\ndone\n");
+    clean("for ((i = 0; ; i++)); do\n  (( i > 5 )) && { echo cap >&2; break; }\ndone\n");
+    clean("while true; do\n  elapsed=$(( elapsed + 5 ))\n  if [ $elapsed -ge $timeout ]; then\n    echo \"timeout\" 1>&2\n    exit 1\n  else\n    sleep 5\n  fi\ndone\n");
+}
+
+#[test]
+fn every_way_of_counting_is_a_counter() {
+    for increment in [
+        "n=$((n+1))",
+        "n=$(( $n + 1 ))",
+        "n=$[n+1]",
+        "n=$(expr $n + 1)",
+        "((n++))",
+        "(( ++n ))",
+        "((n += 1))",
+        "(( n = n + 1 ))",
+        "let n++",
+        "let \"n += 1\"",
+        ": $((n++))",
+        "local n=$((n + 1))",
+        "n=$((n - 1))",
+    ] {
+        clean(&format!("while true; do\n  {increment}\n  [ \"$n\" -ge 5 ] && {{ echo cap >&2; exit 1; }}\ndone\n"));
+    }
+}
+
+#[test]
+fn a_guard_function_called_from_the_loop_guards() {
+    // It exits by itself.
+    clean(
+        "check_deadline() {\n  if (( SECONDS > deadline )); then\n    echo \"timed out\" >&2\n    exit 1\n  fi\n}\n\
+         while true; do\n  check_deadline\n  poll && break\ndone\n",
+    );
+    // It returns failure and the loop leaves on it.
+    clean(
+        "in_time() { (( SECONDS < deadline )) || { echo late >&2; return 1; }; }\n\
+         while :; do\n  in_time || break\n  poll\ndone\n",
+    );
+    // Its counter is kept by the loop.
+    clean("too_many() { [ \"$tries\" -ge 5 ]; }\nwhile :; do\n  tries=$((tries+1))\n  too_many && { echo 'gave up' >&2; exit 1; }\ndone\n");
+}
+
+#[test]
+fn a_guard_function_without_a_message_is_a_silent_fallback() {
+    expect(
+        "in_time() { (( SECONDS < deadline )) || return 1; }\nwhile :; do\n  in_time || break\ndone\n",
+        &[(SILENT, 2, 1)],
+    );
+}
+
+#[test]
+fn a_function_that_only_returns_does_not_stop_the_loop_by_itself() {
+    // `return` leaves the function, not the loop, when nobody checks it.
+    expect(
+        "in_time() { (( SECONDS < deadline )) || { echo late >&2; return 1; }; }\nwhile :; do\n  in_time\n  poll\ndone\n",
+        &[(UNBOUNDED, 2, 1)],
+    );
+    // A function with no guard is no guard; recursion is not followed forever.
+    expect(
+        "f() { f; }\nwhile :; do\n  f || break\ndone\n",
+        &[(UNBOUNDED, 2, 1)],
+    );
+}
+
+#[test]
+fn guard_in_else_branch_guards() {
+    clean("while true; do\n  if (( SECONDS < deadline )); then poll; else echo late >&2; break; fi\ndone\n");
+}
+
+#[test]
+fn guard_in_stream_loop_condition_guards() {
+    clean("tail -f log | while read -r line && (( SECONDS < deadline )); do :; done");
+}
+
+#[test]
+fn timeout_wrapper_guards() {
+    clean("timeout 300 bash -c 'while true; do poll; done'");
+    clean("timeout -s KILL 60 sh -c \"while :; do poll; done\"");
+    clean("timeout 60 tail -f log | while read l; do :; done");
+}
+
+// ---- silent fallback ---------------------------------------------------------
+
+#[test]
+fn guard_without_message_is_silent_fallback() {
+    expect(
+        "while true; do\n  (( SECONDS > deadline )) && break\n  poll\ndone\n",
+        &[(SILENT, 1, 1)],
+    );
+    expect(
+        "while true; do\n  if [ $n -ge 5 ]; then exit 1; fi\n  n=$((n+1))\ndone\n",
+        &[(SILENT, 1, 1)],
+    );
+    expect(
+        "  while :; do (( SECONDS < end )) || return 1; done",
+        &[(SILENT, 1, 3)],
+    );
+}
+
+#[test]
+fn a_message_right_after_the_loop_explains_the_break() {
+    clean(
+        "while true; do\n  poll && break\n  (( SECONDS >= deadline )) && break\ndone\n\
+         if (( SECONDS >= deadline )); then\n  echo \"timed out\" >&2\n  exit 1\nfi\n",
+    );
+    clean("while :; do\n  [ $n -ge 5 ] && break\n  n=$((n+1))\ndone\n[ $n -ge 5 ] && echo 'gave up' >&2\n");
+    // An unrelated message after the loop explains nothing.
+    expect(
+        "while true; do\n  (( SECONDS >= deadline )) && break\ndone\necho done\n",
+        &[(SILENT, 1, 1)],
+    );
+}
+
+#[test]
+fn silent_fallback_message_says_what_to_print() {
+    let findings = scan("while true; do (( SECONDS > end )) && break; done");
+    assert_eq!(
+        findings[0].message,
+        "`while true` loop stops on its deadline or cap without saying so: print why before leaving \
+         (e.g. `echo \"timed out after ${SECONDS}s\" >&2`)"
+    );
+}
+
+#[test]
+fn echo_to_dev_null_is_no_message() {
+    expect(
+        "while true; do (( SECONDS > end )) && echo x >/dev/null && break; done",
+        &[(SILENT, 1, 1)],
+    );
+}
+
+#[test]
+fn one_announced_guard_is_enough() {
+    clean("while true; do\n  (( n++ > 100 )) && break\n  (( SECONDS > end )) && { echo late >&2; exit 1; }\ndone\n");
+}
+
+// ---- traps -------------------------------------------------------------------
+
+#[test]
+fn guard_words_in_a_comment_do_not_count() {
+    expect(
+        "while true; do # timeout deadline (( SECONDS > end )) && break\n  poll\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
+
+#[test]
+fn guard_words_in_a_string_or_echo_do_not_count() {
+    expect(
+        "while true; do\n  echo \"(( SECONDS > deadline )) && break\"\n  msg='timeout 5'\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
+
+#[test]
+fn heredoc_bodies_are_data() {
+    expect(
+        "cat <<EOF\nwhile true; do :; done\nsleep 10\nEOF\nwhile true; do\n  cat <<-'END'\n\t(( SECONDS > d )) && break\n\tEND\ndone\n",
+        &[(UNBOUNDED, 5, 1)],
+    );
+}
+
+#[test]
+fn loops_in_single_quotes_are_not_code() {
+    clean("echo 'while true; do :; done'");
+    clean("printf '%s\\n' \"sleep 5\"");
+}
+
+#[test]
+fn a_guard_in_a_sibling_loop_does_not_count() {
+    expect(
+        "while true; do\n  (( SECONDS > end )) && { echo late >&2; break; }\ndone\nwhile true; do\n  poll\ndone\n",
+        &[(UNBOUNDED, 4, 1)],
+    );
+}
+
+#[test]
+fn an_inner_break_does_not_stop_the_outer_loop() {
+    expect(
+        "while true; do\n  for i in 1 2 3; do\n    (( SECONDS > end )) && { echo late >&2; break; }\n  done\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    expect(
+        "while true; do\n  while true; do\n    (( SECONDS > end )) && { echo late >&2; break; }\n  done\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
+
+#[test]
+fn break_two_stops_the_outer_loop() {
+    clean("while true; do\n  for i in 1 2 3; do\n    (( SECONDS > end )) && { echo late >&2; break 2; }\n  done\ndone\n");
+}
+
+#[test]
+fn exit_in_an_inner_loop_stops_every_loop() {
+    clean("while true; do\n  while read -r l; do\n    [ $SECONDS -gt 60 ] && { echo late >&2; exit 1; }\n  done < f\ndone\n");
+}
+
+#[test]
+fn a_per_call_timeout_is_no_guard() {
+    expect(
+        "while true; do curl --max-time 5 http://x && break; sleep 1; done",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    expect(
+        "while true; do timeout 5 curl http://x && break; done",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    expect(
+        "while true; do read -t 5 answer || break; done",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
+
+#[test]
+fn a_counter_the_loop_never_changes_is_no_guard() {
+    expect(
+        "while true; do\n  [ \"$n\" -gt 5 ] && { echo x; break; }\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
+
+#[test]
+fn a_guard_that_does_not_leave_is_no_guard() {
+    expect(
+        "while true; do\n  (( SECONDS > end )) && echo late >&2\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
+
+#[test]
+fn sh_c_strings_are_code_mapped_to_file_positions() {
+    expect(
+        "#!/bin/bash\nssh host sh -c 'cd /x; while true; do poll; done'\n",
+        &[(UNBOUNDED, 2, 24)],
+    );
+    expect(
+        "bash -lc \"echo \\\"hi\\\"; until false; do :; done\"",
+        &[(UNBOUNDED, 1, 24)],
+    );
+    expect("eval 'while :; do :; done'", &[(UNBOUNDED, 1, 7)]);
+    expect("echo sh -c 'while :; do :; done'", &[]);
+}
+
+#[test]
+fn nested_sh_c_strings_are_followed() {
+    expect(
+        "sh -c \"bash -c 'while :; do :; done'\"",
+        &[(UNBOUNDED, 1, 17)],
+    );
+}
+
+#[test]
+fn loops_inside_functions_and_substitutions_are_checked() {
+    expect(
+        "wait_ready() {\n  while true; do\n    poll && return 0\n  done\n}\n",
+        &[(UNBOUNDED, 2, 3)],
+    );
+    expect(
+        "function watch_it {\n  until false; do :; done\n}\n",
+        &[(UNBOUNDED, 2, 3)],
+    );
+    expect("x=$(while :; do :; done)", &[(UNBOUNDED, 1, 5)]);
+    expect("x=`while :; do :; done`", &[(UNBOUNDED, 1, 4)]);
+}
+
+#[test]
+fn loops_in_other_compounds_are_checked() {
+    expect(
+        "if ready; then\n  while :; do :; done\nfi\n",
+        &[(UNBOUNDED, 2, 3)],
+    );
+    expect(
+        "case $1 in\n  run) while :; do :; done ;;\nesac\n",
+        &[(UNBOUNDED, 2, 8)],
+    );
+    expect("( while :; do :; done ) &\n", &[(UNBOUNDED, 1, 3)]);
+    expect("{ while :; do :; done; } >&2\n", &[(UNBOUNDED, 1, 3)]);
+}
+
+#[test]
+fn crlf_leftovers_are_tolerated() {
+    expect(
+        "while true\r\ndo\r\n  poll\r\ndone\r\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    clean("while true; do\r\n  (( SECONDS > end )) && { echo late >&2; exit 1; }\r\ndone\r\n");
+    clean("cat <<EOF\r\nwhile true; do :; done\r\nEOF\r\n");
+}
+
+#[test]
+fn a_stray_byte_order_mark_does_not_hide_a_loop() {
+    expect("\u{feff}while true; do :; done\n", &[(UNBOUNDED, 1, 2)]);
+}
+
+#[test]
+fn columns_count_characters_not_bytes() {
+    expect(
+        "echo 'héllo wörld'; while :; do :; done",
+        &[(UNBOUNDED, 1, 21)],
+    );
+}
+
+#[test]
+fn suppression_is_left_to_the_framework() {
+    // The scanner reports; `specsmith: allow H11` is applied by the caller.
+    expect(
+        "# specsmith: allow H11\nwhile true; do :; done\n",
+        &[(UNBOUNDED, 2, 1)],
+    );
+}
+
+// ---- H23 bare sleeps -----------------------------------------------------------
+
+#[test]
+fn a_sleep_outside_loops_is_bare() {
+    expect(
+        "#!/bin/sh\nstart_server &\nsleep 30\ncurl http://x\n",
+        &[(SLEEP, 3, 1)],
+    );
+    expect("sleep 1m", &[(SLEEP, 1, 1)]);
+    expect("  sleep \"$DELAY\"", &[(SLEEP, 1, 3)]);
+    expect("make && sleep 2 && run", &[(SLEEP, 1, 9)]);
+    expect("setup() {\n  sleep 5\n}\n", &[(SLEEP, 2, 3)]);
+}
+
+#[test]
+fn bare_sleep_message_quotes_the_sleep() {
+    assert_eq!(
+        scan("sleep 30")[0].message,
+        "`sleep 30` outside any loop: wait for the condition you need, with a deadline, instead of a fixed sleep"
+    );
+}
+
+#[test]
+fn a_sleep_in_a_loop_is_not_bare() {
+    clean("for i in 1 2 3; do curl http://x && break; sleep 5; done");
+    clean("until ready; do sleep 1; done");
+    clean("while ! ready; do\n  if true; then sleep 1; fi\ndone\n");
+    clean("for i in 1 2; do bash -c 'sleep 1'; done");
+}
+
+#[test]
+fn sleep_words_that_are_not_commands_are_ignored() {
+    clean("echo sleep 5");
+    clean("# sleep 5\n");
+    clean("sleep");
+    clean("x='sleep 5'");
+}
+
+#[test]
+fn an_endless_loop_and_a_bare_sleep_are_both_reported() {
+    expect(
+        "sleep 5\nwhile :; do sleep 1; done\n",
+        &[(SLEEP, 1, 1), (UNBOUNDED, 2, 1)],
+    );
+}
+
+// ---- robustness --------------------------------------------------------------
+
+#[test]
+fn malformed_input_never_panics() {
+    for source in [
+        "",
+        "while",
+        "while true; do",
+        "done done fi esac } ) ;; ;&",
+        "'unterminated",
+        "\"unterminated $(while :; do",
+        "cat <<EOF\nwhile true",
+        "cat <<",
+        "$'\\",
+        "a\\",
+        "for ((",
+        "case x in (a",
+        "`while :; do :; done",
+        "x=(a b",
+        "f() ",
+        "function",
+        "[[ a < b",
+        "2>",
+        "\r\r\r",
+        "while :; do sleep 1; done <",
+        "sh -c",
+        "sh -c \"",
+        "é(é)é$(é`é'é\"é",
+    ] {
+        let findings = scan(source);
+        for finding in findings {
+            assert!(finding.line >= 1 && finding.column >= 1, "{source:?}");
+        }
+    }
+}
+
+/// Random printable soup: findings must sit inside the text.
+#[test]
+fn random_input_never_panics_and_positions_are_sane() {
+    const ALPHABET: &[&str] = &[
+        "while", "until", "for", "do", "done", "true", ":", "[", "]", "((", "))", ";", "\n", " ",
+        "'", "\"", "$(", ")", "`", "<<", "EOF", "<<-", "|", "&&", "||", "{", "}", "if", "then",
+        "fi", "case", "in", "esac", ";;", "sleep", "5", "break", "#", "\\", "\r", "é", "tail -f",
+        "sh -c", "$'", "${", "(", "<(",
+    ];
+    let mut random = fastrand::Rng::with_seed(11);
+    for _ in 0..2_000 {
+        let length = random.usize(0..60);
+        let source: String = (0..length)
+            .map(|_| ALPHABET[random.usize(0..ALPHABET.len())])
+            .collect::<Vec<_>>()
+            .join(if random.bool() { " " } else { "" });
+        let lines = source.split('\n').count();
+        for finding in scan(&source) {
+            assert!(
+                finding.line >= 1 && finding.line <= lines,
+                "{source:?}: {finding:?}"
+            );
+            let line_length = source
+                .split('\n')
+                .nth(finding.line - 1)
+                .map_or(0, |line| line.chars().count());
+            assert!(
+                finding.column >= 1 && finding.column <= line_length + 1,
+                "{source:?}: {finding:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    let mut random = fastrand::Rng::with_seed(7);
+    for _ in 0..500 {
+        let bytes: Vec<u8> = (0..random.usize(0..200)).map(|_| random.u8(..)).collect();
+        let source = String::from_utf8_lossy(&bytes);
+        let _ = scan(&source);
+    }
+}
+
+#[test]
+fn huge_and_deep_inputs_finish() {
+    let deep = "while :; do ".repeat(5_000) + &"done; ".repeat(5_000);
+    let findings = scan(&deep);
+    assert!(!findings.is_empty());
+    let wide =
+        "while true; do (( SECONDS > end )) && { echo late >&2; break; }; done\n".repeat(20_000);
+    assert!(scan(&wide).is_empty());
+    let function = "check() {\n".to_owned()
+        + &"  echo step\n".repeat(5_000)
+        + "  (( SECONDS > end )) && exit 1\n}\n";
+    let calls = function + &"while :; do check; done\n".repeat(5_000);
+    let findings = scan(&calls);
+    assert_eq!(findings.len(), 5_000);
+    assert!(findings
+        .iter()
+        .all(|finding| finding.kind == FindingKind::SilentFallback));
+    let quotes = "\"$(".repeat(50_000);
+    let _ = scan(&quotes);
+}
