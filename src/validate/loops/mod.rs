@@ -8,6 +8,7 @@ pub mod cmd;
 pub mod powershell;
 pub mod python;
 pub mod shell;
+mod text;
 
 use super::diagnostic::{FindingKind, Rule};
 
