@@ -6,9 +6,9 @@
 //! remembers the `if` / `else` / `for` blocks it runs under. A backward `goto`
 //! under no condition makes a loop that only a guard inside it can end.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use super::text::{bare_sleep_message, finding, silent_message, snippet};
+use super::text::{bare_sleep_message, finding, silent_message, snippet, Budget};
 use super::LoopFinding;
 use crate::validate::diagnostic::{FindingKind, Rule};
 
@@ -565,6 +565,12 @@ struct Script {
     clocks: HashSet<String>,
     /// `(label command, goto command, unconditional)` for every backward goto.
     back_jumps: Vec<(usize, usize, bool)>,
+    /// Command indices of each label, in order.
+    labels: HashMap<String, Vec<usize>>,
+    /// For each command, whether some backward `goto` makes it run again.
+    in_goto_loop: Vec<bool>,
+    /// Work left for guard searches in this file.
+    budget: Budget,
 }
 
 impl Script {
@@ -577,9 +583,31 @@ impl Script {
             frames,
             clocks: HashSet::new(),
             back_jumps: Vec::new(),
+            in_goto_loop: Vec::new(),
+            budget: Budget::new(),
+            labels: HashMap::new(),
         };
+        for (index, command) in script.commands.iter().enumerate() {
+            if let Action::Label(name) = &command.action {
+                script.labels.entry(name.clone()).or_default().push(index);
+            }
+        }
         script.clocks = script.find_clocks();
         script.back_jumps = script.find_back_jumps();
+        // Running sum: +1 after each loop label, -1 at its goto.
+        let mut steps = vec![0_i64; script.commands.len() + 1];
+        for &(label, goto, _) in &script.back_jumps {
+            steps[label + 1] += 1;
+            steps[goto] -= 1;
+        }
+        let mut depth = 0;
+        script.in_goto_loop = steps[..script.commands.len()]
+            .iter()
+            .map(|step| {
+                depth += step;
+                depth > 0
+            })
+            .collect();
         script
     }
 
@@ -617,34 +645,18 @@ impl Script {
 
     /// The label a `goto` at `from` reaches: the next one below, else the first from the top.
     fn resolve(&self, from: usize, target: &str) -> Option<usize> {
-        let is_target = |index: &usize| matches!(&self.commands[*index].action, Action::Label(name) if name == target);
-        (from + 1..self.commands.len())
-            .find(is_target)
-            .or_else(|| (0..from).find(is_target))
+        let positions = self.labels.get(target)?;
+        let below = positions.partition_point(|&position| position <= from);
+        positions.get(below).or_else(|| positions.first()).copied()
     }
 
     fn find_back_jumps(&self) -> Vec<(usize, usize, bool)> {
         let mut jumps = Vec::new();
-        let mut labels: std::collections::HashMap<&str, Vec<usize>> =
-            std::collections::HashMap::new();
-        for (index, command) in self.commands.iter().enumerate() {
-            if let Action::Label(name) = &command.action {
-                labels.entry(name.as_str()).or_default().push(index);
-            }
-        }
         for (index, command) in self.commands.iter().enumerate() {
             let Action::Goto(target) = &command.action else {
                 continue;
             };
-            let Some(positions) = labels.get(target.as_str()) else {
-                continue;
-            };
-            let label = positions
-                .iter()
-                .copied()
-                .find(|&position| position > index)
-                .or_else(|| positions.first().copied());
-            if let Some(label) = label.filter(|&label| label < index) {
+            if let Some(label) = self.resolve(index, target).filter(|&label| label < index) {
                 jumps.push((label, index, self.is_unconditional(index, target)));
             }
         }
@@ -694,7 +706,7 @@ impl Script {
         }
     }
 
-    fn is_guard_condition(&self, condition: &str, counters: &HashSet<String>) -> bool {
+    fn is_guard_condition(&self, condition: &str, counters: &HashSet<&str>) -> bool {
         let compares = condition.contains("==")
             || condition
                 .split_whitespace()
@@ -705,7 +717,7 @@ impl Script {
     }
 
     /// Counters stepped by `set /a` among `commands`.
-    fn counters(&self, commands: &[usize]) -> HashSet<String> {
+    fn counters(&self, commands: &[usize]) -> HashSet<&str> {
         let mut counters = HashSet::new();
         for &index in commands {
             let Action::Arithmetic(expression) = &self.commands[index].action else {
@@ -717,14 +729,14 @@ impl Script {
                     let name = name.trim();
                     if let Some(stepped) = name.strip_suffix('+').or_else(|| name.strip_suffix('-'))
                     {
-                        counters.insert(stepped.trim().to_string());
+                        counters.insert(stepped.trim());
                     } else if identifiers(value).next() == Some(name) {
-                        counters.insert(name.to_string());
+                        counters.insert(name);
                     }
                 } else if let Some(name) =
                     part.strip_suffix("++").or_else(|| part.strip_prefix("++"))
                 {
-                    counters.insert(name.trim().to_string());
+                    counters.insert(name.trim());
                 }
             }
         }
@@ -732,34 +744,38 @@ impl Script {
     }
 
     /// Whether a guard among `body` leaves the loop: `leaves(command)` says
-    /// whether a `goto` / `exit` command gets out.
+    /// whether a `goto` / `exit` command gets out. Only `if`s opened inside
+    /// the body count, so an `if` wrapping the whole loop is no guard.
     fn find_guard(&self, body: &[usize], leaves: impl Fn(usize) -> bool) -> Guard {
-        let counters = self.counters(body);
-        let mut guard_ifs: HashSet<usize> = HashSet::new();
-        for &index in body {
-            for &frame in &self.commands[index].frames {
-                let clause = &self.frames[frame];
-                if matches!(clause.kind, FrameKind::If | FrameKind::Else)
-                    && self.is_guard_condition(&self.frames[clause.if_frame].condition, &counters)
-                {
-                    guard_ifs.insert(clause.if_frame);
-                }
-            }
+        let Some(&first) = body.first() else {
+            return Guard::None;
+        };
+        if !self.budget.spend(body.len()) {
+            return Guard::None;
         }
-        let mut best = Guard::None;
-        for &if_frame in &guard_ifs {
-            // Commands under any clause of this if, grouped per clause.
-            let mut clauses: std::collections::HashMap<usize, (bool, bool)> =
-                std::collections::HashMap::new();
-            for &index in body {
-                let command = &self.commands[index];
-                let Some(&clause) = command.frames.iter().find(|&&frame| {
-                    self.frames[frame].if_frame == if_frame
-                        && self.frames[frame].kind != FrameKind::For
-                }) else {
+        let counters = self.counters(body);
+        let mut is_guard: HashMap<usize, bool> = HashMap::new();
+        // Per clause frame: (leaves the loop, says why).
+        let mut clauses: HashMap<usize, (bool, bool)> = HashMap::new();
+        for &index in body {
+            let command = &self.commands[index];
+            if !self.budget.spend(command.frames.len()) {
+                return Guard::None;
+            }
+            for &frame in &command.frames {
+                let clause = &self.frames[frame];
+                if !matches!(clause.kind, FrameKind::If | FrameKind::Else)
+                    || self.frames[clause.if_frame].opened_by < first
+                {
                     continue;
-                };
-                let entry = clauses.entry(clause).or_default();
+                }
+                let guarded = *is_guard.entry(clause.if_frame).or_insert_with(|| {
+                    self.is_guard_condition(&self.frames[clause.if_frame].condition, &counters)
+                });
+                if !guarded {
+                    continue;
+                }
+                let entry = clauses.entry(frame).or_default();
                 match &command.action {
                     Action::Echo(true) => entry.1 = true,
                     Action::Goto(_) | Action::Exit if leaves(index) => {
@@ -769,15 +785,16 @@ impl Script {
                     _ => {}
                 }
             }
-            for (leaves_loop, speaks) in clauses.into_values() {
-                best = best.max(match (leaves_loop, speaks) {
-                    (false, _) => Guard::None,
-                    (true, false) => Guard::Silent,
-                    (true, true) => Guard::Loud,
-                });
-            }
         }
-        best
+        clauses
+            .into_values()
+            .map(|clause| match clause {
+                (false, _) => Guard::None,
+                (true, false) => Guard::Silent,
+                (true, true) => Guard::Loud,
+            })
+            .max()
+            .unwrap_or(Guard::None)
     }
 
     /// Whether the code a `goto` lands on prints something before it stops or jumps again.
@@ -789,6 +806,9 @@ impl Script {
             return false;
         };
         for command in self.commands.iter().skip(label + 1) {
+            if !self.budget.spend(1) {
+                return false;
+            }
             match command.action {
                 Action::Echo(true) => return true,
                 Action::Goto(_) | Action::Exit | Action::Label(_) => return false,
@@ -816,7 +836,11 @@ impl Script {
             }
         }
         for (label, goto) in loops {
-            let body: Vec<usize> = (label + 1..goto).collect();
+            let body: Vec<usize> = if self.budget.can_spend(goto - label) {
+                (label + 1..goto).collect()
+            } else {
+                Vec::new()
+            };
             let leaves = |index: usize| match &self.commands[index].action {
                 Action::Exit => true,
                 Action::Goto(target) => self
@@ -856,8 +880,9 @@ impl Script {
             if frame.kind != FrameKind::For || !endless_counted_for(&frame.condition) {
                 continue;
             }
-            let body: Vec<usize> = (0..self.commands.len())
-                .filter(|&index| self.commands[index].frames.contains(&id))
+            // A `for` body is the run of commands right after the `for` that carry its frame.
+            let body: Vec<usize> = (frame.opened_by + 1..self.commands.len())
+                .take_while(|&index| self.commands[index].frames.contains(&id))
                 .collect();
             let leaves = |index: usize| {
                 matches!(self.commands[index].action, Action::Exit | Action::Goto(_))
@@ -893,10 +918,7 @@ impl Script {
             .frames
             .iter()
             .any(|&frame| self.frames[frame].kind == FrameKind::For)
-            || self
-                .back_jumps
-                .iter()
-                .any(|&(label, goto, _)| label < index && index < goto)
+            || self.in_goto_loop.get(index).copied().unwrap_or(false)
     }
 
     fn check_bare_sleeps(&self, findings: &mut Vec<LoopFinding>) {

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use super::text::{bare_sleep_message, finding, silent_message, slice, snippet};
+use super::text::{bare_sleep_message, finding, silent_message, slice, snippet, Budget};
 use super::LoopFinding;
 use crate::validate::diagnostic::{FindingKind, Rule};
 
@@ -332,6 +332,8 @@ enum LoopShape {
     Foreach,
     /// A `ForEach-Object` / `Where-Object` script block run per pipeline item.
     Pipeline,
+    /// Not a loop, but `break` inside it leaves only the `switch`.
+    Switch,
 }
 
 #[derive(Debug)]
@@ -355,8 +357,16 @@ struct Script<'a> {
     /// Index of the matching bracket, for each bracket token.
     pairs: Vec<Option<usize>>,
     loops: Vec<Loop>,
-    /// For each token, whether it lies in a function body, whose `return` and guards belong to the function.
-    in_function: Vec<bool>,
+    /// For each token, how many function bodies hold it; a function's `return` and guards are its own.
+    function_depth: Vec<u32>,
+    /// For each token, the innermost loop whose body holds it.
+    innermost_loop: Vec<Option<usize>>,
+    /// For each loop, the loop whose body holds it.
+    parent_loop: Vec<Option<usize>>,
+    /// Tokens a guard is made of, in order: `if` keywords and variables being stepped or assigned.
+    guard_parts: Vec<usize>,
+    /// Work left for guard searches in this file.
+    budget: Budget,
 }
 
 impl<'a> Script<'a> {
@@ -367,9 +377,32 @@ impl<'a> Script<'a> {
             tokens,
             pairs,
             loops: Vec::new(),
-            in_function: Vec::new(),
+            function_depth: Vec::new(),
+            innermost_loop: Vec::new(),
+            parent_loop: Vec::new(),
+            guard_parts: Vec::new(),
+            budget: Budget::new(),
         };
         script.find_structure();
+        script.nest_loops();
+        script.guard_parts = (0..script.tokens.len())
+            .filter(|&index| {
+                let token = &script.tokens[index];
+                let before = index.checked_sub(1).map(|before| &script.tokens[before]);
+                let after = script.tokens.get(index + 1);
+                let is_operator = |token: Option<&Token>, texts: &[&str]| {
+                    token.is_some_and(|token| {
+                        token.kind == Kind::Operator && texts.contains(&token.text.as_str())
+                    })
+                };
+                (token.kind == Kind::Word
+                    && token.text == "if"
+                    && script.at_command_position(index))
+                    || (token.kind == Kind::Variable
+                        && (is_operator(after, &["=", "++", "--", "+=", "-="])
+                            || is_operator(before, &["++", "--"])))
+            })
+            .collect();
         script
     }
 
@@ -496,6 +529,12 @@ impl<'a> Script<'a> {
                 "foreach-object" | "where-object" | "where" | "foreach" => {
                     loops.extend(self.pipeline_loop(index));
                 }
+                "switch" => {
+                    if let Some(mut block) = self.pipeline_loop(index) {
+                        block.shape = LoopShape::Switch;
+                        loops.push(block);
+                    }
+                }
                 "function" | "filter" | "workflow" => {
                     let mut next = self.next_significant(index);
                     // Skip the name and an optional parameter list.
@@ -523,14 +562,67 @@ impl<'a> Script<'a> {
             steps[open + 1] += 1;
             steps[close.min(self.tokens.len())] -= 1;
         }
-        let mut depth = 0;
-        self.in_function = steps[..self.tokens.len()]
+        let mut depth: i64 = 0;
+        self.function_depth = steps[..self.tokens.len()]
             .iter()
             .map(|step| {
                 depth += step;
-                depth > 0
+                u32::try_from(depth.max(0)).unwrap_or(u32::MAX)
             })
             .collect();
+    }
+
+    /// Finds, in one sweep, each token's innermost loop and each loop's parent.
+    /// Bodies are bracket pairs, so they nest and never partly overlap.
+    fn nest_loops(&mut self) {
+        let mut order: Vec<usize> = (0..self.loops.len()).collect();
+        order.sort_by_key(|&position| {
+            let (open, close) = self.loops[position].body;
+            (open, std::cmp::Reverse(close))
+        });
+        let mut parents = vec![None; self.loops.len()];
+        let mut innermost = vec![None; self.tokens.len()];
+        let mut active: Vec<usize> = Vec::new();
+        let mut next = 0;
+        for (index, slot) in innermost.iter_mut().enumerate() {
+            while let Some(&position) = order.get(next) {
+                if self.loops[position].body.0 >= index {
+                    break;
+                }
+                while active
+                    .last()
+                    .is_some_and(|&top| self.loops[top].body.1 <= self.loops[position].body.0)
+                {
+                    active.pop();
+                }
+                parents[position] = active.last().copied();
+                active.push(position);
+                next += 1;
+            }
+            while active
+                .last()
+                .is_some_and(|&top| self.loops[top].body.1 <= index)
+            {
+                active.pop();
+            }
+            *slot = active.last().copied();
+        }
+        self.innermost_loop = innermost;
+        self.parent_loop = parents;
+    }
+
+    /// Loops holding token `index`, innermost first, stopping before loop `outer`.
+    fn loops_around(&self, index: usize, outer: Option<usize>) -> Vec<usize> {
+        let mut found = Vec::new();
+        let mut current = self.innermost_loop.get(index).copied().flatten();
+        while let Some(position) = current {
+            if Some(position) == outer || found.len() > self.loops.len() {
+                break;
+            }
+            found.push(position);
+            current = self.parent_loop[position];
+        }
+        found
     }
 
     /// The script block of a `ForEach-Object` (or alias) at `index`.
@@ -562,8 +654,10 @@ impl<'a> Script<'a> {
         })
     }
 
-    fn in_function(&self, index: usize) -> bool {
-        self.in_function.get(index).copied().unwrap_or(false)
+    /// Whether token `index` lies in a function defined inside loop `position`.
+    fn in_nested_function(&self, index: usize, position: usize) -> bool {
+        let depth = |token: usize| self.function_depth.get(token).copied().unwrap_or(0);
+        depth(index) > depth(self.loops[position].keyword)
     }
 
     /// Tokens strictly inside a bracket pair, line ends dropped.
@@ -810,32 +904,27 @@ impl<'a> Script<'a> {
         }
     }
 
-    /// Whether `index` lies in the body of a loop nested inside loop `outer` (or any loop when `None`).
-    fn in_inner_loop(&self, index: usize, outer: Option<usize>, shapes: &[LoopShape]) -> bool {
-        let bounds = outer.map(|outer| self.loops[outer].body);
-        self.loops.iter().enumerate().any(|(position, candidate)| {
-            Some(position) != outer
-                && shapes.contains(&candidate.shape)
-                && candidate.body.0 < index
-                && index < candidate.body.1
-                && bounds.is_none_or(|(open, close)| {
-                    open < candidate.body.0 && candidate.body.1 <= close
-                })
-        })
-    }
-
     /// Looks for a deadline or iteration cap that leaves loop `position`.
     fn find_guard(&self, position: usize) -> Guard {
-        let candidate = &self.loops[position];
-        let (open, close) = candidate.body;
-        let body: Vec<usize> = (open + 1..close.min(self.tokens.len()))
-            .filter(|&index| !self.in_function(index))
+        let (open, close) = self.loops[position].body;
+        let from = self.guard_parts.partition_point(|&index| index <= open);
+        let to = self.guard_parts.partition_point(|&index| index < close);
+        if !self.budget.can_spend(to.saturating_sub(from)) {
+            return Guard::None;
+        }
+        let body: Vec<usize> = self.guard_parts[from..to.max(from)]
+            .iter()
+            .copied()
+            .filter(|&index| !self.in_nested_function(index, position))
             .collect();
+        if !self.budget.spend(body.len()) {
+            return Guard::None;
+        }
         let counters = self.counters(&body);
         let clocks = self.clocks(&body);
         let mut best = Guard::None;
         for &index in &body {
-            if self.word(index) != Some("if") || !self.at_command_position(index) {
+            if self.word(index) != Some("if") {
                 continue;
             }
             let clauses = self.if_clauses(index);
@@ -847,6 +936,9 @@ impl<'a> Script<'a> {
             if guarded {
                 for clause in &clauses {
                     best = best.max(self.block_exit(clause.1, position));
+                }
+                if best == Guard::Loud {
+                    break;
                 }
             }
         }
@@ -999,8 +1091,11 @@ impl<'a> Script<'a> {
         let label = self.loops[position].label.as_deref();
         let mut leaves = false;
         let mut speaks = false;
+        if !self.budget.spend(block.1.saturating_sub(block.0)) {
+            return Guard::None;
+        }
         for index in self.inside(block) {
-            if self.in_function(index) {
+            if self.in_nested_function(index, position) {
                 continue;
             }
             let Some(word) = self.word(index) else {
@@ -1016,23 +1111,16 @@ impl<'a> Script<'a> {
                 "break" if self.at_command_position(index) => {
                     let targets_this_loop = argument
                         .is_some_and(|target| Some(target.text.trim_start_matches(':')) == label);
-                    let inner = self.in_inner_loop(
-                        index,
-                        Some(position),
-                        &[
-                            LoopShape::While,
-                            LoopShape::DoWhile,
-                            LoopShape::DoUntil,
-                            LoopShape::For,
-                            LoopShape::Foreach,
-                            LoopShape::Pipeline,
-                        ],
-                    );
+                    let inner = !self.loops_around(index, Some(position)).is_empty();
                     leaves |= targets_this_loop || !inner;
                 }
                 "return" if self.at_command_position(index) => {
-                    leaves |= !self.in_inner_loop(index, Some(position), &[LoopShape::Pipeline])
-                        && self.loops[position].shape != LoopShape::Pipeline;
+                    // In a script block `return` only ends the current pipeline item.
+                    let in_script_block = self
+                        .loops_around(index, Some(position))
+                        .iter()
+                        .any(|&inner| self.loops[inner].shape == LoopShape::Pipeline);
+                    leaves |= !in_script_block && self.loops[position].shape != LoopShape::Pipeline;
                 }
                 "exit" if self.at_command_position(index) => leaves = true,
                 "throw" if self.at_command_position(index) => {
@@ -1057,19 +1145,14 @@ impl<'a> Script<'a> {
     }
 
     fn check_bare_sleeps(&self, findings: &mut Vec<LoopFinding>) {
-        let all_shapes = [
-            LoopShape::While,
-            LoopShape::DoWhile,
-            LoopShape::DoUntil,
-            LoopShape::For,
-            LoopShape::Foreach,
-            LoopShape::Pipeline,
-        ];
         for (index, token) in self.tokens.iter().enumerate() {
             if token.kind != Kind::Word
                 || !matches!(token.text.as_str(), "start-sleep" | "sleep")
                 || !self.at_command_position(index)
-                || self.in_inner_loop(index, None, &all_shapes)
+                || self
+                    .loops_around(index, None)
+                    .iter()
+                    .any(|&around| self.loops[around].shape != LoopShape::Switch)
             {
                 continue;
             }

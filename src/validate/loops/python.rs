@@ -548,10 +548,21 @@ fn simple_statements(code: &str) -> impl Iterator<Item = &str> {
 /// Looks for a time check or an iteration cap that leaves the loop at `root`.
 fn find_guard(statements: &[Statement], root: usize) -> Guard {
     let body = descendants(statements, root);
-    let counters: HashSet<&str> = body
+    let mut counters: HashSet<&str> = body
         .iter()
         .flat_map(|&(index, _)| statements[index].counters.iter().map(String::as_str))
         .collect();
+    // `for n in itertools.count()`: the loop's own variable counts its rounds.
+    if statements[root].keyword == "for" {
+        let header = header_body(&statements[root]);
+        if let Some((targets, _)) = header.split_once(" in ") {
+            counters.extend(
+                targets
+                    .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .filter(|name| !name.is_empty()),
+            );
+        }
+    }
     let clocks = clock_variables(statements, &body);
     let is_guard_condition = |condition: &str| {
         COMPARISON.is_match(condition)

@@ -6,6 +6,34 @@ use crate::validate::diagnostic::{FindingKind, Rule};
 /// Longest code excerpt quoted in a message, in characters.
 const SNIPPET_LIMIT: usize = 60;
 
+/// Most tokens (or commands) one file's guard searches may visit. Nested loops
+/// make each search revisit inner code, so a hostile file could otherwise take
+/// minutes; ordinary scripts use a tiny fraction of this. Once it is spent, the
+/// remaining loops count as unguarded (fail closed).
+pub(crate) const GUARD_SEARCH_BUDGET: usize = 2_000_000;
+
+/// A countdown of guard-search work for one file.
+#[derive(Debug)]
+pub(crate) struct Budget(std::cell::Cell<usize>);
+
+impl Budget {
+    pub(crate) fn new() -> Self {
+        Budget(std::cell::Cell::new(GUARD_SEARCH_BUDGET))
+    }
+
+    /// Whether `steps` are left, without taking them.
+    pub(crate) fn can_spend(&self, steps: usize) -> bool {
+        self.0.get() >= steps
+    }
+
+    /// Takes `steps` from the budget; `false` when not enough is left.
+    pub(crate) fn spend(&self, steps: usize) -> bool {
+        let left = self.0.get();
+        self.0.set(left.saturating_sub(steps));
+        left >= steps
+    }
+}
+
 /// Quotes `code` for a message: whitespace runs collapsed to one space, long text cut with `…`.
 pub(crate) fn snippet(code: &str) -> String {
     let mut collapsed = String::new();
@@ -111,6 +139,16 @@ mod tests {
         assert!(contains_word("if self.n > 3", "self.n"));
         assert!(!contains_word("", "n"));
         assert!(contains_word("é n", "n"));
+    }
+
+    #[test]
+    fn budget_runs_out() {
+        let budget = Budget::new();
+        assert!(budget.can_spend(GUARD_SEARCH_BUDGET));
+        assert!(budget.spend(GUARD_SEARCH_BUDGET - 1));
+        assert!(!budget.can_spend(2));
+        assert!(budget.spend(1));
+        assert!(!budget.spend(1));
     }
 
     #[test]

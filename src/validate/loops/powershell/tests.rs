@@ -258,6 +258,20 @@ while ($true) {
 }
 
 #[test]
+fn break_in_a_switch_leaves_only_the_switch() {
+    let source = "\
+while ($true) {
+    if ((Get-Date) -gt $deadline) {
+        switch ($mode) { 'strict' { Write-Error 'late'; break } }
+    }
+}
+";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
+    let source = "switch -File $path { 'x' { Start-Sleep 1 } }";
+    assert_eq!(summary(source), vec![bare_sleep(1, 28)]);
+}
+
+#[test]
 fn throw_in_an_inner_loop_leaves_the_outer_loop_too() {
     let source = "\
 while ($true) {
@@ -289,6 +303,21 @@ while ($true) {
 }
 ";
     assert_eq!(summary(source), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn loop_inside_a_function_sees_its_own_guard() {
+    let source = "\
+function Wait-Ready {
+    while ($true) {
+        if ((Get-Date) -gt $deadline) { Write-Error 'late'; return }
+    }
+}
+function Wait-Forever {
+    while ($true) { poll }
+}
+";
+    assert_eq!(summary(source), vec![unbounded(7, 5)]);
 }
 
 #[test]

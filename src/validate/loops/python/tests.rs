@@ -134,6 +134,14 @@ while True:
 }
 
 #[test]
+fn endless_iterator_capped_by_its_own_variable() {
+    let source = "for attempt in itertools.count(1):\n    if attempt > 10:\n        print('gave up')\n        break\n";
+    assert_eq!(summary(source), vec![]);
+    let source = "for attempt in itertools.count(1):\n    if other > 10:\n        break\n";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
+}
+
+#[test]
 fn comparison_of_a_variable_not_counted_is_no_guard() {
     let source = "while True:\n    if status == 'done':\n        break\n";
     assert_eq!(summary(source), vec![unbounded(1, 1)]);
