@@ -14,9 +14,12 @@ use crate::validate::diagnostic::{FindingKind, Rule};
 
 /// Scans one file's text; see [`super::scan`].
 pub fn scan(source: &str) -> Vec<LoopFinding> {
+    // Callers remove a byte-order mark; one left over is still not text.
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let mut parser = Parser::default();
-    for (line, text) in logical_lines(source) {
-        parser.parse_line(line, &text);
+    for logical in logical_lines(source) {
+        parser.segments = logical.segments;
+        parser.parse_line(logical.line, &logical.chars);
     }
     let script = Script::new(parser);
     let mut findings = Vec::new();
@@ -26,10 +29,19 @@ pub fn scan(source: &str) -> Vec<LoopFinding> {
     findings
 }
 
-/// Physical lines joined where a line ends in a `^` continuation, with their 1-based number.
-fn logical_lines(source: &str) -> Vec<(usize, Vec<char>)> {
+/// One or more physical lines joined by `^` continuations.
+struct LogicalLine {
+    /// 1-based number of its first physical line.
+    line: usize,
+    chars: Vec<char>,
+    /// `(offset in chars, 1-based line)` where each physical line starts.
+    segments: Vec<(usize, usize)>,
+}
+
+/// Physical lines joined where a line ends in a `^` continuation.
+fn logical_lines(source: &str) -> Vec<LogicalLine> {
     let mut lines = Vec::new();
-    let mut pending: Option<(usize, Vec<char>)> = None;
+    let mut pending: Option<LogicalLine> = None;
     for (index, raw) in source.split('\n').enumerate() {
         let mut text: Vec<char> = raw
             .chars()
@@ -39,14 +51,19 @@ fn logical_lines(source: &str) -> Vec<(usize, Vec<char>)> {
             text.pop();
         }
         let carets = text.iter().rev().take_while(|&&c| c == '^').count();
-        let (number, mut joined) = pending.take().unwrap_or((index + 1, Vec::new()));
+        let mut logical = pending.take().unwrap_or(LogicalLine {
+            line: index + 1,
+            chars: Vec::new(),
+            segments: Vec::new(),
+        });
+        logical.segments.push((logical.chars.len(), index + 1));
         if carets % 2 == 1 {
             text.pop();
-            joined.extend(text);
-            pending = Some((number, joined));
+            logical.chars.extend(text);
+            pending = Some(logical);
         } else {
-            joined.extend(text);
-            lines.push((number, joined));
+            logical.chars.extend(text);
+            lines.push(logical);
         }
     }
     if let Some(rest) = pending {
@@ -122,6 +139,8 @@ struct Parser {
     commands: Vec<Command>,
     frames: Vec<Frame>,
     open: Vec<(usize, Scope)>,
+    /// Where the physical lines of the line being parsed start.
+    segments: Vec<(usize, usize)>,
 }
 
 const COMPARISONS: &[&str] = &["equ", "neq", "lss", "leq", "gtr", "geq"];
@@ -167,14 +186,17 @@ impl Parser {
         Some(frame)
     }
 
-    fn push_command(
-        &mut self,
-        line: usize,
-        column: usize,
-        text: String,
-        action: Action,
-        chained: bool,
-    ) {
+    /// Records the command starting at `position` of the line being parsed.
+    fn push_command(&mut self, position: usize, text: String, action: Action, chained: bool) {
+        let segment = self
+            .segments
+            .iter()
+            .rev()
+            .find(|&&(offset, _)| offset <= position)
+            .copied()
+            .unwrap_or((0, 1));
+        let line = segment.1;
+        let column = position - segment.0 + 1;
         self.commands.push(Command {
             line,
             column,
@@ -243,13 +265,7 @@ impl Parser {
                         .take_while(|c| !c.is_whitespace() && !matches!(c, ':' | '+' | ';' | ','))
                         .collect();
                     let text: String = chars[position..].iter().collect();
-                    self.push_command(
-                        line,
-                        position + 1,
-                        text,
-                        Action::Label(name.to_lowercase()),
-                        false,
-                    );
+                    self.push_command(position, text, Action::Label(name.to_lowercase()), false);
                 }
                 break;
             }
@@ -274,13 +290,7 @@ impl Parser {
             let end = command_end(chars, position, self.in_parenthesis());
             let text: String = chars[start..end].iter().collect();
             let action = classify(&text);
-            self.push_command(
-                line,
-                start + 1,
-                text.trim_end().to_string(),
-                action,
-                chained,
-            );
+            self.push_command(start, text.trim_end().to_string(), action, chained);
             position = end;
         }
         // One-line frames end with their line.
@@ -358,13 +368,7 @@ impl Parser {
             position += 1;
         }
         let specification: String = chars[(start + 3).min(position)..position].iter().collect();
-        self.push_command(
-            line,
-            start + 1,
-            format!("for{specification}"),
-            Action::Other,
-            false,
-        );
+        self.push_command(start, format!("for{specification}"), Action::Other, false);
         let frame = self.open_frame(FrameKind::For, specification.trim().to_lowercase(), None);
         self.frames[frame].opened_by = self.commands.len() - 1;
         position = skip_spaces(chars, (position + 3).min(chars.len()));

@@ -14,6 +14,8 @@ use crate::validate::diagnostic::{FindingKind, Rule};
 
 /// Scans one file's text; see [`super::scan`].
 pub fn scan(source: &str) -> Vec<LoopFinding> {
+    // Callers remove a byte-order mark; one left over is still not text.
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let chars: Vec<char> = source.chars().collect();
     let tokens = tokenize(&chars);
     let script = Script::new(&chars, tokens);
@@ -1127,6 +1129,10 @@ impl<'a> Script<'a> {
                     leaves = true;
                     speaks |= argument.is_some();
                 }
+                "write-error" if self.at_command_position(index) && self.stops_on_error(index) => {
+                    leaves = true;
+                    speaks = true;
+                }
                 "echo" | "write" => speaks |= self.at_command_position(index),
                 "writeline" | "writeerrorline" => speaks = true,
                 _ => {
@@ -1142,6 +1148,26 @@ impl<'a> Script<'a> {
             (true, false) => Guard::Silent,
             (true, true) => Guard::Loud,
         }
+    }
+
+    /// Whether the command at `index` has `-ErrorAction Stop`, which makes `Write-Error` throw.
+    fn stops_on_error(&self, index: usize) -> bool {
+        let mut cursor = index + 1;
+        while let Some(token) = self.tokens.get(cursor) {
+            if matches!(
+                token.kind,
+                Kind::Newline | Kind::Semicolon | Kind::Pipe | Kind::Close(_)
+            ) {
+                return false;
+            }
+            if matches!(token.text.as_str(), "-erroraction" | "-ea")
+                && self.word(cursor + 1) == Some("stop")
+            {
+                return true;
+            }
+            cursor += 1;
+        }
+        false
     }
 
     fn check_bare_sleeps(&self, findings: &mut Vec<LoopFinding>) {

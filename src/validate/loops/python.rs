@@ -40,7 +40,7 @@ static ENDLESS_ITERATOR: LazyLock<Regex> = LazyLock::new(|| {
 /// Statements that tell a person what happened.
 static MESSAGE_CALL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^(?:print|(?:\w*log\w*|warnings|click|typer|console|rich)\.\w+|sys\.std(?:err|out)\.write)\s*\(",
+        r"(?i)^(?:print|(?:\w+\.)*(?:\w*log\w*|warnings|click|typer|console|rich)\.\w+|sys\.std(?:err|out)\.write)\s*\(",
     )
     .expect("valid regex")
 });
@@ -58,6 +58,8 @@ static SLEEP_CALL: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Scans one file's text; see [`super::scan`].
 pub fn scan(source: &str) -> Vec<LoopFinding> {
+    // Callers remove a byte-order mark; one left over is still not text.
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let chars: Vec<char> = source.chars().collect();
     let statements = build_tree(split_statements(logical_lines(&chars)));
     let imports_itertools = statements

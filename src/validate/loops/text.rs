@@ -119,6 +119,20 @@ pub(crate) fn contains_word(text: &str, word: &str) -> bool {
     false
 }
 
+/// Random texts glued from `fragments`, for no-panic tests.
+#[cfg(test)]
+pub(crate) fn random_sources(fragments: &[&str], seed: u64, count: usize) -> Vec<String> {
+    let mut random = fastrand::Rng::with_seed(seed);
+    (0..count)
+        .map(|_| {
+            let pieces = random.usize(0..60);
+            (0..pieces)
+                .map(|_| fragments[random.usize(0..fragments.len())])
+                .collect()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -259,6 +259,8 @@ fn crlf_leftovers_and_caret_continuations() {
     assert_eq!(summary(source), vec![unbounded(2, 1)]);
     let source = ":loop\nif %n% geq 3 ^\n  exit /b 1\ngoto loop\n";
     assert_eq!(summary(source), vec![unbounded(1, 1)]);
+    let source = "echo start ^\n more & timeout /t 5\n";
+    assert_eq!(summary(source), vec![bare_sleep(2, 9)]);
 }
 
 #[test]
@@ -268,7 +270,51 @@ fn columns_count_characters() {
 }
 
 #[test]
+fn leftover_byte_order_mark_is_ignored() {
+    assert_eq!(summary("\u{feff}:loop\ngoto loop\n"), vec![unbounded(1, 1)]);
+}
+
+#[test]
 fn garbage_never_panics() {
+    for source in crate::validate::loops::text::random_sources(
+        &[
+            ":loop",
+            "\n",
+            "goto loop",
+            "goto :eof",
+            "if %n% geq 5 ",
+            "(",
+            ")",
+            " else ",
+            "echo x",
+            "exit /b 1",
+            "set /a n+=1",
+            "for /l %%i in (0,0,1) do ",
+            "rem ",
+            "::",
+            "timeout /t 5",
+            "\"",
+            "^",
+            "&",
+            "&&",
+            "||",
+            "|",
+            "\r\n",
+            "é",
+            "set t=%time%",
+            "call :x",
+        ],
+        3,
+        1500,
+    ) {
+        for finding in scan(&source) {
+            let line = source.split('\n').nth(finding.line - 1);
+            assert!(
+                line.is_some_and(|line| finding.column <= line.chars().count()),
+                "{finding:?} in {source:?}"
+            );
+        }
+    }
     let alphabet: Vec<char> = ":loop goto if for /l (0,0,1) do set /a n+=1 geq echo rem exit timeout /t 5\n\r\t^&|\"()%!é>"
         .chars()
         .collect();

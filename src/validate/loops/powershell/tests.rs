@@ -160,6 +160,14 @@ fn iteration_counters_guard() {
 }
 
 #[test]
+fn write_error_that_stops_leaves_the_loop() {
+    let source = "while ($true) {\n    if ((Get-Date) -gt $deadline) { Write-Error 'late' -ErrorAction Stop }\n}";
+    assert_eq!(summary(source), vec![]);
+    let source = "while ($true) {\n    if ((Get-Date) -gt $deadline) { Write-Error 'late' }\n}";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
+}
+
+#[test]
 fn comparison_without_counter_or_clock_is_no_guard() {
     let source = "while ($true) {\n    if ($status -eq 'done') { break }\n}\n";
     assert_eq!(summary(source), vec![unbounded(1, 1)]);
@@ -351,7 +359,60 @@ fn columns_count_characters() {
 }
 
 #[test]
+fn leftover_byte_order_mark_is_ignored() {
+    assert_eq!(
+        summary("\u{feff}while ($true) { poll }"),
+        vec![unbounded(1, 1)]
+    );
+}
+
+#[test]
 fn garbage_never_panics() {
+    for source in crate::validate::loops::text::random_sources(
+        &[
+            "while ($true) {",
+            "}",
+            "{",
+            "(",
+            ")",
+            "\n",
+            "do {",
+            "} until ($false)",
+            "for (;;) {",
+            "foreach ($x in $y) {",
+            "if ((Get-Date) -gt $d) {",
+            "break",
+            "throw 'x'",
+            "Start-Sleep 1",
+            "@\"\n",
+            "\n\"@",
+            "'",
+            "\"",
+            "`",
+            "<#",
+            "#>",
+            "#",
+            "Get-Content x -Wait |",
+            "% {",
+            ":lbl ",
+            "$n++",
+            ";",
+            "\r\n",
+            "é",
+            "function f {",
+            "switch ($x) {",
+        ],
+        3,
+        1500,
+    ) {
+        for finding in scan(&source) {
+            let line = source.split('\n').nth(finding.line - 1);
+            assert!(
+                line.is_some_and(|line| finding.column <= line.chars().count()),
+                "{finding:?} in {source:?}"
+            );
+        }
+    }
     let alphabet: Vec<char> = "while($true){}do until for;;foreach in|%-Wait gc Get-Date if break\n\r\t #<>'\"`@$:é\u{2019}0"
         .chars()
         .collect();

@@ -128,6 +128,8 @@ while True:
         return None
 ";
     assert_eq!(summary(source), vec![]);
+    let source = "while True:\n    self.tries += 1\n    if self.tries > 3:\n        self.log.error('gave up')\n        return\n";
+    assert_eq!(summary(source), vec![]);
     let source =
         "n = 0\nwhile 1:\n    n = n + 1\n    if n > 10: raise RuntimeError(f'{n} tries')\n";
     assert_eq!(summary(source), vec![]);
@@ -327,7 +329,54 @@ fn async_for_over_endless_iterator() {
 }
 
 #[test]
+fn leftover_byte_order_mark_is_ignored() {
+    assert_eq!(
+        summary("\u{feff}while True:\n    pass\n"),
+        vec![unbounded(1, 1)]
+    );
+}
+
+#[test]
 fn garbage_never_panics() {
+    for source in crate::validate::loops::text::random_sources(
+        &[
+            "while True:",
+            "\n",
+            "    ",
+            "\t",
+            "if time.monotonic() > deadline:",
+            " break",
+            " raise X('m')",
+            "for i in itertools.count():",
+            "'''",
+            "\"",
+            "'",
+            "#",
+            "time.sleep(1)",
+            "(",
+            ")",
+            "[",
+            ":",
+            "\\",
+            "\r\n",
+            "n += 1",
+            "def f():",
+            "else:",
+            "é",
+            "f\"{x}\"",
+            ";",
+        ],
+        3,
+        1500,
+    ) {
+        for finding in scan(&source) {
+            let line = source.split('\n').nth(finding.line - 1);
+            assert!(
+                line.is_some_and(|line| finding.column <= line.chars().count()),
+                "{finding:?} in {source:?}"
+            );
+        }
+    }
     let alphabet: Vec<char> = "while True:for in if>break\n\r\t #'\"\\()[]{}:;=+-<é\u{feff}1xrf"
         .chars()
         .collect();
