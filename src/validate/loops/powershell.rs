@@ -50,7 +50,7 @@ enum Kind {
 #[derive(Debug, Clone)]
 struct Token {
     kind: Kind,
-    /// Lower-cased text (empty for strings).
+    /// Lower-cased text (for strings, what lies between the quotes).
     text: String,
     /// Offset of the first character in the source, in characters.
     start: usize,
@@ -86,8 +86,11 @@ impl Lexer<'_> {
     }
 
     fn push(&mut self, kind: Kind, start: usize, line: usize, column: usize) {
+        // A string keeps its lower-cased text between the quotes, to read
+        // settings like `$ErrorActionPreference = 'Stop'`; it never counts as code.
         let text = if kind == Kind::Text {
-            String::new()
+            let inner = slice(self.chars, start + 1, self.position.saturating_sub(1));
+            inner.trim_matches(['\'', '"']).to_lowercase()
         } else {
             slice(self.chars, start, self.position).to_lowercase()
         };
@@ -369,6 +372,8 @@ struct Script<'a> {
     guard_parts: Vec<usize>,
     /// Work left for guard searches in this file.
     budget: Budget,
+    /// Token where the script first sets `$ErrorActionPreference = 'Stop'`.
+    stop_preference: Option<usize>,
 }
 
 impl<'a> Script<'a> {
@@ -384,7 +389,21 @@ impl<'a> Script<'a> {
             parent_loop: Vec::new(),
             guard_parts: Vec::new(),
             budget: Budget::new(),
+            stop_preference: None,
         };
+        script.stop_preference = (0..script.tokens.len()).find(|&setting| {
+            let token = &script.tokens[setting];
+            let is = |offset: usize, kind: Kind, text: &str| {
+                script
+                    .tokens
+                    .get(setting + offset)
+                    .is_some_and(|next| next.kind == kind && next.text == text)
+            };
+            token.kind == Kind::Variable
+                && token.text == "erroractionpreference"
+                && is(1, Kind::Operator, "=")
+                && is(2, Kind::Text, "stop")
+        });
         script.find_structure();
         script.nest_loops();
         script.guard_parts = (0..script.tokens.len())
@@ -1150,8 +1169,13 @@ impl<'a> Script<'a> {
         }
     }
 
-    /// Whether the command at `index` has `-ErrorAction Stop`, which makes `Write-Error` throw.
+    /// Whether the `Write-Error` at `index` throws: it has `-ErrorAction Stop`,
+    /// or the script set `$ErrorActionPreference = 'Stop'` before it.
     fn stops_on_error(&self, index: usize) -> bool {
+        let preference_stops = self.stop_preference.is_some_and(|setting| setting < index);
+        if preference_stops {
+            return true;
+        }
         let mut cursor = index + 1;
         while let Some(token) = self.tokens.get(cursor) {
             if matches!(

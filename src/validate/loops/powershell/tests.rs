@@ -165,6 +165,10 @@ fn write_error_that_stops_leaves_the_loop() {
     assert_eq!(summary(source), vec![]);
     let source = "while ($true) {\n    if ((Get-Date) -gt $deadline) { Write-Error 'late' }\n}";
     assert_eq!(summary(source), vec![unbounded(1, 1)]);
+    let source = "$ErrorActionPreference = 'Stop'\nwhile ($true) {\n    if ((Get-Date) -gt $deadline) { Write-Error 'late' }\n}";
+    assert_eq!(summary(source), vec![]);
+    let source = "$ErrorActionPreference = 'Continue'\nwhile ($true) {\n    if ((Get-Date) -gt $deadline) { Write-Error 'late' }\n}";
+    assert_eq!(summary(source), vec![unbounded(2, 1)]);
 }
 
 #[test]
