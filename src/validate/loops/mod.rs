@@ -9,6 +9,7 @@ pub mod powershell;
 pub mod prefilter;
 pub mod python;
 pub mod shell;
+mod text;
 
 use super::diagnostic::{FindingKind, Rule};
 

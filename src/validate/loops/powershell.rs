@@ -1,8 +1,1271 @@
-//! Placeholder until this language's scanner lands.
+//! PowerShell loop scanner (`.ps1`, `.psm1`).
+//!
+//! A lexer turns the text into tokens, dropping `#` and `<# … #>` comments and
+//! keeping every string (quoted or here-string) as one opaque token, so words
+//! in data never count. Brackets are then paired, which gives each loop its
+//! condition and body; guards are searched for only inside the body of the
+//! loop they must stop.
 
+use std::collections::HashSet;
+
+use super::text::{bare_sleep_message, finding, silent_message, slice, snippet, Budget};
 use super::LoopFinding;
+use crate::validate::diagnostic::{FindingKind, Rule};
 
 /// Scans one file's text; see [`super::scan`].
-pub fn scan(_source: &str) -> Vec<LoopFinding> {
-    Vec::new()
+pub fn scan(source: &str) -> Vec<LoopFinding> {
+    // Callers remove a byte-order mark; one left over is still not text.
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
+    let chars: Vec<char> = source.chars().collect();
+    let tokens = tokenize(&chars);
+    let script = Script::new(&chars, tokens);
+    let mut findings = Vec::new();
+    script.check_loops(&mut findings);
+    script.check_endless_reads(&mut findings);
+    script.check_bare_sleeps(&mut findings);
+    findings
 }
+
+/// What a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A bare word: command, keyword, `-parameter` or `-operator`, member name.
+    Word,
+    /// `$name`, without the `$` and any scope prefix.
+    Variable,
+    Number,
+    /// Any string or here-string; its contents are data.
+    Text,
+    Open(char),
+    Close(char),
+    Semicolon,
+    Newline,
+    Pipe,
+    /// `:name` before a loop.
+    Label,
+    /// Any other operator or punctuation.
+    Operator,
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    kind: Kind,
+    /// Lower-cased text (for strings, what lies between the quotes).
+    text: String,
+    /// Offset of the first character in the source, in characters.
+    start: usize,
+    /// Offset just past the last character.
+    end: usize,
+    line: usize,
+    column: usize,
+}
+
+const SINGLE_QUOTES: &[char] = &['\'', '\u{2018}', '\u{2019}', '\u{201a}', '\u{201b}'];
+const DOUBLE_QUOTES: &[char] = &['"', '\u{201c}', '\u{201d}', '\u{201e}'];
+
+struct Lexer<'a> {
+    chars: &'a [char],
+    position: usize,
+    line: usize,
+    line_start: usize,
+    tokens: Vec<Token>,
+}
+
+impl Lexer<'_> {
+    fn peek(&self, ahead: usize) -> Option<char> {
+        self.chars.get(self.position + ahead).copied()
+    }
+
+    /// Moves one character on, keeping line numbers right.
+    fn advance(&mut self) {
+        if self.peek(0) == Some('\n') {
+            self.line += 1;
+            self.line_start = self.position + 1;
+        }
+        self.position += 1;
+    }
+
+    fn push(&mut self, kind: Kind, start: usize, line: usize, column: usize) {
+        // A string keeps its lower-cased text between the quotes, to read
+        // settings like `$ErrorActionPreference = 'Stop'`; it never counts as code.
+        let text = if kind == Kind::Text {
+            let inner = slice(self.chars, start + 1, self.position.saturating_sub(1));
+            inner.trim_matches(['\'', '"']).to_lowercase()
+        } else {
+            slice(self.chars, start, self.position).to_lowercase()
+        };
+        self.tokens.push(Token {
+            kind,
+            text,
+            start,
+            end: self.position,
+            line,
+            column,
+        });
+    }
+
+    fn at_command_position(&self) -> bool {
+        self.tokens.last().is_none_or(|token| {
+            matches!(
+                token.kind,
+                Kind::Newline | Kind::Semicolon | Kind::Open('{') | Kind::Close('}') | Kind::Pipe
+            )
+        })
+    }
+
+    /// Whether only spaces remain on the current line.
+    fn rest_of_line_is_blank(&self, from: usize) -> bool {
+        self.chars[from.min(self.chars.len())..]
+            .iter()
+            .take_while(|&&character| character != '\n')
+            .all(|character| character.is_whitespace())
+    }
+
+    fn skip_line_comment(&mut self) {
+        while self.peek(0).is_some_and(|character| character != '\n') {
+            self.advance();
+        }
+    }
+
+    fn skip_block_comment(&mut self) {
+        self.position += 2;
+        while let Some(character) = self.peek(0) {
+            if character == '#' && self.peek(1) == Some('>') {
+                self.position += 2;
+                return;
+            }
+            self.advance();
+        }
+    }
+
+    /// A here-string: from `@"` to a line starting with `"@`.
+    fn skip_here_string(&mut self, quote: char) {
+        self.position += 2;
+        while let Some(character) = self.peek(0) {
+            let at_line_start = self.position == self.line_start;
+            if at_line_start && character == quote && self.peek(1) == Some('@') {
+                self.position += 2;
+                return;
+            }
+            self.advance();
+        }
+    }
+
+    fn skip_quoted(&mut self, double: bool) {
+        let quotes = if double { DOUBLE_QUOTES } else { SINGLE_QUOTES };
+        self.position += 1;
+        while let Some(character) = self.peek(0) {
+            if double && character == '`' {
+                self.advance();
+                if self.peek(0).is_some() {
+                    self.advance();
+                }
+                continue;
+            }
+            if quotes.contains(&character) {
+                // A doubled quote is an escaped quote.
+                if self.peek(1).is_some_and(|next| quotes.contains(&next)) {
+                    self.position += 2;
+                    continue;
+                }
+                self.position += 1;
+                return;
+            }
+            self.advance();
+        }
+    }
+
+    fn skip_while(&mut self, keep: impl Fn(char) -> bool) {
+        while self.peek(0).is_some_and(&keep) {
+            self.position += 1;
+        }
+    }
+
+    fn run(mut self) -> Vec<Token> {
+        while let Some(character) = self.peek(0) {
+            let start = self.position;
+            let line = self.line;
+            let column = self.position - self.line_start + 1;
+            match character {
+                '\n' => {
+                    self.advance();
+                    self.push(Kind::Newline, start, line, column);
+                }
+                '#' => self.skip_line_comment(),
+                '<' if self.peek(1) == Some('#') => self.skip_block_comment(),
+                '`' => {
+                    // An escaped character; before a line end it continues the line.
+                    self.position += 1;
+                    if self.peek(0) == Some('\r') {
+                        self.position += 1;
+                    }
+                    if self.peek(0).is_some() {
+                        self.advance();
+                    }
+                }
+                '@' if matches!(self.peek(1), Some('"' | '\''))
+                    && self.rest_of_line_is_blank(self.position + 2) =>
+                {
+                    let quote = self.peek(1).unwrap_or('"');
+                    self.skip_here_string(quote);
+                    self.push(Kind::Text, start, line, column);
+                }
+                quote if SINGLE_QUOTES.contains(&quote) || DOUBLE_QUOTES.contains(&quote) => {
+                    self.skip_quoted(DOUBLE_QUOTES.contains(&quote));
+                    self.push(Kind::Text, start, line, column);
+                }
+                '$' => self.variable(start, line, column),
+                ':' if self.at_command_position()
+                    && self
+                        .peek(1)
+                        .is_some_and(|next| next.is_alphabetic() || next == '_') =>
+                {
+                    self.position += 1;
+                    self.skip_while(|next| next.is_alphanumeric() || next == '_');
+                    self.push(Kind::Label, start, line, column);
+                }
+                '-' if self.peek(1).is_some_and(char::is_alphabetic) => {
+                    self.position += 1;
+                    self.skip_while(is_word_character);
+                    self.push(Kind::Word, start, line, column);
+                }
+                digit if digit.is_ascii_digit() => {
+                    self.skip_while(|next| next.is_alphanumeric() || next == '.');
+                    self.push(Kind::Number, start, line, column);
+                }
+                letter if letter.is_alphabetic() || letter == '_' => {
+                    self.skip_while(is_word_character);
+                    self.push(Kind::Word, start, line, column);
+                }
+                '(' | '{' | '[' => {
+                    self.position += 1;
+                    self.push(Kind::Open(character), start, line, column);
+                }
+                ')' | '}' | ']' => {
+                    self.position += 1;
+                    self.push(Kind::Close(character), start, line, column);
+                }
+                ';' => {
+                    self.position += 1;
+                    self.push(Kind::Semicolon, start, line, column);
+                }
+                '|' if self.peek(1) != Some('|') => {
+                    self.position += 1;
+                    self.push(Kind::Pipe, start, line, column);
+                }
+                '+' | '-' | '|' | '&' | ':'
+                    if self.peek(1) == Some(character) || self.peek(1) == Some('=') =>
+                {
+                    self.position += 2;
+                    self.push(Kind::Operator, start, line, column);
+                }
+                whitespace if whitespace.is_whitespace() || whitespace == '\u{feff}' => {
+                    self.position += 1;
+                }
+                _ => {
+                    self.position += 1;
+                    self.push(Kind::Operator, start, line, column);
+                }
+            }
+        }
+        self.tokens
+    }
+
+    fn variable(&mut self, start: usize, line: usize, column: usize) {
+        self.position += 1;
+        match self.peek(0) {
+            Some('{') => {
+                while let Some(character) = self.peek(0) {
+                    self.advance();
+                    if character == '}' {
+                        break;
+                    }
+                }
+            }
+            Some('$' | '?' | '^') => self.position += 1,
+            Some(next) if next.is_alphanumeric() || next == '_' => {
+                self.skip_while(|character| {
+                    character.is_alphanumeric() || character == '_' || character == ':'
+                });
+            }
+            _ => {
+                self.push(Kind::Operator, start, line, column);
+                return;
+            }
+        }
+        let name = slice(self.chars, start + 1, self.position).to_lowercase();
+        let name = name.trim_start_matches('{').trim_end_matches('}');
+        let name = name.trim_end_matches(':');
+        let name = ["script:", "global:", "local:", "private:"]
+            .iter()
+            .find_map(|scope| name.strip_prefix(scope))
+            .unwrap_or(name)
+            .to_string();
+        self.tokens.push(Token {
+            kind: Kind::Variable,
+            text: name,
+            start,
+            end: self.position,
+            line,
+            column,
+        });
+    }
+}
+
+fn is_word_character(character: char) -> bool {
+    character.is_alphanumeric() || matches!(character, '_' | '-' | '.' | '\\' | '/')
+}
+
+fn tokenize(chars: &[char]) -> Vec<Token> {
+    Lexer {
+        chars,
+        position: 0,
+        line: 1,
+        line_start: 0,
+        tokens: Vec::new(),
+    }
+    .run()
+}
+
+/// How a loop decides whether to go round again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoopShape {
+    While,
+    DoWhile,
+    DoUntil,
+    For,
+    Foreach,
+    /// A `ForEach-Object` / `Where-Object` script block run per pipeline item.
+    Pipeline,
+    /// Not a loop, but `break` inside it leaves only the `switch`.
+    Switch,
+}
+
+#[derive(Debug)]
+struct Loop {
+    shape: LoopShape,
+    /// Token where the loop starts (its keyword).
+    keyword: usize,
+    /// Open and close parenthesis of the condition, when it has one.
+    condition: Option<(usize, usize)>,
+    /// Open and close brace of the body.
+    body: (usize, usize),
+    /// `:label` written before the loop.
+    label: Option<String>,
+    /// Token ending the text quoted in messages.
+    header_end: usize,
+}
+
+struct Script<'a> {
+    chars: &'a [char],
+    tokens: Vec<Token>,
+    /// Index of the matching bracket, for each bracket token.
+    pairs: Vec<Option<usize>>,
+    loops: Vec<Loop>,
+    /// For each token, how many function bodies hold it; a function's `return` and guards are its own.
+    function_depth: Vec<u32>,
+    /// For each token, the innermost loop whose body holds it.
+    innermost_loop: Vec<Option<usize>>,
+    /// For each loop, the loop whose body holds it.
+    parent_loop: Vec<Option<usize>>,
+    /// Tokens a guard is made of, in order: `if` keywords and variables being stepped or assigned.
+    guard_parts: Vec<usize>,
+    /// Work left for guard searches in this file.
+    budget: Budget,
+    /// Token where the script first sets `$ErrorActionPreference = 'Stop'`.
+    stop_preference: Option<usize>,
+}
+
+impl<'a> Script<'a> {
+    fn new(chars: &'a [char], tokens: Vec<Token>) -> Self {
+        let pairs = pair_brackets(&tokens);
+        let mut script = Script {
+            chars,
+            tokens,
+            pairs,
+            loops: Vec::new(),
+            function_depth: Vec::new(),
+            innermost_loop: Vec::new(),
+            parent_loop: Vec::new(),
+            guard_parts: Vec::new(),
+            budget: Budget::new(),
+            stop_preference: None,
+        };
+        script.stop_preference = (0..script.tokens.len()).find(|&setting| {
+            let token = &script.tokens[setting];
+            let is = |offset: usize, kind: Kind, text: &str| {
+                script
+                    .tokens
+                    .get(setting + offset)
+                    .is_some_and(|next| next.kind == kind && next.text == text)
+            };
+            token.kind == Kind::Variable
+                && token.text == "erroractionpreference"
+                && is(1, Kind::Operator, "=")
+                && is(2, Kind::Text, "stop")
+        });
+        script.find_structure();
+        script.nest_loops();
+        script.guard_parts = (0..script.tokens.len())
+            .filter(|&index| {
+                let token = &script.tokens[index];
+                let before = index.checked_sub(1).map(|before| &script.tokens[before]);
+                let after = script.tokens.get(index + 1);
+                let is_operator = |token: Option<&Token>, texts: &[&str]| {
+                    token.is_some_and(|token| {
+                        token.kind == Kind::Operator && texts.contains(&token.text.as_str())
+                    })
+                };
+                (token.kind == Kind::Word
+                    && token.text == "if"
+                    && script.at_command_position(index))
+                    || (token.kind == Kind::Variable
+                        && (is_operator(after, &["=", "++", "--", "+=", "-="])
+                            || is_operator(before, &["++", "--"])))
+            })
+            .collect();
+        script
+    }
+
+    fn word(&self, index: usize) -> Option<&str> {
+        self.tokens
+            .get(index)
+            .filter(|token| token.kind == Kind::Word)
+            .map(|token| token.text.as_str())
+    }
+
+    fn kind(&self, index: usize) -> Option<Kind> {
+        self.tokens.get(index).map(|token| token.kind)
+    }
+
+    /// The next token after `index` that is not a line end.
+    fn next_significant(&self, index: usize) -> Option<usize> {
+        (index + 1..self.tokens.len()).find(|&next| self.tokens[next].kind != Kind::Newline)
+    }
+
+    /// The closing partner of the bracket at `index`, or the last token when it is never closed.
+    fn close_of(&self, index: usize) -> usize {
+        self.pairs
+            .get(index)
+            .copied()
+            .flatten()
+            .unwrap_or(self.tokens.len().saturating_sub(1))
+    }
+
+    /// Whether the token at `index` starts a command.
+    fn at_command_position(&self, index: usize) -> bool {
+        index == 0
+            || matches!(
+                self.tokens[index - 1].kind,
+                Kind::Newline
+                    | Kind::Semicolon
+                    | Kind::Open('{' | '(')
+                    | Kind::Close('}')
+                    | Kind::Pipe
+                    | Kind::Label
+            )
+            || (self.tokens[index - 1].kind == Kind::Operator
+                && matches!(
+                    self.tokens[index - 1].text.as_str(),
+                    "=" | "&" | "&&" | "||"
+                ))
+    }
+
+    /// The bracket opening at the next significant token after `index`, if it is `open`.
+    fn bracket_after(&self, index: usize, open: char) -> Option<(usize, usize)> {
+        let next = self.next_significant(index)?;
+        (self.kind(next) == Some(Kind::Open(open))).then(|| (next, self.close_of(next)))
+    }
+
+    fn find_structure(&mut self) {
+        let mut consumed: HashSet<usize> = HashSet::new();
+        let mut loops = Vec::new();
+        let mut functions = Vec::new();
+        for index in 0..self.tokens.len() {
+            let Some(word) = self.word(index) else {
+                if self.kind(index) == Some(Kind::Operator)
+                    && matches!(self.tokens[index].text.as_str(), "%" | "?")
+                    && index > 0
+                    && self.kind(index - 1) == Some(Kind::Pipe)
+                {
+                    loops.extend(self.pipeline_loop(index));
+                }
+                continue;
+            };
+            if consumed.contains(&index) || !self.at_command_position(index) {
+                continue;
+            }
+            let label = (index > 0 && self.kind(index - 1) == Some(Kind::Label)).then(|| {
+                self.tokens[index - 1]
+                    .text
+                    .trim_start_matches(':')
+                    .to_string()
+            });
+            let after_pipe = index > 0 && self.kind(index - 1) == Some(Kind::Pipe);
+            match word {
+                "while" | "for" | "foreach" if !after_pipe => {
+                    let Some(condition) = self.bracket_after(index, '(') else {
+                        continue;
+                    };
+                    let Some(body) = self.bracket_after(condition.1, '{') else {
+                        continue;
+                    };
+                    let shape = match word {
+                        "while" => LoopShape::While,
+                        "for" => LoopShape::For,
+                        _ => LoopShape::Foreach,
+                    };
+                    loops.push(Loop {
+                        shape,
+                        keyword: index,
+                        condition: Some(condition),
+                        body,
+                        label,
+                        header_end: condition.1,
+                    });
+                }
+                "do" => {
+                    let Some(body) = self.bracket_after(index, '{') else {
+                        continue;
+                    };
+                    let Some(tail) = self.next_significant(body.1) else {
+                        continue;
+                    };
+                    let shape = match self.word(tail) {
+                        Some("while") => LoopShape::DoWhile,
+                        Some("until") => LoopShape::DoUntil,
+                        _ => continue,
+                    };
+                    consumed.insert(tail);
+                    let condition = self.bracket_after(tail, '(');
+                    loops.push(Loop {
+                        shape,
+                        keyword: index,
+                        condition,
+                        body,
+                        label,
+                        header_end: condition.map_or(tail, |(_, close)| close),
+                    });
+                }
+                "foreach-object" | "where-object" | "where" | "foreach" => {
+                    loops.extend(self.pipeline_loop(index));
+                }
+                "switch" => {
+                    if let Some(mut block) = self.pipeline_loop(index) {
+                        block.shape = LoopShape::Switch;
+                        loops.push(block);
+                    }
+                }
+                "function" | "filter" | "workflow" => {
+                    let mut next = self.next_significant(index);
+                    // Skip the name and an optional parameter list.
+                    while let Some(candidate) = next {
+                        match self.kind(candidate) {
+                            Some(Kind::Open('{')) => {
+                                functions.push((candidate, self.close_of(candidate)));
+                                break;
+                            }
+                            Some(Kind::Open('(')) => {
+                                next = self.next_significant(self.close_of(candidate));
+                            }
+                            Some(Kind::Word) => next = self.next_significant(candidate),
+                            _ => break,
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.loops = loops;
+        // Nesting depth by a running sum of +1 after each opening brace and -1 at its close.
+        let mut steps = vec![0_i64; self.tokens.len() + 1];
+        for (open, close) in functions {
+            steps[open + 1] += 1;
+            steps[close.min(self.tokens.len())] -= 1;
+        }
+        let mut depth: i64 = 0;
+        self.function_depth = steps[..self.tokens.len()]
+            .iter()
+            .map(|step| {
+                depth += step;
+                u32::try_from(depth.max(0)).unwrap_or(u32::MAX)
+            })
+            .collect();
+    }
+
+    /// Finds, in one sweep, each token's innermost loop and each loop's parent.
+    /// Bodies are bracket pairs, so they nest and never partly overlap.
+    fn nest_loops(&mut self) {
+        let mut order: Vec<usize> = (0..self.loops.len()).collect();
+        order.sort_by_key(|&position| {
+            let (open, close) = self.loops[position].body;
+            (open, std::cmp::Reverse(close))
+        });
+        let mut parents = vec![None; self.loops.len()];
+        let mut innermost = vec![None; self.tokens.len()];
+        let mut active: Vec<usize> = Vec::new();
+        let mut next = 0;
+        for (index, slot) in innermost.iter_mut().enumerate() {
+            while let Some(&position) = order.get(next) {
+                if self.loops[position].body.0 >= index {
+                    break;
+                }
+                while active
+                    .last()
+                    .is_some_and(|&top| self.loops[top].body.1 <= self.loops[position].body.0)
+                {
+                    active.pop();
+                }
+                parents[position] = active.last().copied();
+                active.push(position);
+                next += 1;
+            }
+            while active
+                .last()
+                .is_some_and(|&top| self.loops[top].body.1 <= index)
+            {
+                active.pop();
+            }
+            *slot = active.last().copied();
+        }
+        self.innermost_loop = innermost;
+        self.parent_loop = parents;
+    }
+
+    /// Loops holding token `index`, innermost first, stopping before loop `outer`.
+    fn loops_around(&self, index: usize, outer: Option<usize>) -> Vec<usize> {
+        let mut found = Vec::new();
+        let mut current = self.innermost_loop.get(index).copied().flatten();
+        while let Some(position) = current {
+            if Some(position) == outer || found.len() > self.loops.len() {
+                break;
+            }
+            found.push(position);
+            current = self.parent_loop[position];
+        }
+        found
+    }
+
+    /// The script block of a `ForEach-Object` (or alias) at `index`.
+    fn pipeline_loop(&self, index: usize) -> Option<Loop> {
+        let mut first_open = None;
+        let mut last_close = None;
+        let mut cursor = index + 1;
+        while let Some(token) = self.tokens.get(cursor) {
+            match token.kind {
+                Kind::Newline | Kind::Semicolon | Kind::Pipe | Kind::Close(_) => break,
+                Kind::Open(open) => {
+                    let close = self.close_of(cursor);
+                    if open == '{' {
+                        first_open.get_or_insert(cursor);
+                        last_close = Some(close);
+                    }
+                    cursor = close + 1;
+                }
+                _ => cursor += 1,
+            }
+        }
+        Some(Loop {
+            shape: LoopShape::Pipeline,
+            keyword: index,
+            condition: None,
+            body: (first_open?, last_close?),
+            label: None,
+            header_end: index,
+        })
+    }
+
+    /// Whether token `index` lies in a function defined inside loop `position`.
+    fn in_nested_function(&self, index: usize, position: usize) -> bool {
+        let depth = |token: usize| self.function_depth.get(token).copied().unwrap_or(0);
+        depth(index) > depth(self.loops[position].keyword)
+    }
+
+    /// Tokens strictly inside a bracket pair, line ends dropped.
+    fn inside(&self, (open, close): (usize, usize)) -> Vec<usize> {
+        (open + 1..close.min(self.tokens.len()))
+            .filter(|&index| self.tokens[index].kind != Kind::Newline)
+            .collect()
+    }
+
+    fn check_loops(&self, findings: &mut Vec<LoopFinding>) {
+        for (position, candidate) in self.loops.iter().enumerate() {
+            let unbounded = match (candidate.shape, candidate.condition) {
+                (LoopShape::While | LoopShape::DoWhile, Some(condition)) => {
+                    self.constant(&self.inside(condition)) == Some(true)
+                }
+                (LoopShape::DoUntil, Some(condition)) => {
+                    self.constant(&self.inside(condition)) == Some(false)
+                }
+                (LoopShape::For, Some(condition)) => self.endless_for(condition),
+                (LoopShape::Foreach, Some(condition)) => {
+                    self.endless_read_within(condition.0, condition.1).is_some()
+                }
+                (LoopShape::Pipeline, _) => self.pipeline_source_is_endless(candidate.keyword),
+                _ => false,
+            };
+            if !unbounded {
+                continue;
+            }
+            // A pipeline loop is reported where its endless source starts, like its message.
+            let keyword = match candidate.shape {
+                LoopShape::Pipeline => &self.tokens[self.statement_start(candidate.keyword)],
+                _ => &self.tokens[candidate.keyword],
+            };
+            let header = self.header(candidate);
+            match self.find_guard(position) {
+                Guard::Loud => {}
+                Guard::Silent => findings.push(finding(
+                    Rule::H11,
+                    FindingKind::SilentFallback,
+                    keyword.line,
+                    keyword.column,
+                    silent_message(
+                        &header,
+                        "`Write-Error 'timed out'` or `throw 'timed out'`",
+                    ),
+                )),
+                Guard::None => findings.push(finding(
+                    Rule::H11,
+                    FindingKind::Unbounded,
+                    keyword.line,
+                    keyword.column,
+                    format!(
+                        "`{}` loop never ends by itself: add a deadline (`if ((Get-Date) -gt $deadline) {{ Write-Error 'timed out'; break }}`) or an iteration cap",
+                        snippet(&header)
+                    ),
+                )),
+            }
+        }
+    }
+
+    /// The loop's first words as written, for messages.
+    fn header(&self, candidate: &Loop) -> String {
+        let start = self.tokens[candidate.keyword].start;
+        let end = self.tokens[candidate.header_end.min(self.tokens.len() - 1)].end;
+        match candidate.shape {
+            LoopShape::DoWhile | LoopShape::DoUntil => {
+                let tail = self
+                    .next_significant(candidate.body.1)
+                    .map_or(end, |tail| self.tokens[tail].start);
+                format!("do {{ … }} {}", slice(self.chars, tail, end))
+            }
+            LoopShape::Pipeline => {
+                let source = self.statement_start(candidate.keyword);
+                format!(
+                    "{} {{ … }}",
+                    slice(self.chars, self.tokens[source].start, end)
+                )
+            }
+            _ => slice(self.chars, start, end),
+        }
+    }
+
+    /// `Some(value)` when the tokens are a constant truth value (`$true`, `1`, `-not $false`).
+    fn constant(&self, indices: &[usize]) -> Option<bool> {
+        let mut indices = indices;
+        // Strip wrapping parentheses.
+        while let (Some(&first), Some(&last)) = (indices.first(), indices.last()) {
+            if self.kind(first) == Some(Kind::Open('(')) && self.pairs[first] == Some(last) {
+                indices = &indices[1..indices.len() - 1];
+            } else {
+                break;
+            }
+        }
+        match indices {
+            [single] => {
+                let token = &self.tokens[*single];
+                match (token.kind, token.text.as_str()) {
+                    (Kind::Variable, "true") => Some(true),
+                    (Kind::Variable, "false" | "null") => Some(false),
+                    (Kind::Number, number) => number.parse::<i64>().ok().map(|value| value != 0),
+                    _ => None,
+                }
+            }
+            [negation, rest @ ..]
+                if matches!(self.tokens[*negation].text.as_str(), "-not" | "!") =>
+            {
+                self.constant(rest).map(|value| !value)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `for (init; condition; step)` has an empty or always-true condition.
+    fn endless_for(&self, (open, close): (usize, usize)) -> bool {
+        let mut parts: Vec<Vec<usize>> = vec![Vec::new()];
+        let mut cursor = open + 1;
+        while cursor < close.min(self.tokens.len()) {
+            match self.tokens[cursor].kind {
+                Kind::Semicolon => parts.push(Vec::new()),
+                Kind::Newline => {}
+                Kind::Open(_) => {
+                    let inner_close = self.close_of(cursor).min(close);
+                    if let Some(part) = parts.last_mut() {
+                        part.extend(cursor..=inner_close);
+                    }
+                    cursor = inner_close;
+                }
+                _ => {
+                    if let Some(part) = parts.last_mut() {
+                        part.push(cursor);
+                    }
+                }
+            }
+            cursor += 1;
+        }
+        parts.len() >= 3 && (parts[1].is_empty() || self.constant(&parts[1]) == Some(true))
+    }
+
+    /// `(Get-Content index, -Wait index)` of an endless read between two tokens.
+    fn endless_read_within(&self, from: usize, to: usize) -> Option<(usize, usize)> {
+        let mut index = from;
+        while index < to.min(self.tokens.len()) {
+            let after_in = index > 0 && self.word(index - 1) == Some("in");
+            if matches!(
+                self.word(index),
+                Some("get-content" | "gc" | "cat" | "type")
+            ) && (self.at_command_position(index) || after_in)
+            {
+                let mut cursor = index + 1;
+                while cursor < to.min(self.tokens.len()) {
+                    let token = &self.tokens[cursor];
+                    if matches!(
+                        token.kind,
+                        Kind::Newline | Kind::Semicolon | Kind::Pipe | Kind::Close(_)
+                    ) {
+                        break;
+                    }
+                    if token.kind == Kind::Word && is_wait_switch(&token.text) {
+                        return Some((index, cursor));
+                    }
+                    cursor += 1;
+                }
+            }
+            index += 1;
+        }
+        None
+    }
+
+    /// First token of the statement holding `index` (walking back over pipes and brackets).
+    fn statement_start(&self, index: usize) -> usize {
+        let mut cursor = index;
+        while cursor > 0 {
+            let previous = &self.tokens[cursor - 1];
+            match previous.kind {
+                Kind::Newline | Kind::Semicolon | Kind::Open(_) | Kind::Label => break,
+                Kind::Close(_) => match self.pairs[cursor - 1] {
+                    Some(open) if open < cursor - 1 => cursor = open,
+                    _ => break,
+                },
+                _ => cursor -= 1,
+            }
+        }
+        cursor
+    }
+
+    /// Whether the pipeline feeding the script block at `keyword` reads forever.
+    fn pipeline_source_is_endless(&self, keyword: usize) -> bool {
+        let start = self.statement_start(keyword);
+        self.endless_read_within(start, keyword).is_some() && !self.pipeline_takes_first(start)
+    }
+
+    /// Whether the pipeline starting at `start` stops itself with `Select-Object -First`.
+    fn pipeline_takes_first(&self, start: usize) -> bool {
+        let mut cursor = start;
+        let mut selecting = false;
+        while let Some(token) = self.tokens.get(cursor) {
+            match token.kind {
+                Kind::Newline | Kind::Semicolon | Kind::Close(_) => return false,
+                Kind::Pipe => selecting = false,
+                Kind::Open(_) => {
+                    cursor = self.close_of(cursor);
+                }
+                Kind::Word if matches!(token.text.as_str(), "select-object" | "select") => {
+                    selecting = true;
+                }
+                Kind::Word if selecting && token.text.starts_with("-f") => return true,
+                _ => {}
+            }
+            cursor += 1;
+        }
+        false
+    }
+
+    /// `Get-Content -Wait` with no loop reading it, or read by something that is not a loop.
+    fn check_endless_reads(&self, findings: &mut Vec<LoopFinding>) {
+        let mut index = 0;
+        while let Some((read, wait)) = self.endless_read_within(index, self.tokens.len()) {
+            index = wait + 1;
+            let statement = self.statement_start(read);
+            let read_by_loop = self.loops.iter().any(|candidate| match candidate.shape {
+                LoopShape::Foreach => candidate
+                    .condition
+                    .is_some_and(|(open, close)| open < read && read < close),
+                LoopShape::Pipeline => {
+                    candidate.keyword > read && self.statement_start(candidate.keyword) == statement
+                }
+                _ => false,
+            });
+            if read_by_loop || self.pipeline_takes_first(statement) {
+                continue;
+            }
+            let token = &self.tokens[read];
+            let code = slice(self.chars, token.start, self.tokens[wait].end);
+            findings.push(finding(
+                Rule::H11,
+                FindingKind::Unbounded,
+                token.line,
+                token.column,
+                format!(
+                    "`{}` waits for new lines forever: read it in a loop with a deadline (`if ((Get-Date) -gt $deadline) {{ Write-Error 'timed out'; break }}`) or stop after N lines with `Select-Object -First N`",
+                    snippet(&code)
+                ),
+            ));
+        }
+    }
+
+    /// Looks for a deadline or iteration cap that leaves loop `position`.
+    fn find_guard(&self, position: usize) -> Guard {
+        let (open, close) = self.loops[position].body;
+        let from = self.guard_parts.partition_point(|&index| index <= open);
+        let to = self.guard_parts.partition_point(|&index| index < close);
+        if !self.budget.can_spend(to.saturating_sub(from)) {
+            return Guard::None;
+        }
+        let body: Vec<usize> = self.guard_parts[from..to.max(from)]
+            .iter()
+            .copied()
+            .filter(|&index| !self.in_nested_function(index, position))
+            .collect();
+        if !self.budget.spend(body.len()) {
+            return Guard::None;
+        }
+        let counters = self.counters(&body);
+        let clocks = self.clocks(&body);
+        let mut best = Guard::None;
+        for &index in &body {
+            if self.word(index) != Some("if") {
+                continue;
+            }
+            let clauses = self.if_clauses(index);
+            let guarded = clauses.iter().any(|clause| {
+                clause
+                    .0
+                    .is_some_and(|condition| self.is_guard_condition(condition, &counters, &clocks))
+            });
+            if guarded {
+                for clause in &clauses {
+                    best = best.max(self.block_exit(clause.1, position));
+                }
+                if best == Guard::Loud {
+                    break;
+                }
+            }
+        }
+        best
+    }
+
+    /// `(condition, block)` of each clause of the `if` at `index`.
+    #[allow(clippy::type_complexity)]
+    fn if_clauses(&self, index: usize) -> Vec<(Option<(usize, usize)>, (usize, usize))> {
+        let mut clauses = Vec::new();
+        let mut keyword = index;
+        // Each clause moves past a closing brace, so this ends within the token count.
+        for _ in 0..self.tokens.len() {
+            let condition = match self.word(keyword) {
+                Some("if" | "elseif") => match self.bracket_after(keyword, '(') {
+                    Some(condition) => Some(condition),
+                    None => break,
+                },
+                Some("else") => None,
+                _ => break,
+            };
+            let Some(block) =
+                self.bracket_after(condition.map_or(keyword, |(_, close)| close), '{')
+            else {
+                break;
+            };
+            clauses.push((condition, block));
+            match self.next_significant(block.1) {
+                Some(next) if next > block.1 => keyword = next,
+                _ => break,
+            }
+            if !matches!(self.word(keyword), Some("elseif" | "else")) {
+                break;
+            }
+        }
+        clauses
+    }
+
+    fn is_time_reference(&self, index: usize) -> bool {
+        let token = &self.tokens[index];
+        let previous = index
+            .checked_sub(1)
+            .map(|previous| self.tokens[previous].text.as_str());
+        let member = token.text.split('.').next().unwrap_or_default();
+        token.kind == Kind::Word
+            && (token.text == "get-date"
+                || (previous == Some("::")
+                    && matches!(member, "now" | "utcnow" | "tickcount" | "tickcount64"))
+                || (previous == Some(".") && member.starts_with("elapsed")))
+    }
+
+    fn is_guard_condition(
+        &self,
+        condition: (usize, usize),
+        counters: &HashSet<String>,
+        clocks: &HashSet<String>,
+    ) -> bool {
+        let tokens = self.inside(condition);
+        let compares = tokens.iter().any(|&index| {
+            self.word(index).is_some_and(|word| {
+                let operator = word.trim_start_matches('-');
+                let operator = if operator.len() == 3 {
+                    operator.trim_start_matches(['c', 'i'])
+                } else {
+                    operator
+                };
+                word.starts_with('-') && matches!(operator, "gt" | "ge" | "lt" | "le" | "eq" | "ne")
+            })
+        });
+        compares
+            && tokens.iter().any(|&index| {
+                self.is_time_reference(index)
+                    || (self.kind(index) == Some(Kind::Variable)
+                        && (counters.contains(&self.tokens[index].text)
+                            || clocks.contains(&self.tokens[index].text)))
+            })
+    }
+
+    /// Variables stepped up or down in the body (`$n++`, `$n += 1`, `$n = $n + 1`).
+    fn counters(&self, body: &[usize]) -> HashSet<String> {
+        let mut counters = HashSet::new();
+        for &index in body {
+            let token = &self.tokens[index];
+            let next = self.tokens.get(index + 1);
+            let operator = |token: Option<&Token>, texts: &[&str]| {
+                token.is_some_and(|token| {
+                    token.kind == Kind::Operator && texts.contains(&token.text.as_str())
+                })
+            };
+            if token.kind == Kind::Variable {
+                let stepped = operator(next, &["++", "--", "+=", "-="])
+                    || (index > 0 && operator(self.tokens.get(index - 1), &["++", "--"]))
+                    || (operator(next, &["="])
+                        && self.tokens.get(index + 2).is_some_and(|same| {
+                            same.kind == Kind::Variable && same.text == token.text
+                        })
+                        && operator(self.tokens.get(index + 3), &["+", "-"]));
+                if stepped {
+                    counters.insert(token.text.clone());
+                }
+            }
+        }
+        counters
+    }
+
+    /// Variables assigned from a clock in the body, directly or through another such variable.
+    fn clocks(&self, body: &[usize]) -> HashSet<String> {
+        let assignments: Vec<(String, Vec<usize>)> = body
+            .iter()
+            .filter(|&&index| {
+                self.kind(index) == Some(Kind::Variable)
+                    && self
+                        .tokens
+                        .get(index + 1)
+                        .is_some_and(|next| next.kind == Kind::Operator && next.text == "=")
+            })
+            .map(|&index| {
+                let value = (index + 2..self.tokens.len())
+                    .take_while(|&cursor| {
+                        !matches!(
+                            self.tokens[cursor].kind,
+                            Kind::Newline | Kind::Semicolon | Kind::Close('}')
+                        )
+                    })
+                    .collect();
+                (self.tokens[index].text.clone(), value)
+            })
+            .collect();
+        let mut clocks = HashSet::new();
+        for _ in 0..=assignments.len() {
+            let before = clocks.len();
+            for (name, value) in &assignments {
+                if value.iter().any(|&index| {
+                    self.is_time_reference(index)
+                        || (self.kind(index) == Some(Kind::Variable)
+                            && clocks.contains(&self.tokens[index].text))
+                }) {
+                    clocks.insert(name.clone());
+                }
+            }
+            if clocks.len() == before {
+                break;
+            }
+        }
+        clocks
+    }
+
+    /// Whether a clause block leaves loop `position`, and whether it says why.
+    fn block_exit(&self, block: (usize, usize), position: usize) -> Guard {
+        let label = self.loops[position].label.as_deref();
+        let mut leaves = false;
+        let mut speaks = false;
+        if !self.budget.spend(block.1.saturating_sub(block.0)) {
+            return Guard::None;
+        }
+        for index in self.inside(block) {
+            if self.in_nested_function(index, position) {
+                continue;
+            }
+            let Some(word) = self.word(index) else {
+                continue;
+            };
+            let argument = self.tokens.get(index + 1).filter(|next| {
+                !matches!(
+                    next.kind,
+                    Kind::Newline | Kind::Semicolon | Kind::Close(_) | Kind::Pipe
+                )
+            });
+            match word {
+                "break" if self.at_command_position(index) => {
+                    let targets_this_loop = argument
+                        .is_some_and(|target| Some(target.text.trim_start_matches(':')) == label);
+                    let inner = !self.loops_around(index, Some(position)).is_empty();
+                    leaves |= targets_this_loop || !inner;
+                }
+                "return" if self.at_command_position(index) => {
+                    // In a script block `return` only ends the current pipeline item.
+                    let in_script_block = self
+                        .loops_around(index, Some(position))
+                        .iter()
+                        .any(|&inner| self.loops[inner].shape == LoopShape::Pipeline);
+                    leaves |= !in_script_block && self.loops[position].shape != LoopShape::Pipeline;
+                }
+                "exit" if self.at_command_position(index) => leaves = true,
+                "throw" if self.at_command_position(index) => {
+                    leaves = true;
+                    speaks |= argument.is_some();
+                }
+                "write-error" if self.at_command_position(index) && self.stops_on_error(index) => {
+                    leaves = true;
+                    speaks = true;
+                }
+                "echo" | "write" => speaks |= self.at_command_position(index),
+                "writeline" | "writeerrorline" => speaks = true,
+                _ => {
+                    let writes = word.starts_with("write-")
+                        && !matches!(word, "write-verbose" | "write-debug" | "write-progress");
+                    let logs = word.starts_with("log-") || word.ends_with("-log");
+                    speaks |= (writes || logs) && self.at_command_position(index);
+                }
+            }
+        }
+        match (leaves, speaks) {
+            (false, _) => Guard::None,
+            (true, false) => Guard::Silent,
+            (true, true) => Guard::Loud,
+        }
+    }
+
+    /// Whether the `Write-Error` at `index` throws: it has `-ErrorAction Stop`,
+    /// or the script set `$ErrorActionPreference = 'Stop'` before it.
+    fn stops_on_error(&self, index: usize) -> bool {
+        let preference_stops = self.stop_preference.is_some_and(|setting| setting < index);
+        if preference_stops {
+            return true;
+        }
+        let mut cursor = index + 1;
+        while let Some(token) = self.tokens.get(cursor) {
+            if matches!(
+                token.kind,
+                Kind::Newline | Kind::Semicolon | Kind::Pipe | Kind::Close(_)
+            ) {
+                return false;
+            }
+            if matches!(token.text.as_str(), "-erroraction" | "-ea")
+                && self.word(cursor + 1) == Some("stop")
+            {
+                return true;
+            }
+            cursor += 1;
+        }
+        false
+    }
+
+    fn check_bare_sleeps(&self, findings: &mut Vec<LoopFinding>) {
+        for (index, token) in self.tokens.iter().enumerate() {
+            if token.kind != Kind::Word
+                || !matches!(token.text.as_str(), "start-sleep" | "sleep")
+                || !self.at_command_position(index)
+                || self
+                    .loops_around(index, None)
+                    .iter()
+                    .any(|&around| self.loops[around].shape != LoopShape::Switch)
+            {
+                continue;
+            }
+            let end = (index..self.tokens.len())
+                .take_while(|&cursor| {
+                    !matches!(
+                        self.tokens[cursor].kind,
+                        Kind::Newline | Kind::Semicolon | Kind::Pipe | Kind::Close(_)
+                    )
+                })
+                .last()
+                .unwrap_or(index);
+            let code = slice(self.chars, token.start, self.tokens[end].end);
+            findings.push(finding(
+                Rule::H23,
+                FindingKind::BareSleep,
+                token.line,
+                token.column,
+                bare_sleep_message(&code),
+            ));
+        }
+    }
+}
+
+/// `-Wait` and its unambiguous abbreviations, with or without `:$true`.
+fn is_wait_switch(text: &str) -> bool {
+    let name = text.split(':').next().unwrap_or(text);
+    matches!(name, "-w" | "-wa" | "-wai" | "-wait")
+}
+
+/// What stops a loop that its own condition does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Guard {
+    None,
+    Silent,
+    Loud,
+}
+
+/// Pairs each bracket with its partner; an unmatched closer is ignored.
+fn pair_brackets(tokens: &[Token]) -> Vec<Option<usize>> {
+    let mut pairs = vec![None; tokens.len()];
+    let mut open: Vec<(usize, char)> = Vec::new();
+    for (index, token) in tokens.iter().enumerate() {
+        match token.kind {
+            Kind::Open(bracket) => open.push((index, bracket)),
+            Kind::Close(bracket) => {
+                let expected = match bracket {
+                    ')' => '(',
+                    ']' => '[',
+                    _ => '{',
+                };
+                if let Some(depth) = open.iter().rposition(|&(_, kind)| kind == expected) {
+                    let (opener, _) = open[depth];
+                    open.truncate(depth);
+                    pairs[opener] = Some(index);
+                    pairs[index] = Some(opener);
+                }
+            }
+            _ => {}
+        }
+    }
+    pairs
+}
+
+#[cfg(test)]
+mod tests;

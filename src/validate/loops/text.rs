@@ -1,0 +1,174 @@
+//! Small text helpers shared by the PowerShell, batch and Python scanners.
+
+use super::LoopFinding;
+use crate::validate::diagnostic::{FindingKind, Rule};
+
+/// Longest code excerpt quoted in a message, in characters.
+const SNIPPET_LIMIT: usize = 60;
+
+/// Most tokens (or commands) one file's guard searches may visit. Nested loops
+/// make each search revisit inner code, so a hostile file could otherwise take
+/// minutes; ordinary scripts use a tiny fraction of this. Once it is spent, the
+/// remaining loops count as unguarded (fail closed).
+pub(crate) const GUARD_SEARCH_BUDGET: usize = 2_000_000;
+
+/// A countdown of guard-search work for one file.
+#[derive(Debug)]
+pub(crate) struct Budget(std::cell::Cell<usize>);
+
+impl Budget {
+    pub(crate) fn new() -> Self {
+        Budget(std::cell::Cell::new(GUARD_SEARCH_BUDGET))
+    }
+
+    /// Whether `steps` are left, without taking them.
+    pub(crate) fn can_spend(&self, steps: usize) -> bool {
+        self.0.get() >= steps
+    }
+
+    /// Takes `steps` from the budget; `false` when not enough is left.
+    pub(crate) fn spend(&self, steps: usize) -> bool {
+        let left = self.0.get();
+        self.0.set(left.saturating_sub(steps));
+        left >= steps
+    }
+}
+
+/// Quotes `code` for a message: whitespace runs collapsed to one space, long text cut with `…`.
+pub(crate) fn snippet(code: &str) -> String {
+    let mut collapsed = String::new();
+    for word in code.split_whitespace() {
+        if !collapsed.is_empty() {
+            collapsed.push(' ');
+        }
+        collapsed.push_str(word);
+    }
+    if collapsed.chars().count() > SNIPPET_LIMIT {
+        let mut cut: String = collapsed.chars().take(SNIPPET_LIMIT - 1).collect();
+        cut.push('…');
+        cut
+    } else {
+        collapsed
+    }
+}
+
+/// Text of `chars[start..end]`, clamped to the slice.
+pub(crate) fn slice(chars: &[char], start: usize, end: usize) -> String {
+    let end = end.min(chars.len());
+    let start = start.min(end);
+    chars[start..end].iter().collect()
+}
+
+/// Builds a finding.
+pub(crate) fn finding(
+    rule: Rule,
+    kind: FindingKind,
+    line: usize,
+    column: usize,
+    message: String,
+) -> LoopFinding {
+    LoopFinding {
+        rule,
+        kind,
+        line,
+        column,
+        message,
+    }
+}
+
+/// The message shared by every language when a guarded loop leaves silently.
+pub(crate) fn silent_message(loop_code: &str, how_to_say: &str) -> String {
+    format!(
+        "`{}` loop stops on its deadline without saying so: write why before leaving ({how_to_say})",
+        snippet(loop_code)
+    )
+}
+
+/// The message shared by every language for a fixed sleep outside any loop.
+pub(crate) fn bare_sleep_message(sleep_code: &str) -> String {
+    format!(
+        "`{}` outside any loop: wait for the condition you need, with a deadline, instead of a fixed sleep",
+        snippet(sleep_code)
+    )
+}
+
+/// Whether `character` can be part of an identifier in the scanned languages.
+pub(crate) fn is_word_char(character: char) -> bool {
+    character.is_alphanumeric() || character == '_'
+}
+
+/// Whether `text` holds `word` as a whole word (neighbours are not word characters or dots).
+pub(crate) fn contains_word(text: &str, word: &str) -> bool {
+    if word.is_empty() {
+        return false;
+    }
+    let mut search_from = 0;
+    while let Some(found) = text[search_from..].find(word) {
+        let start = search_from + found;
+        let end = start + word.len();
+        let before = text[..start].chars().next_back();
+        let after = text[end..].chars().next();
+        let boundary = |neighbour: Option<char>| {
+            neighbour.is_none_or(|character| !is_word_char(character) && character != '.')
+        };
+        if boundary(before) && boundary(after) {
+            return true;
+        }
+        search_from = start + text[start..].chars().next().map_or(1, char::len_utf8);
+    }
+    false
+}
+
+/// Random texts glued from `fragments`, for no-panic tests.
+#[cfg(test)]
+pub(crate) fn random_sources(fragments: &[&str], seed: u64, count: usize) -> Vec<String> {
+    let mut random = fastrand::Rng::with_seed(seed);
+    (0..count)
+        .map(|_| {
+            let pieces = random.usize(0..60);
+            (0..pieces)
+                .map(|_| fragments[random.usize(0..fragments.len())])
+                .collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippet_collapses_and_cuts() {
+        assert_eq!(snippet("while  (\n $true )"), "while ( $true )");
+        let long = "x".repeat(100);
+        assert_eq!(snippet(&long).chars().count(), SNIPPET_LIMIT);
+        assert!(snippet(&long).ends_with('…'));
+    }
+
+    #[test]
+    fn contains_word_needs_boundaries() {
+        assert!(contains_word("if n > 3", "n"));
+        assert!(!contains_word("if nn > 3", "n"));
+        assert!(!contains_word("if self.n > 3", "n"));
+        assert!(contains_word("if self.n > 3", "self.n"));
+        assert!(!contains_word("", "n"));
+        assert!(contains_word("é n", "n"));
+    }
+
+    #[test]
+    fn budget_runs_out() {
+        let budget = Budget::new();
+        assert!(budget.can_spend(GUARD_SEARCH_BUDGET));
+        assert!(budget.spend(GUARD_SEARCH_BUDGET - 1));
+        assert!(!budget.can_spend(2));
+        assert!(budget.spend(1));
+        assert!(!budget.spend(1));
+    }
+
+    #[test]
+    fn slice_clamps() {
+        let chars: Vec<char> = "abc".chars().collect();
+        assert_eq!(slice(&chars, 1, 10), "bc");
+        assert_eq!(slice(&chars, 5, 2), "");
+    }
+}
