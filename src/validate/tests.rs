@@ -184,7 +184,7 @@ fn only_suppressed_findings_pass() {
 }
 
 #[test]
-fn gitignore_hidden_folders_and_excludes_are_honoured() {
+fn gitignore_and_excludes_are_honoured_and_hidden_folders_walked() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     write(root, ".gitignore", "ignored/\n*.gen.sh\n");
@@ -196,7 +196,10 @@ fn gitignore_hidden_folders_and_excludes_are_honoured() {
     write(root, "e.sh", LOOP_LINE);
     write(root, "f.cmd", LOOP_LINE);
     let report = validate(root, &["vendor", "*.cmd"]);
-    assert_eq!(located(&report), ["e.sh:1:7 H11 Shell"]);
+    assert_eq!(
+        located(&report),
+        [".hidden/c.sh:1:7 H11 Shell", "e.sh:1:7 H11 Shell"]
+    );
 }
 
 #[test]

@@ -2,8 +2,10 @@
 //! hold a loop or a sleep.
 //!
 //! The walk honours `.gitignore`, `.ignore` and `.git/info/exclude` as ripgrep
-//! does (also outside a git repository), skips hidden files and folders
-//! (`.git` among them), never follows a symbolic link, and runs on every core.
+//! does (also outside a git repository), never follows a symbolic link, and
+//! runs on every core. Hidden files and folders are walked: automation lives
+//! in `.github/`, `.ci/` and `.husky/`; only version-control metadata
+//! (`.git`, `.hg`, `.svn`, `.jj`) is left out.
 
 use std::io::{self, Read};
 use std::path::{Component, Path};
@@ -49,9 +51,11 @@ pub(crate) fn scan_tree(
     let overrides = exclude_overrides(root, excludes)?;
     let walker = WalkBuilder::new(root)
         .standard_filters(true)
+        .hidden(false)
         .require_git(false)
         .follow_links(false)
         .overrides(overrides)
+        .filter_entry(|entry| !is_version_control_dir(entry))
         .build_parallel();
 
     let findings = Mutex::new(Vec::new());
@@ -134,6 +138,15 @@ fn exclude_overrides(
         glob: excludes.join(" "),
         reason: glob_error_reason(&error),
     })
+}
+
+/// Version-control metadata: never project automation, often large.
+fn is_version_control_dir(entry: &ignore::DirEntry) -> bool {
+    entry.file_type().is_some_and(|kind| kind.is_dir())
+        && matches!(
+            entry.file_name().to_str(),
+            Some(".git" | ".hg" | ".svn" | ".jj")
+        )
 }
 
 /// The reason a glob is invalid, without the `!` we prefixed to it.

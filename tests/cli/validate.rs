@@ -225,18 +225,25 @@ fn scripts_of_every_language_are_counted_and_others_are_not() {
 }
 
 #[test]
-fn gitignore_and_hidden_folders_are_honoured_without_git() {
+fn gitignore_is_honoured_without_git_and_hidden_automation_is_checked() {
     let project = Project::new();
     project.write(".gitignore", "build/\n*.gen.sh\n");
     project.write("build/a.sh", "echo\n");
     project.write("b.gen.sh", "echo\n");
+    project.write(".git/hooks/pre-push.sh", "while true; do :; done\n");
     project.write(".hidden/c.sh", "echo\n");
     project.write("d.sh", "echo\n");
     project
         .cmd(&["validate"])
         .assert()
         .code(0)
-        .stdout(predicate::str::contains(loop_lines(1)));
+        .stdout(predicate::str::contains(loop_lines(2)));
+    project.write(".github/scripts/wait.sh", "while true; do :; done\n");
+    project
+        .cmd(&["validate"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(".github/scripts/wait.sh:1:1: H11"));
 }
 
 #[test]
