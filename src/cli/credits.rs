@@ -56,6 +56,16 @@ enum LimitsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Wait for rate-limit budget and take a reservation; prints its id.
+    Acquire(super::pacing::AcquireArgs),
+    /// Record how a reserved call went: its actual tokens, or a rate limit.
+    Record(super::pacing::RecordArgs),
+    /// Give back a reservation whose call was never sent.
+    Release(super::pacing::ReleaseArgs),
+    /// Show the rolling-window figures shared by every process of the project.
+    Status(super::pacing::StatusArgs),
+    /// Remove the runtime pacing state.
+    ResetState,
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +97,11 @@ pub fn run(project: &ProjectPaths, args: CreditsArgs) -> anyhow::Result<ExitStat
         LimitsCommand::Set(args) => set(project, args),
         LimitsCommand::Remove { provider, model } => remove(project, &provider, &model),
         LimitsCommand::Defaults { install, json } => defaults(project, install, json),
+        LimitsCommand::Acquire(args) => return super::pacing::acquire(project, args),
+        LimitsCommand::Record(args) => return super::pacing::record(project, args),
+        LimitsCommand::Release(args) => return super::pacing::release(project, args),
+        LimitsCommand::Status(args) => return super::pacing::status(project, args),
+        LimitsCommand::ResetState => return super::pacing::reset_state(project),
     }
     .map(|()| ExitStatus::Success)
 }

@@ -4,6 +4,7 @@
 
 mod credits;
 mod output;
+mod pacing;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -115,7 +116,6 @@ pub(crate) struct StatusError {
 }
 
 impl StatusError {
-    #[allow(dead_code)] // used by the pacing commands, which land next
     pub(crate) fn new(status: ExitStatus, message: impl Into<String>) -> Self {
         Self {
             status,

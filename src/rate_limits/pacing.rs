@@ -384,3 +384,175 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
         Ok(self.store.clear()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rate_limits::clock::FakeClock;
+    use crate::rate_limits::retry::ErrorKind;
+    use crate::rate_limits::scheduler::DEFAULT_LEASE;
+    use crate::rate_limits::store::MemoryStore;
+    use crate::rate_limits::{Layer, Profile};
+
+    const START: u64 = 1_700_000_000_000;
+
+    fn pacer(rpm: u64, tpm: u64, cap: u32) -> (SharedPacer<MemoryStore, FakeClock>, FakeClock) {
+        let mut catalog = Catalog::default();
+        catalog.add_layer(
+            Layer::Project,
+            vec![Profile::new("acme", "*", rpm, tpm, 1.0, cap).unwrap()],
+        );
+        let clock = FakeClock::new(START);
+        let pacer = SharedPacer::new(catalog, MemoryStore::default(), clock.clone())
+            .with_death_test(|owner| owner.pid == 666)
+            .with_jitter(|| 0.0);
+        (pacer, clock)
+    }
+
+    fn request(model: &str, pid: u32) -> PaceRequest {
+        PaceRequest {
+            provider: "acme".into(),
+            model: model.into(),
+            estimated_input_tokens: 100,
+            max_output_tokens: 100,
+            owner: Owner {
+                host: "h".into(),
+                pid,
+                start_time: None,
+            },
+            lease: DEFAULT_LEASE,
+        }
+    }
+
+    #[test]
+    fn a_budget_wait_sleeps_the_exact_time_once_and_reports_it() {
+        let (pacer, clock) = pacer(1, 10_000, 5);
+        pacer.acquire(&request("m", 1), None, &mut |_| {}).unwrap();
+        clock.advance(Duration::from_secs(20));
+        let mut notices = Vec::new();
+        let admitted = pacer
+            .acquire(&request("m", 1), None, &mut |notice| notices.push(*notice))
+            .unwrap();
+        assert_eq!(admitted.waited, Duration::from_secs(40));
+        assert_eq!(
+            notices,
+            vec![WaitNotice {
+                reason: WaitReason::Requests,
+                retry_after: Duration::from_secs(40),
+                sleep: Duration::from_secs(40),
+                waited: Duration::ZERO
+            }]
+        );
+    }
+
+    #[test]
+    fn each_model_has_its_own_budget_under_a_wildcard_profile() {
+        let (pacer, _clock) = pacer(1, 10_000, 5);
+        pacer
+            .acquire(&request("m", 1), Some(Duration::ZERO), &mut |_| {})
+            .unwrap();
+        pacer
+            .acquire(&request("other", 1), Some(Duration::ZERO), &mut |_| {})
+            .unwrap();
+        let error = pacer
+            .acquire(&request("m", 1), Some(Duration::ZERO), &mut |_| {})
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            PacingError::Scheduler(SchedulerError::DeadlineExceeded { needed, .. }) if needed == Duration::from_secs(60)
+        ));
+    }
+
+    #[test]
+    fn a_concurrency_wait_polls_until_the_deadline() {
+        let (pacer, clock) = pacer(100, 10_000, 1);
+        pacer.acquire(&request("m", 1), None, &mut |_| {}).unwrap();
+        let mut sleeps = 0;
+        let error = pacer
+            .acquire(
+                &request("m", 1),
+                Some(Duration::from_millis(250)),
+                &mut |notice| {
+                    assert_eq!(notice.reason, WaitReason::Concurrency);
+                    sleeps += 1;
+                },
+            )
+            .unwrap_err();
+        assert_eq!(sleeps, 3, "100 + 100 + 50 ms");
+        assert_eq!(clock.now(), START + 250);
+        assert!(error.to_string().contains("a concurrency slot"), "{error}");
+    }
+
+    #[test]
+    fn a_dead_owners_slot_comes_back_to_the_next_acquire() {
+        let (pacer, _clock) = pacer(100, 10_000, 1);
+        let dead = pacer
+            .acquire(&request("m", 666), None, &mut |_| {})
+            .unwrap();
+        let admitted = pacer
+            .acquire(&request("m", 1), Some(Duration::ZERO), &mut |_| {})
+            .unwrap();
+        let status = pacer.status("acme", "m").unwrap();
+        assert_eq!(status.reservations, vec![admitted.reservation]);
+        assert_eq!(status.snapshot.rolling_token_count, 200);
+        assert!(matches!(
+            pacer.release(&dead.reservation.id),
+            Err(PacingError::Scheduler(
+                SchedulerError::UnknownReservation { .. }
+            ))
+        ));
+    }
+
+    #[test]
+    fn record_and_release_find_the_reservation_by_id() {
+        let (pacer, _clock) = pacer(100, 10_000, 4);
+        let first = pacer.acquire(&request("m", 1), None, &mut |_| {}).unwrap();
+        let second = pacer.acquire(&request("m", 1), None, &mut |_| {}).unwrap();
+        let third = pacer.acquire(&request("n", 1), None, &mut |_| {}).unwrap();
+        let (_, snapshot) = pacer.record_success(&first.reservation.id, 10, 20).unwrap();
+        assert_eq!((snapshot.rolling_token_count, snapshot.in_flight), (230, 1));
+        let classification = Classification {
+            kind: ErrorKind::RateLimit,
+            is_rate_limit: true,
+            retryable: true,
+            retry_after_seconds: None,
+            status_code: Some(429),
+            message: String::new(),
+        };
+        let outcome = pacer
+            .record_rate_limit(&second.reservation.id, &classification, 3)
+            .unwrap();
+        assert_eq!(outcome.delay_seconds, 4.0);
+        assert_eq!(outcome.snapshot.current_concurrency_cap, 2);
+        pacer.release(&third.reservation.id).unwrap();
+        let all = pacer.status_all(&[]).unwrap();
+        let models: Vec<_> = all
+            .iter()
+            .map(|status| status.snapshot.model.as_str())
+            .collect();
+        assert_eq!(
+            models,
+            vec!["m"],
+            "the released model has nothing left and is pruned"
+        );
+    }
+
+    #[test]
+    fn unknown_models_and_oversized_requests_are_errors() {
+        let (pacer, _clock) = pacer(100, 1_000, 1);
+        let mut other = request("m", 1);
+        other.provider = "nobody".into();
+        assert!(pacer
+            .acquire(&other, None, &mut |_| {})
+            .unwrap_err()
+            .to_string()
+            .contains("no rate-limit profile for `nobody/m`"));
+        let mut large = request("m", 1);
+        large.estimated_input_tokens = 5_000;
+        let error = pacer
+            .acquire(&large, None, &mut |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("5100") && error.contains("1000"), "{error}");
+    }
+}

@@ -73,13 +73,13 @@ fn timed_out_message(
     waited: Duration,
     needed: Duration,
 ) -> String {
-    let bound = if reason == WaitReason::Concurrency {
-        "up to "
+    let (bound, until) = if reason == WaitReason::Concurrency {
+        ("up to ", " (until the earliest lease ends)")
     } else {
-        ""
+        ("", "")
     };
     format!(
-        "timed out after {:.1} s waiting for {reason} of `{label}`: admission needed {bound}{:.1} s more",
+        "timed out after {:.1} s waiting for {reason} of `{label}`: the wait would have been {bound}{:.1} s more{until}",
         waited.as_secs_f64(),
         needed.as_secs_f64()
     )
@@ -296,7 +296,8 @@ impl ModelState {
     /// True when nothing is counted, in flight or remembered: the state can
     /// be dropped without changing any decision.
     pub fn is_idle(&self) -> bool {
-        self.window.events().len() == 0
+        self.window.requests() == 0
+            && self.window.tokens() == 0
             && self.in_flight.is_empty()
             && self.current_concurrency_cap >= self.limits.base_concurrency_cap
     }

@@ -217,3 +217,120 @@ impl StateStore for MemoryStore {
         Ok(had_any)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rate_limits::owner::Owner;
+    use crate::rate_limits::scheduler::{AcquireRequest, Decision, DEFAULT_LEASE};
+    use crate::rate_limits::Profile;
+
+    fn state_with_one_reservation() -> PacingState {
+        let profile = Profile::new("acme", "m", 10, 1_000, 1.0, 1).unwrap();
+        let mut model = ModelState::new("acme", "m", &profile);
+        let request = AcquireRequest {
+            estimated_input_tokens: 3,
+            max_output_tokens: 4,
+            owner: Owner {
+                host: "h".into(),
+                pid: 1,
+                start_time: Some(5),
+            },
+            lease: DEFAULT_LEASE,
+        };
+        let decision = model
+            .try_acquire(1_000, &profile, &request, "rsv-1".into())
+            .unwrap();
+        assert!(matches!(decision, Decision::Granted(_)));
+        let mut state = PacingState::default();
+        state.models.insert("acme::m".into(), model);
+        state
+    }
+
+    fn replace_with(store: &FileStore, state: PacingState) {
+        store
+            .measure_and_replace(|_| Ok::<_, StoreError>(((), state)))
+            .unwrap();
+    }
+
+    #[test]
+    fn file_store_round_trips_with_a_version_and_epoch_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        let state = state_with_one_reservation();
+        replace_with(&store, state.clone());
+        assert_eq!(store.load().unwrap(), state);
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(store.path()).unwrap()).unwrap();
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["models"]["acme::m"]["events"][0]["at"], 1_000);
+        assert_eq!(json["models"]["acme::m"]["in_flight"][0]["owner"]["pid"], 1);
+    }
+
+    #[test]
+    fn nothing_is_written_when_there_is_nothing_to_keep() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        store
+            .measure_and_replace(|state| Ok::<_, StoreError>(((), state)))
+            .unwrap();
+        assert!(!store.path().exists());
+        assert!(!store.clear().unwrap());
+        replace_with(&store, state_with_one_reservation());
+        assert!(store.clear().unwrap());
+        assert!(!store.path().exists());
+    }
+
+    #[test]
+    fn a_failed_change_leaves_the_file_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        replace_with(&store, state_with_one_reservation());
+        let before = std::fs::read(store.path()).unwrap();
+        let outcome: Result<(), StoreError> = store.measure_and_replace(|_| {
+            Err(StoreError::Invalid {
+                path: PathBuf::from("x"),
+                message: "refused".into(),
+            })
+        });
+        assert!(outcome.is_err());
+        assert_eq!(std::fs::read(store.path()).unwrap(), before);
+    }
+
+    #[test]
+    fn corrupt_and_newer_files_are_typed_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let store = FileStore::new(&path);
+        let cases = [
+            ("{not json", "is invalid at line 1"),
+            (r#"{"version": 2, "models": {}}"#, "state format version 2"),
+            (r#"{"models": {}}"#, "no numeric `version` field"),
+            (
+                r#"{"version": 1, "models": {"a::b": {"provider": 1}}}"#,
+                "is invalid:",
+            ),
+        ];
+        for (text, expected) in cases {
+            std::fs::write(&path, text).unwrap();
+            let error = store
+                .measure_and_replace(|state| Ok::<_, StoreError>(((), state)))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+            assert!(error.contains(&path.display().to_string()), "{error}");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn idle_models_are_pruned() {
+        let profile = Profile::new("acme", "m", 10, 1_000, 1.0, 1).unwrap();
+        let mut state = PacingState::default();
+        state
+            .models
+            .insert("acme::m".into(), ModelState::new("acme", "m", &profile));
+        state.prune();
+        assert!(state.models.is_empty());
+    }
+}

@@ -3,3 +3,4 @@
 
 mod credits_limits;
 mod fixture;
+mod pacing;
