@@ -116,7 +116,8 @@ pub struct StatusArgs {
     json: bool,
 }
 
-fn catalog(project: &ProjectPaths) -> anyhow::Result<Catalog> {
+/// Every profile layer of the project: built-ins, the user file, the project file.
+pub(super) fn catalog(project: &ProjectPaths) -> anyhow::Result<Catalog> {
     let user_file = paths::user_profiles_file();
     Ok(Catalog::load(
         user_file.as_deref(),
@@ -124,7 +125,9 @@ fn catalog(project: &ProjectPaths) -> anyhow::Result<Catalog> {
     )?)
 }
 
-fn file_pacer(project: &ProjectPaths) -> anyhow::Result<SharedPacer<FileStore>> {
+/// The pacer every command (and `credits limits run`) shares: the project's
+/// profiles over its state file, on the system clock.
+pub(super) fn file_pacer(project: &ProjectPaths) -> anyhow::Result<SharedPacer<FileStore>> {
     Ok(SharedPacer::new(
         catalog(project)?,
         FileStore::new(project.state_file()),
@@ -132,8 +135,9 @@ fn file_pacer(project: &ProjectPaths) -> anyhow::Result<SharedPacer<FileStore>> 
     ))
 }
 
-/// Adds the hint a user can act on to pacing errors.
-fn explain(error: PacingError) -> anyhow::Error {
+/// Turns a pacing error into the CLI's: a timeout exits 75, a missing
+/// profile gets a hint the user can act on.
+pub(super) fn explain(error: PacingError) -> anyhow::Error {
     match error {
         PacingError::Scheduler(SchedulerError::DeadlineExceeded { .. }) => {
             StatusError::new(ExitStatus::TimedOut, error.to_string()).into()
