@@ -22,6 +22,8 @@ use crate::rate_limits::scheduler::{RateLimitSnapshot, Reservation, SchedulerErr
 use crate::rate_limits::store::{FileStore, MemoryStore, StateStore};
 use crate::rate_limits::{Catalog, ProfileFile};
 
+/// Carriage return and "erase line": rewrites the progress line on a terminal.
+const CLEAR_LINE: &str = "\r\x1b[2K";
 /// The longest retry delay `record --rate-limited` prints unless told otherwise, in seconds.
 const DEFAULT_MAX_DELAY_SECONDS: f64 = 60.0;
 
@@ -171,14 +173,19 @@ pub fn acquire(project: &ProjectPaths, args: AcquireArgs) -> anyhow::Result<Exit
     let pacer = file_pacer(project)?;
     let show_progress = std::io::stderr().is_terminal();
     let label = format!("{}/{}", request.provider, request.model);
+    let mut shown = false;
     let mut on_wait = |notice: &WaitNotice| {
         if show_progress {
-            eprintln!("{}", progress_line(&label, notice));
+            // One line, rewritten in place at each poll.
+            eprint!("{CLEAR_LINE}{}", progress_line(&label, notice));
+            shown = true;
         }
     };
-    let admitted = pacer
-        .acquire(&request, args.timeout, &mut on_wait)
-        .map_err(explain)?;
+    let outcome = pacer.acquire(&request, args.timeout, &mut on_wait);
+    if shown {
+        eprint!("{CLEAR_LINE}");
+    }
+    let admitted = outcome.map_err(explain)?;
     let reservation = &admitted.reservation;
     if args.json {
         output::print_json(&AcquiredJson {

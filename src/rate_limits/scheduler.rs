@@ -1378,4 +1378,42 @@ mod tests {
         assert_eq!(admitted.acquired_at, START + 3_000);
         assert!(real_start.elapsed() < Duration::from_secs(20));
     }
+
+    #[test]
+    fn scheduler_release_and_rate_limit_free_the_slot_for_a_waiter() {
+        let clock = FakeClock::new(START).with_grace(Duration::from_secs(20));
+        let scheduler = Arc::new(
+            Scheduler::new(catalog(profile(100, 1_000_000, 1.0, 2)), clock.clone())
+                .with_jitter(|| 0.0),
+        );
+        let first = scheduler.acquire("acme", "m", 1, 1, None).unwrap();
+        let delay = scheduler
+            .record_rate_limit(&first.id, &rate_limit(None), 2)
+            .unwrap();
+        assert_eq!(delay, 2.0);
+        let snapshot = scheduler.snapshot("acme", "m").unwrap();
+        assert_eq!(
+            (snapshot.current_concurrency_cap, snapshot.in_flight),
+            (1, 0)
+        );
+        let held = scheduler.acquire("acme", "m", 1, 1, None).unwrap();
+        let waiter = {
+            let scheduler = Arc::clone(&scheduler);
+            std::thread::spawn(move || scheduler.acquire("acme", "m", 1, 1, None).unwrap())
+        };
+        let real_start = std::time::Instant::now();
+        while scheduler.waiting() == 0 && real_start.elapsed() < Duration::from_secs(10) {
+            std::thread::yield_now();
+        }
+        scheduler.release(&held.id).unwrap();
+        assert_eq!(waiter.join().unwrap().acquired_at, START);
+        assert!(matches!(
+            scheduler.release(&held.id),
+            Err(SchedulerError::UnknownReservation { .. })
+        ));
+        assert!(matches!(
+            scheduler.try_acquire("nobody", "m", 1, 1),
+            Err(SchedulerError::NoProfile { .. })
+        ));
+    }
 }
