@@ -58,6 +58,16 @@ enum LimitsCommand {
     },
     /// Classify a failed provider call (status, headers, body) as JSON.
     Classify(super::retry::ClassifyArgs),
+    /// Wait for rate-limit budget and take a reservation; prints its id.
+    Acquire(super::pacing::AcquireArgs),
+    /// Record how a reserved call went: its actual tokens, or a rate limit.
+    Record(super::pacing::RecordArgs),
+    /// Give back a reservation whose call was never sent.
+    Release(super::pacing::ReleaseArgs),
+    /// Show the rolling-window figures shared by every process of the project.
+    Status(super::pacing::StatusArgs),
+    /// Remove the runtime pacing state.
+    ResetState,
 }
 
 #[derive(Debug, Args)]
@@ -84,14 +94,19 @@ struct SetArgs {
 
 pub fn run(project: &ProjectPaths, args: CreditsArgs) -> anyhow::Result<ExitStatus> {
     let CreditsCommand::Limits(command) = args.command;
+    let success = |result: anyhow::Result<()>| result.map(|()| ExitStatus::Success);
     match command {
-        LimitsCommand::List { all, json } => list(project, all, json),
-        LimitsCommand::Set(args) => set(project, args),
-        LimitsCommand::Remove { provider, model } => remove(project, &provider, &model),
-        LimitsCommand::Defaults { install, json } => defaults(project, install, json),
-        LimitsCommand::Classify(args) => super::retry::classify(args),
+        LimitsCommand::List { all, json } => success(list(project, all, json)),
+        LimitsCommand::Set(args) => success(set(project, args)),
+        LimitsCommand::Remove { provider, model } => success(remove(project, &provider, &model)),
+        LimitsCommand::Defaults { install, json } => success(defaults(project, install, json)),
+        LimitsCommand::Classify(args) => success(super::retry::classify(args)),
+        LimitsCommand::Acquire(args) => super::pacing::acquire(project, args),
+        LimitsCommand::Record(args) => super::pacing::record(project, args),
+        LimitsCommand::Release(args) => super::pacing::release(project, args),
+        LimitsCommand::Status(args) => super::pacing::status(project, args),
+        LimitsCommand::ResetState => super::pacing::reset_state(project),
     }
-    .map(|()| ExitStatus::Success)
 }
 
 fn list(project: &ProjectPaths, all: bool, json: bool) -> anyhow::Result<()> {

@@ -4,6 +4,7 @@
 
 mod credits;
 mod output;
+mod pacing;
 mod retry;
 mod validate;
 
@@ -120,7 +121,6 @@ pub(crate) struct StatusError {
 }
 
 impl StatusError {
-    #[allow(dead_code)] // used by the pacing commands, which land next
     pub(crate) fn new(status: ExitStatus, message: impl Into<String>) -> Self {
         Self {
             status,

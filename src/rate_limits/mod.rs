@@ -4,11 +4,17 @@
 //! Nothing here parses command lines or prints: the CLI does that.
 
 pub mod catalog;
+pub mod clock;
 pub mod defaults;
+pub mod owner;
+pub mod pacing;
 pub mod profile;
 pub mod retry;
+pub mod scheduler;
 pub mod secrets;
+pub mod store;
 pub mod usage;
+pub mod window;
 
 pub use catalog::{Catalog, Layer, LayeredProfile, ProfileFile, ProfileFileError};
 pub use profile::{Profile, ProfileError};

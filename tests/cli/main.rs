@@ -4,5 +4,6 @@
 mod classify;
 mod credits_limits;
 mod fixture;
+mod pacing;
 mod validate;
 mod validate_fixtures;

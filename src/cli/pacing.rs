@@ -1,0 +1,594 @@
+//! `credits limits acquire | record | release | status | reset-state`:
+//! pacing shared by every process of a project through its state file.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use clap::Args;
+use serde::Serialize;
+
+use super::output::{self, Align};
+use super::StatusError;
+use crate::exit::ExitStatus;
+use crate::paths::{self, ProjectPaths};
+use crate::rate_limits::clock::{Clock, SystemClock};
+use crate::rate_limits::owner::{host_name, liveness, Liveness, Owner};
+use crate::rate_limits::pacing::{ModelStatus, PaceRequest, PacingError, SharedPacer, WaitNotice};
+use crate::rate_limits::profile::normalize_name;
+use crate::rate_limits::retry::{classify, ErrorKind, ProviderResponse};
+use crate::rate_limits::scheduler::{RateLimitSnapshot, Reservation, SchedulerError};
+use crate::rate_limits::store::{FileStore, MemoryStore, StateStore};
+use crate::rate_limits::{Catalog, ProfileFile};
+
+/// Carriage return and "erase line": rewrites the progress line on a terminal.
+const CLEAR_LINE: &str = "\r\x1b[2K";
+/// The longest retry delay `record --rate-limited` prints unless told otherwise, in seconds.
+const DEFAULT_MAX_DELAY_SECONDS: f64 = 60.0;
+
+#[derive(Debug, Args)]
+pub struct AcquireArgs {
+    /// Provider key, such as `openai`.
+    #[arg(long, value_parser = parse_name)]
+    provider: String,
+    /// Model key, such as `gpt-4o`.
+    #[arg(long, value_parser = parse_name)]
+    model: String,
+    /// Estimated prompt tokens.
+    #[arg(long, value_name = "N")]
+    input_tokens: u64,
+    /// The most output tokens the call may produce.
+    #[arg(long, value_name = "N")]
+    max_output_tokens: u64,
+    /// Give up after SECS seconds (exit 75); 0 tries once without waiting.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    timeout: Option<Duration>,
+    /// Seconds the reservation may stay in flight before its slot is reclaimed.
+    #[arg(long, value_name = "SECS", value_parser = parse_lease, default_value = "600")]
+    lease: Duration,
+    /// The process that holds the reservation (default: the calling process,
+    /// i.e. the parent of specsmith-rs); its death frees the slot.
+    #[arg(long, value_name = "PID")]
+    owner_pid: Option<u32>,
+    /// Print the id, seconds waited and the estimate as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The reservation id `acquire` printed.
+    id: String,
+    /// Actual prompt tokens of the successful call.
+    #[arg(
+        long,
+        value_name = "N",
+        required_unless_present = "rate_limited",
+        conflicts_with = "rate_limited"
+    )]
+    input_tokens: Option<u64>,
+    /// Actual output tokens of the successful call.
+    #[arg(
+        long,
+        value_name = "N",
+        required_unless_present = "rate_limited",
+        conflicts_with = "rate_limited"
+    )]
+    output_tokens: Option<u64>,
+    /// The call was refused with a rate limit: prints the seconds to wait before retrying.
+    #[arg(long)]
+    rate_limited: bool,
+    /// The provider's error message or body.
+    #[arg(long, value_name = "TEXT", conflicts_with = "error_file")]
+    error: Option<String>,
+    /// A file holding the provider's error body; `-` reads stdin.
+    #[arg(long, value_name = "FILE")]
+    error_file: Option<PathBuf>,
+    /// The HTTP status of the refused call.
+    #[arg(long, value_name = "N")]
+    status: Option<u16>,
+    /// Which attempt this was, from 1 (drives the backoff).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    attempt: Option<u32>,
+    /// The longest delay to print, in seconds, whatever the provider says.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    max_delay: Option<Duration>,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The reservation id `acquire` printed.
+    id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Provider key (with `--model`: one model in detail).
+    #[arg(long, value_parser = parse_name, requires = "model")]
+    provider: Option<String>,
+    /// Model key (with `--provider`).
+    #[arg(long, value_parser = parse_name, requires = "provider")]
+    model: Option<String>,
+    /// Print the snapshot(s) as JSON with the anchor's field names.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Every profile layer of the project: built-ins, the user file, the project file.
+pub(super) fn catalog(project: &ProjectPaths) -> anyhow::Result<Catalog> {
+    let user_file = paths::user_profiles_file();
+    Ok(Catalog::load(
+        user_file.as_deref(),
+        &project.profiles_file(),
+    )?)
+}
+
+/// The pacer every command (and `credits limits run`) shares: the project's
+/// profiles over its state file, on the system clock.
+pub(super) fn file_pacer(project: &ProjectPaths) -> anyhow::Result<SharedPacer<FileStore>> {
+    Ok(SharedPacer::new(
+        catalog(project)?,
+        FileStore::new(project.state_file()),
+        SystemClock,
+    ))
+}
+
+/// Turns a pacing error into the CLI's: a timeout exits 75, a missing
+/// profile gets a hint the user can act on.
+pub(super) fn explain(error: PacingError) -> anyhow::Error {
+    match error {
+        PacingError::Scheduler(SchedulerError::DeadlineExceeded { .. }) => {
+            StatusError::new(ExitStatus::TimedOut, error.to_string()).into()
+        }
+        PacingError::Scheduler(SchedulerError::NoProfile { ref label }) => anyhow::anyhow!(
+            "no rate-limit profile for `{label}`\nhint: add one with `specsmith-rs credits limits set`, or `credits limits defaults --install`"
+        ),
+        other => other.into(),
+    }
+}
+
+pub fn acquire(project: &ProjectPaths, args: AcquireArgs) -> anyhow::Result<ExitStatus> {
+    let owner = match args.owner_pid {
+        Some(pid) => {
+            let owner = Owner::process(pid);
+            if liveness(&owner, &host_name()) == Liveness::Dead {
+                anyhow::bail!("--owner-pid {pid}: no such process");
+            }
+            owner
+        }
+        None => Owner::process(calling_process()),
+    };
+    let request = PaceRequest {
+        provider: args.provider,
+        model: args.model,
+        estimated_input_tokens: args.input_tokens,
+        max_output_tokens: args.max_output_tokens,
+        owner,
+        lease: args.lease,
+    };
+    let pacer = file_pacer(project)?;
+    let show_progress = std::io::stderr().is_terminal();
+    let label = format!("{}/{}", request.provider, request.model);
+    let mut shown = false;
+    let mut on_wait = |notice: &WaitNotice| {
+        if show_progress {
+            // One line, rewritten in place at each poll.
+            eprint!("{CLEAR_LINE}{}", progress_line(&label, notice));
+            shown = true;
+        }
+    };
+    let outcome = pacer.acquire(&request, args.timeout, &mut on_wait);
+    if shown {
+        eprint!("{CLEAR_LINE}");
+    }
+    let admitted = outcome.map_err(explain)?;
+    let reservation = &admitted.reservation;
+    if args.json {
+        output::print_json(&AcquiredJson {
+            reservation_id: &reservation.id,
+            provider: &reservation.provider,
+            model: &reservation.model,
+            waited_seconds: admitted.waited.as_secs_f64(),
+            estimated_input_tokens: reservation.estimated_input_tokens,
+            max_output_tokens: reservation.max_output_tokens,
+            estimated_tokens: reservation.estimated_tokens,
+            owner: &reservation.owner,
+            lease_expires_at: reservation.lease_expires_at,
+        })?;
+    } else {
+        output::println(&reservation.id)?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn progress_line(label: &str, notice: &WaitNotice) -> String {
+    let bound = if notice.reason.is_exact() {
+        ""
+    } else {
+        "up to "
+    };
+    format!(
+        "waiting for {} of `{label}`: {bound}{:.1} s (waited {:.1} s)",
+        notice.reason,
+        notice.retry_after.as_secs_f64(),
+        notice.waited.as_secs_f64()
+    )
+}
+
+/// The process that ran `specsmith-rs acquire`, which exits at once: its
+/// parent (the calling script) is the one that holds the reservation.
+fn calling_process() -> u32 {
+    #[cfg(unix)]
+    {
+        std::os::unix::process::parent_id()
+    }
+    #[cfg(not(unix))]
+    {
+        std::process::id()
+    }
+}
+
+#[derive(Serialize)]
+struct AcquiredJson<'a> {
+    reservation_id: &'a str,
+    provider: &'a str,
+    model: &'a str,
+    waited_seconds: f64,
+    estimated_input_tokens: u64,
+    max_output_tokens: u64,
+    estimated_tokens: u64,
+    owner: &'a Owner,
+    /// Unix-epoch milliseconds.
+    lease_expires_at: u64,
+}
+
+pub fn record(project: &ProjectPaths, args: RecordArgs) -> anyhow::Result<ExitStatus> {
+    if !args.rate_limited {
+        let only_for_rate_limits = [
+            ("--error", args.error.is_some()),
+            ("--error-file", args.error_file.is_some()),
+            ("--status", args.status.is_some()),
+            ("--attempt", args.attempt.is_some()),
+            ("--max-delay", args.max_delay.is_some()),
+        ];
+        if let Some((flag, _)) = only_for_rate_limits.iter().find(|(_, given)| *given) {
+            anyhow::bail!("{flag} needs --rate-limited");
+        }
+    }
+    let pacer = file_pacer(project)?;
+    if !args.rate_limited {
+        let input = args.input_tokens.unwrap_or_default();
+        let output_tokens = args.output_tokens.unwrap_or_default();
+        let (reservation, snapshot) = pacer
+            .record_success(&args.id, input, output_tokens)
+            .map_err(explain)?;
+        let tokens = input.saturating_add(output_tokens);
+        if args.json {
+            output::print_json(&SuccessJson {
+                reservation_id: &reservation.id,
+                tokens,
+                estimated_tokens: reservation.estimated_tokens,
+                snapshot: &snapshot,
+            })?;
+        } else {
+            output::println(&format!(
+                "Recorded `{}`: {} tokens (estimated {})",
+                reservation.id,
+                output::thousands(tokens),
+                output::thousands(reservation.estimated_tokens)
+            ))?;
+        }
+        return Ok(ExitStatus::Success);
+    }
+    let body = match (&args.error, &args.error_file) {
+        (Some(text), _) => text.clone(),
+        (None, Some(path)) => read_error_file(path)?,
+        (None, None) => String::new(),
+    };
+    let response = ProviderResponse {
+        status: args.status,
+        headers: Vec::new(),
+        body,
+    };
+    let now = UNIX_EPOCH + Duration::from_millis(SystemClock.now());
+    let classification = classify(&response, now);
+    let attempt = args.attempt.unwrap_or(1);
+    let outcome = pacer
+        .record_rate_limit(&args.id, &classification, attempt)
+        .map_err(explain)?;
+    let said_something = response.status.is_some() || !response.body.trim().is_empty();
+    if said_something
+        && !matches!(
+            classification.kind,
+            ErrorKind::RateLimit | ErrorKind::Overloaded
+        )
+    {
+        eprintln!(
+            "warning: the error does not look like a rate limit (kind `{}`); waiting may not help",
+            kind_name(classification.kind)
+        );
+    }
+    let max_delay = args
+        .max_delay
+        .map_or(DEFAULT_MAX_DELAY_SECONDS, |delay| delay.as_secs_f64());
+    let delay = outcome.delay_seconds.min(max_delay);
+    let delay = (delay * 1000.0).round() / 1000.0;
+    if args.json {
+        output::print_json(&RateLimitedJson {
+            reservation_id: &outcome.reservation.id,
+            delay_seconds: delay,
+            retry_after_seconds: classification.retry_after_seconds,
+            kind: classification.kind,
+            retryable: classification.retryable,
+            attempt,
+            snapshot: &outcome.snapshot,
+        })?;
+    } else {
+        output::println(&delay.to_string())?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn kind_name(kind: ErrorKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn read_error_file(path: &PathBuf) -> anyhow::Result<String> {
+    let mut bytes = Vec::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("--error-file -: cannot read stdin")?;
+    } else {
+        bytes =
+            std::fs::read(path).with_context(|| format!("--error-file `{}`", path.display()))?;
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[derive(Serialize)]
+struct SuccessJson<'a> {
+    reservation_id: &'a str,
+    tokens: u64,
+    estimated_tokens: u64,
+    snapshot: &'a RateLimitSnapshot,
+}
+
+#[derive(Serialize)]
+struct RateLimitedJson<'a> {
+    reservation_id: &'a str,
+    /// The delay to sleep, capped by `--max-delay`.
+    delay_seconds: f64,
+    /// The provider's own word, uncapped.
+    retry_after_seconds: Option<f64>,
+    kind: ErrorKind,
+    retryable: bool,
+    attempt: u32,
+    snapshot: &'a RateLimitSnapshot,
+}
+
+pub fn release(project: &ProjectPaths, args: ReleaseArgs) -> anyhow::Result<ExitStatus> {
+    let reservation = file_pacer(project)?.release(&args.id).map_err(explain)?;
+    output::println(&format!(
+        "Released `{}` ({}/{})",
+        reservation.id, reservation.provider, reservation.model
+    ))?;
+    Ok(ExitStatus::Success)
+}
+
+/// A model's snapshot with its reservations, as `status --json` prints it.
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    #[serde(flatten)]
+    snapshot: &'a RateLimitSnapshot,
+    reservations: &'a [Reservation],
+}
+
+pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitStatus> {
+    let catalog = catalog(project)?;
+    let state_file = project.state_file();
+    // Without a state file there is nothing to lock or write: read as empty.
+    let statuses = if state_file.exists() {
+        let pacer = SharedPacer::new(catalog, FileStore::new(&state_file), SystemClock);
+        collect_status(project, &pacer, &args)?
+    } else {
+        let pacer = SharedPacer::new(catalog, MemoryStore::default(), SystemClock);
+        collect_status(project, &pacer, &args)?
+    };
+    if args.json {
+        let rows: Vec<StatusJson> = statuses
+            .iter()
+            .map(|status| StatusJson {
+                snapshot: &status.snapshot,
+                reservations: &status.reservations,
+            })
+            .collect();
+        match (&args.provider, rows.as_slice()) {
+            (Some(_), [one]) => output::print_json(one)?,
+            _ => output::print_json(&rows)?,
+        }
+        return Ok(ExitStatus::Success);
+    }
+    if args.provider.is_some() {
+        if let Some(status) = statuses.first() {
+            output::println(&detail(status, SystemClock.now()))?;
+        }
+        return Ok(ExitStatus::Success);
+    }
+    if statuses.is_empty() {
+        output::println(&format!(
+            "No pacing state in `{}` and no project profiles.",
+            state_file.display()
+        ))?;
+        return Ok(ExitStatus::Success);
+    }
+    print_status_table(&statuses)?;
+    Ok(ExitStatus::Success)
+}
+
+fn collect_status<S: StateStore>(
+    project: &ProjectPaths,
+    pacer: &SharedPacer<S>,
+    args: &StatusArgs,
+) -> anyhow::Result<Vec<ModelStatus>> {
+    if let (Some(provider), Some(model)) = (&args.provider, &args.model) {
+        return Ok(vec![pacer.status(provider, model).map_err(explain)?]);
+    }
+    let project_models: Vec<(String, String)> = ProfileFile::load(&project.profiles_file())?
+        .profiles()
+        .iter()
+        .filter(|profile| profile.provider() != "*" && profile.model() != "*")
+        .map(|profile| (profile.provider().to_owned(), profile.model().to_owned()))
+        .collect();
+    pacer.status_all(&project_models).map_err(explain)
+}
+
+fn detail(status: &ModelStatus, now: u64) -> String {
+    let snapshot = &status.snapshot;
+    let mut lines = vec![
+        format!("{}/{}", snapshot.provider, snapshot.model),
+        format!(
+            "  requests     {} of {} per minute ({:.1} %; provider limit {})",
+            output::thousands(snapshot.rolling_request_count),
+            output::thousands(snapshot.effective_rpm_limit),
+            snapshot.request_utilization * 100.0,
+            output::thousands(snapshot.rpm_limit)
+        ),
+        format!(
+            "  tokens       {} of {} per minute ({:.1} %; provider limit {})",
+            output::thousands(snapshot.rolling_token_count),
+            output::thousands(snapshot.effective_tpm_limit),
+            snapshot.token_utilization * 100.0,
+            output::thousands(snapshot.tpm_limit)
+        ),
+        format!(
+            "  concurrency  {} in flight, cap {} (profile {})",
+            snapshot.in_flight, snapshot.current_concurrency_cap, snapshot.base_concurrency_cap
+        ),
+        format!(
+            "  averages     {:.2} requests, {:.1} tokens (EMA)",
+            snapshot.moving_average_requests, snapshot.moving_average_tokens
+        ),
+    ];
+    for reservation in &status.reservations {
+        lines.push(format!(
+            "  in flight    {} owner {} pid {}, lease ends in {:.0} s",
+            reservation.id,
+            reservation.owner.host,
+            reservation.owner.pid,
+            reservation.lease_expires_at.saturating_sub(now) as f64 / 1000.0
+        ));
+    }
+    lines.join("\n")
+}
+
+fn print_status_table(statuses: &[ModelStatus]) -> anyhow::Result<()> {
+    let mut table = output::table(&[
+        ("PROVIDER", Align::Left),
+        ("MODEL", Align::Left),
+        ("REQUESTS", Align::Right),
+        ("TOKENS", Align::Right),
+        ("IN FLIGHT", Align::Right),
+        ("CAP", Align::Right),
+    ]);
+    for status in statuses {
+        let snapshot = &status.snapshot;
+        table.add_row(vec![
+            snapshot.provider.clone(),
+            snapshot.model.clone(),
+            format!(
+                "{}/{}",
+                output::thousands(snapshot.rolling_request_count),
+                output::thousands(snapshot.effective_rpm_limit)
+            ),
+            format!(
+                "{}/{}",
+                output::thousands(snapshot.rolling_token_count),
+                output::thousands(snapshot.effective_tpm_limit)
+            ),
+            snapshot.in_flight.to_string(),
+            format!(
+                "{}/{}",
+                snapshot.current_concurrency_cap, snapshot.base_concurrency_cap
+            ),
+        ]);
+    }
+    output::println(&output::render_table(&table))?;
+    Ok(())
+}
+
+pub fn reset_state(project: &ProjectPaths) -> anyhow::Result<ExitStatus> {
+    let path = project.state_file();
+    let removed = if path.exists() {
+        FileStore::new(&path).clear()?
+    } else {
+        false
+    };
+    let message = if removed {
+        format!("Removed pacing state `{}`", path.display())
+    } else {
+        format!("No pacing state at `{}`", path.display())
+    };
+    output::println(&message)?;
+    Ok(ExitStatus::Success)
+}
+
+/// `--provider` / `--model`: trimmed, lower-cased, not empty.
+fn parse_name(value: &str) -> Result<String, String> {
+    normalize_name(value).ok_or_else(|| "must not be empty".to_owned())
+}
+
+/// A number of seconds ≥ 0, fractions allowed.
+fn parse_seconds(value: &str) -> Result<Duration, String> {
+    let seconds: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| "must be a number of seconds (0 or more)".to_owned())?;
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| "must be a number of seconds (0 or more)".to_owned())
+}
+
+/// A lease: more than 0 seconds.
+fn parse_lease(value: &str) -> Result<Duration, String> {
+    let lease = parse_seconds(value)?;
+    if lease.is_zero() {
+        return Err("must be greater than 0".to_owned());
+    }
+    Ok(lease)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rate_limits::scheduler::DEFAULT_LEASE;
+
+    #[test]
+    fn default_lease_matches_the_library() {
+        assert_eq!(parse_lease("600").unwrap(), DEFAULT_LEASE);
+        assert!(parse_lease("0").is_err());
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("nan").is_err());
+        assert_eq!(parse_seconds("0.25").unwrap(), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn progress_says_what_it_waits_for() {
+        let notice = WaitNotice {
+            reason: crate::rate_limits::scheduler::WaitReason::Tokens,
+            retry_after: Duration::from_millis(12_340),
+            sleep: Duration::from_millis(12_340),
+            waited: Duration::ZERO,
+        };
+        assert_eq!(
+            progress_line("acme/m", &notice),
+            "waiting for the tokens-per-minute budget of `acme/m`: 12.3 s (waited 0.0 s)"
+        );
+    }
+}

@@ -1,0 +1,1419 @@
+//! The pacing scheduler: admit a request only when the rolling minute has
+//! room for it (requests and tokens) and a concurrency slot is free.
+//!
+//! [`ModelState`] is the pure state machine for one model: every operation
+//! takes `now` and returns a value; a refusal is [`Decision::Wait`], never an
+//! error. [`Scheduler`] wraps it for many threads of one process; the
+//! file-backed pacer in [`crate::rate_limits::pacing`] shares it between
+//! processes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::clock::{duration_millis, Clock, SystemClock};
+use super::owner::Owner;
+use super::profile::{normalize_name, Profile};
+use super::retry::{retry_delay, Classification};
+use super::window::{Event, Window, WindowError};
+use super::Catalog;
+
+/// How long a reservation may stay in flight before its slot is reclaimed
+/// (ten minutes), unless its holder asks for another lease.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(600);
+/// Consecutive successes after which a reduced concurrency cap grows by one.
+pub const RESTORE_AFTER_SUCCESSES: u32 = 3;
+/// Weight of the newest value in the moving averages.
+pub const MOVING_AVERAGE_ALPHA: f64 = 0.25;
+/// The prefix of every reservation id.
+pub const RESERVATION_PREFIX: &str = "rsv-";
+
+/// Errors from the scheduler: broken state, a request that can never fit, or
+/// a wait that ran past its deadline.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SchedulerError {
+    /// The estimate alone exceeds the effective tokens-per-minute limit, so
+    /// no amount of waiting would admit it.
+    #[error("request for `{label}` estimates {estimate} tokens, more than the effective TPM limit of {effective_tpm_limit}: it can never be admitted")]
+    TooLarge {
+        label: String,
+        estimate: u64,
+        effective_tpm_limit: u64,
+    },
+    /// No profile governs this provider and model.
+    #[error("no rate-limit profile for `{label}`")]
+    NoProfile { label: String },
+    /// The reservation is not in flight (never existed, already recorded or
+    /// released, or reclaimed after its owner died or its lease ended).
+    #[error("unknown reservation `{id}` (never acquired, already recorded or released, or reclaimed after its lease ended)")]
+    UnknownReservation { id: String },
+    /// A generated reservation id is already in flight.
+    #[error("reservation id `{id}` is already in flight")]
+    DuplicateReservation { id: String },
+    /// The wait for budget would end after the deadline.
+    #[error("{}", timed_out_message(.label, *.reason, *.waited, *.needed))]
+    DeadlineExceeded {
+        label: String,
+        reason: WaitReason,
+        /// Time already spent waiting.
+        waited: Duration,
+        /// Further wait needed from the moment of giving up (for a
+        /// concurrency slot: until the earliest lease ends, an upper bound).
+        needed: Duration,
+    },
+}
+
+fn timed_out_message(
+    label: &str,
+    reason: WaitReason,
+    waited: Duration,
+    needed: Duration,
+) -> String {
+    let (bound, until) = if reason == WaitReason::Concurrency {
+        ("up to ", " (until the earliest lease ends)")
+    } else {
+        ("", "")
+    };
+    format!(
+        "timed out after {:.1} s waiting for {reason} of `{label}`: the wait would have been {bound}{:.1} s more{until}",
+        waited.as_secs_f64(),
+        needed.as_secs_f64()
+    )
+}
+
+/// What a request waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitReason {
+    /// The requests-per-minute budget.
+    Requests,
+    /// The tokens-per-minute budget.
+    Tokens,
+    /// A free concurrency slot.
+    Concurrency,
+}
+
+impl WaitReason {
+    /// True when the wait is exact (the budget frees at a known moment); a
+    /// concurrency slot may free at any moment before its bound.
+    pub fn is_exact(self) -> bool {
+        self != WaitReason::Concurrency
+    }
+}
+
+impl fmt::Display for WaitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WaitReason::Requests => "the requests-per-minute budget",
+            WaitReason::Tokens => "the tokens-per-minute budget",
+            WaitReason::Concurrency => "a concurrency slot",
+        })
+    }
+}
+
+/// What a caller wants admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcquireRequest {
+    /// Estimated prompt tokens.
+    pub estimated_input_tokens: u64,
+    /// The most output tokens the call may produce.
+    pub max_output_tokens: u64,
+    /// The process that will hold the reservation.
+    pub owner: Owner,
+    /// How long the reservation may stay in flight before it is reclaimed.
+    pub lease: Duration,
+}
+
+impl AcquireRequest {
+    /// The tokens counted against the budget until the actual use is recorded.
+    pub fn estimated_tokens(&self) -> u64 {
+        self.estimated_input_tokens
+            .saturating_add(self.max_output_tokens)
+    }
+}
+
+/// An admitted request, in flight until recorded or released.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// Unique id, `rsv-` and 16 hex digits.
+    pub id: String,
+    /// Provider, normalised.
+    pub provider: String,
+    /// Model, normalised.
+    pub model: String,
+    /// The window event that counts this request.
+    pub sequence: u64,
+    /// Estimated prompt tokens.
+    pub estimated_input_tokens: u64,
+    /// Most output tokens.
+    pub max_output_tokens: u64,
+    /// Tokens counted until the actual use is recorded.
+    pub estimated_tokens: u64,
+    /// When it was admitted (Unix-epoch milliseconds).
+    pub acquired_at: u64,
+    /// When the slot is reclaimed if still in flight (Unix-epoch milliseconds).
+    pub lease_expires_at: u64,
+    /// The process that holds it.
+    pub owner: Owner,
+}
+
+/// The scheduler's answer to an acquire.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Admitted: the request counts in the window and holds a slot.
+    Granted(Reservation),
+    /// Not yet: try again after `retry_after`.
+    Wait {
+        /// For the requests and tokens budgets: exactly until enough leaves
+        /// the window. For a concurrency slot: until the earliest lease ends,
+        /// an upper bound (a slot frees sooner when its holder finishes).
+        retry_after: Duration,
+        /// The constraint that binds.
+        reason: WaitReason,
+    },
+}
+
+/// Every figure of the anchor's `RateLimitSnapshot`, with its field names.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RateLimitSnapshot {
+    /// Provider, normalised.
+    pub provider: String,
+    /// Model, normalised.
+    pub model: String,
+    /// The provider's requests per minute.
+    pub rpm_limit: u64,
+    /// The provider's tokens per minute.
+    pub tpm_limit: u64,
+    /// Requests per minute budgeted for.
+    pub effective_rpm_limit: u64,
+    /// Tokens per minute budgeted for.
+    pub effective_tpm_limit: u64,
+    /// Requests admitted in the last 60 s.
+    pub rolling_request_count: u64,
+    /// Tokens (estimates, then actuals) of the last 60 s.
+    pub rolling_token_count: u64,
+    /// EMA (α = 0.25) of the rolling request count.
+    pub moving_average_requests: f64,
+    /// EMA (α = 0.25) of the rolling token count.
+    pub moving_average_tokens: f64,
+    /// Rolling requests ÷ effective RPM.
+    pub request_utilization: f64,
+    /// Rolling tokens ÷ effective TPM.
+    pub token_utilization: f64,
+    /// The profile's concurrency cap.
+    pub base_concurrency_cap: u32,
+    /// The cap after rate-limit halvings and success restores.
+    pub current_concurrency_cap: u32,
+    /// Reservations in flight.
+    pub in_flight: u64,
+}
+
+/// The limits last seen in a model's profile, kept with its state so the
+/// state explains itself even when the profile changes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Requests per minute.
+    pub rpm_limit: u64,
+    /// Tokens per minute.
+    pub tpm_limit: u64,
+    /// Requests per minute budgeted for.
+    pub effective_rpm_limit: u64,
+    /// Tokens per minute budgeted for.
+    pub effective_tpm_limit: u64,
+    /// Concurrency cap.
+    pub base_concurrency_cap: u32,
+}
+
+impl From<&Profile> for Limits {
+    fn from(profile: &Profile) -> Self {
+        Self {
+            rpm_limit: profile.rpm_limit(),
+            tpm_limit: profile.tpm_limit(),
+            effective_rpm_limit: profile.effective_rpm_limit(),
+            effective_tpm_limit: profile.effective_tpm_limit(),
+            base_concurrency_cap: profile.concurrency_cap(),
+        }
+    }
+}
+
+/// The pacing state of one model: its window, its in-flight reservations
+/// and its adaptive concurrency cap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ModelRecord", into = "ModelRecord")]
+pub struct ModelState {
+    provider: String,
+    model: String,
+    limits: Limits,
+    current_concurrency_cap: u32,
+    success_streak: u32,
+    moving_average_requests: f64,
+    moving_average_tokens: f64,
+    window: Window,
+    in_flight: BTreeMap<String, Reservation>,
+}
+
+impl ModelState {
+    /// Fresh state for `provider` / `model` governed by `profile`.
+    pub fn new(provider: &str, model: &str, profile: &Profile) -> Self {
+        let limits = Limits::from(profile);
+        Self {
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+            limits,
+            current_concurrency_cap: limits.base_concurrency_cap,
+            success_streak: 0,
+            moving_average_requests: 0.0,
+            moving_average_tokens: 0.0,
+            window: Window::new(),
+            in_flight: BTreeMap::new(),
+        }
+    }
+
+    /// `provider/model`.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.provider, self.model)
+    }
+
+    /// The in-flight reservations, by id.
+    pub fn in_flight(&self) -> impl ExactSizeIterator<Item = &Reservation> {
+        self.in_flight.values()
+    }
+
+    /// The reservation `id`, if in flight.
+    pub fn reservation(&self, id: &str) -> Option<&Reservation> {
+        self.in_flight.get(id)
+    }
+
+    /// The window's events.
+    pub fn window(&self) -> &Window {
+        &self.window
+    }
+
+    /// True when nothing is counted, in flight or remembered: the state can
+    /// be dropped without changing any decision.
+    pub fn is_idle(&self) -> bool {
+        self.window.requests() == 0
+            && self.window.tokens() == 0
+            && self.in_flight.is_empty()
+            && self.current_concurrency_cap >= self.limits.base_concurrency_cap
+    }
+
+    /// Brings the state to `now`: expired events leave, reservations whose
+    /// lease ended are reclaimed (returned), and a changed profile's limits
+    /// apply.
+    pub fn refresh(&mut self, now: u64, profile: Option<&Profile>) -> Vec<Reservation> {
+        if let Some(profile) = profile {
+            self.apply_limits(Limits::from(profile));
+        }
+        self.window.expire(now);
+        self.reclaim(|reservation| reservation.lease_expires_at <= now)
+    }
+
+    /// Reclaims every reservation whose owner `is_dead` says is gone.
+    pub fn reclaim_dead(&mut self, is_dead: impl Fn(&Owner) -> bool) -> Vec<Reservation> {
+        self.reclaim(|reservation| is_dead(&reservation.owner))
+    }
+
+    /// Frees the slots of the reservations `stale` selects and gives their
+    /// unused estimate back; their request stays counted, as it may have
+    /// reached the provider.
+    fn reclaim(&mut self, stale: impl Fn(&Reservation) -> bool) -> Vec<Reservation> {
+        let ids: Vec<String> = self
+            .in_flight
+            .values()
+            .filter(|reservation| stale(reservation))
+            .map(|reservation| reservation.id.clone())
+            .collect();
+        let mut reclaimed = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(reservation) = self.in_flight.remove(&id) {
+                self.window.set_tokens(reservation.sequence, 0);
+                reclaimed.push(reservation);
+            }
+        }
+        reclaimed
+    }
+
+    fn apply_limits(&mut self, limits: Limits) {
+        let old_base = self.limits.base_concurrency_cap;
+        let new_base = limits.base_concurrency_cap;
+        if self.current_concurrency_cap >= old_base {
+            // Not reduced by a rate limit: follow the profile.
+            self.current_concurrency_cap = new_base;
+        }
+        self.current_concurrency_cap = self.current_concurrency_cap.clamp(1, new_base);
+        self.limits = limits;
+    }
+
+    /// Admits the request now, or says how long to wait and why.
+    ///
+    /// `Err` only for a request whose estimate alone exceeds the effective
+    /// TPM (no wait can admit it) or an id already in flight.
+    pub fn try_acquire(
+        &mut self,
+        now: u64,
+        profile: &Profile,
+        request: &AcquireRequest,
+        id: String,
+    ) -> Result<Decision, SchedulerError> {
+        self.refresh(now, Some(profile));
+        let estimate = request.estimated_tokens();
+        let token_limit = self.limits.effective_tpm_limit;
+        let Some(token_wait) = self.window.token_wait(now, token_limit, estimate) else {
+            return Err(SchedulerError::TooLarge {
+                label: self.label(),
+                estimate,
+                effective_tpm_limit: token_limit,
+            });
+        };
+        let request_wait = self
+            .window
+            .request_wait(now, self.limits.effective_rpm_limit);
+        if request_wait > 0 || token_wait > 0 {
+            let reason = if request_wait >= token_wait {
+                WaitReason::Requests
+            } else {
+                WaitReason::Tokens
+            };
+            return Ok(Decision::Wait {
+                retry_after: Duration::from_millis(request_wait.max(token_wait)),
+                reason,
+            });
+        }
+        if self.in_flight.len() >= self.current_concurrency_cap as usize {
+            let earliest_lease_end = self
+                .in_flight
+                .values()
+                .map(|reservation| reservation.lease_expires_at)
+                .min()
+                .unwrap_or(now);
+            return Ok(Decision::Wait {
+                retry_after: Duration::from_millis(earliest_lease_end.saturating_sub(now).max(1)),
+                reason: WaitReason::Concurrency,
+            });
+        }
+        if self.in_flight.contains_key(&id) {
+            return Err(SchedulerError::DuplicateReservation { id });
+        }
+        let sequence = self.window.push(now, estimate);
+        let reservation = Reservation {
+            id: id.clone(),
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            sequence,
+            estimated_input_tokens: request.estimated_input_tokens,
+            max_output_tokens: request.max_output_tokens,
+            estimated_tokens: estimate,
+            acquired_at: self.window.latest().unwrap_or(now),
+            lease_expires_at: now.saturating_add(duration_millis(request.lease)),
+            owner: request.owner.clone(),
+        };
+        self.in_flight.insert(id, reservation.clone());
+        self.update_moving_averages();
+        Ok(Decision::Granted(reservation))
+    }
+
+    fn take(&mut self, id: &str) -> Result<Reservation, SchedulerError> {
+        self.in_flight
+            .remove(id)
+            .ok_or_else(|| SchedulerError::UnknownReservation { id: id.to_owned() })
+    }
+
+    /// Records a success: the actual tokens replace the estimate in the
+    /// window, the slot frees, and after [`RESTORE_AFTER_SUCCESSES`] in a row
+    /// a reduced cap grows by one (never past the profile's cap).
+    pub fn record_success(
+        &mut self,
+        now: u64,
+        profile: Option<&Profile>,
+        id: &str,
+        actual_input_tokens: u64,
+        actual_output_tokens: u64,
+    ) -> Result<Reservation, SchedulerError> {
+        self.refresh(now, profile);
+        let reservation = self.take(id)?;
+        self.window.set_tokens(
+            reservation.sequence,
+            actual_input_tokens.saturating_add(actual_output_tokens),
+        );
+        if self.current_concurrency_cap < self.limits.base_concurrency_cap {
+            self.success_streak += 1;
+            if self.success_streak >= RESTORE_AFTER_SUCCESSES {
+                self.current_concurrency_cap += 1;
+                self.success_streak = 0;
+            }
+        }
+        self.update_moving_averages();
+        Ok(reservation)
+    }
+
+    /// Records a rate limit: the slot frees, the cap halves (rounded up, at
+    /// least 1), the success streak resets. Returns the retry delay in
+    /// seconds: the provider's prescribed wait, else exponential backoff with
+    /// jitter (`jitter_unit` in [0, 1)). The estimate stays in the window.
+    pub fn record_rate_limit(
+        &mut self,
+        now: u64,
+        profile: Option<&Profile>,
+        id: &str,
+        classification: &Classification,
+        attempt: u32,
+        jitter_unit: f64,
+    ) -> Result<(Reservation, f64), SchedulerError> {
+        self.refresh(now, profile);
+        let reservation = self.take(id)?;
+        self.success_streak = 0;
+        self.current_concurrency_cap = self.current_concurrency_cap.div_ceil(2).max(1);
+        self.update_moving_averages();
+        let delay = retry_delay(classification.retry_after_seconds, attempt, jitter_unit);
+        Ok((reservation, delay))
+    }
+
+    /// Releases a reservation whose request was never sent: its slot, its
+    /// request and its tokens all come back.
+    pub fn release(
+        &mut self,
+        now: u64,
+        profile: Option<&Profile>,
+        id: &str,
+    ) -> Result<Reservation, SchedulerError> {
+        self.refresh(now, profile);
+        let reservation = self.take(id)?;
+        self.window.cancel(reservation.sequence);
+        Ok(reservation)
+    }
+
+    /// The figures of the rolling window at `now`; updates the moving averages.
+    pub fn snapshot(&mut self, now: u64, profile: Option<&Profile>) -> RateLimitSnapshot {
+        self.refresh(now, profile);
+        self.update_moving_averages();
+        self.view()
+    }
+
+    /// The figures as they stand, without refreshing or averaging.
+    pub fn view(&self) -> RateLimitSnapshot {
+        let limits = self.limits;
+        let requests = self.window.requests();
+        let tokens = self.window.tokens();
+        RateLimitSnapshot {
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            rpm_limit: limits.rpm_limit,
+            tpm_limit: limits.tpm_limit,
+            effective_rpm_limit: limits.effective_rpm_limit,
+            effective_tpm_limit: limits.effective_tpm_limit,
+            rolling_request_count: requests,
+            rolling_token_count: tokens,
+            moving_average_requests: self.moving_average_requests,
+            moving_average_tokens: self.moving_average_tokens,
+            request_utilization: requests as f64 / limits.effective_rpm_limit.max(1) as f64,
+            token_utilization: tokens as f64 / limits.effective_tpm_limit.max(1) as f64,
+            base_concurrency_cap: limits.base_concurrency_cap,
+            current_concurrency_cap: self.current_concurrency_cap,
+            in_flight: self.in_flight.len() as u64,
+        }
+    }
+
+    fn update_moving_averages(&mut self) {
+        let alpha = MOVING_AVERAGE_ALPHA;
+        self.moving_average_requests =
+            alpha * self.window.requests() as f64 + (1.0 - alpha) * self.moving_average_requests;
+        self.moving_average_tokens =
+            alpha * self.window.tokens() as f64 + (1.0 - alpha) * self.moving_average_tokens;
+    }
+}
+
+/// A fresh reservation id: `rsv-` and 64 random bits in hex, unique across
+/// processes without coordination.
+pub fn new_reservation_id() -> String {
+    format!("{RESERVATION_PREFIX}{:016x}", fastrand::u64(..))
+}
+
+/// The model state exactly as the state file holds it.
+#[derive(Serialize, Deserialize)]
+struct ModelRecord {
+    provider: String,
+    model: String,
+    #[serde(flatten)]
+    limits: Limits,
+    current_concurrency_cap: u32,
+    success_streak: u32,
+    moving_average_requests: f64,
+    moving_average_tokens: f64,
+    next_sequence: u64,
+    events: Vec<Event>,
+    in_flight: Vec<Reservation>,
+}
+
+/// Why a stored model state is inconsistent.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelStateError {
+    /// The window's events are out of order.
+    #[error("model `{label}`: {source}")]
+    Window {
+        label: String,
+        #[source]
+        source: WindowError,
+    },
+    /// A limit or cap is zero.
+    #[error("model `{label}`: limits and concurrency caps must be greater than 0")]
+    Limits { label: String },
+}
+
+impl TryFrom<ModelRecord> for ModelState {
+    type Error = ModelStateError;
+
+    fn try_from(record: ModelRecord) -> Result<Self, Self::Error> {
+        let label = format!("{}/{}", record.provider, record.model);
+        let limits = record.limits;
+        if limits.effective_rpm_limit == 0
+            || limits.effective_tpm_limit == 0
+            || limits.base_concurrency_cap == 0
+            || record.current_concurrency_cap == 0
+        {
+            return Err(ModelStateError::Limits { label });
+        }
+        let window =
+            Window::from_events(record.events, record.next_sequence).map_err(|source| {
+                ModelStateError::Window {
+                    label: label.clone(),
+                    source,
+                }
+            })?;
+        Ok(Self {
+            provider: record.provider,
+            model: record.model,
+            limits,
+            current_concurrency_cap: record.current_concurrency_cap,
+            success_streak: record.success_streak,
+            moving_average_requests: record.moving_average_requests,
+            moving_average_tokens: record.moving_average_tokens,
+            window,
+            in_flight: record
+                .in_flight
+                .into_iter()
+                .map(|reservation| (reservation.id.clone(), reservation))
+                .collect(),
+        })
+    }
+}
+
+impl From<ModelState> for ModelRecord {
+    fn from(state: ModelState) -> Self {
+        Self {
+            next_sequence: state.window.next_sequence(),
+            events: state.window.events().copied().collect(),
+            provider: state.provider,
+            model: state.model,
+            limits: state.limits,
+            current_concurrency_cap: state.current_concurrency_cap,
+            success_streak: state.success_streak,
+            moving_average_requests: state.moving_average_requests,
+            moving_average_tokens: state.moving_average_tokens,
+            in_flight: state.in_flight.into_values().collect(),
+        }
+    }
+}
+
+/// The state key of a provider and model: `provider::model`, normalised.
+/// Each model has its own budget, even when a wildcard profile governs it.
+pub fn model_key(provider: &str, model: &str) -> Option<(String, String, String)> {
+    let provider = normalize_name(provider)?;
+    let model = normalize_name(model)?;
+    Some((format!("{provider}::{model}"), provider, model))
+}
+
+/// A scheduler shared by the threads of one process (`Send + Sync`).
+///
+/// A blocked [`Scheduler::acquire`] sleeps until its computed time, or until
+/// a record or release frees a slot, whichever comes first: no polling.
+pub struct Scheduler<C: Clock = SystemClock> {
+    catalog: Catalog,
+    clock: C,
+    owner: Owner,
+    lease: Duration,
+    jitter: Box<dyn Fn() -> f64 + Send + Sync>,
+    state: Mutex<HashMap<String, ModelState>>,
+    changed: Condvar,
+    waiting: AtomicUsize,
+}
+
+impl<C: Clock> Scheduler<C> {
+    /// A scheduler with the profiles of `catalog`, on `clock`, whose
+    /// reservations belong to this process with the default lease.
+    pub fn new(catalog: Catalog, clock: C) -> Self {
+        Self {
+            catalog,
+            clock,
+            owner: Owner::current(),
+            lease: DEFAULT_LEASE,
+            jitter: Box::new(fastrand::f64),
+            state: Mutex::new(HashMap::new()),
+            changed: Condvar::new(),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// Sets the lease of new reservations.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Replaces the jitter source (values in [0, 1)), for reproducible delays.
+    pub fn with_jitter(mut self, jitter: impl Fn() -> f64 + Send + Sync + 'static) -> Self {
+        self.jitter = Box::new(jitter);
+        self
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, ModelState>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn profile(&self, provider: &str, model: &str) -> Result<&Profile, SchedulerError> {
+        self.catalog
+            .resolve(provider, model)
+            .map(|entry| &entry.profile)
+            .ok_or_else(|| SchedulerError::NoProfile {
+                label: format!("{}/{}", provider.trim(), model.trim()),
+            })
+    }
+
+    fn request(&self, estimated_input_tokens: u64, max_output_tokens: u64) -> AcquireRequest {
+        AcquireRequest {
+            estimated_input_tokens,
+            max_output_tokens,
+            owner: self.owner.clone(),
+            lease: self.lease,
+        }
+    }
+
+    /// One non-blocking attempt.
+    pub fn try_acquire(
+        &self,
+        provider: &str,
+        model: &str,
+        estimated_input_tokens: u64,
+        max_output_tokens: u64,
+    ) -> Result<Decision, SchedulerError> {
+        let profile = self.profile(provider, model)?;
+        let request = self.request(estimated_input_tokens, max_output_tokens);
+        let mut state = self.lock();
+        self.decide(&mut state, provider, model, profile, &request)
+    }
+
+    fn decide(
+        &self,
+        state: &mut HashMap<String, ModelState>,
+        provider: &str,
+        model: &str,
+        profile: &Profile,
+        request: &AcquireRequest,
+    ) -> Result<Decision, SchedulerError> {
+        let (key, provider, model) =
+            model_key(provider, model).ok_or_else(|| SchedulerError::NoProfile {
+                label: format!("{provider}/{model}"),
+            })?;
+        let model_state = state
+            .entry(key)
+            .or_insert_with(|| ModelState::new(&provider, &model, profile));
+        let decision =
+            model_state.try_acquire(self.clock.now(), profile, request, new_reservation_id())?;
+        Ok(decision)
+    }
+
+    /// Blocks until the request is admitted. With a `deadline`, gives up with
+    /// [`SchedulerError::DeadlineExceeded`] as soon as the exact wait for
+    /// budget would pass it, or when a concurrency slot has not freed by then.
+    pub fn acquire(
+        &self,
+        provider: &str,
+        model: &str,
+        estimated_input_tokens: u64,
+        max_output_tokens: u64,
+        deadline: Option<Duration>,
+    ) -> Result<Reservation, SchedulerError> {
+        let profile = self.profile(provider, model)?;
+        let request = self.request(estimated_input_tokens, max_output_tokens);
+        let start = self.clock.now();
+        let give_up_at = deadline.map(|deadline| start.saturating_add(duration_millis(deadline)));
+        let mut state = self.lock();
+        // Each pass either returns or sleeps until the budget frees, a slot
+        // frees, or the deadline: the loop ends with the deadline, or without
+        // one once the window and the leases move on.
+        loop {
+            let (retry_after, reason) =
+                match self.decide(&mut state, provider, model, profile, &request)? {
+                    Decision::Granted(reservation) => return Ok(reservation),
+                    Decision::Wait {
+                        retry_after,
+                        reason,
+                    } => (retry_after, reason),
+                };
+            let now = self.clock.now();
+            let mut wait = retry_after;
+            if let Some(give_up_at) = give_up_at {
+                let remaining = Duration::from_millis(give_up_at.saturating_sub(now));
+                if remaining.is_zero() || (reason.is_exact() && retry_after > remaining) {
+                    return Err(SchedulerError::DeadlineExceeded {
+                        label: profile_label(provider, model),
+                        reason,
+                        waited: Duration::from_millis(now.saturating_sub(start)),
+                        needed: retry_after,
+                    });
+                }
+                wait = wait.min(remaining);
+            }
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            state = self.clock.wait_timeout(&self.changed, state, wait);
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// How many threads are blocked in [`Scheduler::acquire`] right now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    fn with_reservation<T>(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut ModelState, u64, Option<&Profile>) -> Result<T, SchedulerError>,
+    ) -> Result<T, SchedulerError> {
+        let mut state = self.lock();
+        let model_state = state
+            .values_mut()
+            .find(|model_state| model_state.in_flight.contains_key(id))
+            .ok_or_else(|| SchedulerError::UnknownReservation { id: id.to_owned() })?;
+        let profile = self
+            .catalog
+            .resolve(&model_state.provider, &model_state.model)
+            .map(|entry| &entry.profile);
+        let outcome = change(model_state, self.clock.now(), profile)?;
+        drop(state);
+        self.changed.notify_all();
+        Ok(outcome)
+    }
+
+    /// Records a success with the actual tokens; wakes waiters.
+    pub fn record_success(
+        &self,
+        id: &str,
+        actual_input_tokens: u64,
+        actual_output_tokens: u64,
+    ) -> Result<RateLimitSnapshot, SchedulerError> {
+        self.with_reservation(id, |model_state, now, profile| {
+            model_state.record_success(
+                now,
+                profile,
+                id,
+                actual_input_tokens,
+                actual_output_tokens,
+            )?;
+            Ok(model_state.view())
+        })
+    }
+
+    /// Records a rate limit and returns the retry delay in seconds; wakes waiters.
+    pub fn record_rate_limit(
+        &self,
+        id: &str,
+        classification: &Classification,
+        attempt: u32,
+    ) -> Result<f64, SchedulerError> {
+        let jitter = (self.jitter)();
+        self.with_reservation(id, |model_state, now, profile| {
+            model_state
+                .record_rate_limit(now, profile, id, classification, attempt, jitter)
+                .map(|(_, delay)| delay)
+        })
+    }
+
+    /// Releases a reservation that was never sent; wakes waiters.
+    pub fn release(&self, id: &str) -> Result<Reservation, SchedulerError> {
+        self.with_reservation(id, |model_state, now, profile| {
+            model_state.release(now, profile, id)
+        })
+    }
+
+    /// The snapshot of `provider` / `model` (zeros when it has no state yet).
+    pub fn snapshot(
+        &self,
+        provider: &str,
+        model: &str,
+    ) -> Result<RateLimitSnapshot, SchedulerError> {
+        let profile = self.profile(provider, model)?;
+        let (key, provider, model) =
+            model_key(provider, model).ok_or_else(|| SchedulerError::NoProfile {
+                label: format!("{provider}/{model}"),
+            })?;
+        let mut state = self.lock();
+        let model_state = state
+            .entry(key)
+            .or_insert_with(|| ModelState::new(&provider, &model, profile));
+        Ok(model_state.snapshot(self.clock.now(), Some(profile)))
+    }
+}
+
+fn profile_label(provider: &str, model: &str) -> String {
+    format!(
+        "{}/{}",
+        provider.trim().to_lowercase(),
+        model.trim().to_lowercase()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::rate_limits::clock::FakeClock;
+    use crate::rate_limits::retry::ErrorKind;
+    use crate::rate_limits::Layer;
+
+    const START: u64 = 1_700_000_000_000;
+
+    fn profile(rpm: u64, tpm: u64, target: f64, cap: u32) -> Profile {
+        Profile::new("acme", "m", rpm, tpm, target, cap).unwrap()
+    }
+
+    fn request(input: u64, output: u64) -> AcquireRequest {
+        AcquireRequest {
+            estimated_input_tokens: input,
+            max_output_tokens: output,
+            owner: Owner {
+                host: "h".into(),
+                pid: 42,
+                start_time: None,
+            },
+            lease: DEFAULT_LEASE,
+        }
+    }
+
+    fn state(profile: &Profile) -> ModelState {
+        ModelState::new("acme", "m", profile)
+    }
+
+    fn granted(decision: Decision) -> Reservation {
+        match decision {
+            Decision::Granted(reservation) => reservation,
+            other => panic!("expected a grant, got {other:?}"),
+        }
+    }
+
+    fn acquire(
+        state: &mut ModelState,
+        now: u64,
+        profile: &Profile,
+        request: &AcquireRequest,
+    ) -> Decision {
+        state
+            .try_acquire(now, profile, request, new_reservation_id())
+            .unwrap()
+    }
+
+    fn rate_limit(retry_after_seconds: Option<f64>) -> Classification {
+        Classification {
+            kind: ErrorKind::RateLimit,
+            is_rate_limit: true,
+            retryable: true,
+            retry_after_seconds,
+            status_code: Some(429),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn tokens_over_the_budget_make_the_second_wait_exactly_a_minute() {
+        let profile = profile(100, 1_000, 1.0, 5);
+        let mut state = state(&profile);
+        granted(acquire(&mut state, START, &profile, &request(400, 200)));
+        assert_eq!(
+            acquire(&mut state, START, &profile, &request(400, 200)),
+            Decision::Wait {
+                retry_after: Duration::from_secs(60),
+                reason: WaitReason::Tokens
+            }
+        );
+        assert!(matches!(
+            acquire(&mut state, START + 59_999, &profile, &request(400, 200)),
+            Decision::Wait { retry_after, .. } if retry_after == Duration::from_millis(1)
+        ));
+        granted(acquire(
+            &mut state,
+            START + 60_000,
+            &profile,
+            &request(400, 200),
+        ));
+    }
+
+    #[test]
+    fn rpm_two_at_target_half_makes_the_second_wait_a_minute() {
+        let profile = profile(2, 1_000_000, 0.5, 5);
+        let mut state = state(&profile);
+        granted(acquire(&mut state, START, &profile, &request(1, 1)));
+        assert_eq!(
+            acquire(&mut state, START + 1, &profile, &request(1, 1)),
+            Decision::Wait {
+                retry_after: Duration::from_millis(59_999),
+                reason: WaitReason::Requests
+            }
+        );
+        assert_eq!(
+            acquire(&mut state, START, &profile, &request(1, 1)),
+            Decision::Wait {
+                retry_after: Duration::from_secs(60),
+                reason: WaitReason::Requests
+            }
+        );
+    }
+
+    #[test]
+    fn an_estimate_over_the_effective_tpm_fails_at_once_naming_both_numbers() {
+        let profile = profile(10, 2_000, 0.5, 1);
+        let mut state = state(&profile);
+        let error = state
+            .try_acquire(START, &profile, &request(1_000, 1), "rsv-x".into())
+            .unwrap_err();
+        assert_eq!(
+            error,
+            SchedulerError::TooLarge {
+                label: "acme/m".into(),
+                estimate: 1_001,
+                effective_tpm_limit: 1_000
+            }
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("1001") && message.contains("1000"),
+            "{message}"
+        );
+        assert_eq!(state.view().rolling_request_count, 0);
+    }
+
+    #[test]
+    fn a_full_concurrency_cap_waits_until_a_slot_frees_or_the_lease_ends() {
+        let profile = profile(100, 100_000, 1.0, 1);
+        let mut state = state(&profile);
+        let first = granted(acquire(&mut state, START, &profile, &request(10, 10)));
+        assert_eq!(
+            acquire(&mut state, START + 1_000, &profile, &request(10, 10)),
+            Decision::Wait {
+                retry_after: DEFAULT_LEASE - Duration::from_secs(1),
+                reason: WaitReason::Concurrency
+            }
+        );
+        state
+            .record_success(START + 2_000, Some(&profile), &first.id, 5, 5)
+            .unwrap();
+        granted(acquire(
+            &mut state,
+            START + 2_000,
+            &profile,
+            &request(10, 10),
+        ));
+    }
+
+    #[test]
+    fn success_replaces_the_estimate_with_actual_tokens() {
+        let profile = profile(100, 1_000, 1.0, 2);
+        let mut state = state(&profile);
+        let reservation = granted(acquire(&mut state, START, &profile, &request(500, 400)));
+        state
+            .record_success(START, Some(&profile), &reservation.id, 60, 40)
+            .unwrap();
+        let snapshot = state.view();
+        assert_eq!(
+            (
+                snapshot.rolling_request_count,
+                snapshot.rolling_token_count,
+                snapshot.in_flight
+            ),
+            (1, 100, 0)
+        );
+        granted(acquire(&mut state, START, &profile, &request(500, 400)));
+        assert!(matches!(
+            state.record_success(START, Some(&profile), &reservation.id, 1, 1),
+            Err(SchedulerError::UnknownReservation { id }) if id == reservation.id
+        ));
+    }
+
+    #[test]
+    fn release_gives_back_slot_request_and_tokens() {
+        let profile = profile(1, 1_000, 1.0, 1);
+        let mut state = state(&profile);
+        let reservation = granted(acquire(&mut state, START, &profile, &request(500, 400)));
+        state
+            .release(START, Some(&profile), &reservation.id)
+            .unwrap();
+        let snapshot = state.view();
+        assert_eq!(
+            (
+                snapshot.rolling_request_count,
+                snapshot.rolling_token_count,
+                snapshot.in_flight
+            ),
+            (0, 0, 0)
+        );
+        granted(acquire(&mut state, START, &profile, &request(500, 400)));
+    }
+
+    #[test]
+    fn rate_limits_halve_the_cap_and_successes_restore_it() {
+        let profile = profile(1_000, 1_000_000, 1.0, 5);
+        let mut state = state(&profile);
+        let mut now = START;
+        let mut cap_after_rate_limit = Vec::new();
+        for attempt in 1..=4 {
+            let reservation = granted(acquire(&mut state, now, &profile, &request(1, 1)));
+            let (_, delay) = state
+                .record_rate_limit(
+                    now,
+                    Some(&profile),
+                    &reservation.id,
+                    &rate_limit(None),
+                    attempt,
+                    0.0,
+                )
+                .unwrap();
+            assert_eq!(delay, f64::from(1u32 << (attempt - 1)));
+            cap_after_rate_limit.push(state.view().current_concurrency_cap);
+            now += 1;
+        }
+        assert_eq!(cap_after_rate_limit, vec![3, 2, 1, 1]);
+        let mut caps = Vec::new();
+        for _ in 0..15 {
+            let reservation = granted(acquire(&mut state, now, &profile, &request(1, 1)));
+            state
+                .record_success(now, Some(&profile), &reservation.id, 1, 1)
+                .unwrap();
+            caps.push(state.view().current_concurrency_cap);
+            now += 1;
+        }
+        assert_eq!(caps, vec![1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 5]);
+        let reservation = granted(acquire(&mut state, now, &profile, &request(1, 1)));
+        let (_, delay) = state
+            .record_rate_limit(
+                now,
+                Some(&profile),
+                &reservation.id,
+                &rate_limit(Some(7.5)),
+                1,
+                0.9,
+            )
+            .unwrap();
+        assert_eq!(delay, 7.5);
+        assert_eq!(state.view().current_concurrency_cap, 3);
+    }
+
+    #[test]
+    fn an_expired_lease_gives_back_the_slot_and_the_unused_estimate() {
+        let profile = profile(100, 1_000, 1.0, 1);
+        let mut state = state(&profile);
+        let mut short = request(500, 300);
+        short.lease = Duration::from_secs(10);
+        let stale = granted(acquire(&mut state, START, &profile, &short));
+        assert_eq!(stale.lease_expires_at, START + 10_000);
+        assert!(matches!(
+            acquire(&mut state, START + 9_999, &profile, &request(100, 100)),
+            Decision::Wait { reason: WaitReason::Concurrency, retry_after } if retry_after == Duration::from_millis(1)
+        ));
+        granted(acquire(
+            &mut state,
+            START + 10_000,
+            &profile,
+            &request(100, 100),
+        ));
+        let snapshot = state.view();
+        assert_eq!(
+            (
+                snapshot.rolling_request_count,
+                snapshot.rolling_token_count,
+                snapshot.in_flight
+            ),
+            (2, 200, 1)
+        );
+        assert!(matches!(
+            state.record_success(START + 10_001, Some(&profile), &stale.id, 1, 1),
+            Err(SchedulerError::UnknownReservation { .. })
+        ));
+    }
+
+    #[test]
+    fn a_dead_owners_reservation_is_reclaimed() {
+        let profile = profile(100, 1_000, 1.0, 1);
+        let mut state = state(&profile);
+        let held = granted(acquire(&mut state, START, &profile, &request(500, 300)));
+        assert!(state.reclaim_dead(|owner| owner.pid == 7).is_empty());
+        let reclaimed = state.reclaim_dead(|owner| owner.pid == 42);
+        assert_eq!(reclaimed, vec![held]);
+        assert_eq!(state.view().rolling_token_count, 0);
+        granted(acquire(&mut state, START, &profile, &request(500, 300)));
+    }
+
+    #[test]
+    fn moving_averages_follow_acquire_success_rate_limit_and_snapshot() {
+        let profile = profile(100, 10_000, 1.0, 4);
+        let mut state = state(&profile);
+        let first = granted(acquire(&mut state, START, &profile, &request(300, 100)));
+        assert_eq!(
+            (
+                state.view().moving_average_requests,
+                state.view().moving_average_tokens
+            ),
+            (0.25, 100.0)
+        );
+        state
+            .record_success(START, Some(&profile), &first.id, 100, 100)
+            .unwrap();
+        // 0.25×1 + 0.75×0.25 and 0.25×200 + 0.75×100
+        assert_eq!(
+            (
+                state.view().moving_average_requests,
+                state.view().moving_average_tokens
+            ),
+            (0.4375, 125.0)
+        );
+        let second = granted(acquire(&mut state, START, &profile, &request(0, 0)));
+        state
+            .record_rate_limit(START, Some(&profile), &second.id, &rate_limit(None), 1, 0.0)
+            .unwrap();
+        let snapshot = state.snapshot(START + 60_000, Some(&profile));
+        // acquire: 0.25×2 + 0.75×0.4375; rate limit: again with 2; snapshot: with 0.
+        let after_acquire = 0.5 + 0.75 * 0.4375;
+        let after_rate_limit = 0.5 + 0.75 * after_acquire;
+        assert_eq!(snapshot.moving_average_requests, 0.75 * after_rate_limit);
+        assert_eq!(snapshot.rolling_request_count, 0);
+    }
+
+    #[test]
+    fn snapshot_reports_every_anchor_figure() {
+        let profile = profile(10, 1_000, 0.5, 2);
+        let mut state = state(&profile);
+        granted(acquire(&mut state, START, &profile, &request(100, 150)));
+        let snapshot = state.snapshot(START, Some(&profile));
+        let json = serde_json::to_value(&snapshot).unwrap();
+        let expected = serde_json::json!({
+            "provider": "acme", "model": "m", "rpm_limit": 10, "tpm_limit": 1000,
+            "effective_rpm_limit": 5, "effective_tpm_limit": 500,
+            "rolling_request_count": 1, "rolling_token_count": 250,
+            "moving_average_requests": 0.4375, "moving_average_tokens": 109.375,
+            "request_utilization": 0.2, "token_utilization": 0.5,
+            "base_concurrency_cap": 2, "current_concurrency_cap": 2, "in_flight": 1
+        });
+        assert_eq!(json, expected);
+    }
+
+    #[test]
+    fn a_lowered_profile_cap_applies_and_a_raised_one_is_followed() {
+        let wide = profile(100, 1_000, 1.0, 4);
+        let mut state = state(&wide);
+        state.refresh(START, Some(&profile(100, 1_000, 1.0, 2)));
+        assert_eq!(state.view().current_concurrency_cap, 2);
+        state.refresh(START, Some(&profile(100, 1_000, 1.0, 6)));
+        assert_eq!(state.view().current_concurrency_cap, 6);
+    }
+
+    #[test]
+    fn model_state_survives_a_json_round_trip_and_rejects_broken_windows() {
+        let profile = profile(100, 1_000, 1.0, 2);
+        let mut state = state(&profile);
+        let held = granted(acquire(&mut state, START, &profile, &request(5, 5)));
+        granted(acquire(&mut state, START + 5, &profile, &request(6, 6)));
+        state
+            .record_success(START + 6, Some(&profile), &held.id, 1, 2)
+            .unwrap();
+        let json = serde_json::to_value(&state).unwrap();
+        let back: ModelState = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, state);
+        let mut broken = json;
+        broken["events"][0]["sequence"] = 9.into();
+        let error = serde_json::from_value::<ModelState>(broken)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("model `acme/m`"), "{error}");
+    }
+
+    #[test]
+    fn reservation_ids_are_prefixed_and_distinct() {
+        let ids: std::collections::HashSet<String> =
+            (0..1_000).map(|_| new_reservation_id()).collect();
+        assert_eq!(ids.len(), 1_000);
+        assert!(ids
+            .iter()
+            .all(|id| id.starts_with(RESERVATION_PREFIX) && id.len() == 20));
+    }
+
+    fn catalog(profile: Profile) -> Catalog {
+        let mut catalog = Catalog::default();
+        catalog.add_layer(Layer::Project, vec![profile]);
+        catalog
+    }
+
+    #[test]
+    fn scheduler_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Scheduler<SystemClock>>();
+        assert_send_sync::<Scheduler<FakeClock>>();
+    }
+
+    #[test]
+    fn blocking_acquire_sleeps_exactly_until_the_budget_frees() {
+        let clock = FakeClock::new(START);
+        let scheduler = Scheduler::new(catalog(profile(2, 1_000_000, 0.5, 5)), clock.clone());
+        scheduler.acquire("acme", "m", 1, 1, None).unwrap();
+        let second = scheduler.acquire("acme", "m", 1, 1, None).unwrap();
+        assert_eq!(second.acquired_at, START + 60_000);
+        assert_eq!(clock.now(), START + 60_000);
+    }
+
+    #[test]
+    fn a_deadline_too_short_fails_at_once_saying_how_long_it_needed() {
+        let clock = FakeClock::new(START);
+        let scheduler = Scheduler::new(catalog(profile(1, 1_000_000, 1.0, 5)), clock.clone());
+        scheduler.acquire("acme", "m", 1, 1, None).unwrap();
+        clock.advance(Duration::from_secs(15));
+        let error = scheduler
+            .acquire("acme", "m", 1, 1, Some(Duration::from_secs(30)))
+            .unwrap_err();
+        assert_eq!(
+            error,
+            SchedulerError::DeadlineExceeded {
+                label: "acme/m".into(),
+                reason: WaitReason::Requests,
+                waited: Duration::ZERO,
+                needed: Duration::from_secs(45)
+            }
+        );
+        assert_eq!(clock.now(), START + 15_000, "gave up without sleeping");
+        assert!(error.to_string().contains("45.0 s more"), "{error}");
+        let admitted = scheduler
+            .acquire("acme", "m", 1, 1, Some(Duration::from_secs(45)))
+            .unwrap();
+        assert_eq!(admitted.acquired_at, START + 60_000);
+    }
+
+    #[test]
+    fn a_concurrency_wait_ends_at_the_deadline_with_an_upper_bound() {
+        let clock = FakeClock::new(START);
+        let scheduler = Scheduler::new(catalog(profile(100, 1_000_000, 1.0, 1)), clock.clone());
+        scheduler.acquire("acme", "m", 1, 1, None).unwrap();
+        let error = scheduler
+            .acquire("acme", "m", 1, 1, Some(Duration::from_secs(5)))
+            .unwrap_err();
+        assert_eq!(
+            error,
+            SchedulerError::DeadlineExceeded {
+                label: "acme/m".into(),
+                reason: WaitReason::Concurrency,
+                waited: Duration::from_secs(5),
+                needed: DEFAULT_LEASE - Duration::from_secs(5)
+            }
+        );
+    }
+
+    #[test]
+    fn threads_share_one_budget_and_never_exceed_it() {
+        let clock = FakeClock::new(START);
+        let scheduler = Arc::new(Scheduler::new(
+            catalog(profile(10, 1_000_000, 1.0, 8)),
+            clock.clone(),
+        ));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let scheduler = Arc::clone(&scheduler);
+                std::thread::spawn(move || {
+                    let mut times = Vec::new();
+                    for _ in 0..5 {
+                        let reservation = scheduler.acquire("acme", "m", 10, 10, None).unwrap();
+                        times.push(reservation.acquired_at);
+                        scheduler.record_success(&reservation.id, 5, 5).unwrap();
+                    }
+                    times
+                })
+            })
+            .collect();
+        let mut times: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|thread| thread.join().unwrap())
+            .collect();
+        times.sort_unstable();
+        assert_eq!(times.len(), 40);
+        for (index, time) in times.iter().enumerate().skip(10) {
+            assert!(
+                *time >= times[index - 10] + 60_000,
+                "11 requests within a minute: {times:?}"
+            );
+        }
+        assert!(times[39] >= START + 180_000);
+    }
+
+    #[test]
+    fn a_waiting_thread_wakes_when_a_slot_frees_without_waiting_for_the_lease() {
+        // A long real grace: the waiter must be woken by the record, not by
+        // its fake timeout (which would jump to the lease end).
+        let clock = FakeClock::new(START).with_grace(Duration::from_secs(20));
+        let scheduler = Arc::new(Scheduler::new(
+            catalog(profile(100, 1_000_000, 1.0, 1)),
+            clock.clone(),
+        ));
+        let held = scheduler.acquire("acme", "m", 1, 1, None).unwrap();
+        let waiter = {
+            let scheduler = Arc::clone(&scheduler);
+            std::thread::spawn(move || scheduler.acquire("acme", "m", 1, 1, None).unwrap())
+        };
+        let real_start = std::time::Instant::now();
+        while scheduler.waiting() == 0 && real_start.elapsed() < Duration::from_secs(10) {
+            std::thread::yield_now();
+        }
+        assert_eq!(scheduler.waiting(), 1);
+        clock.advance(Duration::from_secs(3));
+        scheduler.record_success(&held.id, 1, 1).unwrap();
+        let admitted = waiter.join().unwrap();
+        assert_eq!(admitted.acquired_at, START + 3_000);
+        assert!(real_start.elapsed() < Duration::from_secs(20));
+    }
+
+    #[test]
+    fn scheduler_release_and_rate_limit_free_the_slot_for_a_waiter() {
+        let clock = FakeClock::new(START).with_grace(Duration::from_secs(20));
+        let scheduler = Arc::new(
+            Scheduler::new(catalog(profile(100, 1_000_000, 1.0, 2)), clock.clone())
+                .with_jitter(|| 0.0),
+        );
+        let first = scheduler.acquire("acme", "m", 1, 1, None).unwrap();
+        let delay = scheduler
+            .record_rate_limit(&first.id, &rate_limit(None), 2)
+            .unwrap();
+        assert_eq!(delay, 2.0);
+        let snapshot = scheduler.snapshot("acme", "m").unwrap();
+        assert_eq!(
+            (snapshot.current_concurrency_cap, snapshot.in_flight),
+            (1, 0)
+        );
+        let held = scheduler.acquire("acme", "m", 1, 1, None).unwrap();
+        let waiter = {
+            let scheduler = Arc::clone(&scheduler);
+            std::thread::spawn(move || scheduler.acquire("acme", "m", 1, 1, None).unwrap())
+        };
+        let real_start = std::time::Instant::now();
+        while scheduler.waiting() == 0 && real_start.elapsed() < Duration::from_secs(10) {
+            std::thread::yield_now();
+        }
+        scheduler.release(&held.id).unwrap();
+        assert_eq!(waiter.join().unwrap().acquired_at, START);
+        assert!(matches!(
+            scheduler.release(&held.id),
+            Err(SchedulerError::UnknownReservation { .. })
+        ));
+        assert!(matches!(
+            scheduler.try_acquire("nobody", "m", 1, 1),
+            Err(SchedulerError::NoProfile { .. })
+        ));
+    }
+}

@@ -1,0 +1,336 @@
+//! Where pacing state lives between calls: a small trait shaped like
+//! governor's `measure_and_replace` (old state in, new state out), a file
+//! shared by every process of a project, and an in-memory store for tests.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+use super::scheduler::ModelState;
+use crate::persist::{self, FileLock, PersistError};
+
+/// The state file format this version reads and writes.
+pub const STATE_VERSION: u64 = 1;
+
+/// The pacing state of every model, by `provider::model` key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PacingState {
+    /// Format version, [`STATE_VERSION`].
+    pub version: u64,
+    /// Per-model state.
+    pub models: BTreeMap<String, ModelState>,
+}
+
+impl Default for PacingState {
+    fn default() -> Self {
+        Self {
+            version: STATE_VERSION,
+            models: BTreeMap::new(),
+        }
+    }
+}
+
+impl PacingState {
+    /// Drops models with nothing in their window, nothing in flight and no
+    /// reduced cap, so the state holds only what still matters.
+    pub fn prune(&mut self) {
+        self.models.retain(|_, model| !model.is_idle());
+    }
+}
+
+/// Errors loading or saving pacing state.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file cannot be read, parsed, locked or written.
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+    /// The file was written by a newer specsmith.
+    #[error("`{path}` has state format version {found}; this specsmith reads version {supported} (upgrade specsmith, or run `credits limits reset-state`)")]
+    NewerVersion {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
+    /// The file parses but its content is inconsistent.
+    #[error("`{path}` is invalid: {message} (fix it or run `credits limits reset-state`)")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A place that holds [`PacingState`] and applies changes to it atomically.
+pub trait StateStore {
+    /// Hands the current state to `change` and saves the state it returns,
+    /// with no other change in between. When `change` fails, nothing is saved.
+    fn measure_and_replace<T, E>(
+        &self,
+        change: impl FnOnce(PacingState) -> Result<(T, PacingState), E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>;
+
+    /// Removes the whole state; true when there was any.
+    fn clear(&self) -> Result<bool, StoreError>;
+}
+
+/// The state as the file holds it.
+#[derive(Deserialize)]
+struct StateRecord {
+    version: u64,
+    models: BTreeMap<String, ModelState>,
+}
+
+/// `.specsmith/model-rate-limit-state.json`, shared by every process of a
+/// project. Each change locks the sidecar `.lock` file, reads, changes,
+/// writes atomically and unlocks; no lock is held while anyone sleeps.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    path: PathBuf,
+}
+
+impl FileStore {
+    /// A store on `path`; nothing is created until the first change.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the state without locking (a consistent file, thanks to the
+    /// atomic writes); an empty state when the file does not exist.
+    pub fn load(&self) -> Result<PacingState, StoreError> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Ok(PacingState::default())
+            }
+            Err(source) => {
+                return Err(PersistError::Read {
+                    path: self.path.clone(),
+                    source,
+                }
+                .into())
+            }
+        };
+        parse_state(&self.path, &bytes)
+    }
+}
+
+/// Parses a state file: the version first, so a newer format is reported as
+/// such rather than as whatever field it happens to break.
+pub fn parse_state(path: &Path, bytes: &[u8]) -> Result<PacingState, StoreError> {
+    let value: serde_json::Value = persist::parse_json(path, bytes)?;
+    let version = value.get("version").and_then(serde_json::Value::as_u64);
+    match version {
+        Some(found) if found > STATE_VERSION => {
+            return Err(StoreError::NewerVersion {
+                path: path.to_owned(),
+                found,
+                supported: STATE_VERSION,
+            })
+        }
+        Some(_) => {}
+        None => {
+            return Err(StoreError::Invalid {
+                path: path.to_owned(),
+                message: "no numeric `version` field".to_owned(),
+            })
+        }
+    }
+    let record: StateRecord =
+        serde_json::from_value(value).map_err(|error| StoreError::Invalid {
+            path: path.to_owned(),
+            message: error.to_string(),
+        })?;
+    Ok(PacingState {
+        version: record.version,
+        models: record.models,
+    })
+}
+
+impl StateStore for FileStore {
+    fn measure_and_replace<T, E>(
+        &self,
+        change: impl FnOnce(PacingState) -> Result<(T, PacingState), E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let _lock = FileLock::acquire(&self.path).map_err(StoreError::from)?;
+        let existed = self.path.exists();
+        let old = self.load()?;
+        let (outcome, mut new) = change(old.clone())?;
+        new.version = STATE_VERSION;
+        new.prune();
+        if new != old && (existed || !new.models.is_empty()) {
+            persist::write_json(&self.path, &new).map_err(StoreError::from)?;
+        }
+        Ok(outcome)
+    }
+
+    fn clear(&self) -> Result<bool, StoreError> {
+        // The lock file stays: deleting it while another process holds it
+        // would let a third lock a new file and enter at the same time.
+        let _lock = FileLock::acquire(&self.path)?;
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(true),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(PersistError::Write {
+                path: self.path.clone(),
+                source,
+            }
+            .into()),
+        }
+    }
+}
+
+/// State held in memory, for tests and single-process embedding.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<PacingState>,
+}
+
+impl StateStore for MemoryStore {
+    fn measure_and_replace<T, E>(
+        &self,
+        change: impl FnOnce(PacingState) -> Result<(T, PacingState), E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (outcome, mut new) = change(state.clone())?;
+        new.version = STATE_VERSION;
+        new.prune();
+        *state = new;
+        Ok(outcome)
+    }
+
+    fn clear(&self) -> Result<bool, StoreError> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let had_any = !state.models.is_empty();
+        *state = PacingState::default();
+        Ok(had_any)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rate_limits::owner::Owner;
+    use crate::rate_limits::scheduler::{AcquireRequest, Decision, DEFAULT_LEASE};
+    use crate::rate_limits::Profile;
+
+    fn state_with_one_reservation() -> PacingState {
+        let profile = Profile::new("acme", "m", 10, 1_000, 1.0, 1).unwrap();
+        let mut model = ModelState::new("acme", "m", &profile);
+        let request = AcquireRequest {
+            estimated_input_tokens: 3,
+            max_output_tokens: 4,
+            owner: Owner {
+                host: "h".into(),
+                pid: 1,
+                start_time: Some(5),
+            },
+            lease: DEFAULT_LEASE,
+        };
+        let decision = model
+            .try_acquire(1_000, &profile, &request, "rsv-1".into())
+            .unwrap();
+        assert!(matches!(decision, Decision::Granted(_)));
+        let mut state = PacingState::default();
+        state.models.insert("acme::m".into(), model);
+        state
+    }
+
+    fn replace_with(store: &FileStore, state: PacingState) {
+        store
+            .measure_and_replace(|_| Ok::<_, StoreError>(((), state)))
+            .unwrap();
+    }
+
+    #[test]
+    fn file_store_round_trips_with_a_version_and_epoch_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        let state = state_with_one_reservation();
+        replace_with(&store, state.clone());
+        assert_eq!(store.load().unwrap(), state);
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(store.path()).unwrap()).unwrap();
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["models"]["acme::m"]["events"][0]["at"], 1_000);
+        assert_eq!(json["models"]["acme::m"]["in_flight"][0]["owner"]["pid"], 1);
+    }
+
+    #[test]
+    fn nothing_is_written_when_there_is_nothing_to_keep() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        store
+            .measure_and_replace(|state| Ok::<_, StoreError>(((), state)))
+            .unwrap();
+        assert!(!store.path().exists());
+        assert!(!store.clear().unwrap());
+        replace_with(&store, state_with_one_reservation());
+        assert!(store.clear().unwrap());
+        assert!(!store.path().exists());
+    }
+
+    #[test]
+    fn a_failed_change_leaves_the_file_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        replace_with(&store, state_with_one_reservation());
+        let before = std::fs::read(store.path()).unwrap();
+        let outcome: Result<(), StoreError> = store.measure_and_replace(|_| {
+            Err(StoreError::Invalid {
+                path: PathBuf::from("x"),
+                message: "refused".into(),
+            })
+        });
+        assert!(outcome.is_err());
+        assert_eq!(std::fs::read(store.path()).unwrap(), before);
+    }
+
+    #[test]
+    fn corrupt_and_newer_files_are_typed_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let store = FileStore::new(&path);
+        let cases = [
+            ("{not json", "is invalid at line 1"),
+            (r#"{"version": 2, "models": {}}"#, "state format version 2"),
+            (r#"{"models": {}}"#, "no numeric `version` field"),
+            (
+                r#"{"version": 1, "models": {"a::b": {"provider": 1}}}"#,
+                "is invalid:",
+            ),
+        ];
+        for (text, expected) in cases {
+            std::fs::write(&path, text).unwrap();
+            let error = store
+                .measure_and_replace(|state| Ok::<_, StoreError>(((), state)))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+            assert!(error.contains(&path.display().to_string()), "{error}");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn idle_models_are_pruned() {
+        let profile = Profile::new("acme", "m", 10, 1_000, 1.0, 1).unwrap();
+        let mut state = PacingState::default();
+        state
+            .models
+            .insert("acme::m".into(), ModelState::new("acme", "m", &profile));
+        state.prune();
+        assert!(state.models.is_empty());
+    }
+}
