@@ -62,14 +62,15 @@ pub struct Finished {
 /// deadline stops everything it started, and SIGINT, SIGTERM and SIGHUP sent
 /// to specsmith are passed on to that group.
 ///
-/// Supervision ends when the command exits, or at `deadline`, when its group
-/// is sent SIGTERM and, after a short grace, SIGKILL. Without a deadline the
-/// command's own lifetime bounds the wait: it is the user's to bound.
+/// Supervision ends when the command exits, or after `time_limit`, when its
+/// group is sent SIGTERM and, after a short grace, SIGKILL. Without a limit
+/// the command's own lifetime bounds the wait: it is the user's to bound.
 pub fn run_passing_through(
     program: &OsString,
     args: &[OsString],
-    deadline: Option<Instant>,
+    time_limit: Option<Duration>,
 ) -> io::Result<Finished> {
+    let deadline = time_limit.map(|limit| Instant::now() + limit);
     let mut command = Command::new(program);
     command
         .args(args)
@@ -298,8 +299,7 @@ mod tests {
         let (program, args) = sh("sleep 5");
         let started = Instant::now();
         let finished =
-            run_passing_through(&program, &args, Some(started + Duration::from_millis(100)))
-                .unwrap();
+            run_passing_through(&program, &args, Some(Duration::from_millis(100))).unwrap();
         assert_eq!(finished.ending, Ending::DeadlinePassed);
         assert!(started.elapsed() < Duration::from_secs(4));
     }

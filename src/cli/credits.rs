@@ -68,6 +68,8 @@ enum LimitsCommand {
     Status(super::pacing::StatusArgs),
     /// Remove the runtime pacing state.
     ResetState,
+    /// Run a command paced by the budget, retrying rate limits (`run … -- CMD ARGS…`).
+    Run(super::run::RunArgs),
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +108,7 @@ pub fn run(project: &ProjectPaths, args: CreditsArgs) -> anyhow::Result<ExitStat
         LimitsCommand::Release(args) => super::pacing::release(project, args),
         LimitsCommand::Status(args) => super::pacing::status(project, args),
         LimitsCommand::ResetState => super::pacing::reset_state(project),
+        LimitsCommand::Run(args) => super::run::run(project, args),
     }
 }
 
@@ -306,7 +309,7 @@ fn print_profile_table(entries: &[LayeredProfile], with_source: bool) -> anyhow:
 }
 
 /// `--provider` / `--model`: trimmed, lower-cased, not empty.
-fn parse_name(value: &str) -> Result<String, String> {
+pub(super) fn parse_name(value: &str) -> Result<String, String> {
     profile::normalize_name(value).ok_or_else(|| "must not be empty".to_owned())
 }
 

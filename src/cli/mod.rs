@@ -6,6 +6,7 @@ mod credits;
 mod output;
 mod pacing;
 mod retry;
+mod run;
 mod validate;
 
 use std::path::{Path, PathBuf};

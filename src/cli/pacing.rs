@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::Args;
 use serde::Serialize;
 
+use super::credits::parse_name;
 use super::output::{self, Align};
 use super::StatusError;
 use crate::exit::ExitStatus;
@@ -16,7 +17,6 @@ use crate::paths::{self, ProjectPaths};
 use crate::rate_limits::clock::{Clock, SystemClock};
 use crate::rate_limits::owner::{host_name, liveness, Liveness, Owner};
 use crate::rate_limits::pacing::{ModelStatus, PaceRequest, PacingError, SharedPacer, WaitNotice};
-use crate::rate_limits::profile::normalize_name;
 use crate::rate_limits::retry::{classify, ErrorKind, ProviderResponse};
 use crate::rate_limits::scheduler::{RateLimitSnapshot, Reservation, SchedulerError};
 use crate::rate_limits::store::{FileStore, MemoryStore, StateStore};
@@ -205,7 +205,7 @@ pub fn acquire(project: &ProjectPaths, args: AcquireArgs) -> anyhow::Result<Exit
     Ok(ExitStatus::Success)
 }
 
-fn progress_line(label: &str, notice: &WaitNotice) -> String {
+pub(super) fn progress_line(label: &str, notice: &WaitNotice) -> String {
     let bound = if notice.reason.is_exact() {
         ""
     } else {
@@ -309,7 +309,7 @@ pub fn record(project: &ProjectPaths, args: RecordArgs) -> anyhow::Result<ExitSt
     {
         eprintln!(
             "warning: the error does not look like a rate limit (kind `{}`); waiting may not help",
-            kind_name(classification.kind)
+            classification.kind.as_str()
         );
     }
     let max_delay = args
@@ -331,13 +331,6 @@ pub fn record(project: &ProjectPaths, args: RecordArgs) -> anyhow::Result<ExitSt
         output::println(&delay.to_string())?;
     }
     Ok(ExitStatus::Success)
-}
-
-fn kind_name(kind: ErrorKind) -> String {
-    serde_json::to_value(kind)
-        .ok()
-        .and_then(|value| value.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 fn read_error_file(path: &PathBuf) -> anyhow::Result<String> {
@@ -540,13 +533,8 @@ pub fn reset_state(project: &ProjectPaths) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-/// `--provider` / `--model`: trimmed, lower-cased, not empty.
-fn parse_name(value: &str) -> Result<String, String> {
-    normalize_name(value).ok_or_else(|| "must not be empty".to_owned())
-}
-
 /// A number of seconds ≥ 0, fractions allowed.
-fn parse_seconds(value: &str) -> Result<Duration, String> {
+pub(super) fn parse_seconds(value: &str) -> Result<Duration, String> {
     let seconds: f64 = value
         .trim()
         .parse()
@@ -556,7 +544,7 @@ fn parse_seconds(value: &str) -> Result<Duration, String> {
 }
 
 /// A lease: more than 0 seconds.
-fn parse_lease(value: &str) -> Result<Duration, String> {
+pub(super) fn parse_lease(value: &str) -> Result<Duration, String> {
     let lease = parse_seconds(value)?;
     if lease.is_zero() {
         return Err("must be greater than 0".to_owned());

@@ -3,12 +3,13 @@
 
 use std::io::{IsTerminal as _, Read};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
 use clap::Args;
 
 use super::output;
+use crate::rate_limits::clock::{Clock, SystemClock};
 use crate::rate_limits::retry::{self, ProviderResponse};
 
 /// Largest body read from a file or stdin, in bytes.
@@ -77,9 +78,9 @@ pub fn classify(args: ClassifyArgs) -> anyhow::Result<()> {
             .into_iter()
             .map(|HeaderArg(name, value)| (name, value)),
     );
-    // The command line is the edge where the real clock is read; the library
-    // takes `now` as an argument.
-    let now = args.now.unwrap_or_else(SystemTime::now);
+    let now = args
+        .now
+        .unwrap_or_else(|| UNIX_EPOCH + Duration::from_millis(SystemClock.now()));
     let verdict = retry::classify(
         &ProviderResponse {
             status,

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod clock;
 pub mod defaults;
 pub mod owner;
+pub mod paced_run;
 pub mod pacing;
 pub mod profile;
 pub mod retry;

@@ -153,6 +153,11 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
         &self.store
     }
 
+    /// The clock every wait and timestamp of this pacer uses.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
     fn profile(&self, provider: &str, model: &str) -> Result<&Profile, SchedulerError> {
         self.catalog
             .resolve(provider, model)

@@ -5,5 +5,6 @@ mod classify;
 mod credits_limits;
 mod fixture;
 mod pacing;
+mod run;
 mod validate;
 mod validate_fixtures;

@@ -1,0 +1,212 @@
+//! `credits limits run -- CMD`: pace a command, retry what is worth retrying.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::credits::parse_name;
+use super::pacing::{explain, file_pacer, parse_lease, parse_seconds, progress_line};
+use super::StatusError;
+use crate::exit::ExitStatus;
+use crate::paths::ProjectPaths;
+use crate::process;
+use crate::rate_limits::owner::Owner;
+use crate::rate_limits::paced_run::{
+    run_paced, Attempt, AttemptOutput, GiveUp, RunError, RunEvent, RunOutcome, RunPlan,
+    MAX_ATTEMPTS_LIMIT,
+};
+use crate::rate_limits::pacing::PaceRequest;
+use crate::rate_limits::retry::Classification;
+
+/// Carriage return and "erase line": rewrites the progress line on a terminal.
+const CLEAR_LINE: &str = "\r\x1b[2K";
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Provider key, such as `openai`.
+    #[arg(long, value_parser = parse_name)]
+    provider: String,
+    /// Model key, such as `gpt-4o`.
+    #[arg(long, value_parser = parse_name)]
+    model: String,
+    /// Estimated prompt tokens of each call.
+    #[arg(long, value_name = "N")]
+    input_tokens: u64,
+    /// The most output tokens each call may produce.
+    #[arg(long, value_name = "N")]
+    max_output_tokens: u64,
+    /// Attempts in all, the first included.
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_ATTEMPTS_LIMIT)))]
+    max_attempts: u32,
+    /// Give up (exit 75) once SECS seconds have passed: waiting for budget,
+    /// running the command, or before a retry whose wait would pass it.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    deadline: Option<Duration>,
+    /// The longest wait between attempts, whatever the provider says.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds)]
+    max_delay: Duration,
+    /// Seconds a reservation may stay in flight before its slot is reclaimed.
+    #[arg(long, value_name = "SECS", default_value = "600", value_parser = parse_lease)]
+    lease: Duration,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<OsString>,
+}
+
+/// The real command, run by [`process::run_passing_through`].
+struct Command {
+    program: OsString,
+    args: Vec<OsString>,
+}
+
+impl Attempt for Command {
+    fn run(&mut self, time_left: Option<Duration>) -> std::io::Result<AttemptOutput> {
+        let finished = process::run_passing_through(&self.program, &self.args, time_left)?;
+        Ok(AttemptOutput {
+            ending: finished.ending,
+            stdout: finished.stdout,
+            stderr: finished.stderr,
+            interrupted_by: finished.interrupted_by,
+        })
+    }
+}
+
+pub fn run(project: &ProjectPaths, args: RunArgs) -> anyhow::Result<ExitStatus> {
+    let mut words = args.command.into_iter();
+    let program = words.next().expect("clap requires a command");
+    let mut command = Command {
+        program,
+        args: words.collect(),
+    };
+    let plan = RunPlan {
+        request: PaceRequest {
+            provider: args.provider,
+            model: args.model,
+            estimated_input_tokens: args.input_tokens,
+            max_output_tokens: args.max_output_tokens,
+            owner: Owner::current(),
+            lease: args.lease,
+        },
+        max_attempts: args.max_attempts,
+        deadline: args.deadline,
+        max_delay: args.max_delay,
+    };
+    let label = format!("{}/{}", plan.request.provider, plan.request.model);
+    let pacer = file_pacer(project)?;
+    let show_progress = std::io::stderr().is_terminal();
+    let mut progress_shown = false;
+    let mut on_event = |event: RunEvent| match event {
+        RunEvent::Waiting(notice) if show_progress => {
+            eprint!("{CLEAR_LINE}{}", progress_line(&label, notice));
+            progress_shown = true;
+        }
+        RunEvent::Waiting(_) => {}
+        RunEvent::Retrying {
+            attempt,
+            delay,
+            classification,
+        } => {
+            if std::mem::take(&mut progress_shown) {
+                eprint!("{CLEAR_LINE}");
+            }
+            eprintln!(
+                "specsmith-rs: attempt {attempt} failed ({}); retrying in {}",
+                describe(classification),
+                human_duration(delay)
+            );
+        }
+    };
+    let outcome = run_paced(&pacer, &plan, &mut command, &mut on_event);
+    if progress_shown {
+        eprint!("{CLEAR_LINE}");
+    }
+    let outcome = outcome.map_err(|error| match error {
+        RunError::Pacing(error) => explain(error),
+        RunError::Spawn(source) => anyhow::Error::new(source).context(format!(
+            "cannot run `{}`",
+            command.program.to_string_lossy()
+        )),
+    })?;
+    match outcome {
+        RunOutcome::Succeeded { .. } => Ok(ExitStatus::Success),
+        RunOutcome::Failed {
+            exit_code,
+            classification,
+            ..
+        } => Err(StatusError::new(
+            child_status(exit_code),
+            format!(
+                "the command failed and retrying cannot help ({}); exit code {exit_code}",
+                describe(&classification)
+            ),
+        )
+        .into()),
+        RunOutcome::Interrupted {
+            signal, exit_code, ..
+        } => {
+            // A command that handled the signal and exited 0 still did not finish its work.
+            let code = if exit_code == 0 {
+                128 + signal
+            } else {
+                exit_code
+            };
+            Ok(child_status(code))
+        }
+        RunOutcome::GaveUp {
+            attempts,
+            reason,
+            classification,
+        } => {
+            let why = match reason {
+                GiveUp::AttemptsExhausted => {
+                    format!("all {attempts} attempt(s) failed")
+                }
+                GiveUp::RetryPastDeadline { delay } => format!(
+                    "the next attempt would start after the deadline (wait {})",
+                    human_duration(delay)
+                ),
+                GiveUp::BudgetPastDeadline { message } => message,
+                GiveUp::CommandPastDeadline => {
+                    "the deadline passed while the command ran; it was stopped".to_owned()
+                }
+            };
+            let last = classification
+                .map(|classification| format!("; last failure: {}", describe(&classification)))
+                .unwrap_or_default();
+            Err(StatusError::new(
+                ExitStatus::TimedOut,
+                format!("gave up on `{label}`: {why}{last}"),
+            )
+            .into())
+        }
+    }
+}
+
+/// `rate_limit: Rate limit reached …`, for messages (already free of secrets).
+fn describe(classification: &Classification) -> String {
+    if classification.message.is_empty() {
+        classification.kind.as_str().to_owned()
+    } else {
+        format!("{}: {}", classification.kind, classification.message)
+    }
+}
+
+/// `50 ms`, `1.5 s`.
+fn human_duration(duration: Duration) -> String {
+    if duration < Duration::from_secs(1) {
+        format!("{} ms", duration.as_millis())
+    } else {
+        format!("{:.1} s", duration.as_secs_f64())
+    }
+}
+
+/// The wrapped command's exit code as ours; out-of-range codes become 1.
+fn child_status(code: i32) -> ExitStatus {
+    match u8::try_from(code) {
+        Ok(0) | Err(_) => ExitStatus::Child(1),
+        Ok(code) => ExitStatus::Child(code),
+    }
+}
