@@ -119,6 +119,45 @@ pub(crate) fn contains_word(text: &str, word: &str) -> bool {
     false
 }
 
+/// The robustness check every scanner's tests share: random texts glued from
+/// `fragments`, random strings over `alphabet`, and each of `truncated` never
+/// make `scan` panic, and every finding points inside a real line.
+#[cfg(test)]
+pub(crate) fn assert_survives_garbage(
+    scan: fn(&str) -> Vec<super::LoopFinding>,
+    fragments: &[&str],
+    alphabet: &str,
+    truncated: &[&str],
+    seed: u64,
+) {
+    let in_a_line = |source: &str, finding: &super::LoopFinding| {
+        let line = source.split('\n').nth(finding.line.wrapping_sub(1));
+        finding.column >= 1 && line.is_some_and(|line| finding.column <= line.chars().count())
+    };
+    for source in random_sources(fragments, seed, 1500) {
+        for finding in scan(&source) {
+            assert!(in_a_line(&source, &finding), "{finding:?} in {source:?}");
+        }
+    }
+    let alphabet: Vec<char> = alphabet.chars().collect();
+    let mut random = fastrand::Rng::with_seed(seed.wrapping_add(1));
+    for _ in 0..2000 {
+        let length = random.usize(0..200);
+        let source: String = (0..length)
+            .map(|_| alphabet[random.usize(0..alphabet.len())])
+            .collect();
+        for finding in scan(&source) {
+            assert!(
+                finding.line >= 1 && finding.column >= 1,
+                "{finding:?} in {source:?}"
+            );
+        }
+    }
+    for source in truncated {
+        let _ = scan(source);
+    }
+}
+
 /// Random texts glued from `fragments`, for no-panic tests.
 #[cfg(test)]
 pub(crate) fn random_sources(fragments: &[&str], seed: u64, count: usize) -> Vec<String> {
