@@ -20,6 +20,33 @@ impl Project {
         Self { dir }
     }
 
+    /// A project with one profile at target 1, so effective limits are the given ones.
+    pub fn with_profile(provider: &str, model: &str, rpm: u64, tpm: u64, concurrency: u32) -> Self {
+        let project = Self::new();
+        let (rpm, tpm, concurrency) = (rpm.to_string(), tpm.to_string(), concurrency.to_string());
+        project
+            .cmd(&[
+                "credits",
+                "limits",
+                "set",
+                "--provider",
+                provider,
+                "--model",
+                model,
+                "--rpm",
+                &rpm,
+                "--tpm",
+                &tpm,
+                "--target",
+                "1",
+                "--concurrency",
+                &concurrency,
+            ])
+            .assert()
+            .success();
+        project
+    }
+
     /// The project folder.
     pub fn root(&self) -> PathBuf {
         self.dir.path().join("project")

@@ -11,29 +11,8 @@ use crate::fixture::Project;
 const STATE: &str = ".specsmith/model-rate-limit-state.json";
 
 /// A project with one profile: `acme/m` at target 1 (effective = given).
-fn project_with(rpm: &str, tpm: &str, concurrency: &str) -> Project {
-    let project = Project::new();
-    project
-        .cmd(&[
-            "credits",
-            "limits",
-            "set",
-            "--provider",
-            "acme",
-            "--model",
-            "m",
-            "--rpm",
-            rpm,
-            "--tpm",
-            tpm,
-            "--target",
-            "1",
-            "--concurrency",
-            concurrency,
-        ])
-        .assert()
-        .success();
-    project
+fn project_with(rpm: u64, tpm: u64, concurrency: u32) -> Project {
+    Project::with_profile("acme", "m", rpm, tpm, concurrency)
 }
 
 fn acquire_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
@@ -98,7 +77,7 @@ fn spawnable(project: &Project, args: &[&str]) -> StdCommand {
 
 #[test]
 fn acquire_prints_an_id_that_record_settles_with_actual_tokens() {
-    let project = project_with("10", "1000", "2");
+    let project = project_with(10, 1000, 2);
     let id = acquire(&project, &[]);
     assert!(
         id.starts_with("rsv-") && id.len() == 20 && !id.contains('\n'),
@@ -136,7 +115,7 @@ fn acquire_prints_an_id_that_record_settles_with_actual_tokens() {
 
 #[test]
 fn status_json_has_every_anchor_field() {
-    let project = project_with("10", "1000", "2");
+    let project = project_with(10, 1000, 2);
     acquire(&project, &[]);
     let status = status_json(&project);
     for field in [
@@ -171,7 +150,7 @@ fn status_json_has_every_anchor_field() {
 
 #[test]
 fn acquire_json_reports_id_wait_and_estimate() {
-    let project = project_with("10", "1000", "2");
+    let project = project_with(10, 1000, 2);
     let output = project.cmd(&acquire_args(&["--json"])).output().unwrap();
     assert!(output.status.success());
     let json: Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -185,7 +164,7 @@ fn acquire_json_reports_id_wait_and_estimate() {
 
 #[test]
 fn timeout_zero_is_a_non_blocking_try_that_exits_75_with_the_wait() {
-    let project = project_with("1", "1000", "5");
+    let project = project_with(1, 1000, 5);
     acquire(&project, &[]);
     let before = project.read(STATE);
     let started = Instant::now();
@@ -208,7 +187,7 @@ fn timeout_zero_is_a_non_blocking_try_that_exits_75_with_the_wait() {
 
 #[test]
 fn a_budget_wait_longer_than_the_timeout_gives_up_at_once() {
-    let project = project_with("1", "1000", "5");
+    let project = project_with(1, 1000, 5);
     acquire(&project, &[]);
     let started = Instant::now();
     project
@@ -221,7 +200,7 @@ fn a_budget_wait_longer_than_the_timeout_gives_up_at_once() {
 
 #[test]
 fn a_concurrency_wait_polls_until_the_timeout_without_progress_off_a_terminal() {
-    let project = project_with("100", "100000", "1");
+    let project = project_with(100, 100000, 1);
     acquire(&project, &[]);
     let started = Instant::now();
     project
@@ -240,7 +219,7 @@ fn a_concurrency_wait_polls_until_the_timeout_without_progress_off_a_terminal() 
 
 #[test]
 fn an_expired_lease_frees_the_slot_for_a_blocked_acquire() {
-    let project = project_with("100", "100000", "1");
+    let project = project_with(100, 100000, 1);
     acquire(&project, &["--lease", "1"]);
     let started = Instant::now();
     let id = acquire(&project, &["--timeout", "10"]);
@@ -259,7 +238,7 @@ fn an_expired_lease_frees_the_slot_for_a_blocked_acquire() {
 
 #[test]
 fn an_estimate_over_the_effective_tpm_fails_at_once_naming_both_numbers() {
-    let project = project_with("10", "100", "1");
+    let project = project_with(10, 100, 1);
     project
         .cmd(&acquire_args(&[]))
         .assert()
@@ -294,7 +273,7 @@ fn a_model_without_a_profile_is_an_error_with_a_hint() {
 
 #[test]
 fn rate_limited_record_prints_the_delay_and_halves_the_cap() {
-    let project = project_with("100", "100000", "4");
+    let project = project_with(100, 100000, 4);
     let id = acquire(&project, &[]);
     project
         .cmd(&[
@@ -319,7 +298,7 @@ fn rate_limited_record_prints_the_delay_and_halves_the_cap() {
 
 #[test]
 fn a_bogus_provider_delay_is_capped_by_max_delay() {
-    let project = project_with("100", "100000", "4");
+    let project = project_with(100, 100000, 4);
     for (extra, expected) in [(None, "60\n"), (Some("5"), "5\n")] {
         let id = acquire(&project, &[]);
         let mut args = vec![
@@ -340,7 +319,7 @@ fn a_bogus_provider_delay_is_capped_by_max_delay() {
 
 #[test]
 fn rate_limited_record_reads_the_error_from_stdin_or_a_file() {
-    let project = project_with("100", "100000", "4");
+    let project = project_with(100, 100000, 4);
     let id = acquire(&project, &[]);
     let output = project
         .cmd(&[
@@ -407,7 +386,7 @@ fn rate_limited_record_reads_the_error_from_stdin_or_a_file() {
 
 #[test]
 fn record_needs_tokens_or_rate_limited() {
-    let project = project_with("100", "100000", "4");
+    let project = project_with(100, 100000, 4);
     project
         .cmd(&["credits", "limits", "record", "rsv-1"])
         .assert()
@@ -433,7 +412,7 @@ fn record_needs_tokens_or_rate_limited() {
 
 #[test]
 fn release_gives_back_the_slot_request_and_tokens() {
-    let project = project_with("1", "1000", "1");
+    let project = project_with(1, 1000, 1);
     let id = acquire(&project, &[]);
     project
         .cmd(&["credits", "limits", "release", &id])
@@ -446,7 +425,7 @@ fn release_gives_back_the_slot_request_and_tokens() {
 
 #[test]
 fn an_unknown_id_is_an_error_naming_it_and_the_file_is_untouched() {
-    let project = project_with("10", "1000", "2");
+    let project = project_with(10, 1000, 2);
     acquire(&project, &[]);
     let before = project.read(STATE);
     for command in [
@@ -477,7 +456,7 @@ fn an_unknown_id_is_an_error_naming_it_and_the_file_is_untouched() {
 
 #[test]
 fn a_corrupt_or_newer_state_file_is_refused_by_every_command_and_left_alone() {
-    let project = project_with("10", "1000", "2");
+    let project = project_with(10, 1000, 2);
     let cases = [
         ("{\"version\": 1, \"models\": {", "is invalid at line 1"),
         (
@@ -523,7 +502,7 @@ fn a_corrupt_or_newer_state_file_is_refused_by_every_command_and_left_alone() {
 
 #[test]
 fn status_without_flags_is_a_table_of_models_in_use() {
-    let project = project_with("10", "1000", "2");
+    let project = project_with(10, 1000, 2);
     project
         .cmd(&[
             "credits",
@@ -564,7 +543,7 @@ fn status_without_flags_is_a_table_of_models_in_use() {
 
 #[test]
 fn status_on_a_fresh_project_creates_nothing() {
-    let project = project_with("10", "1000", "2");
+    let project = project_with(10, 1000, 2);
     project
         .cmd(&[
             "credits",
@@ -586,7 +565,7 @@ fn status_on_a_fresh_project_creates_nothing() {
 
 #[test]
 fn reset_state_removes_the_runtime_state() {
-    let project = project_with("1", "1000", "1");
+    let project = project_with(1, 1000, 1);
     acquire(&project, &[]);
     project
         .cmd(&["credits", "limits", "reset-state"])
@@ -605,7 +584,7 @@ fn reset_state_removes_the_runtime_state() {
 
 #[test]
 fn racing_processes_get_exactly_the_budget() {
-    let project = project_with("10", "1000000", "1000");
+    let project = project_with(10, 1000000, 1000);
     let racers: Vec<_> = (0..30)
         .map(|_| {
             spawnable(&project, &acquire_args(&["--timeout", "0"]))
@@ -639,7 +618,7 @@ fn racing_processes_get_exactly_the_budget() {
 
 #[test]
 fn a_killed_holders_slot_comes_back() {
-    let project = project_with("100", "100000", "1");
+    let project = project_with(100, 100000, 1);
     let mut holder = StdCommand::new("sleep").arg("60").spawn().unwrap();
     let pid = holder.id().to_string();
     acquire(&project, &["--owner-pid", &pid]);
@@ -660,7 +639,7 @@ fn a_killed_holders_slot_comes_back() {
 
 #[test]
 fn the_calling_script_owns_the_reservation_and_its_death_frees_it() {
-    let project = project_with("100", "100000", "1");
+    let project = project_with(100, 100000, 1);
     let id_file = project.root().join("id");
     // The shell that runs acquire is the owner, not the acquire process.
     let mut script = StdCommand::new("sh")
@@ -692,7 +671,7 @@ fn the_calling_script_owns_the_reservation_and_its_death_frees_it() {
 
 #[test]
 fn an_owner_pid_that_does_not_exist_is_refused() {
-    let project = project_with("100", "100000", "1");
+    let project = project_with(100, 100000, 1);
     let mut gone = StdCommand::new("true").spawn().unwrap();
     let pid = gone.id().to_string();
     gone.wait().unwrap();

@@ -21,28 +21,7 @@ fn script(name: &str) -> String {
 
 /// A project with a generous profile for `acme/m1` (effective RPM 100, TPM 100,000).
 fn project() -> Project {
-    let project = Project::new();
-    project
-        .cmd(&[
-            "credits",
-            "limits",
-            "set",
-            "--provider",
-            "acme",
-            "--model",
-            "m1",
-            "--rpm",
-            "100",
-            "--tpm",
-            "100000",
-            "--target",
-            "1",
-            "--concurrency",
-            "2",
-        ])
-        .assert()
-        .success();
-    project
+    Project::with_profile("acme", "m1", 100, 100_000, 2)
 }
 
 fn run_args<'a>(extra: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
