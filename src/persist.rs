@@ -4,8 +4,14 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
+
+/// How long [`FileLock::acquire`] waits for another holder. Holders keep the
+/// lock for one read-modify-write of a small file (milliseconds), so a lock
+/// held this long belongs to a stuck or stopped process.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What can go wrong reading, writing or locking one of specsmith's files.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +45,9 @@ pub enum PersistError {
         #[source]
         source: io::Error,
     },
+    /// Another process held the lock for longer than any update takes.
+    #[error("`{path}` stayed locked for {waited:?}: is another specsmith-rs stuck holding it?")]
+    LockTimedOut { path: PathBuf, waited: Duration },
 }
 
 /// Reads and parses a JSON file; `Ok(None)` when it does not exist.
@@ -143,11 +152,14 @@ pub struct FileLock {
 }
 
 impl FileLock {
-    /// Blocks until this process holds the lock beside `data_file`.
-    ///
-    /// Holders only ever keep it for one read-modify-write of a small file,
-    /// never across a sleep, so the wait is bounded by that work.
+    /// Waits until this process holds the lock beside `data_file`, at most
+    /// [`LOCK_TIMEOUT`].
     pub fn acquire(data_file: &Path) -> Result<Self, PersistError> {
+        Self::acquire_within(data_file, LOCK_TIMEOUT)
+    }
+
+    /// Waits until this process holds the lock beside `data_file`, at most `timeout`.
+    pub fn acquire_within(data_file: &Path, timeout: Duration) -> Result<Self, PersistError> {
         let path = lock_path(data_file);
         let lock_error = |source| PersistError::Lock {
             path: path.clone(),
@@ -161,8 +173,23 @@ impl FileLock {
             .write(true)
             .open(&path)
             .map_err(lock_error)?;
-        file.lock().map_err(lock_error)?;
-        Ok(Self { file })
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        // Bounded by `timeout`: each pass either takes the lock, fails, or
+        // sleeps no longer than what is left.
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Self { file }),
+                Err(std::fs::TryLockError::Error(source)) => return Err(lock_error(source)),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+            }
+            let waited = started.elapsed();
+            if waited >= timeout {
+                return Err(PersistError::LockTimedOut { path, waited });
+            }
+            std::thread::sleep(pause.min(timeout - waited));
+            pause = (pause * 2).min(Duration::from_millis(25));
+        }
     }
 }
 
@@ -228,5 +255,24 @@ mod tests {
         ));
         drop(held);
         assert!(other.try_lock().is_ok());
+    }
+
+    #[test]
+    fn a_lock_held_too_long_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("state.json");
+        let _held = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(lock_path(&data))
+            .and_then(|file| file.lock().map(|()| file))
+            .unwrap();
+        let error = FileLock::acquire_within(&data, Duration::from_millis(30)).unwrap_err();
+        assert!(
+            matches!(error, PersistError::LockTimedOut { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("state.json.lock"), "{error}");
     }
 }
