@@ -27,26 +27,47 @@ const CLEAR_LINE: &str = "\r\x1b[2K";
 /// The longest retry delay `record --rate-limited` prints unless told otherwise, in seconds.
 const DEFAULT_MAX_DELAY_SECONDS: f64 = 60.0;
 
+/// What a request needs from the budget: shared by `acquire` and `run`.
 #[derive(Debug, Args)]
-pub struct AcquireArgs {
+pub struct RequestArgs {
     /// Provider key, such as `openai`.
     #[arg(long, value_parser = parse_name)]
     provider: String,
     /// Model key, such as `gpt-4o`.
     #[arg(long, value_parser = parse_name)]
     model: String,
-    /// Estimated prompt tokens.
+    /// Estimated prompt tokens of each call.
     #[arg(long, value_name = "N")]
     input_tokens: u64,
-    /// The most output tokens the call may produce.
+    /// The most output tokens each call may produce.
     #[arg(long, value_name = "N")]
     max_output_tokens: u64,
+    /// Seconds a reservation may stay in flight before its slot is reclaimed.
+    #[arg(long, value_name = "SECS", value_parser = parse_lease, default_value = "600")]
+    lease: Duration,
+}
+
+impl RequestArgs {
+    /// The request, held by `owner`.
+    pub(super) fn into_request(self, owner: Owner) -> PaceRequest {
+        PaceRequest {
+            provider: self.provider,
+            model: self.model,
+            estimated_input_tokens: self.input_tokens,
+            max_output_tokens: self.max_output_tokens,
+            owner,
+            lease: self.lease,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AcquireArgs {
+    #[command(flatten)]
+    request: RequestArgs,
     /// Give up after SECS seconds (exit 75); 0 tries once without waiting.
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     timeout: Option<Duration>,
-    /// Seconds the reservation may stay in flight before its slot is reclaimed.
-    #[arg(long, value_name = "SECS", value_parser = parse_lease, default_value = "600")]
-    lease: Duration,
     /// The process that holds the reservation (default: the calling process,
     /// i.e. the parent of specsmith-rs); its death frees the slot.
     #[arg(long, value_name = "PID")]
@@ -162,14 +183,7 @@ pub fn acquire(project: &ProjectPaths, args: AcquireArgs) -> anyhow::Result<Exit
         }
         None => Owner::process(calling_process()),
     };
-    let request = PaceRequest {
-        provider: args.provider,
-        model: args.model,
-        estimated_input_tokens: args.input_tokens,
-        max_output_tokens: args.max_output_tokens,
-        owner,
-        lease: args.lease,
-    };
+    let request = args.request.into_request(owner);
     let pacer = file_pacer(project)?;
     let show_progress = std::io::stderr().is_terminal();
     let label = format!("{}/{}", request.provider, request.model);

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::credits::parse_name;
-use super::pacing::{explain, file_pacer, parse_lease, parse_seconds, progress_line};
+use super::pacing::{explain, file_pacer, parse_seconds, progress_line, RequestArgs};
 use super::StatusError;
 use crate::exit::ExitStatus;
 use crate::paths::ProjectPaths;
@@ -17,7 +16,6 @@ use crate::rate_limits::paced_run::{
     run_paced, Attempt, AttemptOutput, GiveUp, RunError, RunEvent, RunOutcome, RunPlan,
     MAX_ATTEMPTS_LIMIT,
 };
-use crate::rate_limits::pacing::PaceRequest;
 use crate::rate_limits::retry::Classification;
 
 /// Carriage return and "erase line": rewrites the progress line on a terminal.
@@ -25,18 +23,8 @@ const CLEAR_LINE: &str = "\r\x1b[2K";
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Provider key, such as `openai`.
-    #[arg(long, value_parser = parse_name)]
-    provider: String,
-    /// Model key, such as `gpt-4o`.
-    #[arg(long, value_parser = parse_name)]
-    model: String,
-    /// Estimated prompt tokens of each call.
-    #[arg(long, value_name = "N")]
-    input_tokens: u64,
-    /// The most output tokens each call may produce.
-    #[arg(long, value_name = "N")]
-    max_output_tokens: u64,
+    #[command(flatten)]
+    request: RequestArgs,
     /// Attempts in all, the first included.
     #[arg(long, value_name = "N", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_ATTEMPTS_LIMIT)))]
@@ -48,9 +36,6 @@ pub struct RunArgs {
     /// The longest wait between attempts, whatever the provider says.
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds)]
     max_delay: Duration,
-    /// Seconds a reservation may stay in flight before its slot is reclaimed.
-    #[arg(long, value_name = "SECS", default_value = "600", value_parser = parse_lease)]
-    lease: Duration,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<OsString>,
@@ -82,14 +67,7 @@ pub fn run(project: &ProjectPaths, args: RunArgs) -> anyhow::Result<ExitStatus> 
         args: words.collect(),
     };
     let plan = RunPlan {
-        request: PaceRequest {
-            provider: args.provider,
-            model: args.model,
-            estimated_input_tokens: args.input_tokens,
-            max_output_tokens: args.max_output_tokens,
-            owner: Owner::current(),
-            lease: args.lease,
-        },
+        request: args.request.into_request(Owner::current()),
         max_attempts: args.max_attempts,
         deadline: args.deadline,
         max_delay: args.max_delay,
