@@ -119,57 +119,90 @@ pub(crate) fn contains_word(text: &str, word: &str) -> bool {
     false
 }
 
-/// The robustness check every scanner's tests share: random texts glued from
-/// `fragments`, random strings over `alphabet`, and each of `truncated` never
-/// make `scan` panic, and every finding points inside a real line.
+/// What the language scanners' unit tests share.
 #[cfg(test)]
-pub(crate) fn assert_survives_garbage(
-    scan: fn(&str) -> Vec<super::LoopFinding>,
-    fragments: &[&str],
-    alphabet: &str,
-    truncated: &[&str],
-    seed: u64,
-) {
-    let in_a_line = |source: &str, finding: &super::LoopFinding| {
-        let line = source.split('\n').nth(finding.line.wrapping_sub(1));
-        finding.column >= 1 && line.is_some_and(|line| finding.column <= line.chars().count())
-    };
-    for source in random_sources(fragments, seed, 1500) {
-        for finding in scan(&source) {
-            assert!(in_a_line(&source, &finding), "{finding:?} in {source:?}");
-        }
-    }
-    let alphabet: Vec<char> = alphabet.chars().collect();
-    let mut random = fastrand::Rng::with_seed(seed.wrapping_add(1));
-    for _ in 0..2000 {
-        let length = random.usize(0..200);
-        let source: String = (0..length)
-            .map(|_| alphabet[random.usize(0..alphabet.len())])
-            .collect();
-        for finding in scan(&source) {
-            assert!(
-                finding.line >= 1 && finding.column >= 1,
-                "{finding:?} in {source:?}"
-            );
-        }
-    }
-    for source in truncated {
-        let _ = scan(source);
-    }
-}
+pub(crate) mod test_support {
+    use crate::validate::diagnostic::{FindingKind, Rule};
+    use crate::validate::loops::LoopFinding;
 
-/// Random texts glued from `fragments`, for no-panic tests.
-#[cfg(test)]
-pub(crate) fn random_sources(fragments: &[&str], seed: u64, count: usize) -> Vec<String> {
-    let mut random = fastrand::Rng::with_seed(seed);
-    (0..count)
-        .map(|_| {
-            let pieces = random.usize(0..60);
-            (0..pieces)
-                .map(|_| fragments[random.usize(0..fragments.len())])
-                .collect()
-        })
-        .collect()
+    /// A language scanner.
+    pub(crate) type Scanner = fn(&str) -> Vec<LoopFinding>;
+    /// `(rule, kind, line, column)` of a finding.
+    pub(crate) type Located = (Rule, FindingKind, usize, usize);
+
+    /// `(rule, kind, line, column)` of every finding `scan` reports in `source`.
+    pub(crate) fn summary(scan: Scanner, source: &str) -> Vec<Located> {
+        scan(source)
+            .into_iter()
+            .map(|finding| (finding.rule, finding.kind, finding.line, finding.column))
+            .collect()
+    }
+
+    /// An H11 `unbounded` finding at `line`, `column`.
+    pub(crate) fn unbounded(line: usize, column: usize) -> Located {
+        (Rule::H11, FindingKind::Unbounded, line, column)
+    }
+
+    /// An H11 `silent-fallback` finding at `line`, `column`.
+    pub(crate) fn silent(line: usize, column: usize) -> Located {
+        (Rule::H11, FindingKind::SilentFallback, line, column)
+    }
+
+    /// An H23 `bare-sleep` finding at `line`, `column`.
+    pub(crate) fn bare_sleep(line: usize, column: usize) -> Located {
+        (Rule::H23, FindingKind::BareSleep, line, column)
+    }
+
+    /// The robustness check every scanner's tests share: random texts glued from
+    /// `fragments`, random strings over `alphabet`, and each of `truncated` never
+    /// make `scan` panic, and every finding points inside a real line.
+    pub(crate) fn assert_survives_garbage(
+        scan: Scanner,
+        fragments: &[&str],
+        alphabet: &str,
+        truncated: &[&str],
+        seed: u64,
+    ) {
+        let in_a_line = |source: &str, finding: &LoopFinding| {
+            let line = source.split('\n').nth(finding.line.wrapping_sub(1));
+            finding.column >= 1 && line.is_some_and(|line| finding.column <= line.chars().count())
+        };
+        for source in random_sources(fragments, seed, 1500) {
+            for finding in scan(&source) {
+                assert!(in_a_line(&source, &finding), "{finding:?} in {source:?}");
+            }
+        }
+        let alphabet: Vec<char> = alphabet.chars().collect();
+        let mut random = fastrand::Rng::with_seed(seed.wrapping_add(1));
+        for _ in 0..2000 {
+            let length = random.usize(0..200);
+            let source: String = (0..length)
+                .map(|_| alphabet[random.usize(0..alphabet.len())])
+                .collect();
+            for finding in scan(&source) {
+                assert!(
+                    finding.line >= 1 && finding.column >= 1,
+                    "{finding:?} in {source:?}"
+                );
+            }
+        }
+        for source in truncated {
+            let _ = scan(source);
+        }
+    }
+
+    /// Random texts glued from `fragments`, for no-panic tests.
+    pub(crate) fn random_sources(fragments: &[&str], seed: u64, count: usize) -> Vec<String> {
+        let mut random = fastrand::Rng::with_seed(seed);
+        (0..count)
+            .map(|_| {
+                let pieces = random.usize(0..60);
+                (0..pieces)
+                    .map(|_| fragments[random.usize(0..fragments.len())])
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -1,24 +1,9 @@
 use super::scan;
-use crate::validate::diagnostic::{FindingKind, Rule};
+use crate::validate::loops::text::test_support::{self, bare_sleep, silent, unbounded, Located};
 
 /// `(rule, kind, line, column)` of every finding.
-fn summary(source: &str) -> Vec<(Rule, FindingKind, usize, usize)> {
-    scan(source)
-        .into_iter()
-        .map(|finding| (finding.rule, finding.kind, finding.line, finding.column))
-        .collect()
-}
-
-fn unbounded(line: usize, column: usize) -> (Rule, FindingKind, usize, usize) {
-    (Rule::H11, FindingKind::Unbounded, line, column)
-}
-
-fn silent(line: usize, column: usize) -> (Rule, FindingKind, usize, usize) {
-    (Rule::H11, FindingKind::SilentFallback, line, column)
-}
-
-fn bare_sleep(line: usize, column: usize) -> (Rule, FindingKind, usize, usize) {
-    (Rule::H23, FindingKind::BareSleep, line, column)
+fn summary(source: &str) -> Vec<Located> {
+    test_support::summary(scan, source)
 }
 
 #[test]
@@ -276,7 +261,7 @@ fn leftover_byte_order_mark_is_ignored() {
 
 #[test]
 fn garbage_never_panics() {
-    crate::validate::loops::text::assert_survives_garbage(
+    test_support::assert_survives_garbage(
         scan,
         &[
             ":loop",

@@ -2,16 +2,14 @@
 
 use super::*;
 use crate::validate::diagnostic::{FindingKind, Rule};
+use crate::validate::loops::text::test_support::{self, Located};
 
 const UNBOUNDED: (Rule, FindingKind) = (Rule::H11, FindingKind::Unbounded);
 const SILENT: (Rule, FindingKind) = (Rule::H11, FindingKind::SilentFallback);
 const SLEEP: (Rule, FindingKind) = (Rule::H23, FindingKind::BareSleep);
 
-fn found(source: &str) -> Vec<(Rule, FindingKind, usize, usize)> {
-    scan(source)
-        .into_iter()
-        .map(|finding| (finding.rule, finding.kind, finding.line, finding.column))
-        .collect()
+fn found(source: &str) -> Vec<Located> {
+    test_support::summary(scan, source)
 }
 
 #[track_caller]
