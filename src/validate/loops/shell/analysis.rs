@@ -213,21 +213,11 @@ impl<'t> Analyzer<'t> {
         match command {
             Command::Simple(simple) => self.walk_simple(simple, context),
             Command::Loop(lp) => self.walk_loop(lp, context, Feed::default(), &[]),
-            Command::If(branches) => {
-                for (condition, body) in &branches.branches {
-                    self.walk_list(condition, context);
-                    self.walk_list(body, context);
-                }
-                if let Some(otherwise) = &branches.otherwise {
-                    self.walk_list(otherwise, context);
+            Command::If(_) | Command::Case(_) | Command::Group(_) => {
+                for list in command.branch_lists() {
+                    self.walk_list(list, context);
                 }
             }
-            Command::Case(case) => {
-                for arm in &case.arms {
-                    self.walk_list(arm, context);
-                }
-            }
-            Command::Group(body) => self.walk_list(body, context),
             Command::Function(function) => self.walk_command(&function.body, context),
             Command::Arithmetic(..) => {}
         }
@@ -547,16 +537,9 @@ impl<'t> Analyzer<'t> {
             .flat_map(|pipeline| &pipeline.commands)
             .any(|command| match command {
                 Command::Simple(simple) => self.command_name(simple).as_deref() == Some(name),
-                Command::If(branches) => {
-                    branches.branches.iter().any(|(condition, body)| {
-                        self.list_runs(condition, name) || self.list_runs(body, name)
-                    }) || branches
-                        .otherwise
-                        .as_ref()
-                        .is_some_and(|otherwise| self.list_runs(otherwise, name))
-                }
-                Command::Case(case) => case.arms.iter().any(|arm| self.list_runs(arm, name)),
-                Command::Group(body) => self.list_runs(body, name),
+                Command::If(_) | Command::Case(_) | Command::Group(_) => command
+                    .branch_lists()
+                    .any(|list| self.list_runs(list, name)),
                 Command::Loop(_) | Command::Arithmetic(..) | Command::Function(_) => false,
             })
     }
@@ -810,21 +793,11 @@ impl<'t> Analyzer<'t> {
                     self.list_increments(&lp.condition, names);
                     self.list_increments(&lp.body, names);
                 }
-                Command::If(branches) => {
-                    for (condition, body) in &branches.branches {
-                        self.list_increments(condition, names);
-                        self.list_increments(body, names);
-                    }
-                    if let Some(otherwise) = &branches.otherwise {
-                        self.list_increments(otherwise, names);
+                Command::If(_) | Command::Case(_) | Command::Group(_) => {
+                    for list in command.branch_lists() {
+                        self.list_increments(list, names);
                     }
                 }
-                Command::Case(case) => {
-                    for arm in &case.arms {
-                        self.list_increments(arm, names);
-                    }
-                }
-                Command::Group(body) => self.list_increments(body, names),
                 Command::Function(_) => {}
             }
         }
@@ -1097,21 +1070,11 @@ impl<'t> Analyzer<'t> {
                     self.collect_functions(&lp.condition, functions);
                     self.collect_functions(&lp.body, functions);
                 }
-                Command::If(branches) => {
-                    for (condition, body) in &branches.branches {
-                        self.collect_functions(condition, functions);
-                        self.collect_functions(body, functions);
-                    }
-                    if let Some(otherwise) = &branches.otherwise {
-                        self.collect_functions(otherwise, functions);
+                Command::If(_) | Command::Case(_) | Command::Group(_) => {
+                    for list in command.branch_lists() {
+                        self.collect_functions(list, functions);
                     }
                 }
-                Command::Case(case) => {
-                    for arm in &case.arms {
-                        self.collect_functions(arm, functions);
-                    }
-                }
-                Command::Group(body) => self.collect_functions(body, functions),
                 Command::Simple(_) | Command::Arithmetic(..) => {}
             }
         }
@@ -1217,19 +1180,9 @@ impl<'t> Analyzer<'t> {
                 self.list_jumps(&lp.condition, depth + 1, jump)
                     || self.list_jumps(&lp.body, depth + 1, jump)
             }
-            Command::If(branches) => {
-                branches.branches.iter().any(|(condition, body)| {
-                    self.list_jumps(condition, depth, jump) || self.list_jumps(body, depth, jump)
-                }) || branches
-                    .otherwise
-                    .as_ref()
-                    .is_some_and(|otherwise| self.list_jumps(otherwise, depth, jump))
-            }
-            Command::Case(case) => case
-                .arms
-                .iter()
-                .any(|arm| self.list_jumps(arm, depth, jump)),
-            Command::Group(body) => self.list_jumps(body, depth, jump),
+            Command::If(_) | Command::Case(_) | Command::Group(_) => command
+                .branch_lists()
+                .any(|list| self.list_jumps(list, depth, jump)),
             Command::Arithmetic(..) | Command::Function(_) => false,
         }
     }
@@ -1268,16 +1221,9 @@ impl<'t> Analyzer<'t> {
                         }))
             }
             Command::Loop(lp) => self.list_announces(&lp.body),
-            Command::If(branches) => {
-                branches.branches.iter().any(|(condition, body)| {
-                    self.list_announces(condition) || self.list_announces(body)
-                }) || branches
-                    .otherwise
-                    .as_ref()
-                    .is_some_and(|otherwise| self.list_announces(otherwise))
+            Command::If(_) | Command::Case(_) | Command::Group(_) => {
+                command.branch_lists().any(|list| self.list_announces(list))
             }
-            Command::Case(case) => case.arms.iter().any(|arm| self.list_announces(arm)),
-            Command::Group(body) => self.list_announces(body),
             Command::Arithmetic(..) | Command::Function(_) => false,
         }
     }
@@ -1330,21 +1276,11 @@ impl<'t> Analyzer<'t> {
                     self.collect_assignments(&lp.condition, assignments);
                     self.collect_assignments(&lp.body, assignments);
                 }
-                Command::If(branches) => {
-                    for (condition, body) in &branches.branches {
-                        self.collect_assignments(condition, assignments);
-                        self.collect_assignments(body, assignments);
-                    }
-                    if let Some(otherwise) = &branches.otherwise {
-                        self.collect_assignments(otherwise, assignments);
+                Command::If(_) | Command::Case(_) | Command::Group(_) => {
+                    for list in command.branch_lists() {
+                        self.collect_assignments(list, assignments);
                     }
                 }
-                Command::Case(case) => {
-                    for arm in &case.arms {
-                        self.collect_assignments(arm, assignments);
-                    }
-                }
-                Command::Group(body) => self.collect_assignments(body, assignments),
                 Command::Function(function) => {
                     if let Command::Group(list) = &function.body {
                         self.collect_assignments(list, assignments);

@@ -119,6 +119,28 @@ pub(super) enum Command {
     Function(Box<Function>),
 }
 
+impl Command {
+    /// The lists an `if`, a `case` or a group runs in its own place: each
+    /// condition and body, the `else`, each arm. Nothing for other commands
+    /// (a loop's lists sit one loop deeper; a function body runs only when called).
+    pub(super) fn branch_lists(&self) -> impl Iterator<Item = &List> + '_ {
+        let (chain, arms, group) = match self {
+            Command::If(chain) => (Some(chain.as_ref()), None, None),
+            Command::Case(case) => (None, Some(&case.arms), None),
+            Command::Group(body) => (None, None, Some(body)),
+            _ => (None, None, None),
+        };
+        let chain = chain.into_iter().flat_map(|chain| {
+            chain
+                .branches
+                .iter()
+                .flat_map(|(condition, body)| [condition, body])
+                .chain(chain.otherwise.as_ref())
+        });
+        chain.chain(arms.into_iter().flatten()).chain(group)
+    }
+}
+
 /// Commands joined by `|`.
 #[derive(Debug)]
 pub(super) struct Pipeline {
