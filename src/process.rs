@@ -79,10 +79,12 @@ pub fn run_passing_through(
         .stderr(Stdio::piped());
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    // Watch before spawning: the command is in a group of its own, so a
+    // Ctrl-C that arrived in between would end us and never reach it.
+    let signals = SignalWatch::install();
     let mut child = command.spawn()?;
     let stdout = pump(child.stdout.take(), io::stdout);
     let stderr = pump(child.stderr.take(), io::stderr);
-    let signals = SignalWatch::install();
 
     let mut terminated_at: Option<Instant> = None;
     let ending = loop {
@@ -280,12 +282,24 @@ impl Drop for SignalWatch {
 mod tests {
     use super::*;
 
+    /// Signal handlers are process-wide: a signal one test sends to the test
+    /// process reaches every command another test supervises at that moment.
+    /// These tests take turns.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+    fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+        ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
     fn sh(script: &str) -> (OsString, Vec<OsString>) {
         ("sh".into(), vec!["-c".into(), script.into()])
     }
 
     #[test]
     fn captures_both_streams_and_the_exit_code() {
+        let _turn = one_at_a_time();
         let (program, args) = sh("echo out; echo err >&2; exit 3");
         let finished = run_passing_through(&program, &args, None).unwrap();
         assert_eq!(finished.ending, Ending::Exited(3));
@@ -296,6 +310,7 @@ mod tests {
 
     #[test]
     fn a_deadline_stops_the_command() {
+        let _turn = one_at_a_time();
         let (program, args) = sh("sleep 5");
         let started = Instant::now();
         let finished =
@@ -306,10 +321,20 @@ mod tests {
 
     #[test]
     fn signals_reach_the_command_and_are_reported() {
-        let (program, args) = sh("trap 'echo got-term; exit 7' TERM; sleep 5 & wait");
+        let _turn = one_at_a_time();
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready");
+        let (program, args) = sh(&format!(
+            "trap 'echo got-term; exit 7' TERM; : > '{}'; sleep 5 & wait",
+            ready.display()
+        ));
         let me = std::process::id() as libc::pid_t;
         let sender = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(300));
+            // Once the command runs (its trap set), specsmith watches for signals.
+            let give_up = Instant::now() + Duration::from_secs(10);
+            while !ready.exists() && Instant::now() < give_up {
+                thread::sleep(Duration::from_millis(10));
+            }
             // SAFETY: signalling our own process.
             unsafe { libc::kill(me, libc::SIGTERM) };
         });
@@ -322,6 +347,7 @@ mod tests {
 
     #[test]
     fn a_missing_program_is_an_error() {
+        let _turn = one_at_a_time();
         let error = run_passing_through(&"/no/such/program".into(), &[], None).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::NotFound);
     }

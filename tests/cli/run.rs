@@ -203,29 +203,28 @@ fn a_command_line_secret_never_reaches_the_state_file() {
 #[test]
 fn an_interrupt_reaches_the_command_and_releases_the_reservation() {
     let project = project();
+    let ready = project.root().join("ready");
+    let script = format!(
+        "trap 'echo stopping; exit 130' INT; echo started; : > '{}'; sleep 10 & wait",
+        ready.display()
+    );
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("specsmith-rs"))
         .arg("--project-dir")
         .arg(project.root())
-        .args(run_args(
-            &[],
-            &[
-                "sh",
-                "-c",
-                "trap 'echo stopping; exit 130' INT; echo started; sleep 10 & wait",
-            ],
-        ))
+        .args(run_args(&[], &["sh", "-c", &script]))
         .env("SPECSMITH_CONFIG_DIR", project.config_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait (bounded) until the command is running and holds its reservation.
+    // Wait (bounded) until the command runs, its trap set: run holds the
+    // reservation and watches for signals by then.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while snapshot(&project)["in_flight"] != 1 {
+    while !ready.exists() {
         assert!(Instant::now() < deadline, "the command never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(snapshot(&project)["in_flight"], 1);
     let pid = libc::pid_t::try_from(child.id()).unwrap();
     // SAFETY: kill(2) on our own child, which has not been reaped.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
