@@ -4,6 +4,8 @@
 //! The binary is a thin doorway into [`cli::main`]; everything it decides lives
 //! in the library modules below, which know nothing of clap or printing.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod exit;
 pub mod paths;

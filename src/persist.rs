@@ -19,35 +19,50 @@ pub enum PersistError {
     /// The file exists but cannot be read.
     #[error("cannot read `{path}`")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: io::Error,
     },
     /// The file is not what specsmith expects; `line` and `column` are 1-based.
     #[error("`{path}` is invalid at line {line}, column {column}: {message}")]
     Invalid {
+        /// The file.
         path: PathBuf,
+        /// 1-based line of the problem.
         line: usize,
+        /// 1-based column of the problem.
         column: usize,
+        /// What is wrong there.
         message: String,
     },
     /// The file (or its temporary sibling) cannot be written.
     #[error("cannot write `{path}`")]
     Write {
+        /// The file being written.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: io::Error,
     },
     /// The lock file beside a data file cannot be opened or locked.
     #[error("cannot lock `{path}`")]
     Lock {
+        /// The lock file.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: io::Error,
     },
     /// Another process held the lock for longer than any update takes.
     #[error("`{path}` stayed locked for {waited:?}: is another specsmith-rs stuck holding it?")]
-    LockTimedOut { path: PathBuf, waited: Duration },
+    LockTimedOut {
+        /// The lock file.
+        path: PathBuf,
+        /// How long this process waited.
+        waited: Duration,
+    },
 }
 
 /// Reads and parses a JSON file; `Ok(None)` when it does not exist.

@@ -19,7 +19,12 @@ pub enum ProfileFileError {
     Persist(#[from] PersistError),
     /// `remove` named a profile the file does not hold.
     #[error("no profile `{label}` in `{path}`")]
-    NotFound { label: String, path: PathBuf },
+    NotFound {
+        /// `provider/model`, normalised.
+        label: String,
+        /// The profile file.
+        path: PathBuf,
+    },
 }
 
 /// The layer a profile was loaded from, lowest precedence first.

@@ -21,7 +21,12 @@ pub enum ProfileError {
     EmptyModel,
     /// A requests or tokens per minute limit was zero or negative.
     #[error("{field} must be greater than 0, got {value}")]
-    NotPositive { field: &'static str, value: i64 },
+    NotPositive {
+        /// The field's name in the file (`rpm_limit`, `tpm_limit`, `concurrency_cap`).
+        field: &'static str,
+        /// The value given.
+        value: i64,
+    },
     /// The utilization target was outside (0, 1].
     #[error("utilization_target must be greater than 0 and at most 1, got {0}")]
     Target(f64),

@@ -40,24 +40,38 @@ pub enum SchedulerError {
     /// no amount of waiting would admit it.
     #[error("request for `{label}` estimates {estimate} tokens, more than the effective TPM limit of {effective_tpm_limit}: it can never be admitted")]
     TooLarge {
+        /// `provider/model`.
         label: String,
+        /// The request's estimated tokens (input + most output).
         estimate: u64,
+        /// Tokens per minute the profile budgets for.
         effective_tpm_limit: u64,
     },
     /// No profile governs this provider and model.
     #[error("no rate-limit profile for `{label}`")]
-    NoProfile { label: String },
+    NoProfile {
+        /// `provider/model`, as asked for.
+        label: String,
+    },
     /// The reservation is not in flight (never existed, already recorded or
     /// released, or reclaimed after its owner died or its lease ended).
     #[error("unknown reservation `{id}` (never acquired, already recorded or released, or reclaimed after its lease ended)")]
-    UnknownReservation { id: String },
+    UnknownReservation {
+        /// The reservation id given.
+        id: String,
+    },
     /// A generated reservation id is already in flight.
     #[error("reservation id `{id}` is already in flight")]
-    DuplicateReservation { id: String },
+    DuplicateReservation {
+        /// The clashing id.
+        id: String,
+    },
     /// The wait for budget would end after the deadline.
     #[error("{}", timed_out_message(.label, *.reason, *.waited, *.needed))]
     DeadlineExceeded {
+        /// `provider/model`.
         label: String,
+        /// What the request was waiting for.
         reason: WaitReason,
         /// Time already spent waiting.
         waited: Duration,
@@ -555,13 +569,18 @@ pub enum ModelStateError {
     /// The window's events are out of order.
     #[error("model `{label}`: {source}")]
     Window {
+        /// `provider/model`.
         label: String,
+        /// What is out of order.
         #[source]
         source: WindowError,
     },
     /// A limit or cap is zero.
     #[error("model `{label}`: limits and concurrency caps must be greater than 0")]
-    Limits { label: String },
+    Limits {
+        /// `provider/model`.
+        label: String,
+    },
 }
 
 impl TryFrom<ModelRecord> for ModelState {

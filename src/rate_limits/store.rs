@@ -50,13 +50,21 @@ pub enum StoreError {
     /// The file was written by a newer specsmith.
     #[error("`{path}` has state format version {found}; this specsmith reads version {supported} (upgrade specsmith, or run `credits limits reset-state`)")]
     NewerVersion {
+        /// The state file.
         path: PathBuf,
+        /// The version the file declares.
         found: u64,
+        /// The newest version this build reads.
         supported: u64,
     },
     /// The file parses but its content is inconsistent.
     #[error("`{path}` is invalid: {message} (fix it or run `credits limits reset-state`)")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The state file.
+        path: PathBuf,
+        /// What is inconsistent.
+        message: String,
+    },
 }
 
 /// A place that holds [`PacingState`] and applies changes to it atomically.

@@ -33,8 +33,11 @@ pub enum WindowError {
         "event {sequence} is out of order (expected sequence {expected}, at or after {after} ms)"
     )]
     OutOfOrder {
+        /// The offending event's sequence number.
         sequence: u64,
+        /// The sequence number that should have come next.
         expected: u64,
+        /// The previous event's time (Unix-epoch milliseconds).
         after: u64,
     },
 }

@@ -12,14 +12,24 @@ pub enum ValidateError {
     /// The project folder does not exist or cannot be read.
     #[error("cannot read the project folder `{path}`")]
     Root {
+        /// The project folder.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: io::Error,
     },
     /// The project path exists but is not a folder.
     #[error("the project path `{path}` is not a folder")]
-    NotAFolder { path: PathBuf },
+    NotAFolder {
+        /// The path given.
+        path: PathBuf,
+    },
     /// An `--exclude` pattern is not a valid glob.
     #[error("invalid --exclude glob `{glob}`: {reason}")]
-    Exclude { glob: String, reason: String },
+    Exclude {
+        /// The glob as given.
+        glob: String,
+        /// Why it is not valid.
+        reason: String,
+    },
 }
