@@ -17,15 +17,17 @@ use crate::paths::{self, ProjectPaths};
 use crate::rate_limits::clock::{Clock, SystemClock};
 use crate::rate_limits::owner::{host_name, liveness, Liveness, Owner};
 use crate::rate_limits::pacing::{ModelStatus, PaceRequest, PacingError, SharedPacer, WaitNotice};
-use crate::rate_limits::retry::{classify, ErrorKind, ProviderResponse};
+use crate::rate_limits::retry::{classify, ErrorKind, ProviderResponse, DEFAULT_DELAY_CAP_SECONDS};
 use crate::rate_limits::scheduler::{RateLimitSnapshot, Reservation, SchedulerError};
 use crate::rate_limits::store::{FileStore, MemoryStore, StateStore};
 use crate::rate_limits::{Catalog, ProfileFile};
 
 /// Carriage return and "erase line": rewrites the progress line on a terminal.
 const CLEAR_LINE: &str = "\r\x1b[2K";
-/// The longest retry delay `record --rate-limited` prints unless told otherwise, in seconds.
-const DEFAULT_MAX_DELAY_SECONDS: f64 = 60.0;
+/// `--lease` when not given: the library's `DEFAULT_LEASE`, as flag text.
+const DEFAULT_LEASE_SECONDS: &str = "600";
+/// `--max-delay` when not given: the library's `DEFAULT_DELAY_CAP_SECONDS`, as flag text.
+pub(super) const DEFAULT_MAX_DELAY_SECONDS: &str = "60";
 
 /// What a request needs from the budget: shared by `acquire` and `run`.
 #[derive(Debug, Args)]
@@ -43,7 +45,7 @@ pub struct RequestArgs {
     #[arg(long, value_name = "N")]
     max_output_tokens: u64,
     /// Seconds a reservation may stay in flight before its slot is reclaimed.
-    #[arg(long, value_name = "SECS", value_parser = parse_lease, default_value = "600")]
+    #[arg(long, value_name = "SECS", value_parser = parse_lease, default_value = DEFAULT_LEASE_SECONDS)]
     lease: Duration,
 }
 
@@ -328,7 +330,7 @@ pub fn record(project: &ProjectPaths, args: RecordArgs) -> anyhow::Result<ExitSt
     }
     let max_delay = args
         .max_delay
-        .map_or(DEFAULT_MAX_DELAY_SECONDS, |delay| delay.as_secs_f64());
+        .map_or(DEFAULT_DELAY_CAP_SECONDS, |delay| delay.as_secs_f64());
     let delay = outcome.delay_seconds.min(max_delay);
     let delay = (delay * 1000.0).round() / 1000.0;
     if args.json {
@@ -573,7 +575,11 @@ mod tests {
 
     #[test]
     fn default_lease_matches_the_library() {
-        assert_eq!(parse_lease("600").unwrap(), DEFAULT_LEASE);
+        assert_eq!(parse_lease(DEFAULT_LEASE_SECONDS).unwrap(), DEFAULT_LEASE);
+        assert_eq!(
+            parse_seconds(DEFAULT_MAX_DELAY_SECONDS).unwrap(),
+            Duration::from_secs_f64(DEFAULT_DELAY_CAP_SECONDS)
+        );
         assert!(parse_lease("0").is_err());
         assert!(parse_seconds("-1").is_err());
         assert!(parse_seconds("nan").is_err());

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::pacing::{explain, file_pacer, parse_seconds, progress_line, RequestArgs};
+use super::pacing::{
+    explain, file_pacer, parse_seconds, progress_line, RequestArgs, DEFAULT_MAX_DELAY_SECONDS,
+};
 use super::StatusError;
 use crate::exit::ExitStatus;
 use crate::paths::ProjectPaths;
@@ -34,7 +36,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     deadline: Option<Duration>,
     /// The longest wait between attempts, whatever the provider says.
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECS", default_value = DEFAULT_MAX_DELAY_SECONDS, value_parser = parse_seconds)]
     max_delay: Duration,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]

@@ -562,6 +562,27 @@ enum Guard {
     Loud,
 }
 
+/// Adds the H11 finding a loop starting at `start` deserves, given its guard:
+/// none when a guard leaves loudly, `silent-fallback` when it leaves silently,
+/// `unbounded` (with `unbounded_message`) when nothing leaves.
+fn report(
+    findings: &mut Vec<LoopFinding>,
+    guard: Guard,
+    start: &Command,
+    header: &str,
+    unbounded_message: impl FnOnce() -> String,
+) {
+    let (kind, message) = match guard {
+        Guard::Loud => return,
+        Guard::Silent => (
+            FindingKind::SilentFallback,
+            silent_message(header, "`echo timed out waiting for …` before `exit /b 1`"),
+        ),
+        Guard::None => (FindingKind::Unbounded, unbounded_message()),
+    };
+    findings.push(finding(Rule::H11, kind, start.line, start.column, message));
+}
+
 struct Script {
     commands: Vec<Command>,
     frames: Vec<Frame>,
@@ -854,28 +875,14 @@ impl Script {
             };
             let name = self.label_name(label);
             let header = format!(":{name} … goto {name}");
-            let start = &self.commands[label];
-            match self.find_guard(&body, leaves) {
-                Guard::Loud => {}
-                Guard::Silent => findings.push(finding(
-                    Rule::H11,
-                    FindingKind::SilentFallback,
-                    start.line,
-                    start.column,
-                    silent_message(&header, "`echo timed out waiting for …` before `exit /b 1`"),
-                )),
-                Guard::None => findings.push(finding(
-                    Rule::H11,
-                    FindingKind::Unbounded,
-                    start.line,
-                    start.column,
-                    format!(
-                        "`{}` loop (back from line {}) never ends by itself: add an iteration cap (`set /a tries+=1` then `if !tries! geq 10 (echo gave up after 10 tries & exit /b 1)`) or a deadline",
-                        snippet(&header),
-                        self.commands[goto].line
-                    ),
-                )),
-            }
+            let guard = self.find_guard(&body, leaves);
+            report(findings, guard, &self.commands[label], &header, || {
+                format!(
+                    "`{}` loop (back from line {}) never ends by itself: add an iteration cap (`set /a tries+=1` then `if !tries! geq 10 (echo gave up after 10 tries & exit /b 1)`) or a deadline",
+                    snippet(&header),
+                    self.commands[goto].line
+                )
+            });
         }
     }
 
@@ -892,27 +899,13 @@ impl Script {
                 matches!(self.commands[index].action, Action::Exit | Action::Goto(_))
             };
             let start = &self.commands[frame.opened_by.min(self.commands.len() - 1)];
-            let header = start.text.clone();
-            match self.find_guard(&body, leaves) {
-                Guard::Loud => {}
-                Guard::Silent => findings.push(finding(
-                    Rule::H11,
-                    FindingKind::SilentFallback,
-                    start.line,
-                    start.column,
-                    silent_message(&header, "`echo timed out waiting for …` before `exit /b 1`"),
-                )),
-                Guard::None => findings.push(finding(
-                    Rule::H11,
-                    FindingKind::Unbounded,
-                    start.line,
-                    start.column,
-                    format!(
-                        "`{}` loop never ends by itself: give it a real range such as `(1,1,10)`, or leave it on a deadline with `echo` and `exit /b 1`",
-                        snippet(&header)
-                    ),
-                )),
-            }
+            let guard = self.find_guard(&body, leaves);
+            report(findings, guard, start, &start.text, || {
+                format!(
+                    "`{}` loop never ends by itself: give it a real range such as `(1,1,10)`, or leave it on a deadline with `echo` and `exit /b 1`",
+                    snippet(&start.text)
+                )
+            });
         }
     }
 
