@@ -22,6 +22,10 @@ pub enum FindingKind {
     SilentFallback,
     /// A fixed sleep outside any loop or retry.
     BareSleep,
+    /// Code the scanner could not follow (nesting deeper than it reads, its
+    /// work budget spent, text it cannot decode), so no verdict was possible.
+    /// `validate` fails closed: this is a finding, never a silent pass.
+    Unscanned,
 }
 
 /// One problem at one place in one file.
