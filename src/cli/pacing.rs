@@ -403,14 +403,13 @@ struct StatusJson<'a> {
 pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitStatus> {
     let catalog = catalog(project)?;
     let state_file = project.state_file();
-    // Without a state file there is nothing to lock or write: read as empty.
-    let statuses = if state_file.exists() {
-        let pacer = SharedPacer::new(catalog, FileStore::new(&state_file), SystemClock);
-        collect_status(project, &pacer, &args)?
-    } else {
-        let pacer = SharedPacer::new(catalog, MemoryStore::default(), SystemClock);
-        collect_status(project, &pacer, &args)?
-    };
+    // A reading command never writes: the file is read without the lock (a
+    // consistent copy, thanks to the atomic renames), and dead owners'
+    // slots and the moving averages are worked out on that copy in memory.
+    // So `status` works in a read-only project and never waits for writers.
+    let state = FileStore::new(&state_file).load()?;
+    let pacer = SharedPacer::new(catalog, MemoryStore::new(state), SystemClock);
+    let statuses = collect_status(project, &pacer, &args)?;
     if args.json {
         let rows: Vec<StatusJson> = statuses
             .iter()

@@ -3,6 +3,7 @@
 
 mod classify;
 mod credits_limits;
+mod files;
 mod fixture;
 mod pacing;
 mod run;
