@@ -331,7 +331,9 @@ fn reading_commands_work_on_a_read_only_project_and_write_nothing() {
         .cmd(&["credits", "limits", "status"])
         .assert()
         .success()
-        .stdout(predicate::str::contains(" acme       m           1/10   0/1,000           0   2/2\n"));
+        .stdout(predicate::str::contains(
+            " acme       m           1/10   0/1,000           0   2/2\n",
+        ));
     project
         .cmd(&["credits", "limits", "list"])
         .assert()
