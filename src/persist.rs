@@ -376,13 +376,21 @@ impl FileLock {
             source,
         };
         std::fs::create_dir_all(parent_dir(&path)).map_err(lock_error)?;
-        let file = OpenOptions::new()
+        let file = match OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
             .open(&path)
-            .map_err(lock_error)?;
+        {
+            Ok(file) => file,
+            // Another user's lock file in a shared folder: a lock needs no
+            // write access, only an open file.
+            Err(error) if error.kind() == io::ErrorKind::PermissionDenied && path.exists() => {
+                File::open(&path).map_err(lock_error)?
+            }
+            Err(error) => return Err(lock_error(error)),
+        };
         let started = Instant::now();
         let mut pause = Duration::from_millis(1);
         // Bounded by `timeout`: each pass either takes the lock, fails, or
@@ -590,6 +598,26 @@ mod tests {
         assert_eq!((writer.pid, writer.start_time), (me.pid, me.start_time));
         assert_eq!(writer.host, file_name_host(&me.host));
         assert!(temporary_writer(".specsmith-Ab12Cd.tmp").is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_file_this_user_may_not_write_still_locks() {
+        use std::os::unix::fs::PermissionsExt as _;
+        // Another user's 0644 lock file in a shared folder. As root the
+        // write-open succeeds anyway, so root checks only that locking works;
+        // anyone else also goes through the read-only fallback.
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("state.json");
+        File::create(lock_path(&data)).unwrap();
+        std::fs::set_permissions(lock_path(&data), std::fs::Permissions::from_mode(0o444)).unwrap();
+        let held = FileLock::acquire(&data).unwrap();
+        let other = File::open(lock_path(&data)).unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(held);
     }
 
     #[test]
