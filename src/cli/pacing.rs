@@ -495,7 +495,7 @@ fn detail(status: &ModelStatus, now: u64) -> String {
     for reservation in &status.reservations {
         lines.push(format!(
             "  in flight    {} owner {} pid {}, lease ends in {:.0} s",
-            reservation.id,
+            output::cell(&reservation.id),
             output::cell(&reservation.owner.host),
             reservation.owner.pid,
             reservation.lease_expires_at.saturating_sub(now) as f64 / 1000.0

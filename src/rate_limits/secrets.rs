@@ -17,6 +17,8 @@ static SECRET_PATTERNS: LazyLock<Regex> = LazyLock::new(|| {
         // short, are secret (`Basic dXNlcjpwYXNz`, `Bearer abc`).
         r#"(?P<scheme>(?i:\bauthorization["']?\s*[:=]\s*["']?(?:bearer|basic|digest|token|apikey|key)\s+))"#,
         r"[A-Za-z0-9._~+/=\-]+",
+        // `Bearer` spelt as HTTP spells it is followed by a token, however short.
+        r"|(?P<bearer>\bBearer\s+)[A-Za-z0-9._~+/=\-]+",
         // A credential after a name that says what it is: keep the name.
         r#"|(?P<name>(?i:\bbearer\s+"#,
         r#"|\b(?:x-api-key|x-goog-api-key|api[_-]?key|apikey|authorization|access[_-]?token|token|key)"#,
@@ -38,7 +40,10 @@ static SECRET_PATTERNS: LazyLock<Regex> = LazyLock::new(|| {
 /// message still makes sense.
 pub fn redact(text: &str) -> Cow<'_, str> {
     SECRET_PATTERNS.replace_all(text, |captures: &regex::Captures| {
-        match captures.name("scheme").or_else(|| captures.name("name")) {
+        let name = ["scheme", "bearer", "name"]
+            .into_iter()
+            .find_map(|group| captures.name(group));
+        match name {
             Some(name) => format!("{}{MASK}", name.as_str()),
             None => MASK.to_owned(),
         }
@@ -119,6 +124,7 @@ mod tests {
                 format!("-H 'authorization: bearer {MASK}' failed"),
             ),
             ("sent Bearer abc123", format!("sent Bearer {MASK}")),
+            ("sent Bearer secret", format!("sent Bearer {MASK}")),
             (
                 "cannot run `sk-proj-abc123`",
                 format!("cannot run `{MASK}`"),
