@@ -1,9 +1,17 @@
 //! Black-box tests of the `specsmith-rs` binary: one integration test binary,
-//! one module per command family.
+//! one module per command family, plus the fault suite (crash, concurrency,
+//! fuzz, load) and the fake provider it runs against.
 
 mod classify;
-mod credits_limits;
+mod concurrency;
+mod crash;
+#[path = "../support/fake_provider.rs"]
+mod fake_provider;
+mod fake_provider_checks;
 mod fixture;
+mod fuzz;
+mod harness;
+mod load;
 mod pacing;
 mod run;
 mod validate;
