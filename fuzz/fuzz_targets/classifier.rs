@@ -10,7 +10,13 @@ use specsmith::rate_limits::usage::find_usage;
 
 fuzz_target!(|bytes: &[u8]| {
     // The first byte chooses the status, the second whether the first line is a header.
-    let status = bytes.first().map(|&byte| if byte < 200 { 429 } else { 400 + u16::from(byte) });
+    let status = bytes.first().map(|&byte| {
+        if byte < 200 {
+            429
+        } else {
+            400 + u16::from(byte)
+        }
+    });
     let body = String::from_utf8_lossy(bytes.get(2..).unwrap_or_default()).into_owned();
     let headers = match bytes.get(1) {
         Some(byte) if byte % 2 == 0 => {
@@ -20,8 +26,15 @@ fuzz_target!(|bytes: &[u8]| {
         }
         _ => Vec::new(),
     };
-    let response = ProviderResponse { status, headers, body: body.clone() };
-    let verdict = classify(&response, SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000));
+    let response = ProviderResponse {
+        status,
+        headers,
+        body: body.clone(),
+    };
+    let verdict = classify(
+        &response,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000),
+    );
     assert!(verdict.message.chars().count() <= MAX_MESSAGE_CHARS);
     if let Some(wait) = verdict.retry_after_seconds {
         assert!(wait.is_finite() && wait >= 0.0);

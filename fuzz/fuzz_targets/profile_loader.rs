@@ -11,6 +11,7 @@ use specsmith::rate_limits::Profile;
 fuzz_target!(|bytes: &[u8]| {
     if let Ok(profiles) = parse_json::<Vec<Profile>>(Path::new("model-rate-limits.json"), bytes) {
         let written = serde_json::to_vec(&profiles).unwrap();
-        parse_json::<Vec<Profile>>(Path::new("rewritten.json"), &written).expect("a written profile file reads back");
+        parse_json::<Vec<Profile>>(Path::new("rewritten.json"), &written)
+            .expect("a written profile file reads back");
     }
 });

@@ -10,7 +10,8 @@ use specsmith::rate_limits::store::parse_state;
 fuzz_target!(|bytes: &[u8]| {
     if let Ok(state) = parse_state(Path::new("model-rate-limit-state.json"), bytes) {
         let written = serde_json::to_vec(&state).unwrap();
-        let again = parse_state(Path::new("rewritten.json"), &written).expect("an accepted state reads back");
+        let again = parse_state(Path::new("rewritten.json"), &written)
+            .expect("an accepted state reads back");
         assert_eq!(again, state);
     }
 });

@@ -185,6 +185,12 @@ fn twenty_holders_under_a_cap_of_3_never_hold_more_than_3() {
     }
     done.store(true, Ordering::SeqCst);
     let samples = sampler.join().unwrap();
+    eprintln!(
+        "cap 3, 20 holders: peak held {}, status samples {} (max {:?})",
+        peak.load(Ordering::SeqCst),
+        samples.len(),
+        samples.iter().max()
+    );
     assert_eq!(
         intervals.lock().unwrap().len(),
         20,

@@ -4,13 +4,16 @@
 //!
 //! Each batch starts [`WRITERS_PER_BATCH`] writers at once (`set`,
 //! `defaults --install`, `acquire`, `record`, `release`, `run`), kills each at
-//! a random moment in its first [`MAX_KILL_DELAY_MICROS`] µs, then checks the
+//! a random moment within 4 × the time a writer alone takes on this machine
+//! (measured first, so kills land before, during and after the write however
+//! loaded the machine is), then checks the
 //! project. Batches go on for [`TIME_BUDGET`]; the seed is printed
 //! (`SPECSMITH_TEST_SEED` replays the choices; kill moments are real time).
 
 #![cfg(unix)]
 
 use std::collections::BTreeSet;
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,7 +25,6 @@ use crate::harness::{seed, specsmith, status_json};
 const TIME_BUDGET: Duration = Duration::from_secs(30);
 const MAX_BATCHES: usize = 400;
 const WRITERS_PER_BATCH: usize = 8;
-const MAX_KILL_DELAY_MICROS: u64 = 60_000;
 const PROFILES: &str = ".specsmith/model-rate-limits.json";
 const STATE: &str = ".specsmith/model-rate-limit-state.json";
 /// The model `acquire`, `record` and `release` writers use.
@@ -55,7 +57,7 @@ const WRITERS: [Writer; 6] = [
 struct Figures {
     batches: usize,
     started: usize,
-    /// Writers still running when their SIGKILL arrived.
+    /// Writers that died of their SIGKILL (still running when it arrived).
     killed: usize,
     /// Writers that finished with success before it.
     succeeded: usize,
@@ -193,6 +195,7 @@ fn spawn_quiet(mut command: StdCommand) -> Child {
 }
 
 fn one_batch(
+    kill_window_micros: u64,
     project: &Project,
     random: &mut fastrand::Rng,
     batch: usize,
@@ -279,8 +282,7 @@ fn one_batch(
     let mut writers: Vec<(Writer, Option<String>, Child, Instant)> = planned
         .into_iter()
         .map(|(kind, profile, args)| {
-            let kill_at =
-                Instant::now() + Duration::from_micros(random.u64(0..MAX_KILL_DELAY_MICROS));
+            let kill_at = Instant::now() + Duration::from_micros(random.u64(0..kill_window_micros));
             (
                 kind,
                 profile,
@@ -294,11 +296,13 @@ fn one_batch(
         std::thread::sleep(kill_at.saturating_duration_since(Instant::now()));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap();
-            figures.killed += 1;
         }
     }
     for (kind, profile, mut child, _) in writers {
         let status = child.wait().unwrap();
+        if status.signal() == Some(libc::SIGKILL) {
+            figures.killed += 1;
+        }
         if status.success() {
             figures.succeeded += 1;
             match kind {
@@ -335,6 +339,12 @@ fn one_batch(
         0,
         "batch {batch}: a dead owner's slot is held"
     );
+    // A killed `run`'s command (`true`) is reaped by init a moment later; once
+    // it is gone, so is any claim on the slot. Bounded: 5 s.
+    let reaped_by = Instant::now() + Duration::from_secs(5);
+    while status_json(project, "acme", RUN_MODEL)["in_flight"] != 0 && Instant::now() < reaped_by {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(
         status_json(project, "acme", RUN_MODEL)["in_flight"],
         0,
@@ -386,10 +396,28 @@ fn writers_killed_at_random_moments_leave_whole_files_no_temporaries_and_no_held
     run_ok(&project, &["credits", "limits", "release", &id]);
     let builtins = builtin_profiles(&project);
     let mut expected = profiles_on_disk(&project);
+    // How long a writer takes here: the slowest of a few `set`s and `acquire`s.
+    let writer_time = (0..3)
+        .map(|_| {
+            let started = Instant::now();
+            run_ok(&project, &as_strs(&set_profile("calibrate", 10, 1000, 1)));
+            let id = run_ok(&project, &as_strs(&acquire_args(PACED, me)))
+                .trim()
+                .to_owned();
+            let took = started.elapsed() / 2;
+            run_ok(&project, &["credits", "limits", "release", &id]);
+            took
+        })
+        .max()
+        .unwrap();
+    // Eight writers at once on a few cores each take several times longer.
+    let kill_window_micros = (writer_time.as_micros() as u64 * 4).max(5_000);
+    eprintln!("crash harness: a writer takes about {writer_time:?}; kills land within {kill_window_micros} µs");
     let mut figures = Figures::default();
     let started = Instant::now();
     while started.elapsed() < TIME_BUDGET && figures.batches < MAX_BATCHES {
         one_batch(
+            kill_window_micros,
             &project,
             &mut random,
             figures.batches,
