@@ -257,3 +257,58 @@ fn racers_with_mixed_estimates_never_put_more_than_the_tpm_in_a_window() {
         );
     }
 }
+
+#[test]
+fn twenty_run_commands_under_a_cap_of_3_never_run_more_than_3_at_once() {
+    let project = project_with(1_000_000, 1_000_000_000, "1", 3);
+    let markers = project.root().join("running");
+    std::fs::create_dir(&markers).unwrap();
+    let counts = project.root().join("counts");
+    // Each command marks itself running, counts the marks (its own included),
+    // holds for 200 ms, then unmarks: a mark lives inside the reservation.
+    let script = r#"touch "$0/$$"; ls "$0" | wc -l >> "$1"; sleep 0.2; rm "$0/$$""#;
+    let (markers_text, counts_text) = (markers.display().to_string(), counts.display().to_string());
+    let racer: Vec<String> = [
+        "credits",
+        "limits",
+        "run",
+        "--provider",
+        "acme",
+        "--model",
+        "m",
+        "--input-tokens",
+        "1",
+        "--max-output-tokens",
+        "1",
+        "--deadline",
+        "90",
+        "--",
+        "sh",
+        "-c",
+        script,
+        &markers_text,
+        &counts_text,
+    ]
+    .iter()
+    .map(|text| (*text).to_owned())
+    .collect();
+    let outputs = race(&project, &vec![racer; 20]);
+    for output in &outputs {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let seen: Vec<u64> = std::fs::read_to_string(&counts)
+        .unwrap()
+        .lines()
+        .map(|line| line.trim().parse().unwrap())
+        .collect();
+    assert_eq!(seen.len(), 20, "every command ran once");
+    assert!(
+        seen.iter().all(|&running| running <= 3),
+        "more than 3 ran at once: {seen:?}"
+    );
+    assert_eq!(status_json(&project, "acme", "m")["in_flight"], 0);
+}
