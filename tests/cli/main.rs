@@ -1,11 +1,20 @@
 //! Black-box tests of the `specsmith-rs` binary: one integration test binary,
-//! one module per command family.
+//! one module per command family, plus the fault suite (crash, concurrency,
+//! fuzz, load) and the fake provider it runs against.
 
 mod classify;
+mod concurrency;
+mod crash;
 mod credits_limits;
+#[path = "../support/fake_provider.rs"]
+mod fake_provider;
+mod fake_provider_checks;
 mod files;
 mod fixture;
+mod fuzz;
+mod harness;
 mod input;
+mod load;
 mod pacing;
 mod run;
 mod validate;
