@@ -308,9 +308,16 @@ fn print_profile_table(entries: &[LayeredProfile], with_source: bool) -> anyhow:
     Ok(())
 }
 
-/// `--provider` / `--model`: trimmed, lower-cased, not empty.
+/// `--provider` / `--model`: trimmed, lower-cased, not empty, and never able
+/// to share a `provider::model` key with another pair.
 pub(super) fn parse_name(value: &str) -> Result<String, String> {
-    profile::normalize_name(value).ok_or_else(|| "must not be empty".to_owned())
+    match profile::check_name("name", value) {
+        Ok(name) => Ok(name),
+        Err(profile::ProfileError::Separator { .. }) => {
+            Err(profile::NAME_SEPARATOR_RULE.to_owned())
+        }
+        Err(_) => Err("must not be empty".to_owned()),
+    }
 }
 
 /// A count that must be greater than zero (`--rpm`, `--tpm`).

@@ -16,10 +16,13 @@ use crate::exit::ExitStatus;
 use crate::paths::{self, ProjectPaths};
 use crate::rate_limits::clock::{Clock, SystemClock};
 use crate::rate_limits::owner::{host_name, liveness, Liveness, Owner};
-use crate::rate_limits::pacing::{ModelStatus, PaceRequest, PacingError, SharedPacer, WaitNotice};
+use crate::rate_limits::pacing::{
+    ModelStatus, PaceRequest, PacingError, SharedPacer, WaitNotice, MAX_WINDOW_MARGIN,
+};
 use crate::rate_limits::retry::{classify, ErrorKind, ProviderResponse, DEFAULT_DELAY_CAP_SECONDS};
 use crate::rate_limits::scheduler::{RateLimitSnapshot, Reservation, SchedulerError};
 use crate::rate_limits::store::{FileStore, MemoryStore, StateStore};
+use crate::rate_limits::window::{DEFAULT_WINDOW_MARGIN_MILLIS, MAX_COUNT};
 use crate::rate_limits::{Catalog, ProfileFile};
 
 /// Carriage return and "erase line": rewrites the progress line on a terminal.
@@ -39,10 +42,10 @@ pub struct RequestArgs {
     #[arg(long, value_parser = parse_name)]
     model: String,
     /// Estimated prompt tokens of each call.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_tokens)]
     input_tokens: u64,
     /// The most output tokens each call may produce.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_tokens)]
     max_output_tokens: u64,
     /// Seconds a reservation may stay in flight before its slot is reclaimed.
     #[arg(long, value_name = "SECS", value_parser = parse_lease, default_value = DEFAULT_LEASE_SECONDS)]
@@ -87,6 +90,8 @@ pub struct RecordArgs {
     #[arg(
         long,
         value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = parse_tokens,
         required_unless_present = "rate_limited",
         conflicts_with = "rate_limited"
     )]
@@ -95,6 +100,8 @@ pub struct RecordArgs {
     #[arg(
         long,
         value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = parse_tokens,
         required_unless_present = "rate_limited",
         conflicts_with = "rate_limited"
     )]
@@ -157,7 +164,45 @@ pub(super) fn file_pacer(project: &ProjectPaths) -> anyhow::Result<SharedPacer<F
         catalog(project)?,
         FileStore::new(project.state_file()),
         SystemClock,
-    ))
+    )
+    .with_window_margin(window_margin()?))
+}
+
+/// The environment variable that sets how long after the minute an admitted
+/// request still counts, in seconds.
+pub(super) const WINDOW_MARGIN_VARIABLE: &str = "SPECSMITH_WINDOW_MARGIN";
+
+/// The window margin from [`WINDOW_MARGIN_VARIABLE`], else the library's default.
+fn window_margin() -> anyhow::Result<Duration> {
+    let default = Duration::from_millis(DEFAULT_WINDOW_MARGIN_MILLIS);
+    let Some(value) = std::env::var_os(WINDOW_MARGIN_VARIABLE) else {
+        return Ok(default);
+    };
+    let range = || {
+        format!(
+            "{WINDOW_MARGIN_VARIABLE}: `{}` must be a number of seconds from 0 to {}",
+            value.to_string_lossy(),
+            MAX_WINDOW_MARGIN.as_secs()
+        )
+    };
+    let seconds: f64 = value
+        .to_str()
+        .and_then(|text| text.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!(range()))?;
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(margin) if margin <= MAX_WINDOW_MARGIN => Ok(margin),
+        _ => anyhow::bail!(range()),
+    }
+}
+
+/// A token count: a whole number the state can hold (0 to 2^53 − 1).
+fn parse_tokens(value: &str) -> Result<u64, String> {
+    let range = || format!("must be a whole number from 0 to {MAX_COUNT}");
+    let number: u64 = value.trim().parse().map_err(|_| range())?;
+    if number > MAX_COUNT {
+        return Err(range());
+    }
+    Ok(number)
 }
 
 /// Turns a pacing error into the CLI's: a timeout exits 75, a missing
@@ -405,7 +450,8 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
     let state_file = project.state_file();
     // Without a state file there is nothing to lock or write: read as empty.
     let statuses = if state_file.exists() {
-        let pacer = SharedPacer::new(catalog, FileStore::new(&state_file), SystemClock);
+        let pacer = SharedPacer::new(catalog, FileStore::new(&state_file), SystemClock)
+            .with_window_margin(window_margin()?);
         collect_status(project, &pacer, &args)?
     } else {
         let pacer = SharedPacer::new(catalog, MemoryStore::default(), SystemClock);
