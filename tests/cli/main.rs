@@ -1,6 +1,7 @@
 //! Black-box tests of the `specsmith-rs` binary: one integration test binary,
 //! one module per command family.
 
+mod accounting;
 mod classify;
 mod credits_limits;
 mod fixture;
