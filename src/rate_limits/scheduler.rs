@@ -1268,6 +1268,10 @@ fn profile_label(provider: &str, model: &str) -> String {
 }
 
 #[cfg(test)]
+#[path = "scheduler_properties.rs"]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use std::sync::Arc;
 

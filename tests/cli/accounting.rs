@@ -211,13 +211,16 @@ fn a_state_file_at_the_sequence_limit_is_refused_naming_the_file() {
     assert_eq!(project.read(STATE), text);
 }
 
+/// Breaks a state file in one way.
+type Breaking = fn(&mut Value);
+
 #[test]
 fn inconsistent_state_files_are_refused_naming_the_file_and_left_alone() {
     let project = Project::with_profile("acme", "m", 10, 1_000_000, 2);
     acquire(&project);
     let file = project.root().join(STATE).display().to_string();
     let original = state(&project);
-    let broken: Vec<(fn(&mut Value), &str)> = vec![
+    let broken: Vec<(Breaking, &str)> = vec![
         (
             |json| json["models"]["acme::m"]["in_flight"][0]["sequence"] = 7.into(),
             "which was never admitted",
