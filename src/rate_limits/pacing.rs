@@ -555,13 +555,13 @@ mod tests {
         let admitted = pacer
             .acquire(&request("m", 1), None, &mut |notice| notices.push(*notice))
             .unwrap();
-        assert_eq!(admitted.waited, Duration::from_millis(40_500));
+        assert_eq!(admitted.waited, Duration::from_millis(41_000));
         assert_eq!(
             notices,
             vec![WaitNotice {
                 reason: WaitReason::Requests,
-                retry_after: Duration::from_millis(40_500),
-                sleep: Duration::from_millis(40_500),
+                retry_after: Duration::from_millis(41_000),
+                sleep: Duration::from_millis(41_000),
                 waited: Duration::ZERO
             }]
         );
@@ -581,7 +581,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(
             error,
-            PacingError::Scheduler(SchedulerError::DeadlineExceeded { needed, .. }) if needed == Duration::from_millis(60_500)
+            PacingError::Scheduler(SchedulerError::DeadlineExceeded { needed, .. }) if needed == Duration::from_millis(61_000)
         ));
     }
 

@@ -1698,7 +1698,7 @@ mod tests {
             }
         );
         assert_eq!(clock.now(), START + 15_000, "gave up without sleeping");
-        assert!(error.to_string().contains("45.5 s more"), "{error}");
+        assert!(error.to_string().contains("46.0 s more"), "{error}");
         let admitted = scheduler
             .acquire(
                 "acme",
