@@ -102,7 +102,7 @@ fn timed_out_message(
 ) -> String {
     let (bound, until) = match reason {
         WaitReason::Concurrency => ("up to ", " (until the earliest lease ends)"),
-        WaitReason::Queue => ("at least ", " (behind earlier waiters)"),
+        WaitReason::Queue => ("about ", ""),
         WaitReason::Requests | WaitReason::Tokens => ("", ""),
     };
     format!(
