@@ -1,6 +1,9 @@
 //! Accounting that cannot lie: names that cannot collide, counts that never
 //! wrap, state files checked on load, and the window's safety margin.
 
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
 use predicates::prelude::*;
 use predicates::str::contains;
 use serde_json::Value;
@@ -333,4 +336,90 @@ fn a_bad_window_margin_is_refused_naming_the_variable() {
             ));
     }
     assert!(!project.exists(STATE), "a refused acquire creates nothing");
+}
+
+fn acquire_tokens(input: &str) -> Vec<&str> {
+    vec![
+        "credits",
+        "limits",
+        "acquire",
+        "--provider",
+        "acme",
+        "--model",
+        "m",
+        "--input-tokens",
+        input,
+        "--max-output-tokens",
+        "0",
+    ]
+}
+
+#[test]
+fn a_waiter_in_another_process_is_not_passed_and_its_death_frees_the_queue() {
+    let project = Project::with_profile("acme", "m", 100, 1_000, 8);
+    project.cmd(&acquire_tokens("600")).assert().success();
+    // A large request waits in another process for the first to leave.
+    let mut waiter = StdCommand::new(assert_cmd::cargo::cargo_bin("specsmith-rs"));
+    waiter
+        .current_dir(project.root())
+        .env("HOME", project.config_dir())
+        .env("SPECSMITH_CONFIG_DIR", project.config_dir())
+        .arg("--project-dir")
+        .arg(project.root())
+        .args(acquire_tokens("800"))
+        .args(["--timeout", "120"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut waiter = waiter.spawn().unwrap();
+    let started = Instant::now();
+    let waiter_pid = u64::from(waiter.id());
+    loop {
+        let tickets = state(&project)["models"]["acme::m"]["waiters"].clone();
+        if tickets[0]["owner"]["pid"] == waiter_pid {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the waiter took no ticket"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // 300 tokens fit now but would delay the waiter by a minute: refused.
+    project
+        .cmd(
+            &acquire_tokens("300")
+                .into_iter()
+                .chain(["--timeout", "0"])
+                .collect::<Vec<_>>(),
+        )
+        .assert()
+        .code(75)
+        .stderr(contains(
+            "waiting for its turn behind earlier waiters of `acme/m`",
+        ));
+    // 100 tokens fit beside it: passing cannot delay it.
+    project
+        .cmd(
+            &acquire_tokens("100")
+                .into_iter()
+                .chain(["--timeout", "0"])
+                .collect::<Vec<_>>(),
+        )
+        .assert()
+        .success();
+    waiter.kill().unwrap();
+    waiter.wait().unwrap();
+    // A killed waiter's ticket goes with it.
+    project
+        .cmd(
+            &acquire_tokens("300")
+                .into_iter()
+                .chain(["--timeout", "0"])
+                .collect::<Vec<_>>(),
+        )
+        .assert()
+        .success();
+    assert!(state(&project)["models"]["acme::m"]
+        .get("waiters")
+        .is_none());
 }
