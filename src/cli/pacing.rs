@@ -19,10 +19,13 @@ use crate::exit::ExitStatus;
 use crate::paths::{self, ProjectPaths};
 use crate::rate_limits::clock::{Clock, SystemClock};
 use crate::rate_limits::owner::{host_name, liveness, Liveness, Owner};
-use crate::rate_limits::pacing::{ModelStatus, PaceRequest, PacingError, SharedPacer, WaitNotice};
+use crate::rate_limits::pacing::{
+    ModelStatus, PaceRequest, PacingError, SharedPacer, WaitNotice, MAX_WINDOW_MARGIN,
+};
 use crate::rate_limits::retry::{classify, ErrorKind, ProviderResponse, DEFAULT_DELAY_CAP_SECONDS};
 use crate::rate_limits::scheduler::{RateLimitSnapshot, Reservation, SchedulerError};
 use crate::rate_limits::store::{FileStore, MemoryStore, StateStore};
+use crate::rate_limits::window::DEFAULT_WINDOW_MARGIN_MILLIS;
 use crate::rate_limits::{Catalog, ProfileFile};
 
 /// Carriage return and "erase line": rewrites the progress line on a terminal.
@@ -166,7 +169,35 @@ pub(super) fn file_pacer(project: &ProjectPaths) -> anyhow::Result<SharedPacer<F
         catalog(project)?,
         FileStore::new(project.state_file()),
         SystemClock,
-    ))
+    )
+    .with_window_margin(window_margin()?))
+}
+
+/// The environment variable that sets how long after the minute an admitted
+/// request still counts, in seconds.
+pub(super) const WINDOW_MARGIN_VARIABLE: &str = "SPECSMITH_WINDOW_MARGIN";
+
+/// The window margin from [`WINDOW_MARGIN_VARIABLE`], else the library's default.
+fn window_margin() -> anyhow::Result<Duration> {
+    let default = Duration::from_millis(DEFAULT_WINDOW_MARGIN_MILLIS);
+    let Some(value) = std::env::var_os(WINDOW_MARGIN_VARIABLE) else {
+        return Ok(default);
+    };
+    let range = || {
+        format!(
+            "{WINDOW_MARGIN_VARIABLE}: `{}` must be a number of seconds from 0 to {}",
+            value.to_string_lossy(),
+            MAX_WINDOW_MARGIN.as_secs()
+        )
+    };
+    let seconds: f64 = value
+        .to_str()
+        .and_then(|text| text.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!(range()))?;
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(margin) if margin <= MAX_WINDOW_MARGIN => Ok(margin),
+        _ => anyhow::bail!(range()),
+    }
 }
 
 /// Turns a pacing error into the CLI's: a timeout exits 75, a missing
@@ -415,7 +446,8 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
     // slots and the moving averages are worked out on that copy in memory.
     // So `status` works in a read-only project and never waits for writers.
     let state = FileStore::new(&state_file).load()?;
-    let pacer = SharedPacer::new(catalog, MemoryStore::new(state), SystemClock);
+    let pacer = SharedPacer::new(catalog, MemoryStore::new(state), SystemClock)
+        .with_window_margin(window_margin()?);
     let statuses = collect_status(project, &pacer, &args)?;
     if args.json {
         let rows: Vec<StatusJson> = statuses

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use crate::rate_limits::profile;
+use crate::rate_limits::window::MAX_COUNT;
 
 /// The longest duration any seconds flag accepts: 365 days.
 pub const MAX_SECONDS: u64 = 365 * 24 * 60 * 60;
@@ -17,15 +18,19 @@ pub const MIN_LEASE_SECONDS: u64 = 1;
 /// The largest requests- or tokens-per-minute limit a profile file holds.
 pub const MAX_LIMIT: u64 = i64::MAX as u64;
 
-/// `--provider` / `--model`: trimmed, lower-cased, not empty, no control characters.
+/// `--provider` / `--model`: trimmed, lower-cased, not empty, no control
+/// characters, and never able to share a `provider::model` key with another pair.
 pub fn parse_name(value: &str) -> Result<String, String> {
-    if let Some(control) = value.trim().chars().find(|c| c.is_control()) {
-        return Err(format!(
-            "must not contain control characters (found U+{:04X})",
-            u32::from(control)
-        ));
+    match profile::check_name("name", value) {
+        Ok(name) => Ok(name),
+        Err(profile::ProfileError::ControlCharacter { code, .. }) => Err(format!(
+            "must not contain control characters (found U+{code:04X})"
+        )),
+        Err(profile::ProfileError::Separator { .. }) => {
+            Err(profile::NAME_SEPARATOR_RULE.to_owned())
+        }
+        Err(_) => Err("must not be empty".to_owned()),
     }
-    profile::normalize_name(value).ok_or_else(|| "must not be empty".to_owned())
 }
 
 /// A reservation id as `acquire` printed it: not empty, no control characters
@@ -52,9 +57,10 @@ fn whole_in(value: &str, min: u64, max: u64, what: &str) -> Result<u64, String> 
     Ok(number as u64)
 }
 
-/// Token counts (`--input-tokens`, `--max-output-tokens`, `--output-tokens`).
+/// Token counts (`--input-tokens`, `--max-output-tokens`, `--output-tokens`):
+/// what the state can hold exactly, 0 to 2^53 − 1.
 pub fn parse_tokens(value: &str) -> Result<u64, String> {
-    whole_in(value, 0, u64::MAX, "a whole number")
+    whole_in(value, 0, MAX_COUNT, "a whole number")
 }
 
 /// `--rpm`, `--tpm`: what a profile file can hold.
@@ -129,14 +135,21 @@ mod tests {
 
     #[test]
     fn whole_numbers_say_their_range_for_every_bad_value() {
-        for bad in ["-1", "18446744073709551616", "1.5", "x", ""] {
+        for bad in [
+            "-1",
+            "9007199254740992",
+            "18446744073709551615",
+            "1.5",
+            "x",
+            "",
+        ] {
             assert_eq!(
                 parse_tokens(bad).unwrap_err(),
-                "must be a whole number from 0 to 18446744073709551615",
+                "must be a whole number from 0 to 9007199254740991",
                 "{bad}"
             );
         }
-        assert_eq!(parse_tokens("18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(parse_tokens("9007199254740991"), Ok(MAX_COUNT));
         assert_eq!(
             parse_limit("18446744073709551615").unwrap_err(),
             "must be a whole number from 1 to 9223372036854775807"

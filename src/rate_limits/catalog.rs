@@ -153,7 +153,9 @@ impl ProfileFile {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     entries: Vec<LayeredProfile>,
-    index: HashMap<String, usize>,
+    /// By (provider, model): a pair, not a joined string, so no two pairs
+    /// can share an entry whatever their names hold.
+    index: HashMap<(String, String), usize>,
 }
 
 impl Catalog {
@@ -172,10 +174,11 @@ impl Catalog {
     pub fn add_layer(&mut self, layer: Layer, profiles: Vec<Profile>) {
         for profile in profiles {
             let entry = LayeredProfile { layer, profile };
-            match self.index.get(&entry.profile.key()) {
+            let key = pair_of(&entry.profile);
+            match self.index.get(&key) {
                 Some(&position) => self.entries[position] = entry,
                 None => {
-                    self.index.insert(entry.profile.key(), self.entries.len());
+                    self.index.insert(key, self.entries.len());
                     self.entries.push(entry);
                 }
             }
@@ -205,9 +208,13 @@ impl Catalog {
         ];
         let position = candidates
             .into_iter()
-            .find_map(|(p, m)| self.index.get(&profile_key(p, m)))?;
+            .find_map(|(p, m)| self.index.get(&(p.to_owned(), m.to_owned())))?;
         Some(&self.entries[*position])
     }
+}
+
+fn pair_of(profile: &Profile) -> (String, String) {
+    (profile.provider().to_owned(), profile.model().to_owned())
 }
 
 #[cfg(test)]

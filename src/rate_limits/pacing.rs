@@ -8,6 +8,13 @@
 //! wait for a concurrency slot cannot know when another process will free
 //! it, so it polls the store every [`DEFAULT_POLL_INTERVAL`] (never longer
 //! than the deadline or the earliest lease end allows).
+//!
+//! Waiters are served in arrival order: a waiter takes a ticket in the
+//! shared state on its first refusal, and a later arrival is admitted ahead
+//! of it only when that cannot delay it. A ticket lapses
+//! [`DEFAULT_TICKET_GRACE`] after its waiter's planned wake-up, and at once
+//! when the waiting process is seen dead, so a killed waiter never blocks
+//! the queue.
 
 use std::time::Duration;
 
@@ -20,12 +27,21 @@ use super::scheduler::{
     Reservation, SchedulerError, WaitReason,
 };
 use super::store::{PacingState, StateStore, StoreError};
+use super::window::{DEFAULT_WINDOW_MARGIN_MILLIS, MAX_WINDOW_MARGIN_MILLIS};
 use super::Catalog;
 
 /// How often a wait for a concurrency slot held by another process looks
 /// again (100 ms): short enough to add little latency, long enough that a
 /// handful of waiters barely load the lock.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How long past its planned wake-up a waiter's ticket stays in the queue
+/// (2 s): room for a slow wake-up and the lock, short enough that an
+/// abandoned ticket on another host holds the queue only briefly.
+pub const DEFAULT_TICKET_GRACE: Duration = Duration::from_secs(2);
+
+/// The longest window margin [`SharedPacer::with_window_margin`] accepts.
+pub const MAX_WINDOW_MARGIN: Duration = Duration::from_millis(MAX_WINDOW_MARGIN_MILLIS);
 
 /// Errors from shared pacing.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +116,17 @@ pub struct ModelStatus {
 
 type DeathTest = Box<dyn Fn(&Owner) -> bool + Send + Sync>;
 
+/// What one pass of a waiting acquire decided.
+enum Step {
+    Granted(Reservation),
+    /// Refused for good (the ticket, if any, has been taken out of the queue).
+    Failed(SchedulerError),
+    /// The deadline leaves no room for the wait (reason, wait still needed).
+    GiveUp(WaitReason, Duration),
+    /// Sleep before looking again (reason, expected wait, this sleep).
+    Sleep(WaitReason, Duration, Duration),
+}
+
 /// Pacing over a shared store: every call is one locked read-modify-write,
 /// and every sleep happens with no lock held.
 pub struct SharedPacer<S: StateStore, C: Clock = SystemClock> {
@@ -109,6 +136,9 @@ pub struct SharedPacer<S: StateStore, C: Clock = SystemClock> {
     poll_interval: Duration,
     is_dead: DeathTest,
     jitter: Box<dyn Fn() -> f64 + Send + Sync>,
+    waiter: Owner,
+    ticket_grace: Duration,
+    window_margin_millis: u64,
 }
 
 impl<S: StateStore, C: Clock> SharedPacer<S, C> {
@@ -124,7 +154,50 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
             poll_interval: DEFAULT_POLL_INTERVAL,
             is_dead: Box::new(move |owner| liveness(owner, &host) == Liveness::Dead),
             jitter: Box::new(fastrand::f64),
+            waiter: Owner::current(),
+            ticket_grace: DEFAULT_TICKET_GRACE,
+            window_margin_millis: DEFAULT_WINDOW_MARGIN_MILLIS,
         }
+    }
+
+    /// Sets how long after the minute an admitted request still counts
+    /// (default [`DEFAULT_WINDOW_MARGIN_MILLIS`] ms, at most
+    /// [`MAX_WINDOW_MARGIN`]): cover the time from admission to the request's
+    /// arrival at the provider.
+    pub fn with_window_margin(mut self, margin: Duration) -> Self {
+        self.window_margin_millis = duration_millis(margin.min(MAX_WINDOW_MARGIN));
+        self
+    }
+
+    /// Sets the process named in this pacer's queue tickets (default: this
+    /// process); its death drops them.
+    pub fn with_waiter(mut self, waiter: Owner) -> Self {
+        self.waiter = waiter;
+        self
+    }
+
+    /// Sets how long past its planned wake-up a waiter's ticket stays.
+    pub fn with_ticket_grace(mut self, grace: Duration) -> Self {
+        self.ticket_grace = grace;
+        self
+    }
+
+    /// The model state under `key`, created when missing, with this pacer's
+    /// window margin applied.
+    fn model_state<'a>(
+        &self,
+        state: &'a mut PacingState,
+        key: &str,
+        provider: &str,
+        model: &str,
+        profile: &Profile,
+    ) -> &'a mut ModelState {
+        let model_state = state
+            .models
+            .entry(key.to_owned())
+            .or_insert_with(|| ModelState::new(provider, model, profile));
+        model_state.set_window_margin(self.window_margin_millis);
+        model_state
     }
 
     /// Sets the interval of concurrency-slot polls.
@@ -193,63 +266,108 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
         };
         let start = self.clock.now();
         let give_up_at = deadline.map(|deadline| start.saturating_add(duration_millis(deadline)));
+        let grace = duration_millis(self.ticket_grace);
+        let mut ticket: Option<String> = None;
         // Each pass either returns or sleeps a bounded time; with a deadline
-        // the loop ends by then, without one once the window and leases move on.
+        // the loop ends by then, without one once the window, the leases and
+        // the waiters ahead move on.
         loop {
-            let decision = self.store.measure_and_replace(|mut state: PacingState| {
+            let step = self.store.measure_and_replace(|mut state: PacingState| {
                 let now = self.clock.now();
-                let model_state = state
-                    .models
-                    .entry(key.clone())
-                    .or_insert_with(|| ModelState::new(&provider, &model, profile));
+                let model_state = self.model_state(&mut state, &key, &provider, &model, profile);
                 model_state.reclaim_dead(&self.is_dead);
-                let decision = model_state.try_acquire(
+                let decision = model_state.try_acquire_in_turn(
                     now,
                     profile,
                     &acquire_request,
                     new_reservation_id(),
-                )?;
-                Ok::<_, PacingError>((decision, state))
+                    ticket.as_deref(),
+                );
+                let decision = match decision {
+                    Ok(decision) => decision,
+                    Err(error) => {
+                        // Leave no ticket behind for a request that cannot go on.
+                        if let Some(held) = ticket.take() {
+                            model_state.leave_queue(&held);
+                            return Ok(((Step::Failed(error), now), state));
+                        }
+                        return Err(PacingError::from(error));
+                    }
+                };
+                let (retry_after, reason) = match decision {
+                    Decision::Granted(reservation) => {
+                        return Ok(((Step::Granted(reservation), now), state))
+                    }
+                    Decision::Wait {
+                        retry_after,
+                        reason,
+                    } => (retry_after, reason),
+                };
+                let mut sleep = if reason.is_exact() {
+                    retry_after
+                } else {
+                    retry_after.min(self.poll_interval)
+                };
+                if let Some(give_up_at) = give_up_at {
+                    let remaining = Duration::from_millis(give_up_at.saturating_sub(now));
+                    if remaining.is_zero() || (reason.is_exact() && retry_after > remaining) {
+                        if let Some(held) = ticket.take() {
+                            model_state.leave_queue(&held);
+                        }
+                        return Ok(((Step::GiveUp(reason, retry_after), now), state));
+                    }
+                    sleep = sleep.min(remaining);
+                }
+                // Stay in the queue past the wake-up; extend the ticket only
+                // when half its grace is used up, so a poll rarely writes.
+                let wake = now.saturating_add(duration_millis(sleep));
+                let kept = ticket.as_deref().is_some_and(|held| {
+                    model_state
+                        .waiters()
+                        .find(|waiter| waiter.id == held)
+                        .is_some_and(|waiter| waiter.expires_at >= wake.saturating_add(grace / 2))
+                        || model_state.keep_ticket(held, wake.saturating_add(grace))
+                });
+                if !kept {
+                    let joined = model_state.join_queue(
+                        now,
+                        self.waiter.clone(),
+                        acquire_request.estimated_tokens(),
+                        wake.saturating_add(grace),
+                    );
+                    ticket = Some(joined.id);
+                }
+                Ok(((Step::Sleep(reason, retry_after, sleep), now), state))
             })?;
-            let now = self.clock.now();
+            let (step, now) = step;
             let waited = Duration::from_millis(now.saturating_sub(start));
-            let (retry_after, reason) = match decision {
-                Decision::Granted(reservation) => {
+            match step {
+                Step::Granted(reservation) => {
                     return Ok(Admitted {
                         reservation,
                         waited,
                     })
                 }
-                Decision::Wait {
-                    retry_after,
-                    reason,
-                } => (retry_after, reason),
-            };
-            let mut sleep = if reason.is_exact() {
-                retry_after
-            } else {
-                retry_after.min(self.poll_interval)
-            };
-            if let Some(give_up_at) = give_up_at {
-                let remaining = Duration::from_millis(give_up_at.saturating_sub(now));
-                if remaining.is_zero() || (reason.is_exact() && retry_after > remaining) {
+                Step::Failed(error) => return Err(error.into()),
+                Step::GiveUp(reason, needed) => {
                     return Err(SchedulerError::DeadlineExceeded {
                         label: format!("{provider}/{model}"),
                         reason,
                         waited,
-                        needed: retry_after,
+                        needed,
                     }
-                    .into());
+                    .into())
                 }
-                sleep = sleep.min(remaining);
+                Step::Sleep(reason, retry_after, sleep) => {
+                    on_wait(&WaitNotice {
+                        reason,
+                        retry_after,
+                        sleep,
+                        waited,
+                    });
+                    self.clock.sleep(sleep);
+                }
             }
-            on_wait(&WaitNotice {
-                reason,
-                retry_after,
-                sleep,
-                waited,
-            });
-            self.clock.sleep(sleep);
         }
     }
 
@@ -273,6 +391,7 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
                         .resolve(&reservation.provider, &reservation.model)
                 })
                 .map(|entry| &entry.profile);
+            model_state.set_window_margin(self.window_margin_millis);
             let outcome = change(model_state, self.clock.now(), profile)?;
             Ok::<_, PacingError>((outcome, state))
         })
@@ -334,10 +453,7 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
                 label: format!("{provider}/{model}"),
             })?;
         self.store.measure_and_replace(|mut state: PacingState| {
-            let model_state = state
-                .models
-                .entry(key.clone())
-                .or_insert_with(|| ModelState::new(&provider, &model, profile));
+            let model_state = self.model_state(&mut state, &key, &provider, &model, profile);
             let status = self.status_of(model_state, Some(profile));
             Ok::<_, PacingError>((status, state))
         })
@@ -376,6 +492,7 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
     }
 
     fn status_of(&self, model_state: &mut ModelState, profile: Option<&Profile>) -> ModelStatus {
+        model_state.set_window_margin(self.window_margin_millis);
         model_state.reclaim_dead(&self.is_dead);
         let snapshot = model_state.snapshot(self.clock.now(), profile);
         ModelStatus {
@@ -438,13 +555,13 @@ mod tests {
         let admitted = pacer
             .acquire(&request("m", 1), None, &mut |notice| notices.push(*notice))
             .unwrap();
-        assert_eq!(admitted.waited, Duration::from_secs(40));
+        assert_eq!(admitted.waited, Duration::from_millis(41_000));
         assert_eq!(
             notices,
             vec![WaitNotice {
                 reason: WaitReason::Requests,
-                retry_after: Duration::from_secs(40),
-                sleep: Duration::from_secs(40),
+                retry_after: Duration::from_millis(41_000),
+                sleep: Duration::from_millis(41_000),
                 waited: Duration::ZERO
             }]
         );
@@ -464,7 +581,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(
             error,
-            PacingError::Scheduler(SchedulerError::DeadlineExceeded { needed, .. }) if needed == Duration::from_secs(60)
+            PacingError::Scheduler(SchedulerError::DeadlineExceeded { needed, .. }) if needed == Duration::from_millis(61_000)
         ));
     }
 
@@ -559,5 +676,151 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("5100") && error.contains("1000"), "{error}");
+    }
+
+    #[test]
+    fn a_waiter_holds_its_place_and_gives_it_up_with_its_deadline() {
+        let (pacer, clock) = pacer(100, 10_000, 1);
+        let held = pacer.acquire(&request("m", 1), None, &mut |_| {}).unwrap();
+        let mut sleeps = 0;
+        let error = pacer
+            .acquire(
+                &request("m", 1),
+                Some(Duration::from_millis(300)),
+                &mut |notice| {
+                    sleeps += 1;
+                    // While it waits, its ticket is in the shared state.
+                    assert_eq!(notice.reason, WaitReason::Concurrency);
+                },
+            )
+            .unwrap_err();
+        assert_eq!(sleeps, 3);
+        assert!(error.to_string().contains("a concurrency slot"), "{error}");
+        let tickets = pacer
+            .store()
+            .measure_and_replace(|state| {
+                let count = state.models["acme::m"].waiters().len();
+                Ok::<_, StoreError>((count, state))
+            })
+            .unwrap();
+        assert_eq!(tickets, 0, "a waiter that gave up leaves no ticket");
+        pacer.release(&held.reservation.id).unwrap();
+        assert_eq!(clock.now(), START + 300);
+    }
+
+    #[test]
+    fn a_waiter_ahead_is_served_before_a_newcomer() {
+        let (pacer, _clock) = pacer(100, 10_000, 1);
+        let held = pacer.acquire(&request("m", 1), None, &mut |_| {}).unwrap();
+        // Someone else is already waiting for the slot.
+        let ticket = pacer
+            .store()
+            .measure_and_replace(|mut state| {
+                let model = state.models.get_mut("acme::m").unwrap();
+                let ticket = model.join_queue(START, request("m", 2).owner, 200, START + 60_000);
+                Ok::<_, StoreError>((ticket, state))
+            })
+            .unwrap();
+        pacer.release(&held.reservation.id).unwrap();
+        let error = pacer
+            .acquire(&request("m", 1), Some(Duration::ZERO), &mut |_| {})
+            .unwrap_err();
+        assert!(
+            error.to_string().starts_with(
+                "timed out after 0.0 s waiting for its turn behind earlier waiters of `acme/m`: the wait would have been about "
+            ),
+            "{error}"
+        );
+        // Once the waiter ahead is gone (here: dead), the slot is free.
+        let pacer = pacer.with_death_test(|owner| owner.pid == 2);
+        pacer
+            .acquire(&request("m", 1), Some(Duration::ZERO), &mut |_| {})
+            .unwrap();
+        assert!(ticket.id.starts_with("tkt-"));
+    }
+
+    /// The fake clock, but a sleep also lets other threads run for a moment
+    /// (a few microseconds of real time), as a real poll would.
+    #[derive(Clone)]
+    struct PoliteClock(FakeClock);
+
+    impl Clock for PoliteClock {
+        fn now(&self) -> u64 {
+            self.0.now()
+        }
+
+        fn sleep(&self, duration: Duration) {
+            self.0.sleep(duration);
+            std::thread::sleep(Duration::from_micros(50));
+        }
+
+        fn wait_timeout<'a, T>(
+            &self,
+            condvar: &std::sync::Condvar,
+            guard: std::sync::MutexGuard<'a, T>,
+            timeout: Duration,
+        ) -> std::sync::MutexGuard<'a, T> {
+            self.0.wait_timeout(condvar, guard, timeout)
+        }
+    }
+
+    #[test]
+    fn no_waiter_is_starved_while_later_arrivals_are_admitted() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::Arc;
+        const WORKERS: u32 = 6;
+        const ROUNDS: u64 = 8;
+        let mut catalog = Catalog::default();
+        catalog.add_layer(
+            Layer::Project,
+            vec![Profile::new("acme", "*", 1_000_000, 1_000_000_000, 1.0, 1).unwrap()],
+        );
+        let clock = PoliteClock(FakeClock::new(START));
+        // Fake time runs fast while threads poll: no lease or ticket may
+        // lapse because of it.
+        let pacer = Arc::new(
+            SharedPacer::new(catalog, MemoryStore::default(), clock)
+                .with_death_test(|_| false)
+                .with_ticket_grace(Duration::from_secs(10_000_000)),
+        );
+        let grants = Arc::new(AtomicU64::new(0));
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|worker| {
+                let pacer = Arc::clone(&pacer);
+                let grants = Arc::clone(&grants);
+                std::thread::spawn(move || {
+                    let mut worst = 0;
+                    let mut request = request("m", 1);
+                    request.lease = Duration::from_secs(100_000_000);
+                    request.owner.pid = 100 + worker;
+                    for _ in 0..ROUNDS {
+                        let arrived = grants.load(Ordering::SeqCst);
+                        let admitted = pacer.acquire(&request, None, &mut |_| {}).unwrap();
+                        // With one slot, no other grant happens before this record.
+                        let granted = grants.fetch_add(1, Ordering::SeqCst);
+                        worst = worst.max(granted - arrived);
+                        for _ in 0..20 {
+                            std::thread::yield_now();
+                        }
+                        pacer
+                            .record_success(&admitted.reservation.id, 1, 1)
+                            .unwrap();
+                    }
+                    worst
+                })
+            })
+            .collect();
+        let worst = workers
+            .into_iter()
+            .map(|worker| worker.join().unwrap())
+            .max()
+            .unwrap();
+        assert_eq!(grants.load(Ordering::SeqCst), u64::from(WORKERS) * ROUNDS);
+        // Passed at most by each other worker once (the ones ahead of it),
+        // plus one that was admitted while it was arriving.
+        assert!(
+            worst <= u64::from(WORKERS),
+            "a waiter saw {worst} later grants before its own"
+        );
     }
 }

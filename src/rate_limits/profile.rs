@@ -9,6 +9,9 @@ pub const DEFAULT_UTILIZATION_TARGET: f64 = 0.7;
 pub const DEFAULT_CONCURRENCY_CAP: u32 = 1;
 /// The wildcard that matches any provider or any model.
 pub const WILDCARD: &str = "*";
+/// What joins provider and model in a `provider::model` key; a name may not
+/// contain it, nor begin or end with `:`, so no two pairs share a key.
+pub const KEY_SEPARATOR: &str = "::";
 
 /// Why a profile (from a flag or a file) is not acceptable.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -27,6 +30,15 @@ pub enum ProfileError {
         field: &'static str,
         /// The first control character found.
         code: u32,
+    },
+    /// A name holds the key separator `::` or begins or ends with `:`, so its
+    /// `provider::model` key could equal another pair's.
+    #[error("{field} `{name}` {NAME_SEPARATOR_RULE}")]
+    Separator {
+        /// `provider` or `model`.
+        field: &'static str,
+        /// The name given, trimmed and lower-cased.
+        name: String,
     },
     /// A requests or tokens per minute limit was zero or negative.
     #[error("{field} must be greater than 0, got {value}")]
@@ -74,10 +86,8 @@ impl Profile {
         utilization_target: f64,
         concurrency_cap: u32,
     ) -> Result<Self, ProfileError> {
-        let provider = normalize_name(provider).ok_or(ProfileError::EmptyProvider)?;
-        let model = normalize_name(model).ok_or(ProfileError::EmptyModel)?;
-        check_no_control("provider", &provider)?;
-        check_no_control("model", &model)?;
+        let provider = check_name("provider", provider)?;
+        let model = check_name("model", model)?;
         check_positive("rpm_limit", rpm_limit.try_into().unwrap_or(i64::MAX))?;
         check_positive("tpm_limit", tpm_limit.try_into().unwrap_or(i64::MAX))?;
         check_target(utilization_target)?;
@@ -180,16 +190,49 @@ fn check_no_control(field: &'static str, name: &str) -> Result<(), ProfileError>
     }
 }
 
-/// Trims and lower-cases a provider or model name; `None` when nothing is left.
+/// Trims and lower-cases a provider or model name; `None` when nothing is
+/// left or when the name breaks the separator rule of [`check_name`].
 pub fn normalize_name(name: &str) -> Option<String> {
     let name = name.trim();
-    (!name.is_empty()).then(|| name.to_lowercase())
+    (!name.is_empty() && !breaks_separator_rule(name)).then(|| name.to_lowercase())
 }
 
-/// The lookup key for a provider and model, normalised.
+/// The rule a name breaks when it could make two pairs share a key.
+pub const NAME_SEPARATOR_RULE: &str =
+    "must not contain `::` or begin or end with `:` (`provider::model` keys would collide)";
+
+/// A `provider` or `model` name (`field`), trimmed and lower-cased: not
+/// empty, no control character, no `::` inside, no `:` at either end. With that rule the first
+/// `::` of a key is always the separator, so `a::b` / `m` and `a` / `b::m`
+/// (or `a:` / `b` and `a` / `:b`) can never share one budget.
+pub fn check_name(field: &'static str, name: &str) -> Result<String, ProfileError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err(if field == "model" {
+            ProfileError::EmptyModel
+        } else {
+            ProfileError::EmptyProvider
+        });
+    }
+    check_no_control(field, trimmed)?;
+    if breaks_separator_rule(trimmed) {
+        return Err(ProfileError::Separator {
+            field,
+            name: trimmed.to_lowercase(),
+        });
+    }
+    Ok(trimmed.to_lowercase())
+}
+
+fn breaks_separator_rule(name: &str) -> bool {
+    name.contains(KEY_SEPARATOR) || name.starts_with(':') || name.ends_with(':')
+}
+
+/// The lookup key for a provider and model, normalised. Unique for names
+/// that pass [`check_name`].
 pub fn profile_key(provider: &str, model: &str) -> String {
     format!(
-        "{}::{}",
+        "{}{KEY_SEPARATOR}{}",
         provider.trim().to_lowercase(),
         model.trim().to_lowercase()
     )
@@ -395,6 +438,45 @@ mod tests {
             .to_string();
         assert!(
             error.starts_with("profile `a\\nfake row/m`: provider must not contain control characters (found U+000A)"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn names_that_could_share_a_key_are_refused() {
+        // Each pair would have the key of the one beside it.
+        for (provider, model, field) in [
+            ("a::b", "m", "provider"),
+            ("a", "b::m", "model"),
+            ("a:", "b", "provider"),
+            ("a", ":b", "model"),
+            (":a", "b", "provider"),
+            ("a", "b:", "model"),
+        ] {
+            let error = Profile::new(provider, model, 1, 1, 0.7, 1).unwrap_err();
+            assert!(
+                matches!(&error, ProfileError::Separator { field: f, .. } if *f == field),
+                "{provider}/{model}: {error:?}"
+            );
+            assert!(
+                error.to_string().contains("must not contain `::`"),
+                "{error}"
+            );
+        }
+        // Single colons inside a name are common (`llama3:8b`, `…-v1:0`).
+        let profile = Profile::new("ollama", "llama3:8b", 1, 1, 0.7, 1).unwrap();
+        assert_eq!(profile.key(), "ollama::llama3:8b");
+        assert_eq!(normalize_name("a::b"), None);
+    }
+
+    #[test]
+    fn a_file_with_a_colliding_name_is_refused_naming_the_profile() {
+        let text = r#"{"provider":"a::b","model":"m","rpm_limit":1,"tpm_limit":5}"#;
+        let error = serde_json::from_str::<Profile>(text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("profile `a::b/m`: provider `a::b` must not contain `::`"),
             "{error}"
         );
     }

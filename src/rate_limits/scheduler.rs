@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::{duration_millis, Clock, SystemClock};
 use super::owner::Owner;
-use super::profile::{normalize_name, Profile};
+use super::profile::{check_name, normalize_name, Profile, KEY_SEPARATOR};
 use super::retry::{retry_delay, Classification};
-use super::window::{Event, Window, WindowError};
+use super::window::{Event, Window, WindowError, MAX_COUNT};
 use super::Catalog;
 
 /// How long a reservation may stay in flight before its slot is reclaimed
@@ -31,6 +31,8 @@ pub const RESTORE_AFTER_SUCCESSES: u32 = 3;
 pub const MOVING_AVERAGE_ALPHA: f64 = 0.25;
 /// The prefix of every reservation id.
 pub const RESERVATION_PREFIX: &str = "rsv-";
+/// The prefix of every waiter's ticket id.
+pub const TICKET_PREFIX: &str = "tkt-";
 
 /// Errors from the scheduler: broken state, a request that can never fit, or
 /// a wait that ran past its deadline.
@@ -60,6 +62,17 @@ pub enum SchedulerError {
         /// The reservation id given.
         id: String,
     },
+    /// A token count beyond what the state can hold.
+    #[error("{field} {value} for `{label}` is out of range (0 to {max})", max = MAX_COUNT)]
+    TokensOutOfRange {
+        /// `provider/model`.
+        label: String,
+        /// What was counted: `estimated input tokens`, `max output tokens` or
+        /// `estimated tokens` (their sum).
+        field: &'static str,
+        /// The value given.
+        value: u64,
+    },
     /// A generated reservation id is already in flight.
     #[error("reservation id `{id}` is already in flight")]
     DuplicateReservation {
@@ -87,10 +100,10 @@ fn timed_out_message(
     waited: Duration,
     needed: Duration,
 ) -> String {
-    let (bound, until) = if reason == WaitReason::Concurrency {
-        ("up to ", " (until the earliest lease ends)")
-    } else {
-        ("", "")
+    let (bound, until) = match reason {
+        WaitReason::Concurrency => ("up to ", " (until the earliest lease ends)"),
+        WaitReason::Queue => ("about ", ""),
+        WaitReason::Requests | WaitReason::Tokens => ("", ""),
     };
     format!(
         "timed out after {:.1} s waiting for {reason} of `{label}`: the wait would have been {bound}{:.1} s more{until}",
@@ -109,13 +122,17 @@ pub enum WaitReason {
     Tokens,
     /// A free concurrency slot.
     Concurrency,
+    /// Its turn: waiters that arrived earlier come first, and admitting this
+    /// request now would delay one of them.
+    Queue,
 }
 
 impl WaitReason {
     /// True when the wait is exact (the budget frees at a known moment); a
-    /// concurrency slot may free at any moment before its bound.
+    /// concurrency slot may free at any moment before its bound, and a turn
+    /// comes when the waiters ahead are admitted or leave.
     pub fn is_exact(self) -> bool {
-        self != WaitReason::Concurrency
+        matches!(self, WaitReason::Requests | WaitReason::Tokens)
     }
 }
 
@@ -125,6 +142,7 @@ impl fmt::Display for WaitReason {
             WaitReason::Requests => "the requests-per-minute budget",
             WaitReason::Tokens => "the tokens-per-minute budget",
             WaitReason::Concurrency => "a concurrency slot",
+            WaitReason::Queue => "its turn behind earlier waiters",
         })
     }
 }
@@ -172,6 +190,26 @@ pub struct Reservation {
     /// When the slot is reclaimed if still in flight (Unix-epoch milliseconds).
     pub lease_expires_at: u64,
     /// The process that holds it.
+    pub owner: Owner,
+}
+
+/// A waiter's place in a model's queue: waiters are admitted in the order of
+/// their `number`, and a later one may pass only when that cannot delay any
+/// waiter ahead of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    /// Unique id, `tkt-` and 16 hex digits.
+    pub id: String,
+    /// Arrival order within the model: lower numbers come first.
+    pub number: u64,
+    /// The tokens the waiter's request estimates (input + most output).
+    pub estimated_tokens: u64,
+    /// When the waiter arrived (Unix-epoch milliseconds).
+    pub arrived_at: u64,
+    /// When the ticket lapses unless its waiter comes back and extends it
+    /// (Unix-epoch milliseconds), so an abandoned waiter never blocks the queue.
+    pub expires_at: u64,
+    /// The waiting process: its death drops the ticket at once.
     pub owner: Owner,
 }
 
@@ -268,6 +306,8 @@ pub struct ModelState {
     moving_average_tokens: f64,
     window: Window,
     in_flight: BTreeMap<String, Reservation>,
+    next_ticket: u64,
+    waiters: Vec<Ticket>,
 }
 
 impl ModelState {
@@ -284,7 +324,68 @@ impl ModelState {
             moving_average_tokens: 0.0,
             window: Window::new(),
             in_flight: BTreeMap::new(),
+            next_ticket: 0,
+            waiters: Vec::new(),
         }
+    }
+
+    /// Sets how long after the minute an event still counts (milliseconds);
+    /// see [`super::window::DEFAULT_WINDOW_MARGIN_MILLIS`]. Not stored: each
+    /// process applies its own setting.
+    pub fn set_window_margin(&mut self, margin_millis: u64) {
+        self.window.set_margin(margin_millis);
+    }
+
+    /// The waiters' tickets, in arrival order.
+    pub fn waiters(&self) -> impl ExactSizeIterator<Item = &Ticket> {
+        self.waiters.iter()
+    }
+
+    /// Puts a waiter at the back of the queue; its ticket lapses at
+    /// `expires_at` unless [`ModelState::keep_ticket`] extends it.
+    pub fn join_queue(
+        &mut self,
+        now: u64,
+        owner: Owner,
+        estimated_tokens: u64,
+        expires_at: u64,
+    ) -> Ticket {
+        if self.next_ticket >= MAX_COUNT {
+            for (number, ticket) in (0u64..).zip(self.waiters.iter_mut()) {
+                ticket.number = number;
+            }
+            self.next_ticket = self.waiters.len() as u64;
+        }
+        let ticket = Ticket {
+            id: format!("{TICKET_PREFIX}{:016x}", fastrand::u64(..)),
+            number: self.next_ticket,
+            estimated_tokens: estimated_tokens.min(MAX_COUNT),
+            arrived_at: now,
+            expires_at,
+            owner,
+        };
+        self.next_ticket += 1;
+        self.waiters.push(ticket.clone());
+        ticket
+    }
+
+    /// Moves the lapse of ticket `id` to `expires_at` when that is later;
+    /// false when the ticket is gone (it lapsed, or its waiter was admitted).
+    pub fn keep_ticket(&mut self, id: &str, expires_at: u64) -> bool {
+        match self.waiters.iter_mut().find(|ticket| ticket.id == id) {
+            Some(ticket) => {
+                ticket.expires_at = ticket.expires_at.max(expires_at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Takes ticket `id` out of the queue; false when it was not there.
+    pub fn leave_queue(&mut self, id: &str) -> bool {
+        let before = self.waiters.len();
+        self.waiters.retain(|ticket| ticket.id != id);
+        self.waiters.len() != before
     }
 
     /// `provider/model`.
@@ -313,22 +414,26 @@ impl ModelState {
         self.window.requests() == 0
             && self.window.tokens() == 0
             && self.in_flight.is_empty()
+            && self.waiters.is_empty()
             && self.current_concurrency_cap >= self.limits.base_concurrency_cap
     }
 
     /// Brings the state to `now`: expired events leave, reservations whose
-    /// lease ended are reclaimed (returned), and a changed profile's limits
-    /// apply.
+    /// lease ended are reclaimed (returned), lapsed tickets leave the queue,
+    /// and a changed profile's limits apply.
     pub fn refresh(&mut self, now: u64, profile: Option<&Profile>) -> Vec<Reservation> {
         if let Some(profile) = profile {
             self.apply_limits(Limits::from(profile));
         }
         self.window.expire(now);
+        self.waiters.retain(|ticket| ticket.expires_at > now);
         self.reclaim(|reservation| reservation.lease_expires_at <= now)
     }
 
-    /// Reclaims every reservation whose owner `is_dead` says is gone.
+    /// Reclaims every reservation whose owner `is_dead` says is gone, and
+    /// drops the tickets of dead waiters.
     pub fn reclaim_dead(&mut self, is_dead: impl Fn(&Owner) -> bool) -> Vec<Reservation> {
+        self.waiters.retain(|ticket| !is_dead(&ticket.owner));
         self.reclaim(|reservation| is_dead(&reservation.owner))
     }
 
@@ -363,10 +468,12 @@ impl ModelState {
         self.limits = limits;
     }
 
-    /// Admits the request now, or says how long to wait and why.
+    /// Admits the request now, or says how long to wait and why. The caller
+    /// counts as a newcomer: it may not delay any waiter in the queue.
     ///
     /// `Err` only for a request whose estimate alone exceeds the effective
-    /// TPM (no wait can admit it) or an id already in flight.
+    /// TPM (no wait can admit it), a count out of range, or an id already in
+    /// flight.
     pub fn try_acquire(
         &mut self,
         now: u64,
@@ -374,7 +481,35 @@ impl ModelState {
         request: &AcquireRequest,
         id: String,
     ) -> Result<Decision, SchedulerError> {
+        self.try_acquire_in_turn(now, profile, request, id, None)
+    }
+
+    /// [`ModelState::try_acquire`] for the holder of `ticket`: only the
+    /// waiters ahead of it come first, and the ticket leaves the queue when
+    /// the request is admitted. A ticket no longer in the queue counts as a
+    /// newcomer.
+    pub fn try_acquire_in_turn(
+        &mut self,
+        now: u64,
+        profile: &Profile,
+        request: &AcquireRequest,
+        id: String,
+        ticket: Option<&str>,
+    ) -> Result<Decision, SchedulerError> {
         self.refresh(now, Some(profile));
+        for (field, value) in [
+            ("estimated input tokens", request.estimated_input_tokens),
+            ("max output tokens", request.max_output_tokens),
+            ("estimated tokens", request.estimated_tokens()),
+        ] {
+            if value > MAX_COUNT {
+                return Err(SchedulerError::TokensOutOfRange {
+                    label: self.label(),
+                    field,
+                    value,
+                });
+            }
+        }
         let estimate = request.estimated_tokens();
         let token_limit = self.limits.effective_tpm_limit;
         let Some(token_wait) = self.window.token_wait(now, token_limit, estimate) else {
@@ -410,8 +545,26 @@ impl ModelState {
                 reason: WaitReason::Concurrency,
             });
         }
+        let number = ticket.and_then(|id| {
+            self.waiters
+                .iter()
+                .find(|held| held.id == id)
+                .map(|held| held.number)
+        });
+        if let Some(retry_after) = self.queue_wait(now, estimate, number) {
+            return Ok(Decision::Wait {
+                retry_after,
+                reason: WaitReason::Queue,
+            });
+        }
         if self.in_flight.contains_key(&id) {
             return Err(SchedulerError::DuplicateReservation { id });
+        }
+        if let Some(ticket) = ticket {
+            self.leave_queue(ticket);
+        }
+        if self.window.next_sequence() >= MAX_COUNT {
+            self.renumber();
         }
         let sequence = self.window.push(now, estimate);
         let reservation = Reservation {
@@ -429,6 +582,94 @@ impl ModelState {
         self.in_flight.insert(id, reservation.clone());
         self.update_moving_averages();
         Ok(Decision::Granted(reservation))
+    }
+
+    /// `None` when admitting a request of `estimate` tokens now cannot delay
+    /// any waiter ahead of ticket `number` (all waiters when `None`); else a
+    /// guess at the wait (at least until everyone ahead and this request fit
+    /// the budget together).
+    ///
+    /// A waiter ahead is not delayed when, after this admission, a slot is
+    /// still free for each waiter ahead, and each waiter ahead becomes ready
+    /// (for the requests and tokens budgets, counting those before it) no
+    /// later than it would without this admission.
+    fn queue_wait(&self, now: u64, estimate: u64, number: Option<u64>) -> Option<Duration> {
+        let ahead: Vec<&Ticket> = self
+            .waiters
+            .iter()
+            .filter(|ticket| number.is_none_or(|number| ticket.number < number))
+            .collect();
+        if ahead.is_empty() {
+            return None;
+        }
+        let slots_needed = self.in_flight.len() + ahead.len() + 1;
+        let mut blocked = slots_needed > self.current_concurrency_cap as usize;
+        let (mut requests, mut tokens) = (0u64, 0u64);
+        for ticket in &ahead {
+            requests += 1;
+            tokens = tokens.saturating_add(ticket.estimated_tokens);
+            if blocked {
+                continue;
+            }
+            let without = self.ready_in(now, requests, tokens);
+            let with = self.ready_in(now, requests + 1, tokens.saturating_add(estimate));
+            blocked = match (without, with) {
+                (Some(without), Some(with)) => with > without,
+                _ => true,
+            };
+        }
+        if !blocked {
+            return None;
+        }
+        let all_fit = self
+            .ready_in(now, requests + 1, tokens.saturating_add(estimate))
+            .unwrap_or(self.window.span());
+        Some(Duration::from_millis(all_fit.max(1)))
+    }
+
+    /// Milliseconds from `now` until `requests` more requests and `tokens`
+    /// more tokens fit the budgets together; `None` when they never can.
+    fn ready_in(&self, now: u64, requests: u64, tokens: u64) -> Option<u64> {
+        let requests = self
+            .window
+            .requests_wait(now, self.limits.effective_rpm_limit, requests)?;
+        let tokens = self
+            .window
+            .token_wait(now, self.limits.effective_tpm_limit, tokens)?;
+        Some(requests.max(tokens))
+    }
+
+    /// Gives the window's events fresh sequence numbers from 0 once they
+    /// reach [`MAX_COUNT`], keeping every reservation on its event. In-flight
+    /// reservations whose event already left the window get the numbers
+    /// below the oldest event, in order of admission.
+    fn renumber(&mut self) {
+        let old_first = self.window.first_sequence();
+        let mut gone: Vec<(u64, u64, String)> = self
+            .in_flight
+            .values()
+            .filter(|reservation| reservation.sequence < old_first)
+            .map(|reservation| {
+                (
+                    reservation.acquired_at,
+                    reservation.sequence,
+                    reservation.id.clone(),
+                )
+            })
+            .collect();
+        gone.sort();
+        let first = gone.len() as u64;
+        let gone: HashMap<String, u64> = (0u64..)
+            .zip(gone)
+            .map(|(sequence, (_, _, id))| (id, sequence))
+            .collect();
+        self.window.renumber_from(first);
+        for reservation in self.in_flight.values_mut() {
+            reservation.sequence = match gone.get(&reservation.id) {
+                Some(&sequence) => sequence,
+                None => reservation.sequence - old_first + first,
+            };
+        }
     }
 
     fn take(&mut self, id: &str) -> Result<Reservation, SchedulerError> {
@@ -561,6 +802,14 @@ struct ModelRecord {
     next_sequence: u64,
     events: Vec<Event>,
     in_flight: Vec<Reservation>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    next_ticket: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    waiters: Vec<Ticket>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// Why a stored model state is inconsistent.
@@ -581,6 +830,14 @@ pub enum ModelStateError {
         /// `provider/model`.
         label: String,
     },
+    /// The parts of the model's state contradict each other.
+    #[error("model `{label}`: {message}")]
+    Inconsistent {
+        /// `provider/model`.
+        label: String,
+        /// What contradicts what.
+        message: String,
+    },
 }
 
 impl TryFrom<ModelRecord> for ModelState {
@@ -588,6 +845,21 @@ impl TryFrom<ModelRecord> for ModelState {
 
     fn try_from(record: ModelRecord) -> Result<Self, Self::Error> {
         let label = format!("{}/{}", record.provider, record.model);
+        let inconsistent = |message: String| ModelStateError::Inconsistent {
+            label: label.clone(),
+            message,
+        };
+        for (field, name) in [("provider", &record.provider), ("model", &record.model)] {
+            match check_name(field, name) {
+                Ok(normalized) if normalized == *name => {}
+                Ok(_) => {
+                    return Err(inconsistent(format!(
+                        "{field} `{name}` is not normalised (trimmed, lower-case)"
+                    )))
+                }
+                Err(error) => return Err(inconsistent(error.to_string())),
+            }
+        }
         let limits = record.limits;
         if limits.effective_rpm_limit == 0
             || limits.effective_tpm_limit == 0
@@ -596,6 +868,12 @@ impl TryFrom<ModelRecord> for ModelState {
         {
             return Err(ModelStateError::Limits { label });
         }
+        if record.current_concurrency_cap > limits.base_concurrency_cap {
+            return Err(inconsistent(format!(
+                "current_concurrency_cap {} is above base_concurrency_cap {}",
+                record.current_concurrency_cap, limits.base_concurrency_cap
+            )));
+        }
         let window =
             Window::from_events(record.events, record.next_sequence).map_err(|source| {
                 ModelStateError::Window {
@@ -603,6 +881,43 @@ impl TryFrom<ModelRecord> for ModelState {
                     source,
                 }
             })?;
+        let mut in_flight = BTreeMap::new();
+        let mut sequences = std::collections::HashSet::new();
+        for reservation in record.in_flight {
+            check_reservation(&reservation, &record.provider, &record.model, &window).map_err(
+                |message| inconsistent(format!("reservation `{}` {message}", reservation.id)),
+            )?;
+            if !sequences.insert(reservation.sequence) {
+                return Err(inconsistent(format!(
+                    "reservation `{}` shares event {} with another reservation",
+                    reservation.id, reservation.sequence
+                )));
+            }
+            if let Some(duplicate) = in_flight.insert(reservation.id.clone(), reservation) {
+                return Err(inconsistent(format!(
+                    "reservation `{}` is in flight twice",
+                    duplicate.id
+                )));
+            }
+        }
+        if record.next_ticket > MAX_COUNT {
+            return Err(inconsistent(format!(
+                "next_ticket {} is out of range (0 to {MAX_COUNT})",
+                record.next_ticket
+            )));
+        }
+        let mut previous = None;
+        for ticket in &record.waiters {
+            if ticket.number >= record.next_ticket
+                || previous.is_some_and(|number| ticket.number <= number)
+            {
+                return Err(inconsistent(format!(
+                    "ticket `{}` is out of order (number {}, next_ticket {})",
+                    ticket.id, ticket.number, record.next_ticket
+                )));
+            }
+            previous = Some(ticket.number);
+        }
         Ok(Self {
             provider: record.provider,
             model: record.model,
@@ -612,13 +927,76 @@ impl TryFrom<ModelRecord> for ModelState {
             moving_average_requests: record.moving_average_requests,
             moving_average_tokens: record.moving_average_tokens,
             window,
-            in_flight: record
-                .in_flight
-                .into_iter()
-                .map(|reservation| (reservation.id.clone(), reservation))
-                .collect(),
+            in_flight,
+            next_ticket: record.next_ticket,
+            waiters: record.waiters,
         })
     }
+}
+
+/// What is wrong with a stored reservation of `provider` / `model`, if
+/// anything: it must belong to the model, and its event must be in the
+/// window counting its estimate, or have left the window before the oldest
+/// event still there.
+fn check_reservation(
+    reservation: &Reservation,
+    provider: &str,
+    model: &str,
+    window: &Window,
+) -> Result<(), String> {
+    if reservation.provider != provider || reservation.model != model {
+        return Err(format!(
+            "belongs to `{}/{}`",
+            reservation.provider, reservation.model
+        ));
+    }
+    let estimate = reservation
+        .estimated_input_tokens
+        .saturating_add(reservation.max_output_tokens);
+    if reservation.estimated_tokens != estimate || estimate > MAX_COUNT {
+        return Err(format!(
+            "estimates {} tokens, not its input + output ({estimate}), or more than {MAX_COUNT}",
+            reservation.estimated_tokens
+        ));
+    }
+    if reservation.sequence >= window.next_sequence() {
+        return Err(format!(
+            "counts on event {}, which was never admitted (next_sequence {})",
+            reservation.sequence,
+            window.next_sequence()
+        ));
+    }
+    match window.event(reservation.sequence) {
+        Some(event) => {
+            if event.requests != 1
+                || event.at != reservation.acquired_at
+                || event.tokens != reservation.estimated_tokens
+            {
+                return Err(format!(
+                    "does not match its event {} (admitted at {} for {} tokens, event at {} counting {} requests and {} tokens)",
+                    event.sequence,
+                    reservation.acquired_at,
+                    reservation.estimated_tokens,
+                    event.at,
+                    event.requests,
+                    event.tokens
+                ));
+            }
+        }
+        None => {
+            if let Some(oldest) = window.events().next() {
+                // Events admitted together leave together: an event that
+                // has left was admitted before the oldest one still here.
+                if reservation.acquired_at >= oldest.at {
+                    return Err(format!(
+                        "has no event: event {} is missing from the window",
+                        reservation.sequence
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl From<ModelState> for ModelRecord {
@@ -634,16 +1012,19 @@ impl From<ModelState> for ModelRecord {
             moving_average_requests: state.moving_average_requests,
             moving_average_tokens: state.moving_average_tokens,
             in_flight: state.in_flight.into_values().collect(),
+            next_ticket: state.next_ticket,
+            waiters: state.waiters,
         }
     }
 }
 
-/// The state key of a provider and model: `provider::model`, normalised.
+/// The state key of a provider and model: `provider::model`, normalised;
+/// `None` for a name [`check_name`] refuses, so no two pairs share a key.
 /// Each model has its own budget, even when a wildcard profile governs it.
 pub fn model_key(provider: &str, model: &str) -> Option<(String, String, String)> {
     let provider = normalize_name(provider)?;
     let model = normalize_name(model)?;
-    Some((format!("{provider}::{model}"), provider, model))
+    Some((format!("{provider}{KEY_SEPARATOR}{model}"), provider, model))
 }
 
 /// A scheduler shared by the threads of one process (`Send + Sync`).
@@ -887,15 +1268,22 @@ fn profile_label(provider: &str, model: &str) -> String {
 }
 
 #[cfg(test)]
+#[path = "scheduler_properties.rs"]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use super::*;
     use crate::rate_limits::clock::FakeClock;
     use crate::rate_limits::retry::ErrorKind;
+    use crate::rate_limits::window::DEFAULT_WINDOW_MARGIN_MILLIS;
     use crate::rate_limits::Layer;
 
     const START: u64 = 1_700_000_000_000;
+    /// How long an event counts: a minute plus the default margin.
+    const SPAN: u64 = 60_000 + DEFAULT_WINDOW_MARGIN_MILLIS;
 
     fn profile(rpm: u64, tpm: u64, target: f64, cap: u32) -> Profile {
         Profile::new("acme", "m", rpm, tpm, target, cap).unwrap()
@@ -948,24 +1336,24 @@ mod tests {
     }
 
     #[test]
-    fn tokens_over_the_budget_make_the_second_wait_exactly_a_minute() {
+    fn tokens_over_the_budget_make_the_second_wait_a_minute_and_the_margin() {
         let profile = profile(100, 1_000, 1.0, 5);
         let mut state = state(&profile);
         granted(acquire(&mut state, START, &profile, &request(400, 200)));
         assert_eq!(
             acquire(&mut state, START, &profile, &request(400, 200)),
             Decision::Wait {
-                retry_after: Duration::from_secs(60),
+                retry_after: Duration::from_millis(SPAN),
                 reason: WaitReason::Tokens
             }
         );
         assert!(matches!(
-            acquire(&mut state, START + 59_999, &profile, &request(400, 200)),
+            acquire(&mut state, START + SPAN - 1, &profile, &request(400, 200)),
             Decision::Wait { retry_after, .. } if retry_after == Duration::from_millis(1)
         ));
         granted(acquire(
             &mut state,
-            START + 60_000,
+            START + SPAN,
             &profile,
             &request(400, 200),
         ));
@@ -979,14 +1367,14 @@ mod tests {
         assert_eq!(
             acquire(&mut state, START + 1, &profile, &request(1, 1)),
             Decision::Wait {
-                retry_after: Duration::from_millis(59_999),
+                retry_after: Duration::from_millis(SPAN - 1),
                 reason: WaitReason::Requests
             }
         );
         assert_eq!(
             acquire(&mut state, START, &profile, &request(1, 1)),
             Decision::Wait {
-                retry_after: Duration::from_secs(60),
+                retry_after: Duration::from_millis(SPAN),
                 reason: WaitReason::Requests
             }
         );
@@ -1202,7 +1590,7 @@ mod tests {
         state
             .record_rate_limit(START, Some(&profile), &second.id, &rate_limit(None), 1, 0.0)
             .unwrap();
-        let snapshot = state.snapshot(START + 60_000, Some(&profile));
+        let snapshot = state.snapshot(START + SPAN, Some(&profile));
         // acquire: 0.25×2 + 0.75×0.4375; rate limit: again with 2; snapshot: with 0.
         let after_acquire = 0.5 + 0.75 * 0.4375;
         let after_rate_limit = 0.5 + 0.75 * after_acquire;
@@ -1287,8 +1675,8 @@ mod tests {
         let scheduler = Scheduler::new(catalog(profile(2, 1_000_000, 0.5, 5)), clock.clone());
         scheduler.acquire("acme", "m", 1, 1, None).unwrap();
         let second = scheduler.acquire("acme", "m", 1, 1, None).unwrap();
-        assert_eq!(second.acquired_at, START + 60_000);
-        assert_eq!(clock.now(), START + 60_000);
+        assert_eq!(second.acquired_at, START + SPAN);
+        assert_eq!(clock.now(), START + SPAN);
     }
 
     #[test]
@@ -1306,15 +1694,21 @@ mod tests {
                 label: "acme/m".into(),
                 reason: WaitReason::Requests,
                 waited: Duration::ZERO,
-                needed: Duration::from_secs(45)
+                needed: Duration::from_millis(SPAN - 15_000)
             }
         );
         assert_eq!(clock.now(), START + 15_000, "gave up without sleeping");
-        assert!(error.to_string().contains("45.0 s more"), "{error}");
+        assert!(error.to_string().contains("46.0 s more"), "{error}");
         let admitted = scheduler
-            .acquire("acme", "m", 1, 1, Some(Duration::from_secs(45)))
+            .acquire(
+                "acme",
+                "m",
+                1,
+                1,
+                Some(Duration::from_millis(SPAN - 15_000)),
+            )
             .unwrap();
-        assert_eq!(admitted.acquired_at, START + 60_000);
+        assert_eq!(admitted.acquired_at, START + SPAN);
     }
 
     #[test]
@@ -1434,5 +1828,296 @@ mod tests {
             scheduler.try_acquire("nobody", "m", 1, 1),
             Err(SchedulerError::NoProfile { .. })
         ));
+    }
+
+    #[test]
+    fn a_huge_recorded_count_saturates_instead_of_wrapping() {
+        let profile = profile(100, 1_000, 1.0, 2);
+        let mut state = state(&profile);
+        let reservation = granted(acquire(&mut state, START, &profile, &request(10, 10)));
+        state
+            .record_success(START, Some(&profile), &reservation.id, u64::MAX, u64::MAX)
+            .unwrap();
+        let snapshot = state.view();
+        assert_eq!(
+            snapshot.rolling_token_count, MAX_COUNT,
+            "a wrapped sum gave 1"
+        );
+        assert!(matches!(
+            acquire(&mut state, START, &profile, &request(1, 1)),
+            Decision::Wait {
+                reason: WaitReason::Tokens,
+                ..
+            }
+        ));
+        let json = serde_json::to_value(&state).unwrap();
+        assert_eq!(serde_json::from_value::<ModelState>(json).unwrap(), state);
+    }
+
+    #[test]
+    fn counts_beyond_the_state_range_are_refused_naming_the_range() {
+        let profile = profile(100, u64::MAX >> 1, 1.0, 2);
+        let mut state = state(&profile);
+        for (input, output, field) in [
+            (MAX_COUNT + 1, 0, "estimated input tokens"),
+            (0, u64::MAX, "max output tokens"),
+            (MAX_COUNT, 1, "estimated tokens"),
+        ] {
+            let error = state
+                .try_acquire(START, &profile, &request(input, output), "rsv-x".into())
+                .unwrap_err();
+            assert!(
+                matches!(&error, SchedulerError::TokensOutOfRange { field: f, .. } if *f == field),
+                "{error:?}"
+            );
+            assert!(
+                error.to_string().contains("(0 to 9007199254740991)"),
+                "{error}"
+            );
+        }
+        assert_eq!(state.view().rolling_request_count, 0);
+    }
+
+    #[test]
+    fn sequence_numbers_at_the_limit_are_renumbered_and_the_next_write_loads() {
+        let profile = profile(100, 1_000_000, 1.0, 4);
+        let mut state = state(&profile);
+        let mut long = request(5, 5);
+        long.lease = Duration::from_secs(3_600);
+        let early = granted(acquire(&mut state, START, &profile, &long));
+        let mut json = serde_json::to_value(&state).unwrap();
+        // The same state, its numbers moved up to just below the limit.
+        json["next_sequence"] = (MAX_COUNT - 1).into();
+        json["events"][0]["sequence"] = (MAX_COUNT - 2).into();
+        json["in_flight"][0]["sequence"] = (MAX_COUNT - 2).into();
+        let mut state: ModelState = serde_json::from_value(json).unwrap();
+        // `early`'s event leaves the window; two more reach the limit.
+        let now = START + 120_000;
+        let second = granted(acquire(&mut state, now, &profile, &long));
+        assert_eq!(second.sequence, MAX_COUNT - 1);
+        let third = granted(acquire(&mut state, now + 1, &profile, &request(7, 7)));
+        assert_eq!(third.sequence, 2, "renumbered below the limit");
+        let reloaded: ModelState =
+            serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+        assert_eq!(reloaded, state);
+        let sequences: Vec<u64> = [&early.id, &second.id, &third.id]
+            .iter()
+            .map(|id| state.reservation(id).unwrap().sequence)
+            .collect();
+        assert_eq!(sequences, vec![0, 1, 2]);
+        state
+            .record_success(now + 2, Some(&profile), &second.id, 1, 2)
+            .unwrap();
+        assert_eq!(state.view().rolling_token_count, 3 + 14);
+        state.release(now + 2, Some(&profile), &third.id).unwrap();
+        assert_eq!(state.view().rolling_token_count, 3);
+    }
+
+    /// A stored state with one reservation in the window, as JSON.
+    fn stored_state() -> serde_json::Value {
+        let profile = profile(100, 1_000, 1.0, 2);
+        let mut state = state(&profile);
+        granted(acquire(&mut state, START, &profile, &request(5, 5)));
+        serde_json::to_value(&state).unwrap()
+    }
+
+    fn load_error(json: serde_json::Value) -> String {
+        serde_json::from_value::<ModelState>(json)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn inconsistent_stored_states_are_refused_saying_what_is_wrong() {
+        let mut missing_event = stored_state();
+        missing_event["in_flight"][0]["sequence"] = 5.into();
+        assert!(load_error(missing_event).contains("counts on event 5, which was never admitted"),);
+        let mut vanished = stored_state();
+        vanished["events"][0]["sequence"] = 1.into();
+        vanished["next_sequence"] = 2.into();
+        assert!(load_error(vanished).contains("event 0 is missing from the window"));
+        let mut other_model = stored_state();
+        other_model["in_flight"][0]["model"] = "other".into();
+        assert!(load_error(other_model).contains("belongs to `acme/other`"));
+        let mut cap = stored_state();
+        cap["current_concurrency_cap"] = 3.into();
+        assert!(load_error(cap)
+            .contains("model `acme/m`: current_concurrency_cap 3 is above base_concurrency_cap 2"));
+        let mut mismatch = stored_state();
+        mismatch["events"][0]["tokens"] = 3.into();
+        assert!(load_error(mismatch).contains("does not match its event 0"));
+        let mut twice = stored_state();
+        let copy = twice["in_flight"][0].clone();
+        twice["in_flight"].as_array_mut().unwrap().push(copy);
+        assert!(load_error(twice).contains("shares event 0"));
+        let mut colliding = stored_state();
+        colliding["provider"] = "a::b".into();
+        assert!(load_error(colliding).contains("must not contain `::`"));
+        let mut unnormalised = stored_state();
+        unnormalised["model"] = "M".into();
+        assert!(load_error(unnormalised).contains("is not normalised"));
+        let mut sequence = stored_state();
+        sequence["next_sequence"] = u64::MAX.into();
+        assert!(load_error(sequence).contains("out of range (0 to 9007199254740991)"));
+        assert!(serde_json::from_value::<ModelState>(stored_state()).is_ok());
+    }
+
+    fn waiter(pid: u32) -> Owner {
+        Owner {
+            host: "h".into(),
+            pid,
+            start_time: None,
+        }
+    }
+
+    #[test]
+    fn a_newcomer_may_not_pass_a_waiter_it_would_delay() {
+        let profile = profile(100, 1_000, 1.0, 8);
+        let mut state = state(&profile);
+        granted(acquire(&mut state, START, &profile, &request(150, 150)));
+        // A large request must wait for the first to leave the window.
+        let big = request(600, 200);
+        let Decision::Wait { retry_after, .. } = acquire(&mut state, START + 1_000, &profile, &big)
+        else {
+            panic!("the large request fits too early");
+        };
+        assert_eq!(retry_after, Duration::from_millis(SPAN - 1_000));
+        let ticket = state.join_queue(START + 1_000, waiter(7), 800, START + 120_000);
+        // 300 tokens would fit now, but would still count when the large one
+        // is due, so it would have to wait a further minute.
+        assert!(matches!(
+            acquire(&mut state, START + 2_000, &profile, &request(200, 100)),
+            Decision::Wait {
+                reason: WaitReason::Queue,
+                ..
+            }
+        ));
+        // 200 tokens fit beside the large one: passing cannot delay it.
+        granted(acquire(
+            &mut state,
+            START + 2_000,
+            &profile,
+            &request(100, 100),
+        ));
+        let admitted = granted(
+            state
+                .try_acquire_in_turn(
+                    START + SPAN,
+                    &profile,
+                    &big,
+                    new_reservation_id(),
+                    Some(&ticket.id),
+                )
+                .unwrap(),
+        );
+        assert_eq!(admitted.acquired_at, START + SPAN);
+        assert_eq!(state.waiters().len(), 0, "the ticket left with its holder");
+    }
+
+    #[test]
+    fn a_freed_slot_goes_to_the_waiter_ahead() {
+        let profile = profile(100, 100_000, 1.0, 1);
+        let mut state = state(&profile);
+        let held = granted(acquire(&mut state, START, &profile, &request(1, 1)));
+        let ticket = state.join_queue(START, waiter(7), 2, START + 10_000);
+        state
+            .record_success(START + 100, Some(&profile), &held.id, 1, 1)
+            .unwrap();
+        assert!(matches!(
+            acquire(&mut state, START + 150, &profile, &request(1, 1)),
+            Decision::Wait {
+                reason: WaitReason::Queue,
+                ..
+            }
+        ));
+        granted(
+            state
+                .try_acquire_in_turn(
+                    START + 200,
+                    &profile,
+                    &request(1, 1),
+                    new_reservation_id(),
+                    Some(&ticket.id),
+                )
+                .unwrap(),
+        );
+    }
+
+    #[test]
+    fn lapsed_and_dead_waiters_leave_the_queue() {
+        let profile = profile(100, 100_000, 1.0, 1);
+        let mut state = state(&profile);
+        state.join_queue(START, waiter(7), 2, START + 5_000);
+        assert!(matches!(
+            acquire(&mut state, START + 4_999, &profile, &request(1, 1)),
+            Decision::Wait {
+                reason: WaitReason::Queue,
+                ..
+            }
+        ));
+        granted(acquire(&mut state, START + 5_000, &profile, &request(1, 1)));
+        let mut state = ModelState::new("acme", "m", &profile);
+        let ticket = state.join_queue(START, waiter(666), 2, START + 60_000);
+        assert!(state.keep_ticket(&ticket.id, START + 90_000));
+        state.reclaim_dead(|owner| owner.pid == 666);
+        assert_eq!(state.waiters().len(), 0);
+        assert!(!state.keep_ticket(&ticket.id, START + 90_000));
+        assert!(state.is_idle());
+        granted(acquire(&mut state, START, &profile, &request(1, 1)));
+    }
+
+    #[test]
+    fn a_large_request_behind_a_stream_of_small_ones_is_admitted_within_a_window() {
+        // TPM 60,000: a 50,000-token request arrives while 500-token requests
+        // keep coming every 250 ms (faster than the budget refills).
+        let profile = profile(10_000, 60_000, 1.0, 64);
+        let mut state = state(&profile);
+        let mut now = START;
+        let mut in_flight = std::collections::VecDeque::new();
+        let big = request(49_000, 1_000);
+        let mut ticket: Option<Ticket> = None;
+        let mut admitted_at = None;
+        for step in 0..2_000u64 {
+            now = START + step * 250;
+            // Each small call takes a second.
+            while in_flight
+                .front()
+                .is_some_and(|(started, _): &(u64, String)| started + 1_000 <= now)
+            {
+                let (_, id) = in_flight.pop_front().unwrap();
+                state
+                    .record_success(now, Some(&profile), &id, 250, 250)
+                    .unwrap();
+            }
+            if step >= 40 && admitted_at.is_none() {
+                let held = ticket.as_ref().map(|ticket| ticket.id.clone());
+                match state
+                    .try_acquire_in_turn(now, &profile, &big, new_reservation_id(), held.as_deref())
+                    .unwrap()
+                {
+                    Decision::Granted(reservation) => admitted_at = Some(reservation.acquired_at),
+                    Decision::Wait { .. } if ticket.is_none() => {
+                        ticket = Some(state.join_queue(now, waiter(7), 50_000, u64::MAX));
+                    }
+                    Decision::Wait { .. } => {}
+                }
+            }
+            if let Decision::Granted(reservation) =
+                acquire(&mut state, now, &profile, &request(250, 250))
+            {
+                in_flight.push_back((now, reservation.id));
+            }
+            if admitted_at.is_some() && step > 400 {
+                break;
+            }
+        }
+        let arrived = START + 40 * 250;
+        let admitted_at = admitted_at.expect("the large request was starved");
+        assert!(
+            admitted_at - arrived <= SPAN,
+            "admitted {} ms after arrival",
+            admitted_at - arrived
+        );
+        assert!(now > admitted_at, "small requests went on afterwards");
     }
 }

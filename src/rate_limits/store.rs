@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-use super::scheduler::ModelState;
+use super::scheduler::{model_key, ModelState};
 use crate::persist::{self, FileLock, PersistError};
 
 /// The state file format this version reads and writes.
@@ -22,6 +23,9 @@ pub struct PacingState {
     pub version: u64,
     /// Per-model state.
     pub models: BTreeMap<String, ModelState>,
+    /// Top-level fields this version does not use, written back unchanged.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 impl Default for PacingState {
@@ -29,6 +33,7 @@ impl Default for PacingState {
         Self {
             version: STATE_VERSION,
             models: BTreeMap::new(),
+            extra: Map::new(),
         }
     }
 }
@@ -89,6 +94,8 @@ pub trait StateStore {
 struct StateRecord {
     version: u64,
     models: BTreeMap<String, ModelState>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
 }
 
 /// `.specsmith/model-rate-limit-state.json`, shared by every process of a
@@ -131,10 +138,16 @@ impl FileStore {
 }
 
 /// Parses a state file: the version first, so a newer format is reported as
-/// such rather than as whatever field it happens to break.
+/// such rather than as whatever field it happens to break; then every model
+/// is checked for consistency (see [`ModelState`]'s loader) and against its
+/// key. Unknown top-level fields are kept.
 pub fn parse_state(path: &Path, bytes: &[u8]) -> Result<PacingState, StoreError> {
-    let value: serde_json::Value = persist::parse_json(path, bytes)?;
-    let version = value.get("version").and_then(serde_json::Value::as_u64);
+    let invalid = |message: String| StoreError::Invalid {
+        path: path.to_owned(),
+        message,
+    };
+    let value: Value = persist::parse_json(path, bytes)?;
+    let version = value.get("version").and_then(Value::as_u64);
     match version {
         Some(found) if found > STATE_VERSION => {
             return Err(StoreError::NewerVersion {
@@ -143,22 +156,41 @@ pub fn parse_state(path: &Path, bytes: &[u8]) -> Result<PacingState, StoreError>
                 supported: STATE_VERSION,
             })
         }
-        Some(_) => {}
-        None => {
-            return Err(StoreError::Invalid {
-                path: path.to_owned(),
-                message: "no numeric `version` field".to_owned(),
-            })
+        Some(0) => {
+            return Err(invalid(format!(
+                "`version` 0 is not a state format version (this specsmith writes version {STATE_VERSION})"
+            )))
         }
+        Some(_) => {}
+        None => return Err(invalid("no numeric `version` field".to_owned())),
     }
     let record: StateRecord =
-        serde_json::from_value(value).map_err(|error| StoreError::Invalid {
-            path: path.to_owned(),
-            message: error.to_string(),
-        })?;
+        serde_json::from_value(value).map_err(|error| invalid(error.to_string()))?;
+    let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
+    for (key, model) in &record.models {
+        let view = model.view();
+        let expected = model_key(&view.provider, &view.model).map(|(expected, _, _)| expected);
+        if expected.as_deref() != Some(key.as_str()) {
+            return Err(invalid(format!(
+                "model `{}/{}` is stored under the key `{key}`, not `{}`",
+                view.provider,
+                view.model,
+                expected.unwrap_or_default()
+            )));
+        }
+        for reservation in model.in_flight() {
+            if let Some(other) = owners.insert(&reservation.id, key) {
+                return Err(invalid(format!(
+                    "reservation `{}` is in flight under both `{other}` and `{key}`",
+                    reservation.id
+                )));
+            }
+        }
+    }
     Ok(PacingState {
         version: record.version,
         models: record.models,
+        extra: record.extra,
     })
 }
 
@@ -387,5 +419,70 @@ mod tests {
             .insert("acme::m".into(), ModelState::new("acme", "m", &profile));
         state.prune();
         assert!(state.models.is_empty());
+    }
+
+    fn load_text(text: &str) -> Result<PacingState, StoreError> {
+        parse_state(Path::new("state.json"), text.as_bytes())
+    }
+
+    fn stored_json() -> Value {
+        serde_json::to_value(state_with_one_reservation()).unwrap()
+    }
+
+    #[test]
+    fn a_model_under_the_wrong_key_or_a_shared_id_is_refused() {
+        let mut json = stored_json();
+        let model = json["models"]["acme::m"].take();
+        json["models"] = serde_json::json!({ "acme::other": model.clone() });
+        let error = load_text(&json.to_string()).unwrap_err().to_string();
+        assert!(
+            error.contains("`state.json` is invalid: model `acme/m` is stored under the key `acme::other`, not `acme::m`"),
+            "{error}"
+        );
+        let mut other = model.clone();
+        other["model"] = "n".into();
+        other["in_flight"][0]["model"] = "n".into();
+        json["models"] = serde_json::json!({ "acme::m": model, "acme::n": other });
+        let error = load_text(&json.to_string()).unwrap_err().to_string();
+        assert!(
+            error.contains("is in flight under both `acme::m` and `acme::n`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn version_zero_is_refused() {
+        let error = load_text(r#"{"version": 0, "models": {}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("`version` 0 is not a state format version"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn unknown_top_level_fields_are_kept_when_the_file_is_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        let mut json = stored_json();
+        json["written_by"] = serde_json::json!({ "tool": "later-specsmith", "build": 7 });
+        std::fs::write(store.path(), json.to_string()).unwrap();
+        store
+            .measure_and_replace(|mut state| {
+                state.models.clear();
+                state.models.insert(
+                    "acme::m".into(),
+                    state_with_one_reservation().models["acme::m"].clone(),
+                );
+                Ok::<_, StoreError>(((), state))
+            })
+            .unwrap();
+        let written: Value = serde_json::from_slice(&std::fs::read(store.path()).unwrap()).unwrap();
+        assert_eq!(written["written_by"]["build"], 7);
+        assert_eq!(
+            store.load().unwrap().extra["written_by"]["tool"],
+            "later-specsmith"
+        );
     }
 }

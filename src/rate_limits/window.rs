@@ -4,6 +4,14 @@
 //! Every operation is O(1) amortised: the window keeps running totals beside
 //! its events, expires from the front, and finds a reservation's event by its
 //! sequence number instead of searching.
+//!
+//! An event counts for one minute plus a safety margin
+//! ([`DEFAULT_WINDOW_MARGIN_MILLIS`]): the pacer stamps a request when it
+//! admits it, the provider when the request arrives, a little later, so an
+//! event the pacer dropped at exactly 60 s would still count at the provider.
+//!
+//! Counts never wrap: a token count or sequence number is at most
+//! [`MAX_COUNT`], and the running totals are kept in 128 bits.
 
 use std::collections::VecDeque;
 
@@ -11,6 +19,20 @@ use serde::{Deserialize, Serialize};
 
 /// The length of the rolling window, in milliseconds (one minute).
 pub const WINDOW_MILLIS: u64 = 60_000;
+
+/// How long after the minute an event still counts, unless configured
+/// otherwise (1 s): from admission to arrival at the provider, a load test
+/// saw up to about 0.2 s, and a loaded two-core machine 35 ms typically,
+/// 141 ms at the 95th percentile and 1.26 s at worst (see docs/pacing.md).
+/// One second covers all but such outliers at a cost of 1.7 % of the budget.
+pub const DEFAULT_WINDOW_MARGIN_MILLIS: u64 = 1_000;
+
+/// The largest margin a window accepts (one more minute).
+pub const MAX_WINDOW_MARGIN_MILLIS: u64 = WINDOW_MILLIS;
+
+/// The largest token count or sequence number the state holds: 2^53 − 1,
+/// the largest whole number every JSON reader (JavaScript, jq) keeps exact.
+pub const MAX_COUNT: u64 = (1 << 53) - 1;
 
 /// One admitted request: when it was admitted and what it counts for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +50,14 @@ pub struct Event {
 /// Why a window's events cannot be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WindowError {
+    /// A token count or sequence number above [`MAX_COUNT`].
+    #[error("{field} {value} is out of range (0 to {max})", max = MAX_COUNT)]
+    OutOfRange {
+        /// `next_sequence`, or `tokens` of an event.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+    },
     /// Events out of order or with gaps in their sequence numbers.
     #[error(
         "event {sequence} is out of order (expected sequence {expected}, at or after {after} ms)"
@@ -47,8 +77,10 @@ pub enum WindowError {
 pub struct Window {
     events: VecDeque<Event>,
     next_sequence: u64,
-    requests: u64,
-    tokens: u64,
+    requests: u128,
+    tokens: u128,
+    /// How long an event counts: one minute plus the margin (milliseconds).
+    span: u64,
 }
 
 impl Default for Window {
@@ -65,12 +97,36 @@ impl Window {
             next_sequence: 0,
             requests: 0,
             tokens: 0,
+            span: WINDOW_MILLIS + DEFAULT_WINDOW_MARGIN_MILLIS,
         }
+    }
+
+    /// Sets how long after the minute an event still counts (milliseconds,
+    /// at most [`MAX_WINDOW_MARGIN_MILLIS`]).
+    pub fn set_margin(&mut self, margin_millis: u64) {
+        self.span = WINDOW_MILLIS + margin_millis.min(MAX_WINDOW_MARGIN_MILLIS);
+    }
+
+    /// How long an event counts after its admission: a minute plus the margin.
+    pub fn span(&self) -> u64 {
+        self.span
     }
 
     /// Rebuilds a window from stored events; they must be in time order with
     /// consecutive sequence numbers ending before `next_sequence`.
     pub fn from_events(events: Vec<Event>, next_sequence: u64) -> Result<Self, WindowError> {
+        if next_sequence > MAX_COUNT {
+            return Err(WindowError::OutOfRange {
+                field: "next_sequence",
+                value: next_sequence,
+            });
+        }
+        if let Some(event) = events.iter().find(|event| event.tokens > MAX_COUNT) {
+            return Err(WindowError::OutOfRange {
+                field: "tokens",
+                value: event.tokens,
+            });
+        }
         let mut window = Self::new();
         let first = events.first().map_or(next_sequence, |event| event.sequence);
         window.next_sequence = first;
@@ -85,8 +141,8 @@ impl Window {
             }
             last_at = event.at;
             window.next_sequence += 1;
-            window.requests += event.requests;
-            window.tokens = window.tokens.saturating_add(event.tokens);
+            window.requests += u128::from(event.requests);
+            window.tokens += u128::from(event.tokens);
             window.events.push_back(event);
         }
         if next_sequence < window.next_sequence {
@@ -110,14 +166,40 @@ impl Window {
         self.next_sequence
     }
 
-    /// Requests counted in the window.
-    pub fn requests(&self) -> u64 {
-        self.requests
+    /// The sequence number of the oldest event still in the window (the
+    /// next one when the window is empty).
+    pub fn first_sequence(&self) -> u64 {
+        self.events
+            .front()
+            .map_or(self.next_sequence, |event| event.sequence)
     }
 
-    /// Tokens counted in the window.
+    /// The event `sequence`, if still in the window.
+    pub fn event(&self, sequence: u64) -> Option<&Event> {
+        let index = usize::try_from(sequence.checked_sub(self.first_sequence())?).ok()?;
+        self.events.get(index)
+    }
+
+    /// Requests counted in the window.
+    pub fn requests(&self) -> u64 {
+        saturate(self.requests)
+    }
+
+    /// Tokens counted in the window (at most `u64::MAX`, never wrapped).
     pub fn tokens(&self) -> u64 {
-        self.tokens
+        saturate(self.tokens)
+    }
+
+    /// Gives the events consecutive sequence numbers from `first`; returns
+    /// the old sequence number of the oldest event, so a holder of an old
+    /// number `n` finds its event at `n − old + first`.
+    pub fn renumber_from(&mut self, first: u64) -> u64 {
+        let old_first = self.first_sequence();
+        for (offset, event) in (0u64..).zip(self.events.iter_mut()) {
+            event.sequence = first + offset;
+        }
+        self.next_sequence = first + self.events.len() as u64;
+        old_first
     }
 
     /// The time of the newest event, if any (Unix-epoch milliseconds).
@@ -126,27 +208,30 @@ impl Window {
     }
 
     /// Drops every event that has left the window at `now`: an event admitted
-    /// at `t` counts until `t + 60 s`, exclusive.
+    /// at `t` counts until `t + 60 s + margin`, exclusive.
     pub fn expire(&mut self, now: u64) {
         while let Some(front) = self.events.front() {
-            if front.at.saturating_add(WINDOW_MILLIS) > now {
+            if front.at.saturating_add(self.span) > now {
                 break;
             }
-            self.requests -= front.requests;
-            self.tokens -= front.tokens;
+            self.requests -= u128::from(front.requests);
+            self.tokens -= u128::from(front.tokens);
             self.events.pop_front();
         }
     }
 
-    /// Adds a request admitted at `at` counting `tokens`; returns its sequence
-    /// number. `at` is raised to the newest event's time if the wall clock
-    /// stepped back, so the window stays in time order.
+    /// Adds a request admitted at `at` counting `tokens` (at most
+    /// [`MAX_COUNT`]; more counts as that); returns its sequence number. `at`
+    /// is raised to the newest event's time if the wall clock stepped back,
+    /// so the window stays in time order. When the sequence numbers reach
+    /// [`MAX_COUNT`] the caller must [`Window::renumber_from`] first.
     pub fn push(&mut self, at: u64, tokens: u64) -> u64 {
+        let tokens = tokens.min(MAX_COUNT);
         let at = self.latest().map_or(at, |latest| at.max(latest));
         let sequence = self.next_sequence;
-        self.next_sequence += 1;
+        self.next_sequence = self.next_sequence.saturating_add(1);
         self.requests += 1;
-        self.tokens = self.tokens.saturating_add(tokens);
+        self.tokens += u128::from(tokens);
         self.events.push_back(Event {
             sequence,
             at,
@@ -162,14 +247,16 @@ impl Window {
         self.events.get_mut(index)
     }
 
-    /// Makes the event `sequence` count `tokens` instead of what it counted;
-    /// false when it has already left the window.
+    /// Makes the event `sequence` count `tokens` (at most [`MAX_COUNT`]; more
+    /// counts as that) instead of what it counted; false when it has already
+    /// left the window.
     pub fn set_tokens(&mut self, sequence: u64, tokens: u64) -> bool {
+        let tokens = tokens.min(MAX_COUNT);
         let Some(event) = self.event_mut(sequence) else {
             return false;
         };
         let old = std::mem::replace(&mut event.tokens, tokens);
-        self.tokens = self.tokens - old + tokens;
+        self.tokens = self.tokens - u128::from(old) + u128::from(tokens);
         true
     }
 
@@ -181,8 +268,8 @@ impl Window {
         };
         let requests = std::mem::take(&mut event.requests);
         let tokens = std::mem::take(&mut event.tokens);
-        self.requests -= requests;
-        self.tokens -= tokens;
+        self.requests -= u128::from(requests);
+        self.tokens -= u128::from(tokens);
         true
     }
 
@@ -190,8 +277,17 @@ impl Window {
     /// already): the time the oldest counted requests leave the window.
     /// Call after [`Window::expire`] with the same `now`.
     pub fn request_wait(&self, now: u64, limit: u64) -> u64 {
-        let needed = (self.requests + 1).saturating_sub(limit);
-        self.wait_until_freed(now, needed, |event| event.requests)
+        self.requests_wait(now, limit, 1).unwrap_or(self.span)
+    }
+
+    /// Milliseconds from `now` until `requests + extra ≤ limit`; `None` when
+    /// `extra` alone exceeds `limit`. Call after [`Window::expire`].
+    pub fn requests_wait(&self, now: u64, limit: u64, extra: u64) -> Option<u64> {
+        if extra > limit {
+            return None;
+        }
+        let needed = (self.requests + u128::from(extra)).saturating_sub(u128::from(limit));
+        Some(self.wait_until_freed(now, needed, |event| event.requests))
     }
 
     /// Milliseconds from `now` until `tokens + estimate ≤ limit` (0 when it
@@ -201,37 +297,48 @@ impl Window {
         if estimate > limit {
             return None;
         }
-        let needed = self.tokens.saturating_add(estimate).saturating_sub(limit);
+        let needed = (self.tokens + u128::from(estimate)).saturating_sub(u128::from(limit));
         Some(self.wait_until_freed(now, needed, |event| event.tokens))
     }
 
     /// Scans only the prefix of events that must leave for `needed` units of
     /// `amount` to be freed, and returns when the last of them leaves.
-    fn wait_until_freed(&self, now: u64, needed: u64, amount: impl Fn(&Event) -> u64) -> u64 {
+    fn wait_until_freed(&self, now: u64, needed: u128, amount: impl Fn(&Event) -> u64) -> u64 {
         if needed == 0 {
             return 0;
         }
-        let mut freed = 0;
+        let mut freed: u128 = 0;
         for event in &self.events {
-            freed += amount(event);
+            freed += u128::from(amount(event));
             if freed >= needed {
-                return event.at.saturating_add(WINDOW_MILLIS).saturating_sub(now);
+                return event.at.saturating_add(self.span).saturating_sub(now);
             }
         }
         // Unreachable while the totals match the events: everything in the
         // window frees `needed` by construction. A full window length is the
         // safe answer if they ever disagree.
-        WINDOW_MILLIS
+        self.span
     }
+}
+
+fn saturate(total: u128) -> u64 {
+    u64::try_from(total).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A window with no margin, so the minute's arithmetic shows plainly.
+    fn minute() -> Window {
+        let mut window = Window::new();
+        window.set_margin(0);
+        window
+    }
+
     #[test]
     fn events_leave_exactly_one_window_after_admission() {
-        let mut window = Window::new();
+        let mut window = minute();
         window.push(1_000, 10);
         window.push(2_000, 20);
         window.expire(60_999);
@@ -244,7 +351,7 @@ mod tests {
 
     #[test]
     fn request_wait_is_until_the_oldest_counted_request_leaves() {
-        let mut window = Window::new();
+        let mut window = minute();
         window.push(0, 1);
         window.push(10_000, 1);
         assert_eq!(window.request_wait(20_000, 3), 0);
@@ -258,7 +365,7 @@ mod tests {
 
     #[test]
     fn token_wait_frees_just_enough_and_refuses_the_impossible() {
-        let mut window = Window::new();
+        let mut window = minute();
         window.push(0, 300);
         window.push(5_000, 300);
         window.push(9_000, 300);
@@ -271,7 +378,7 @@ mod tests {
 
     #[test]
     fn reconciling_by_sequence_keeps_totals_right() {
-        let mut window = Window::new();
+        let mut window = minute();
         let first = window.push(0, 500);
         let second = window.push(1, 500);
         assert!(window.set_tokens(second, 40));
@@ -285,7 +392,7 @@ mod tests {
 
     #[test]
     fn a_clock_stepping_back_keeps_the_window_in_order() {
-        let mut window = Window::new();
+        let mut window = minute();
         window.push(5_000, 1);
         window.push(4_000, 1);
         let times: Vec<u64> = window.events().map(|event| event.at).collect();
@@ -304,5 +411,80 @@ mod tests {
         shuffled.swap(0, 1);
         assert!(Window::from_events(shuffled, 2).is_err());
         assert_eq!(Window::from_events(vec![], 9).unwrap().next_sequence(), 9);
+    }
+
+    #[test]
+    fn an_event_counts_for_a_minute_plus_the_margin() {
+        let mut window = Window::new();
+        assert_eq!(window.span(), 61_000);
+        window.push(1_000, 10);
+        window.expire(61_000);
+        assert_eq!(window.requests(), 1, "still counted at exactly 60 s");
+        assert_eq!(window.request_wait(61_000, 1), 1_000);
+        window.expire(61_999);
+        assert_eq!(window.requests(), 1);
+        window.expire(62_000);
+        assert_eq!(window.requests(), 0);
+        window.set_margin(2_000);
+        window.push(100_000, 5);
+        assert_eq!(window.token_wait(100_000, 5, 1), Some(62_000));
+        window.set_margin(u64::MAX);
+        assert_eq!(window.span(), WINDOW_MILLIS + MAX_WINDOW_MARGIN_MILLIS);
+    }
+
+    #[test]
+    fn token_counts_saturate_instead_of_wrapping() {
+        let mut window = minute();
+        let first = window.push(0, 5);
+        assert!(window.set_tokens(first, u64::MAX));
+        assert_eq!(window.tokens(), MAX_COUNT, "not 1, as a wrapped sum gave");
+        for at in 1..5_000 {
+            window.push(at, u64::MAX);
+        }
+        assert_eq!(window.tokens(), u64::MAX);
+        // 5,000 × (2^53 − 1) tokens: 2,952 of them must leave (2^64 = 2,048 × 2^53),
+        // the last at 2,951 ms + 60 s.
+        assert_eq!(window.token_wait(5_000, u64::MAX, 1), Some(57_951));
+        window.expire(70_000);
+        assert_eq!((window.requests(), window.tokens()), (0, 0));
+    }
+
+    #[test]
+    fn numbers_beyond_the_state_range_are_refused_on_load() {
+        let error = Window::from_events(vec![], u64::MAX).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "next_sequence 18446744073709551615 is out of range (0 to 9007199254740991)"
+        );
+        let event = Event {
+            sequence: 0,
+            at: 0,
+            requests: 1,
+            tokens: MAX_COUNT + 1,
+        };
+        assert!(matches!(
+            Window::from_events(vec![event], 1),
+            Err(WindowError::OutOfRange {
+                field: "tokens",
+                ..
+            })
+        ));
+        assert!(Window::from_events(vec![], MAX_COUNT).is_ok());
+    }
+
+    #[test]
+    fn renumbering_keeps_events_and_totals() {
+        let mut window = Window::from_events(vec![], MAX_COUNT - 2).unwrap();
+        window.push(0, 1);
+        window.push(1, 2);
+        assert_eq!(window.next_sequence(), MAX_COUNT);
+        assert_eq!(window.renumber_from(3), MAX_COUNT - 2);
+        let sequences: Vec<u64> = window.events().map(|event| event.sequence).collect();
+        assert_eq!(sequences, vec![3, 4]);
+        assert_eq!(window.next_sequence(), 5);
+        assert_eq!(window.event(4).map(|event| event.tokens), Some(2));
+        assert_eq!((window.requests(), window.tokens()), (2, 3));
+        let events: Vec<Event> = window.events().copied().collect();
+        assert!(Window::from_events(events, 5).is_ok());
     }
 }

@@ -2,6 +2,7 @@
 //! one module per command family, plus the fault suite (crash, concurrency,
 //! fuzz, load) and the fake provider it runs against.
 
+mod accounting;
 mod classify;
 mod concurrency;
 mod crash;

@@ -174,7 +174,7 @@ fn timeout_zero_is_a_non_blocking_try_that_exits_75_with_the_wait() {
         .code(75)
         .stdout("")
         .stderr(predicate::str::is_match(
-            r"^error: timed out after 0\.0 s waiting for the requests-per-minute budget of `acme/m`: the wait would have been (5\d\.\d|60\.0) s more\n$",
+            r"^error: timed out after 0\.0 s waiting for the requests-per-minute budget of `acme/m`: the wait would have been (5\d\.\d|6[01]\.\d) s more\n$",
         ).unwrap());
     assert!(started.elapsed() < Duration::from_secs(5));
     let after: Value = serde_json::from_str(&project.read(STATE)).unwrap();

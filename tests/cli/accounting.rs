@@ -1,0 +1,425 @@
+//! Accounting that cannot lie: names that cannot collide, counts that never
+//! wrap, state files checked on load, and the window's safety margin.
+
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use predicates::prelude::*;
+use predicates::str::contains;
+use serde_json::Value;
+
+use crate::fixture::Project;
+
+const STATE: &str = ".specsmith/model-rate-limit-state.json";
+const PROFILES: &str = ".specsmith/model-rate-limits.json";
+
+fn set_args<'a>(provider: &'a str, model: &'a str) -> Vec<&'a str> {
+    vec![
+        "credits",
+        "limits",
+        "set",
+        "--provider",
+        provider,
+        "--model",
+        model,
+        "--rpm",
+        "1",
+        "--tpm",
+        "1000",
+        "--target",
+        "1",
+    ]
+}
+
+fn acquire_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "credits",
+        "limits",
+        "acquire",
+        "--provider",
+        "acme",
+        "--model",
+        "m",
+        "--input-tokens",
+        "100",
+        "--max-output-tokens",
+        "50",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+fn acquire(project: &Project) -> String {
+    let output = project.cmd(&acquire_args(&[])).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+fn state(project: &Project) -> Value {
+    serde_json::from_str(&project.read(STATE)).unwrap()
+}
+
+#[test]
+fn names_that_could_share_a_budget_are_refused_naming_the_flag() {
+    let project = Project::new();
+    for (provider, model, flag) in [
+        ("a::b", "m", "--provider <PROVIDER>"),
+        ("a", "b::m", "--model <MODEL>"),
+        ("a:", "b", "--provider <PROVIDER>"),
+        ("a", ":b", "--model <MODEL>"),
+    ] {
+        project
+            .cmd(&set_args(provider, model))
+            .assert()
+            .code(2)
+            .stderr(contains(format!(
+                "for '{flag}': must not contain `::` or begin or end with `:`"
+            )));
+    }
+    assert!(
+        !project.exists(".specsmith"),
+        "a refused set creates nothing"
+    );
+    project
+        .cmd(&[
+            "credits",
+            "limits",
+            "acquire",
+            "--provider",
+            "a::b",
+            "--model",
+            "m",
+            "--input-tokens",
+            "1",
+            "--max-output-tokens",
+            "1",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "for '--provider <PROVIDER>': must not contain `::`",
+        ));
+    // A single colon inside a name is an ordinary model name.
+    project
+        .cmd(&set_args("ollama", "llama3:8b"))
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_profile_file_holding_a_colliding_name_is_refused_naming_the_file() {
+    let project = Project::new();
+    let text = r#"[{"provider":"a::b","model":"m","rpm_limit":1,"tpm_limit":5},
+{"provider":"a","model":"b::m","rpm_limit":2,"tpm_limit":5}]"#;
+    project.write(PROFILES, text);
+    let file = project.root().join(PROFILES).display().to_string();
+    for args in [
+        &["credits", "limits", "list"][..],
+        &set_args("other", "m")[..],
+    ] {
+        project
+            .cmd(args)
+            .assert()
+            .code(2)
+            .stderr(contains(format!("`{file}` is invalid")))
+            .stderr(contains("provider `a::b` must not contain `::`"));
+    }
+    assert_eq!(project.read(PROFILES), text, "never merged or rewritten");
+}
+
+#[test]
+fn token_counts_beyond_the_state_range_are_refused_with_the_range() {
+    let project = Project::with_profile("acme", "m", 10, 1_000_000, 1);
+    let id = acquire(&project);
+    let before = project.read(STATE);
+    for value in ["18446744073709551615", "9007199254740992", "-1"] {
+        project
+            .cmd(&[
+                "credits",
+                "limits",
+                "record",
+                &id,
+                "--input-tokens",
+                value,
+                "--output-tokens",
+                "1",
+            ])
+            .assert()
+            .code(2)
+            .stderr(contains(format!(
+                "invalid value '{value}' for '--input-tokens <N>': must be a whole number from 0 to 9007199254740991"
+            )));
+    }
+    assert_eq!(project.read(STATE), before);
+    project
+        .cmd(&[
+            "credits",
+            "limits",
+            "record",
+            &id,
+            "--input-tokens",
+            "9007199254740991",
+            "--output-tokens",
+            "9007199254740991",
+        ])
+        .assert()
+        .success();
+    let json = state(&project);
+    assert_eq!(
+        json["models"]["acme::m"]["events"][0]["tokens"], 9_007_199_254_740_991u64,
+        "saturates at the range, never wraps"
+    );
+    project
+        .cmd(&[
+            "credits",
+            "limits",
+            "acquire",
+            "--provider",
+            "acme",
+            "--model",
+            "m",
+            "--input-tokens",
+            "1",
+            "--max-output-tokens",
+            "18446744073709551615",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "for '--max-output-tokens <N>': must be a whole number from 0 to 9007199254740991",
+        ));
+}
+
+#[test]
+fn a_state_file_at_the_sequence_limit_is_refused_naming_the_file() {
+    let project = Project::with_profile("acme", "m", 10, 1_000_000, 1);
+    acquire(&project);
+    let mut json = state(&project);
+    let model = &mut json["models"]["acme::m"];
+    model["next_sequence"] = u64::MAX.into();
+    model["events"][0]["sequence"] = (u64::MAX - 1).into();
+    model["in_flight"][0]["sequence"] = (u64::MAX - 1).into();
+    let text = serde_json::to_string_pretty(&json).unwrap();
+    project.write(STATE, &text);
+    let file = project.root().join(STATE).display().to_string();
+    project
+        .cmd(&acquire_args(&[]))
+        .assert()
+        .code(2)
+        .stderr(contains(format!("`{file}` is invalid: model `acme/m`: next_sequence 18446744073709551615 is out of range (0 to 9007199254740991)")));
+    assert_eq!(project.read(STATE), text);
+}
+
+/// Breaks a state file in one way.
+type Breaking = fn(&mut Value);
+
+#[test]
+fn inconsistent_state_files_are_refused_naming_the_file_and_left_alone() {
+    let project = Project::with_profile("acme", "m", 10, 1_000_000, 2);
+    acquire(&project);
+    let file = project.root().join(STATE).display().to_string();
+    let original = state(&project);
+    let broken: Vec<(Breaking, &str)> = vec![
+        (
+            |json| json["models"]["acme::m"]["in_flight"][0]["sequence"] = 7.into(),
+            "which was never admitted",
+        ),
+        (
+            |json| json["models"]["acme::m"]["in_flight"][0]["model"] = "n".into(),
+            "belongs to `acme/n`",
+        ),
+        (
+            |json| json["models"]["acme::m"]["current_concurrency_cap"] = 5.into(),
+            "current_concurrency_cap 5 is above base_concurrency_cap 2",
+        ),
+        (
+            |json| {
+                let model = json["models"]["acme::m"].take();
+                json["models"] = serde_json::json!({ "acme::x": model });
+            },
+            "is stored under the key `acme::x`, not `acme::m`",
+        ),
+        (
+            |json| json["version"] = 0.into(),
+            "`version` 0 is not a state format version",
+        ),
+    ];
+    for (breaking, expected) in broken {
+        let mut json = original.clone();
+        breaking(&mut json);
+        let text = serde_json::to_string_pretty(&json).unwrap();
+        project.write(STATE, &text);
+        for args in [
+            acquire_args(&[]),
+            vec![
+                "credits",
+                "limits",
+                "status",
+                "--provider",
+                "acme",
+                "--model",
+                "m",
+            ],
+        ] {
+            project
+                .cmd(&args)
+                .assert()
+                .code(2)
+                .stderr(contains(format!("`{file}` is invalid: ")))
+                .stderr(contains(expected));
+        }
+        assert_eq!(project.read(STATE), text, "{expected}");
+    }
+}
+
+#[test]
+fn unknown_top_level_fields_survive_a_rewrite() {
+    let project = Project::with_profile("acme", "m", 10, 1_000_000, 2);
+    acquire(&project);
+    let mut json = state(&project);
+    json["note"] = "kept by a later specsmith".into();
+    project.write(STATE, &serde_json::to_string_pretty(&json).unwrap());
+    acquire(&project);
+    let json = state(&project);
+    assert_eq!(json["note"], "kept by a later specsmith");
+    assert_eq!(
+        json["models"]["acme::m"]["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn the_window_margin_keeps_a_request_counted_past_the_minute() {
+    let project = Project::with_profile("acme", "m", 1, 1_000_000, 5);
+    acquire(&project);
+    // Move the admitted request back to exactly 60 s ago: without a margin
+    // it would have left the window.
+    let mut json = state(&project);
+    let now = json["models"]["acme::m"]["events"][0]["at"]
+        .as_u64()
+        .unwrap();
+    let at = now - 60_000;
+    json["models"]["acme::m"]["events"][0]["at"] = at.into();
+    json["models"]["acme::m"]["in_flight"][0]["acquired_at"] = at.into();
+    project.write(STATE, &serde_json::to_string_pretty(&json).unwrap());
+    project
+        .cmd(&acquire_args(&["--timeout", "0"]))
+        .env("SPECSMITH_WINDOW_MARGIN", "30")
+        .assert()
+        .code(75)
+        .stderr(predicate::str::is_match(r"the wait would have been (2\d|30)\.\d s more").unwrap());
+    project
+        .cmd(&acquire_args(&["--timeout", "0"]))
+        .env("SPECSMITH_WINDOW_MARGIN", "0")
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_bad_window_margin_is_refused_naming_the_variable() {
+    let project = Project::with_profile("acme", "m", 1, 1_000_000, 5);
+    for value in ["-1", "61", "soon", "inf"] {
+        project
+            .cmd(&acquire_args(&[]))
+            .env("SPECSMITH_WINDOW_MARGIN", value)
+            .assert()
+            .code(2)
+            .stderr(format!(
+                "error: SPECSMITH_WINDOW_MARGIN: `{value}` must be a number of seconds from 0 to 60\n"
+            ));
+    }
+    assert!(!project.exists(STATE), "a refused acquire creates nothing");
+}
+
+fn acquire_tokens(input: &str) -> Vec<&str> {
+    vec![
+        "credits",
+        "limits",
+        "acquire",
+        "--provider",
+        "acme",
+        "--model",
+        "m",
+        "--input-tokens",
+        input,
+        "--max-output-tokens",
+        "0",
+    ]
+}
+
+#[test]
+fn a_waiter_in_another_process_is_not_passed_and_its_death_frees_the_queue() {
+    let project = Project::with_profile("acme", "m", 100, 1_000, 8);
+    project.cmd(&acquire_tokens("600")).assert().success();
+    // A large request waits in another process for the first to leave.
+    let mut waiter = StdCommand::new(assert_cmd::cargo::cargo_bin("specsmith-rs"));
+    waiter
+        .current_dir(project.root())
+        .env("HOME", project.config_dir())
+        .env("SPECSMITH_CONFIG_DIR", project.config_dir())
+        .arg("--project-dir")
+        .arg(project.root())
+        .args(acquire_tokens("800"))
+        .args(["--timeout", "120"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut waiter = waiter.spawn().unwrap();
+    let started = Instant::now();
+    let waiter_pid = u64::from(waiter.id());
+    loop {
+        let tickets = state(&project)["models"]["acme::m"]["waiters"].clone();
+        if tickets[0]["owner"]["pid"] == waiter_pid {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the waiter took no ticket"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // 300 tokens fit now but would delay the waiter by a minute: refused.
+    project
+        .cmd(
+            &acquire_tokens("300")
+                .into_iter()
+                .chain(["--timeout", "0"])
+                .collect::<Vec<_>>(),
+        )
+        .assert()
+        .code(75)
+        .stderr(contains(
+            "waiting for its turn behind earlier waiters of `acme/m`",
+        ));
+    // 100 tokens fit beside it: passing cannot delay it.
+    project
+        .cmd(
+            &acquire_tokens("100")
+                .into_iter()
+                .chain(["--timeout", "0"])
+                .collect::<Vec<_>>(),
+        )
+        .assert()
+        .success();
+    waiter.kill().unwrap();
+    waiter.wait().unwrap();
+    // A killed waiter's ticket goes with it.
+    project
+        .cmd(
+            &acquire_tokens("300")
+                .into_iter()
+                .chain(["--timeout", "0"])
+                .collect::<Vec<_>>(),
+        )
+        .assert()
+        .success();
+    assert!(state(&project)["models"]["acme::m"]
+        .get("waiters")
+        .is_none());
+}
