@@ -162,6 +162,9 @@ pub fn run_passing_through(
                     stop_group(pid, &mut stopping_since);
                 }
             }
+            // Ctrl-Z while it has the terminal: `run` cannot be resumed as a
+            // job in its place, so the command goes on rather than hang.
+            ChildState::Stopped(_) if terminal.given() => send_to_group(pid, CONTINUE),
             ChildState::Stopped(_) | ChildState::Running => {}
         }
         if let Some(signal) = signals.take() {

@@ -72,8 +72,9 @@ pub struct AcquireArgs {
     /// Give up after SECS seconds (exit 75); 0 tries once without waiting.
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     timeout: Option<Duration>,
-    /// The process that holds the reservation (default: the calling process,
-    /// i.e. the parent of specsmith-rs); its death frees the slot.
+    /// The process that holds the reservation; its death frees the slot.
+    /// Default: the calling script, i.e. the parent of specsmith-rs, walking
+    /// past wrappers (`timeout`, `env`, `xargs`…) and forked subshells.
     #[arg(long, value_name = "PID")]
     owner_pid: Option<u32>,
     /// Print the id, seconds waited and the estimate as JSON.

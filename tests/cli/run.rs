@@ -622,3 +622,147 @@ fn a_command_that_ignores_signals_cannot_keep_run_alive() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("the call is counted"));
     assert_eq!(snapshot(&project)["rolling_request_count"], 1);
 }
+
+/// A pseudo-terminal whose slave becomes the controlling terminal of a child.
+struct Pty {
+    master: std::fs::File,
+    slave: std::fs::File,
+}
+
+impl Pty {
+    fn open() -> Self {
+        use std::os::fd::FromRawFd;
+        // SAFETY: the POSIX pseudo-terminal calls, on a descriptor we own;
+        // ptsname_r writes into a buffer of the size it is given.
+        unsafe {
+            let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+            assert!(master >= 0, "posix_openpt");
+            assert_eq!(libc::grantpt(master), 0);
+            assert_eq!(libc::unlockpt(master), 0);
+            let mut name = [0 as libc::c_char; 128];
+            assert_eq!(libc::ptsname_r(master, name.as_mut_ptr(), name.len()), 0);
+            let path = std::ffi::CStr::from_ptr(name.as_ptr())
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let slave = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NOCTTY)
+                .open(path)
+                .unwrap();
+            Self {
+                master: std::fs::File::from_raw_fd(master),
+                slave,
+            }
+        }
+    }
+
+    /// `specsmith-rs ARGS…` in a session of its own with this terminal as its
+    /// controlling terminal and stdio, as an interactive shell would start it.
+    fn spawn(&self, project: &Project, args: &[&str]) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("specsmith-rs"));
+        command
+            .arg("--project-dir")
+            .arg(project.root())
+            .args(args)
+            .env("SPECSMITH_CONFIG_DIR", project.config_dir())
+            .env("HOME", project.root())
+            .stdin(self.slave.try_clone().unwrap())
+            .stdout(self.slave.try_clone().unwrap())
+            .stderr(self.slave.try_clone().unwrap());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command.spawn().unwrap()
+    }
+
+    /// Everything written to the terminal, read on a thread.
+    fn output(&self) -> std::sync::Arc<std::sync::Mutex<String>> {
+        use std::io::Read;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = std::sync::Arc::clone(&seen);
+        let mut master = self.master.try_clone().unwrap();
+        // Ends when the last holder of the slave closes it (EIO) or the test ends.
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(read) = master.read(&mut buffer) {
+                if read == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..read]));
+            }
+        });
+        seen
+    }
+
+    /// The terminal's foreground process group.
+    fn foreground(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a query on a descriptor we own.
+        unsafe { libc::tcgetpgrp(self.master.as_raw_fd()) }
+    }
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+/// Waits (bounded) for `child` to exit; kills it and fails when it hangs.
+fn exit_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("run hung for {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_command_that_reads_the_terminal_gets_it() {
+    use std::io::Write;
+    let project = project();
+    let pty = Pty::open();
+    let seen = pty.output();
+    let mut run = pty.spawn(
+        &project,
+        &run_args(&[], &["sh", "-c", "read line; echo \"got:$line\""]),
+    );
+    (&pty.master).write_all(b"hello\n").unwrap();
+    let status = exit_within(&mut run, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0));
+    wait_for("the answer on the terminal", || {
+        seen.lock().unwrap().contains("got:hello")
+    });
+    assert_eq!(snapshot(&project)["rolling_request_count"], 1);
+}
+
+#[test]
+fn signals_still_end_run_while_its_command_has_the_terminal() {
+    let project = project();
+    let pty = Pty::open();
+    let _seen = pty.output();
+    let mut run = pty.spawn(&project, &run_args(&[], &["sh", "-c", "read line"]));
+    let run_group = i32::try_from(run.id()).unwrap();
+    wait_for("the command to get the terminal", || {
+        let foreground = pty.foreground();
+        foreground > 0 && foreground != run_group
+    });
+    send(run.id(), libc::SIGTERM);
+    let status = exit_within(&mut run, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(143));
+    assert_eq!(snapshot(&project)["rolling_request_count"], 1);
+}
