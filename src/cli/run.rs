@@ -162,12 +162,12 @@ pub fn run(project: &ProjectPaths, args: RunArgs) -> anyhow::Result<ExitStatus> 
                 eprint!("{CLEAR_LINE}");
             }
             let counted = if still_counted {
-                "counted in the window"
+                "the call is counted anyway"
             } else {
-                "older than the window"
+                "its request is no longer in the state, so nothing more is counted"
             };
             eprintln!(
-                "warning: reservation `{id}` was reclaimed while the command ran (its lease ended or its owner looked dead); the call is {counted} anyway"
+                "warning: reservation `{id}` was reclaimed while the command ran (its lease ended or its owner looked dead); {counted}"
             );
         }
     };

@@ -766,3 +766,23 @@ fn signals_still_end_run_while_its_command_has_the_terminal() {
     assert_eq!(status.code(), Some(143));
     assert_eq!(snapshot(&project)["rolling_request_count"], 1);
 }
+
+#[test]
+fn a_reservation_reclaimed_during_the_call_still_counts_and_keeps_the_commands_status() {
+    let project = project();
+    let binary = assert_cmd::cargo::cargo_bin("specsmith-rs");
+    // The command wipes the state under run's feet, as a reclaim would.
+    let command = format!(
+        "'{}' --project-dir '{}' credits limits reset-state >/dev/null; echo done",
+        binary.display(),
+        project.root().display()
+    );
+    project
+        .cmd(&run_args(&[], &["sh", "-c", &command]))
+        .assert()
+        .code(0)
+        .stdout("done\n")
+        .stderr(contains("warning: reservation `rsv-").and(contains(
+            "was reclaimed while the command ran (its lease ended or its owner looked dead); its request is no longer in the state, so nothing more is counted",
+        )));
+}
