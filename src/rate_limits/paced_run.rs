@@ -528,8 +528,8 @@ impl<'a, S: StateStore, C: Clock> Renewal<'a, S, C> {
 }
 
 /// True when the whole of `stdout` is a provider's error body: one JSON
-/// document (or an array of them) whose top level holds `error` and no
-/// answer. `curl` without `--fail-with-body` exits 0 on a 429 with such a body.
+/// document (or an array of them) whose top level holds an `error` object
+/// or message and no answer. `curl` without `--fail-with-body` exits 0 on a 429 with such a body.
 pub fn is_error_body(stdout: &str) -> bool {
     let Ok(document) = serde_json::from_str::<serde_json::Value>(stdout.trim()) else {
         return false;
@@ -539,7 +539,12 @@ pub fn is_error_body(stdout: &str) -> bool {
             return false;
         };
         let answer_fields = ["choices", "candidates", "content", "output", "data"];
-        object.get("error").is_some_and(|error| !error.is_null())
+        let error = match object.get("error") {
+            Some(serde_json::Value::Object(details)) => !details.is_empty(),
+            Some(serde_json::Value::String(message)) => !message.trim().is_empty(),
+            _ => false,
+        };
+        error
             && !answer_fields
                 .iter()
                 .any(|field| object.contains_key(*field))
@@ -1261,6 +1266,8 @@ mod tests {
         ));
         assert!(!is_error_body(SUCCESS));
         assert!(!is_error_body(r#"{"error":null,"choices":[]}"#));
+        assert!(!is_error_body(r#"{"error":false,"result":42}"#));
+        assert!(is_error_body(r#"{"error":"Too many requests"}"#));
         assert!(!is_error_body("error: something\n"));
         assert!(!is_error_body(&format!("{RATE_LIMITED}\n{SUCCESS}")));
     }
