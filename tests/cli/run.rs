@@ -227,7 +227,7 @@ fn an_interrupt_reaches_the_command_and_the_call_stays_counted() {
     let pid = libc::pid_t::try_from(child.id()).unwrap();
     // SAFETY: kill(2) on our own child, which has not been reaped.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    let output = child.wait_with_output().unwrap();
+    let output = output_within(child, Duration::from_secs(20));
     assert_eq!(output.status.code(), Some(130), "{output:?}");
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
@@ -560,7 +560,7 @@ fn a_signal_while_waiting_for_budget_ends_run_and_nothing_is_sent() {
     wait_for("run to watch for signals", || catches_signals(run.id()));
     let started = Instant::now();
     send(run.id(), libc::SIGTERM);
-    let output = run.wait_with_output().unwrap();
+    let output = output_within(run, Duration::from_secs(20));
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(output.status.code(), Some(143), "{output:?}");
     assert!(
@@ -584,7 +584,7 @@ fn a_signal_while_sleeping_before_a_retry_ends_run_at_once() {
     });
     let started = Instant::now();
     send(run.id(), libc::SIGHUP);
-    let status = run.wait().unwrap();
+    let status = exit_within(&mut run, Duration::from_secs(20));
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(status.code(), Some(129));
     wait_for("the last words on stderr", || {
@@ -605,15 +605,12 @@ fn a_signal_while_sleeping_before_a_retry_ends_run_at_once() {
 fn a_command_that_ignores_signals_cannot_keep_run_alive() {
     let project = project();
     let ready = project.root().join("ready");
-    let stubborn = format!(
-        "trap '' INT TERM HUP; : > '{}'; while :; do sleep 1; done",
-        ready.display()
-    );
+    let stubborn = format!("trap '' INT TERM HUP; : > '{}'; sleep 30", ready.display());
     let run = spawn(&project, &run_args(&[], &["sh", "-c", &stubborn]));
     wait_for("the command to start", || ready.exists());
     let started = Instant::now();
     send(run.id(), libc::SIGTERM);
-    let output = run.wait_with_output().unwrap();
+    let output = output_within(run, Duration::from_secs(20));
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "ended after the 2 s grace"
@@ -785,4 +782,36 @@ fn a_reservation_reclaimed_during_the_call_still_counts_and_keeps_the_commands_s
         .stderr(contains("warning: reservation `rsv-").and(contains(
             "was reclaimed while the command ran (its lease ended or its owner looked dead); its request is no longer in the state, so nothing more is counted",
         )));
+}
+
+/// Like `wait_with_output`, but kills a child that hangs and fails the test.
+fn output_within(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    let read = |stream: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut stream) = stream {
+                stream.read_to_end(&mut bytes).ok();
+            }
+            bytes
+        })
+    };
+    let stdout = read(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let stderr = read(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let status = exit_within(&mut child, limit);
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
 }
