@@ -6,6 +6,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::output::{self, Align};
+pub(super) use super::values::parse_name;
+use super::values::{parse_concurrency, parse_limit, parse_target};
 use crate::exit::ExitStatus;
 use crate::paths::{self, ProjectPaths};
 use crate::rate_limits::defaults::builtin_profiles;
@@ -81,13 +83,13 @@ struct SetArgs {
     #[arg(long, value_parser = parse_name)]
     model: String,
     /// Requests per minute the provider allows (> 0).
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_positive)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_limit)]
     rpm: u64,
     /// Tokens per minute the provider allows (> 0).
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_positive)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_limit)]
     tpm: u64,
     /// Share of each limit to budget for, in (0, 1].
-    #[arg(long, value_name = "F", allow_negative_numbers = true, default_value_t = profile::DEFAULT_UTILIZATION_TARGET, value_parser = parse_target)]
+    #[arg(long, value_name = "F", allow_hyphen_values = true, default_value_t = profile::DEFAULT_UTILIZATION_TARGET, value_parser = parse_target)]
     target: f64,
     /// Requests that may be in flight at once (> 0).
     #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = profile::DEFAULT_CONCURRENCY_CAP, value_parser = parse_concurrency)]
@@ -131,7 +133,7 @@ fn list(project: &ProjectPaths, all: bool, json: bool) -> anyhow::Result<()> {
     if entries.is_empty() {
         output::println(&format!(
             "No model rate-limit profiles configured in `{}`.\nhint: `specsmith-rs credits limits defaults --install` adds the built-in ones.",
-            project.profiles_file().display()
+            output::shown(&project.profiles_file())
         ))?;
         return Ok(());
     }
@@ -164,7 +166,7 @@ fn set(project: &ProjectPaths, args: SetArgs) -> anyhow::Result<()> {
         saved.concurrency_cap(),
         output::thousands(saved.effective_rpm_limit()),
         output::thousands(saved.effective_tpm_limit()),
-        path.display()
+        output::shown(&path)
     ))?;
     Ok(())
 }
@@ -174,14 +176,14 @@ fn remove(project: &ProjectPaths, provider: &str, model: &str) -> anyhow::Result
     if !path.exists() {
         anyhow::bail!(
             "no profile `{provider}/{model}`: `{}` does not exist",
-            path.display()
+            output::shown(&path)
         );
     }
     let removed = ProfileFile::update(&path, |file| file.remove(provider, model))?;
     output::println(&format!(
         "Removed {} from `{}`",
         removed.label(),
-        path.display()
+        output::shown(&path)
     ))?;
     Ok(())
 }
@@ -214,10 +216,10 @@ fn defaults(project: &ProjectPaths, install: bool, json: bool) -> anyhow::Result
     if let Some((path, (added, kept))) = installed {
         let message = format!(
             "Installed {added} new default profile(s) into `{}` ({kept} existing profile(s) kept)",
-            path.display()
+            output::shown(&path)
         );
         if json {
-            eprintln!("{message}");
+            eprintln!("{}", output::cell(&message));
         } else {
             output::println(&message)?;
         }
@@ -290,8 +292,8 @@ fn print_profile_table(entries: &[LayeredProfile], with_source: bool) -> anyhow:
     for entry in entries {
         let profile = &entry.profile;
         let mut row = vec![
-            profile.provider().to_owned(),
-            profile.model().to_owned(),
+            output::cell(profile.provider()),
+            output::cell(profile.model()),
             output::thousands(profile.rpm_limit()),
             output::thousands(profile.tpm_limit()),
             format!("{:.2}", profile.utilization_target()),
@@ -306,35 +308,4 @@ fn print_profile_table(entries: &[LayeredProfile], with_source: bool) -> anyhow:
     }
     output::println(&output::render_table(&table))?;
     Ok(())
-}
-
-/// `--provider` / `--model`: trimmed, lower-cased, not empty.
-pub(super) fn parse_name(value: &str) -> Result<String, String> {
-    profile::normalize_name(value).ok_or_else(|| "must not be empty".to_owned())
-}
-
-/// A count that must be greater than zero (`--rpm`, `--tpm`).
-fn parse_positive(value: &str) -> Result<u64, String> {
-    let number: i64 = value
-        .trim()
-        .parse()
-        .map_err(|_| "must be a whole number greater than 0".to_owned())?;
-    if number <= 0 {
-        return Err("must be greater than 0".to_owned());
-    }
-    Ok(number as u64)
-}
-
-fn parse_concurrency(value: &str) -> Result<u32, String> {
-    let number = parse_positive(value)?;
-    u32::try_from(number).map_err(|_| format!("must be at most {}", u32::MAX))
-}
-
-/// `--target`: a number in (0, 1].
-fn parse_target(value: &str) -> Result<f64, String> {
-    let number: f64 = value
-        .trim()
-        .parse()
-        .map_err(|_| "must be a number greater than 0 and at most 1".to_owned())?;
-    profile::check_target(number).map_err(|_| "must be greater than 0 and at most 1".to_owned())
 }

@@ -8,6 +8,7 @@ mod pacing;
 mod retry;
 mod run;
 mod validate;
+mod values;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,6 +18,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::exit::ExitStatus;
 use crate::paths::ProjectPaths;
+use crate::rate_limits::secrets;
 
 /// Rate-limit pacing and governance checks for teams running LLM agents.
 #[derive(Debug, Parser)]
@@ -53,7 +55,7 @@ pub fn main() -> ExitCode {
         Ok(status) => status.into(),
         Err(error) if output::is_broken_pipe(&error) => ExitStatus::Success.into(),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            output::print_error(&error);
             exit_status_of(&error).into()
         }
     }
@@ -78,8 +80,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
 fn project(dir: &Path) -> anyhow::Result<ProjectPaths> {
     match std::fs::metadata(dir) {
         Ok(metadata) if metadata.is_dir() => Ok(ProjectPaths::new(dir)),
-        Ok(_) => bail!("--project-dir `{}` is not a directory", dir.display()),
-        Err(error) => Err(error).with_context(|| format!("--project-dir `{}`", dir.display())),
+        Ok(_) => bail!("--project-dir `{}` is not a directory", output::shown(dir)),
+        Err(error) => Err(error).with_context(|| format!("--project-dir `{}`", output::shown(dir))),
     }
 }
 
@@ -96,9 +98,41 @@ fn report_usage_error(error: &clap::Error) -> ExitCode {
         let _ = error.print();
         return ExitCode::from(error.exit_code() as u8);
     }
-    let rendered = error.render().to_string();
+    // A refused value: said in clap's words, from the raw value, so that
+    // what the user typed is escaped rather than stripped or passed through.
+    if error.kind() == ErrorKind::ValueValidation {
+        use clap::error::{ContextKind, ContextValue};
+        if let (Some(ContextValue::String(flag)), Some(ContextValue::String(value))) = (
+            error.get(ContextKind::InvalidArg),
+            error.get(ContextKind::InvalidValue),
+        ) {
+            let reason = std::error::Error::source(error)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            eprintln!(
+                "error: invalid value '{}' for '{flag}': {}",
+                secrets::for_message(value),
+                secrets::for_message(&reason)
+            );
+            return ExitStatus::Error.into();
+        }
+    }
+    let mut rendered = error.render().to_string();
+    // clap quotes the offending value as typed: escape it before the text is
+    // cut at its first blank line, so a value cannot fake lines of its own.
+    for argument in std::env::args_os().skip(1) {
+        let argument = argument.to_string_lossy();
+        if argument.chars().any(char::is_control) {
+            rendered = rendered.replace(argument.as_ref(), &secrets::escape_controls(&argument));
+        }
+    }
     let first_paragraph = rendered.split("\n\n").next().unwrap_or_default();
-    eprintln!("{}", first_paragraph.trim_end());
+    let lines: Vec<String> = first_paragraph
+        .trim_end()
+        .lines()
+        .map(secrets::for_message)
+        .collect();
+    eprintln!("{}", lines.join("\n"));
     ExitStatus::Error.into()
 }
 
@@ -111,6 +145,28 @@ fn exit_status_of(error: &anyhow::Error) -> ExitStatus {
         }
     }
     ExitStatus::Error
+}
+
+/// An error with advice printed on a line of its own after it.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct HintedError {
+    message: String,
+    hint: String,
+}
+
+impl HintedError {
+    pub(crate) fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// The advice, without the `hint: ` label.
+    pub(crate) fn hint(&self) -> &str {
+        &self.hint
+    }
 }
 
 /// An error that ends the process with a particular exit code.

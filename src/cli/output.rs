@@ -2,7 +2,9 @@
 //! stay aligned, colour only when a person is watching.
 
 use std::io::{self, IsTerminal, Write};
+use std::path::Path;
 
+use crate::rate_limits::secrets;
 use comfy_table::{
     presets, Attribute, Cell, CellAlignment, ContentArrangement, Table, TableComponent,
 };
@@ -27,6 +29,34 @@ pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()>
     let text = serde_json::to_string_pretty(value)?;
     println(&text)?;
     Ok(())
+}
+
+/// Prints an error chain on one line of stderr (`error: outer: inner`),
+/// credentials masked and control characters escaped whatever the error
+/// echoes, then its hint, if any, on a line of its own.
+pub fn print_error(error: &anyhow::Error) {
+    let text = secrets::for_message(&format!("{error:#}"));
+    let hint = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<super::HintedError>())
+        .map(|hinted| format!("\nhint: {}", secrets::for_message(hinted.hint())))
+        .unwrap_or_default();
+    eprintln!("error: {text}{hint}");
+}
+
+/// Prints `warning: TEXT` on stderr, filtered like every message.
+pub fn warning(text: &str) {
+    eprintln!("warning: {}", secrets::for_message(text));
+}
+
+/// A path as messages show it: control characters escaped.
+pub fn shown(path: &Path) -> String {
+    secrets::escape_controls(&path.display().to_string()).into_owned()
+}
+
+/// A table cell or message part that came from input: control characters escaped.
+pub fn cell(text: &str) -> String {
+    secrets::escape_controls(text).into_owned()
 }
 
 /// True when the error is stdout closing under us (`specsmith-rs … | head`),

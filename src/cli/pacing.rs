@@ -1,17 +1,20 @@
 //! `credits limits acquire | record | release | status | reset-state`:
 //! pacing shared by every process of a project through its state file.
 
-use std::io::{IsTerminal, Read};
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::Args;
 use serde::Serialize;
 
-use super::credits::parse_name;
 use super::output::{self, Align};
-use super::StatusError;
+use super::values::{
+    parse_attempt, parse_name, parse_pid, parse_reservation_id, parse_status, parse_tokens,
+};
+pub(super) use super::values::{parse_lease, parse_seconds};
+use super::{HintedError, StatusError};
 use crate::exit::ExitStatus;
 use crate::paths::{self, ProjectPaths};
 use crate::rate_limits::clock::{Clock, SystemClock};
@@ -41,13 +44,13 @@ pub struct RequestArgs {
     #[arg(long, value_parser = parse_name)]
     model: String,
     /// Estimated prompt tokens of each call.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_tokens)]
     input_tokens: u64,
     /// The most output tokens each call may produce.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_tokens)]
     max_output_tokens: u64,
-    /// Seconds a reservation may stay in flight before its slot is reclaimed.
-    #[arg(long, value_name = "SECS", value_parser = parse_lease, default_value = DEFAULT_LEASE_SECONDS)]
+    /// Seconds a reservation may stay in flight before its slot is reclaimed (at least 1).
+    #[arg(long, value_name = "SECS", allow_hyphen_values = true, value_parser = parse_lease, default_value = DEFAULT_LEASE_SECONDS)]
     lease: Duration,
 }
 
@@ -70,12 +73,12 @@ pub struct AcquireArgs {
     #[command(flatten)]
     request: RequestArgs,
     /// Give up after SECS seconds (exit 75); 0 tries once without waiting.
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECS", allow_hyphen_values = true, value_parser = parse_seconds)]
     timeout: Option<Duration>,
     /// The process that holds the reservation; its death frees the slot.
     /// Default: the calling script, i.e. the parent of specsmith-rs, walking
     /// past wrappers (`timeout`, `env`, `xargs`…) and forked subshells.
-    #[arg(long, value_name = "PID")]
+    #[arg(long, value_name = "PID", allow_negative_numbers = true, value_parser = parse_pid)]
     owner_pid: Option<u32>,
     /// Print the id, seconds waited and the estimate as JSON.
     #[arg(long)]
@@ -85,11 +88,14 @@ pub struct AcquireArgs {
 #[derive(Debug, Args)]
 pub struct RecordArgs {
     /// The reservation id `acquire` printed.
+    #[arg(value_parser = parse_reservation_id)]
     id: String,
     /// Actual prompt tokens of the successful call.
     #[arg(
         long,
         value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = parse_tokens,
         required_unless_present = "rate_limited",
         conflicts_with = "rate_limited"
     )]
@@ -98,6 +104,8 @@ pub struct RecordArgs {
     #[arg(
         long,
         value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = parse_tokens,
         required_unless_present = "rate_limited",
         conflicts_with = "rate_limited"
     )]
@@ -111,14 +119,14 @@ pub struct RecordArgs {
     /// A file holding the provider's error body; `-` reads stdin.
     #[arg(long, value_name = "FILE")]
     error_file: Option<PathBuf>,
-    /// The HTTP status of the refused call.
-    #[arg(long, value_name = "N")]
+    /// The HTTP status of the refused call (100 to 999).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_status)]
     status: Option<u16>,
     /// Which attempt this was, from 1 (drives the backoff).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_attempt)]
     attempt: Option<u32>,
     /// The longest delay to print, in seconds, whatever the provider says.
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECS", allow_hyphen_values = true, value_parser = parse_seconds)]
     max_delay: Option<Duration>,
     /// Print the outcome as JSON.
     #[arg(long)]
@@ -128,6 +136,7 @@ pub struct RecordArgs {
 #[derive(Debug, Args)]
 pub struct ReleaseArgs {
     /// The reservation id `acquire` printed.
+    #[arg(value_parser = parse_reservation_id)]
     id: String,
 }
 
@@ -170,9 +179,11 @@ pub(super) fn explain(error: PacingError) -> anyhow::Error {
         PacingError::Scheduler(SchedulerError::DeadlineExceeded { .. }) => {
             StatusError::new(ExitStatus::TimedOut, error.to_string()).into()
         }
-        PacingError::Scheduler(SchedulerError::NoProfile { ref label }) => anyhow::anyhow!(
-            "no rate-limit profile for `{label}`\nhint: add one with `specsmith-rs credits limits set`, or `credits limits defaults --install`"
-        ),
+        PacingError::Scheduler(SchedulerError::NoProfile { ref label }) => HintedError::new(
+            format!("no rate-limit profile for `{label}`"),
+            "add one with `specsmith-rs credits limits set`, or `credits limits defaults --install`",
+        )
+        .into(),
         other => other.into(),
     }
 }
@@ -354,10 +365,10 @@ pub fn record(project: &ProjectPaths, args: RecordArgs) -> anyhow::Result<ExitSt
             ErrorKind::RateLimit | ErrorKind::Overloaded
         )
     {
-        eprintln!(
-            "warning: the error does not look like a rate limit (kind `{}`); waiting may not help",
+        output::warning(&format!(
+            "the error does not look like a rate limit (kind `{}`); waiting may not help",
             classification.kind.as_str()
-        );
+        ));
     }
     let max_delay = args
         .max_delay
@@ -380,17 +391,13 @@ pub fn record(project: &ProjectPaths, args: RecordArgs) -> anyhow::Result<ExitSt
     Ok(ExitStatus::Success)
 }
 
-fn read_error_file(path: &PathBuf) -> anyhow::Result<String> {
-    let mut bytes = Vec::new();
+/// The error body, at most the classifier's 16 MiB, like `classify --body-file`.
+fn read_error_file(path: &Path) -> anyhow::Result<String> {
     if path.as_os_str() == "-" {
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .context("--error-file -: cannot read stdin")?;
-    } else {
-        bytes =
-            std::fs::read(path).with_context(|| format!("--error-file `{}`", path.display()))?;
+        return super::retry::read_stdin().context("--error-file -");
     }
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    super::retry::read_bounded(path, super::retry::MAX_BODY_BYTES)
+        .with_context(|| format!("--error-file `{}`", output::shown(path)))
 }
 
 #[derive(Serialize)]
@@ -434,14 +441,13 @@ struct StatusJson<'a> {
 pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitStatus> {
     let catalog = catalog(project)?;
     let state_file = project.state_file();
-    // Without a state file there is nothing to lock or write: read as empty.
-    let statuses = if state_file.exists() {
-        let pacer = SharedPacer::new(catalog, FileStore::new(&state_file), SystemClock);
-        collect_status(project, &pacer, &args)?
-    } else {
-        let pacer = SharedPacer::new(catalog, MemoryStore::default(), SystemClock);
-        collect_status(project, &pacer, &args)?
-    };
+    // A reading command never writes: the file is read without the lock (a
+    // consistent copy, thanks to the atomic renames), and dead owners'
+    // slots and the moving averages are worked out on that copy in memory.
+    // So `status` works in a read-only project and never waits for writers.
+    let state = FileStore::new(&state_file).load()?;
+    let pacer = SharedPacer::new(catalog, MemoryStore::new(state), SystemClock);
+    let statuses = collect_status(project, &pacer, &args)?;
     if args.json {
         let rows: Vec<StatusJson> = statuses
             .iter()
@@ -465,7 +471,7 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
     if statuses.is_empty() {
         output::println(&format!(
             "No pacing state in `{}` and no project profiles.",
-            state_file.display()
+            output::shown(&state_file)
         ))?;
         return Ok(ExitStatus::Success);
     }
@@ -493,7 +499,7 @@ fn collect_status<S: StateStore>(
 fn detail(status: &ModelStatus, now: u64) -> String {
     let snapshot = &status.snapshot;
     let mut lines = vec![
-        format!("{}/{}", snapshot.provider, snapshot.model),
+        output::cell(&format!("{}/{}", snapshot.provider, snapshot.model)),
         format!(
             "  requests     {} of {} per minute ({:.1} %; provider limit {})",
             output::thousands(snapshot.rolling_request_count),
@@ -520,8 +526,8 @@ fn detail(status: &ModelStatus, now: u64) -> String {
     for reservation in &status.reservations {
         lines.push(format!(
             "  in flight    {} owner {} pid {}, lease ends in {:.0} s",
-            reservation.id,
-            reservation.owner.host,
+            output::cell(&reservation.id),
+            output::cell(&reservation.owner.host),
             reservation.owner.pid,
             reservation.lease_expires_at.saturating_sub(now) as f64 / 1000.0
         ));
@@ -541,8 +547,8 @@ fn print_status_table(statuses: &[ModelStatus]) -> anyhow::Result<()> {
     for status in statuses {
         let snapshot = &status.snapshot;
         table.add_row(vec![
-            snapshot.provider.clone(),
-            snapshot.model.clone(),
+            output::cell(&snapshot.provider),
+            output::cell(&snapshot.model),
             format!(
                 "{}/{}",
                 output::thousands(snapshot.rolling_request_count),
@@ -572,31 +578,12 @@ pub fn reset_state(project: &ProjectPaths) -> anyhow::Result<ExitStatus> {
         false
     };
     let message = if removed {
-        format!("Removed pacing state `{}`", path.display())
+        format!("Removed pacing state `{}`", output::shown(&path))
     } else {
-        format!("No pacing state at `{}`", path.display())
+        format!("No pacing state at `{}`", output::shown(&path))
     };
     output::println(&message)?;
     Ok(ExitStatus::Success)
-}
-
-/// A number of seconds ≥ 0, fractions allowed.
-pub(super) fn parse_seconds(value: &str) -> Result<Duration, String> {
-    let seconds: f64 = value
-        .trim()
-        .parse()
-        .map_err(|_| "must be a number of seconds (0 or more)".to_owned())?;
-    Duration::try_from_secs_f64(seconds)
-        .map_err(|_| "must be a number of seconds (0 or more)".to_owned())
-}
-
-/// A lease: more than 0 seconds.
-pub(super) fn parse_lease(value: &str) -> Result<Duration, String> {
-    let lease = parse_seconds(value)?;
-    if lease.is_zero() {
-        return Err("must be greater than 0".to_owned());
-    }
-    Ok(lease)
 }
 
 #[cfg(test)]
@@ -611,10 +598,6 @@ mod tests {
             parse_seconds(DEFAULT_MAX_DELAY_SECONDS).unwrap(),
             Duration::from_secs_f64(DEFAULT_DELAY_CAP_SECONDS)
         );
-        assert!(parse_lease("0").is_err());
-        assert!(parse_seconds("-1").is_err());
-        assert!(parse_seconds("nan").is_err());
-        assert_eq!(parse_seconds("0.25").unwrap(), Duration::from_millis(250));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::rate_limits::clock::{Clock, SystemClock};
 use crate::rate_limits::retry::{self, ProviderResponse};
 
 /// Largest body read from a file or stdin, in bytes.
-const MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
+pub(super) const MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
 /// Largest headers file read, in bytes.
 const MAX_HEADERS_BYTES: u64 = 1024 * 1024;
 
@@ -21,7 +21,7 @@ const MAX_HEADERS_BYTES: u64 = 1024 * 1024;
 #[derive(Debug, Args)]
 pub struct ClassifyArgs {
     /// HTTP status of the failed call (overrides a headers file's status line).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(100..=999))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = super::values::parse_status)]
     status: Option<u16>,
     /// A response header, `Name: value`; repeat for more (wins over --headers-file).
     #[arg(long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
@@ -53,9 +53,9 @@ pub fn classify(args: ClassifyArgs) -> anyhow::Result<()> {
     let mut headers = Vec::new();
     if let Some(path) = &args.headers_file {
         let text = read_bounded(path, MAX_HEADERS_BYTES)
-            .with_context(|| format!("--headers-file `{}`", path.display()))?;
+            .with_context(|| format!("--headers-file `{}`", output::shown(path)))?;
         let file = retry::parse_headers_file(&text)
-            .with_context(|| format!("--headers-file `{}`", path.display()))?;
+            .with_context(|| format!("--headers-file `{}`", output::shown(path)))?;
         status = status.or(file.status);
         headers = file.headers;
     }
@@ -63,7 +63,7 @@ pub fn classify(args: ClassifyArgs) -> anyhow::Result<()> {
         (Some(message), _) => message,
         (None, Some(path)) if path.as_os_str() == "-" => read_stdin()?,
         (None, Some(path)) => read_bounded(&path, MAX_BODY_BYTES)
-            .with_context(|| format!("--body-file `{}`", path.display()))?,
+            .with_context(|| format!("--body-file `{}`", output::shown(&path)))?,
         (None, None) if !std::io::stdin().is_terminal() => read_stdin()?,
         (None, None) => String::new(),
     };
@@ -93,12 +93,12 @@ pub fn classify(args: ClassifyArgs) -> anyhow::Result<()> {
 }
 
 /// Reads at most `limit` bytes of a file as text (invalid UTF-8 replaced).
-fn read_bounded(path: &Path, limit: u64) -> anyhow::Result<String> {
+pub(super) fn read_bounded(path: &Path, limit: u64) -> anyhow::Result<String> {
     let file = std::fs::File::open(path)?;
     read_limited(file, limit)
 }
 
-fn read_stdin() -> anyhow::Result<String> {
+pub(super) fn read_stdin() -> anyhow::Result<String> {
     read_limited(std::io::stdin().lock(), MAX_BODY_BYTES).context("stdin")
 }
 

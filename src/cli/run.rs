@@ -28,15 +28,15 @@ pub struct RunArgs {
     #[command(flatten)]
     request: RequestArgs,
     /// Attempts in all, the first included.
-    #[arg(long, value_name = "N", default_value_t = 5,
-          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_ATTEMPTS_LIMIT)))]
+    #[arg(long, value_name = "N", default_value_t = 5, allow_negative_numbers = true,
+          value_parser = |value: &str| super::values::parse_attempts_up_to(value, MAX_ATTEMPTS_LIMIT))]
     max_attempts: u32,
     /// Give up (exit 75) once SECS seconds have passed: waiting for budget,
     /// running the command, or before a retry whose wait would pass it.
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECS", allow_hyphen_values = true, value_parser = parse_seconds)]
     deadline: Option<Duration>,
     /// The longest wait between attempts, whatever the provider says.
-    #[arg(long, value_name = "SECS", default_value = DEFAULT_MAX_DELAY_SECONDS, value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECS", default_value = DEFAULT_MAX_DELAY_SECONDS, allow_hyphen_values = true, value_parser = parse_seconds)]
     max_delay: Duration,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
@@ -151,11 +151,12 @@ pub fn run(project: &ProjectPaths, args: RunArgs) -> anyhow::Result<ExitStatus> 
                 0 => String::new(),
                 bytes => format!(" (its stdout, {bytes} bytes, is not passed on)"),
             };
-            eprintln!(
+            let line = format!(
                 "specsmith-rs: attempt {attempt} failed ({}); retrying in {}{dropped}",
                 describe(classification),
                 human_duration(delay)
             );
+            eprintln!("{}", crate::rate_limits::secrets::for_message(&line));
         }
         RunEvent::ReservationLost { id, still_counted } => {
             if std::mem::take(&mut progress_shown) {

@@ -292,7 +292,7 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
     fn with_reservation<T>(
         &self,
         id: &str,
-        change: impl FnOnce(&mut ModelState, u64, Option<&Profile>) -> Result<T, SchedulerError>,
+        mut change: impl FnMut(&mut ModelState, u64, Option<&Profile>) -> Result<T, SchedulerError>,
     ) -> Result<T, PacingError> {
         self.store.measure_and_replace(|mut state: PacingState| {
             let model_state = state
@@ -425,7 +425,7 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
         self.store.measure_and_replace(|mut state: PacingState| {
             let model_state = state
                 .models
-                .entry(key)
+                .entry(key.clone())
                 .or_insert_with(|| ModelState::new(&provider, &model, profile));
             let status = self.status_of(model_state, Some(profile));
             Ok::<_, PacingError>((status, state))

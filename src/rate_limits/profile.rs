@@ -19,6 +19,15 @@ pub enum ProfileError {
     /// Model was empty after trimming.
     #[error("model must not be empty")]
     EmptyModel,
+    /// A provider or model name holds a control character (a newline or an
+    /// escape would reach the terminal in every table and message).
+    #[error("{field} must not contain control characters (found U+{code:04X})")]
+    ControlCharacter {
+        /// `provider` or `model`.
+        field: &'static str,
+        /// The first control character found.
+        code: u32,
+    },
     /// A requests or tokens per minute limit was zero or negative.
     #[error("{field} must be greater than 0, got {value}")]
     NotPositive {
@@ -67,6 +76,8 @@ impl Profile {
     ) -> Result<Self, ProfileError> {
         let provider = normalize_name(provider).ok_or(ProfileError::EmptyProvider)?;
         let model = normalize_name(model).ok_or(ProfileError::EmptyModel)?;
+        check_no_control("provider", &provider)?;
+        check_no_control("model", &model)?;
         check_positive("rpm_limit", rpm_limit.try_into().unwrap_or(i64::MAX))?;
         check_positive("tpm_limit", tpm_limit.try_into().unwrap_or(i64::MAX))?;
         check_target(utilization_target)?;
@@ -153,7 +164,20 @@ fn effective_limit(limit: u64, target: f64) -> u64 {
     } else {
         product.floor()
     };
-    floored.max(1.0) as u64
+    // Above 2^53 the product is rounded, possibly up past the limit itself
+    // (9,223,372,036,854,775,807 × 1 becomes 2^63): the budget never exceeds the limit.
+    (floored.max(1.0) as u64).min(limit)
+}
+
+/// Refuses a name holding a control character.
+fn check_no_control(field: &'static str, name: &str) -> Result<(), ProfileError> {
+    match name.chars().find(|c| c.is_control()) {
+        Some(control) => Err(ProfileError::ControlCharacter {
+            field,
+            code: u32::from(control),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Trims and lower-cases a provider or model name; `None` when nothing is left.
@@ -231,7 +255,13 @@ impl TryFrom<ProfileRecord> for Profile {
     type Error = InvalidProfile;
 
     fn try_from(record: ProfileRecord) -> Result<Self, Self::Error> {
-        let label = format!("{}/{}", record.provider.trim(), record.model.trim());
+        // Escaped: the label is echoed in an error message.
+        let label = super::secrets::escape_controls(&format!(
+            "{}/{}",
+            record.provider.trim(),
+            record.model.trim()
+        ))
+        .into_owned();
         let invalid = |error| InvalidProfile {
             label: label.clone(),
             error,
@@ -338,6 +368,35 @@ mod tests {
             assert!(Profile::new("p", "m", 1, 1, target, 1).is_err(), "{target}");
         }
         assert!(Profile::new("p", "m", 1, 1, 1.0, 1).is_ok());
+    }
+
+    #[test]
+    fn the_budget_never_exceeds_the_limit() {
+        let huge = Profile::new("p", "m", i64::MAX as u64, i64::MAX as u64, 1.0, 1).unwrap();
+        assert_eq!(huge.effective_rpm_limit(), i64::MAX as u64);
+        assert_eq!(huge.effective_tpm_limit(), i64::MAX as u64);
+        let near = Profile::new("p", "m", (1 << 53) + 1, 1, 1.0, 1).unwrap();
+        assert!(near.effective_rpm_limit() <= (1 << 53) + 1);
+    }
+
+    #[test]
+    fn control_characters_in_names_are_refused_and_escaped_in_the_message() {
+        assert_eq!(
+            Profile::new("a\nb", "m", 1, 1, 0.7, 1),
+            Err(ProfileError::ControlCharacter {
+                field: "provider",
+                code: 0x0a
+            })
+        );
+        assert!(Profile::new("p", "x\u{1b}]0;title\u{7}", 1, 1, 0.7, 1).is_err());
+        let text = r#"{"provider":"a\nfake row","model":"m","rpm_limit":1,"tpm_limit":1}"#;
+        let error = serde_json::from_str::<Profile>(text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("profile `a\\nfake row/m`: provider must not contain control characters (found U+000A)"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -71,9 +71,11 @@ pub enum StoreError {
 pub trait StateStore {
     /// Hands the current state to `change` and saves the state it returns,
     /// with no other change in between. When `change` fails, nothing is saved.
+    /// A store may call `change` more than once (on a newer state each time)
+    /// and keeps only the last call's outcome.
     fn measure_and_replace<T, E>(
         &self,
-        change: impl FnOnce(PacingState) -> Result<(T, PacingState), E>,
+        change: impl FnMut(PacingState) -> Result<(T, PacingState), E>,
     ) -> Result<T, E>
     where
         E: From<StoreError>;
@@ -163,11 +165,22 @@ pub fn parse_state(path: &Path, bytes: &[u8]) -> Result<PacingState, StoreError>
 impl StateStore for FileStore {
     fn measure_and_replace<T, E>(
         &self,
-        change: impl FnOnce(PacingState) -> Result<(T, PacingState), E>,
+        mut change: impl FnMut(PacingState) -> Result<(T, PacingState), E>,
     ) -> Result<T, E>
     where
         E: From<StoreError>,
     {
+        // A missing file is an empty state, and (writes being atomic renames)
+        // seeing it missing is a consistent read without the lock. A change
+        // that fails on it, or leaves nothing to save, is then answered
+        // without creating the folder or the lock: a failing command creates nothing.
+        if !self.path.exists() {
+            let (outcome, mut new) = change(PacingState::default())?;
+            new.prune();
+            if new.models.is_empty() {
+                return Ok(outcome);
+            }
+        }
         let _lock = FileLock::acquire(&self.path).map_err(StoreError::from)?;
         let existed = self.path.exists();
         let old = self.load()?;
@@ -202,10 +215,20 @@ pub struct MemoryStore {
     state: Mutex<PacingState>,
 }
 
+impl MemoryStore {
+    /// A store that starts from `state` (for example a file's, to work on a
+    /// copy that is never saved).
+    pub fn new(state: PacingState) -> Self {
+        Self {
+            state: Mutex::new(state),
+        }
+    }
+}
+
 impl StateStore for MemoryStore {
     fn measure_and_replace<T, E>(
         &self,
-        change: impl FnOnce(PacingState) -> Result<(T, PacingState), E>,
+        mut change: impl FnMut(PacingState) -> Result<(T, PacingState), E>,
     ) -> Result<T, E>
     where
         E: From<StoreError>,
@@ -258,7 +281,7 @@ mod tests {
 
     fn replace_with(store: &FileStore, state: PacingState) {
         store
-            .measure_and_replace(|_| Ok::<_, StoreError>(((), state)))
+            .measure_and_replace(|_| Ok::<_, StoreError>(((), state.clone())))
             .unwrap();
     }
 
@@ -288,6 +311,30 @@ mod tests {
         replace_with(&store, state_with_one_reservation());
         assert!(store.clear().unwrap());
         assert!(!store.path().exists());
+    }
+
+    #[test]
+    fn a_change_that_fails_on_a_missing_file_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join(".specsmith");
+        let store = FileStore::new(folder.join("state.json"));
+        let outcome: Result<(), StoreError> = store.measure_and_replace(|_| {
+            Err(StoreError::Invalid {
+                path: PathBuf::from("x"),
+                message: "refused".into(),
+            })
+        });
+        assert!(outcome.is_err());
+        assert!(!folder.exists(), "no folder and no lock file");
+        let mut calls = 0;
+        store
+            .measure_and_replace(|_| {
+                calls += 1;
+                Ok::<_, StoreError>(((), state_with_one_reservation()))
+            })
+            .unwrap();
+        assert_eq!(calls, 2, "a dry run without the lock, then the locked run");
+        assert_eq!(store.load().unwrap(), state_with_one_reservation());
     }
 
     #[test]

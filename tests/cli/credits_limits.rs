@@ -446,35 +446,35 @@ fn invalid_flag_values_name_the_flag_and_the_rule() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["--rpm", "0", "--tpm", "1"],
-            "error: invalid value '0' for '--rpm <N>': must be greater than 0\n",
+            "error: invalid value '0' for '--rpm <N>': must be a whole number from 1 to 9223372036854775807\n",
         ),
         (
             &["--rpm", "-5", "--tpm", "1"],
-            "error: invalid value '-5' for '--rpm <N>': must be greater than 0\n",
+            "error: invalid value '-5' for '--rpm <N>': must be a whole number from 1 to 9223372036854775807\n",
         ),
         (
             &["--rpm", "1", "--tpm", "0"],
-            "error: invalid value '0' for '--tpm <N>': must be greater than 0\n",
+            "error: invalid value '0' for '--tpm <N>': must be a whole number from 1 to 9223372036854775807\n",
         ),
         (
             &["--rpm", "x", "--tpm", "1"],
-            "error: invalid value 'x' for '--rpm <N>': must be a whole number greater than 0\n",
+            "error: invalid value 'x' for '--rpm <N>': must be a whole number from 1 to 9223372036854775807\n",
         ),
         (
             &["--rpm", "1", "--tpm", "1", "--target", "1.5"],
-            "error: invalid value '1.5' for '--target <F>': must be greater than 0 and at most 1\n",
+            "error: invalid value '1.5' for '--target <F>': must be a number greater than 0 and at most 1\n",
         ),
         (
             &["--rpm", "1", "--tpm", "1", "--target", "0"],
-            "error: invalid value '0' for '--target <F>': must be greater than 0 and at most 1\n",
+            "error: invalid value '0' for '--target <F>': must be a number greater than 0 and at most 1\n",
         ),
         (
             &["--rpm", "1", "--tpm", "1", "--target", "NaN"],
-            "error: invalid value 'NaN' for '--target <F>': must be greater than 0 and at most 1\n",
+            "error: invalid value 'NaN' for '--target <F>': must be a number greater than 0 and at most 1\n",
         ),
         (
             &["--rpm", "1", "--tpm", "1", "--concurrency", "0"],
-            "error: invalid value '0' for '--concurrency <N>': must be greater than 0\n",
+            "error: invalid value '0' for '--concurrency <N>': must be a whole number from 1 to 4294967295\n",
         ),
     ];
     for (extra, expected) in cases {

@@ -3,7 +3,9 @@
 
 mod classify;
 mod credits_limits;
+mod files;
 mod fixture;
+mod input;
 mod pacing;
 mod run;
 mod validate;
