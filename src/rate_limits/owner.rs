@@ -156,8 +156,16 @@ pub const WRAPPERS: &[&str] = &[
     "flock",
 ];
 
-/// Programs that run as PID 1 to adopt orphans: never an owner.
-const INIT_PROGRAMS: &[&str] = &["init", "systemd", "tini", "dumb-init", "docker-init"];
+/// Shells and interpreters: as PID 1 (a container's entry script) they may
+/// be the caller; any other PID 1 is an init or supervisor adopting orphans.
+const SCRIPT_HOSTS: &[&str] = &[
+    "sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "fish", "busybox", "node", "ruby", "perl",
+];
+
+fn is_script_host(info: &ProcessInfo) -> bool {
+    let name = info.program_name();
+    SCRIPT_HOSTS.iter().any(|host| host.as_bytes() == name) || name.starts_with(b"python")
+}
 
 /// How many processes the owner walk looks at above the caller, at most.
 pub const MAX_OWNER_WALK: usize = 16;
@@ -175,7 +183,7 @@ pub enum SkipReason {
 /// Why the chosen owner may end before the work does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShortLived {
-    /// The caller has already exited (the parent is the system's init).
+    /// The caller has already exited (the parent is an init, PID 1).
     CallerGone,
     /// The owner is a wrapper or subshell with nothing to walk up to.
     NothingAbove(SkipReason),
@@ -224,9 +232,9 @@ impl ProcessInfo {
 /// … acquire` → the shell that ran `timeout`), or a copy of its own parent,
 /// same executable and command line (`id=$(specsmith-rs … acquire 2>>log)`
 /// → bash forks a subshell for the redirection; the script is the owner).
-/// The walk stops at PID 1 (which is the owner only when it is not the
-/// system's init, as a container's script can be) and after
-/// [`MAX_OWNER_WALK`] processes.
+/// The walk stops at PID 1 (the owner only when it is a shell or an
+/// interpreter, as a container's entry script is; any other PID 1 is an
+/// init adopting orphans) and after [`MAX_OWNER_WALK`] processes.
 ///
 /// Linux only (it reads `/proc`); elsewhere the parent is the owner and its
 /// lease bounds a slot whose owner died.
@@ -251,17 +259,10 @@ type Walk = (u32, Vec<(u32, SkipReason)>, Option<ShortLived>);
 /// The owner walk over any process table (`lookup`), for [`calling_owner`].
 pub fn walk_to_owner(parent: u32, lookup: impl Fn(u32) -> Option<ProcessInfo>) -> Walk {
     let mut skipped = Vec::new();
-    // PID 1 may be a container's own script (a fine owner) or the system's
-    // init, which adopts orphans: then the caller is gone.
-    let adopts_orphans = |pid: u32| {
-        pid == 0
-            || (pid == 1
-                && lookup(1).is_none_or(|init| {
-                    INIT_PROGRAMS
-                        .iter()
-                        .any(|name| name.as_bytes() == init.program_name())
-                }))
-    };
+    // PID 1 may be a container's own script (a fine owner) or an init or
+    // supervisor that adopts orphans: then the caller is gone.
+    let adopts_orphans =
+        |pid: u32| pid == 0 || (pid == 1 && !lookup(1).is_some_and(|first| is_script_host(&first)));
     if adopts_orphans(parent) {
         return (parent, skipped, Some(ShortLived::CallerGone));
     }
