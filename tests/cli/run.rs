@@ -658,11 +658,30 @@ impl Pty {
     /// `specsmith-rs ARGS…` in a session of its own with this terminal as its
     /// controlling terminal and stdio, as an interactive shell would start it.
     fn spawn(&self, project: &Project, args: &[&str]) -> std::process::Child {
+        let mut words = vec![
+            "--project-dir".to_owned(),
+            project.root().display().to_string(),
+        ];
+        words.extend(args.iter().map(|arg| (*arg).to_owned()));
+        self.spawn_program(
+            project,
+            &assert_cmd::cargo::cargo_bin("specsmith-rs")
+                .display()
+                .to_string(),
+            &words,
+        )
+    }
+
+    /// `program ARGS…` as [`Pty::spawn`] starts specsmith-rs.
+    fn spawn_program(
+        &self,
+        project: &Project,
+        program: &str,
+        args: &[String],
+    ) -> std::process::Child {
         use std::os::unix::process::CommandExt;
-        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("specsmith-rs"));
+        let mut command = std::process::Command::new(program);
         command
-            .arg("--project-dir")
-            .arg(project.root())
             .args(args)
             .env("SPECSMITH_CONFIG_DIR", project.config_dir())
             .env("HOME", project.root())
@@ -814,4 +833,28 @@ fn output_within(mut child: std::process::Child, limit: Duration) -> std::proces
         stdout: stdout.join().unwrap(),
         stderr: stderr.join().unwrap(),
     }
+}
+
+#[test]
+fn a_background_run_whose_command_needs_the_terminal_stops_with_a_clear_error() {
+    let project = project();
+    let pty = Pty::open();
+    let seen = pty.output();
+    let binary = assert_cmd::cargo::cargo_bin("specsmith-rs");
+    // `set -m` puts the background job in a group of its own, as an
+    // interactive shell does: `run` is then not in the terminal's foreground.
+    let job = format!(
+        "set -m; '{}' --project-dir '{}' credits limits run --provider acme --model m1 \
+         --input-tokens 100 --max-output-tokens 50 -- sh -c 'read line' & wait $!; echo \"rc=$?\"",
+        binary.display(),
+        project.root().display()
+    );
+    let mut shell = pty.spawn_program(&project, "bash", &["-c".to_owned(), job]);
+    let status = exit_within(&mut shell, Duration::from_secs(20));
+    assert!(status.success());
+    wait_for("run's verdict on the terminal", || {
+        let seen = seen.lock().unwrap();
+        seen.contains("rc=149") && seen.contains("the command stopped to use the terminal")
+    });
+    assert_eq!(snapshot(&project)["rolling_request_count"], 1);
 }
