@@ -237,6 +237,7 @@ fn temporary_writer(name: &str) -> Option<Owner> {
         host: host.to_owned(),
         pid,
         start_time: (start_time != 0).then_some(start_time),
+        process_group: None,
     })
 }
 

@@ -18,7 +18,9 @@ use super::{HintedError, StatusError};
 use crate::exit::ExitStatus;
 use crate::paths::{self, ProjectPaths};
 use crate::rate_limits::clock::{Clock, SystemClock};
-use crate::rate_limits::owner::{host_name, liveness, Liveness, Owner};
+use crate::rate_limits::owner::{
+    calling_owner, host_name, liveness, Liveness, Owner, ShortLived, SkipReason, MAX_OWNER_WALK,
+};
 use crate::rate_limits::pacing::{
     ModelStatus, PaceRequest, PacingError, SharedPacer, WaitNotice, MAX_WINDOW_MARGIN,
 };
@@ -76,8 +78,9 @@ pub struct AcquireArgs {
     /// Give up after SECS seconds (exit 75); 0 tries once without waiting.
     #[arg(long, value_name = "SECS", allow_hyphen_values = true, value_parser = parse_seconds)]
     timeout: Option<Duration>,
-    /// The process that holds the reservation (default: the calling process,
-    /// i.e. the parent of specsmith-rs); its death frees the slot.
+    /// The process that holds the reservation; its death frees the slot.
+    /// Default: the calling script, i.e. the parent of specsmith-rs, walking
+    /// past wrappers (`timeout`, `env`, `xargs`…) and forked subshells.
     #[arg(long, value_name = "PID", allow_negative_numbers = true, value_parser = parse_pid)]
     owner_pid: Option<u32>,
     /// Print the id, seconds waited and the estimate as JSON.
@@ -225,7 +228,7 @@ pub fn acquire(project: &ProjectPaths, args: AcquireArgs) -> anyhow::Result<Exit
             }
             owner
         }
-        None => Owner::process(calling_process()),
+        None => calling_owner_with_warning(),
     };
     let request = args.request.into_request(owner);
     let pacer = file_pacer(project)?;
@@ -277,8 +280,36 @@ pub(super) fn progress_line(label: &str, notice: &WaitNotice) -> String {
     )
 }
 
+/// The owner of an `acquire`'s reservation: the calling script, walking past
+/// wrappers and forked subshells ([`calling_owner`]); a warning on stderr
+/// when the owner looks like it may end before the call does.
+fn calling_owner_with_warning() -> Owner {
+    let choice = calling_owner(calling_process());
+    if let Some(short_lived) = &choice.short_lived {
+        let why = match short_lived {
+            ShortLived::CallerGone => "the calling process has already exited".to_owned(),
+            ShortLived::NothingAbove(SkipReason::Wrapper(name)) => {
+                format!(
+                    "it is `{name}`, which ends with its command, and has no caller to walk up to"
+                )
+            }
+            ShortLived::NothingAbove(SkipReason::Subshell) => {
+                "it is a forked subshell with no caller to walk up to".to_owned()
+            }
+            ShortLived::WalkTooLong => format!(
+                "the walk past wrappers and subshells stopped after {MAX_OWNER_WALK} processes"
+            ),
+        };
+        eprintln!(
+            "warning: the reservation's owner, PID {}, may end before the call does: {why}; its slot can then be reclaimed while the call is in flight (pass `--owner-pid PID` of the process that lives as long as the work, such as `--owner-pid $$` in a shell script)",
+            choice.owner.pid
+        );
+    }
+    choice.owner
+}
+
 /// The process that ran `specsmith-rs acquire`, which exits at once: its
-/// parent (the calling script) is the one that holds the reservation.
+/// parent, where the walk for the owner starts.
 fn calling_process() -> u32 {
     #[cfg(unix)]
     {

@@ -1,7 +1,7 @@
 //! `credits limits run -- CMD`: pace a command, retry what is worth retrying.
 
 use std::ffi::OsString;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use clap::Args;
@@ -12,11 +12,11 @@ use super::pacing::{
 use super::StatusError;
 use crate::exit::ExitStatus;
 use crate::paths::ProjectPaths;
-use crate::process;
+use crate::process::{self, SignalWatch, StdoutMode, Tick};
 use crate::rate_limits::owner::Owner;
 use crate::rate_limits::paced_run::{
-    run_paced, Attempt, AttemptOutput, GiveUp, RunError, RunEvent, RunOutcome, RunPlan,
-    MAX_ATTEMPTS_LIMIT,
+    run_paced, Attempt, AttemptContext, AttemptOutput, GiveUp, Phase, RunError, RunEvent,
+    RunOutcome, RunPlan, MAX_ATTEMPTS_LIMIT,
 };
 use crate::rate_limits::retry::Classification;
 
@@ -43,15 +43,36 @@ pub struct RunArgs {
     command: Vec<OsString>,
 }
 
-/// The real command, run by [`process::run_passing_through`].
-struct Command {
+/// The real command, run by [`process::run_passing_through`]. Its stdout is
+/// held until the attempt is known to be final, except on the last attempt
+/// allowed, which is final whatever happens and streams live.
+struct Command<'a> {
     program: OsString,
     args: Vec<OsString>,
+    signals: &'a SignalWatch,
+    held: Option<std::fs::File>,
 }
 
-impl Attempt for Command {
-    fn run(&mut self, time_left: Option<Duration>) -> std::io::Result<AttemptOutput> {
-        let finished = process::run_passing_through(&self.program, &self.args, time_left)?;
+impl Attempt for Command<'_> {
+    fn run(
+        &mut self,
+        context: AttemptContext,
+        on_tick: &mut dyn FnMut(Tick),
+    ) -> std::io::Result<AttemptOutput> {
+        let mode = if context.last {
+            StdoutMode::PassThrough
+        } else {
+            StdoutMode::Hold
+        };
+        let finished = process::run_passing_through(
+            &self.program,
+            &self.args,
+            context.time_left,
+            mode,
+            self.signals,
+            on_tick,
+        )?;
+        self.held = finished.held_stdout;
         Ok(AttemptOutput {
             ending: finished.ending,
             stdout: finished.stdout,
@@ -59,14 +80,46 @@ impl Attempt for Command {
             interrupted_by: finished.interrupted_by,
         })
     }
+
+    fn discard_output(&mut self) -> u64 {
+        self.held
+            .take()
+            .and_then(|file| file.metadata().ok())
+            .map_or(0, |metadata| metadata.len())
+    }
+}
+
+impl Command<'_> {
+    /// Passes the final attempt's held stdout on to ours.
+    fn publish(&mut self) -> anyhow::Result<()> {
+        if let Some(mut held) = self.held.take() {
+            let mut stdout = std::io::stdout().lock();
+            match std::io::copy(&mut held, &mut stdout).and_then(|_| stdout.flush()) {
+                Ok(()) => {}
+                // Whoever reads our stdout went away: as with pass-through, not an error.
+                Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Err(error) => {
+                    return Err(
+                        anyhow::Error::new(error).context("cannot write the command's output")
+                    )
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 pub fn run(project: &ProjectPaths, args: RunArgs) -> anyhow::Result<ExitStatus> {
     let mut words = args.command.into_iter();
     let program = words.next().expect("clap requires a command");
+    // Watch from the start: a signal in any phase (waiting for budget,
+    // running, sleeping before a retry) then ends the run in bounded time.
+    let signals = SignalWatch::install();
     let mut command = Command {
         program,
         args: words.collect(),
+        signals: &signals,
+        held: None,
     };
     let plan = RunPlan {
         request: args.request.into_request(Owner::current()),
@@ -75,7 +128,8 @@ pub fn run(project: &ProjectPaths, args: RunArgs) -> anyhow::Result<ExitStatus> 
         max_delay: args.max_delay,
     };
     let label = format!("{}/{}", plan.request.provider, plan.request.model);
-    let pacer = file_pacer(project)?;
+    let stopped = signals.checker();
+    let pacer = file_pacer(project)?.with_stop(move || stopped().is_some());
     let show_progress = std::io::stderr().is_terminal();
     let mut progress_shown = false;
     let mut on_event = |event: RunEvent| match event {
@@ -88,22 +142,42 @@ pub fn run(project: &ProjectPaths, args: RunArgs) -> anyhow::Result<ExitStatus> 
             attempt,
             delay,
             classification,
+            discarded_bytes,
         } => {
             if std::mem::take(&mut progress_shown) {
                 eprint!("{CLEAR_LINE}");
             }
+            let dropped = match discarded_bytes {
+                0 => String::new(),
+                bytes => format!(" (its stdout, {bytes} bytes, is not passed on)"),
+            };
             let line = format!(
-                "specsmith-rs: attempt {attempt} failed ({}); retrying in {}",
+                "specsmith-rs: attempt {attempt} failed ({}); retrying in {}{dropped}",
                 describe(classification),
                 human_duration(delay)
             );
             eprintln!("{}", crate::rate_limits::secrets::for_message(&line));
         }
+        RunEvent::ReservationLost { id, still_counted } => {
+            if std::mem::take(&mut progress_shown) {
+                eprint!("{CLEAR_LINE}");
+            }
+            let counted = if still_counted {
+                "the call is counted anyway"
+            } else {
+                "its request is no longer in the state, so nothing more is counted"
+            };
+            eprintln!(
+                "warning: reservation `{id}` was reclaimed while the command ran (its lease ended or its owner looked dead); {counted}"
+            );
+        }
     };
-    let outcome = run_paced(&pacer, &plan, &mut command, &mut on_event);
+    let stop = signals.checker();
+    let outcome = run_paced(&pacer, &plan, &mut command, &stop, &mut on_event);
     if progress_shown {
         eprint!("{CLEAR_LINE}");
     }
+    command.publish()?;
     let outcome = outcome.map_err(|error| match error {
         RunError::Pacing(error) => explain(error),
         RunError::Spawn(source) => anyhow::Error::new(source).context(format!(
@@ -126,8 +200,17 @@ pub fn run(project: &ProjectPaths, args: RunArgs) -> anyhow::Result<ExitStatus> 
         )
         .into()),
         RunOutcome::Interrupted {
-            signal, exit_code, ..
+            signal,
+            exit_code,
+            phase,
+            ..
         } => {
+            let during = match phase {
+                Phase::WaitingForBudget => "while waiting for budget; nothing was sent",
+                Phase::Running => "while the command ran; the call is counted",
+                Phase::SleepingBeforeRetry => "while waiting to retry",
+            };
+            eprintln!("specsmith-rs: stopped by signal {signal} {during}");
             // A command that handled the signal and exited 0 still did not finish its work.
             let code = if exit_code == 0 {
                 128 + signal

@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use super::clock::{duration_millis, Clock, SystemClock};
-use super::owner::{host_name, liveness, Liveness, Owner};
+use super::owner::{host_name, liveness, Liveness, Owner, ProcessGroup};
 use super::profile::Profile;
 use super::retry::Classification;
 use super::scheduler::{
@@ -52,6 +52,9 @@ pub enum PacingError {
     /// The scheduler refused (unknown id, request too large, deadline passed…).
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
+    /// The stop test (see [`SharedPacer::with_stop`]) said to stop waiting.
+    #[error("stopped while waiting for budget")]
+    Stopped,
 }
 
 /// A request to admit, with who will hold it and for how long.
@@ -115,6 +118,7 @@ pub struct ModelStatus {
 }
 
 type DeathTest = Box<dyn Fn(&Owner) -> bool + Send + Sync>;
+type StopTest = Box<dyn Fn() -> bool + Send + Sync>;
 
 /// What one pass of a waiting acquire decided.
 enum Step {
@@ -139,6 +143,7 @@ pub struct SharedPacer<S: StateStore, C: Clock = SystemClock> {
     waiter: Owner,
     ticket_grace: Duration,
     window_margin_millis: u64,
+    stop: Option<StopTest>,
 }
 
 impl<S: StateStore, C: Clock> SharedPacer<S, C> {
@@ -157,6 +162,7 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
             waiter: Owner::current(),
             ticket_grace: DEFAULT_TICKET_GRACE,
             window_margin_millis: DEFAULT_WINDOW_MARGIN_MILLIS,
+            stop: None,
         }
     }
 
@@ -219,6 +225,35 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
     pub fn with_jitter(mut self, jitter: impl Fn() -> f64 + Send + Sync + 'static) -> Self {
         self.jitter = Box::new(jitter);
         self
+    }
+
+    /// Makes every wait for budget end within [`DEFAULT_POLL_INTERVAL`] of
+    /// `stop` turning true (a signal arrived), with [`PacingError::Stopped`].
+    pub fn with_stop(mut self, stop: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        self.stop = Some(Box::new(stop));
+        self
+    }
+
+    /// Sleeps `duration` in slices of at most [`DEFAULT_POLL_INTERVAL`] while
+    /// a stop test is set, ending early when it says stop.
+    fn sleep_unless_stopped(&self, duration: Duration) -> Result<(), PacingError> {
+        let Some(stop) = &self.stop else {
+            self.clock.sleep(duration);
+            return Ok(());
+        };
+        let end = self.clock.now().saturating_add(duration_millis(duration));
+        // Each pass sleeps at least a millisecond, so the loop ends by `end`.
+        loop {
+            if stop() {
+                return Err(PacingError::Stopped);
+            }
+            let left = end.saturating_sub(self.clock.now());
+            if left == 0 {
+                return Ok(());
+            }
+            self.clock
+                .sleep(Duration::from_millis(left).min(DEFAULT_POLL_INTERVAL));
+        }
     }
 
     /// The store.
@@ -365,7 +400,7 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
                         sleep,
                         waited,
                     });
-                    self.clock.sleep(sleep);
+                    self.sleep_unless_stopped(sleep)?;
                 }
             }
         }
@@ -434,6 +469,60 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
                 delay_seconds,
                 snapshot: model_state.view(),
             })
+        })
+    }
+
+    /// Records a call that was sent but failed other than by a rate limit:
+    /// the slot frees, the request stays counted with `tokens`.
+    pub fn record_failure(&self, id: &str, tokens: u64) -> Result<Reservation, PacingError> {
+        self.with_reservation(id, |model_state, now, profile| {
+            model_state.record_failure(now, profile, id, tokens)
+        })
+    }
+
+    /// Extends reservation `id`'s lease to `lease` from now and, when given,
+    /// records the process group doing its work.
+    pub fn renew(
+        &self,
+        id: &str,
+        lease: Duration,
+        process_group: Option<ProcessGroup>,
+    ) -> Result<Reservation, PacingError> {
+        self.with_reservation(id, |model_state, now, profile| {
+            model_state.renew(now, profile, id, lease, process_group)
+        })
+    }
+
+    /// Counts a call whose reservation was reclaimed while it ran (see
+    /// [`ModelState::record_lost`]); true when its request was still in the window.
+    pub fn record_lost(
+        &self,
+        reservation: &Reservation,
+        tokens: u64,
+        rate_limited: bool,
+    ) -> Result<bool, PacingError> {
+        let (key, _, _) =
+            model_key(&reservation.provider, &reservation.model).ok_or_else(|| {
+                SchedulerError::NoProfile {
+                    label: format!("{}/{}", reservation.provider, reservation.model),
+                }
+            })?;
+        let profile = self
+            .catalog
+            .resolve(&reservation.provider, &reservation.model)
+            .map(|entry| &entry.profile);
+        self.store.measure_and_replace(|mut state: PacingState| {
+            let counted = match state.models.get_mut(&key) {
+                Some(model_state) => model_state.record_lost(
+                    self.clock.now(),
+                    profile,
+                    reservation,
+                    tokens,
+                    rate_limited,
+                ),
+                None => false,
+            };
+            Ok::<_, PacingError>((counted, state))
         })
     }
 
@@ -541,6 +630,7 @@ mod tests {
                 host: "h".into(),
                 pid,
                 start_time: None,
+                process_group: None,
             },
             lease: DEFAULT_LEASE,
         }
@@ -794,11 +884,19 @@ mod tests {
                     request.lease = Duration::from_secs(100_000_000);
                     request.owner.pid = 100 + worker;
                     for _ in 0..ROUNDS {
-                        let arrived = grants.load(Ordering::SeqCst);
-                        let admitted = pacer.acquire(&request, None, &mut |_| {}).unwrap();
+                        // A waiter has arrived once it holds a ticket, which it
+                        // takes before its first wait is reported. Counting from
+                        // before `acquire` would also count grants made while a
+                        // descheduled thread had not reached the queue yet.
+                        let mut arrived = None;
+                        let admitted = pacer
+                            .acquire(&request, None, &mut |_| {
+                                arrived.get_or_insert(grants.load(Ordering::SeqCst));
+                            })
+                            .unwrap();
                         // With one slot, no other grant happens before this record.
                         let granted = grants.fetch_add(1, Ordering::SeqCst);
-                        worst = worst.max(granted - arrived);
+                        worst = worst.max(granted - arrived.unwrap_or(granted));
                         for _ in 0..20 {
                             std::thread::yield_now();
                         }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::clock::{duration_millis, Clock, SystemClock};
-use super::owner::Owner;
+use super::owner::{Owner, ProcessGroup};
 use super::profile::{check_name, normalize_name, Profile, KEY_SEPARATOR};
 use super::retry::{retry_delay, Classification};
 use super::window::{Event, Window, WindowError, MAX_COUNT};
@@ -742,6 +742,81 @@ impl ModelState {
         Ok(reservation)
     }
 
+    /// Records a call that was sent but failed for a reason other than a
+    /// rate limit (a bad request, a server error, an interrupted call): the
+    /// slot frees and the request stays counted, with `tokens` (what the
+    /// answer reported, else the estimate). The cap and streak are untouched.
+    pub fn record_failure(
+        &mut self,
+        now: u64,
+        profile: Option<&Profile>,
+        id: &str,
+        tokens: u64,
+    ) -> Result<Reservation, SchedulerError> {
+        self.refresh(now, profile);
+        let reservation = self.take(id)?;
+        self.window.set_tokens(reservation.sequence, tokens);
+        self.update_moving_averages();
+        Ok(reservation)
+    }
+
+    /// Extends the lease of reservation `id` to `lease` from `now`, and, when
+    /// given, sets the process group that keeps its owner alive. Returns the
+    /// reservation as it now stands.
+    pub fn renew(
+        &mut self,
+        now: u64,
+        profile: Option<&Profile>,
+        id: &str,
+        lease: Duration,
+        process_group: Option<ProcessGroup>,
+    ) -> Result<Reservation, SchedulerError> {
+        self.refresh(now, profile);
+        let reservation = self
+            .in_flight
+            .get_mut(id)
+            .ok_or_else(|| SchedulerError::UnknownReservation { id: id.to_owned() })?;
+        reservation.lease_expires_at = reservation
+            .lease_expires_at
+            .max(now.saturating_add(duration_millis(lease)));
+        if process_group.is_some() {
+            reservation.owner.process_group = process_group;
+        }
+        Ok(reservation.clone())
+    }
+
+    /// Counts a call whose reservation was reclaimed (its lease ended or its
+    /// owner looked dead) while the call was in flight: the request is still
+    /// in the window if it is less than a minute old, and gets its `tokens`
+    /// back; a rate-limited call also halves the cap. True when the event
+    /// was still in the window.
+    pub fn record_lost(
+        &mut self,
+        now: u64,
+        profile: Option<&Profile>,
+        reservation: &Reservation,
+        tokens: u64,
+        rate_limited: bool,
+    ) -> bool {
+        self.refresh(now, profile);
+        // The sequence alone could name a newer event after the model's state
+        // was pruned and begun again; the admission time tells them apart.
+        let still_counted = self.window.events().any(|event| {
+            event.sequence == reservation.sequence
+                && event.at == reservation.acquired_at
+                && event.requests > 0
+        });
+        if still_counted {
+            self.window.set_tokens(reservation.sequence, tokens);
+        }
+        if rate_limited {
+            self.success_streak = 0;
+            self.current_concurrency_cap = self.current_concurrency_cap.div_ceil(2).max(1);
+        }
+        self.update_moving_averages();
+        still_counted
+    }
+
     /// The figures of the rolling window at `now`; updates the moving averages.
     pub fn snapshot(&mut self, now: u64, profile: Option<&Profile>) -> RateLimitSnapshot {
         self.refresh(now, profile);
@@ -1297,6 +1372,7 @@ mod tests {
                 host: "h".into(),
                 pid: 42,
                 start_time: None,
+                process_group: None,
             },
             lease: DEFAULT_LEASE,
         }
@@ -1967,6 +2043,7 @@ mod tests {
             host: "h".into(),
             pid,
             start_time: None,
+            process_group: None,
         }
     }
 

@@ -139,6 +139,7 @@ fn request(input: u64, output: u64, lease_seconds: u64, pid: u32) -> AcquireRequ
             host: "h".into(),
             pid,
             start_time: None,
+            process_group: None,
         },
         lease: Duration::from_secs(lease_seconds),
     }

@@ -298,6 +298,7 @@ mod tests {
                 host: "h".into(),
                 pid: 1,
                 start_time: Some(5),
+                process_group: None,
             },
             lease: DEFAULT_LEASE,
         };
