@@ -8,8 +8,8 @@ const SNIPPET_LIMIT: usize = 60;
 
 /// Most tokens (or commands) one file's guard searches may visit. Nested loops
 /// make each search revisit inner code, so a hostile file could otherwise take
-/// minutes; ordinary scripts use a tiny fraction of this. Once it is spent, the
-/// remaining loops count as unguarded (fail closed).
+/// minutes; ordinary scripts use a tiny fraction of this. Once it is spent, each
+/// remaining loop is reported as `unscanned` (fail closed).
 pub(crate) const GUARD_SEARCH_BUDGET: usize = 2_000_000;
 
 /// A countdown of guard-search work for one file.
@@ -84,6 +84,11 @@ pub(crate) fn silent_message(loop_code: &str, how_to_say: &str) -> String {
     )
 }
 
+/// The message shared by every language for code a scanner could not follow.
+pub(crate) fn unscanned_message(reason: &str) -> String {
+    format!("loop not checked for H11: {reason}; simplify the code here or split the file")
+}
+
 /// The message shared by every language for a fixed sleep outside any loop.
 pub(crate) fn bare_sleep_message(sleep_code: &str) -> String {
     format!(
@@ -146,6 +151,11 @@ pub(crate) mod test_support {
     /// An H11 `silent-fallback` finding at `line`, `column`.
     pub(crate) fn silent(line: usize, column: usize) -> Located {
         (Rule::H11, FindingKind::SilentFallback, line, column)
+    }
+
+    /// An H11 `unscanned` finding at `line`, `column`.
+    pub(crate) fn unscanned(line: usize, column: usize) -> Located {
+        (Rule::H11, FindingKind::Unscanned, line, column)
     }
 
     /// An H23 `bare-sleep` finding at `line`, `column`.
