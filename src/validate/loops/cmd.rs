@@ -986,6 +986,38 @@ impl Script {
             let sleeps = body
                 .iter()
                 .any(|&index| self.commands[index].action == Action::Sleep);
+            let opened_inside = |frame: usize| {
+                self.frames[frame].kind != FrameKind::Group && self.frames[frame].opened_by > label
+            };
+            // A way out that always runs before the jump back: no cycle at all.
+            let never_comes_back = body.iter().any(|&index| {
+                leaves(index)
+                    && !self.commands[index].chained
+                    && !self.commands[index]
+                        .frames
+                        .iter()
+                        .any(|&frame| opened_inside(frame))
+            });
+            // A way out on a value the loop itself changes (trimming a string, walking a list).
+            let assigned: HashSet<&str> = body
+                .iter()
+                .filter_map(|&index| match &self.commands[index].action {
+                    Action::Assign(name, _) => Some(name.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let leaves_on_its_data = !sleeps
+                && body.iter().any(|&index| {
+                    leaves(index)
+                        && self.commands[index].frames.iter().any(|&frame| {
+                            matches!(self.frames[frame].kind, FrameKind::If | FrameKind::Else)
+                                && identifiers(&self.frames[frame].condition)
+                                    .any(|word| assigned.contains(word))
+                        })
+                });
+            if never_comes_back || leaves_on_its_data {
+                continue;
+            }
             let counters = self.counters(&body);
             let header_guard = repeat_conditions
                 .iter()

@@ -492,8 +492,21 @@ impl<'a> Script<'a> {
     /// Whether each function of the file always ends the script (`exit`, `throw`)
     /// and whether it says why.
     fn find_helpers(&self) -> HashMap<String, (bool, bool)> {
+        let mut helpers: HashMap<String, (bool, bool)> = HashMap::new();
+        // A helper may call another; a few rounds settle the chains scripts use.
+        for _ in 0..3 {
+            let known = helpers.clone();
+            helpers = self.helper_round(&known);
+        }
+        helpers
+    }
+
+    fn helper_round(&self, known: &HashMap<String, (bool, bool)>) -> HashMap<String, (bool, bool)> {
         let mut helpers = HashMap::new();
         for (name, (open, close)) in &self.functions {
+            if !self.budget.spend(close.saturating_sub(*open)) {
+                break;
+            }
             let mut leaves = false;
             let mut speaks = false;
             for index in open + 1..(*close).min(self.tokens.len()) {
@@ -511,8 +524,17 @@ impl<'a> Script<'a> {
                     }
                     "echo" | "write" => speaks = true,
                     _ => {
-                        speaks |= word.starts_with("write-")
-                            && !matches!(word, "write-verbose" | "write-debug" | "write-progress");
+                        let (called_leaves, called_speaks) =
+                            known.get(word).copied().unwrap_or_default();
+                        leaves |= called_leaves;
+                        speaks |= called_speaks
+                            || word.starts_with("log-")
+                            || word.ends_with("-log")
+                            || (word.starts_with("write-")
+                                && !matches!(
+                                    word,
+                                    "write-verbose" | "write-debug" | "write-progress"
+                                ));
                     }
                 }
             }
@@ -826,6 +848,25 @@ impl<'a> Script<'a> {
                     .condition
                     .is_some_and(|condition| self.is_guard_condition(condition, &guard.counters)),
             };
+            // `while ($sent -lt 300) { …; Start-Sleep 1 }` counts rounds and waits for nothing.
+            let counted = matches!(shape, Shape::Wait(_))
+                && header_guard
+                && candidate.condition.is_some_and(|condition| {
+                    !self
+                        .inside(condition)
+                        .iter()
+                        .any(|&index| matches!(self.word(index), Some("-and" | "-or" | "-xor")))
+                        && self.probe_within(condition).is_none()
+                        && self.probe_assigned_for(condition, candidate.body).is_none()
+                })
+                && !self.leaves_early(position);
+            if counted {
+                continue;
+            }
+            if header_guard && guard.guard_speaks && guard.guard != Guard::Loud {
+                // The give-up pass runs through a guard branch that says why.
+                continue;
+            }
             if !header_guard && guard.guard == Guard::None {
                 let message = match &shape {
                     Shape::Wait(probe) => format!(
@@ -850,9 +891,13 @@ impl<'a> Script<'a> {
             if guard.guard == Guard::Loud {
                 continue;
             }
-            // A countdown whose cap is its only way out ends normally there; nothing gives up.
-            let countdown =
-                shape == Shape::Endless && !header_guard && guard.counted_only && !guard.other_exit;
+            // A loop that waits for nothing (no sleep, no other way out) and whose only
+            // exit is its own cap or deadline with `break` ends normally there.
+            let countdown = shape == Shape::Endless
+                && !header_guard
+                && !self.sleeps_in(position)
+                && guard.breaks_only
+                && !guard.other_exit;
             if countdown || self.says_after_loop(position, &guard) {
                 continue;
             }
@@ -890,6 +935,10 @@ impl<'a> Script<'a> {
         let sleeps = self.sleeps_in(position);
         match candidate.shape {
             LoopShape::While | LoopShape::DoWhile | LoopShape::DoUntil => {
+                if !sleeps && self.condition_reassigned(condition, candidate.body) {
+                    // A search: each pass tries a new value (`do { $name = New-Name } while (Test-Path $name)`).
+                    return None;
+                }
                 if let Some(probe) = self.probe_within(condition) {
                     return Some(Shape::Wait(probe));
                 }
@@ -947,9 +996,53 @@ impl<'a> Script<'a> {
         };
         let member = index > 0 && self.tokens[index - 1].text == ".";
         if member {
-            return matches!(word, "hasexited" | "connected" | "responding");
+            return matches!(
+                word,
+                "hasexited" | "connected" | "responding" | "waitforexit" | "waitone"
+            );
         }
-        PROBES.contains(&word)
+        PROBES.contains(&word) || word.starts_with("get-hns") || word.starts_with("test-")
+    }
+
+    /// Whether the body gives a variable the condition tests a new value
+    /// computed without asking the outside world.
+    fn condition_reassigned(&self, condition: (usize, usize), body: (usize, usize)) -> bool {
+        let tested: HashSet<&str> = self
+            .inside(condition)
+            .into_iter()
+            .filter(|&index| self.kind(index) == Some(Kind::Variable))
+            .map(|index| self.tokens[index].text.as_str())
+            .filter(|name| !matches!(*name, "true" | "false" | "null" | "_"))
+            .collect();
+        let from = self.guard_parts.partition_point(|&index| index <= body.0);
+        let to = self.guard_parts.partition_point(|&index| index < body.1);
+        self.guard_parts[from..to.max(from)].iter().any(|&index| {
+            let token = &self.tokens[index];
+            if token.kind != Kind::Variable
+                || !tested.contains(token.text.as_str())
+                || self
+                    .tokens
+                    .get(index + 1)
+                    .is_none_or(|next| next.text != "=")
+            {
+                return false;
+            }
+            let mut cursor = index + 2;
+            while let Some(value) = self.tokens.get(cursor) {
+                if matches!(
+                    value.kind,
+                    Kind::Newline | Kind::Semicolon | Kind::Close('}')
+                ) || !self.budget.spend(1)
+                {
+                    break;
+                }
+                if self.is_probe(cursor) {
+                    return false;
+                }
+                cursor += 1;
+            }
+            true
+        })
     }
 
     /// A probe whose result the body stores in a variable the condition tests.
@@ -1269,11 +1362,12 @@ impl<'a> Script<'a> {
         let counters = self.counters(&body, position)?;
         let mut result = BodyGuard {
             guard: Guard::None,
-            counted_only: true,
+            breaks_only: true,
             other_exit: false,
             other_break: false,
             counters,
             blocks: Vec::new(),
+            guard_speaks: false,
         };
         for &index in &body {
             if self.word(index) != Some("if") {
@@ -1288,24 +1382,18 @@ impl<'a> Script<'a> {
             if !guarded {
                 continue;
             }
-            let timed = clauses.iter().any(|clause| {
-                clause.0.is_some_and(|condition| {
-                    self.inside(condition)
-                        .iter()
-                        .any(|&inner| self.is_clock(inner))
-                })
-            });
             for clause in &clauses {
                 let exit = self.block_exit(clause.1, position)?;
                 if exit.leaves {
                     result.blocks.push(clause.1);
-                    result.counted_only &= !timed && !exit.ends;
+                    result.breaks_only &= !exit.ends;
                 }
+                result.guard_speaks |= exit.speaks;
                 result.guard = result.guard.max(exit.guard());
             }
         }
         if result.guard == Guard::None {
-            result.counted_only = false;
+            result.breaks_only = false;
         }
         if !self.budget.spend(close.saturating_sub(open)) {
             return None;
@@ -1583,7 +1671,20 @@ impl<'a> Script<'a> {
                         && !matches!(word, "write-verbose" | "write-debug" | "write-progress");
                     let logs = word.starts_with("log-") || word.ends_with("-log");
                     let helper_speaks = self.helpers.get(word).is_some_and(|&(_, speaks)| speaks);
-                    exit.speaks |= writes || logs || helper_speaks;
+                    // `Set-ExitCode -ErrorMessage '…'`: a command handed the message to report.
+                    let hands_a_message = (index + 1..close.min(self.tokens.len()))
+                        .take_while(|&argument| {
+                            !matches!(
+                                self.tokens[argument].kind,
+                                Kind::Newline | Kind::Semicolon | Kind::Pipe | Kind::Close('}')
+                            )
+                        })
+                        .any(|argument| {
+                            self.word(argument).is_some_and(|parameter| {
+                                parameter.starts_with('-') && parameter.ends_with("message")
+                            })
+                        });
+                    exit.speaks |= writes || logs || helper_speaks || hands_a_message;
                 }
             }
         }
@@ -1780,8 +1881,8 @@ impl Exit {
 /// What a loop body's guards give.
 struct BodyGuard {
     guard: Guard,
-    /// Every guard that leaves is an iteration cap that `break`s: a countdown's normal end.
-    counted_only: bool,
+    /// Every guard that leaves does so with `break`, as a countdown's normal end does.
+    breaks_only: bool,
     /// The loop has a way out that is not a guard.
     other_exit: bool,
     /// One of those ways out is a `break`, which lands right after the loop.
@@ -1790,6 +1891,8 @@ struct BodyGuard {
     counters: HashSet<String>,
     /// Guard clause blocks that leave the loop.
     blocks: Vec<(usize, usize)>,
+    /// Some clause of a guard `if` says something, whether or not it leaves.
+    guard_speaks: bool,
 }
 
 /// For each token, the innermost matched bracket holding it.

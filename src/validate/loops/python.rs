@@ -607,6 +607,16 @@ impl Context<'_> {
             Shape::Wait(_) => is_guard_condition(header),
             Shape::Retry => true,
         };
+        // `while sent < 300: …; time.sleep(1)` counts rounds and waits for nothing.
+        let counted = matches!(shape, Shape::Wait(_))
+            && header_guard
+            && PROBE.find(header).is_none()
+            && !contains_word(header, "and")
+            && !contains_word(header, "or")
+            && !self.leaves_early(&body);
+        if counted {
+            return;
+        }
         let body_guard = self.find_guard(&body, &is_guard_condition);
         let original = slice(
             self.chars,
@@ -638,10 +648,12 @@ impl Context<'_> {
         if body_guard.guard == Guard::Loud {
             return;
         }
-        // A countdown whose cap is its only way out ends normally there; nothing gives up.
+        // A loop that waits for nothing (no sleep, no other way out) and whose only
+        // exit is its own cap or deadline with `break` ends normally there.
         let countdown = shape == Shape::Endless
             && !header_guard
-            && body_guard.counted_only
+            && !sleeps
+            && body_guard.breaks_only
             && !body_guard.other_exit;
         if countdown || self.says_after_loop(index, &body_guard) {
             return;
@@ -688,6 +700,22 @@ impl Context<'_> {
                     .iter()
                     .map(|(name, value)| (name.as_str(), value.as_str())),
             );
+            // `key, op, value = queue.pop()`: each name takes part of the value.
+            for simple in simple_statements(&statement.code) {
+                let Some((targets, value)) = simple.split_once('=') else {
+                    continue;
+                };
+                if !targets.contains(',') || value.starts_with('=') {
+                    continue;
+                }
+                for target in targets.split(',') {
+                    let target = target.trim();
+                    if !target.is_empty() && target.chars().all(|c| c.is_alphanumeric() || c == '_')
+                    {
+                        assigned.push((target, value));
+                    }
+                }
+            }
         }
         // Walked: read from a stream, or computed from what the loop itself assigns.
         let names: HashSet<&str> = assigned.iter().map(|&(name, _)| name).collect();
@@ -758,7 +786,7 @@ impl Context<'_> {
         let statements = self.statements;
         let mut result = BodyGuard {
             guard: Guard::None,
-            counted_only: true,
+            breaks_only: true,
             other_exit: false,
             other_break: false,
             clauses: HashSet::new(),
@@ -772,8 +800,8 @@ impl Context<'_> {
                     } else {
                         Guard::Silent
                     });
-                    // A failed `assert` raises: never a countdown's normal end.
-                    result.counted_only = false;
+                    // A failed `assert` raises: never a normal end.
+                    result.breaks_only = false;
                 }
                 "if" => {
                     let chain = if_chain(statements, index);
@@ -784,16 +812,13 @@ impl Context<'_> {
                     if !guarded {
                         continue;
                     }
-                    let timed = chain
-                        .iter()
-                        .any(|&clause| TIME_CALL.is_match(header_body(&statements[clause])));
                     for &clause in &chain {
                         let Some(exit) = self.clause_exit(clause, inner_loops) else {
                             continue;
                         };
                         if exit.leaves {
                             result.clauses.insert(clause);
-                            result.counted_only &= !timed && !exit.ends;
+                            result.breaks_only &= !exit.ends;
                         }
                         result.guard = result.guard.max(exit.guard());
                     }
@@ -802,7 +827,7 @@ impl Context<'_> {
             }
         }
         if result.guard == Guard::None {
-            result.counted_only = false;
+            result.breaks_only = false;
         }
         // Any other way out (a success `break`, a `return`) makes the cap a give-up.
         for &(index, inner_loops) in body {
@@ -951,8 +976,8 @@ impl Exit {
 /// What a loop body's guards give.
 struct BodyGuard {
     guard: Guard,
-    /// Every guard that leaves is an iteration cap that `break`s: a countdown's normal end.
-    counted_only: bool,
+    /// Every guard that leaves does so with `break`, as a countdown's normal end does.
+    breaks_only: bool,
     /// The loop has a way out that is not a guard.
     other_exit: bool,
     /// One of those ways out is a `break`, which lands right after the loop.

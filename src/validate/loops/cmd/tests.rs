@@ -402,3 +402,19 @@ fn many_loops_stay_fast_enough() {
     let source = "(\n".repeat(1000);
     assert_eq!(scan(&source), vec![]);
 }
+
+#[test]
+fn loops_that_never_come_back_or_trim_their_data_end() {
+    let sources = [
+        // The jump back lands on a usage text that always ends the script.
+        ":usage\necho usage: run [start^|stop]\nexit /b 1\n:main\nif \"%1\"==\"\" goto usage\n",
+        // Trailing backslashes are stripped until none is left.
+        ":strip\nif not \"%DIR:~-1%\"==\"\\\" goto stripped\nset DIR=%DIR:~0,-1%\ngoto strip\n:stripped\n",
+    ];
+    for source in sources {
+        assert_eq!(summary(source), vec![], "{source}");
+    }
+    // A relaunch on a restart exit code repeats on the outside world.
+    let source = ":restart\n\"%JAVA%\" -jar server.jar\nif errorlevel 10 goto restart\n";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
+}

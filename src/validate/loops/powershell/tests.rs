@@ -179,7 +179,7 @@ fn else_branch_and_labelled_break_guard() {
 #[test]
 fn silent_fallbacks_are_reported() {
     let cases = [
-        "while ($true) {\n  if ((Get-Date) -gt $deadline) { break }\n}",
+        "while ($true) {\n  if ((Get-Date) -gt $deadline) { break }\n  Start-Sleep 1\n}",
         "while ($true) {\n  if ($n++ -gt 5) { exit 1 }\n}",
         "while ($true) {\n  if ($sw.Elapsed.TotalSeconds -gt 9) { Write-Verbose 'late'; return }\n}",
         "while ($true) {\n  if ((Get-Date) -gt $deadline) { throw }\n}",
@@ -460,6 +460,8 @@ fn conditional_waits_on_the_outside_world_are_unbounded() {
 #[test]
 fn finite_conditional_loops_are_no_waits() {
     let sources = [
+        "do { $name = Join-Path $env:TEMP (New-Guid) } while (Test-Path $name)",
+        "while ($inner.InnerException) { $inner = $inner.InnerException }",
         "while ($index -lt $items.Count) { $index++ }",
         "while ($queue.Count -gt 0) { $item = $queue.Dequeue(); Use $item }",
         "foreach ($server in $servers) { if (Test-Path $server) { return }; Start-Sleep 1 }",
@@ -538,6 +540,8 @@ fn counters_that_do_not_bound_the_loop_are_no_guard() {
 fn countdown_that_completes_is_no_give_up() {
     let source = "while ($true) {\n  Work\n  $i++\n  if ($i -ge $count) { break }\n}";
     assert_eq!(summary(source), vec![]);
+    let source = "while ($true) {\n  if ((Get-Date) -gt $end) { break }\n  Receive-Update\n}";
+    assert_eq!(summary(source), vec![]);
     let source = "while ($true) {\n  if (Ok) { break }\n  $i++\n  if ($i -ge 5) { break }\n  Start-Sleep 1\n}";
     assert_eq!(summary(source), vec![silent(1, 1)]);
 }
@@ -595,4 +599,56 @@ fn budget_spent_is_unscanned_not_a_pass() {
         found.contains(&test_support::unscanned(depth - 1, 1)),
         "{found:?}"
     );
+}
+
+#[test]
+fn polling_a_child_and_helper_chains() {
+    let source = "while (-not $process.WaitForExit(100)) { }";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
+    let source = "\
+function Write-Log($message) { Write-Host $message }
+function Set-ExitCode($code, $message) { Write-Log $message; exit $code }
+$n = 0
+do {
+    $ok = Connect-Api
+    $n++
+    Start-Sleep 1
+} while (-not $ok -and $n -lt 5)
+if (-not $ok) { Set-ExitCode 3 'api never answered' }
+";
+    assert_eq!(summary(source), vec![]);
+}
+
+#[test]
+fn counted_loops_that_sleep_wait_for_nothing() {
+    let source = "while ($sent -lt 300) { Send-Beat; $sent++; Start-Sleep 1 }";
+    assert_eq!(summary(source), vec![]);
+    let source = "\
+while ($attempt -lt $retries) {
+  try { Invoke-WebRequest $uri -OutFile $path; return $true }
+  catch {
+    $attempt++
+    if ($attempt -lt $retries) { Start-Sleep 5 }
+    else { Write-Error $_ }
+  }
+}
+return $false
+";
+    assert_eq!(summary(source), vec![]);
+    let source = "\
+do {
+  $name = Get-Secret
+  if ($name) { break }
+  $tries++
+  Start-Sleep 5
+} while ($tries -lt 120)
+if (-not $name) { Set-ExitCode -ExitCode 5 -ErrorMessage 'no secret' }
+";
+    assert_eq!(summary(source), vec![]);
+}
+
+#[test]
+fn probe_filtered_through_a_pipeline_is_a_wait() {
+    let source = "while( !(Get-HnsNetwork -Verbose | ? Name -EQ $name.ToLower()) )\n{\n    Write-Host 'waiting'\n    Start-Sleep 1\n}\n";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
 }

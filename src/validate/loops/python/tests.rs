@@ -162,7 +162,7 @@ fn assert_on_deadline_guards() {
 #[test]
 fn silent_fallbacks_are_reported() {
     let cases = [
-        "while True:\n    if time.monotonic() > deadline:\n        break\n",
+        "while True:\n    if time.monotonic() > deadline:\n        break\n    time.sleep(1)\n",
         "while True:\n    if time.time() > deadline:\n        return\n",
         "while True:\n    if time.time() > deadline:\n        raise TimeoutError\n",
         "while True:\n    if time.time() > deadline:\n        sys.exit(1)\n",
@@ -525,6 +525,9 @@ fn walks_over_finite_structures_end() {
 fn countdown_that_completes_is_no_give_up() {
     let source = "n = 10\nwhile True:\n    n -= 1\n    work()\n    if n == 0:\n        break\n";
     assert_eq!(summary(source), vec![]);
+    // Collecting for a fixed window: the deadline's break is the normal end.
+    let source = "while True:\n    if time.monotonic() > deadline:\n        break\n    collect(queue.get(timeout=1))\n";
+    assert_eq!(summary(source), vec![]);
     // With another way out, reaching the cap is giving up.
     let source = "while True:\n    n += 1\n    if ok():\n        break\n    if n > 10:\n        break\n    time.sleep(1)\n";
     assert_eq!(summary(source), vec![silent(1, 1)]);
@@ -608,6 +611,14 @@ fn budget_spent_is_unscanned_not_a_pass() {
     // The innermost loop has nothing inside to search, so it still gets its verdict.
     assert_eq!(found[depth - 2], unscanned(depth - 1, depth - 1));
     assert_eq!(found[depth - 1], unbounded(depth, depth));
-    let message = &scan(&source)[0].message;
+    let message = &scan(&source)[depth - 2].message;
     assert!(message.contains("budget"), "{message}");
+}
+
+#[test]
+fn counted_loops_that_sleep_wait_for_nothing() {
+    let source = "while sent < 300:\n    send()\n    sent += 1\n    time.sleep(1)\n";
+    assert_eq!(summary(source), vec![]);
+    let source = "while True:\n    key, op, value = subscriber.pop()\n    if not key:\n        break\n    handle(key)\n";
+    assert_eq!(summary(source), vec![]);
 }
