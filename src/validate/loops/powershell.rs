@@ -1127,11 +1127,41 @@ impl<'a> Script<'a> {
         if guard.other_break {
             return false;
         }
-        let line_end = (next..self.tokens.len())
-            .find(|&index| matches!(self.tokens[index].kind, Kind::Newline | Kind::Semicolon))
-            .unwrap_or(self.tokens.len());
-        self.span_exit((next.saturating_sub(1), line_end), position)
-            .is_some_and(|exit| exit.speaks)
+        // Straight-line statements after the loop, up to the first that branches or leaves.
+        let mut statement = next;
+        for _ in 0..STATEMENTS_AFTER_LOOP {
+            if matches!(self.kind(statement), Some(Kind::Close(_)) | None) {
+                return false;
+            }
+            let line_end = (statement..self.tokens.len())
+                .find(|&index| matches!(self.tokens[index].kind, Kind::Newline | Kind::Semicolon))
+                .unwrap_or(self.tokens.len());
+            let Some(exit) = self.span_exit((statement.saturating_sub(1), line_end), position)
+            else {
+                return false;
+            };
+            let branches = matches!(
+                self.word(statement),
+                Some("if" | "while" | "do" | "for" | "foreach" | "switch" | "function" | "try")
+            );
+            if exit.speaks {
+                return true;
+            }
+            if exit.leaves || branches {
+                return false;
+            }
+            match self.next_significant(line_end.saturating_sub(1)) {
+                Some(following) if following > statement => statement = following,
+                _ => return false,
+            }
+            while self.kind(statement) == Some(Kind::Semicolon) {
+                match self.next_significant(statement) {
+                    Some(following) => statement = following,
+                    None => return false,
+                }
+            }
+        }
+        false
     }
 
     /// The loop's first words as written, for messages.
@@ -1409,7 +1439,14 @@ impl<'a> Script<'a> {
             }
             if let Some(is_break) = self.leaving(index, position) {
                 result.other_exit = true;
-                result.other_break |= is_break;
+                // A `break` whose block says why is a loud give-up, not a quiet success.
+                let loud = is_break
+                    && self.enclosing[index]
+                        .filter(|&open| self.kind(open) == Some(Kind::Open('{')))
+                        .and_then(|open| self.pairs[open].map(|close| (open, close)))
+                        .and_then(|block| self.span_exit(block, position))
+                        .is_some_and(|exit| exit.speaks);
+                result.other_break |= is_break && !loud;
             }
         }
         Some(result)
@@ -1809,6 +1846,9 @@ enum Guard {
     Silent,
     Loud,
 }
+
+/// How many straight-line statements after a loop may hold its give-up message.
+const STATEMENTS_AFTER_LOOP: usize = 4;
 
 /// Commands whose answer comes from the outside world: files, services,
 /// processes, jobs, the network.

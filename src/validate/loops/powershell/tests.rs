@@ -652,3 +652,38 @@ fn probe_filtered_through_a_pipeline_is_a_wait() {
     let source = "while( !(Get-HnsNetwork -Verbose | ? Name -EQ $name.ToLower()) )\n{\n    Write-Host 'waiting'\n    Start-Sleep 1\n}\n";
     assert_eq!(summary(source), vec![unbounded(1, 1)]);
 }
+
+#[test]
+fn give_up_message_a_few_statements_after_the_loop_counts() {
+    let source = "\
+do {
+    try { Connect-Api; return } catch { $last = \"$_\" }
+    $tries++
+    Start-Sleep 1
+} while ($tries -lt 60)
+$last = $last -replace 'x', 'y'
+Set-ExitCode -ExitCode 4 -ErrorMessage \"no api after $tries tries: $last\"
+";
+    assert_eq!(summary(source), vec![]);
+    let source = "\
+do {
+    $cnt++
+    try { Invoke-Thing; return }
+    catch {
+        if ($full) { Write-Error 'disk full'; break }
+        Start-Sleep 1
+    }
+} while ($cnt -lt 5)
+throw 'all retries failed'
+";
+    assert_eq!(summary(source), vec![]);
+    let source = "\
+do {
+    $cnt++
+    try { Invoke-Thing; return } catch { Start-Sleep 1 }
+} while ($cnt -lt 5)
+$done = $true
+return $false
+";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
+}
