@@ -8,7 +8,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::text::{bare_sleep_message, finding, silent_message, snippet, Budget};
+use super::text::{
+    bare_sleep_message, finding, silent_message, snippet, unscanned_message, Budget,
+};
 use super::LoopFinding;
 use crate::validate::diagnostic::{FindingKind, Rule};
 
@@ -21,8 +23,20 @@ pub fn scan(source: &str) -> Vec<LoopFinding> {
         parser.segments = logical.segments;
         parser.parse_line(logical.line, &logical.chars);
     }
+    let too_deep = parser.too_deep;
     let script = Script::new(parser);
     let mut findings = Vec::new();
+    if let Some((line, column)) = too_deep {
+        findings.push(finding(
+            Rule::H11,
+            FindingKind::Unscanned,
+            line,
+            column,
+            unscanned_message(&format!(
+                "blocks nest deeper than {MAX_NESTING} levels, more than the scanner follows"
+            )),
+        ));
+    }
     script.check_goto_loops(&mut findings);
     script.check_for_loops(&mut findings);
     script.check_bare_sleeps(&mut findings);
@@ -87,6 +101,8 @@ enum Action {
     Assign(String, String),
     /// A fixed wait: `timeout /t N` or `ping -n N 127.0.0.1`.
     Sleep,
+    /// `shift`: the next argument moves into `%1`.
+    Shift,
     Other,
 }
 
@@ -136,6 +152,8 @@ enum Scope {
 
 #[derive(Default)]
 struct Parser {
+    /// Where blocks first nest deeper than [`MAX_NESTING`]: `(line, column)`.
+    too_deep: Option<(usize, usize)>,
     commands: Vec<Command>,
     frames: Vec<Frame>,
     open: Vec<(usize, Scope)>,
@@ -145,9 +163,17 @@ struct Parser {
 
 const COMPARISONS: &[&str] = &["equ", "neq", "lss", "leq", "gtr", "geq"];
 
+/// Deepest nesting of `if` / `for` / `( … )` blocks the scanner follows; code
+/// below it is reported as `unscanned` instead of being judged on partial frames.
+const MAX_NESTING: usize = 64;
+
 impl Parser {
     fn frame_ids(&self) -> Vec<usize> {
-        self.open.iter().map(|&(frame, _)| frame).collect()
+        self.open
+            .iter()
+            .take(MAX_NESTING + 1)
+            .map(|&(frame, _)| frame)
+            .collect()
     }
 
     fn in_parenthesis(&self) -> bool {
@@ -197,12 +223,17 @@ impl Parser {
             .unwrap_or((0, 1));
         let line = segment.1;
         let column = position - segment.0 + 1;
+        let mut frames = self.frame_ids();
+        if frames.len() > MAX_NESTING {
+            self.too_deep.get_or_insert((line, column));
+            frames.truncate(MAX_NESTING);
+        }
         self.commands.push(Command {
             line,
             column,
             text,
             action,
-            frames: self.frame_ids(),
+            frames,
             chained,
         });
     }
@@ -479,6 +510,7 @@ fn classify(text: &str) -> Action {
             }
         }
         "exit" => Action::Exit,
+        "shift" => Action::Shift,
         "echo" => {
             let after = &lower[word.len()..];
             let separator = after.chars().next();
@@ -534,6 +566,24 @@ fn classify(text: &str) -> Action {
     }
 }
 
+/// Whether an `if` condition reads a script argument (`%1`, `%~1`, `%~dp2`).
+fn mentions_argument(condition: &str) -> bool {
+    let characters: Vec<char> = condition.chars().collect();
+    characters.iter().enumerate().any(|(position, &character)| {
+        character == '%' && {
+            let rest = &characters[position + 1..];
+            let modifiers = rest
+                .iter()
+                .take_while(|c| **c == '~' || c.is_ascii_alphabetic())
+                .count();
+            rest.get(modifiers).is_some_and(char::is_ascii_digit)
+                && rest
+                    .first()
+                    .is_some_and(|c| *c == '~' || c.is_ascii_digit())
+        }
+    })
+}
+
 /// `if 1==1`, `if "a"=="a"`: a comparison of two equal literals.
 fn always_true(condition: &str) -> bool {
     let Some((left, right)) = condition.split_once("==") else {
@@ -557,6 +607,8 @@ fn identifiers(text: &str) -> impl Iterator<Item = &str> {
 /// What stops a loop that its own condition does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Guard {
+    /// The work budget ran out before a verdict.
+    Unscanned,
     None,
     Silent,
     Loud,
@@ -574,6 +626,10 @@ fn report(
 ) {
     let (kind, message) = match guard {
         Guard::Loud => return,
+        Guard::Unscanned => (
+            FindingKind::Unscanned,
+            unscanned_message("the file needs more work than the scanner's per-file budget"),
+        ),
         Guard::Silent => (
             FindingKind::SilentFallback,
             silent_message(header, "`echo timed out waiting for …` before `exit /b 1`"),
@@ -741,13 +797,32 @@ impl Script {
                 .any(|word| word == "time" || self.clocks.contains(word) || counters.contains(word))
     }
 
-    /// Counters stepped by `set /a` among `commands`.
+    /// Counters stepped by `set /a` on every pass through `commands` (under no
+    /// `if`, `else` or `for` opened among them) and never reset to a number there.
     fn counters(&self, commands: &[usize]) -> HashSet<&str> {
         let mut counters = HashSet::new();
+        let mut reset = HashSet::new();
+        let first = commands.first().copied().unwrap_or(0);
         for &index in commands {
             let Action::Arithmetic(expression) = &self.commands[index].action else {
                 continue;
             };
+            for part in expression.split(',') {
+                if let Some((name, value)) = part.split_once('=') {
+                    let name = name.trim();
+                    if !name.ends_with(['+', '-', '*', '/', '%'])
+                        && value.trim().parse::<i64>().is_ok()
+                    {
+                        reset.insert(name);
+                    }
+                }
+            }
+            let conditional = self.commands[index].frames.iter().any(|&frame| {
+                self.frames[frame].kind != FrameKind::Group && self.frames[frame].opened_by >= first
+            });
+            if conditional {
+                continue;
+            }
             for part in expression.split(',') {
                 let part = part.trim();
                 if let Some((name, value)) = part.split_once('=') {
@@ -765,6 +840,7 @@ impl Script {
                 }
             }
         }
+        counters.retain(|name| !reset.contains(name));
         counters
     }
 
@@ -776,7 +852,7 @@ impl Script {
             return Guard::None;
         };
         if !self.budget.spend(body.len()) {
-            return Guard::None;
+            return Guard::Unscanned;
         }
         let counters = self.counters(body);
         let mut is_guard: HashMap<usize, bool> = HashMap::new();
@@ -785,7 +861,7 @@ impl Script {
         for &index in body {
             let command = &self.commands[index];
             if !self.budget.spend(command.frames.len()) {
-                return Guard::None;
+                return Guard::Unscanned;
             }
             for &frame in &command.frames {
                 let clause = &self.frames[frame];
@@ -853,19 +929,23 @@ impl Script {
     }
 
     fn check_goto_loops(&self, findings: &mut Vec<LoopFinding>) {
-        let mut loops: std::collections::BTreeMap<usize, usize> = std::collections::BTreeMap::new();
+        // label → (last backward goto, whether one of them always jumps)
+        let mut loops: std::collections::BTreeMap<usize, (usize, bool)> =
+            std::collections::BTreeMap::new();
         for &(label, goto, unconditional) in &self.back_jumps {
-            if unconditional {
-                let end = loops.entry(label).or_insert(goto);
-                *end = (*end).max(goto);
-            }
+            let entry = loops.entry(label).or_insert((goto, unconditional));
+            entry.0 = entry.0.max(goto);
+            entry.1 |= unconditional;
         }
-        for (label, goto) in loops {
-            let body: Vec<usize> = if self.budget.can_spend(goto - label) {
-                (label + 1..goto).collect()
-            } else {
-                Vec::new()
-            };
+        for (label, (goto, unconditional)) in loops {
+            let name = self.label_name(label);
+            let header = format!(":{name} … goto {name}");
+            let start = &self.commands[label];
+            if !self.budget.spend(goto - label) {
+                report(findings, Guard::Unscanned, start, &header, String::new);
+                continue;
+            }
+            let body: Vec<usize> = (label + 1..goto).collect();
             let leaves = |index: usize| match &self.commands[index].action {
                 Action::Exit => true,
                 Action::Goto(target) => self
@@ -873,17 +953,128 @@ impl Script {
                     .is_none_or(|landing| landing < label || landing > goto),
                 _ => false,
             };
-            let name = self.label_name(label);
-            let header = format!(":{name} … goto {name}");
-            let guard = self.find_guard(&body, leaves);
-            report(findings, guard, &self.commands[label], &header, || {
+            // The conditions under which the loop goes round again.
+            let repeat_conditions: Vec<&str> = if unconditional {
+                Vec::new()
+            } else {
+                self.back_jumps
+                    .iter()
+                    .filter(|&&(other, _, _)| other == label)
+                    .flat_map(|&(_, jump, _)| self.commands[jump].frames.iter())
+                    .filter(|&&frame| {
+                        matches!(self.frames[frame].kind, FrameKind::If | FrameKind::Else)
+                    })
+                    .map(|&frame| self.frames[self.frames[frame].if_frame].condition.as_str())
+                    .collect()
+            };
+            let shifts = body
+                .iter()
+                .any(|&index| self.commands[index].action == Action::Shift);
+            let leaves_on_argument = body.iter().any(|&index| {
+                leaves(index)
+                    && self.commands[index].frames.iter().any(|&frame| {
+                        matches!(self.frames[frame].kind, FrameKind::If | FrameKind::Else)
+                            && mentions_argument(&self.frames[frame].condition)
+                    })
+            });
+            // An argument loop ends when the arguments run out.
+            if shifts
+                && (leaves_on_argument || repeat_conditions.iter().any(|c| mentions_argument(c)))
+            {
+                continue;
+            }
+            let sleeps = body
+                .iter()
+                .any(|&index| self.commands[index].action == Action::Sleep);
+            let opened_inside = |frame: usize| {
+                self.frames[frame].kind != FrameKind::Group && self.frames[frame].opened_by > label
+            };
+            // A way out that always runs before the jump back: no cycle at all.
+            let never_comes_back = body.iter().any(|&index| {
+                leaves(index)
+                    && !self.commands[index].chained
+                    && !self.commands[index]
+                        .frames
+                        .iter()
+                        .any(|&frame| opened_inside(frame))
+            });
+            // A way out on a value the loop itself changes (trimming a string, walking a list).
+            let assigned: HashSet<&str> = body
+                .iter()
+                .filter_map(|&index| match &self.commands[index].action {
+                    Action::Assign(name, _) => Some(name.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let leaves_on_its_data = !sleeps
+                && body.iter().any(|&index| {
+                    leaves(index)
+                        && self.commands[index].frames.iter().any(|&frame| {
+                            matches!(self.frames[frame].kind, FrameKind::If | FrameKind::Else)
+                                && identifiers(&self.frames[frame].condition)
+                                    .any(|word| assigned.contains(word))
+                        })
+                });
+            if never_comes_back || leaves_on_its_data {
+                continue;
+            }
+            let counters = self.counters(&body);
+            let header_guard = repeat_conditions
+                .iter()
+                .any(|condition| self.is_guard_condition(condition, &counters));
+            // `command || goto retry` repeats on a command's failure, like `if errorlevel 1`.
+            let retries_on_failure = self
+                .back_jumps
+                .iter()
+                .any(|&(other, jump, _)| other == label && self.commands[jump].chained);
+            let asks_outside = retries_on_failure
+                || repeat_conditions.iter().any(|condition| {
+                    condition.contains("errorlevel") || condition.contains("exist")
+                });
+            if !unconditional && !sleeps && (header_guard || !asks_outside) {
+                // A counted loop, or one over data the script holds.
+                continue;
+            }
+            let guard = match self.find_guard(&body, leaves) {
+                Guard::None | Guard::Silent if header_guard && self.speaks_from(goto + 1) => {
+                    Guard::Loud
+                }
+                Guard::None if header_guard => Guard::Silent,
+                other => other,
+            };
+            report(findings, guard, start, &header, || {
+                let kind = match repeat_conditions.first() {
+                    Some(condition) => {
+                        format!("waits for `if {}` with no deadline", snippet(condition))
+                    }
+                    None if retries_on_failure => {
+                        "waits for a command to succeed with no deadline".to_string()
+                    }
+                    None => "never ends by itself".to_string(),
+                };
                 format!(
-                    "`{}` loop (back from line {}) never ends by itself: add an iteration cap (`set /a tries+=1` then `if !tries! geq 10 (echo gave up after 10 tries & exit /b 1)`) or a deadline",
+                    "`{}` loop (back from line {}) {kind}: add an iteration cap (`set /a tries+=1` then `if !tries! geq 10 (echo gave up after 10 tries & exit /b 1)`) or a deadline",
                     snippet(&header),
                     self.commands[goto].line
                 )
             });
         }
+    }
+
+    /// Whether the commands from `index` on print something before they stop or jump.
+    fn speaks_from(&self, index: usize) -> bool {
+        for (position, command) in self.commands.iter().enumerate().skip(index) {
+            if !self.budget.spend(1) {
+                return false;
+            }
+            match command.action {
+                Action::Echo(true) => return true,
+                Action::Exit | Action::Label(_) => return false,
+                Action::Goto(_) => return self.target_speaks(position),
+                _ => {}
+            }
+        }
+        false
     }
 
     fn check_for_loops(&self, findings: &mut Vec<LoopFinding>) {

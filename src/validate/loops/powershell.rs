@@ -6,9 +6,11 @@
 //! condition and body; guards are searched for only inside the body of the
 //! loop they must stop.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use super::text::{bare_sleep_message, finding, silent_message, slice, snippet, Budget};
+use super::text::{
+    bare_sleep_message, finding, silent_message, slice, snippet, unscanned_message, Budget,
+};
 use super::LoopFinding;
 use crate::validate::diagnostic::{FindingKind, Rule};
 
@@ -374,6 +376,18 @@ struct Script<'a> {
     budget: Budget,
     /// Token where the script first sets `$ErrorActionPreference = 'Stop'`.
     stop_preference: Option<usize>,
+    /// For each token, the innermost bracket holding it.
+    enclosing: Vec<Option<usize>>,
+    /// Opening parentheses of loop conditions.
+    loop_conditions: HashSet<usize>,
+    /// For each token, whether it lies in a script block that is only parsed (`{ … }.Ast`).
+    parsed_only: Vec<bool>,
+    /// Functions of the file: name → (always leaves the script, says why).
+    helpers: HashMap<String, (bool, bool)>,
+    /// Variables assigned from a clock anywhere in the file.
+    clocks: HashSet<String>,
+    /// `(name, body)` of each function, for `helpers`.
+    functions: Vec<(String, (usize, usize))>,
 }
 
 impl<'a> Script<'a> {
@@ -390,7 +404,15 @@ impl<'a> Script<'a> {
             guard_parts: Vec::new(),
             budget: Budget::new(),
             stop_preference: None,
+            enclosing: Vec::new(),
+            loop_conditions: HashSet::new(),
+            parsed_only: Vec::new(),
+            helpers: HashMap::new(),
+            clocks: HashSet::new(),
+            functions: Vec::new(),
         };
+        script.enclosing = enclosing_brackets(&script.tokens, &script.pairs);
+        script.parsed_only = script.parsed_only_blocks();
         script.stop_preference = (0..script.tokens.len()).find(|&setting| {
             let token = &script.tokens[setting];
             let is = |offset: usize, kind: Kind, text: &str| {
@@ -424,7 +446,101 @@ impl<'a> Script<'a> {
                             || is_operator(before, &["++", "--"])))
             })
             .collect();
+        script.loop_conditions = script
+            .loops
+            .iter()
+            .filter_map(|candidate| candidate.condition.map(|(open, _)| open))
+            .collect();
+        let all_parts = script.guard_parts.clone();
+        script.clocks = script.clock_variables(&all_parts);
+        script.helpers = script.find_helpers();
         script
+    }
+
+    /// Tokens inside a `{ … }` whose `.Ast` is read: parsed, never run.
+    fn parsed_only_blocks(&self) -> Vec<bool> {
+        let mut steps = vec![0_i64; self.tokens.len() + 1];
+        for (open, token) in self.tokens.iter().enumerate() {
+            if token.kind != Kind::Open('{') {
+                continue;
+            }
+            let Some(close) = self.pairs[open] else {
+                continue;
+            };
+            let reads_ast = self
+                .tokens
+                .get(close + 1)
+                .is_some_and(|dot| dot.text == ".")
+                && self
+                    .word(close + 2)
+                    .is_some_and(|word| word.starts_with("ast"));
+            if reads_ast {
+                steps[open] += 1;
+                steps[close] -= 1;
+            }
+        }
+        let mut depth = 0;
+        steps[..self.tokens.len()]
+            .iter()
+            .map(|step| {
+                depth += step;
+                depth > 0
+            })
+            .collect()
+    }
+
+    /// Whether each function of the file always ends the script (`exit`, `throw`)
+    /// and whether it says why.
+    fn find_helpers(&self) -> HashMap<String, (bool, bool)> {
+        let mut helpers: HashMap<String, (bool, bool)> = HashMap::new();
+        // A helper may call another; a few rounds settle the chains scripts use.
+        for _ in 0..3 {
+            let known = helpers.clone();
+            helpers = self.helper_round(&known);
+        }
+        helpers
+    }
+
+    fn helper_round(&self, known: &HashMap<String, (bool, bool)>) -> HashMap<String, (bool, bool)> {
+        let mut helpers = HashMap::new();
+        for (name, (open, close)) in &self.functions {
+            if !self.budget.spend(close.saturating_sub(*open)) {
+                break;
+            }
+            let mut leaves = false;
+            let mut speaks = false;
+            for index in open + 1..(*close).min(self.tokens.len()) {
+                let Some(word) = self.word(index) else {
+                    continue;
+                };
+                if !self.at_command_position(index) {
+                    continue;
+                }
+                match word {
+                    "exit" => leaves = true,
+                    "throw" => {
+                        leaves = true;
+                        speaks |= self.argument(index).is_some();
+                    }
+                    "echo" | "write" => speaks = true,
+                    _ => {
+                        let (called_leaves, called_speaks) =
+                            known.get(word).copied().unwrap_or_default();
+                        leaves |= called_leaves;
+                        speaks |= called_speaks
+                            || word.starts_with("log-")
+                            || word.ends_with("-log")
+                            || (word.starts_with("write-")
+                                && !matches!(
+                                    word,
+                                    "write-verbose" | "write-debug" | "write-progress"
+                                ));
+                    }
+                }
+            }
+            helpers.insert(name.clone(), (leaves, speaks));
+        }
+        helpers
     }
 
     fn word(&self, index: usize) -> Option<&str> {
@@ -481,6 +597,7 @@ impl<'a> Script<'a> {
         let mut consumed: HashSet<usize> = HashSet::new();
         let mut loops = Vec::new();
         let mut functions = Vec::new();
+        let mut named = Vec::new();
         for index in 0..self.tokens.len() {
             let Some(word) = self.word(index) else {
                 if self.kind(index) == Some(Kind::Operator)
@@ -562,7 +679,11 @@ impl<'a> Script<'a> {
                     while let Some(candidate) = next {
                         match self.kind(candidate) {
                             Some(Kind::Open('{')) => {
-                                functions.push((candidate, self.close_of(candidate)));
+                                let body = (candidate, self.close_of(candidate));
+                                functions.push(body);
+                                if let Some(name) = self.word(index + 1) {
+                                    named.push((name.to_string(), body));
+                                }
                                 break;
                             }
                             Some(Kind::Open('(')) => {
@@ -577,6 +698,7 @@ impl<'a> Script<'a> {
             }
         }
         self.loops = loops;
+        self.functions = named;
         // Nesting depth by a running sum of +1 after each opening brace and -1 at its close.
         let mut steps = vec![0_i64; self.tokens.len() + 1];
         for (open, close) in functions {
@@ -690,53 +812,356 @@ impl<'a> Script<'a> {
 
     fn check_loops(&self, findings: &mut Vec<LoopFinding>) {
         for (position, candidate) in self.loops.iter().enumerate() {
-            let unbounded = match (candidate.shape, candidate.condition) {
-                (LoopShape::While | LoopShape::DoWhile, Some(condition)) => {
-                    self.constant(&self.inside(condition)) == Some(true)
-                }
-                (LoopShape::DoUntil, Some(condition)) => {
-                    self.constant(&self.inside(condition)) == Some(false)
-                }
-                (LoopShape::For, Some(condition)) => self.endless_for(condition),
-                (LoopShape::Foreach, Some(condition)) => {
-                    self.endless_read_within(condition.0, condition.1).is_some()
-                }
-                (LoopShape::Pipeline, _) => self.pipeline_source_is_endless(candidate.keyword),
-                _ => false,
-            };
-            if !unbounded {
+            if self
+                .parsed_only
+                .get(candidate.keyword)
+                .copied()
+                .unwrap_or(false)
+            {
                 continue;
             }
+            let Some(shape) = self.shape(position) else {
+                continue;
+            };
             // A pipeline loop is reported where its endless source starts, like its message.
             let keyword = match candidate.shape {
                 LoopShape::Pipeline => &self.tokens[self.statement_start(candidate.keyword)],
                 _ => &self.tokens[candidate.keyword],
             };
             let header = self.header(candidate);
-            match self.find_guard(position) {
-                Guard::Loud => {}
-                Guard::Silent => findings.push(finding(
+            let Some(guard) = self.find_guard(position) else {
+                findings.push(finding(
                     Rule::H11,
-                    FindingKind::SilentFallback,
+                    FindingKind::Unscanned,
                     keyword.line,
                     keyword.column,
-                    silent_message(
-                        &header,
-                        "`Write-Error 'timed out'` or `throw 'timed out'`",
+                    unscanned_message(
+                        "the file needs more work than the scanner's per-file budget",
                     ),
-                )),
-                Guard::None => findings.push(finding(
+                ));
+                continue;
+            };
+            let header_guard = match &shape {
+                Shape::Endless => false,
+                Shape::Retry => true,
+                Shape::Wait(_) => candidate
+                    .condition
+                    .is_some_and(|condition| self.is_guard_condition(condition, &guard.counters)),
+            };
+            // `while ($sent -lt 300) { …; Start-Sleep 1 }` counts rounds and waits for nothing.
+            let counted = matches!(shape, Shape::Wait(_))
+                && header_guard
+                && candidate.condition.is_some_and(|condition| {
+                    !self
+                        .inside(condition)
+                        .iter()
+                        .any(|&index| matches!(self.word(index), Some("-and" | "-or" | "-xor")))
+                        && self.probe_within(condition).is_none()
+                        && self.probe_assigned_for(condition, candidate.body).is_none()
+                })
+                && !self.leaves_early(position);
+            if counted {
+                continue;
+            }
+            if header_guard && guard.guard_speaks && guard.guard != Guard::Loud {
+                // The give-up pass runs through a guard branch that says why.
+                continue;
+            }
+            if !header_guard && guard.guard == Guard::None {
+                let message = match &shape {
+                    Shape::Wait(probe) => format!(
+                        "`{}` loop waits for `{}` with no deadline: add one (`if ((Get-Date) -gt $deadline) {{ Write-Error 'timed out'; break }}`) or an iteration cap",
+                        snippet(&header),
+                        snippet(probe)
+                    ),
+                    _ => format!(
+                        "`{}` loop never ends by itself: add a deadline (`if ((Get-Date) -gt $deadline) {{ Write-Error 'timed out'; break }}`) or an iteration cap",
+                        snippet(&header)
+                    ),
+                };
+                findings.push(finding(
                     Rule::H11,
                     FindingKind::Unbounded,
                     keyword.line,
                     keyword.column,
-                    format!(
-                        "`{}` loop never ends by itself: add a deadline (`if ((Get-Date) -gt $deadline) {{ Write-Error 'timed out'; break }}`) or an iteration cap",
-                        snippet(&header)
-                    ),
-                )),
+                    message,
+                ));
+                continue;
+            }
+            if guard.guard == Guard::Loud {
+                continue;
+            }
+            // A loop that waits for nothing (no sleep, no other way out) and whose only
+            // exit is its own cap or deadline with `break` ends normally there.
+            let countdown = shape == Shape::Endless
+                && !header_guard
+                && !self.sleeps_in(position)
+                && guard.breaks_only
+                && !guard.other_exit;
+            if countdown || self.says_after_loop(position, &guard) {
+                continue;
+            }
+            findings.push(finding(
+                Rule::H11,
+                FindingKind::SilentFallback,
+                keyword.line,
+                keyword.column,
+                silent_message(&header, "`Write-Error 'timed out'` or `throw 'timed out'`"),
+            ));
+        }
+    }
+
+    /// Why loop `position` might not end, or `None` when it ends by itself.
+    fn shape(&self, position: usize) -> Option<Shape> {
+        let candidate = &self.loops[position];
+        let endless = match (candidate.shape, candidate.condition) {
+            (LoopShape::While | LoopShape::DoWhile, Some(condition)) => {
+                self.constant(&self.inside(condition)) == Some(true)
+            }
+            (LoopShape::DoUntil, Some(condition)) => {
+                self.constant(&self.inside(condition)) == Some(false)
+            }
+            (LoopShape::For, Some(condition)) => self.endless_for(condition),
+            (LoopShape::Foreach, Some(condition)) => {
+                self.endless_read_within(condition.0, condition.1).is_some()
+            }
+            (LoopShape::Pipeline, _) => self.pipeline_source_is_endless(candidate.keyword),
+            _ => false,
+        };
+        if endless {
+            return Some(Shape::Endless);
+        }
+        let condition = candidate.condition?;
+        let sleeps = self.sleeps_in(position);
+        match candidate.shape {
+            LoopShape::While | LoopShape::DoWhile | LoopShape::DoUntil => {
+                if !sleeps && self.condition_reassigned(condition, candidate.body) {
+                    // A search: each pass tries a new value (`do { $name = New-Name } while (Test-Path $name)`).
+                    return None;
+                }
+                if let Some(probe) = self.probe_within(condition) {
+                    return Some(Shape::Wait(probe));
+                }
+                if let Some(probe) = self.probe_assigned_for(condition, candidate.body) {
+                    return Some(Shape::Wait(probe));
+                }
+                sleeps.then(|| {
+                    Shape::Wait(
+                        slice(
+                            self.chars,
+                            self.tokens[condition.0].end,
+                            self.tokens[condition.1].start,
+                        )
+                        .trim()
+                        .to_string(),
+                    )
+                })
+            }
+            LoopShape::For => (sleeps && self.leaves_early(position)).then_some(Shape::Retry),
+            LoopShape::Foreach => {
+                let over_range = self.inside(condition).windows(2).any(|pair| {
+                    self.tokens[pair[0]].text == "." && self.tokens[pair[1]].text == "."
+                });
+                (over_range && sleeps && self.leaves_early(position)).then_some(Shape::Retry)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the body of loop `position` sleeps (outside functions it defines).
+    fn sleeps_in(&self, position: usize) -> bool {
+        let (open, close) = self.loops[position].body;
+        (open + 1..close.min(self.tokens.len())).any(|index| {
+            let sleeps = match self.word(index) {
+                Some("start-sleep" | "sleep") => self.at_command_position(index),
+                Some(word) => {
+                    word.starts_with("sleep") && index > 0 && self.tokens[index - 1].text == "::"
+                }
+                None => false,
+            };
+            sleeps && !self.in_nested_function(index, position)
+        })
+    }
+
+    /// The first command or member between a bracket pair that asks the outside world.
+    fn probe_within(&self, (open, close): (usize, usize)) -> Option<String> {
+        (open + 1..close.min(self.tokens.len()))
+            .find(|&index| self.is_probe(index))
+            .map(|index| slice(self.chars, self.tokens[index].start, self.tokens[index].end))
+    }
+
+    fn is_probe(&self, index: usize) -> bool {
+        let Some(word) = self.word(index) else {
+            return false;
+        };
+        let member = index > 0 && self.tokens[index - 1].text == ".";
+        if member {
+            return matches!(
+                word,
+                "hasexited" | "connected" | "responding" | "waitforexit" | "waitone"
+            );
+        }
+        PROBES.contains(&word) || word.starts_with("get-hns") || word.starts_with("test-")
+    }
+
+    /// Whether the body gives a variable the condition tests a new value
+    /// computed without asking the outside world.
+    fn condition_reassigned(&self, condition: (usize, usize), body: (usize, usize)) -> bool {
+        let tested: HashSet<&str> = self
+            .inside(condition)
+            .into_iter()
+            .filter(|&index| self.kind(index) == Some(Kind::Variable))
+            .map(|index| self.tokens[index].text.as_str())
+            .filter(|name| !matches!(*name, "true" | "false" | "null" | "_"))
+            .collect();
+        let from = self.guard_parts.partition_point(|&index| index <= body.0);
+        let to = self.guard_parts.partition_point(|&index| index < body.1);
+        self.guard_parts[from..to.max(from)].iter().any(|&index| {
+            let token = &self.tokens[index];
+            if token.kind != Kind::Variable
+                || !tested.contains(token.text.as_str())
+                || self
+                    .tokens
+                    .get(index + 1)
+                    .is_none_or(|next| next.text != "=")
+            {
+                return false;
+            }
+            let mut cursor = index + 2;
+            while let Some(value) = self.tokens.get(cursor) {
+                if matches!(
+                    value.kind,
+                    Kind::Newline | Kind::Semicolon | Kind::Close('}')
+                ) || !self.budget.spend(1)
+                {
+                    break;
+                }
+                if self.is_probe(cursor) {
+                    return false;
+                }
+                cursor += 1;
+            }
+            true
+        })
+    }
+
+    /// A probe whose result the body stores in a variable the condition tests.
+    fn probe_assigned_for(
+        &self,
+        condition: (usize, usize),
+        body: (usize, usize),
+    ) -> Option<String> {
+        let tested: HashSet<&str> = self
+            .inside(condition)
+            .into_iter()
+            .filter(|&index| self.kind(index) == Some(Kind::Variable))
+            .map(|index| self.tokens[index].text.as_str())
+            .collect();
+        if tested.is_empty() {
+            return None;
+        }
+        let from = self.guard_parts.partition_point(|&index| index <= body.0);
+        let to = self.guard_parts.partition_point(|&index| index < body.1);
+        for &index in &self.guard_parts[from..to.max(from)] {
+            let token = &self.tokens[index];
+            if token.kind != Kind::Variable
+                || !tested.contains(token.text.as_str())
+                || self
+                    .tokens
+                    .get(index + 1)
+                    .is_none_or(|next| next.text != "=")
+            {
+                continue;
+            }
+            let mut cursor = index + 2;
+            while let Some(value) = self.tokens.get(cursor) {
+                if matches!(
+                    value.kind,
+                    Kind::Newline | Kind::Semicolon | Kind::Close('}')
+                ) {
+                    break;
+                }
+                if !self.budget.spend(1) {
+                    return None;
+                }
+                if self.is_probe(cursor) {
+                    return Some(slice(self.chars, value.start, value.end));
+                }
+                cursor += 1;
             }
         }
+        None
+    }
+
+    /// Whether some statement of loop `position`'s body leaves it (`break`, `return`, `exit`, `throw`).
+    fn leaves_early(&self, position: usize) -> bool {
+        let body = self.loops[position].body;
+        self.block_exit(body, position)
+            .is_some_and(|exit| exit.leaves)
+    }
+
+    /// Whether the code right after loop `position` says why when the give-up path
+    /// reaches it: an `if` right after it that speaks, or (when no other way out
+    /// lands there) a message right after it.
+    fn says_after_loop(&self, position: usize, guard: &BodyGuard) -> bool {
+        let candidate = &self.loops[position];
+        let end = match candidate.shape {
+            LoopShape::DoWhile | LoopShape::DoUntil => candidate
+                .condition
+                .map_or(candidate.body.1, |(_, close)| close),
+            _ => candidate.body.1,
+        };
+        let mut next = self.next_significant(end);
+        while let Some(index) = next.filter(|&index| self.kind(index) == Some(Kind::Semicolon)) {
+            next = self.next_significant(index);
+        }
+        let Some(next) = next else {
+            return false;
+        };
+        if self.word(next) == Some("if") {
+            return self.if_clauses(next).iter().any(|clause| {
+                self.block_exit(clause.1, position)
+                    .is_some_and(|exit| exit.speaks)
+            });
+        }
+        if guard.other_break {
+            return false;
+        }
+        // Straight-line statements after the loop, up to the first that branches or leaves.
+        let mut statement = next;
+        for _ in 0..STATEMENTS_AFTER_LOOP {
+            if matches!(self.kind(statement), Some(Kind::Close(_)) | None) {
+                return false;
+            }
+            let line_end = (statement..self.tokens.len())
+                .find(|&index| matches!(self.tokens[index].kind, Kind::Newline | Kind::Semicolon))
+                .unwrap_or(self.tokens.len());
+            let Some(exit) = self.span_exit((statement.saturating_sub(1), line_end), position)
+            else {
+                return false;
+            };
+            let branches = matches!(
+                self.word(statement),
+                Some("if" | "while" | "do" | "for" | "foreach" | "switch" | "function" | "try")
+            );
+            if exit.speaks {
+                return true;
+            }
+            if exit.leaves || branches {
+                return false;
+            }
+            match self.next_significant(line_end.saturating_sub(1)) {
+                Some(following) if following > statement => statement = following,
+                _ => return false,
+            }
+            while self.kind(statement) == Some(Kind::Semicolon) {
+                match self.next_significant(statement) {
+                    Some(following) => statement = following,
+                    None => return false,
+                }
+            }
+        }
+        false
     }
 
     /// The loop's first words as written, for messages.
@@ -764,31 +1189,36 @@ impl<'a> Script<'a> {
     /// `Some(value)` when the tokens are a constant truth value (`$true`, `1`, `-not $false`).
     fn constant(&self, indices: &[usize]) -> Option<bool> {
         let mut indices = indices;
-        // Strip wrapping parentheses.
-        while let (Some(&first), Some(&last)) = (indices.first(), indices.last()) {
-            if self.kind(first) == Some(Kind::Open('(')) && self.pairs[first] == Some(last) {
-                indices = &indices[1..indices.len() - 1];
-            } else {
-                break;
-            }
-        }
-        match indices {
-            [single] => {
-                let token = &self.tokens[*single];
-                match (token.kind, token.text.as_str()) {
-                    (Kind::Variable, "true") => Some(true),
-                    (Kind::Variable, "false" | "null") => Some(false),
-                    (Kind::Number, number) => number.parse::<i64>().ok().map(|value| value != 0),
-                    _ => None,
+        let mut negated = false;
+        // Each round strips a token or two, so it ends within the condition's length.
+        loop {
+            match indices {
+                [first, .., last]
+                    if self.kind(*first) == Some(Kind::Open('('))
+                        && self.pairs[*first] == Some(*last) =>
+                {
+                    indices = &indices[1..indices.len() - 1];
                 }
+                [negation, rest @ ..]
+                    if matches!(self.tokens[*negation].text.as_str(), "-not" | "!") =>
+                {
+                    negated = !negated;
+                    indices = rest;
+                }
+                _ => break,
             }
-            [negation, rest @ ..]
-                if matches!(self.tokens[*negation].text.as_str(), "-not" | "!") =>
-            {
-                self.constant(rest).map(|value| !value)
-            }
-            _ => None,
         }
+        let [single] = indices else {
+            return None;
+        };
+        let token = &self.tokens[*single];
+        let value = match (token.kind, token.text.as_str()) {
+            (Kind::Variable, "true") => Some(true),
+            (Kind::Variable, "false" | "null") => Some(false),
+            (Kind::Number, number) => number.parse::<i64>().ok().map(|value| value != 0),
+            _ => None,
+        };
+        value.map(|value| value != negated)
     }
 
     /// Whether `for (init; condition; step)` has an empty or always-true condition.
@@ -894,19 +1324,39 @@ impl<'a> Script<'a> {
 
     /// `Get-Content -Wait` with no loop reading it, or read by something that is not a loop.
     fn check_endless_reads(&self, findings: &mut Vec<LoopFinding>) {
+        // Where loops read: inside a `foreach` condition, or before a pipeline loop of the same statement.
+        let mut in_foreach = vec![0_i64; self.tokens.len() + 1];
+        let mut last_pipeline_loop: HashMap<usize, usize> = HashMap::new();
+        for candidate in &self.loops {
+            match (candidate.shape, candidate.condition) {
+                (LoopShape::Foreach, Some((open, close))) => {
+                    in_foreach[open + 1] += 1;
+                    in_foreach[close.min(self.tokens.len())] -= 1;
+                }
+                (LoopShape::Pipeline, _) => {
+                    let start = self.statement_start(candidate.keyword);
+                    let last = last_pipeline_loop.entry(start).or_insert(candidate.keyword);
+                    *last = (*last).max(candidate.keyword);
+                }
+                _ => {}
+            }
+        }
+        let mut depth = 0;
+        let in_foreach: Vec<bool> = in_foreach
+            .iter()
+            .map(|step| {
+                depth += step;
+                depth > 0
+            })
+            .collect();
         let mut index = 0;
         while let Some((read, wait)) = self.endless_read_within(index, self.tokens.len()) {
             index = wait + 1;
             let statement = self.statement_start(read);
-            let read_by_loop = self.loops.iter().any(|candidate| match candidate.shape {
-                LoopShape::Foreach => candidate
-                    .condition
-                    .is_some_and(|(open, close)| open < read && read < close),
-                LoopShape::Pipeline => {
-                    candidate.keyword > read && self.statement_start(candidate.keyword) == statement
-                }
-                _ => false,
-            });
+            let read_by_loop = in_foreach[read]
+                || last_pipeline_loop
+                    .get(&statement)
+                    .is_some_and(|&keyword| keyword > read);
             if read_by_loop || self.pipeline_takes_first(statement) {
                 continue;
             }
@@ -925,25 +1375,30 @@ impl<'a> Script<'a> {
         }
     }
 
-    /// Looks for a deadline or iteration cap that leaves loop `position`.
-    fn find_guard(&self, position: usize) -> Guard {
+    /// Looks for a deadline or iteration cap that leaves loop `position`;
+    /// `None` when the file's work budget is spent.
+    fn find_guard(&self, position: usize) -> Option<BodyGuard> {
         let (open, close) = self.loops[position].body;
         let from = self.guard_parts.partition_point(|&index| index <= open);
         let to = self.guard_parts.partition_point(|&index| index < close);
-        if !self.budget.can_spend(to.saturating_sub(from)) {
-            return Guard::None;
+        if !self.budget.spend(to.saturating_sub(from)) {
+            return None;
         }
         let body: Vec<usize> = self.guard_parts[from..to.max(from)]
             .iter()
             .copied()
             .filter(|&index| !self.in_nested_function(index, position))
             .collect();
-        if !self.budget.spend(body.len()) {
-            return Guard::None;
-        }
-        let counters = self.counters(&body);
-        let clocks = self.clocks(&body);
-        let mut best = Guard::None;
+        let counters = self.counters(&body, position)?;
+        let mut result = BodyGuard {
+            guard: Guard::None,
+            breaks_only: true,
+            other_exit: false,
+            other_break: false,
+            counters,
+            blocks: Vec::new(),
+            guard_speaks: false,
+        };
         for &index in &body {
             if self.word(index) != Some("if") {
                 continue;
@@ -952,18 +1407,49 @@ impl<'a> Script<'a> {
             let guarded = clauses.iter().any(|clause| {
                 clause
                     .0
-                    .is_some_and(|condition| self.is_guard_condition(condition, &counters, &clocks))
+                    .is_some_and(|condition| self.is_guard_condition(condition, &result.counters))
             });
-            if guarded {
-                for clause in &clauses {
-                    best = best.max(self.block_exit(clause.1, position));
+            if !guarded {
+                continue;
+            }
+            for clause in &clauses {
+                let exit = self.block_exit(clause.1, position)?;
+                if exit.leaves {
+                    result.blocks.push(clause.1);
+                    result.breaks_only &= !exit.ends;
                 }
-                if best == Guard::Loud {
-                    break;
-                }
+                result.guard_speaks |= exit.speaks;
+                result.guard = result.guard.max(exit.guard());
             }
         }
-        best
+        if result.guard == Guard::None {
+            result.breaks_only = false;
+        }
+        if !self.budget.spend(close.saturating_sub(open)) {
+            return None;
+        }
+        for index in open + 1..close.min(self.tokens.len()) {
+            if self.in_nested_function(index, position)
+                || result
+                    .blocks
+                    .iter()
+                    .any(|&(block_open, block_close)| block_open < index && index < block_close)
+            {
+                continue;
+            }
+            if let Some(is_break) = self.leaving(index, position) {
+                result.other_exit = true;
+                // A `break` whose block says why is a loud give-up, not a quiet success.
+                let loud = is_break
+                    && self.enclosing[index]
+                        .filter(|&open| self.kind(open) == Some(Kind::Open('{')))
+                        .and_then(|open| self.pairs[open].map(|close| (open, close)))
+                        .and_then(|block| self.span_exit(block, position))
+                        .is_some_and(|exit| exit.speaks);
+                result.other_break |= is_break && !loud;
+            }
+        }
+        Some(result)
     }
 
     /// `(condition, block)` of each clause of the `if` at `index`.
@@ -1011,12 +1497,14 @@ impl<'a> Script<'a> {
                 || (previous == Some(".") && member.starts_with("elapsed")))
     }
 
-    fn is_guard_condition(
-        &self,
-        condition: (usize, usize),
-        counters: &HashSet<String>,
-        clocks: &HashSet<String>,
-    ) -> bool {
+    /// A clock read, or a variable that holds a time.
+    fn is_clock(&self, index: usize) -> bool {
+        self.is_time_reference(index)
+            || (self.kind(index) == Some(Kind::Variable)
+                && self.clocks.contains(&self.tokens[index].text))
+    }
+
+    fn is_guard_condition(&self, condition: (usize, usize), counters: &HashSet<String>) -> bool {
         let tokens = self.inside(condition);
         let compares = tokens.iter().any(|&index| {
             self.word(index).is_some_and(|word| {
@@ -1031,16 +1519,17 @@ impl<'a> Script<'a> {
         });
         compares
             && tokens.iter().any(|&index| {
-                self.is_time_reference(index)
+                self.is_clock(index)
                     || (self.kind(index) == Some(Kind::Variable)
-                        && (counters.contains(&self.tokens[index].text)
-                            || clocks.contains(&self.tokens[index].text)))
+                        && counters.contains(&self.tokens[index].text))
             })
     }
 
-    /// Variables stepped up or down in the body (`$n++`, `$n += 1`, `$n = $n + 1`).
-    fn counters(&self, body: &[usize]) -> HashSet<String> {
+    /// Variables stepped up or down (`$n++`, `$n += 1`, `$n = $n + 1`) on every
+    /// path through the body of loop `position`, and never reset to a number in it.
+    fn counters(&self, body: &[usize], position: usize) -> Option<HashSet<String>> {
         let mut counters = HashSet::new();
+        let mut reset = HashSet::new();
         for &index in body {
             let token = &self.tokens[index];
             let next = self.tokens.get(index + 1);
@@ -1049,25 +1538,199 @@ impl<'a> Script<'a> {
                     token.kind == Kind::Operator && texts.contains(&token.text.as_str())
                 })
             };
-            if token.kind == Kind::Variable {
-                let stepped = operator(next, &["++", "--", "+=", "-="])
-                    || (index > 0 && operator(self.tokens.get(index - 1), &["++", "--"]))
-                    || (operator(next, &["="])
-                        && self.tokens.get(index + 2).is_some_and(|same| {
-                            same.kind == Kind::Variable && same.text == token.text
+            if token.kind != Kind::Variable {
+                continue;
+            }
+            let stepped = operator(next, &["++", "--", "+=", "-="])
+                || (index > 0 && operator(self.tokens.get(index - 1), &["++", "--"]))
+                || (operator(next, &["="])
+                    && self.tokens.get(index + 2).is_some_and(|same| {
+                        same.kind == Kind::Variable && same.text == token.text
+                    })
+                    && operator(self.tokens.get(index + 3), &["+", "-"]));
+            if stepped && self.on_every_path(index, position)? {
+                counters.insert(token.text.clone());
+            }
+            let set_to_number = operator(next, &["="])
+                && self.kind(index + 2) == Some(Kind::Number)
+                && self.tokens.get(index + 3).is_none_or(|after| {
+                    matches!(after.kind, Kind::Newline | Kind::Semicolon | Kind::Close(_))
+                });
+            if set_to_number {
+                reset.insert(token.text.clone());
+            }
+        }
+        Some(counters.difference(&reset).cloned().collect())
+    }
+
+    /// Whether the token at `index` runs on every pass through loop `position`:
+    /// only `try` / `catch` / `finally` blocks and plain parentheses lie between
+    /// it and the body; `None` when the budget is spent.
+    fn on_every_path(&self, index: usize, position: usize) -> Option<bool> {
+        let body_open = self.loops[position].body.0;
+        let mut current = self.enclosing.get(index).copied().flatten();
+        while let Some(open) = current {
+            if open == body_open {
+                return Some(true);
+            }
+            if !self.budget.spend(1) {
+                return None;
+            }
+            let transparent = match self.tokens[open].kind {
+                Kind::Open('(') => !self.loop_conditions.contains(&open),
+                Kind::Open('{') => matches!(
+                    self.keyword_before(open).as_deref(),
+                    Some("try" | "catch" | "finally")
+                ),
+                _ => true,
+            };
+            if !transparent {
+                return Some(false);
+            }
+            current = self.enclosing[open];
+        }
+        Some(false)
+    }
+
+    /// The word before the brace at `open`, skipping a `[Type]` (as in `catch [Exception] {`).
+    fn keyword_before(&self, open: usize) -> Option<String> {
+        let mut cursor = open.checked_sub(1)?;
+        while self.kind(cursor) == Some(Kind::Newline) {
+            cursor = cursor.checked_sub(1)?;
+        }
+        if self.kind(cursor) == Some(Kind::Close(']')) {
+            cursor = self.pairs[cursor]?.checked_sub(1)?;
+            while self.kind(cursor) == Some(Kind::Newline) {
+                cursor = cursor.checked_sub(1)?;
+            }
+        }
+        self.word(cursor).map(str::to_string)
+    }
+
+    /// Whether the token at `index` lies in a `catch` block inside loop `position`.
+    fn in_catch(&self, index: usize, position: usize) -> bool {
+        let body_open = self.loops[position].body.0;
+        let mut current = self.enclosing.get(index).copied().flatten();
+        while let Some(open) = current.filter(|&open| open > body_open) {
+            if !self.budget.spend(1) {
+                return false;
+            }
+            if self.kind(open) == Some(Kind::Open('{'))
+                && self.keyword_before(open).as_deref() == Some("catch")
+            {
+                return true;
+            }
+            current = self.enclosing[open];
+        }
+        false
+    }
+
+    /// Whether the token at `index` is a statement that leaves loop `position`,
+    /// and whether that is a `break`; `None` when it is not.
+    fn leaving(&self, index: usize, position: usize) -> Option<bool> {
+        let word = self.word(index)?;
+        if !self.at_command_position(index) {
+            return None;
+        }
+        let label = self.loops[position].label.as_deref();
+        let argument = self.argument(index);
+        match word {
+            "break" => {
+                let targets_this_loop = argument
+                    .is_some_and(|target| Some(target.text.trim_start_matches(':')) == label);
+                let inner = !self.loops_around(index, Some(position)).is_empty();
+                (targets_this_loop || !inner).then_some(true)
+            }
+            "return" => {
+                // In a script block `return` only ends the current pipeline item.
+                let in_script_block = self
+                    .loops_around(index, Some(position))
+                    .iter()
+                    .any(|&inner| self.loops[inner].shape == LoopShape::Pipeline);
+                (!in_script_block && self.loops[position].shape != LoopShape::Pipeline)
+                    .then_some(false)
+            }
+            "exit" | "throw" => Some(false),
+            "write-error" if self.stops_on_error(index) => Some(false),
+            _ => self
+                .helpers
+                .get(word)
+                .is_some_and(|&(leaves, _)| leaves)
+                .then_some(false),
+        }
+    }
+
+    /// The token after a command word, when it is an argument.
+    fn argument(&self, index: usize) -> Option<&Token> {
+        self.tokens.get(index + 1).filter(|next| {
+            !matches!(
+                next.kind,
+                Kind::Newline | Kind::Semicolon | Kind::Close(_) | Kind::Pipe
+            )
+        })
+    }
+
+    /// Whether a clause block leaves loop `position`, and whether it says why.
+    fn block_exit(&self, block: (usize, usize), position: usize) -> Option<Exit> {
+        self.span_exit(block, position)
+    }
+
+    /// What the tokens strictly between `open` and `close` do to loop `position`.
+    fn span_exit(&self, (open, close): (usize, usize), position: usize) -> Option<Exit> {
+        let mut exit = Exit::default();
+        if !self.budget.spend(close.saturating_sub(open)) {
+            return None;
+        }
+        for index in open + 1..close.min(self.tokens.len()) {
+            if self.in_nested_function(index, position) {
+                continue;
+            }
+            let Some(word) = self.word(index) else {
+                continue;
+            };
+            let leaving = self.leaving(index, position);
+            exit.leaves |= leaving.is_some();
+            exit.ends |= leaving == Some(false);
+            if !self.at_command_position(index) {
+                if matches!(word, "writeline" | "writeerrorline") {
+                    exit.speaks = true;
+                }
+                continue;
+            }
+            match word {
+                "throw" => {
+                    // A bare `throw` in `catch` passes on the error, message and all.
+                    exit.speaks |= self.argument(index).is_some() || self.in_catch(index, position);
+                }
+                "write-error" | "echo" | "write" => exit.speaks = true,
+                _ => {
+                    let writes = word.starts_with("write-")
+                        && !matches!(word, "write-verbose" | "write-debug" | "write-progress");
+                    let logs = word.starts_with("log-") || word.ends_with("-log");
+                    let helper_speaks = self.helpers.get(word).is_some_and(|&(_, speaks)| speaks);
+                    // `Set-ExitCode -ErrorMessage '…'`: a command handed the message to report.
+                    let hands_a_message = (index + 1..close.min(self.tokens.len()))
+                        .take_while(|&argument| {
+                            !matches!(
+                                self.tokens[argument].kind,
+                                Kind::Newline | Kind::Semicolon | Kind::Pipe | Kind::Close('}')
+                            )
                         })
-                        && operator(self.tokens.get(index + 3), &["+", "-"]));
-                if stepped {
-                    counters.insert(token.text.clone());
+                        .any(|argument| {
+                            self.word(argument).is_some_and(|parameter| {
+                                parameter.starts_with('-') && parameter.ends_with("message")
+                            })
+                        });
+                    exit.speaks |= writes || logs || helper_speaks || hands_a_message;
                 }
             }
         }
-        counters
+        Some(exit)
     }
 
-    /// Variables assigned from a clock in the body, directly or through another such variable.
-    fn clocks(&self, body: &[usize]) -> HashSet<String> {
-        let assignments: Vec<(String, Vec<usize>)> = body
+    /// Variables assigned from a clock among `parts`, directly or through another such variable.
+    fn clock_variables(&self, parts: &[usize]) -> HashSet<String> {
+        let assignments: Vec<(String, Vec<usize>)> = parts
             .iter()
             .filter(|&&index| {
                 self.kind(index) == Some(Kind::Variable)
@@ -1092,11 +1755,16 @@ impl<'a> Script<'a> {
         for _ in 0..=assignments.len() {
             let before = clocks.len();
             for (name, value) in &assignments {
-                if value.iter().any(|&index| {
-                    self.is_time_reference(index)
-                        || (self.kind(index) == Some(Kind::Variable)
-                            && clocks.contains(&self.tokens[index].text))
-                }) {
+                if !self.budget.spend(value.len()) {
+                    return clocks;
+                }
+                if !clocks.contains(name)
+                    && value.iter().any(|&index| {
+                        self.is_time_reference(index)
+                            || (self.kind(index) == Some(Kind::Variable)
+                                && clocks.contains(&self.tokens[index].text))
+                    })
+                {
                     clocks.insert(name.clone());
                 }
             }
@@ -1105,68 +1773,6 @@ impl<'a> Script<'a> {
             }
         }
         clocks
-    }
-
-    /// Whether a clause block leaves loop `position`, and whether it says why.
-    fn block_exit(&self, block: (usize, usize), position: usize) -> Guard {
-        let label = self.loops[position].label.as_deref();
-        let mut leaves = false;
-        let mut speaks = false;
-        if !self.budget.spend(block.1.saturating_sub(block.0)) {
-            return Guard::None;
-        }
-        for index in self.inside(block) {
-            if self.in_nested_function(index, position) {
-                continue;
-            }
-            let Some(word) = self.word(index) else {
-                continue;
-            };
-            let argument = self.tokens.get(index + 1).filter(|next| {
-                !matches!(
-                    next.kind,
-                    Kind::Newline | Kind::Semicolon | Kind::Close(_) | Kind::Pipe
-                )
-            });
-            match word {
-                "break" if self.at_command_position(index) => {
-                    let targets_this_loop = argument
-                        .is_some_and(|target| Some(target.text.trim_start_matches(':')) == label);
-                    let inner = !self.loops_around(index, Some(position)).is_empty();
-                    leaves |= targets_this_loop || !inner;
-                }
-                "return" if self.at_command_position(index) => {
-                    // In a script block `return` only ends the current pipeline item.
-                    let in_script_block = self
-                        .loops_around(index, Some(position))
-                        .iter()
-                        .any(|&inner| self.loops[inner].shape == LoopShape::Pipeline);
-                    leaves |= !in_script_block && self.loops[position].shape != LoopShape::Pipeline;
-                }
-                "exit" if self.at_command_position(index) => leaves = true,
-                "throw" if self.at_command_position(index) => {
-                    leaves = true;
-                    speaks |= argument.is_some();
-                }
-                "write-error" if self.at_command_position(index) && self.stops_on_error(index) => {
-                    leaves = true;
-                    speaks = true;
-                }
-                "echo" | "write" => speaks |= self.at_command_position(index),
-                "writeline" | "writeerrorline" => speaks = true,
-                _ => {
-                    let writes = word.starts_with("write-")
-                        && !matches!(word, "write-verbose" | "write-debug" | "write-progress");
-                    let logs = word.starts_with("log-") || word.ends_with("-log");
-                    speaks |= (writes || logs) && self.at_command_position(index);
-                }
-            }
-        }
-        match (leaves, speaks) {
-            (false, _) => Guard::None,
-            (true, false) => Guard::Silent,
-            (true, true) => Guard::Loud,
-        }
     }
 
     /// Whether the `Write-Error` at `index` throws: it has `-ErrorAction Stop`,
@@ -1239,6 +1845,118 @@ enum Guard {
     None,
     Silent,
     Loud,
+}
+
+/// How many straight-line statements after a loop may hold its give-up message.
+const STATEMENTS_AFTER_LOOP: usize = 4;
+
+/// Commands whose answer comes from the outside world: files, services,
+/// processes, jobs, the network.
+const PROBES: &[&str] = &[
+    "test-path",
+    "get-service",
+    "get-process",
+    "test-netconnection",
+    "test-connection",
+    "get-job",
+    "receive-job",
+    "invoke-webrequest",
+    "invoke-restmethod",
+    "iwr",
+    "irm",
+    "curl",
+    "wget",
+    "curl.exe",
+    "get-wmiobject",
+    "get-ciminstance",
+    "get-item",
+    "get-itemproperty",
+    "resolve-dnsname",
+    "get-vm",
+    "get-netadapter",
+    "get-scheduledtask",
+    "get-website",
+    "get-winevent",
+    "test-wsman",
+    "get-nettcpconnection",
+    "get-clusterresource",
+    "get-volume",
+    "get-disk",
+    "docker",
+    "kubectl",
+    "nslookup",
+    "ping",
+];
+
+/// Why a loop might not end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Shape {
+    /// `while ($true)`, `for (;;)`, an endless read: nothing in the header ever ends it.
+    Endless,
+    /// A loop whose condition waits on the outside world; names what it waits for.
+    Wait(String),
+    /// A counted `for` (or `foreach` over a range) that sleeps between tries and leaves on success.
+    Retry,
+}
+
+/// What a block of code does to the loop around it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Exit {
+    leaves: bool,
+    speaks: bool,
+    /// Leaves by something other than `break` (`exit`, `return`, `throw`).
+    ends: bool,
+}
+
+impl Exit {
+    fn guard(self) -> Guard {
+        match (self.leaves, self.speaks) {
+            (false, _) => Guard::None,
+            (true, false) => Guard::Silent,
+            (true, true) => Guard::Loud,
+        }
+    }
+}
+
+/// What a loop body's guards give.
+struct BodyGuard {
+    guard: Guard,
+    /// Every guard that leaves does so with `break`, as a countdown's normal end does.
+    breaks_only: bool,
+    /// The loop has a way out that is not a guard.
+    other_exit: bool,
+    /// One of those ways out is a `break`, which lands right after the loop.
+    other_break: bool,
+    /// Counters advanced on every pass.
+    counters: HashSet<String>,
+    /// Guard clause blocks that leave the loop.
+    blocks: Vec<(usize, usize)>,
+    /// Some clause of a guard `if` says something, whether or not it leaves.
+    guard_speaks: bool,
+}
+
+/// For each token, the innermost matched bracket holding it.
+fn enclosing_brackets(tokens: &[Token], pairs: &[Option<usize>]) -> Vec<Option<usize>> {
+    let mut enclosing = vec![None; tokens.len()];
+    let mut open: Vec<usize> = Vec::new();
+    for (index, token) in tokens.iter().enumerate() {
+        match (token.kind, pairs[index]) {
+            (Kind::Open(_), Some(_)) => {
+                enclosing[index] = open.last().copied();
+                open.push(index);
+            }
+            (Kind::Close(_), Some(opener)) => {
+                while let Some(top) = open.pop() {
+                    if top == opener {
+                        break;
+                    }
+                }
+                enclosing[index] = open.last().copied();
+            }
+            _ => enclosing[index] = open.last().copied(),
+        }
+    }
+    enclosing
 }
 
 /// Pairs each bracket with its partner; an unmatched closer is ignored.

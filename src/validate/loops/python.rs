@@ -6,12 +6,15 @@
 //! its parent, so a loop's body is exactly its indented block and a guard is
 //! looked for only where it can stop that loop.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::text::{bare_sleep_message, contains_word, finding, silent_message, slice, snippet};
+use super::text::{
+    bare_sleep_message, contains_word, finding, silent_message, slice, snippet, unscanned_message,
+    Budget,
+};
 use super::LoopFinding;
 use crate::validate::diagnostic::{FindingKind, Rule};
 
@@ -56,6 +59,25 @@ static SLEEP_CALL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:\b(?:time|asyncio|trio|anyio)\.)?\bsleep\s*\(").expect("valid regex")
 });
 
+/// Conditions that ask the outside world: files, processes, services, the network.
+static PROBE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?:\bos\.path\.(?:exists|isfile|isdir|lexists|getsize)|\.(?:exists|is_file|is_dir|poll|is_alive|connect_ex|ping|is_ready|is_running|status|get_status|returncode|status_code|wait_for)|\b(?:requests|httpx|urllib\.request|subprocess|socket|psutil|docker|kubectl|boto3)\.[\w.]+|\b(?:urlopen|check_output|check_call|pid_exists|getstatusoutput|system)|\bos\.(?:system|popen|kill|waitpid))\b\s*\(?",
+    )
+    .expect("valid regex")
+});
+/// Reading a line from the user: end of input raises `EOFError`.
+static INPUT_CALL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:^|[^\w.])(?:raw_)?input\s*\(").expect("valid regex"));
+/// A handler for the end of input or of an iterator.
+static END_OF_INPUT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(?:EOFError|StopIteration)\b").expect("valid regex"));
+/// Reading the next piece of a stream or collection that ends.
+static READ_CALL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\.(?:read|readline|readlines|recv|recvfrom|pop|popleft|get_nowait|next_token)\s*\(|\bnext\s*\(")
+        .expect("valid regex")
+});
+
 /// Scans one file's text; see [`super::scan`].
 pub fn scan(source: &str) -> Vec<LoopFinding> {
     // Callers remove a byte-order mark; one left over is still not text.
@@ -65,11 +87,24 @@ pub fn scan(source: &str) -> Vec<LoopFinding> {
     let imports_itertools = statements
         .iter()
         .any(|statement| statement.code.starts_with("from itertools import"));
+    let roots = (0..statements.len())
+        .filter(|&index| statements[index].parent.is_none())
+        .collect();
+    let mut context = Context {
+        statements: &statements,
+        chars: &chars,
+        imports_itertools,
+        helpers: HashMap::new(),
+        roots,
+        budget: Budget::new(),
+    };
+    context.helpers = find_helpers(&context);
+    let in_loop = loop_ancestry(&statements);
     let mut findings = Vec::new();
     for (index, statement) in statements.iter().enumerate() {
         if is_loop(statement) {
-            check_loop(&statements, &chars, index, imports_itertools, &mut findings);
-        } else if !has_loop_ancestor(&statements, index) {
+            context.check_loop(index, &mut findings);
+        } else if !in_loop[index] {
             check_bare_sleep(statement, &chars, &mut findings);
         }
     }
@@ -95,6 +130,8 @@ struct Statement {
     parent: Option<usize>,
     /// Indices of the statements in its block, in order.
     children: Vec<usize>,
+    /// Its position among the statements of its block (or of the file's top level).
+    sibling: usize,
     /// Variables this statement counts with (`n += 1`).
     counters: Vec<String>,
     /// `(name, value)` of each assignment in this statement.
@@ -301,6 +338,7 @@ fn split_statements(lines: Vec<RawLine>) -> Vec<Statement> {
             keyword,
             parent: None,
             children: Vec::new(),
+            sibling: 0,
             counters: Vec::new(),
             assignments: Vec::new(),
         });
@@ -316,6 +354,7 @@ fn split_statements(lines: Vec<RawLine>) -> Vec<Statement> {
                 code: suite_code,
                 parent: None,
                 children: Vec::new(),
+                sibling: 0,
                 counters: Vec::new(),
                 assignments: Vec::new(),
             });
@@ -382,6 +421,7 @@ fn header_colon(code: &[char]) -> Option<usize> {
 /// Links each statement to the one whose block holds it, by indentation.
 fn build_tree(mut statements: Vec<Statement>) -> Vec<Statement> {
     let mut open: Vec<usize> = Vec::new();
+    let mut roots = 0;
     for index in 0..statements.len() {
         let indent = statements[index].indent;
         while open
@@ -392,7 +432,11 @@ fn build_tree(mut statements: Vec<Statement>) -> Vec<Statement> {
         }
         if let Some(&parent) = open.last() {
             statements[index].parent = Some(parent);
+            statements[index].sibling = statements[parent].children.len();
             statements[parent].children.push(index);
+        } else {
+            statements[index].sibling = roots;
+            roots += 1;
         }
         open.push(index);
     }
@@ -407,15 +451,15 @@ fn is_scope(statement: &Statement) -> bool {
     matches!(statement.keyword.as_str(), "def" | "class")
 }
 
-fn has_loop_ancestor(statements: &[Statement], index: usize) -> bool {
-    let mut current = statements[index].parent;
-    while let Some(parent) = current {
-        if is_loop(&statements[parent]) {
-            return true;
+/// For each statement, whether some loop holds it; parents come before their children.
+fn loop_ancestry(statements: &[Statement]) -> Vec<bool> {
+    let mut inside = vec![false; statements.len()];
+    for index in 0..statements.len() {
+        if let Some(parent) = statements[index].parent {
+            inside[index] = inside[parent] || is_loop(&statements[parent]);
         }
-        current = statements[parent].parent;
     }
-    false
+    inside
 }
 
 /// The text between a loop keyword and its colon, trimmed.
@@ -465,31 +509,156 @@ fn endless_for(header: &str, imports_itertools: bool) -> bool {
     }
 }
 
-fn check_loop(
-    statements: &[Statement],
-    chars: &[char],
-    index: usize,
+/// What one file's loop checks share.
+struct Context<'a> {
+    statements: &'a [Statement],
+    chars: &'a [char],
     imports_itertools: bool,
-    findings: &mut Vec<LoopFinding>,
-) {
-    let statement = &statements[index];
-    let header = header_body(statement);
-    let unbounded = match statement.keyword.as_str() {
-        "while" => always_true(header),
-        _ => endless_for(header, imports_itertools),
-    };
-    if !unbounded {
-        return;
+    /// Functions defined in the file: name → (always leaves the program, says why).
+    helpers: HashMap<String, (bool, bool)>,
+    /// Statements at the top of the file (no parent), in order.
+    roots: Vec<usize>,
+    budget: Budget,
+}
+
+/// Why a loop might not end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Shape {
+    /// `while True`, `itertools.count()`: nothing in the header ever ends it.
+    Endless,
+    /// A `while` whose condition waits on the outside world; names what it waits for.
+    Wait(String),
+    /// A `for` over a finite range whose body sleeps between tries and leaves on success.
+    Retry,
+}
+
+impl Context<'_> {
+    /// The statements after `index` in the same block.
+    fn siblings_after(&self, index: usize) -> &[usize] {
+        let siblings: &[usize] = match self.statements[index].parent {
+            Some(parent) => &self.statements[parent].children,
+            None => &self.roots,
+        };
+        let position = self.statements[index].sibling;
+        siblings.get(position + 1..).unwrap_or_default()
     }
-    let original = slice(
-        chars,
-        statement.start,
-        statement.start + statement.code.len(),
-    );
-    let original = original.trim_end();
-    match find_guard(statements, index) {
-        Guard::Loud => {}
-        Guard::Silent => findings.push(finding(
+
+    /// Descendants of `root` in source order, with how many loops lie between
+    /// `root` and each, skipping function and class bodies; `None` when the
+    /// file's work budget is spent.
+    fn descendants(&self, root: usize) -> Option<Vec<(usize, usize)>> {
+        let statements = self.statements;
+        let mut found = Vec::new();
+        let mut pending: Vec<(usize, usize)> = statements[root]
+            .children
+            .iter()
+            .rev()
+            .map(|&child| (child, 0))
+            .collect();
+        while let Some((index, inner_loops)) = pending.pop() {
+            if !self.budget.spend(1) {
+                return None;
+            }
+            let statement = &statements[index];
+            if is_scope(statement) {
+                continue;
+            }
+            found.push((index, inner_loops));
+            let below = inner_loops + usize::from(is_loop(statement));
+            pending.extend(statement.children.iter().rev().map(|&child| (child, below)));
+        }
+        Some(found)
+    }
+
+    fn check_loop(&self, index: usize, findings: &mut Vec<LoopFinding>) {
+        let statement = &self.statements[index];
+        let header = header_body(statement);
+        let Some(body) = self.descendants(index) else {
+            findings.push(unscanned(statement));
+            return;
+        };
+        let sleeps = body
+            .iter()
+            .any(|&(inner, _)| has_sleep_call(&self.statements[inner].code));
+        let shape = match statement.keyword.as_str() {
+            "while" if always_true(header) => Shape::Endless,
+            "while" => match PROBE.find(header) {
+                Some(probe) => Shape::Wait(probe.as_str().trim_end_matches([' ', '(']).to_string()),
+                None if sleeps => Shape::Wait(header.to_string()),
+                None => return,
+            },
+            _ if endless_for(header, self.imports_itertools) => Shape::Endless,
+            _ if sleeps && self.leaves_early(&body) => Shape::Retry,
+            _ => return,
+        };
+        if shape == Shape::Endless && !sleeps && self.ends_with_its_input(&body) {
+            return;
+        }
+        let counters = self.counters(index, &body);
+        let clocks = clock_variables(self.statements, &body);
+        let is_guard_condition = |condition: &str| {
+            COMPARISON.is_match(condition)
+                && (TIME_CALL.is_match(condition)
+                    || clocks.iter().any(|name| contains_word(condition, name))
+                    || counters.iter().any(|name| contains_word(condition, name)))
+        };
+        let header_guard = match &shape {
+            Shape::Endless => false,
+            Shape::Wait(_) => is_guard_condition(header),
+            Shape::Retry => true,
+        };
+        // `while sent < 300: …; time.sleep(1)` counts rounds and waits for nothing.
+        let counted = matches!(shape, Shape::Wait(_))
+            && header_guard
+            && PROBE.find(header).is_none()
+            && !contains_word(header, "and")
+            && !contains_word(header, "or")
+            && !self.leaves_early(&body);
+        if counted {
+            return;
+        }
+        let body_guard = self.find_guard(&body, &is_guard_condition);
+        let original = slice(
+            self.chars,
+            statement.start,
+            statement.start + statement.code.chars().count(),
+        );
+        let original = original.trim_end();
+        if !header_guard && body_guard.guard == Guard::None {
+            let message = match &shape {
+                Shape::Wait(probe) => format!(
+                    "`{}` loop waits for `{}` with no deadline: add one (`if time.monotonic() > deadline: raise TimeoutError(\"…\")`) or an iteration cap",
+                    snippet(original),
+                    snippet(probe)
+                ),
+                _ => format!(
+                    "`{}` loop never ends by itself: add a deadline (`if time.monotonic() > deadline: raise TimeoutError(\"timed out\")`) or an iteration cap",
+                    snippet(original)
+                ),
+            };
+            findings.push(finding(
+                Rule::H11,
+                FindingKind::Unbounded,
+                statement.line,
+                statement.column,
+                message,
+            ));
+            return;
+        }
+        if body_guard.guard == Guard::Loud {
+            return;
+        }
+        // A loop that waits for nothing (no sleep, no other way out) and whose only
+        // exit is its own cap or deadline with `break` ends normally there.
+        let countdown = shape == Shape::Endless
+            && !header_guard
+            && !sleeps
+            && body_guard.breaks_only
+            && !body_guard.other_exit;
+        if countdown || self.says_after_loop(index, &body_guard) {
+            return;
+        }
+        findings.push(finding(
             Rule::H11,
             FindingKind::SilentFallback,
             statement.line,
@@ -498,21 +667,385 @@ fn check_loop(
                 original,
                 "`print(...)`, `logging.error(...)` or `raise TimeoutError(\"...\")`",
             ),
-        )),
-        Guard::None => findings.push(finding(
-            Rule::H11,
-            FindingKind::Unbounded,
-            statement.line,
-            statement.column,
-            format!(
-                "`{}` loop never ends by itself: add a deadline (`if time.monotonic() > deadline: raise TimeoutError(\"timed out\")`) or an iteration cap",
-                snippet(original)
-            ),
-        )),
+        ));
+    }
+
+    /// Whether some statement of the body leaves the loop (`break`, `return`, `raise`, an exit).
+    fn leaves_early(&self, body: &[(usize, usize)]) -> bool {
+        body.iter().any(|&(index, inner_loops)| {
+            simple_statements(&self.statements[index].code).any(|simple| {
+                let exit = self.exit_of(simple);
+                exit.leaves && (inner_loops == 0 || !exit.is_break)
+            })
+        })
+    }
+
+    /// Whether an endless loop in fact ends with the data it reads: `input()`
+    /// (end of input raises `EOFError`), a handler for end of input that
+    /// leaves, or a test on something the body reads or walks that leaves.
+    fn ends_with_its_input(&self, body: &[(usize, usize)]) -> bool {
+        let statements = self.statements;
+        let mut assigned: Vec<(&str, &str)> = Vec::new();
+        for &(index, _) in body {
+            let statement = &statements[index];
+            if INPUT_CALL.is_match(&statement.code) {
+                return true;
+            }
+            if statement.keyword == "except" && END_OF_INPUT.is_match(&statement.code) {
+                return true;
+            }
+            assigned.extend(
+                statement
+                    .assignments
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.as_str())),
+            );
+            // `key, op, value = queue.pop()`: each name takes part of the value.
+            for simple in simple_statements(&statement.code) {
+                let Some((targets, value)) = simple.split_once('=') else {
+                    continue;
+                };
+                if !targets.contains(',') || value.starts_with('=') {
+                    continue;
+                }
+                for target in targets.split(',') {
+                    let target = target.trim();
+                    if !target.is_empty() && target.chars().all(|c| c.is_alphanumeric() || c == '_')
+                    {
+                        assigned.push((target, value));
+                    }
+                }
+            }
+        }
+        // Walked: read from a stream, or computed from what the loop itself assigns.
+        let names: HashSet<&str> = assigned.iter().map(|&(name, _)| name).collect();
+        let walked: Vec<&str> = assigned
+            .iter()
+            .filter(|(_, value)| {
+                READ_CALL.is_match(value) || dotted_names(value).any(|name| names.contains(name))
+            })
+            .map(|&(name, _)| name)
+            .collect();
+        body.iter().any(|&(index, inner_loops)| {
+            let statement = &statements[index];
+            if !matches!(statement.keyword.as_str(), "if" | "elif") {
+                return false;
+            }
+            let condition = header_body(statement);
+            walked.iter().any(|name| contains_word(condition, name))
+                && self
+                    .clause_exit(index, inner_loops)
+                    .is_some_and(|exit| exit.leaves)
+        })
+    }
+
+    /// Counters advanced on every path through the loop body: statements
+    /// directly in it (or in its `try` / `except` / `finally` / `with` blocks),
+    /// never reset to a constant inside the loop; the loop's own variable for a `for`.
+    fn counters(&self, root: usize, body: &[(usize, usize)]) -> HashSet<String> {
+        let statements = self.statements;
+        let mut counters: HashSet<String> = HashSet::new();
+        let mut pending: Vec<usize> = statements[root].children.clone();
+        while let Some(index) = pending.pop() {
+            let statement = &statements[index];
+            counters.extend(statement.counters.iter().cloned());
+            if matches!(
+                statement.keyword.as_str(),
+                "try" | "except" | "finally" | "with"
+            ) {
+                pending.extend(statement.children.iter().copied());
+            }
+        }
+        for &(index, _) in body {
+            for (name, value) in &statements[index].assignments {
+                if value.trim().parse::<f64>().is_ok() {
+                    counters.remove(name);
+                }
+            }
+        }
+        if statements[root].keyword == "for" {
+            let header = header_body(&statements[root]);
+            if let Some((targets, _)) = header.split_once(" in ") {
+                counters.extend(
+                    targets
+                        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .filter(|name| !name.is_empty())
+                        .map(str::to_string),
+                );
+            }
+        }
+        counters
+    }
+
+    /// Looks for a time check or an iteration cap in the body that leaves the loop.
+    fn find_guard(
+        &self,
+        body: &[(usize, usize)],
+        is_guard_condition: &dyn Fn(&str) -> bool,
+    ) -> BodyGuard {
+        let statements = self.statements;
+        let mut result = BodyGuard {
+            guard: Guard::None,
+            breaks_only: true,
+            other_exit: false,
+            other_break: false,
+            clauses: HashSet::new(),
+        };
+        for &(index, inner_loops) in body {
+            let statement = &statements[index];
+            match statement.keyword.as_str() {
+                "assert" if is_guard_condition(&statement.code) => {
+                    result.guard = result.guard.max(if has_top_level_comma(&statement.code) {
+                        Guard::Loud
+                    } else {
+                        Guard::Silent
+                    });
+                    // A failed `assert` raises: never a normal end.
+                    result.breaks_only = false;
+                }
+                "if" => {
+                    let chain = if_chain(statements, index);
+                    let guarded = chain.iter().any(|&clause| {
+                        statements[clause].keyword != "else"
+                            && is_guard_condition(header_body(&statements[clause]))
+                    });
+                    if !guarded {
+                        continue;
+                    }
+                    for &clause in &chain {
+                        let Some(exit) = self.clause_exit(clause, inner_loops) else {
+                            continue;
+                        };
+                        if exit.leaves {
+                            result.clauses.insert(clause);
+                            result.breaks_only &= !exit.ends;
+                        }
+                        result.guard = result.guard.max(exit.guard());
+                    }
+                }
+                _ => {}
+            }
+        }
+        if result.guard == Guard::None {
+            result.breaks_only = false;
+        }
+        // Any other way out (a success `break`, a `return`) makes the cap a give-up.
+        for &(index, inner_loops) in body {
+            for simple in simple_statements(&statements[index].code) {
+                let exit = self.exit_of(simple);
+                if exit.leaves
+                    && (inner_loops == 0 || !exit.is_break)
+                    && !self.under_clause(index, &result.clauses)
+                {
+                    result.other_exit = true;
+                    result.other_break |= exit.is_break;
+                }
+            }
+        }
+        result
+    }
+
+    /// Whether statement `index` lies in one of `clauses`.
+    fn under_clause(&self, index: usize, clauses: &HashSet<usize>) -> bool {
+        let mut current = Some(index);
+        while let Some(at) = current {
+            if clauses.contains(&at) {
+                return true;
+            }
+            if !self.budget.spend(1) {
+                return false;
+            }
+            current = self.statements[at].parent;
+        }
+        false
+    }
+
+    /// Whether the code right after the loop says why when the give-up path reaches it:
+    /// a loop `else:` or an `if` right after that speaks, or (when every way out of the
+    /// loop other than its guard returns or raises) a message right after it.
+    fn says_after_loop(&self, index: usize, body_guard: &BodyGuard) -> bool {
+        let after = self.siblings_after(index);
+        let mut rest = after.iter().copied();
+        let mut next = rest.next();
+        if let Some(clause) = next.filter(|&clause| self.statements[clause].keyword == "else") {
+            if self.block_speaks(clause) {
+                return true;
+            }
+            next = rest.next();
+        }
+        let Some(next) = next else {
+            return false;
+        };
+        if self.statements[next].keyword == "if" {
+            return if_chain(self.statements, next)
+                .iter()
+                .any(|&clause| self.block_speaks(clause));
+        }
+        !body_guard.other_break && self.statement_speaks(next)
+    }
+
+    /// Whether a clause block (or anything under it) says something.
+    fn block_speaks(&self, clause: usize) -> bool {
+        self.descendants(clause).is_some_and(|inside| {
+            inside
+                .iter()
+                .any(|&(inner, _)| self.statement_speaks(inner))
+        })
+    }
+
+    fn statement_speaks(&self, index: usize) -> bool {
+        simple_statements(&self.statements[index].code).any(|simple| self.exit_of(simple).speaks)
+    }
+
+    /// Whether the clause leaves the loop (a `break` counts only with no inner loop
+    /// in between), and whether it says why; `None` when the budget is spent.
+    fn clause_exit(&self, clause: usize, inner_loops: usize) -> Option<Exit> {
+        let mut result = Exit::default();
+        for (index, nested_loops) in self.descendants(clause)? {
+            for simple in simple_statements(&self.statements[index].code) {
+                let exit = self.exit_of(simple);
+                result.speaks |= exit.speaks;
+                if exit.leaves && (!exit.is_break || inner_loops + nested_loops == 0) {
+                    result.leaves = true;
+                    result.ends |= !exit.is_break;
+                }
+            }
+        }
+        Some(result)
+    }
+
+    /// What one simple statement does to the loop around it.
+    fn exit_of(&self, simple: &str) -> Exit {
+        let mut exit = Exit {
+            speaks: MESSAGE_CALL.is_match(simple),
+            ..Exit::default()
+        };
+        match first_keyword(simple).as_str() {
+            "break" => {
+                exit.leaves = true;
+                exit.is_break = true;
+            }
+            "return" => exit.leaves = true,
+            "raise" => {
+                exit.leaves = true;
+                // A bare `raise` or `raise error` passes on an exception that carries its message.
+                let raised = simple.trim_start_matches("raise").trim();
+                exit.speaks |= raised.is_empty()
+                    || raised.starts_with(|c: char| c.is_lowercase())
+                    || RAISE_WITH_MESSAGE.is_match(simple);
+            }
+            word => {
+                if let Some(captures) = EXIT_CALL.captures(simple) {
+                    exit.leaves = true;
+                    let argument = captures.get(1).map_or("", |found| found.as_str());
+                    exit.speaks |= argument.starts_with(['"', '\''])
+                        || argument.starts_with(|c: char| c.is_alphabetic());
+                } else if let Some(&(leaves, speaks)) = self.helpers.get(word) {
+                    let called = simple.trim_start()[word.len()..]
+                        .trim_start()
+                        .starts_with('(');
+                    exit.leaves |= called && leaves;
+                    exit.speaks |= called && speaks;
+                }
+            }
+        }
+        exit
     }
 }
 
-/// What stops a loop that its own condition does not.
+/// What a statement or clause does when it runs.
+#[derive(Debug, Clone, Copy, Default)]
+struct Exit {
+    leaves: bool,
+    speaks: bool,
+    is_break: bool,
+    /// Leaves by something other than `break` (`return`, `raise`, an exit).
+    ends: bool,
+}
+
+impl Exit {
+    fn guard(self) -> Guard {
+        match (self.leaves, self.speaks) {
+            (false, _) => Guard::None,
+            (true, false) => Guard::Silent,
+            (true, true) => Guard::Loud,
+        }
+    }
+}
+
+/// What a loop body's guards give.
+struct BodyGuard {
+    guard: Guard,
+    /// Every guard that leaves does so with `break`, as a countdown's normal end does.
+    breaks_only: bool,
+    /// The loop has a way out that is not a guard.
+    other_exit: bool,
+    /// One of those ways out is a `break`, which lands right after the loop.
+    other_break: bool,
+    /// Guard clauses that leave the loop.
+    clauses: HashSet<usize>,
+}
+
+/// Functions of the file that end the program (`sys.exit`, `raise`, `os._exit`
+/// directly in their body), and whether they say why first.
+fn find_helpers(context: &Context<'_>) -> HashMap<String, (bool, bool)> {
+    let mut helpers = HashMap::new();
+    for statement in context.statements {
+        if statement.keyword != "def" {
+            continue;
+        }
+        let name: String = header_body(statement)
+            .chars()
+            .take_while(|&c| c.is_alphanumeric() || c == '_')
+            .collect();
+        let mut leaves = false;
+        let mut speaks = false;
+        for &child in &statement.children {
+            for simple in simple_statements(&context.statements[child].code) {
+                let exit = context.exit_of(simple);
+                let word = first_keyword(simple);
+                leaves |= word == "raise" || EXIT_CALL.is_match(simple);
+                speaks |= exit.speaks;
+            }
+        }
+        if !name.is_empty() {
+            helpers.insert(name, (leaves, speaks));
+        }
+    }
+    helpers
+}
+
+/// Names in an expression, dotted paths whole (`self.pos`) and each prefix-free part.
+fn dotted_names(expression: &str) -> impl Iterator<Item = &str> {
+    expression
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+        .flat_map(|path| {
+            let path = path.trim_matches('.');
+            std::iter::once(path).chain(path.split('.'))
+        })
+        .filter(|name| !name.is_empty())
+}
+
+/// The finding for a loop the scanner ran out of work budget on.
+fn unscanned(statement: &Statement) -> LoopFinding {
+    finding(
+        Rule::H11,
+        FindingKind::Unscanned,
+        statement.line,
+        statement.column,
+        unscanned_message("the file needs more work than the scanner's per-file budget"),
+    )
+}
+
+fn has_sleep_call(code: &str) -> bool {
+    SLEEP_CALL.find_iter(code).any(|found| {
+        let before = code[..found.start()].chars().next_back();
+        !before.is_some_and(|character| character.is_alphanumeric() || character == '_')
+            || found.as_str().contains('.')
+    })
+}
+
+/// What a loop body's guards give.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Guard {
     None,
@@ -520,85 +1053,9 @@ enum Guard {
     Loud,
 }
 
-/// Descendants of `root` in source order, with how many loops lie between
-/// `root` and each, skipping function and class bodies.
-fn descendants(statements: &[Statement], root: usize) -> Vec<(usize, usize)> {
-    let mut found = Vec::new();
-    let mut pending: Vec<(usize, usize)> = statements[root]
-        .children
-        .iter()
-        .rev()
-        .map(|&child| (child, 0))
-        .collect();
-    while let Some((index, inner_loops)) = pending.pop() {
-        let statement = &statements[index];
-        if is_scope(statement) {
-            continue;
-        }
-        found.push((index, inner_loops));
-        let below = inner_loops + usize::from(is_loop(statement));
-        pending.extend(statement.children.iter().rev().map(|&child| (child, below)));
-    }
-    found
-}
-
 /// Simple statements of a logical line, split on `;`.
 fn simple_statements(code: &str) -> impl Iterator<Item = &str> {
     code.split(';').map(str::trim)
-}
-
-/// Looks for a time check or an iteration cap that leaves the loop at `root`.
-fn find_guard(statements: &[Statement], root: usize) -> Guard {
-    let body = descendants(statements, root);
-    let mut counters: HashSet<&str> = body
-        .iter()
-        .flat_map(|&(index, _)| statements[index].counters.iter().map(String::as_str))
-        .collect();
-    // `for n in itertools.count()`: the loop's own variable counts its rounds.
-    if statements[root].keyword == "for" {
-        let header = header_body(&statements[root]);
-        if let Some((targets, _)) = header.split_once(" in ") {
-            counters.extend(
-                targets
-                    .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                    .filter(|name| !name.is_empty()),
-            );
-        }
-    }
-    let clocks = clock_variables(statements, &body);
-    let is_guard_condition = |condition: &str| {
-        COMPARISON.is_match(condition)
-            && (TIME_CALL.is_match(condition)
-                || clocks.iter().any(|name| contains_word(condition, name))
-                || counters.iter().any(|name| contains_word(condition, name)))
-    };
-    let mut best = Guard::None;
-    for &(index, inner_loops) in &body {
-        let statement = &statements[index];
-        match statement.keyword.as_str() {
-            "assert" if is_guard_condition(&statement.code) => {
-                best = best.max(if has_top_level_comma(&statement.code) {
-                    Guard::Loud
-                } else {
-                    Guard::Silent
-                });
-            }
-            "if" => {
-                let chain = if_chain(statements, index);
-                let guarded = chain.iter().any(|&clause| {
-                    statements[clause].keyword != "else"
-                        && is_guard_condition(header_body(&statements[clause]))
-                });
-                if guarded {
-                    for &clause in &chain {
-                        best = best.max(clause_exit(statements, clause, inner_loops));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    best
 }
 
 fn has_top_level_comma(code: &str) -> bool {
@@ -621,51 +1078,14 @@ fn if_chain(statements: &[Statement], index: usize) -> Vec<usize> {
         Some(parent) => &statements[parent].children,
         None => &[],
     };
-    if let Some(position) = siblings.iter().position(|&sibling| sibling == index) {
-        for &sibling in &siblings[position + 1..] {
-            match statements[sibling].keyword.as_str() {
-                "elif" | "else" => chain.push(sibling),
-                _ => break,
-            }
+    let position = statements[index].sibling;
+    for &sibling in siblings.get(position + 1..).unwrap_or_default() {
+        match statements[sibling].keyword.as_str() {
+            "elif" | "else" => chain.push(sibling),
+            _ => break,
         }
     }
     chain
-}
-
-/// Whether the clause leaves the loop (a `break` counts only with no inner loop
-/// in between), and whether it says why.
-fn clause_exit(statements: &[Statement], clause: usize, inner_loops: usize) -> Guard {
-    let mut leaves = false;
-    let mut speaks = false;
-    for (index, nested_loops) in descendants(statements, clause) {
-        for simple in simple_statements(&statements[index].code) {
-            if MESSAGE_CALL.is_match(simple) {
-                speaks = true;
-            }
-            let word = first_keyword(simple);
-            match word.as_str() {
-                "break" if inner_loops + nested_loops == 0 => leaves = true,
-                "return" => leaves = true,
-                "raise" => {
-                    leaves = true;
-                    speaks |= RAISE_WITH_MESSAGE.is_match(simple);
-                }
-                _ => {
-                    if let Some(captures) = EXIT_CALL.captures(simple) {
-                        leaves = true;
-                        let argument = captures.get(1).map_or("", |found| found.as_str());
-                        speaks |= argument.starts_with(['"', '\''])
-                            || argument.starts_with(|c: char| c.is_alphabetic());
-                    }
-                }
-            }
-        }
-    }
-    match (leaves, speaks) {
-        (false, _) => Guard::None,
-        (true, false) => Guard::Silent,
-        (true, true) => Guard::Loud,
-    }
 }
 
 /// The variable a statement counts with (`n += 1`, `n = n + 1`).

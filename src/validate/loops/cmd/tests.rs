@@ -27,14 +27,97 @@ fn goto_spellings_and_case() {
 #[test]
 fn conditional_backward_goto_is_bounded_by_its_condition() {
     let sources = [
-        ":retry\ncall :work\nif errorlevel 1 goto retry\n",
         ":retry\ncall :work\nif %n% lss 10 (\n  goto retry\n)\n",
-        ":retry\ncall :work || goto retry\n",
         ":retry\nfor %%f in (*.tmp) do goto retry\n",
     ];
     for source in sources {
         assert_eq!(summary(source), vec![], "{source}");
     }
+}
+
+#[test]
+fn retry_until_a_command_succeeds_is_a_wait() {
+    // Under the rule as written these repeat until the outside world agrees: blocking waits.
+    let cases = [
+        (":retry\ncall :work\nif errorlevel 1 goto retry\n", "waits for `if errorlevel 1`"),
+        (":retry\ncall :work || goto retry\n", "waits for a command to succeed"),
+        (":wait\nsc query svc | find \"RUNNING\" >nul\nif errorlevel 1 (timeout /t 2 & goto wait)\n", "waits for `if errorlevel 1`"),
+        (":wait\nping -n 3 127.0.0.1 >nul\nif not exist ready.txt goto wait\n", "waits for `if not exist ready.txt`"),
+    ];
+    for (source, kind) in cases {
+        assert_eq!(summary(source), vec![unbounded(1, 1)], "{source}");
+        let message = &scan(source)[0].message;
+        assert!(message.contains(kind), "{message}");
+    }
+}
+
+#[test]
+fn capped_conditional_wait_must_say_why_it_gave_up() {
+    let source = "\
+:wait
+set /a tries+=1
+timeout /t 2 >nul
+if not exist ready.txt if !tries! lss 10 goto wait
+if not exist ready.txt (echo ready.txt never appeared & exit /b 1)
+";
+    assert_eq!(summary(source), vec![]);
+    let source = "\
+:wait
+set /a tries+=1
+timeout /t 2 >nul
+if not exist ready.txt if !tries! lss 10 goto wait
+exit /b 1
+";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
+}
+
+#[test]
+fn argument_loops_end_when_the_arguments_run_out() {
+    let sources = [
+        ":setArgs\nif \"\"%1\"\"==\"\"\"\" goto doneSetArgs\nset ARGS=%ARGS% %1\nshift\ngoto setArgs\n:doneSetArgs\n",
+        ":parse\nif \"%~1\"==\"\" goto :eof\nif \"%~1\"==\"-v\" set VERBOSE=1\nshift\ngoto parse\n",
+        ":next\nset ARGS=%ARGS% %1\nshift\nif not \"%~1\"==\"\" goto next\n",
+    ];
+    for source in sources {
+        assert_eq!(summary(source), vec![], "{source}");
+    }
+    // Without a `shift` the same test never changes.
+    let source = ":loop\nif \"%~1\"==\"\" goto done\ngoto loop\n:done\n";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn counters_that_do_not_bound_the_loop_are_no_guard() {
+    let source = "\
+:loop
+set /a n+=1
+call :probe && set /a n=0
+if %n% geq 5 (echo gave up & exit /b 1)
+goto loop
+";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
+    let source = "\
+:loop
+call :probe
+if not errorlevel 1 (set /a n+=1)
+if %n% geq 5 (echo gave up & exit /b 1)
+goto loop
+";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn deep_nesting_is_unscanned_not_a_pass() {
+    let source = format!(
+        "{}:loop\ngoto loop\n{}",
+        "(\n".repeat(100),
+        ")\n".repeat(100)
+    );
+    let found = summary(&source);
+    assert!(
+        found.contains(&test_support::unscanned(101, 1)),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -230,8 +313,9 @@ fn bare_sleeps_outside_loops() {
 
 #[test]
 fn sleeps_inside_loops_are_not_bare() {
+    // An H11 wait with no deadline, but no bare sleep.
     let source = ":retry\ntimeout /t 5 >nul\nif not exist ready.txt goto retry\n";
-    assert_eq!(summary(source), vec![]);
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
     let source = "for /l %%i in (1,1,5) do (\n  timeout /t 1 >nul\n)\n";
     assert_eq!(summary(source), vec![]);
 }
@@ -312,8 +396,25 @@ fn garbage_never_panics() {
 
 #[test]
 fn many_loops_stay_fast_enough() {
+    // Each `goto loop` jumps forward to the next label; only the last wraps to the top.
     let source = ":loop\nif errorlevel 1 goto loop\n".repeat(2000);
-    assert_eq!(scan(&source), vec![]);
+    assert_eq!(summary(&source), vec![unbounded(1, 1)]);
     let source = "(\n".repeat(1000);
     assert_eq!(scan(&source), vec![]);
+}
+
+#[test]
+fn loops_that_never_come_back_or_trim_their_data_end() {
+    let sources = [
+        // The jump back lands on a usage text that always ends the script.
+        ":usage\necho usage: run [start^|stop]\nexit /b 1\n:main\nif \"%1\"==\"\" goto usage\n",
+        // Trailing backslashes are stripped until none is left.
+        ":strip\nif not \"%DIR:~-1%\"==\"\\\" goto stripped\nset DIR=%DIR:~0,-1%\ngoto strip\n:stripped\n",
+    ];
+    for source in sources {
+        assert_eq!(summary(source), vec![], "{source}");
+    }
+    // A relaunch on a restart exit code repeats on the outside world.
+    let source = ":restart\n\"%JAVA%\" -jar server.jar\nif errorlevel 10 goto restart\n";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
 }

@@ -179,7 +179,7 @@ fn else_branch_and_labelled_break_guard() {
 #[test]
 fn silent_fallbacks_are_reported() {
     let cases = [
-        "while ($true) {\n  if ((Get-Date) -gt $deadline) { break }\n}",
+        "while ($true) {\n  if ((Get-Date) -gt $deadline) { break }\n  Start-Sleep 1\n}",
         "while ($true) {\n  if ($n++ -gt 5) { exit 1 }\n}",
         "while ($true) {\n  if ($sw.Elapsed.TotalSeconds -gt 9) { Write-Verbose 'late'; return }\n}",
         "while ($true) {\n  if ((Get-Date) -gt $deadline) { throw }\n}",
@@ -417,4 +417,273 @@ fn garbage_never_panics() {
 fn deep_nesting_does_not_overflow() {
     let source = "while ($true) {\n".repeat(1000);
     assert_eq!(scan(&source).len(), 1000);
+}
+
+#[test]
+fn conditional_waits_on_the_outside_world_are_unbounded() {
+    let cases = [
+        (
+            "do {\n  Start-Sleep 2\n} until ((Get-Service $name).Status -eq 'Running')",
+            "Get-Service",
+        ),
+        (
+            "do {\n  $response = Invoke-WebRequest $url -TimeoutSec 5\n} while (!$response)",
+            "Invoke-WebRequest",
+        ),
+        (
+            "while (-not (Test-Path $marker)) { Start-Sleep 1 }",
+            "Test-Path",
+        ),
+        (
+            "while (!(Test-NetConnection $host -Port 443).TcpTestSucceeded) { Start-Sleep 1 }",
+            "Test-NetConnection",
+        ),
+        (
+            "while (Get-Process setup -ErrorAction SilentlyContinue) { Start-Sleep 5 }",
+            "Get-Process",
+        ),
+        (
+            "while ($job.State -eq 'Running') { Start-Sleep 1 }",
+            "$job.State -eq 'Running'",
+        ),
+    ];
+    for (source, probe) in cases {
+        assert_eq!(summary(source), vec![unbounded(1, 1)], "{source}");
+        let message = &scan(source)[0].message;
+        assert!(
+            message.contains(&format!("waits for `{probe}` with no deadline")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn finite_conditional_loops_are_no_waits() {
+    let sources = [
+        "do { $name = Join-Path $env:TEMP (New-Guid) } while (Test-Path $name)",
+        "while ($inner.InnerException) { $inner = $inner.InnerException }",
+        "while ($index -lt $items.Count) { $index++ }",
+        "while ($queue.Count -gt 0) { $item = $queue.Dequeue(); Use $item }",
+        "foreach ($server in $servers) { if (Test-Path $server) { return }; Start-Sleep 1 }",
+    ];
+    for source in sources {
+        assert_eq!(summary(source), vec![], "{source}");
+    }
+}
+
+#[test]
+fn capped_conditional_wait_must_say_why_it_gave_up() {
+    let source = "\
+while (-not (Test-Path $marker) -and (Get-Date) -lt $deadline) { Start-Sleep 1 }
+if (-not (Test-Path $marker)) { throw \"marker never appeared\" }
+";
+    assert_eq!(summary(source), vec![]);
+    let source =
+        "while (-not (Test-Path $marker) -and (Get-Date) -lt $deadline) { Start-Sleep 1 }\n";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
+    let source = "\
+function Wait-Ready {
+    $tries = 0
+    while (-not (Test-Path $marker) -and $tries -lt 10) { $tries++; Start-Sleep 1 }
+    return $false
+}
+";
+    assert_eq!(summary(source), vec![silent(3, 5)]);
+    let source = "\
+for ($i = 0; $i -lt 10; $i++) {
+    if (Test-Path $marker) { break }
+    Start-Sleep 1
+}
+";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
+}
+
+#[test]
+fn message_right_after_the_loop_counts() {
+    let source = "\
+while ($true) {
+    if (Test-Path $marker) { return }
+    if ((Get-Date) -gt $deadline) { break }
+    Start-Sleep 1
+}
+Write-Error 'marker never appeared'
+";
+    assert_eq!(summary(source), vec![]);
+    let source = "\
+$ready = $false
+for ($i = 0; $i -lt 10; $i++) {
+    if (Test-Path $marker) { $ready = $true; break }
+    Start-Sleep 1
+}
+if (-not $ready) { Write-Warning 'gave up' ; exit 1 }
+";
+    assert_eq!(summary(source), vec![]);
+}
+
+#[test]
+fn counters_that_do_not_bound_the_loop_are_no_guard() {
+    // Reset inside the loop.
+    let source = "while ($true) {\n  $n++\n  if (Ok) { $n = 0 }\n  if ($n -gt 5) { throw 'gave up' }\n  Start-Sleep 1\n}";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
+    // Advanced only on success.
+    let source = "while ($true) {\n  if (Ok) { $n++ }\n  if ($n -gt 5) { throw 'gave up' }\n  Start-Sleep 1\n}";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
+    // The counter of an inner loop, and an array index, plus a return.
+    let source = "while ($true) {\n  for ($i = 0; $i -lt $a.Count; $i++) { Use $a[$i] }\n  if ($i -ge 3) { return }\n  Start-Sleep 1\n}";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
+    // Advanced in `catch` while success leaves: on every pass that goes round.
+    let source = "while ($true) {\n  try { Invoke-RestMethod $url; break }\n  catch { $n++; if ($n -ge 5) { throw }; Start-Sleep 1 }\n}";
+    assert_eq!(summary(source), vec![]);
+}
+
+#[test]
+fn countdown_that_completes_is_no_give_up() {
+    let source = "while ($true) {\n  Work\n  $i++\n  if ($i -ge $count) { break }\n}";
+    assert_eq!(summary(source), vec![]);
+    let source = "while ($true) {\n  if ((Get-Date) -gt $end) { break }\n  Receive-Update\n}";
+    assert_eq!(summary(source), vec![]);
+    let source = "while ($true) {\n  if (Ok) { break }\n  $i++\n  if ($i -ge 5) { break }\n  Start-Sleep 1\n}";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
+}
+
+#[test]
+fn parsed_only_script_blocks_are_not_run() {
+    let source = "$ast = { while ($true) { Start-Sleep 1 } }.Ast\n";
+    assert_eq!(summary(source), vec![]);
+    let source = "$block = [scriptblock]::Create('while ($true) { Start-Sleep 1 }')\n";
+    assert_eq!(summary(source), vec![]);
+    let source = "& { while ($true) { Start-Sleep 1 } }\n";
+    assert_eq!(summary(source), vec![unbounded(1, 5)]);
+}
+
+#[test]
+fn helpers_of_the_same_file_are_followed() {
+    let source = "\
+function Fail-Deploy($message) { Write-Error $message; exit 1 }
+while ($true) {
+    if ((Get-Date) -gt $deadline) { Fail-Deploy 'timed out' }
+    Start-Sleep 1
+}
+";
+    assert_eq!(summary(source), vec![]);
+    let source = "\
+function Stop-Now { exit 1 }
+while ($true) {
+    if ((Get-Date) -gt $deadline) { Stop-Now }
+    Start-Sleep 1
+}
+";
+    assert_eq!(summary(source), vec![silent(2, 1)]);
+}
+
+#[test]
+fn deep_negation_does_not_overflow() {
+    let source = format!("while ({}$true) {{ poll }}", "!".repeat(100_001));
+    assert_eq!(summary(&source), vec![]);
+    let source = format!("while ({}$true) {{ poll }}", "!".repeat(100_000));
+    assert_eq!(summary(&source), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn budget_spent_is_unscanned_not_a_pass() {
+    let depth = 1500;
+    let source = format!(
+        "{}{}",
+        "while ($true) { Start-Sleep 1\n".repeat(depth),
+        "}".repeat(depth)
+    );
+    let found = summary(&source);
+    assert_eq!(found.len(), depth);
+    assert_eq!(found[0], unbounded(1, 1));
+    assert!(
+        found.contains(&test_support::unscanned(depth - 1, 1)),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn polling_a_child_and_helper_chains() {
+    let source = "while (-not $process.WaitForExit(100)) { }";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
+    let source = "\
+function Write-Log($message) { Write-Host $message }
+function Set-ExitCode($code, $message) { Write-Log $message; exit $code }
+$n = 0
+do {
+    $ok = Connect-Api
+    $n++
+    Start-Sleep 1
+} while (-not $ok -and $n -lt 5)
+if (-not $ok) { Set-ExitCode 3 'api never answered' }
+";
+    assert_eq!(summary(source), vec![]);
+}
+
+#[test]
+fn counted_loops_that_sleep_wait_for_nothing() {
+    let source = "while ($sent -lt 300) { Send-Beat; $sent++; Start-Sleep 1 }";
+    assert_eq!(summary(source), vec![]);
+    let source = "\
+while ($attempt -lt $retries) {
+  try { Invoke-WebRequest $uri -OutFile $path; return $true }
+  catch {
+    $attempt++
+    if ($attempt -lt $retries) { Start-Sleep 5 }
+    else { Write-Error $_ }
+  }
+}
+return $false
+";
+    assert_eq!(summary(source), vec![]);
+    let source = "\
+do {
+  $name = Get-Secret
+  if ($name) { break }
+  $tries++
+  Start-Sleep 5
+} while ($tries -lt 120)
+if (-not $name) { Set-ExitCode -ExitCode 5 -ErrorMessage 'no secret' }
+";
+    assert_eq!(summary(source), vec![]);
+}
+
+#[test]
+fn probe_filtered_through_a_pipeline_is_a_wait() {
+    let source = "while( !(Get-HnsNetwork -Verbose | ? Name -EQ $name.ToLower()) )\n{\n    Write-Host 'waiting'\n    Start-Sleep 1\n}\n";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn give_up_message_a_few_statements_after_the_loop_counts() {
+    let source = "\
+do {
+    try { Connect-Api; return } catch { $last = \"$_\" }
+    $tries++
+    Start-Sleep 1
+} while ($tries -lt 60)
+$last = $last -replace 'x', 'y'
+Set-ExitCode -ExitCode 4 -ErrorMessage \"no api after $tries tries: $last\"
+";
+    assert_eq!(summary(source), vec![]);
+    let source = "\
+do {
+    $cnt++
+    try { Invoke-Thing; return }
+    catch {
+        if ($full) { Write-Error 'disk full'; break }
+        Start-Sleep 1
+    }
+} while ($cnt -lt 5)
+throw 'all retries failed'
+";
+    assert_eq!(summary(source), vec![]);
+    let source = "\
+do {
+    $cnt++
+    try { Invoke-Thing; return } catch { Start-Sleep 1 }
+} while ($cnt -lt 5)
+$done = $true
+return $false
+";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
 }

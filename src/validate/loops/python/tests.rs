@@ -1,5 +1,7 @@
 use super::scan;
-use crate::validate::loops::text::test_support::{self, bare_sleep, silent, unbounded, Located};
+use crate::validate::loops::text::test_support::{
+    self, bare_sleep, silent, unbounded, unscanned, Located,
+};
 
 /// `(rule, kind, line, column)` of every finding.
 fn summary(source: &str) -> Vec<Located> {
@@ -160,7 +162,7 @@ fn assert_on_deadline_guards() {
 #[test]
 fn silent_fallbacks_are_reported() {
     let cases = [
-        "while True:\n    if time.monotonic() > deadline:\n        break\n",
+        "while True:\n    if time.monotonic() > deadline:\n        break\n    time.sleep(1)\n",
         "while True:\n    if time.time() > deadline:\n        return\n",
         "while True:\n    if time.time() > deadline:\n        raise TimeoutError\n",
         "while True:\n    if time.time() > deadline:\n        sys.exit(1)\n",
@@ -277,8 +279,11 @@ fn bare_sleep_outside_loops() {
 
 #[test]
 fn sleep_inside_a_loop_is_not_bare() {
+    // The retry gives up silently after five tries (H11), but its sleep is no bare sleep (H23).
     let source =
         "for attempt in range(5):\n    if ok():\n        break\n    time.sleep(2 ** attempt)\n";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
+    let source = "for attempt in range(5):\n    if ok():\n        break\n    time.sleep(2 ** attempt)\nelse:\n    sys.exit('service never came up')\n";
     assert_eq!(summary(source), vec![]);
 }
 
@@ -375,4 +380,245 @@ fn deep_nesting_does_not_overflow() {
         source.push_str("while True:\n");
     }
     assert_eq!(scan(&source).len(), 1000);
+}
+
+#[test]
+fn conditional_waits_on_the_outside_world_are_unbounded() {
+    let cases = [
+        (
+            "while not os.path.exists(marker):\n    time.sleep(1)\n",
+            "os.path.exists",
+        ),
+        (
+            "while proc.poll() is None:\n    line = proc.stdout.readline()\n",
+            ".poll",
+        ),
+        (
+            "while requests.get(url, timeout=5).status_code != 200:\n    time.sleep(2)\n",
+            "requests.get",
+        ),
+        (
+            "while not ready:\n    ready = check()\n    time.sleep(1)\n",
+            "not ready",
+        ),
+    ];
+    for (source, probe) in cases {
+        assert_eq!(summary(source), vec![unbounded(1, 1)], "{source}");
+        let message = &scan(source)[0].message;
+        assert!(
+            message.contains(&format!("waits for `{probe}` with no deadline")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn finite_conditional_loops_are_no_waits() {
+    let sources = [
+        "while index < len(items):\n    index += 1\n",
+        "while queue:\n    item = queue.pop()\n    handle(item)\n",
+        "while node is not None:\n    node = node.next\n",
+    ];
+    for source in sources {
+        assert_eq!(summary(source), vec![], "{source}");
+    }
+}
+
+#[test]
+fn capped_conditional_wait_must_say_why_it_gave_up() {
+    let source = "\
+while not os.path.exists(marker) and time.monotonic() < deadline:
+    time.sleep(1)
+if not os.path.exists(marker):
+    raise TimeoutError('marker never appeared')
+";
+    assert_eq!(summary(source), vec![]);
+    let source = "\
+while not os.path.exists(marker) and time.monotonic() < deadline:
+    time.sleep(1)
+";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
+    let source = "\
+tries = 0
+while not healthy() and tries < 10:
+    tries += 1
+    time.sleep(1)
+return False
+";
+    assert_eq!(summary(source), vec![silent(2, 1)]);
+}
+
+#[test]
+fn counter_advanced_only_on_some_paths_is_no_cap() {
+    let source = "\
+while not healthy() and tries < 10:
+    if check():
+        tries += 1
+    time.sleep(1)
+";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
+    let source = "\
+while True:
+    tries += 1
+    if ok():
+        tries = 0
+    if tries > 5:
+        raise RuntimeError('gave up')
+    time.sleep(1)
+";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
+    let source = "\
+while True:
+    for index in range(3):
+        index += 1
+    if index > 2:
+        return
+    time.sleep(1)
+";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn counter_in_a_try_block_is_on_every_path() {
+    let source = "\
+while True:
+    try:
+        call()
+        break
+    except OSError:
+        tries += 1
+        if tries > 3:
+            raise
+        time.sleep(1)
+";
+    assert_eq!(summary(source), vec![]);
+}
+
+#[test]
+fn prompt_loops_end_at_end_of_input() {
+    let sources = [
+        "while True:\n    try:\n        line = input('> ')\n    except EOFError:\n        break\n    handle(line)\n",
+        "while True:\n    answer = input('continue? ')\n    if answer == 'y':\n        break\n",
+        "while True:\n    line = sys.stdin.readline()\n    if not line:\n        break\n    handle(line)\n",
+    ];
+    for source in sources {
+        assert_eq!(summary(source), vec![], "{source}");
+    }
+}
+
+#[test]
+fn walks_over_finite_structures_end() {
+    let sources = [
+        "while True:\n    parent = os.path.dirname(path)\n    if parent == path:\n        break\n    path = parent\n",
+        "while True:\n    if name in seen:\n        raise ValueError('alias cycle')\n    seen.add(name)\n    name = aliases.get(name)\n    if name is None:\n        break\n",
+        "while True:\n    token = self.next_token()\n    if token is None:\n        raise ParseError('unexpected end')\n    handle(token)\n",
+    ];
+    for source in sources {
+        assert_eq!(summary(source), vec![], "{source}");
+    }
+    // A walk that sleeps waits on something else.
+    let source = "while True:\n    state = read_state(state)\n    if state == 'done':\n        break\n    time.sleep(1)\n";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn countdown_that_completes_is_no_give_up() {
+    let source = "n = 10\nwhile True:\n    n -= 1\n    work()\n    if n == 0:\n        break\n";
+    assert_eq!(summary(source), vec![]);
+    // Collecting for a fixed window: the deadline's break is the normal end.
+    let source = "while True:\n    if time.monotonic() > deadline:\n        break\n    collect(queue.get(timeout=1))\n";
+    assert_eq!(summary(source), vec![]);
+    // With another way out, reaching the cap is giving up.
+    let source = "while True:\n    n += 1\n    if ok():\n        break\n    if n > 10:\n        break\n    time.sleep(1)\n";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
+}
+
+#[test]
+fn rethrow_in_except_is_a_diagnostic() {
+    let source = "\
+for attempt in range(3):
+    try:
+        return call()
+    except OSError:
+        if attempt == 2:
+            raise
+        time.sleep(1)
+";
+    assert_eq!(summary(source), vec![]);
+}
+
+#[test]
+fn helpers_of_the_same_file_are_followed() {
+    let source = "\
+def die(message):
+    print(message, file=sys.stderr)
+    sys.exit(1)
+
+while True:
+    if time.monotonic() > deadline:
+        die('timed out')
+    time.sleep(1)
+";
+    assert_eq!(summary(source), vec![]);
+    let source = "\
+def bail():
+    sys.exit(1)
+
+while True:
+    if time.monotonic() > deadline:
+        bail()
+    time.sleep(1)
+";
+    assert_eq!(summary(source), vec![silent(4, 1)]);
+}
+
+#[test]
+fn message_right_after_the_loop_on_the_give_up_path_counts() {
+    let source = "\
+while True:
+    if ok():
+        return
+    if time.monotonic() > deadline:
+        break
+    time.sleep(1)
+log.error('gave up waiting')
+";
+    assert_eq!(summary(source), vec![]);
+    // A success `break` reaches the message too, so it says nothing about giving up.
+    let source = "\
+while True:
+    if ok():
+        break
+    if time.monotonic() > deadline:
+        break
+    time.sleep(1)
+log.info('done')
+";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
+}
+
+#[test]
+fn budget_spent_is_unscanned_not_a_pass() {
+    let mut source = String::new();
+    let depth = 2500;
+    for level in 0..depth {
+        source.push_str(&" ".repeat(level));
+        source.push_str("while True:\n");
+    }
+    let found = summary(&source);
+    assert_eq!(found.len(), depth);
+    assert_eq!(found[0], unbounded(1, 1));
+    // The innermost loop has nothing inside to search, so it still gets its verdict.
+    assert_eq!(found[depth - 2], unscanned(depth - 1, depth - 1));
+    assert_eq!(found[depth - 1], unbounded(depth, depth));
+    let message = &scan(&source)[depth - 2].message;
+    assert!(message.contains("budget"), "{message}");
+}
+
+#[test]
+fn counted_loops_that_sleep_wait_for_nothing() {
+    let source = "while sent < 300:\n    send()\n    sent += 1\n    time.sleep(1)\n";
+    assert_eq!(summary(source), vec![]);
+    let source = "while True:\n    key, op, value = subscriber.pop()\n    if not key:\n        break\n    handle(key)\n";
+    assert_eq!(summary(source), vec![]);
 }
