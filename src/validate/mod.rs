@@ -20,7 +20,8 @@ use serde::Serialize;
 pub use diagnostic::{Finding, FindingKind, Rule};
 pub use error::ValidateError;
 
-/// Files bigger than this (1 MiB) are skipped with a note: no hand-written script is that long.
+/// Scripts bigger than this (1 MiB) are not scanned but reported as `unscanned`
+/// findings: no hand-written script is that long, and a skipped file must not pass.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 1024 * 1024;
 
 /// What to validate and how.
@@ -30,7 +31,7 @@ pub struct Options {
     pub root: PathBuf,
     /// Gitignore-style globs, relative to `root`, of files and folders to leave out of the scan.
     pub excludes: Vec<String>,
-    /// Scripts bigger than this many bytes are skipped with a note.
+    /// Scripts bigger than this many bytes are `unscanned` findings instead of being scanned.
     pub max_file_size: u64,
 }
 
@@ -64,12 +65,8 @@ pub struct CheckResult {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NoteKind {
-    /// It holds a NUL byte.
+    /// It holds a NUL byte in its first KiB: not a script.
     Binary,
-    /// Its bytes are not valid UTF-8 (or UTF-16 after a UTF-16 byte-order mark).
-    InvalidEncoding,
-    /// It is bigger than [`Options::max_file_size`].
-    TooLarge,
     /// It (or its folder) could not be read: the run is incomplete.
     Unreadable,
 }

@@ -217,28 +217,47 @@ fn an_invalid_exclude_glob_is_an_error() {
 }
 
 #[test]
-fn binary_bad_encoding_and_oversized_files_are_notes() {
+fn binary_files_are_notes_and_oversized_or_badly_encoded_scripts_never_pass() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     write(root, "bin.sh", b"while LOOP\0\n");
-    write(root, "latin1.sh", b"while LOOP caf\xE9\n");
+    write(root, "latin1.sh", b"# caf\xE9\nwhile LOOP\n");
     write(root, "big.sh", format!("{LOOP_LINE}\n{}", "#".repeat(5000)));
+    write(
+        root,
+        "big-allowed.sh",
+        format!("# specsmith: allow H11\n{}", "#".repeat(5000)),
+    );
     write(root, "ok.sh", LOOP_LINE);
     let report = validate(root, &[]);
-    assert_eq!(located(&report), ["ok.sh:1:7 H11 Shell"]);
+    let kinds: Vec<(String, FindingKind, bool)> = report
+        .findings
+        .iter()
+        .map(|finding| {
+            let place = format!("{}:{}:{}", finding.path, finding.line, finding.column);
+            (place, finding.kind, finding.suppressed)
+        })
+        .collect();
+    let kind = |place: &str, kind, suppressed| (place.to_owned(), kind, suppressed);
+    assert_eq!(
+        kinds,
+        [
+            kind("big-allowed.sh:1:1", FindingKind::Unscanned, true),
+            kind("big.sh:1:1", FindingKind::Unscanned, false),
+            // The Latin-1 byte on line 1 no longer hides the loop on line 2.
+            kind("latin1.sh:2:7", FindingKind::Unbounded, false),
+            kind("ok.sh:1:7", FindingKind::Unbounded, false),
+        ]
+    );
+    assert!(report.findings[1]
+        .message
+        .starts_with("not scanned: this shell script is larger than 4096 bytes"));
     let notes: Vec<(String, NoteKind)> = report
         .notes
         .iter()
         .map(|note| (note.path.clone(), note.kind))
         .collect();
-    assert_eq!(
-        notes,
-        [
-            ("big.sh".to_owned(), NoteKind::TooLarge),
-            ("bin.sh".to_owned(), NoteKind::Binary),
-            ("latin1.sh".to_owned(), NoteKind::InvalidEncoding),
-        ]
-    );
+    assert_eq!(notes, [("bin.sh".to_owned(), NoteKind::Binary)]);
     assert!(!report.has_errors());
 }
 

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use ignore::overrides::OverrideBuilder;
 use ignore::{WalkBuilder, WalkState};
 
-use super::diagnostic::Finding;
+use super::diagnostic::{Finding, FindingKind, Rule};
 use super::error::ValidateError;
 use super::loops::{self, prefilter, Language};
 use super::suppression::is_suppressed;
@@ -40,8 +40,8 @@ pub(crate) type Scanner = fn(Language, &str) -> Vec<loops::LoopFinding>;
 
 /// Walks `root` and scans every script in it with `scanner`, in parallel.
 ///
-/// `excludes` are gitignore-style globs relative to `root`; files bigger than
-/// `max_file_size` bytes are skipped with a note.
+/// `excludes` are gitignore-style globs relative to `root`; a script bigger than
+/// `max_file_size` bytes is an `unscanned` finding (fail closed).
 pub(crate) fn scan_tree(
     root: &Path,
     excludes: &[String],
@@ -182,34 +182,18 @@ fn scan_file(path: &Path, relative: &str, max_file_size: u64, scanner: Scanner) 
     };
     let bytes = match read_script(path, by_name, max_file_size) {
         Ok(ReadOutcome::NotAScript) => return FileOutcome::NotAScript,
-        Ok(ReadOutcome::TooLarge(language)) => {
-            return note(
-                NoteKind::TooLarge,
-                format!(
-                    "skipped {} script: larger than {} bytes",
-                    language_name(language),
-                    max_file_size
-                ),
-            )
+        Ok(ReadOutcome::TooLarge(language, head)) => {
+            return FileOutcome::Scanned(vec![too_large(relative, language, &head, max_file_size)])
         }
         Ok(ReadOutcome::Script(language, bytes)) => (language, bytes),
         Err(error) => return note(NoteKind::Unreadable, format!("cannot read: {error}")),
     };
     let (language, bytes) = bytes;
-    let text = match decode(bytes) {
-        Ok(text) => text,
-        Err(Undecodable::Binary) => {
-            return note(
-                NoteKind::Binary,
-                "skipped: binary file (holds a NUL byte)".to_owned(),
-            )
-        }
-        Err(Undecodable::InvalidEncoding(encoding)) => {
-            return note(
-                NoteKind::InvalidEncoding,
-                format!("skipped: not valid {encoding}"),
-            )
-        }
+    let Ok(text) = decode(bytes) else {
+        return note(
+            NoteKind::Binary,
+            "skipped: binary file (a NUL byte in its first KiB)".to_owned(),
+        );
     };
     if !prefilter::may_have_findings(language, text.as_bytes()) {
         return FileOutcome::Scanned(Vec::new());
@@ -228,6 +212,25 @@ fn scan_file(path: &Path, relative: &str, max_file_size: u64, scanner: Scanner) 
         })
         .collect();
     FileOutcome::Scanned(findings)
+}
+
+/// A script too large to scan fails closed: an `unscanned` H11 finding at its
+/// first line, which an allow comment there can silence like any other.
+fn too_large(relative: &str, language: Language, head: &[u8], max_file_size: u64) -> Finding {
+    let head = normalize_line_endings(String::from_utf8_lossy(head).into_owned());
+    Finding {
+        rule: Rule::H11,
+        path: relative.to_owned(),
+        line: 1,
+        column: 1,
+        kind: FindingKind::Unscanned,
+        message: format!(
+            "not scanned: this {} script is larger than {max_file_size} bytes, so its loops \
+             were not checked; split it, or leave it out with `--exclude` if it is not automation",
+            language_name(language)
+        ),
+        suppressed: is_suppressed(language, &head, 1, Rule::H11),
+    }
 }
 
 fn language_name(language: Language) -> &'static str {
@@ -309,7 +312,8 @@ fn basename(path: &str) -> &str {
 /// The result of reading a candidate script.
 enum ReadOutcome {
     NotAScript,
-    TooLarge(Language),
+    /// Bigger than the limit: its language and the bytes read before giving up.
+    TooLarge(Language, Vec<u8>),
     Script(Language, Vec<u8>),
 }
 
@@ -331,51 +335,89 @@ fn read_script(path: &Path, by_name: NameMatch, max_file_size: u64) -> io::Resul
         file.take(remaining).read_to_end(&mut bytes)?;
     }
     if bytes.len() as u64 > max_file_size {
-        return Ok(ReadOutcome::TooLarge(language));
+        return Ok(ReadOutcome::TooLarge(language, bytes));
     }
     Ok(ReadOutcome::Script(language, bytes))
 }
 
-/// Why a script's bytes are not text we can scan.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Undecodable {
-    /// A NUL byte: not text.
-    Binary,
-    /// Text in this encoding, but with invalid sequences.
-    InvalidEncoding(&'static str),
-}
+/// Bytes at the start of a file in which a NUL byte means "binary, not a script".
+///
+/// Only the head decides: a NUL further on (an appended payload, a stray byte)
+/// must not hide the loops of an otherwise textual script.
+const BINARY_SNIFF_BYTES: usize = 1024;
 
-/// Turns a script's bytes into text without a byte-order mark. UTF-16 with a
-/// byte-order mark (what Windows PowerShell 5 writes) is decoded too.
-pub(crate) fn decode(bytes: Vec<u8>) -> Result<String, Undecodable> {
+/// A script's bytes are not text: a NUL byte in the head.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Binary;
+
+/// Turns a script's bytes into text without a byte-order mark.
+///
+/// UTF-16 with a byte-order mark (what Windows PowerShell 5 writes), or
+/// without one when the head is plainly UTF-16 ASCII, is decoded too.
+/// Invalid sequences become U+FFFD instead of skipping the file: a Latin-1
+/// `é` in a comment must not hide a loop. NUL bytes past the head become
+/// U+FFFD as well, so every scanner sees ordinary text.
+pub(crate) fn decode(bytes: Vec<u8>) -> Result<String, Binary> {
     if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
-        return decode_utf16(rest, u16::from_le_bytes);
+        return Ok(decode_utf16(rest, u16::from_le_bytes));
     }
     if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
-        return decode_utf16(rest, u16::from_be_bytes);
+        return Ok(decode_utf16(rest, u16::from_be_bytes));
     }
-    if bytes.contains(&0) {
-        return Err(Undecodable::Binary);
+    let head = &bytes[..bytes.len().min(BINARY_SNIFF_BYTES)];
+    if head.contains(&0) {
+        return match utf16_without_bom(head) {
+            Some(unit) => Ok(decode_utf16(&bytes, unit)),
+            None => Err(Binary),
+        };
     }
-    let mut text = String::from_utf8(bytes).map_err(|_| Undecodable::InvalidEncoding("UTF-8"))?;
+    let mut text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+    };
     if text.starts_with('\u{FEFF}') {
         text.drain(..'\u{FEFF}'.len_utf8());
     }
-    Ok(text)
+    Ok(without_nul(text))
 }
 
-fn decode_utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, Undecodable> {
-    if !bytes.len().is_multiple_of(2) {
-        return Err(Undecodable::InvalidEncoding("UTF-16"));
+/// The byte order of a head that looks like UTF-16 ASCII text without a
+/// byte-order mark: a NUL in every high byte and none in the low bytes.
+fn utf16_without_bom(head: &[u8]) -> Option<fn([u8; 2]) -> u16> {
+    let pairs = head.chunks_exact(2);
+    if pairs.len() < 2 {
+        return None;
     }
+    let looks_like = |high: usize| {
+        head.chunks_exact(2)
+            .all(|pair| pair[high] == 0 && pair[1 - high] != 0)
+    };
+    if looks_like(1) {
+        Some(u16::from_le_bytes)
+    } else if looks_like(0) {
+        Some(u16::from_be_bytes)
+    } else {
+        None
+    }
+}
+
+fn decode_utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> String {
     let units = bytes.chunks_exact(2).map(|pair| unit([pair[0], pair[1]]));
-    let text: String = char::decode_utf16(units)
-        .collect::<Result<_, _>>()
-        .map_err(|_| Undecodable::InvalidEncoding("UTF-16"))?;
-    if text.contains('\0') {
-        return Err(Undecodable::Binary);
+    let mut text: String = char::decode_utf16(units)
+        .map(|unit| unit.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect();
+    if !bytes.len().is_multiple_of(2) {
+        text.push(char::REPLACEMENT_CHARACTER);
     }
-    Ok(text)
+    without_nul(text)
+}
+
+fn without_nul(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
 }
 
 /// CRLF (and a lone CR) become LF, so lines and columns match an editor's.
@@ -482,14 +524,30 @@ mod tests {
     }
 
     #[test]
-    fn decoding_strips_a_bom_and_rejects_binary_and_bad_utf8() {
+    fn decoding_strips_a_bom_and_keeps_text_with_bad_bytes() {
         assert_eq!(decode(b"\xEF\xBB\xBFwhile :".to_vec()).unwrap(), "while :");
         assert_eq!(decode(b"plain".to_vec()).unwrap(), "plain");
-        assert_eq!(decode(b"a\0b".to_vec()), Err(Undecodable::Binary));
+        assert_eq!(decode(b"a\0b".to_vec()), Err(Binary));
+        // A Latin-1 byte in a comment: the rest of the text is still there.
         assert_eq!(
-            decode(b"caf\xE9".to_vec()),
-            Err(Undecodable::InvalidEncoding("UTF-8"))
+            decode(b"# caf\xE9\nwhile :".to_vec()).unwrap(),
+            "# caf\u{FFFD}\nwhile :"
         );
+    }
+
+    #[test]
+    fn only_a_nul_in_the_head_makes_a_file_binary() {
+        let mut bytes = b"#!/bin/sh\n".to_vec();
+        bytes.extend(std::iter::repeat_n(b'#', BINARY_SNIFF_BYTES));
+        bytes.extend(b"\0\nwhile :; do :; done\n");
+        let text = decode(bytes).unwrap();
+        assert!(
+            text.ends_with("\u{FFFD}\nwhile :; do :; done\n"),
+            "{text:?}"
+        );
+        let mut head_nul = b"#!/bin/sh\n\0".to_vec();
+        head_nul.extend(std::iter::repeat_n(b'#', 2 * BINARY_SNIFF_BYTES));
+        assert_eq!(decode(head_nul), Err(Binary));
     }
 
     #[test]
@@ -504,10 +562,21 @@ mod tests {
             .chain("sleep".encode_utf16().flat_map(u16::to_be_bytes))
             .collect();
         assert_eq!(decode(big).unwrap(), "sleep");
-        assert_eq!(
-            decode(vec![0xFF, 0xFE, 0x41]),
-            Err(Undecodable::InvalidEncoding("UTF-16"))
-        );
+        assert_eq!(decode(vec![0xFF, 0xFE, 0x41]).unwrap(), "\u{FFFD}");
+    }
+
+    #[test]
+    fn decoding_reads_utf16_ascii_without_a_bom() {
+        let little: Vec<u8> = "while ($true) {}"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        assert_eq!(decode(little).unwrap(), "while ($true) {}");
+        let big: Vec<u8> = "do {} until (0)"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        assert_eq!(decode(big).unwrap(), "do {} until (0)");
     }
 
     #[test]

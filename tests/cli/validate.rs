@@ -282,7 +282,7 @@ fn symlinks_out_of_the_root_are_not_followed() {
 }
 
 #[test]
-fn binary_oversized_and_non_utf8_scripts_are_notes_not_failures() {
+fn binary_files_are_notes_but_oversized_and_non_utf8_scripts_never_pass() {
     let project = Project::new();
     project.write("ok.sh", "echo\n");
     std::fs::write(project.root().join("blob.sh"), b"while \0 true").unwrap();
@@ -292,17 +292,25 @@ fn binary_oversized_and_non_utf8_scripts_are_notes_not_failures() {
     )
     .unwrap();
     project.write("huge.cmd", &"rem padding\r\n".repeat(100_000));
-    project
-        .cmd(&["validate"])
-        .assert()
-        .code(0)
-        .stdout(diff(format!(
-            "note: blob.sh: skipped: binary file (holds a NUL byte)\n\
-             note: huge.cmd: skipped batch script: larger than 1048576 bytes\n\
-             note: latin1.ps1: skipped: not valid UTF-8\n\
-             \n{NO_DOCUMENTS}{}\nValid. 6 checks passed.\n",
-            loop_lines(1)
-        )));
+    let output = project.cmd(&["validate"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().take(3).collect();
+    assert!(
+        lines[0].starts_with(
+            "huge.cmd:1:1: H11 not scanned: this batch script is larger than 1048576 bytes"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("latin1.ps1:2:1: H11 `while ($true)` loop never ends by itself"),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[2],
+        "note: blob.sh: skipped: binary file (a NUL byte in its first KiB)"
+    );
+    assert!(stdout.contains("2 H11 finding(s) in 3 script file(s) checked"));
 }
 
 #[test]
@@ -358,7 +366,7 @@ fn json_is_a_superset_of_python_specsmith() {
         serde_json::json!([{
             "path": "b.sh",
             "kind": "binary",
-            "message": "skipped: binary file (holds a NUL byte)"
+            "message": "skipped: binary file (a NUL byte in its first KiB)"
         }])
     );
 }

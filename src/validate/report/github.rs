@@ -77,7 +77,7 @@ mod tests {
              ::error file=scripts/wait.ps1,line=9,col=1,title=H23 bare-sleep::bare `Start-Sleep`: poll instead\n\
              ::error file=docs/REQUIREMENTS.md,title=req-unique::Duplicate requirement IDs: REQ-A-1(×2)\n\
              ::error title=blocking-loops::1 H11 finding(s) in 3 script file(s) checked, 1 suppressed\n\
-             ::warning file=bin/tool.sh,title=specsmith-rs::skipped: binary file (holds a NUL byte)\n\
+             ::warning file=bin/tool.sh,title=specsmith-rs::skipped: binary file (a NUL byte in its first KiB)\n\
              ::error file=secret.sh,title=specsmith-rs::cannot read: Permission denied (os error 13)\n"
         );
     }

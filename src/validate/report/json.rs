@@ -87,7 +87,7 @@ mod tests {
         assert_eq!(value["findings"].as_array().unwrap().len(), 3);
         assert_eq!(
             value["notes"][0],
-            json!({"path": "bin/tool.sh", "kind": "binary", "message": "skipped: binary file (holds a NUL byte)"})
+            json!({"path": "bin/tool.sh", "kind": "binary", "message": "skipped: binary file (a NUL byte in its first KiB)"})
         );
         assert!(text.ends_with("}\n"));
     }

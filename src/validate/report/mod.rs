@@ -95,7 +95,7 @@ pub(crate) mod sample {
                 Note {
                     path: "bin/tool.sh".to_owned(),
                     kind: NoteKind::Binary,
-                    message: "skipped: binary file (holds a NUL byte)".to_owned(),
+                    message: "skipped: binary file (a NUL byte in its first KiB)".to_owned(),
                 },
                 Note {
                     path: "secret.sh".to_owned(),

@@ -65,7 +65,7 @@ mod tests {
         let expected = [
             "scripts/poll.sh:3:1: H11 `while true` never ends: add a deadline, 50% sure, a,b:c",
             "scripts/wait.ps1:9:1: H23 bare `Start-Sleep`: poll instead",
-            "note: bin/tool.sh: skipped: binary file (holds a NUL byte)",
+            "note: bin/tool.sh: skipped: binary file (a NUL byte in its first KiB)",
             "error: secret.sh: cannot read: Permission denied (os error 13)",
             "",
             "  \u{2713} scaffold.yml valid: project=demo, type=cli",
