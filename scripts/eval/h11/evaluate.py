@@ -141,7 +141,10 @@ def run_validate(binary, project_dir, timeout):
 
 
 def new_counts():
-    return {"tp": 0, "fp": 0, "fn": 0, "kind_agree": 0, "violations": 0, "loops": 0, "files": 0}
+    return {
+        "tp": 0, "fp": 0, "fp_unlabelled": 0, "fn": 0, "kind_agree": 0, "violations": 0,
+        "loops": 0, "files": 0,
+    }
 
 
 def ratio(numerator, denominator):
@@ -218,6 +221,7 @@ def evaluate(corpus, labels, checkouts, binary, set_name, timeout):
         for (file_path, line), finding in sorted(by_place.items()):
             language = files[file_path]["language"]
             counts[language]["fp"] += 1
+            counts[language]["fp_unlabelled"] += 1
             outcomes.append(
                 (repo, file_path, line, language, "FP", "unlabelled", finding["kind"], "")
             )
@@ -264,6 +268,11 @@ def print_text(set_name, binary, table, repos, skipped, outside, suppressed, out
             f"{shown(row['kind_agreement']):>8}"
         )
     print("(kind: share of true positives whose kind matches the label's verdict)")
+    overall = table["all"]
+    print(
+        f"false alarms on loops labelled ok: {overall['fp'] - overall['fp_unlabelled']}, "
+        f"at lines with no label row: {overall['fp_unlabelled']}"
+    )
     print(f"H11 findings outside labelled files (not scored): {outside}")
     if suppressed:
         print(f"suppressed findings in labelled files (not scored): {suppressed}")
