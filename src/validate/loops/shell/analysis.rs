@@ -462,6 +462,7 @@ impl<'t> Analyzer<'t> {
             return;
         }
         let Some(endless) = self.endless(lp, feed) else {
+            self.check_retry(lp, after);
             return;
         };
         if self.runs_at_most_once(&lp.body) || self.consumes_arguments(lp) {
@@ -536,6 +537,131 @@ impl<'t> Analyzer<'t> {
             kind: message.0,
             message: message.1,
         });
+    }
+
+    /// A loop bounded by its own header (`for i in $(seq 1 5)`, `for ((…))`,
+    /// `while [ $n -lt 5 ]`, `while (( SECONDS < end ))`) that retries
+    /// something: it sleeps between passes and leaves early on success. Its
+    /// last pass is a give-up, which must say so.
+    fn check_retry(&mut self, lp: &Loop, after: &[AndOr]) {
+        let mut counters = self.counters(lp);
+        let counted = match lp.kind {
+            LoopKind::For => {
+                let counted_words = lp.words.iter().any(|word| {
+                    let raw = self.raw(word);
+                    raw.contains("$(seq")
+                        || raw.contains("`seq")
+                        || (raw.starts_with('{') && raw.contains(".."))
+                }) || (lp.words.len() >= 2
+                    && lp
+                        .words
+                        .iter()
+                        .all(|word| self.raw(word).bytes().all(|byte| byte.is_ascii_digit())));
+                if counted_words {
+                    let header = self.span(lp.keyword, lp.header_end);
+                    if let Some((_, variable)) = identifiers(header).nth(1) {
+                        counters.push(variable);
+                    }
+                }
+                counted_words
+            }
+            LoopKind::ForArithmetic => true,
+            LoopKind::While | LoopKind::Until => self.list_has_guard_test(&lp.condition, &counters),
+            LoopKind::Select => false,
+        };
+        if !counted || !self.list_sleeps(&lp.body) || !self.has_other_exit(&lp.body, 0, &counters) {
+            return;
+        }
+        let mut guards = Guards::default();
+        self.search_guards(&lp.body, 0, &counters, &mut guards);
+        let announced = if guards.found {
+            guards.announced || self.explains_after(after, &counters, None)
+        } else if self.list_breaks(&lp.body, 0) {
+            // Success and give-up both reach what follows: only a test there can tell them apart.
+            self.explains_after(after, &counters, self.success_command(&lp.body).as_deref())
+        } else {
+            // Success leaves the function or the script: what follows runs only on give-up.
+            after.first().is_some_and(|and_or| {
+                and_or
+                    .pipelines
+                    .iter()
+                    .any(|pipeline| self.pipeline_announces(pipeline))
+            })
+        };
+        if announced {
+            return;
+        }
+        let header = self.header(lp);
+        self.findings.push(LocalFinding {
+            offset: lp.keyword,
+            rule: Rule::H11,
+            kind: FindingKind::SilentFallback,
+            message: format!(
+                "`{header}` loop gives up after its last try without saying so: print why on \
+                 that path (e.g. `echo \"gave up after $attempts tries\" >&2`) before failing"
+            ),
+        });
+    }
+
+    /// Does `list` run `sleep` anywhere (its loops included)?
+    fn list_sleeps(&self, list: &[AndOr]) -> bool {
+        list.iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .flat_map(|pipeline| &pipeline.commands)
+            .any(|command| match command {
+                Command::Simple(simple) => self.command_name(simple).as_deref() == Some("sleep"),
+                Command::Loop(inner) => self.list_sleeps(&inner.body),
+                Command::If(_) | Command::Case(_) | Command::Group(_) => {
+                    command.branch_lists().any(|list| self.list_sleeps(list))
+                }
+                Command::Arithmetic(..) | Command::Function(_) => false,
+            })
+    }
+
+    /// Does `list` hold a `break` that reaches the loop `depth` levels up?
+    fn list_breaks(&self, list: &[AndOr], depth: usize) -> bool {
+        list.iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .flat_map(|pipeline| &pipeline.commands)
+            .any(|command| match command {
+                Command::Simple(simple) => {
+                    self.command_name(simple).as_deref() == Some("break")
+                        && self
+                            .arguments(simple)
+                            .first()
+                            .and_then(|word| self.raw(word).parse::<usize>().ok())
+                            .unwrap_or(1)
+                            > depth
+                }
+                Command::Loop(inner) => self.list_breaks(&inner.body, depth + 1),
+                Command::If(_) | Command::Case(_) | Command::Group(_) => command
+                    .branch_lists()
+                    .any(|list| self.list_breaks(list, depth)),
+                Command::Arithmetic(..) | Command::Function(_) => false,
+            })
+    }
+
+    /// The command whose success ends a retry loop: `curl` in `curl … && break`.
+    fn success_command(&self, body: &[AndOr]) -> Option<String> {
+        body.iter().find_map(|and_or| {
+            let pipelines = &and_or.pipelines;
+            (pipelines.len() > 1
+                && pipelines[1..]
+                    .iter()
+                    .any(|pipeline| self.pipeline_leaves(pipeline, 0)))
+            .then(|| {
+                pipelines[0]
+                    .commands
+                    .iter()
+                    .find_map(|command| match command {
+                        Command::Simple(simple) => {
+                            self.unwrapped(simple).map(|(name, _)| name.into_owned())
+                        }
+                        _ => None,
+                    })
+            })
+            .flatten()
+        })
     }
 
     /// A `while true` loop whose only ways out are its counter's tests, each by
@@ -1649,7 +1775,11 @@ impl<'t> Analyzer<'t> {
             if position < index || (declares && position > index) {
                 if let Some((variable, value)) = assignment(raw) {
                     let appends = raw.as_bytes().get(variable.len()) == Some(&b'+');
-                    if appends || references(value, variable) {
+                    // `count=$($count+1)` runs a command named `3+1`: it advances nothing.
+                    let broken = value.starts_with("$(")
+                        && !value.starts_with("$((")
+                        && value[2..].trim_start().starts_with('$');
+                    if (appends || references(value, variable)) && !broken {
                         names.push(variable);
                     }
                 }

@@ -138,7 +138,7 @@ fn message_names_the_loop_and_the_fix() {
 
 #[test]
 fn loops_bounded_by_their_condition_are_clean() {
-    clean("for i in $(seq 1 30); do curl -sf http://x && break; sleep 1; done");
+    clean("for i in $(seq 1 30); do [ -e \"part$i\" ] || break; done");
     clean("for x in a b c; do echo $x; done");
     clean("for x; do echo $x; done");
     clean("while (( n++ < 10 )); do poll; done");
@@ -598,7 +598,11 @@ fn bare_sleep_message_quotes_the_sleep() {
 
 #[test]
 fn a_sleep_in_a_loop_is_not_bare() {
-    clean("for i in 1 2 3; do curl http://x && break; sleep 5; done");
+    // A retry that gives up silently is H11's business, not H23's.
+    expect(
+        "for i in 1 2 3; do curl http://x && break; sleep 5; done",
+        &[(SILENT, 1, 1)],
+    );
     // Waits, so H11 applies, but the sleep is a poll.
     expect("until ready; do sleep 1; done", &[(UNBOUNDED, 1, 1)]);
     expect(
@@ -988,5 +992,42 @@ fn embedding_too_deep_is_unscanned() {
             .iter()
             .any(|finding| finding.1 == FindingKind::Unscanned),
         "{findings:?} for {text}"
+    );
+}
+
+#[test]
+fn a_counted_retry_that_gives_up_silently_is_a_silent_fallback() {
+    expect(
+        "for i in $(seq 1 30); do curl -sf http://x && break; sleep 1; done\nrun\n",
+        &[(SILENT, 1, 1)],
+    );
+    expect(
+        "retry() {\n  for i in $(seq 1 \"$1\"); do\n    \"$@\" && return 0\n    sleep 2\n  done\n  return 1\n}\n",
+        &[(SILENT, 2, 3)],
+    );
+    expect(
+        "for ((i = 0; i < 5; i++)); do\n  probe && break\n  [ $i -eq 4 ] && return 1\n  sleep 1\ndone\n",
+        &[(SILENT, 1, 1)],
+    );
+    expect(
+        "n=0\nwhile [ $n -lt 10 ]; do\n  probe && break\n  n=$((n+1))\n  sleep 1\ndone\n",
+        &[(SILENT, 2, 1)],
+    );
+}
+
+#[test]
+fn a_counted_retry_that_says_why_it_gives_up_is_clean() {
+    clean("retry() {\n  for i in $(seq 1 5); do\n    \"$@\" && return 0\n    sleep 2\n  done\n  echo \"failed after 5 tries: $*\" >&2\n  return 1\n}\n");
+    clean("for i in {1..10}; do\n  probe && break\n  if [ $i -eq 10 ]; then echo 'gave up' >&2; exit 1; fi\n  sleep 1\ndone\n");
+    clean("for i in 1 2 3; do curl -sf x && break; sleep 1; done\ncurl -sf x || { echo 'x is down' >&2; exit 1; }\n");
+    // No sleep, no early success: plain iteration.
+    clean("for i in $(seq 1 5); do echo $i; done");
+}
+
+#[test]
+fn a_broken_counter_is_no_cap() {
+    expect(
+        "while ! kill -0 \"$pid\"; do\n  count=$($count+1)\n  [ \"$count\" -gt 10 ] && { echo late >&2; exit 1; }\n  sleep 1\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
     );
 }
