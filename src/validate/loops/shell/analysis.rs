@@ -65,6 +65,14 @@ enum Endless {
     Wait(String),
 }
 
+/// What a loop's body changes, for telling a wait from a walk over data.
+struct WaitScope<'t> {
+    /// Variables the body assigns, with their values.
+    assigned: Vec<(&'t str, &'t str)>,
+    /// Variables assigned by functions of the script the body calls, with the function.
+    helpers: Vec<(&'t str, String)>,
+}
+
 /// Helpers of another file (one the script sources) that always end the
 /// script, each with whether it prints why.
 pub(super) type ExitingHelpers = Vec<(String, bool)>;
@@ -654,9 +662,7 @@ impl<'t> Analyzer<'t> {
                     .commands
                     .iter()
                     .find_map(|command| match command {
-                        Command::Simple(simple) => {
-                            self.unwrapped(simple).map(|(name, _)| name.into_owned())
-                        }
+                        Command::Simple(simple) => self.command_key(simple),
                         _ => None,
                     })
             })
@@ -924,10 +930,68 @@ impl<'t> Analyzer<'t> {
     fn condition_waits(&self, lp: &Loop) -> Option<String> {
         let mut assigned = Vec::new();
         self.collect_assignments(&lp.body, &mut assigned);
+        let mut helpers = Vec::new();
+        self.collect_called_assignments(&lp.body, &mut helpers);
+        let scope = WaitScope { assigned, helpers };
         let last = lp.condition.last()?;
         last.pipelines
             .iter()
-            .find_map(|pipeline| self.pipeline_waits(pipeline, &assigned, 0))
+            .find_map(|pipeline| self.pipeline_waits(pipeline, &scope, 0))
+    }
+
+    /// For each function of the script the body calls, the variables it assigns.
+    fn collect_called_assignments(&self, list: &[AndOr], helpers: &mut Vec<(&'t str, String)>) {
+        for command in list
+            .iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .flat_map(|pipeline| &pipeline.commands)
+        {
+            match command {
+                Command::Simple(simple) => {
+                    let Some(name) = self.command_name(simple) else {
+                        continue;
+                    };
+                    if let Some((_, Command::Group(body))) = self.function_named(&name) {
+                        if !self.spend(1 + body_size(body)) {
+                            return;
+                        }
+                        let mut assigned = Vec::new();
+                        self.collect_assignments(body, &mut assigned);
+                        helpers.extend(
+                            assigned
+                                .into_iter()
+                                .map(|(variable, _)| (variable, name.to_string())),
+                        );
+                    }
+                }
+                Command::Loop(inner) => self.collect_called_assignments(&inner.body, helpers),
+                Command::If(_) | Command::Case(_) | Command::Group(_) => {
+                    for list in command.branch_lists() {
+                        self.collect_called_assignments(list, helpers);
+                    }
+                }
+                Command::Arithmetic(..) | Command::Function(_) => {}
+            }
+        }
+    }
+
+    /// A test of a variable that the body changes only through a helper of
+    /// the script (`testpid` re-reading a pid file): a wait on that helper.
+    fn changed_by_helper(&self, words: &[Word], scope: &WaitScope<'t>) -> Option<String> {
+        words.iter().find_map(|word| {
+            let raw = self.raw(word);
+            scope
+                .helpers
+                .iter()
+                .find(|(variable, _)| {
+                    references(raw, variable)
+                        && !scope
+                            .assigned
+                            .iter()
+                            .any(|(assigned, _)| assigned == variable)
+                })
+                .map(|(_, helper)| format!("`{helper}`"))
+        })
     }
 
     /// The command a waiting loop runs in its condition, to recognise a retest after it.
@@ -938,17 +1002,24 @@ impl<'t> Analyzer<'t> {
             .flat_map(|pipeline| &pipeline.commands)
             .find_map(|command| match command {
                 Command::Simple(simple) => self
-                    .unwrapped(simple)
-                    .map(|(name, _)| name.into_owned())
-                    .filter(|name| !matches!(name.as_str(), "[" | "[[" | "test")),
+                    .command_key(simple)
+                    .filter(|key| !key.starts_with(['[', ' ']) && !key.starts_with("test ")),
                 _ => None,
             })
+    }
+
+    /// A command's name and first argument, to recognise the same command
+    /// again: `docker exec` is not `docker ps`.
+    fn command_key(&self, simple: &Simple) -> Option<String> {
+        let (name, arguments) = self.unwrapped(simple)?;
+        let first = arguments.first().map_or("", |word| self.raw(word));
+        Some(format!("{name} {first}"))
     }
 
     fn pipeline_waits(
         &self,
         pipeline: &Pipeline,
-        assigned: &[(&'t str, &'t str)],
+        scope: &WaitScope<'t>,
         depth: usize,
     ) -> Option<String> {
         pipeline
@@ -960,9 +1031,9 @@ impl<'t> Analyzer<'t> {
                     and_or
                         .pipelines
                         .iter()
-                        .find_map(|pipeline| self.pipeline_waits(pipeline, assigned, depth))
+                        .find_map(|pipeline| self.pipeline_waits(pipeline, scope, depth))
                 }),
-                Command::Simple(simple) => self.simple_waits(simple, index == 0, assigned, depth),
+                Command::Simple(simple) => self.simple_waits(simple, index == 0, scope, depth),
                 _ => None,
             })
     }
@@ -971,12 +1042,13 @@ impl<'t> Analyzer<'t> {
         &self,
         simple: &Simple,
         first_in_pipeline: bool,
-        assigned: &[(&'t str, &'t str)],
+        scope: &WaitScope<'t>,
         depth: usize,
     ) -> Option<String> {
         if depth > 4 {
             return None;
         }
+        let assigned = &scope.assigned;
         if simple.redirects.iter().any(|redirect| {
             let target = literal(self.raw(&redirect.target));
             target.starts_with("/dev/tcp/") || target.starts_with("/dev/udp/")
@@ -999,7 +1071,7 @@ impl<'t> Analyzer<'t> {
                     .iter()
                     .filter_map(|list| list.last())
                     .flat_map(|and_or| &and_or.pipelines)
-                    .find_map(|pipeline| self.pipeline_waits(pipeline, assigned, depth + 1))
+                    .find_map(|pipeline| self.pipeline_waits(pipeline, scope, depth + 1))
                     .or_else(|| {
                         // `status=$(kubectl get …)` in the body, `[ "$status" != Ready ]` here.
                         let raw = self.raw(word);
@@ -1044,7 +1116,9 @@ impl<'t> Analyzer<'t> {
                         )
                     })
                 });
-                file_test.or_else(from_words)
+                file_test
+                    .or_else(from_words)
+                    .or_else(|| self.changed_by_helper(arguments, scope))
             }
             "echo" | "printf" | "grep" | "egrep" | "fgrep" | "awk" | "gawk" | "sed" | "cut"
             | "tr" | "wc" | "head" | "tail" | "sort" | "uniq" | "basename" | "dirname" | "date"
@@ -1070,7 +1144,7 @@ impl<'t> Analyzer<'t> {
                         and_or
                             .pipelines
                             .iter()
-                            .find_map(|pipeline| self.pipeline_waits(pipeline, assigned, depth + 1))
+                            .find_map(|pipeline| self.pipeline_waits(pipeline, scope, depth + 1))
                     });
                 }
                 if arguments.iter().any(changed_by_body) {
@@ -1084,6 +1158,11 @@ impl<'t> Analyzer<'t> {
     /// Is `value` (an assignment's right side) the output of a command that
     /// depends on the outside world: `$(kubectl get …)`, `` `cat state` ``?
     fn value_waits(&self, value: &str) -> bool {
+        // `status=$?` after `wait "$pid"`, and `count=$($count+1)`, which runs a
+        // command instead of counting: neither is data the loop advances.
+        if value == "$?" || is_broken_arithmetic(value) {
+            return true;
+        }
         first_command_of(value).is_some_and(|name| {
             !matches!(
                 name,
@@ -1776,10 +1855,7 @@ impl<'t> Analyzer<'t> {
                 if let Some((variable, value)) = assignment(raw) {
                     let appends = raw.as_bytes().get(variable.len()) == Some(&b'+');
                     // `count=$($count+1)` runs a command named `3+1`: it advances nothing.
-                    let broken = value.starts_with("$(")
-                        && !value.starts_with("$((")
-                        && value[2..].trim_start().starts_with('$');
-                    if (appends || references(value, variable)) && !broken {
+                    if (appends || references(value, variable)) && !is_broken_arithmetic(value) {
                         names.push(variable);
                     }
                 }
@@ -2064,7 +2140,7 @@ impl<'t> Analyzer<'t> {
                 || waited.is_some_and(|name| {
                     pipeline.commands.iter().any(|command| {
                         matches!(command, Command::Simple(simple)
-                            if self.unwrapped(simple).is_some_and(|(found, _)| found == name))
+                            if self.command_key(simple).is_some_and(|found| found == name))
                     })
                 })
         };
@@ -2358,6 +2434,13 @@ fn is_fatal_by_name(name: &str) -> bool {
         || ["die_", "fatal_", "abort_"]
             .iter()
             .any(|prefix| name.starts_with(prefix))
+}
+
+/// `$($count+1)`: a command substitution whose command is a variable, written
+/// where arithmetic `$((…))` was meant.
+fn is_broken_arithmetic(value: &str) -> bool {
+    let value = value.trim_start_matches('"');
+    value.starts_with("$(") && !value.starts_with("$((") && value[2..].trim_start().starts_with('$')
 }
 
 /// The command a `$(…)` or backtick value starts with: `kubectl` in `"$(kubectl get …)"`.

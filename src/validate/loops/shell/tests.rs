@@ -1031,3 +1031,31 @@ fn a_broken_counter_is_no_cap() {
         &[(UNBOUNDED, 1, 1)],
     );
 }
+
+#[test]
+fn a_wait_on_a_status_or_a_helper_that_rereads_it_is_unbounded() {
+    // `wait` returns again after each signal: re-waits on the process.
+    expect(
+        "status=128\nwhile [ \"$status\" -ge 128 ]; do\n  wait \"$pid\"\n  status=$?\ndone\n",
+        &[(UNBOUNDED, 2, 1)],
+    );
+    // Only a helper of the script, re-reading a pid file, changes `$pid`.
+    expect(
+        "readpid() { pid=$(cat \"$pidfile\" 2>/dev/null); }\nreadpid\nwhile [ -n \"$pid\" ]; do\n  sleep 1\n  readpid\ndone\n",
+        &[(UNBOUNDED, 3, 1)],
+    );
+    // A counter written as a command substitution never advances.
+    expect(
+        "count=0\nuntil [ $count -gt 30 ]; do\n  sleep 1\n  count=$($count+1)\n  [ -f marker ] && exit 0\ndone\n",
+        &[(UNBOUNDED, 2, 1)],
+    );
+}
+
+#[test]
+fn a_retest_of_another_command_explains_nothing() {
+    expect(
+        "c=10\nuntil docker exec db probe || [ \"$c\" -eq 0 ]; do\n  sleep 1\n  c=$((c - 1))\ndone\ndocker ps -a || die 'cannot list containers'\n",
+        &[(SILENT, 2, 1)],
+    );
+    clean("c=10\nuntil docker exec db probe || [ \"$c\" -eq 0 ]; do\n  sleep 1\n  c=$((c - 1))\ndone\ndocker exec db probe || die 'db never answered'\n");
+}
