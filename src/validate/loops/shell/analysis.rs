@@ -1185,6 +1185,8 @@ impl<'t> Analyzer<'t> {
                     | "readlink"
                     | "jq"
                     | "grep"
+                    | "ls"
+                    | "pwd"
             ) && self.function_named(name).is_none()
         })
     }

@@ -1059,3 +1059,9 @@ fn a_retest_of_another_command_explains_nothing() {
     );
     clean("c=10\nuntil docker exec db probe || [ \"$c\" -eq 0 ]; do\n  sleep 1\n  c=$((c - 1))\ndone\ndocker exec db probe || die 'db never answered'\n");
 }
+
+#[test]
+fn a_symlink_chain_walk_is_clean() {
+    clean("link=$(readlink \"$name\")\nwhile [ \"$link\" ]; do\n  cd \"$(dirname \"$link\")\" || exit 2\n  link=$(readlink \"$name\")\ndone\n");
+    clean("link=`ls -l \"$name\" | awk -F'-> ' '{print $2}'`\nwhile [ \"$link\" ]; do\n  cd \"`dirname \"$link\"`\" || exit 2\n  link=`ls -l \"$name\" | awk -F'-> ' '{print $2}'`\ndone\n");
+}
