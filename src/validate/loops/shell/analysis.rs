@@ -2149,7 +2149,7 @@ impl<'t> Analyzer<'t> {
         let list_tests = |list: &[AndOr]| {
             list.iter()
                 .flat_map(|and_or| &and_or.pipelines)
-                .any(|pipeline| is_test(pipeline))
+                .any(&is_test)
         };
         after.iter().take(2).any(|and_or| {
             let pipelines = &and_or.pipelines;
