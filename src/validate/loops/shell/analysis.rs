@@ -497,7 +497,11 @@ impl<'t> Analyzer<'t> {
         };
         if guards.found
             && !guards.announced
-            && self.explains_after(after, &counters, waited.as_deref())
+            && self.explains_after(
+                after,
+                &self.with_body_variables(lp, &counters),
+                waited.as_deref(),
+            )
         {
             // `… && break; done; if (( SECONDS > deadline )); then echo late >&2; …`
             guards.announced = true;
@@ -583,10 +587,17 @@ impl<'t> Analyzer<'t> {
         let mut guards = Guards::default();
         self.search_guards(&lp.body, 0, &counters, &mut guards);
         let announced = if guards.found {
-            guards.announced || self.explains_after(after, &counters, None)
+            guards.announced
+                || self.announces_on_a_test(&lp.body, &counters)
+                || self.explains_after(after, &self.with_body_variables(lp, &counters), None)
         } else if self.list_breaks(&lp.body, 0) {
             // Success and give-up both reach what follows: only a test there can tell them apart.
-            self.explains_after(after, &counters, self.success_command(&lp.body).as_deref())
+            self.announces_on_a_test(&lp.body, &counters)
+                || self.explains_after(
+                    after,
+                    &self.with_body_variables(lp, &counters),
+                    self.success_command(&lp.body).as_deref(),
+                )
         } else {
             // Success leaves the function or the script: what follows runs only on give-up.
             after.first().is_some_and(|and_or| {
@@ -609,6 +620,36 @@ impl<'t> Analyzer<'t> {
                  that path (e.g. `echo \"gave up after $attempts tries\" >&2`) before failing"
             ),
         });
+    }
+
+    /// `counters` and every variable the loop's body assigns: after the loop,
+    /// a test of any of them tells the give-up from success
+    /// (`if [ "$state" != ready ]; then echo … >&2; exit 1; fi`).
+    fn with_body_variables(&self, lp: &Loop, counters: &[&'t str]) -> Vec<&'t str> {
+        let mut names = counters.to_vec();
+        let mut assigned = Vec::new();
+        self.collect_assignments(&lp.body, &mut assigned);
+        names.extend(assigned.into_iter().map(|(name, _)| name));
+        names
+    }
+
+    /// Does the body print on a test of its counter or deadline, even one
+    /// that does not leave (`if [ $n -eq 0 ]; then echo "did not stop in time"; fi`
+    /// on the last pass of a countdown)?
+    fn announces_on_a_test(&self, list: &[AndOr], counters: &[&str]) -> bool {
+        list.iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .flat_map(|pipeline| &pipeline.commands)
+            .any(|command| match command {
+                Command::If(chain) => chain.branches.iter().any(|(condition, body)| {
+                    (self.list_has_guard_test(condition, counters) && self.list_announces(body))
+                        || self.announces_on_a_test(body, counters)
+                }),
+                Command::Case(_) | Command::Group(_) => command
+                    .branch_lists()
+                    .any(|list| self.announces_on_a_test(list, counters)),
+                _ => false,
+            })
     }
 
     /// Does `list` run `sleep` anywhere (its loops included)?

@@ -1065,3 +1065,14 @@ fn a_symlink_chain_walk_is_clean() {
     clean("link=$(readlink \"$name\")\nwhile [ \"$link\" ]; do\n  cd \"$(dirname \"$link\")\" || exit 2\n  link=$(readlink \"$name\")\ndone\n");
     clean("link=`ls -l \"$name\" | awk -F'-> ' '{print $2}'`\nwhile [ \"$link\" ]; do\n  cd \"`dirname \"$link\"`\" || exit 2\n  link=`ls -l \"$name\" | awk -F'-> ' '{print $2}'`\ndone\n");
 }
+
+#[test]
+fn a_retry_reported_by_a_test_of_its_state_after_the_loop_is_clean() {
+    clean("while (( SECONDS < end )); do\n  state=$(probe)\n  [ \"$state\" = ready ] && break\n  sleep 1\ndone\nif [ \"$state\" != ready ]; then\n  echo \"still $state\" >&2\n  exit 1\nfi\n");
+    // A message on the last pass of a countdown, before the loop ends by its condition.
+    clean("while [ $left -ge 0 ]; do\n  probe && break\n  if [ $left -eq 0 ]; then echo 'did not stop in time' >&2; fi\n  sleep 1\n  left=$((left - 1))\ndone\n");
+    expect(
+        "while (( SECONDS < end )); do\n  state=$(probe)\n  [ \"$state\" = ready ] && break\n  sleep 1\ndone\nrun\n",
+        &[(SILENT, 1, 1)],
+    );
+}
