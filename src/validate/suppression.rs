@@ -9,18 +9,46 @@ const MARKER: &str = "specsmith: allow";
 
 /// True when line `line` (1-based) of `text`, or the line above it, holds a
 /// comment that allows `rule`.
+#[cfg(test)]
 pub(crate) fn is_suppressed(language: Language, text: &str, line: usize, rule: Rule) -> bool {
-    if line == 0 {
-        return false;
+    Suppressions::new(language, text).covers(line, rule)
+}
+
+/// The suppression comments of one file, found in one pass over its text so
+/// that checking every finding stays linear however many findings it has.
+pub(crate) struct Suppressions<'t> {
+    language: Language,
+    /// 1-based numbers of the lines holding the marker, in order, with their text.
+    lines: Vec<(usize, &'t str)>,
+}
+
+impl<'t> Suppressions<'t> {
+    /// Indexes the lines of `text` that hold the marker.
+    pub(crate) fn new(language: Language, text: &'t str) -> Self {
+        let lines = if text.contains(MARKER) {
+            text.split('\n')
+                .enumerate()
+                .filter(|(_, line)| line.contains(MARKER))
+                .map(|(index, line)| (index + 1, line))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Suppressions { language, lines }
     }
-    let mut lines = text.split('\n');
-    let above = if line >= 2 { lines.nth(line - 2) } else { None };
-    // After taking the line above, the iterator stands on the finding's line.
-    let own = lines.next();
-    [own, above]
-        .into_iter()
-        .flatten()
-        .any(|candidate| allows(language, candidate, rule))
+
+    /// True when line `line` (1-based), or the line above it, holds a comment
+    /// that allows `rule`.
+    pub(crate) fn covers(&self, line: usize, rule: Rule) -> bool {
+        if line == 0 {
+            return false;
+        }
+        [line, line - 1].into_iter().any(|wanted| {
+            self.lines
+                .binary_search_by_key(&wanted, |(number, _)| *number)
+                .is_ok_and(|found| allows(self.language, self.lines[found].1, rule))
+        })
+    }
 }
 
 /// True when `line` holds a comment `specsmith: allow CODE[, CODE…]` naming `rule`.
@@ -125,5 +153,17 @@ mod tests {
         assert!(!is_suppressed(Language::Shell, text, 1, Rule::H11));
         assert!(!is_suppressed(Language::Shell, text, 0, Rule::H11));
         assert!(!is_suppressed(Language::Shell, text, 99, Rule::H11));
+    }
+
+    #[test]
+    fn one_index_answers_for_every_line_of_a_long_file() {
+        let mut text = "while true; do :; done\n".repeat(2000);
+        text.push_str("# specsmith: allow H11\nwhile true; do :; done\n");
+        let suppressions = Suppressions::new(Language::Shell, &text);
+        assert!(suppressions.covers(2001, Rule::H11));
+        assert!(suppressions.covers(2002, Rule::H11));
+        assert!(!suppressions.covers(2000, Rule::H11));
+        assert!(!suppressions.covers(1, Rule::H11));
+        assert!(!suppressions.covers(2003, Rule::H11));
     }
 }

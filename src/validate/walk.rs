@@ -18,7 +18,7 @@ use ignore::{WalkBuilder, WalkState};
 use super::diagnostic::{Finding, FindingKind, Rule};
 use super::error::ValidateError;
 use super::loops::{self, prefilter, Language};
-use super::suppression::is_suppressed;
+use super::suppression::Suppressions;
 use super::{Note, NoteKind};
 
 /// Bytes read before deciding whether an extensionless file is a shell script.
@@ -199,10 +199,11 @@ fn scan_file(path: &Path, relative: &str, max_file_size: u64, scanner: Scanner) 
         return FileOutcome::Scanned(Vec::new());
     }
     let text = normalize_line_endings(text);
+    let suppressions = Suppressions::new(language, &text);
     let findings = scanner(language, &text)
         .into_iter()
         .map(|finding| Finding {
-            suppressed: is_suppressed(language, &text, finding.line, finding.rule),
+            suppressed: suppressions.covers(finding.line, finding.rule),
             rule: finding.rule,
             path: relative.to_owned(),
             line: finding.line,
@@ -229,7 +230,7 @@ fn too_large(relative: &str, language: Language, head: &[u8], max_file_size: u64
              were not checked; split it, or leave it out with `--exclude` if it is not automation",
             language_name(language)
         ),
-        suppressed: is_suppressed(language, &head, 1, Rule::H11),
+        suppressed: Suppressions::new(language, &head).covers(1, Rule::H11),
     }
 }
 

@@ -45,8 +45,32 @@ const MAX_EMBEDDING_LEVEL: usize = 4;
 /// How many embedded scripts one file may contribute.
 const MAX_EMBEDDED_SCRIPTS: usize = 256;
 
-/// Scans one file's text; see [`super::scan`].
+/// Scans one file's text; see [`super::scan`]. Files it sources are not read.
 pub fn scan(source: &str) -> Vec<LoopFinding> {
+    scan_with(source, &|_| None)
+}
+
+/// How many sourced files one script may contribute helpers from.
+const MAX_SOURCED_FILES: usize = 8;
+
+/// Scans one file's text, as [`scan`] does, reading the files it sources.
+///
+/// `resolve` gets each path the script sources literally (`. ./lib.sh`,
+/// `source common/util.sh`), as written, and returns that file's text, or
+/// `None` when it cannot be read. The caller decides what the path is
+/// relative to (the script's folder) and must not leave the project. Helpers
+/// defined there that always end the script (`usage`, `error_exit`) then
+/// count as exits of the loops that call them.
+pub fn scan_with(source: &str, resolve: &dyn Fn(&str) -> Option<String>) -> Vec<LoopFinding> {
+    scan_with_budget(source, resolve, None)
+}
+
+/// [`scan_with`], with the work budget replaced by `budget` units when given.
+fn scan_with_budget(
+    source: &str,
+    resolve: &dyn Fn(&str) -> Option<String>,
+    budget: Option<usize>,
+) -> Vec<LoopFinding> {
     // Every finding needs one of these words, in the file or in a string it runs.
     if !["while", "until", "for", "select", "sleep"]
         .iter()
@@ -57,11 +81,11 @@ pub fn scan(source: &str) -> Vec<LoopFinding> {
     let mut findings: Vec<(usize, LocalFinding)> = Vec::new();
     let mut pending = vec![(String::new(), Vec::new(), Context::default(), 0usize)];
     let mut embedded_count = 0usize;
+    let mut sourced_exits = Vec::new();
     while let Some((text, origins, context, level)) = pending.pop() {
         let text = if level == 0 { source } else { text.as_str() };
-        let program = Parser::new(text).parse_program();
-        let mut analyzer = Analyzer::new(text, &program);
-        analyzer.walk_list(&program, context);
+        let mut parser = Parser::new(text);
+        let program = parser.parse_program();
         let to_file = |offset: usize| -> usize {
             if level == 0 {
                 offset
@@ -69,25 +93,45 @@ pub fn scan(source: &str) -> Vec<LoopFinding> {
                 origins.get(offset).or(origins.last()).copied().unwrap_or(0)
             }
         };
+        if let Some(offset) = parser.too_deep {
+            findings.push((to_file(offset), unscanned(UNSCANNED_DEPTH)));
+        }
+        let analyzer = Analyzer::new(text, &program);
+        if level == 0 {
+            sourced_exits = sourced_helpers(&analyzer, resolve);
+        }
+        let mut analyzer = analyzer.with_sourced_exits(sourced_exits.clone());
+        if let Some(budget) = budget {
+            analyzer = analyzer.with_budget(budget);
+        }
+        analyzer.walk_list(&program, context);
         for finding in analyzer.findings {
             findings.push((to_file(finding.offset), finding));
         }
-        if level < MAX_EMBEDDING_LEVEL {
-            for script in analyzer.embedded {
-                if embedded_count >= MAX_EMBEDDED_SCRIPTS {
-                    break;
-                }
-                embedded_count += 1;
-                let origins = script
-                    .origins
-                    .iter()
-                    .map(|&offset| to_file(offset))
-                    .collect();
-                pending.push((script.text, origins, script.context, level + 1));
+        let embedded = analyzer.embedded;
+        if level >= MAX_EMBEDDING_LEVEL {
+            if let Some(script) = embedded.first() {
+                let offset = script.origins.first().copied().unwrap_or(0);
+                findings.push((to_file(offset), unscanned(UNSCANNED_EMBEDDING)));
             }
+            continue;
+        }
+        for script in embedded {
+            if embedded_count >= MAX_EMBEDDED_SCRIPTS {
+                let offset = script.origins.first().copied().unwrap_or(0);
+                findings.push((to_file(offset), unscanned(UNSCANNED_COUNT)));
+                break;
+            }
+            embedded_count += 1;
+            let origins = script
+                .origins
+                .iter()
+                .map(|&offset| to_file(offset))
+                .collect();
+            pending.push((script.text, origins, script.context, level + 1));
         }
     }
-    findings.sort_by_key(|(offset, finding)| (*offset, finding.rule));
+    findings.sort_by_key(|(offset, finding)| (*offset, finding.rule, finding.kind));
     findings.dedup_by_key(|(offset, finding)| (*offset, finding.rule));
     if findings.is_empty() {
         return Vec::new();
@@ -106,6 +150,38 @@ pub fn scan(source: &str) -> Vec<LoopFinding> {
             }
         })
         .collect()
+}
+
+const UNSCANNED_DEPTH: &str = "nesting deeper than the scanner follows (48 levels of `{ … }`, \
+    `( … )`, `$( … )`, `if` or loops) starts here: loops inside it were not checked; flatten the code";
+const UNSCANNED_EMBEDDING: &str = "code run from a string nested more than 4 levels deep \
+    (`sh -c \"bash -c '…'\"`) starts here: it was not checked";
+const UNSCANNED_COUNT: &str = "more than 256 embedded scripts (`sh -c '…'`, `eval`) in one file: \
+    from here on they were not checked";
+
+fn unscanned(message: &str) -> LocalFinding {
+    LocalFinding {
+        offset: 0,
+        rule: crate::validate::diagnostic::Rule::H11,
+        kind: crate::validate::diagnostic::FindingKind::Unscanned,
+        message: message.to_owned(),
+    }
+}
+
+/// Helpers that always end the script, from the files `analyzer`'s script sources.
+fn sourced_helpers(
+    analyzer: &Analyzer<'_>,
+    resolve: &dyn Fn(&str) -> Option<String>,
+) -> analysis::ExitingHelpers {
+    let mut helpers = Vec::new();
+    for path in analyzer.sourced_paths().into_iter().take(MAX_SOURCED_FILES) {
+        let Some(text) = resolve(&path) else {
+            continue;
+        };
+        let program = Parser::new(&text).parse_program();
+        helpers.extend(Analyzer::new(&text, &program).exiting_functions());
+    }
+    helpers
 }
 
 /// Turns increasing byte offsets into 1-based lines and character columns

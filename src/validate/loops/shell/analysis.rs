@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::HashMap;
 
 use super::syntax::{
     AndOr, Command, Connector, List, Loop, LoopKind, Pipeline, Redirect, Simple, Word,
@@ -46,14 +47,9 @@ struct FunctionGuard {
     exits: bool,
 }
 
-/// A function's index, the loop counters it was judged with, and the verdict.
-type FunctionAnswer = ((usize, String), Option<FunctionGuard>);
-
 /// What a pipeline feeds into a loop's standard input.
 #[derive(Default)]
 struct Feed {
-    /// The loop follows a `|`.
-    piped: bool,
     /// An endless source upstream (`tail -f`), by name.
     stream: Option<String>,
 }
@@ -64,7 +60,27 @@ enum Endless {
     Condition,
     /// It reads a stream that never closes, named here (`tail -f`).
     Stream(String),
+    /// Its condition waits on the outside world: a command's success, a
+    /// file, a port. What it waits for, ready to quote (`` `curl` ``).
+    Wait(String),
 }
+
+/// What a loop's body changes, for telling a wait from a walk over data.
+struct WaitScope<'t> {
+    /// Variables the body assigns, with their values.
+    assigned: Vec<(&'t str, &'t str)>,
+    /// Variables assigned by functions of the script the body calls, with the function.
+    helpers: Vec<(&'t str, String)>,
+}
+
+/// Helpers of another file (one the script sources) that always end the
+/// script, each with whether it prints why.
+pub(super) type ExitingHelpers = Vec<(String, bool)>;
+
+/// Work units one file may spend on judging loops, per byte of text, on top
+/// of a fixed allowance: generous for real scripts, a wall for hostile ones.
+const WORK_PER_BYTE: usize = 64;
+const WORK_ALLOWANCE: usize = 1 << 20;
 
 /// A jump out of the normal flow of a loop body.
 #[derive(Clone, Copy)]
@@ -100,13 +116,28 @@ pub(super) struct Analyzer<'t> {
     time_variables: OnceCell<Vec<&'t str>>,
     /// Every function definition, by name, in order.
     functions: OnceCell<Vec<(&'t str, &'t Command)>>,
+    /// Index into `functions` of the last definition of each name.
+    function_index: OnceCell<HashMap<&'t str, usize>>,
     /// Set while a function body is examined, so calls made from it (and
     /// recursion) are not followed.
     examining_function: Cell<bool>,
     /// Set while looking only for exits that end the script (`exit`, `die`).
     exits_only: Cell<bool>,
     /// What each function was found to do, by its index and the loop counters asked with.
-    function_answers: RefCell<Vec<FunctionAnswer>>,
+    function_answers: RefCell<HashMap<(usize, String), Option<FunctionGuard>>>,
+    /// Functions of this file that always end the script, by name: `Some(announces)`,
+    /// `None` while being judged (recursion), absent when not asked yet.
+    exit_answers: RefCell<HashMap<&'t str, Option<Option<bool>>>>,
+    /// Functions of this file that print something, by name (`None` while judged).
+    announce_answers: RefCell<HashMap<&'t str, Option<bool>>>,
+    /// Helpers from sourced files that always end the script.
+    sourced_exits: ExitingHelpers,
+    /// The script runs under `set -e`.
+    errexit: OnceCell<bool>,
+    /// Work left before the file counts as unscanned.
+    work_left: Cell<usize>,
+    /// Where the work budget ran out, once it has.
+    pub budget_spent_at: Option<usize>,
     pub findings: Vec<LocalFinding>,
     pub embedded: Vec<EmbeddedScript>,
 }
@@ -121,12 +152,78 @@ impl<'t> Analyzer<'t> {
             program,
             time_variables: OnceCell::new(),
             functions: OnceCell::new(),
+            function_index: OnceCell::new(),
             examining_function: Cell::new(false),
             exits_only: Cell::new(false),
-            function_answers: RefCell::new(Vec::new()),
+            function_answers: RefCell::new(HashMap::new()),
+            exit_answers: RefCell::new(HashMap::new()),
+            announce_answers: RefCell::new(HashMap::new()),
+            sourced_exits: Vec::new(),
+            errexit: OnceCell::new(),
+            work_left: Cell::new(
+                WORK_ALLOWANCE.saturating_add(text.len().saturating_mul(WORK_PER_BYTE)),
+            ),
+            budget_spent_at: None,
             findings: Vec::new(),
             embedded: Vec::new(),
         }
+    }
+
+    /// Lets calls to `helpers` (defined in a sourced file) count as exits.
+    pub(super) fn with_sourced_exits(mut self, helpers: ExitingHelpers) -> Self {
+        self.sourced_exits = helpers;
+        self
+    }
+
+    /// Replaces the work budget (tests use a small one).
+    pub(super) fn with_budget(self, units: usize) -> Self {
+        self.work_left.set(units);
+        self
+    }
+
+    /// Takes `units` of work; false once the file's budget is spent.
+    fn spend(&self, units: usize) -> bool {
+        let left = self.work_left.get();
+        self.work_left.set(left.saturating_sub(units));
+        left >= units
+    }
+
+    /// Functions of this file that always end the script, with whether each prints why.
+    pub(super) fn exiting_functions(&self) -> ExitingHelpers {
+        let names: Vec<&'t str> = self.functions().iter().map(|(name, _)| *name).collect();
+        names
+            .into_iter()
+            .filter_map(|name| {
+                self.function_exits(name)
+                    .map(|announces| (name.to_owned(), announces))
+            })
+            .collect()
+    }
+
+    /// Literal paths this script sources (`. ./lib.sh`, `source lib/common.sh`).
+    pub(super) fn sourced_paths(&self) -> Vec<String> {
+        let mut paths = Vec::new();
+        for and_or in self.program {
+            for command in and_or
+                .pipelines
+                .iter()
+                .flat_map(|pipeline| &pipeline.commands)
+            {
+                let Command::Simple(simple) = command else {
+                    continue;
+                };
+                if !matches!(self.command_name(simple).as_deref(), Some("." | "source")) {
+                    continue;
+                }
+                if let Some(word) = self.arguments(simple).first() {
+                    let path = literal(self.raw(word));
+                    if !path.is_empty() && !path.contains(['$', '`', '*', '?']) {
+                        paths.push(path.into_owned());
+                    }
+                }
+            }
+        }
+        paths
     }
 
     fn time_variables(&self) -> &[&'t str] {
@@ -199,7 +296,6 @@ impl<'t> Analyzer<'t> {
             match command {
                 Command::Loop(lp) => {
                     let feed = Feed {
-                        piped: index > 0,
                         stream: self.endless_stream(&pipeline.commands[..index]),
                     };
                     self.walk_loop(lp, context, feed, after);
@@ -358,26 +454,66 @@ impl<'t> Analyzer<'t> {
     // ---- one loop ------------------------------------------------------
 
     fn check_loop(&mut self, lp: &Loop, feed: Feed, after: &[AndOr]) {
+        if self.budget_spent_at.is_some() {
+            return;
+        }
+        if !self.spend(1 + body_size(&lp.condition) + body_size(&lp.body)) {
+            self.budget_spent_at = Some(lp.keyword);
+            self.findings.push(LocalFinding {
+                offset: lp.keyword,
+                rule: Rule::H11,
+                kind: FindingKind::Unscanned,
+                message: "the scanner's work budget for this file ran out at this loop: it and \
+                    the loops after it were not checked; split the file"
+                    .to_owned(),
+            });
+            return;
+        }
         let Some(endless) = self.endless(lp, feed) else {
+            self.check_retry(lp, after);
             return;
         };
-        if self.runs_at_most_once(&lp.body) || self.consumes_arguments(&lp.body) {
+        if self.runs_at_most_once(&lp.body) || self.consumes_arguments(lp) {
             return;
         }
         let header = self.header(lp);
         let mut guards = Guards::default();
-        let incremented = self.incremented(lp);
-        if matches!(endless, Endless::Stream(_))
-            && self.list_has_guard_test(&lp.condition, &incremented)
-        {
+        let counters = self.counters(lp);
+        let condition_guard = self.list_has_guard_test(&lp.condition, &counters);
+        if matches!(endless, Endless::Stream(_)) && condition_guard {
             // `while read -r line && (( SECONDS < deadline ))`: the loop ends by its
             // condition, and what follows the loop is out of sight.
             return;
         }
-        self.search_guards(&lp.body, 0, &incremented, &mut guards);
-        if guards.found && !guards.announced && self.explains_after(after, &incremented) {
+        if matches!(endless, Endless::Wait(_)) && condition_guard {
+            // `until curl … || (( SECONDS > deadline ))`: giving up falls out of
+            // the loop, so only what follows it can say why.
+            guards.found = true;
+        }
+        self.search_guards(&lp.body, 0, &counters, &mut guards);
+        let waited = match &endless {
+            Endless::Wait(_) => self.waited_command(lp),
+            _ => None,
+        };
+        if guards.found
+            && !guards.announced
+            && self.explains_after(
+                after,
+                &self.with_body_variables(lp, &counters),
+                waited.as_deref(),
+            )
+        {
             // `… && break; done; if (( SECONDS > deadline )); then echo late >&2; …`
             guards.announced = true;
+        }
+        if guards.found
+            && !guards.announced
+            && matches!(endless, Endless::Condition)
+            && self.is_countdown(lp, &counters)
+        {
+            // `while true; do …; n=$((n-1)); [ $n -eq 0 ] && break; done`: the
+            // cap is the loop's normal end, not a give-up.
+            return;
         }
         let message = match (&endless, guards.found, guards.announced) {
             (_, true, true) => return,
@@ -399,6 +535,13 @@ impl<'t> Analyzer<'t> {
                      {MESSAGE_FIX} or run the stream under `timeout`"
                 ),
             ),
+            (Endless::Wait(what), false, _) => (
+                FindingKind::Unbounded,
+                format!(
+                    "`{header}` loop waits for {what} with no deadline or cap: {MESSAGE_FIX} or run \
+                     the whole loop under `timeout` (a per-call timeout does not bound the loop)"
+                ),
+            ),
         };
         self.findings.push(LocalFinding {
             offset: lp.keyword,
@@ -406,6 +549,246 @@ impl<'t> Analyzer<'t> {
             kind: message.0,
             message: message.1,
         });
+    }
+
+    /// A loop bounded by its own header (`for i in $(seq 1 5)`, `for ((…))`,
+    /// `while [ $n -lt 5 ]`, `while (( SECONDS < end ))`) that retries
+    /// something: it sleeps between passes and leaves early on success. Its
+    /// last pass is a give-up, which must say so.
+    fn check_retry(&mut self, lp: &Loop, after: &[AndOr]) {
+        let mut counters = self.counters(lp);
+        let counted = match lp.kind {
+            LoopKind::For => {
+                let counted_words = lp.words.iter().any(|word| {
+                    let raw = self.raw(word);
+                    raw.contains("$(seq")
+                        || raw.contains("`seq")
+                        || (raw.starts_with('{') && raw.contains(".."))
+                }) || (lp.words.len() >= 2
+                    && lp
+                        .words
+                        .iter()
+                        .all(|word| self.raw(word).bytes().all(|byte| byte.is_ascii_digit())));
+                if counted_words {
+                    let header = self.span(lp.keyword, lp.header_end);
+                    if let Some((_, variable)) = identifiers(header).nth(1) {
+                        counters.push(variable);
+                    }
+                }
+                counted_words
+            }
+            LoopKind::ForArithmetic => true,
+            LoopKind::While | LoopKind::Until => self.list_has_guard_test(&lp.condition, &counters),
+            LoopKind::Select => false,
+        };
+        if !counted || !self.list_sleeps(&lp.body) || !self.has_other_exit(&lp.body, 0, &counters) {
+            return;
+        }
+        let mut guards = Guards::default();
+        self.search_guards(&lp.body, 0, &counters, &mut guards);
+        let announced = if guards.found {
+            guards.announced
+                || self.announces_on_a_test(&lp.body, &counters)
+                || self.explains_after(after, &self.with_body_variables(lp, &counters), None)
+        } else if self.list_breaks(&lp.body, 0) {
+            // Success and give-up both reach what follows: only a test there can tell them apart.
+            self.announces_on_a_test(&lp.body, &counters)
+                || self.explains_after(
+                    after,
+                    &self.with_body_variables(lp, &counters),
+                    self.success_command(&lp.body).as_deref(),
+                )
+        } else {
+            // Success leaves the function or the script: what follows runs only on give-up.
+            after.first().is_some_and(|and_or| {
+                and_or
+                    .pipelines
+                    .iter()
+                    .any(|pipeline| self.pipeline_announces(pipeline))
+            })
+        };
+        if announced {
+            return;
+        }
+        let header = self.header(lp);
+        self.findings.push(LocalFinding {
+            offset: lp.keyword,
+            rule: Rule::H11,
+            kind: FindingKind::SilentFallback,
+            message: format!(
+                "`{header}` loop gives up after its last try without saying so: print why on \
+                 that path (e.g. `echo \"gave up after $attempts tries\" >&2`) before failing"
+            ),
+        });
+    }
+
+    /// `counters` and every variable the loop's body assigns: after the loop,
+    /// a test of any of them tells the give-up from success
+    /// (`if [ "$state" != ready ]; then echo … >&2; exit 1; fi`).
+    fn with_body_variables(&self, lp: &Loop, counters: &[&'t str]) -> Vec<&'t str> {
+        let mut names = counters.to_vec();
+        let mut assigned = Vec::new();
+        self.collect_assignments(&lp.body, &mut assigned);
+        names.extend(assigned.into_iter().map(|(name, _)| name));
+        names
+    }
+
+    /// Does the body print on a test of its counter or deadline, even one
+    /// that does not leave (`if [ $n -eq 0 ]; then echo "did not stop in time"; fi`
+    /// on the last pass of a countdown)?
+    fn announces_on_a_test(&self, list: &[AndOr], counters: &[&str]) -> bool {
+        list.iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .flat_map(|pipeline| &pipeline.commands)
+            .any(|command| match command {
+                Command::If(chain) => chain.branches.iter().any(|(condition, body)| {
+                    (self.list_has_guard_test(condition, counters) && self.list_announces(body))
+                        || self.announces_on_a_test(body, counters)
+                }),
+                Command::Case(_) | Command::Group(_) => command
+                    .branch_lists()
+                    .any(|list| self.announces_on_a_test(list, counters)),
+                _ => false,
+            })
+    }
+
+    /// Does `list` run `sleep` anywhere (its loops included)?
+    fn list_sleeps(&self, list: &[AndOr]) -> bool {
+        list.iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .flat_map(|pipeline| &pipeline.commands)
+            .any(|command| match command {
+                Command::Simple(simple) => self.command_name(simple).as_deref() == Some("sleep"),
+                Command::Loop(inner) => self.list_sleeps(&inner.body),
+                Command::If(_) | Command::Case(_) | Command::Group(_) => {
+                    command.branch_lists().any(|list| self.list_sleeps(list))
+                }
+                Command::Arithmetic(..) | Command::Function(_) => false,
+            })
+    }
+
+    /// Does `list` hold a `break` that reaches the loop `depth` levels up?
+    fn list_breaks(&self, list: &[AndOr], depth: usize) -> bool {
+        list.iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .flat_map(|pipeline| &pipeline.commands)
+            .any(|command| match command {
+                Command::Simple(simple) => {
+                    self.command_name(simple).as_deref() == Some("break")
+                        && self
+                            .arguments(simple)
+                            .first()
+                            .and_then(|word| self.raw(word).parse::<usize>().ok())
+                            .unwrap_or(1)
+                            > depth
+                }
+                Command::Loop(inner) => self.list_breaks(&inner.body, depth + 1),
+                Command::If(_) | Command::Case(_) | Command::Group(_) => command
+                    .branch_lists()
+                    .any(|list| self.list_breaks(list, depth)),
+                Command::Arithmetic(..) | Command::Function(_) => false,
+            })
+    }
+
+    /// The command whose success ends a retry loop: `curl` in `curl … && break`.
+    fn success_command(&self, body: &[AndOr]) -> Option<String> {
+        body.iter().find_map(|and_or| {
+            let pipelines = &and_or.pipelines;
+            (pipelines.len() > 1
+                && pipelines[1..]
+                    .iter()
+                    .any(|pipeline| self.pipeline_leaves(pipeline, 0)))
+            .then(|| {
+                pipelines[0]
+                    .commands
+                    .iter()
+                    .find_map(|command| match command {
+                        Command::Simple(simple) => self.command_key(simple),
+                        _ => None,
+                    })
+            })
+            .flatten()
+        })
+    }
+
+    /// A `while true` loop whose only ways out are its counter's tests, each by
+    /// `break` (or a successful exit): running out of turns is how it finishes.
+    fn is_countdown(&self, lp: &Loop, counters: &[&str]) -> bool {
+        !counters.is_empty()
+            && !self.mentions_time(self.span(lp.header_end, lp.end))
+            && !self.has_other_exit(&lp.body, 0, counters)
+            && !self.list_fails(&lp.body)
+    }
+
+    /// Does `list` hold an `exit`/`return` with a failing (or unknown) status,
+    /// or a helper that ends the script?
+    fn list_fails(&self, list: &[AndOr]) -> bool {
+        list.iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .flat_map(|pipeline| &pipeline.commands)
+            .any(|command| match command {
+                Command::Simple(simple) => match self.command_name(simple).as_deref() {
+                    Some("exit" | "return") => self
+                        .arguments(simple)
+                        .first()
+                        .is_none_or(|word| self.raw(word) != "0"),
+                    Some(name) => self.helper_exits(name).is_some(),
+                    None => false,
+                },
+                Command::Loop(inner) => {
+                    self.list_fails(&inner.condition) || self.list_fails(&inner.body)
+                }
+                Command::If(_) | Command::Case(_) | Command::Group(_) => {
+                    command.branch_lists().any(|list| self.list_fails(list))
+                }
+                Command::Arithmetic(..) | Command::Function(_) => false,
+            })
+    }
+
+    /// Does `list` leave the loop (from `depth` loops below it) other than on a guard test?
+    fn has_other_exit(&self, list: &[AndOr], depth: usize, counters: &[&str]) -> bool {
+        list.iter().any(|and_or| {
+            let pipelines = &and_or.pipelines;
+            let chained = (1..pipelines.len()).any(|index| {
+                self.pipeline_leaves(&pipelines[index], depth)
+                    && !pipelines[..index]
+                        .iter()
+                        .any(|pipeline| self.pipeline_is_guard_test(pipeline, counters))
+            });
+            chained
+                || pipelines
+                    .iter()
+                    .flat_map(|pipeline| &pipeline.commands)
+                    .any(|command| match command {
+                        Command::Simple(_) => {
+                            pipelines.len() == 1 && self.command_jumps(command, depth, Jump::Leave)
+                        }
+                        Command::If(chain) => {
+                            let mut guarded = false;
+                            for (condition, body) in &chain.branches {
+                                if self.list_has_guard_test(condition, counters) {
+                                    guarded = true;
+                                } else if self.has_other_exit(body, depth, counters) {
+                                    return true;
+                                }
+                            }
+                            !guarded
+                                && chain.otherwise.as_ref().is_some_and(|otherwise| {
+                                    self.has_other_exit(otherwise, depth, counters)
+                                })
+                        }
+                        Command::Case(case) => case
+                            .arms
+                            .iter()
+                            .any(|arm| self.has_other_exit(arm, depth, counters)),
+                        Command::Group(body) => self.has_other_exit(body, depth, counters),
+                        Command::Loop(inner) => {
+                            self.has_other_exit(&inner.condition, depth + 1, counters)
+                                || self.has_other_exit(&inner.body, depth + 1, counters)
+                        }
+                        Command::Arithmetic(..) | Command::Function(_) => false,
+                    })
+        })
     }
 
     /// The loop's first line as written, for messages: `while true`.
@@ -421,19 +804,13 @@ impl<'t> Analyzer<'t> {
             LoopKind::While | LoopKind::Until => {
                 let wanted = lp.kind == LoopKind::While;
                 let constant = self.list_truth(&lp.condition) == Some(wanted);
-                // `while true; do read -r line || break; …; done < file` ends
-                // with its input, like `while read`. Input left to the
-                // terminal is not counted: `read -t 5` there is a per-call timeout.
-                let explicit_input = feed.piped
-                    || lp.redirects.iter().any(|redirect| {
-                        matches!(redirect.operator, "<" | "<<" | "<<-" | "<<<" | "<>")
-                    });
-                let reads_until_end = explicit_input && self.body_reads_until_end(&lp.body);
-                if constant && !reads_until_end {
+                // `while true; do read -r line || break; …; done` ends with its input,
+                // like `while read` (a `read -t 5` timeout ends it too).
+                if constant && !self.body_reads_until_end(&lp.body) {
                     return Some(Endless::Condition);
                 }
                 if !constant && !self.list_reads_input(&lp.condition) {
-                    return None;
+                    return self.condition_waits(lp).map(Endless::Wait);
                 }
                 let redirected = lp.redirects.iter().find_map(|redirect| {
                     let raw = self.raw(&redirect.target);
@@ -464,18 +841,481 @@ impl<'t> Analyzer<'t> {
         }
     }
 
-    /// `read … || break` (or `exit`, `return`) at the top level of a body.
+    /// Does the body end the loop when its input ends? `read … || break` (or
+    /// `exit`, `return`) at its top level; a bare `read` under `set -e`; or a
+    /// `read` of a variable whose empty value (what end of input leaves) leaves.
     fn body_reads_until_end(&self, body: &[AndOr]) -> bool {
-        body.iter().any(|and_or| {
-            let reads = and_or.pipelines.first().is_some_and(|pipeline| {
-                !pipeline.negated
-                    && matches!(pipeline.commands.as_ref(), [Command::Simple(simple)]
-                        if self.command_name(simple).as_deref() == Some("read"))
-            });
-            reads
-                && and_or.connectors.first() == Some(&Connector::Or)
-                && self.pipeline_leaves(&and_or.pipelines[1], 0)
+        body.iter().enumerate().any(|(position, and_or)| {
+            let Some(variable) =
+                and_or
+                    .pipelines
+                    .first()
+                    .and_then(|pipeline| match pipeline.commands.as_ref() {
+                        [Command::Simple(simple)] if !pipeline.negated => {
+                            self.read_variable(simple)
+                        }
+                        _ => None,
+                    })
+            else {
+                return false;
+            };
+            if and_or.connectors.first() == Some(&Connector::Or) {
+                return self.pipeline_leaves(&and_or.pipelines[1], 0);
+            }
+            (and_or.pipelines.len() == 1 && self.errexit())
+                || self.empty_value_leaves(&body[position + 1..], variable)
         })
+    }
+
+    /// `read [options] [names]`: the variable it fills (`REPLY` by default).
+    fn read_variable(&self, simple: &Simple) -> Option<&'t str> {
+        if self.command_name(simple).as_deref() != Some("read") {
+            return None;
+        }
+        let mut skip_next = false;
+        let mut variable = "REPLY";
+        for word in self.arguments(simple) {
+            let raw = self.raw(word);
+            if skip_next {
+                skip_next = false;
+            } else if raw.starts_with('-') {
+                // Options that take a value: `-p prompt`, `-t 5`, `-u 3`, `-d ''`, `-n 1`.
+                skip_next = matches!(
+                    raw.chars().last(),
+                    Some('p' | 't' | 'u' | 'd' | 'n' | 'N' | 'a' | 'i')
+                );
+            } else {
+                variable = raw;
+            }
+        }
+        Some(variable)
+    }
+
+    /// After `read answer`, does an empty `answer` leave the loop: a `case` arm
+    /// that matches "" (or `*`) and leaves, or `[ -z "$answer" ] && break`?
+    fn empty_value_leaves(&self, rest: &[AndOr], variable: &str) -> bool {
+        let mentions = |word: &Word| references(self.raw(word), variable);
+        rest.iter().any(|and_or| {
+            let pipelines = &and_or.pipelines;
+            let tested = pipelines.first().is_some_and(|pipeline| {
+                matches!(pipeline.commands.as_ref(), [Command::Simple(simple)]
+                    if matches!(self.command_name(simple).as_deref(), Some("[" | "[[" | "test"))
+                        && self.arguments(simple).iter().any(|word| self.raw(word) == "-z")
+                        && self.arguments(simple).iter().any(mentions))
+            });
+            (tested
+                && pipelines[1..]
+                    .iter()
+                    .any(|pipeline| self.pipeline_leaves(pipeline, 0)))
+                || pipelines
+                    .iter()
+                    .flat_map(|pipeline| &pipeline.commands)
+                    .any(|command| match command {
+                        Command::Case(case) if mentions(&case.subject) => {
+                            case.patterns.iter().zip(&case.arms).any(|(patterns, arm)| {
+                                patterns.iter().any(|pattern| {
+                                    let pattern = literal(self.raw(pattern));
+                                    pattern.is_empty() || pattern.bytes().all(|byte| byte == b'*')
+                                }) && self.list_leaves(arm, 0)
+                            })
+                        }
+                        Command::If(chain) => chain.branches.iter().any(|(condition, body)| {
+                            self.empty_value_leaves(condition, variable)
+                                && self.list_leaves(body, 0)
+                                || self.empty_value_leaves(body, variable)
+                        }),
+                        _ => false,
+                    })
+        })
+    }
+
+    /// Does the script run under `set -e` (or `set -o errexit`, or `-e` on its shebang)?
+    fn errexit(&self) -> bool {
+        *self.errexit.get_or_init(|| {
+            let shebang = self.text.lines().next().unwrap_or("");
+            if shebang.starts_with("#!")
+                && shebang
+                    .split_whitespace()
+                    .skip(1)
+                    .any(|word| is_short_cluster_with(word, 'e'))
+            {
+                return true;
+            }
+            self.program
+                .iter()
+                .flat_map(|and_or| &and_or.pipelines)
+                .flat_map(|pipeline| &pipeline.commands)
+                .any(|command| {
+                    let Command::Simple(simple) = command else {
+                        return false;
+                    };
+                    if self.command_name(simple).as_deref() != Some("set") {
+                        return false;
+                    }
+                    let arguments = self.arguments(simple);
+                    arguments
+                        .iter()
+                        .any(|word| is_short_cluster_with(self.raw(word), 'e'))
+                        || arguments.windows(2).any(|pair| {
+                            self.raw(&pair[0]) == "-o" && self.raw(&pair[1]) == "errexit"
+                        })
+                })
+        })
+    }
+
+    // ---- waits on the outside world ---------------------------------------
+
+    /// What a `while`/`until` condition waits for, when its result depends on
+    /// the outside world (a command's success, a file, a port), quoted for a
+    /// message. A condition over variables the body changes walks data instead.
+    fn condition_waits(&self, lp: &Loop) -> Option<String> {
+        let mut assigned = Vec::new();
+        self.collect_assignments(&lp.body, &mut assigned);
+        let mut helpers = Vec::new();
+        self.collect_called_assignments(&lp.body, &mut helpers);
+        let scope = WaitScope { assigned, helpers };
+        let last = lp.condition.last()?;
+        last.pipelines
+            .iter()
+            .find_map(|pipeline| self.pipeline_waits(pipeline, &scope, 0))
+    }
+
+    /// For each function of the script the body calls, the variables it assigns.
+    fn collect_called_assignments(&self, list: &[AndOr], helpers: &mut Vec<(&'t str, String)>) {
+        for command in list
+            .iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .flat_map(|pipeline| &pipeline.commands)
+        {
+            match command {
+                Command::Simple(simple) => {
+                    let Some(name) = self.command_name(simple) else {
+                        continue;
+                    };
+                    if let Some((_, Command::Group(body))) = self.function_named(&name) {
+                        if !self.spend(1 + body_size(body)) {
+                            return;
+                        }
+                        let mut assigned = Vec::new();
+                        self.collect_assignments(body, &mut assigned);
+                        helpers.extend(
+                            assigned
+                                .into_iter()
+                                .map(|(variable, _)| (variable, name.to_string())),
+                        );
+                    }
+                }
+                Command::Loop(inner) => self.collect_called_assignments(&inner.body, helpers),
+                Command::If(_) | Command::Case(_) | Command::Group(_) => {
+                    for list in command.branch_lists() {
+                        self.collect_called_assignments(list, helpers);
+                    }
+                }
+                Command::Arithmetic(..) | Command::Function(_) => {}
+            }
+        }
+    }
+
+    /// A test of a variable that the body changes only through a helper of
+    /// the script (`testpid` re-reading a pid file): a wait on that helper.
+    fn changed_by_helper(&self, words: &[Word], scope: &WaitScope<'t>) -> Option<String> {
+        words.iter().find_map(|word| {
+            let raw = self.raw(word);
+            scope
+                .helpers
+                .iter()
+                .find(|(variable, _)| {
+                    references(raw, variable)
+                        && !scope
+                            .assigned
+                            .iter()
+                            .any(|(assigned, _)| assigned == variable)
+                })
+                .map(|(_, helper)| format!("`{helper}`"))
+        })
+    }
+
+    /// The command a waiting loop runs in its condition, to recognise a retest after it.
+    fn waited_command(&self, lp: &Loop) -> Option<String> {
+        let last = lp.condition.last()?;
+        last.pipelines
+            .iter()
+            .flat_map(|pipeline| &pipeline.commands)
+            .find_map(|command| match command {
+                Command::Simple(simple) => self
+                    .command_key(simple)
+                    .filter(|key| !key.starts_with(['[', ' ']) && !key.starts_with("test ")),
+                _ => None,
+            })
+    }
+
+    /// A command's name and first argument, to recognise the same command
+    /// again: `docker exec` is not `docker ps`.
+    fn command_key(&self, simple: &Simple) -> Option<String> {
+        let (name, arguments) = self.unwrapped(simple)?;
+        let first = arguments.first().map_or("", |word| self.raw(word));
+        Some(format!("{name} {first}"))
+    }
+
+    fn pipeline_waits(
+        &self,
+        pipeline: &Pipeline,
+        scope: &WaitScope<'t>,
+        depth: usize,
+    ) -> Option<String> {
+        pipeline
+            .commands
+            .iter()
+            .enumerate()
+            .find_map(|(index, command)| match command {
+                Command::Group(list) => list.last().and_then(|and_or| {
+                    and_or
+                        .pipelines
+                        .iter()
+                        .find_map(|pipeline| self.pipeline_waits(pipeline, scope, depth))
+                }),
+                Command::Simple(simple) => self.simple_waits(simple, index == 0, scope, depth),
+                _ => None,
+            })
+    }
+
+    fn simple_waits(
+        &self,
+        simple: &Simple,
+        first_in_pipeline: bool,
+        scope: &WaitScope<'t>,
+        depth: usize,
+    ) -> Option<String> {
+        if depth > 4 {
+            return None;
+        }
+        let assigned = &scope.assigned;
+        if simple.redirects.iter().any(|redirect| {
+            let target = literal(self.raw(&redirect.target));
+            target.starts_with("/dev/tcp/") || target.starts_with("/dev/udp/")
+        }) {
+            return Some("a connection (`/dev/tcp/…`)".to_owned());
+        }
+        let (name, arguments) = self.unwrapped(simple)?;
+        let name = name.into_owned();
+        // A word that reads a variable the body changes (from data, not from
+        // the outside world): the loop walks that data.
+        let changed_by_body = |word: &Word| {
+            let raw = self.raw(word);
+            assigned
+                .iter()
+                .any(|(variable, value)| references(raw, variable) && !self.value_waits(value))
+        };
+        let from_words = || {
+            arguments.iter().find_map(|word| {
+                word.substitutions
+                    .iter()
+                    .filter_map(|list| list.last())
+                    .flat_map(|and_or| &and_or.pipelines)
+                    .find_map(|pipeline| self.pipeline_waits(pipeline, scope, depth + 1))
+                    .or_else(|| {
+                        // `status=$(kubectl get …)` in the body, `[ "$status" != Ready ]` here.
+                        let raw = self.raw(word);
+                        assigned.iter().find_map(|(variable, value)| {
+                            (references(raw, variable) && self.value_waits(value)).then(|| {
+                                format!("`{}`", first_command_of(value).unwrap_or(variable))
+                            })
+                        })
+                    })
+            })
+        };
+        match name.as_str() {
+            "true" | "false" | ":" | "read" | "readarray" | "mapfile" | "getopts" | "shift"
+            | "let" | "sleep" | "wait" | "expr" | "eval" | "return" | "exit" | "break"
+            | "continue" | "local" | "declare" | "set" | "unset" | "export" => None,
+            "[" | "[[" | "test" => {
+                let file_test = arguments.windows(2).find_map(|pair| {
+                    let operator = self.raw(&pair[0]);
+                    let is_file_test = matches!(
+                        operator,
+                        "-e" | "-f"
+                            | "-d"
+                            | "-s"
+                            | "-S"
+                            | "-p"
+                            | "-r"
+                            | "-w"
+                            | "-x"
+                            | "-L"
+                            | "-h"
+                            | "-b"
+                            | "-c"
+                            | "-O"
+                            | "-G"
+                            | "-N"
+                    );
+                    (is_file_test && !changed_by_body(&pair[1])).then(|| {
+                        format!(
+                            "a file (`{} {}`)",
+                            operator,
+                            shorten(&literal(self.raw(&pair[1])), 40)
+                        )
+                    })
+                });
+                file_test
+                    .or_else(from_words)
+                    .or_else(|| self.changed_by_helper(arguments, scope))
+            }
+            "echo" | "printf" | "grep" | "egrep" | "fgrep" | "awk" | "gawk" | "sed" | "cut"
+            | "tr" | "wc" | "head" | "tail" | "sort" | "uniq" | "basename" | "dirname" | "date"
+            | "seq" | "cat" | "realpath" | "readlink" | "jq" => {
+                let reads_file = first_in_pipeline
+                    && matches!(
+                        name.as_str(),
+                        "cat" | "grep" | "egrep" | "fgrep" | "tail" | "head" | "jq"
+                    )
+                    && arguments.iter().any(|word| {
+                        let raw = self.raw(word);
+                        raw.contains('/') && !raw.starts_with('-') && !changed_by_body(word)
+                    });
+                if reads_file {
+                    Some(format!("`{name}` on a file"))
+                } else {
+                    from_words()
+                }
+            }
+            _ => {
+                if let Some((_, Command::Group(body))) = self.function_named(&name) {
+                    return body.last().and_then(|and_or| {
+                        and_or
+                            .pipelines
+                            .iter()
+                            .find_map(|pipeline| self.pipeline_waits(pipeline, scope, depth + 1))
+                    });
+                }
+                if arguments.iter().any(changed_by_body) {
+                    return None;
+                }
+                Some(format!("`{name}`"))
+            }
+        }
+    }
+
+    /// Is `value` (an assignment's right side) the output of a command that
+    /// depends on the outside world: `$(kubectl get …)`, `` `cat state` ``?
+    fn value_waits(&self, value: &str) -> bool {
+        // `status=$?` after `wait "$pid"`, and `count=$($count+1)`, which runs a
+        // command instead of counting: neither is data the loop advances.
+        if value == "$?" || is_broken_arithmetic(value) {
+            return true;
+        }
+        first_command_of(value).is_some_and(|name| {
+            !matches!(
+                name,
+                "echo"
+                    | "printf"
+                    | "expr"
+                    | "basename"
+                    | "dirname"
+                    | "date"
+                    | "seq"
+                    | "sed"
+                    | "awk"
+                    | "cut"
+                    | "tr"
+                    | "wc"
+                    | "head"
+                    | "sort"
+                    | "uniq"
+                    | "realpath"
+                    | "readlink"
+                    | "jq"
+                    | "grep"
+                    | "ls"
+                    | "pwd"
+            ) && self.function_named(name).is_none()
+        })
+    }
+
+    // ---- helpers that end the script ---------------------------------------
+
+    /// Does calling `name` always end the script? `Some(whether it prints why)`.
+    fn helper_exits(&self, name: &str) -> Option<bool> {
+        if is_fatal_command(name) {
+            return Some(true);
+        }
+        if self.function_named(name).is_some() {
+            return self.function_exits(name);
+        }
+        if let Some((_, announces)) = self.sourced_exits.iter().find(|(helper, _)| helper == name) {
+            return Some(*announces);
+        }
+        is_fatal_by_name(name).then_some(true)
+    }
+
+    /// Does the function `name` of this file end the script on every path?
+    fn function_exits(&self, name: &str) -> Option<bool> {
+        let (index, body) = self.function_named(name)?;
+        let key = self.functions()[index].0;
+        if let Some(answer) = self.exit_answers.borrow().get(key) {
+            // `None` while it is being judged: a recursive call proves nothing.
+            return answer.flatten();
+        }
+        self.exit_answers.borrow_mut().insert(key, None);
+        let answer = match body {
+            Command::Group(list)
+                if self.spend(1 + body_size(list)) && self.list_always_exits(list) =>
+            {
+                Some(self.list_announces(list))
+            }
+            _ => None,
+        };
+        self.exit_answers.borrow_mut().insert(key, Some(answer));
+        answer
+    }
+
+    /// Does `list` reach an `exit` (or a helper that exits) on every path?
+    fn list_always_exits(&self, list: &[AndOr]) -> bool {
+        list.iter().any(|and_or| {
+            and_or.connectors.is_empty()
+                && matches!(and_or.pipelines.first(), Some(pipeline)
+                    if pipeline.commands.len() == 1 && self.command_always_exits(&pipeline.commands[0]))
+        })
+    }
+
+    fn command_always_exits(&self, command: &Command) -> bool {
+        match command {
+            Command::Simple(simple) => match self.command_name(simple).as_deref() {
+                Some("exit") => true,
+                Some(name) => self.helper_exits(name).is_some(),
+                None => false,
+            },
+            Command::If(chain) => {
+                chain
+                    .otherwise
+                    .as_ref()
+                    .is_some_and(|otherwise| self.list_always_exits(otherwise))
+                    && chain
+                        .branches
+                        .iter()
+                        .all(|(_, body)| self.list_always_exits(body))
+            }
+            Command::Group(list) => self.list_always_exits(list),
+            _ => false,
+        }
+    }
+
+    /// Does calling `name`, a function of this file, print something?
+    fn function_announces(&self, name: &str) -> bool {
+        let Some((index, body)) = self.function_named(name) else {
+            return false;
+        };
+        let key = self.functions()[index].0;
+        if let Some(answer) = self.announce_answers.borrow().get(key) {
+            return answer.unwrap_or(false);
+        }
+        self.announce_answers.borrow_mut().insert(key, None);
+        let answer = match body {
+            Command::Group(list) => self.spend(1 + body_size(list)) && self.list_announces(list),
+            _ => false,
+        };
+        self.announce_answers.borrow_mut().insert(key, Some(answer));
+        answer
     }
 
     /// A body whose top level holds a plain `break`, `exit` or `return`, and
@@ -490,58 +1330,137 @@ impl<'t> Analyzer<'t> {
         plain_exit && !self.list_jumps(body, 0, Jump::Continue)
     }
 
-    /// `while :; do case $1 in -v) …; shift ;; *) break ;; esac; done`: each
-    /// turn consumes an argument or leaves, and the arm that an exhausted
-    /// argument list reaches (`*`, `""`) leaves, so the arguments bound it.
-    fn consumes_arguments(&self, body: &[AndOr]) -> bool {
-        let commands = || {
-            body.iter()
-                .flat_map(|and_or| &and_or.pipelines)
+    /// An option loop: every turn consumes an argument (`shift`) or leaves, and
+    /// the loop looks at the arguments (`$1`, `$#`, or a variable just taken
+    /// from `$1`), so running out of them ends it: `while :; do case $1 in -v)
+    /// …; shift ;; *) break ;; esac; done`, `flag=$1; shift; case $flag …`, or
+    /// a `case` with no default arm and a `shift` after it.
+    fn consumes_arguments(&self, lp: &Loop) -> bool {
+        let body = &lp.body;
+        let mut subjects: Vec<Cow<str>> =
+            vec![Cow::Borrowed("1"), Cow::Borrowed("#"), Cow::Borrowed("@")];
+        for and_or in body {
+            for command in and_or
+                .pipelines
+                .iter()
                 .flat_map(|pipeline| &pipeline.commands)
+            {
+                if let Command::Simple(simple) = command {
+                    for word in simple.words.iter().chain(self.arguments(simple)) {
+                        if let Some((name, value)) = assignment(self.raw(word)) {
+                            if matches!(&*literal(value), "$1" | "${1}" | "${1:-}" | "${1-}") {
+                                subjects.push(Cow::Borrowed(name));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let looks_at_arguments = |text: &str| {
+            subjects.iter().any(|subject| {
+                text.contains(&format!("${subject}")) || text.contains(&format!("${{{subject}"))
+            })
         };
-        let shifts = |command: &Command| {
-            matches!(command, Command::Simple(simple)
-                if self.command_name(simple).as_deref() == Some("shift"))
+        let header = self.span(lp.keyword, lp.header_end);
+        (looks_at_arguments(header) || self.exhaustion_leaves(body, &looks_at_arguments))
+            && self.shifts_or_leaves(body)
+    }
+
+    /// Once the arguments run out, does the body leave: a test of them that
+    /// leaves, a `case` whose arm for an empty word leaves, `shift || break`,
+    /// or a bare `shift` under `set -e`?
+    fn exhaustion_leaves(&self, body: &[AndOr], looks_at_arguments: &dyn Fn(&str) -> bool) -> bool {
+        let tests_arguments = |pipeline: &Pipeline| {
+            pipeline.commands.iter().any(|command| match command {
+                Command::Simple(simple) => simple
+                    .words
+                    .iter()
+                    .any(|word| looks_at_arguments(self.raw(word))),
+                Command::Arithmetic(start, end) => self.span(*start, *end).contains('#'),
+                _ => false,
+            })
         };
-        let shifts_every_turn = commands().any(shifts);
-        commands().any(|command| {
-            let Command::Case(case) = command else {
-                return false;
+        body.iter().any(|and_or| {
+            let pipelines = &and_or.pipelines;
+            let shifts = |pipeline: &Pipeline| {
+                matches!(pipeline.commands.as_ref(), [Command::Simple(simple)]
+                    if self.command_name(simple).as_deref() == Some("shift"))
             };
-            if !matches!(&*literal(self.raw(&case.subject)), "$1" | "${1}") {
-                return false;
-            }
-            let mut exhausted_arm_leaves = None;
-            for (patterns, arm) in case.patterns.iter().zip(&case.arms) {
-                let leaves = self.list_leaves(arm, 0);
-                let arm_shifts = self.list_runs(arm, "shift");
-                if !(leaves || arm_shifts || shifts_every_turn) {
-                    return false;
-                }
-                let matches_nothing = patterns.iter().any(|pattern| {
-                    let pattern = literal(self.raw(pattern));
-                    pattern.is_empty() || pattern.bytes().all(|byte| byte == b'*')
-                });
-                if matches_nothing && exhausted_arm_leaves.is_none() {
-                    exhausted_arm_leaves = Some(leaves);
-                }
-            }
-            exhausted_arm_leaves == Some(true)
+            let chained = pipelines
+                .first()
+                .is_some_and(|first| tests_arguments(first) || shifts(first))
+                && pipelines[1..]
+                    .iter()
+                    .any(|pipeline| self.pipeline_leaves(pipeline, 0));
+            let strict_shift = pipelines.len() == 1 && shifts(&pipelines[0]) && self.errexit();
+            chained
+                || strict_shift
+                || pipelines
+                    .iter()
+                    .flat_map(|pipeline| &pipeline.commands)
+                    .any(|command| match command {
+                        Command::If(chain) => chain.branches.iter().any(|(condition, branch)| {
+                            condition
+                                .iter()
+                                .flat_map(|and_or| &and_or.pipelines)
+                                .any(tests_arguments)
+                                && self.list_leaves(branch, 0)
+                        }),
+                        Command::Case(case) if looks_at_arguments(self.raw(&case.subject)) => case
+                            .patterns
+                            .iter()
+                            .zip(&case.arms)
+                            .find(|(patterns, _)| {
+                                patterns.iter().any(|pattern| {
+                                    let pattern = literal(self.raw(pattern));
+                                    pattern.is_empty() || pattern.bytes().all(|byte| byte == b'*')
+                                })
+                            })
+                            .is_some_and(|(_, arm)| self.list_leaves(arm, 0)),
+                        _ => false,
+                    })
         })
     }
 
-    /// Does `list` run the command `name`, outside nested loops and functions?
-    fn list_runs(&self, list: &[AndOr], name: &str) -> bool {
-        list.iter()
-            .flat_map(|and_or| &and_or.pipelines)
-            .flat_map(|pipeline| &pipeline.commands)
-            .any(|command| match command {
-                Command::Simple(simple) => self.command_name(simple).as_deref() == Some(name),
-                Command::If(_) | Command::Case(_) | Command::Group(_) => command
-                    .branch_lists()
-                    .any(|list| self.list_runs(list, name)),
-                Command::Loop(_) | Command::Arithmetic(..) | Command::Function(_) => false,
-            })
+    /// Does every path through `list` run `shift` or leave the loop?
+    fn shifts_or_leaves(&self, list: &[AndOr]) -> bool {
+        list.iter().any(|and_or| {
+            let Some(first) = and_or.pipelines.first() else {
+                return false;
+            };
+            let [command] = first.commands.as_ref() else {
+                return false;
+            };
+            let alone = and_or.pipelines.len() == 1;
+            match command {
+                Command::Simple(simple) => {
+                    self.command_name(simple).as_deref() == Some("shift")
+                        || (alone && self.command_jumps(command, 0, Jump::Leave))
+                }
+                Command::Group(body) => self.shifts_or_leaves(body),
+                Command::If(chain) => {
+                    chain
+                        .otherwise
+                        .as_ref()
+                        .is_some_and(|otherwise| self.shifts_or_leaves(otherwise))
+                        && chain
+                            .branches
+                            .iter()
+                            .all(|(_, body)| self.shifts_or_leaves(body))
+                }
+                Command::Case(case) => {
+                    // With no default arm, an argument that matches nothing
+                    // falls through to what follows the `case`.
+                    let has_default = case.patterns.iter().any(|patterns| {
+                        patterns.iter().any(|pattern| {
+                            literal(self.raw(pattern)).bytes().all(|byte| byte == b'*')
+                        })
+                    });
+                    has_default && case.arms.iter().all(|arm| self.shifts_or_leaves(arm))
+                }
+                _ => false,
+            }
+        })
     }
 
     // ---- constant conditions -------------------------------------------
@@ -760,8 +1679,11 @@ impl<'t> Analyzer<'t> {
 
     // ---- guards --------------------------------------------------------
 
-    /// Names incremented or decremented anywhere in the loop: its counters.
-    fn incremented(&self, lp: &Loop) -> Vec<&'t str> {
+    /// The loop's counters, judged by data flow: names its `for ((…))` step,
+    /// its condition, or every path through its body advances, and that
+    /// nothing in the body sets back (`n=0`). A counter advanced only on
+    /// success, or only by an inner loop, stops nothing.
+    fn counters(&self, lp: &Loop) -> Vec<&'t str> {
         let mut names = Vec::new();
         if let Some(parts) = lp.arithmetic {
             for (start, end) in [parts[0], parts[2]] {
@@ -769,8 +1691,168 @@ impl<'t> Analyzer<'t> {
             }
         }
         self.list_increments(&lp.condition, &mut names);
-        self.list_increments(&lp.body, &mut names);
+        self.every_path_increments(&lp.body, &mut names);
+        let mut resets = Vec::new();
+        self.list_resets(&lp.body, &mut resets);
+        names.retain(|name| !resets.contains(name));
         names
+    }
+
+    /// Adds the names advanced on every path through `list` that stays in
+    /// the loop; true when every path through it leaves the loop.
+    fn every_path_increments(&self, list: &[AndOr], names: &mut Vec<&'t str>) -> bool {
+        for and_or in list {
+            let Some(first) = and_or.pipelines.first() else {
+                continue;
+            };
+            let alone = and_or.pipelines.len() == 1;
+            if let [command] = first.commands.as_ref() {
+                match command {
+                    Command::Simple(simple) => {
+                        self.simple_increments(simple, names);
+                        if alone && self.command_jumps(command, 0, Jump::Leave) {
+                            return true;
+                        }
+                    }
+                    Command::Arithmetic(start, end) => {
+                        arithmetic_updates(self.span(*start, *end), names)
+                    }
+                    Command::Group(body) => {
+                        if self.every_path_increments(body, names) && alone {
+                            return true;
+                        }
+                    }
+                    Command::If(chain) => {
+                        if let Some((condition, _)) = chain.branches.first() {
+                            self.every_path_increments(condition, names);
+                        }
+                        let bodies = chain
+                            .branches
+                            .iter()
+                            .map(|(_, body)| Some(body))
+                            .chain([chain.otherwise.as_ref()]);
+                        if self.common_increments(bodies, names) && alone {
+                            return true;
+                        }
+                    }
+                    Command::Case(case) => {
+                        let has_default = case.patterns.iter().any(|patterns| {
+                            patterns.iter().any(|pattern| {
+                                literal(self.raw(pattern)).bytes().all(|byte| byte == b'*')
+                            })
+                        });
+                        let arms = case
+                            .arms
+                            .iter()
+                            .map(Some)
+                            .chain((!has_default).then_some(None));
+                        if self.common_increments(arms, names) && alone {
+                            return true;
+                        }
+                    }
+                    Command::Loop(_) | Command::Function(_) => {}
+                }
+            }
+            // After a `continue`, some turns skip the rest of the body.
+            if and_or
+                .pipelines
+                .iter()
+                .flat_map(|pipeline| &pipeline.commands)
+                .any(|command| self.command_jumps(command, 0, Jump::Continue))
+            {
+                return false;
+            }
+        }
+        false
+    }
+
+    /// Adds the names every branch that stays in the loop advances (a missing
+    /// branch, `None`, advances nothing); true when every branch leaves.
+    fn common_increments<'b>(
+        &self,
+        branches: impl Iterator<Item = Option<&'b List>>,
+        names: &mut Vec<&'t str>,
+    ) -> bool {
+        let mut common: Option<Vec<&'t str>> = None;
+        for branch in branches {
+            let mut own = Vec::new();
+            if let Some(branch) = branch {
+                if self.every_path_increments(branch, &mut own) {
+                    continue;
+                }
+            }
+            common = Some(match common {
+                None => own,
+                Some(known) => known
+                    .into_iter()
+                    .filter(|name| own.contains(name))
+                    .collect(),
+            });
+        }
+        match common {
+            None => true,
+            Some(common) => {
+                names.extend(common);
+                false
+            }
+        }
+    }
+
+    /// Names the body sets to a value that does not build on their own (`n=0`).
+    fn list_resets(&self, list: &[AndOr], names: &mut Vec<&'t str>) {
+        for command in list
+            .iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .flat_map(|pipeline| &pipeline.commands)
+        {
+            match command {
+                Command::Simple(simple) => {
+                    let index = self.command_index(simple).unwrap_or(simple.words.len());
+                    let declares = matches!(
+                        self.command_name(simple).as_deref(),
+                        Some("local" | "declare" | "typeset" | "export" | "readonly")
+                    );
+                    for (position, word) in simple.words.iter().enumerate() {
+                        if position < index || (declares && position > index) {
+                            let raw = self.raw(word);
+                            if let Some((variable, value)) = assignment(raw) {
+                                let appends = raw.as_bytes().get(variable.len()) == Some(&b'+');
+                                if !appends && !references(value, variable) {
+                                    names.push(variable);
+                                }
+                            }
+                        }
+                    }
+                }
+                Command::Arithmetic(start, end) => {
+                    let text = self.span(*start, *end);
+                    if let Some(equals) = text.find('=') {
+                        let before = text[..equals].trim_end();
+                        let plain = !text[equals + 1..].starts_with('=')
+                            && !before
+                                .ends_with(['+', '-', '*', '/', '%', '<', '>', '!', '&', '|', '^']);
+                        if plain {
+                            if let Some((_, name)) = identifiers(before).last() {
+                                if !identifiers(&text[equals + 1..]).any(|(_, other)| other == name)
+                                {
+                                    names.push(name);
+                                }
+                            }
+                        }
+                    }
+                }
+                Command::Loop(inner) => {
+                    self.list_resets(&inner.condition, names);
+                    self.list_resets(&inner.body, names);
+                }
+                Command::If(_) | Command::Case(_) | Command::Group(_) => {
+                    for list in command.branch_lists() {
+                        self.list_resets(list, names);
+                    }
+                }
+                Command::Function(_) => {}
+            }
+        }
     }
 
     fn list_increments(&self, list: &[AndOr], names: &mut Vec<&'t str>) {
@@ -815,7 +1897,8 @@ impl<'t> Analyzer<'t> {
             if position < index || (declares && position > index) {
                 if let Some((variable, value)) = assignment(raw) {
                     let appends = raw.as_bytes().get(variable.len()) == Some(&b'+');
-                    if appends || references(value, variable) {
+                    // `count=$($count+1)` runs a command named `3+1`: it advances nothing.
+                    if (appends || references(value, variable)) && !is_broken_arithmetic(value) {
                         names.push(variable);
                     }
                 }
@@ -992,26 +2075,21 @@ impl<'t> Analyzer<'t> {
             return None;
         }
         let name = self.command_name(simple)?;
-        let functions = self.functions();
-        let index = functions
-            .iter()
-            .rposition(|(defined, _)| *defined == name)?;
-        let Command::Group(list) = functions[index].1 else {
+        let (index, body) = self.function_named(&name)?;
+        let Command::Group(list) = body else {
             return None;
         };
         // Many calls of one function from the same loop, or from loops with
         // the same counters, are judged once.
         let key = (index, incremented.join(" "));
-        if let Some((_, answer)) = self
-            .function_answers
-            .borrow()
-            .iter()
-            .find(|(known, _)| *known == key)
-        {
+        if let Some(answer) = self.function_answers.borrow().get(&key) {
             return *answer;
         }
+        if !self.spend(1 + body_size(list)) {
+            return None;
+        }
         let answer = self.judge_function(list, incremented);
-        self.function_answers.borrow_mut().push((key, answer));
+        self.function_answers.borrow_mut().insert(key, answer);
         answer
     }
 
@@ -1050,6 +2128,21 @@ impl<'t> Analyzer<'t> {
         })
     }
 
+    /// The last definition of the function `name` in this file, with its index.
+    fn function_named(&self, name: &str) -> Option<(usize, &'t Command)> {
+        let index = *self
+            .function_index
+            .get_or_init(|| {
+                self.functions()
+                    .iter()
+                    .enumerate()
+                    .map(|(index, (name, _))| (*name, index))
+                    .collect()
+            })
+            .get(name)?;
+        Some((index, self.functions()[index].1))
+    }
+
     fn collect_functions(&self, list: &'t [AndOr], functions: &mut Vec<(&'t str, &'t Command)>) {
         for command in list
             .iter()
@@ -1080,27 +2173,51 @@ impl<'t> Analyzer<'t> {
         }
     }
 
-    /// Right after the loop, does the same kind of test lead to a message?
-    /// (`done; if (( SECONDS >= deadline )); then echo "timed out" >&2; exit 1; fi`)
-    fn explains_after(&self, after: &[AndOr], incremented: &[&str]) -> bool {
+    /// Right after the loop, does the same kind of test (or, after a wait,
+    /// a retest of what it waited for) lead to a message?
+    /// (`done; if (( SECONDS >= deadline )); then echo "timed out" >&2; exit 1; fi`,
+    /// `done; curl -sf "$url" || { echo "never came up" >&2; exit 1; }`)
+    fn explains_after(&self, after: &[AndOr], counters: &[&str], waited: Option<&str>) -> bool {
+        let is_test = |pipeline: &Pipeline| {
+            self.pipeline_is_guard_test(pipeline, counters)
+                || waited.is_some_and(|name| {
+                    pipeline.commands.iter().any(|command| {
+                        matches!(command, Command::Simple(simple)
+                            if self.command_key(simple).is_some_and(|found| found == name))
+                    })
+                })
+        };
+        let list_tests = |list: &[AndOr]| {
+            list.iter()
+                .flat_map(|and_or| &and_or.pipelines)
+                .any(&is_test)
+        };
         after.iter().take(2).any(|and_or| {
             let pipelines = &and_or.pipelines;
-            let chained = pipelines
-                .iter()
-                .position(|pipeline| self.pipeline_is_guard_test(pipeline, incremented))
-                .is_some_and(|test| {
-                    pipelines[test + 1..]
-                        .iter()
-                        .any(|pipeline| self.pipeline_announces(pipeline))
-                });
+            let chained = pipelines.iter().position(is_test).is_some_and(|test| {
+                pipelines[test + 1..]
+                    .iter()
+                    .any(|pipeline| self.pipeline_announces(pipeline))
+            });
             let branched = pipelines
                 .iter()
                 .flat_map(|pipeline| &pipeline.commands)
                 .any(|command| match command {
-                    Command::If(branches) => branches.branches.iter().any(|(condition, body)| {
-                        self.list_has_guard_test(condition, incremented)
-                            && self.list_announces(body)
-                    }),
+                    Command::If(chain) => {
+                        let tested = chain
+                            .branches
+                            .iter()
+                            .any(|(condition, _)| list_tests(condition));
+                        tested
+                            && (chain
+                                .branches
+                                .iter()
+                                .any(|(_, body)| self.list_announces(body))
+                                || chain
+                                    .otherwise
+                                    .as_ref()
+                                    .is_some_and(|otherwise| self.list_announces(otherwise)))
+                    }
                     _ => false,
                 });
             chained || branched
@@ -1172,7 +2289,7 @@ impl<'t> Analyzer<'t> {
                         levels() > depth
                     }
                     (Jump::Leave, Some("exit" | "return")) => true,
-                    (Jump::Leave, Some(name)) => is_fatal_command(name),
+                    (Jump::Leave, Some(name)) => self.helper_exits(name).is_some(),
                     _ => false,
                 }
             }
@@ -1217,7 +2334,9 @@ impl<'t> Analyzer<'t> {
                 to_stderr
                     || (!to_nowhere
                         && self.command_name(simple).is_some_and(|name| {
-                            is_message_command(&name) || is_fatal_command(&name)
+                            is_message_command(&name)
+                                || self.helper_exits(&name) == Some(true)
+                                || self.function_announces(&name)
                         }))
             }
             Command::Loop(lp) => self.list_announces(&lp.body),
@@ -1291,6 +2410,11 @@ impl<'t> Analyzer<'t> {
     }
 }
 
+/// How many and-or lists `list` holds at its top level: the work of one pass over it.
+fn body_size(list: &[AndOr]) -> usize {
+    list.len()
+}
+
 /// Does `text` read the clock: `SECONDS`, `date +%s`, or one of `variables`?
 fn mentions_time(text: &str, variables: &[&str]) -> bool {
     let mut saw_date = false;
@@ -1333,6 +2457,50 @@ fn is_message_command(name: &str) -> bool {
 /// Helpers that by convention print a message and exit.
 fn is_fatal_command(name: &str) -> bool {
     matches!(name, "die" | "fail" | "fatal" | "abort" | "bail" | "panic")
+}
+
+/// Helpers not defined in sight whose names say they end the script:
+/// `error_exit`, `build_fail`, `json_throw`, `die_with`.
+fn is_fatal_by_name(name: &str) -> bool {
+    matches!(
+        name,
+        "error_exit"
+            | "err_exit"
+            | "exit_error"
+            | "exit_with_error"
+            | "fail_exit"
+            | "usage_exit"
+            | "bail_out"
+    ) || ["_fail", "_throw", "_die", "_fatal", "_abort"]
+        .iter()
+        .any(|suffix| name.ends_with(suffix))
+        || ["die_", "fatal_", "abort_"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+}
+
+/// `$($count+1)`: a command substitution whose command is a variable, written
+/// where arithmetic `$((…))` was meant.
+fn is_broken_arithmetic(value: &str) -> bool {
+    let value = value.trim_start_matches('"');
+    value.starts_with("$(") && !value.starts_with("$((") && value[2..].trim_start().starts_with('$')
+}
+
+/// The command a `$(…)` or backtick value starts with: `kubectl` in `"$(kubectl get …)"`.
+fn first_command_of(value: &str) -> Option<&str> {
+    let trimmed = value.trim_start_matches('"');
+    let inner = trimmed
+        .strip_prefix("$(")
+        .or_else(|| trimmed.strip_prefix('`'))?;
+    if inner.starts_with('(') {
+        return None;
+    }
+    let word = inner
+        .trim_start()
+        .split([' ', '\t', ')', '`', '|', ';', '"'])
+        .next()?;
+    let name = basename(word);
+    (!name.is_empty()).then_some(name)
 }
 
 /// `-f`, `-F`, `-fn0`: a cluster of short options that includes `letter`.

@@ -77,6 +77,8 @@ pub(super) struct Loop {
     pub body: List,
     /// Redirections after `done`, such as `< <(tail -f log)`.
     pub redirects: Vec<Redirect>,
+    /// Byte offset just past the loop (after `done` and its redirections).
+    pub end: usize,
 }
 
 /// `if` with its `elif` branches and optional `else`.
@@ -227,6 +229,9 @@ pub(super) struct Parser<'t> {
     /// The last [`Parser::peek_plain_word`] answer and where it was asked:
     /// the same position is asked several times per command.
     peeked: Cell<Option<(usize, &'t str)>>,
+    /// Where nesting first went deeper than [`MAX_DEPTH`]: code from there
+    /// on is skimmed, not parsed, and the caller must say so.
+    pub(super) too_deep: Option<usize>,
 }
 
 fn is_meta(byte: u8) -> bool {
@@ -275,7 +280,13 @@ impl<'t> Parser<'t> {
             depth,
             heredocs: Vec::new(),
             peeked: Cell::new(None),
+            too_deep: None,
         }
+    }
+
+    /// Notes that nesting went too deep at the current position.
+    fn mark_too_deep(&mut self) {
+        self.too_deep.get_or_insert(self.pos);
     }
 
     /// Parses everything, skipping tokens that fit nowhere.
@@ -523,6 +534,7 @@ impl<'t> Parser<'t> {
             return None;
         }
         if self.depth >= MAX_DEPTH {
+            self.mark_too_deep();
             return self.parse_simple().map(Command::Simple);
         }
         if self.peek() == b'(' {
@@ -585,6 +597,9 @@ impl<'t> Parser<'t> {
         let saved = self.pos;
         self.pos += 1;
         self.skip_blanks();
+        if self.depth >= MAX_DEPTH {
+            self.mark_too_deep();
+        }
         if self.peek() != b')' || self.depth >= MAX_DEPTH {
             self.pos = saved;
             return Command::Simple(simple);
@@ -641,6 +656,7 @@ impl<'t> Parser<'t> {
             arithmetic: None,
             body,
             redirects,
+            end: self.pos,
         }))
     }
 
@@ -720,6 +736,7 @@ impl<'t> Parser<'t> {
             arithmetic,
             body,
             redirects,
+            end: self.pos,
         }))
     }
 
@@ -1115,6 +1132,7 @@ impl<'t> Parser<'t> {
     /// The code of a `$(…)` or `<(…)` whose opening has been consumed.
     fn nested_list(&mut self) -> List {
         if self.depth >= MAX_DEPTH {
+            self.mark_too_deep();
             self.skip_balanced(1);
             return List::new();
         }
@@ -1141,6 +1159,11 @@ impl<'t> Parser<'t> {
         if self.depth < MAX_DEPTH {
             let mut inner = Parser::over(self.text, open + 1, close, self.depth + 1);
             substitutions.push(inner.parse_program());
+            if let Some(offset) = inner.too_deep {
+                self.too_deep.get_or_insert(offset);
+            }
+        } else {
+            self.mark_too_deep();
         }
         self.pos = (close + 1).min(self.end);
     }
@@ -1302,6 +1325,21 @@ mod tests {
             first_command(&simple.words[0].substitutions[0]),
             Command::Loop(_)
         ));
+    }
+
+    #[test]
+    fn nesting_too_deep_to_follow_is_marked() {
+        let text = "{ ".repeat(60) + "while true; do :; done" + &" }".repeat(60);
+        let mut parser = Parser::new(&text);
+        parser.parse_program();
+        assert_eq!(parser.too_deep, Some(2 * 48));
+        let mut shallow = Parser::new("{ { while true; do :; done; }; }");
+        shallow.parse_program();
+        assert_eq!(shallow.too_deep, None);
+        let deep = "$(".repeat(60) + "x" + &")".repeat(60);
+        let mut substitutions = Parser::new(&deep);
+        substitutions.parse_program();
+        assert!(substitutions.too_deep.is_some());
     }
 
     #[test]

@@ -138,14 +138,15 @@ fn message_names_the_loop_and_the_fix() {
 
 #[test]
 fn loops_bounded_by_their_condition_are_clean() {
-    clean("for i in $(seq 1 30); do curl -sf http://x && break; sleep 1; done");
+    clean("for i in $(seq 1 30); do [ -e \"part$i\" ] || break; done");
     clean("for x in a b c; do echo $x; done");
     clean("for x; do echo $x; done");
     clean("while (( n++ < 10 )); do poll; done");
     clean("while read -r line; do echo \"$line\"; done < file");
     clean("while [ \"$n\" -lt 5 ]; do n=$((n+1)); done");
-    clean("until curl -sf http://localhost/health; do sleep 2; done");
-    clean("while ! nc -z db 5432; do sleep 1; done");
+    clean("while [ \"$dir\" != / ]; do dir=$(dirname \"$dir\"); done");
+    clean("while [ -e \"$base.$n\" ]; do n=$((n+1)); done");
+    clean("while getopts 'ab:' option; do case $option in a) a=1 ;; esac; done");
     clean("for ((i = 0; i < 10; i++)); do :; done");
     clean("select choice in a b; do break; done");
     clean("cat file | while read -r line; do :; done");
@@ -466,7 +467,11 @@ fn a_per_call_timeout_is_no_guard() {
         &[(UNBOUNDED, 1, 1)],
     );
     expect(
-        "while true; do read -t 5 answer || break; done",
+        "until curl --max-time 5 -sf http://x; do sleep 1; done",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    expect(
+        "until timeout 5 nc -z db 5432; do sleep 1; done",
         &[(UNBOUNDED, 1, 1)],
     );
 }
@@ -593,9 +598,17 @@ fn bare_sleep_message_quotes_the_sleep() {
 
 #[test]
 fn a_sleep_in_a_loop_is_not_bare() {
-    clean("for i in 1 2 3; do curl http://x && break; sleep 5; done");
-    clean("until ready; do sleep 1; done");
-    clean("while ! ready; do\n  if true; then sleep 1; fi\ndone\n");
+    // A retry that gives up silently is H11's business, not H23's.
+    expect(
+        "for i in 1 2 3; do curl http://x && break; sleep 5; done",
+        &[(SILENT, 1, 1)],
+    );
+    // Waits, so H11 applies, but the sleep is a poll.
+    expect("until ready; do sleep 1; done", &[(UNBOUNDED, 1, 1)]);
+    expect(
+        "while ! ready; do\n  if true; then sleep 1; fi\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
     clean("for i in 1 2; do bash -c 'sleep 1'; done");
 }
 
@@ -714,4 +727,352 @@ fn huge_and_deep_inputs_finish() {
         .all(|finding| finding.kind == FindingKind::SilentFallback));
     let quotes = "\"$(".repeat(50_000);
     let _ = scan(&quotes);
+}
+
+// ---- waits on the outside world (issue 8) -----------------------------------
+
+const UNSCANNED: (Rule, FindingKind) = (Rule::H11, FindingKind::Unscanned);
+
+#[test]
+fn a_wait_on_a_command_is_unbounded() {
+    expect(
+        "until curl -sf \"$url\"; do sleep 1; done",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    expect(
+        "while ! pg_isready -h db; do sleep 1; done",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    expect(
+        "while kill -0 \"$pid\"; do sleep 1; done",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    expect("until flock -n 9; do sleep 1; done", &[(UNBOUNDED, 1, 1)]);
+    expect(
+        "while pgrep -x dpkg >/dev/null; do sleep 2; done",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    expect(
+        "until docker info >/dev/null 2>&1; do sleep 1; done",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    expect(
+        "main() {\n  until curl -sf x; do\n    sleep 1\n  done\n}\n",
+        &[(UNBOUNDED, 2, 3)],
+    );
+}
+
+#[test]
+fn a_wait_on_a_file_a_port_or_command_output_is_unbounded() {
+    expect(
+        "while [ ! -e /dev/ttyUSB0 ]; do sleep 1; done",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    expect(
+        "until test -S /run/app.sock; do sleep 1; done",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    expect(
+        "while ! (echo > /dev/tcp/$host/$port) 2>/dev/null; do sleep 1; done",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    expect(
+        "while [ -z \"$(docker ps -q -f name=db)\" ]; do sleep 1; done",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    expect(
+        "while ! grep -q ready /var/log/app.log; do sleep 1; done",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    // A variable the body refreshes from the outside world.
+    expect(
+        "while [ \"$phase\" != Running ]; do\n  sleep 2\n  phase=$(kubectl get pod x -o jsonpath='{.status.phase}')\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    // Through a helper of the same file.
+    expect(
+        "is_up() { curl -sf http://x; }\nuntil is_up; do sleep 1; done\n",
+        &[(UNBOUNDED, 2, 1)],
+    );
+}
+
+#[test]
+fn a_wait_message_says_what_it_waits_for() {
+    let findings = scan("until curl -sf \"$url\"; do sleep 1; done");
+    assert!(
+        findings[0]
+            .message
+            .starts_with("`until curl -sf \"$url\"` loop waits for `curl` with no deadline or cap"),
+        "{}",
+        findings[0].message
+    );
+    let findings = scan("while [ ! -e /dev/ttyUSB0 ]; do sleep 1; done");
+    assert!(findings[0]
+        .message
+        .contains("waits for a file (`-e /dev/ttyUSB0`)"));
+    let findings = scan("while true; do poll; done");
+    assert!(findings[0].message.contains("never ends by itself"));
+}
+
+#[test]
+fn a_wait_with_a_cap_in_its_condition_and_a_message_after_is_clean() {
+    clean(
+        "n=0\nuntil curl -sf x || [ \"$n\" -ge 30 ]; do\n  n=$((n+1))\n  sleep 1\ndone\n\
+         [ \"$n\" -ge 30 ] && { echo 'gave up' >&2; exit 1; }\n",
+    );
+    clean(
+        "until curl -sf x || (( SECONDS > deadline )); do sleep 1; done\n\
+         curl -sf x || { echo 'never came up' >&2; exit 1; }\n",
+    );
+    clean("while ! nc -z db 5432 && (( SECONDS < deadline )); do sleep 1; done\nif ! nc -z db 5432; then echo 'db down' >&2; exit 1; fi\n");
+}
+
+#[test]
+fn a_wait_that_gives_up_silently_is_a_silent_fallback() {
+    expect(
+        "n=0\nuntil curl -sf x || [ \"$n\" -ge 30 ]; do\n  n=$((n+1))\n  sleep 1\ndone\n",
+        &[(SILENT, 2, 1)],
+    );
+    expect(
+        "until pg_isready; do\n  (( SECONDS > deadline )) && exit 1\n  sleep 1\ndone\n",
+        &[(SILENT, 1, 1)],
+    );
+    expect(
+        "while ! kill -0 \"$pid\"; do\n  tries=$((tries + 1))\n  [ \"$tries\" -gt 10 ] && return 1\n  sleep 1\ndone\n",
+        &[(SILENT, 1, 1)],
+    );
+}
+
+#[test]
+fn a_wait_with_a_guard_in_its_body_that_says_why_is_clean() {
+    clean("until curl -sf x; do\n  (( SECONDS > deadline )) && { echo late >&2; exit 1; }\n  sleep 1\ndone\n");
+    clean("timeout 60 sh -c 'until curl -sf x; do sleep 1; done'");
+}
+
+#[test]
+fn a_counter_reset_or_advanced_only_on_success_is_no_cap() {
+    // Reset inside the loop.
+    expect(
+        "while true; do\n  n=$((n+1))\n  probe && n=0\n  [ $n -ge 5 ] && { echo fail >&2; exit 1; }\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    // Advanced only when the probe succeeds.
+    expect(
+        "while true; do\n  probe && n=$((n+1))\n  [ $n -ge 5 ] && { echo done >&2; break; }\n  sleep 1\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    // Advanced only by an inner loop, which may run zero times.
+    expect(
+        "while true; do\n  while read -r l; do n=$((n+1)); done < queue\n  [ $n -gt 5 ] && { echo full >&2; break; }\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    // Advanced on every branch that stays: a cap.
+    clean("while true; do\n  if probe; then break; else n=$((n+1)); fi\n  [ $n -ge 5 ] && { echo fail >&2; exit 1; }\ndone\n");
+}
+
+#[test]
+fn a_countdown_that_ends_by_break_needs_no_message() {
+    clean("i=5\nwhile true; do\n  echo \"$i\"\n  i=$((i-1))\n  [ \"$i\" -eq 0 ] && break\n  sleep 1\ndone\n");
+    // With another way out, the cap is a give-up and must say so.
+    expect(
+        "while true; do\n  probe && break\n  n=$((n+1))\n  [ $n -ge 5 ] && exit 1\n  sleep 1\ndone\n",
+        &[(SILENT, 1, 1)],
+    );
+}
+
+#[test]
+fn a_walk_up_a_finite_chain_is_clean() {
+    clean("pid=$$\nwhile true; do\n  [ \"$pid\" -le 1 ] && break\n  pid=$(ps -o ppid= -p \"$pid\")\ndone\n");
+}
+
+#[test]
+fn option_loops_that_shift_or_leave_every_pass_are_clean() {
+    clean(
+        "usage() {\n  echo \"usage: tool [-v] [-o file]\" >&2\n  exit \"$1\"\n}\n\
+         while :; do\n  flag=$1\n  shift\n  case \"$flag\" in\n    -v) verbose=1 ;;\n    -o) out=$1; shift ;;\n    *) usage 1 ;;\n  esac\ndone\n",
+    );
+    // A `case` with no default arm, a test of `$#` that leaves, and a shift after.
+    clean("while true; do\n  [ $# -eq 0 ] && break\n  case $1 in\n    -a) a=1 ;;\n    -b) b=1 ;;\n  esac\n  shift\ndone\n");
+    // A default arm calling a helper whose name says it exits.
+    clean("while true; do\n  case $1 in\n    -a) a=1; shift ;;\n    *) error_exit \"bad option $1\" ;;\n  esac\ndone\n");
+    // `shift || break` ends when the arguments run out.
+    clean("while :; do\n  case $1 in -q) quiet=1 ;; esac\n  shift || break\ndone\n");
+}
+
+#[test]
+fn an_option_loop_whose_default_helper_does_not_exit_is_unbounded() {
+    expect(
+        "warn() { echo \"$*\" >&2; }\nwhile :; do\n  case $1 in\n    -a) shift ;;\n    *) warn \"bad $1\" ;;\n  esac\ndone\n",
+        &[(UNBOUNDED, 2, 1)],
+    );
+}
+
+#[test]
+fn a_helper_from_a_sourced_file_that_exits_ends_an_option_loop() {
+    let script = ". ./lib/common.sh\nwhile :; do\n  case $1 in\n    -a) shift ;;\n    *) bad_arg \"$1\" ;;\n  esac\ndone\n";
+    let library = "bad_arg() {\n  printf 'unknown option: %s\\n' \"$1\" >&2\n  exit 2\n}\n";
+    let resolve = |path: &str| (path == "./lib/common.sh").then(|| library.to_owned());
+    assert_eq!(scan_with(script, &resolve), Vec::new());
+    assert_eq!(
+        test_support::summary(|text| scan_with(text, &|_| None), script),
+        vec![(Rule::H11, FindingKind::Unbounded, 2, 1)]
+    );
+}
+
+#[test]
+fn prompt_loops_that_end_at_end_of_input_are_clean() {
+    clean("while true; do\n  read -r -p 'Name? ' name || break\n  echo \"$name\"\ndone\n");
+    clean("set -eu\nwhile true; do\n  read -r answer\n  case $answer in y) break ;; esac\ndone\n");
+    clean("while true; do\n  read -rp 'Continue? [Y/n] ' answer\n  case $answer in\n    ''|[Yy]*) break ;;\n    [Nn]*) exit 1 ;;\n  esac\ndone\n");
+    clean("while true; do\n  read -r reply\n  [ -z \"$reply\" ] && break\n  handle \"$reply\"\ndone\n");
+}
+
+#[test]
+fn a_prompt_loop_that_spins_at_end_of_input_is_unbounded() {
+    expect(
+        "while true; do\n  read -r answer\n  case $answer in y) break ;; n) exit 1 ;; esac\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
+
+#[test]
+fn nesting_too_deep_to_follow_is_unscanned_not_valid() {
+    let text = "{ ".repeat(60) + "while true; do :; done" + &" }".repeat(60) + "\n";
+    expect(&text, &[(UNSCANNED, 1, 97)]);
+    let text =
+        "if true; then\n".repeat(50) + "until curl x; do sleep 1; done\n" + &"fi\n".repeat(50);
+    let findings = found(&text);
+    assert_eq!(
+        findings[0],
+        (Rule::H11, FindingKind::Unscanned, 48, 4),
+        "{findings:?}"
+    );
+    let message = &scan(&text)[0].message;
+    assert!(
+        message.contains("nesting deeper than the scanner follows"),
+        "{message}"
+    );
+    // Deep but within reach: the loop itself is judged.
+    let text = "{ ".repeat(40) + "while true; do :; done" + &" }".repeat(40) + "\n";
+    expect(&text, &[(UNBOUNDED, 1, 81)]);
+}
+
+#[test]
+fn a_spent_work_budget_is_unscanned_not_valid() {
+    let text = "while true; do poll; done\n".repeat(10);
+    let findings = scan_with_budget(&text, &|_| None, Some(12));
+    let summary: Vec<_> = findings
+        .iter()
+        .map(|finding| (finding.kind, finding.line, finding.column))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (FindingKind::Unbounded, 1, 1),
+            (FindingKind::Unbounded, 2, 1),
+            (FindingKind::Unbounded, 3, 1),
+            (FindingKind::Unbounded, 4, 1),
+            (FindingKind::Unscanned, 5, 1)
+        ]
+    );
+    assert!(findings[4].message.contains("work budget"));
+}
+
+#[test]
+fn embedding_too_deep_is_unscanned() {
+    // Each level runs the next from a single-quoted string, as `eval` does.
+    let mut text = String::from("while true; do :; done");
+    for _ in 0..6 {
+        text = format!("eval '{}'", text.replace('\'', "'\\''"));
+    }
+    let text = text.as_str();
+    let findings = found(text);
+    assert!(
+        findings
+            .iter()
+            .any(|finding| finding.1 == FindingKind::Unscanned),
+        "{findings:?} for {text}"
+    );
+}
+
+#[test]
+fn a_counted_retry_that_gives_up_silently_is_a_silent_fallback() {
+    expect(
+        "for i in $(seq 1 30); do curl -sf http://x && break; sleep 1; done\nrun\n",
+        &[(SILENT, 1, 1)],
+    );
+    expect(
+        "retry() {\n  for i in $(seq 1 \"$1\"); do\n    \"$@\" && return 0\n    sleep 2\n  done\n  return 1\n}\n",
+        &[(SILENT, 2, 3)],
+    );
+    expect(
+        "for ((i = 0; i < 5; i++)); do\n  probe && break\n  [ $i -eq 4 ] && return 1\n  sleep 1\ndone\n",
+        &[(SILENT, 1, 1)],
+    );
+    expect(
+        "n=0\nwhile [ $n -lt 10 ]; do\n  probe && break\n  n=$((n+1))\n  sleep 1\ndone\n",
+        &[(SILENT, 2, 1)],
+    );
+}
+
+#[test]
+fn a_counted_retry_that_says_why_it_gives_up_is_clean() {
+    clean("retry() {\n  for i in $(seq 1 5); do\n    \"$@\" && return 0\n    sleep 2\n  done\n  echo \"failed after 5 tries: $*\" >&2\n  return 1\n}\n");
+    clean("for i in {1..10}; do\n  probe && break\n  if [ $i -eq 10 ]; then echo 'gave up' >&2; exit 1; fi\n  sleep 1\ndone\n");
+    clean("for i in 1 2 3; do curl -sf x && break; sleep 1; done\ncurl -sf x || { echo 'x is down' >&2; exit 1; }\n");
+    // No sleep, no early success: plain iteration.
+    clean("for i in $(seq 1 5); do echo $i; done");
+}
+
+#[test]
+fn a_broken_counter_is_no_cap() {
+    expect(
+        "while ! kill -0 \"$pid\"; do\n  count=$($count+1)\n  [ \"$count\" -gt 10 ] && { echo late >&2; exit 1; }\n  sleep 1\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
+
+#[test]
+fn a_wait_on_a_status_or_a_helper_that_rereads_it_is_unbounded() {
+    // `wait` returns again after each signal: re-waits on the process.
+    expect(
+        "status=128\nwhile [ \"$status\" -ge 128 ]; do\n  wait \"$pid\"\n  status=$?\ndone\n",
+        &[(UNBOUNDED, 2, 1)],
+    );
+    // Only a helper of the script, re-reading a pid file, changes `$pid`.
+    expect(
+        "readpid() { pid=$(cat \"$pidfile\" 2>/dev/null); }\nreadpid\nwhile [ -n \"$pid\" ]; do\n  sleep 1\n  readpid\ndone\n",
+        &[(UNBOUNDED, 3, 1)],
+    );
+    // A counter written as a command substitution never advances.
+    expect(
+        "count=0\nuntil [ $count -gt 30 ]; do\n  sleep 1\n  count=$($count+1)\n  [ -f marker ] && exit 0\ndone\n",
+        &[(UNBOUNDED, 2, 1)],
+    );
+}
+
+#[test]
+fn a_retest_of_another_command_explains_nothing() {
+    expect(
+        "c=10\nuntil docker exec db probe || [ \"$c\" -eq 0 ]; do\n  sleep 1\n  c=$((c - 1))\ndone\ndocker ps -a || die 'cannot list containers'\n",
+        &[(SILENT, 2, 1)],
+    );
+    clean("c=10\nuntil docker exec db probe || [ \"$c\" -eq 0 ]; do\n  sleep 1\n  c=$((c - 1))\ndone\ndocker exec db probe || die 'db never answered'\n");
+}
+
+#[test]
+fn a_symlink_chain_walk_is_clean() {
+    clean("link=$(readlink \"$name\")\nwhile [ \"$link\" ]; do\n  cd \"$(dirname \"$link\")\" || exit 2\n  link=$(readlink \"$name\")\ndone\n");
+    clean("link=`ls -l \"$name\" | awk -F'-> ' '{print $2}'`\nwhile [ \"$link\" ]; do\n  cd \"`dirname \"$link\"`\" || exit 2\n  link=`ls -l \"$name\" | awk -F'-> ' '{print $2}'`\ndone\n");
+}
+
+#[test]
+fn a_retry_reported_by_a_test_of_its_state_after_the_loop_is_clean() {
+    clean("while (( SECONDS < end )); do\n  state=$(probe)\n  [ \"$state\" = ready ] && break\n  sleep 1\ndone\nif [ \"$state\" != ready ]; then\n  echo \"still $state\" >&2\n  exit 1\nfi\n");
+    // A message on the last pass of a countdown, before the loop ends by its condition.
+    clean("while [ $left -ge 0 ]; do\n  probe && break\n  if [ $left -eq 0 ]; then echo 'did not stop in time' >&2; fi\n  sleep 1\n  left=$((left - 1))\ndone\n");
+    expect(
+        "while (( SECONDS < end )); do\n  state=$(probe)\n  [ \"$state\" = ready ] && break\n  sleep 1\ndone\nrun\n",
+        &[(SILENT, 1, 1)],
+    );
 }
