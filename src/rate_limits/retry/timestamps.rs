@@ -119,6 +119,17 @@ pub fn from_unix(seconds: i64, nanos: u32) -> Option<SystemTime> {
     Timestamp::new(seconds, nanos).ok().and_then(system)
 }
 
+/// Writes an optional moment as RFC 3339 text (`2026-12-01T00:00:00Z`).
+pub(super) fn serialize_moment<S: serde::Serializer>(
+    moment: &Option<SystemTime>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match moment.and_then(|moment| Timestamp::try_from(moment).ok()) {
+        Some(moment) => serializer.collect_str(&moment),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// A jiff timestamp as the standard library's time type.
 fn system(moment: Timestamp) -> Option<SystemTime> {
     SystemTime::try_from(moment).ok()
