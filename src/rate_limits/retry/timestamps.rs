@@ -248,6 +248,18 @@ mod tests {
     }
 
     #[test]
+    fn time_zones_work_without_a_system_database() {
+        // The `tzdb-bundle-always` feature compiles a copy in; a machine
+        // without /usr/share/zoneinfo falls back to it.
+        let pacific = jiff::tz::TimeZoneDatabase::bundled()
+            .get("America/Los_Angeles")
+            .expect("bundled tz database");
+        let midnight = Date::constant(2026, 12, 1).to_datetime(Time::midnight());
+        let offset = pacific.to_offset(Offset::UTC.to_timestamp(midnight).unwrap());
+        assert_eq!(offset.seconds(), -8 * 3600);
+    }
+
+    #[test]
     fn past_moments_are_now() {
         assert_eq!(
             seconds_until(from_unix(10, 0).unwrap(), from_unix(20, 0).unwrap()),
