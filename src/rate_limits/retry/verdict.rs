@@ -145,15 +145,15 @@ pub(super) fn decide(evidence: &Evidence) -> (ErrorKind, bool) {
         return (ErrorKind::QuotaExhausted, false);
     }
     let rate_limit_code = evidence.has_code(RATE_LIMIT_CODES);
-    // A per-minute request or token limit named as hit is the caller's
-    // budget, whatever capacity words come with it.
-    let per_minute = text::names_per_minute_limit(text);
     let capacity =
         evidence.has_code(CAPACITY_CODES) || (evidence.words_count() && CAPACITY.found_in(text));
+    let overload_words = !rate_limit_code && evidence.words_count() && OVERLOADED.found_in(text);
+    // A per-minute request or token limit named as hit is the caller's
+    // budget, whatever capacity words come with it. (Checked last: the
+    // scan is the costly one on a long log.)
     if status == Some(529)
         || evidence.has_code(OVERLOADED_CODES)
-        || (capacity && !per_minute)
-        || (!rate_limit_code && !per_minute && evidence.words_count() && OVERLOADED.found_in(text))
+        || ((capacity || overload_words) && !text::names_per_minute_limit(text))
     {
         return (ErrorKind::Overloaded, true);
     }
