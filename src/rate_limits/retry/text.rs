@@ -24,6 +24,18 @@ impl Phrases {
     }
 }
 
+/// A family of lower-case phrases for the classifier's lower-cased text,
+/// found with plain `contains`: on a long log that is several times faster
+/// than a case-insensitive regex.
+pub(super) struct Literals(&'static [&'static str]);
+
+impl Literals {
+    /// True when any phrase occurs in `text`, which must be lower-case.
+    pub(super) fn found_in(&self, text: &str) -> bool {
+        self.0.iter().any(|phrase| text.contains(phrase))
+    }
+}
+
 macro_rules! phrases {
     ($name:ident, [$($phrase:literal),+ $(,)?]) => {
         pub(super) static $name: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(&[$($phrase),+]));
@@ -86,26 +98,20 @@ phrases!(
 );
 // An allowance for a long period: waiting minutes cannot help. Counts only
 // when the text names no shorter window, since "usage limits" can be per minute.
-phrases!(
-    ALLOWANCE,
-    [
-        "usage limits",
-        "out of call volume quota",
-        "used all available credits",
-    ]
-);
+pub(super) static ALLOWANCE: Literals = Literals(&[
+    "usage limits",
+    "out of call volume quota",
+    "used all available credits",
+]);
 // Capacity words that outrank a 429, a 503 and a rate-limit code: the
 // provider is short, not the caller's budget.
-phrases!(
-    CAPACITY,
-    [
-        "high demand",
-        "peak load",
-        "no capacity available",
-        "model_capacity_exhausted",
-        "slow down",
-    ]
-);
+pub(super) static CAPACITY: Literals = Literals(&[
+    "high demand",
+    "peak load",
+    "no capacity available",
+    "model_capacity_exhausted",
+    "slow down",
+]);
 // Words that mean "credits gone" from one provider and "per-minute limit" from another.
 phrases!(
     SOFT_QUOTA,
