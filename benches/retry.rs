@@ -46,6 +46,21 @@ fn benchmarks(criterion: &mut Criterion) {
         headers: Vec::new(),
         body: SDK_TEXT.to_owned(),
     };
+    // Dates in headers: RFC 3339 resets (Anthropic), an HTTP-date Retry-After.
+    let dated = ProviderResponse {
+        status: Some(429),
+        headers: headers(&[
+            ("anthropic-ratelimit-tokens-remaining", "0"),
+            ("anthropic-ratelimit-tokens-reset", "2026-11-23T11:00:30Z"),
+            ("anthropic-ratelimit-requests-reset", "2026-11-23T11:00:01.250Z"),
+        ]),
+        body: r#"{"type":"error","error":{"type":"rate_limit_error","message":"Number of request tokens has exceeded your per-minute rate limit"}}"#.to_owned(),
+    };
+    let http_date = ProviderResponse {
+        status: Some(503),
+        headers: headers(&[("retry-after", "Mon, 23 Nov 2026 11:00:30 GMT")]),
+        body: String::from("Service Unavailable"),
+    };
     let mut log = "2026-11-23 11:00:00 INFO agent step finished without trouble\n".repeat(16_000);
     log.push_str(SDK_TEXT);
     let large_log = ProviderResponse {
@@ -59,6 +74,8 @@ fn benchmarks(criterion: &mut Criterion) {
         ("openai_429_with_headers", &openai),
         ("gemini_429_body", &gemini),
         ("python_sdk_text", &sdk_text),
+        ("rfc3339_resets", &dated),
+        ("http_date_retry_after", &http_date),
         ("one_mib_log", &large_log),
     ] {
         group.bench_function(name, |bencher| {

@@ -730,6 +730,7 @@ mod tests {
             retry_after_seconds: None,
             status_code: Some(429),
             message: String::new(),
+            resets_at: None,
         };
         let outcome = pacer
             .record_rate_limit(&second.reservation.id, &classification, 3)

@@ -1408,6 +1408,7 @@ mod tests {
             retry_after_seconds,
             status_code: Some(429),
             message: String::new(),
+            resets_at: None,
         }
     }
 

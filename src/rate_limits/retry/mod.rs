@@ -113,6 +113,15 @@ pub struct Classification {
     /// text; credentials replaced by `[REDACTED]`; at most
     /// [`MAX_MESSAGE_CHARS`] characters.
     pub message: String,
+    /// For [`ErrorKind::QuotaExhausted`], the moment the provider says access
+    /// returns ("You will regain access on 2026-12-01 at 00:00 UTC"; a date
+    /// or time without a zone is read as UTC); `None` when it names none.
+    /// Written in JSON as RFC 3339 and left out when `None`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "timestamps::serialize_moment"
+    )]
+    pub resets_at: Option<SystemTime>,
 }
 
 /// Classifies a failed call. `now` is the moment HTTP-dates and reset
@@ -187,6 +196,10 @@ pub fn classify(response: &ProviderResponse, now: SystemTime) -> Classification 
         .map(|message| message.trim())
         .find(|message| !message.is_empty())
         .unwrap_or(raw.trim());
+    let resets_at = match kind {
+        ErrorKind::QuotaExhausted => text::stated_access_return(&haystack),
+        _ => None,
+    };
     Classification {
         kind,
         is_rate_limit: kind == ErrorKind::RateLimit,
@@ -197,6 +210,7 @@ pub fn classify(response: &ProviderResponse, now: SystemTime) -> Classification 
             message,
             2 * MAX_MESSAGE_CHARS,
         ))),
+        resets_at,
     }
 }
 

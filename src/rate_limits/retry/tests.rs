@@ -1135,3 +1135,311 @@ fn sdk_messages_without_a_status_give_one() {
         );
     }
 }
+
+/// Monthly allowances and spend caps: `quota_exhausted` whatever the status
+/// (429 `rate_limit_error`, 400, 403), unless a shorter window is named.
+#[test]
+fn monthly_allowances_and_spend_caps() {
+    check(&[
+        Case {
+            // anthropics/claude-code#38035 and #2127 (a 400 `invalid_request_error`).
+            name: "Anthropic: API usage limits with the date access returns",
+            status: Some(400),
+            headers: &[],
+            body: r#"{"type":"error","error":{"type":"invalid_request_error","message":"You have reached your specified API usage limits. You will regain access on 2026-04-01 at 00:00 UTC."},"request_id":"req_011CZLrUfBVkVHn5T6EqQaf7"}"#,
+            kind: QuotaExhausted,
+            retryable: false,
+            retry_after: None,
+        },
+        Case {
+            // The same message as a 429 `rate_limit_error` is still the allowance.
+            name: "Anthropic: API usage limits as a 429 rate_limit_error",
+            status: Some(429),
+            headers: &[],
+            body: r#"{"type":"error","error":{"type":"rate_limit_error","message":"You have reached your specified API usage limits. You will regain access on 2026-04-01 at 00:00 UTC."}}"#,
+            kind: QuotaExhausted,
+            retryable: false,
+            retry_after: None,
+        },
+        Case {
+            // anthropics/claude-code#29584, #39180: a 429 `rate_limit_error`
+            // that only paying for extra usage can lift.
+            name: "Anthropic: extra usage required, as a 429",
+            status: Some(429),
+            headers: &[],
+            body: r#"{"type":"error","error":{"type":"rate_limit_error","message":"Extra usage is required for long context requests."},"request_id":"req_011CYZAjb9kGCRmAhG79ySi5"}"#,
+            kind: QuotaExhausted,
+            retryable: false,
+            retry_after: None,
+        },
+        Case {
+            // Cohere docs "API Keys and Rate Limits": trial keys are limited to
+            // 1,000 calls a month; the 429 text as quoted in public bug reports.
+            name: "Cohere: trial key per month, as a 429",
+            status: Some(429),
+            headers: &[],
+            body: r#"{"id":"3e979f4a-9ff2-425f-acfb-076d09c5ab32","message":"You are using a Trial key, which is limited to 1000 API calls / month. You can continue to use the Trial key for free or upgrade to a Production key with higher rate limits at 'https://dashboard.cohere.com/api-keys'. Contact us on 'https://discord.gg/XW44jPfYJu' or email us at support@cohere.com with any questions"}"#,
+            kind: QuotaExhausted,
+            retryable: false,
+            retry_after: None,
+        },
+        Case {
+            // cohere.errors.TooManyRequestsError as quoted on errornotes.dev,
+            // "Fix cohere.TooManyRequestsError 429": the per-minute limit.
+            name: "Cohere: trial key per minute stays a rate limit",
+            status: Some(429),
+            headers: &[],
+            body: r#"{"message":"You are using a Trial key, which is limited to 10 API calls / minute. Upgrade to a Production key to increase your rate limit."}"#,
+            kind: RateLimit,
+            retryable: true,
+            retry_after: None,
+        },
+        Case {
+            // continuedev/continue#10373 and #10740 (xAI, a 429).
+            name: "xAI: credits used or monthly spending limit, as a 429",
+            status: Some(429),
+            headers: &[],
+            body: r#""Your team 16f2151a-40f4-4a80-8ad0-cae00c27e8dd has either used all available credits or reached its monthly spending limit. To continue making API requests, please purchase more credits or raise your spending limit.""#,
+            kind: QuotaExhausted,
+            retryable: false,
+            retry_after: None,
+        },
+        Case {
+            // anomalyco/opencode#44099: a coding plan's monthly quota, as a 429.
+            name: "monthly usage quota with a reset time and offset",
+            status: Some(429),
+            headers: &[],
+            body: "API Error: Request rejected (429) · You have exceeded the monthly usage quota. It will reset at 2026-08-29 23:59:59 +0800 CST. We recommend upgrading your plan for more quota, or waiting for the reset. Request id: 021787385003028709",
+            kind: QuotaExhausted,
+            retryable: false,
+            retry_after: None,
+        },
+        Case {
+            // Microsoft Learn, LUIS FAQ: "Out of call volume quota. Quota will
+            // be replenished in <time>." (Azure AI services free tier, a 403).
+            name: "Azure: out of call volume quota",
+            status: Some(403),
+            headers: &[],
+            body: r#"{"statusCode":403,"message":"Out of call volume quota. Quota will be replenished in 2.12 days."}"#,
+            kind: QuotaExhausted,
+            retryable: false,
+            retry_after: None,
+        },
+        Case {
+            // continuedev/continue#11584 (OpenRouter free account, a 402).
+            name: "OpenRouter: prompt tokens limit of a free account",
+            status: Some(402),
+            headers: &[],
+            body: "402 Prompt tokens limit exceeded: 23229 > 14796. To increase, visit https://openrouter.ai/settings/credits and upgrade to a paid account",
+            kind: QuotaExhausted,
+            retryable: false,
+            retry_after: None,
+        },
+        Case {
+            // anthropics/claude-code#54603: the API's words for a short window.
+            name: "Anthropic: account rate limit stays a rate limit",
+            status: Some(429),
+            headers: &[],
+            body: r#"{"type":"error","error":{"type":"rate_limit_error","message":"This request would exceed your account's rate limit. Please try again later."},"request_id":"req_011CaXnEVwn7CTN8eP8wBon4"}"#,
+            kind: RateLimit,
+            retryable: true,
+            retry_after: None,
+        },
+        Case {
+            // continuedev/continue#9235 (Ollama cloud): an hourly usage limit.
+            name: "hourly usage limit stays a rate limit",
+            status: Some(429),
+            headers: &[],
+            body: r#""you've reached your hourly usage limit, please wait or upgrade to continue""#,
+            kind: RateLimit,
+            retryable: true,
+            retry_after: None,
+        },
+        Case {
+            // Constructed: "usage limits" beside a per-minute window.
+            name: "usage limits per minute stay a rate limit",
+            status: Some(429),
+            headers: &[],
+            body: r#"{"error":{"message":"You have exceeded your usage limits of 60 requests per minute."}}"#,
+            kind: RateLimit,
+            retryable: true,
+            retry_after: None,
+        },
+    ]);
+}
+
+/// Provider capacity: `overloaded` even as a 429 or a 503 with a rate-limit
+/// code, unless a per-minute request or token limit is named as hit.
+#[test]
+fn capacity_outranks_429_and_rate_limit_codes() {
+    check(&[
+        Case {
+            // google-gemini/gemini-cli#25179: a 429 RESOURCE_EXHAUSTED whose
+            // reasons are `rateLimitExceeded` and MODEL_CAPACITY_EXHAUSTED.
+            name: "Gemini: MODEL_CAPACITY_EXHAUSTED as a 429",
+            status: Some(429),
+            headers: &[],
+            body: r#"[{
+  "error": {
+    "code": 429,
+    "message": "No capacity available for model gemini-3.1-pro-preview on the server",
+    "errors": [
+      {
+        "message": "No capacity available for model gemini-3.1-pro-preview on the server",
+        "domain": "global",
+        "reason": "rateLimitExceeded"
+      }
+    ],
+    "status": "RESOURCE_EXHAUSTED",
+    "details": [
+      {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": "MODEL_CAPACITY_EXHAUSTED",
+        "domain": "cloudcode-pa.googleapis.com",
+        "metadata": {"model": "gemini-3.1-pro-preview"}
+      }
+    ]
+  }
+}]"#,
+            kind: Overloaded,
+            retryable: true,
+            retry_after: None,
+        },
+        Case {
+            // badrisnarayanan/antigravity-claude-proxy#197: the 503 form with RetryInfo.
+            name: "Gemini: MODEL_CAPACITY_EXHAUSTED as a 503 with a retry delay",
+            status: Some(503),
+            headers: &[],
+            body: r#"{"error":{"code":503,"message":"No capacity available for model gemini-3-pro-high on the server","status":"UNAVAILABLE","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"MODEL_CAPACITY_EXHAUSTED","domain":"cloudcode-pa.googleapis.com","metadata":{"model":"gemini-3-pro-high"}},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"40s"}]}}"#,
+            kind: Overloaded,
+            retryable: true,
+            retry_after: Some(40.0),
+        },
+        Case {
+            // continuedev/continue#10639: Gemini's 503 "high demand".
+            name: "Gemini: high demand as a 503",
+            status: Some(503),
+            headers: &[],
+            body: r#"{"error":{"code":503,"message":"This model is currently experiencing high demand. Spikes in demand are usually temporary. Please try again later.","status":"UNAVAILABLE"}}"#,
+            kind: Overloaded,
+            retryable: true,
+            retry_after: None,
+        },
+        Case {
+            // epam/ai-dial-chat#3666: a gateway's 429 for upstream capacity.
+            name: "high demand as a 429",
+            status: Some(429),
+            headers: &[],
+            body: "Due to high demand our AI capacities are overloaded. We understand the problem and continuously searching for the way to extend capacities of the service (unfortunately there limits on cloud providers). Please, try again in a couple of minutes or try another model",
+            kind: Overloaded,
+            retryable: true,
+            retry_after: None,
+        },
+        Case {
+            // danny-avila/LibreChat#1155: OpenAI's "slow down" as a 429.
+            name: "OpenAI: slow down as a 429",
+            status: Some(429),
+            headers: &[],
+            body: r#"{"error": "slow down"}"#,
+            kind: Overloaded,
+            retryable: true,
+            retry_after: None,
+        },
+        Case {
+            // OpenAI's error-code name for the same condition.
+            name: "slow_down code with a rate-limit type",
+            status: Some(429),
+            headers: &[],
+            body: r#"{"error":{"message":"Please reduce your request rate.","type":"rate_limit_error","code":"slow_down"}}"#,
+            kind: Overloaded,
+            retryable: true,
+            retry_after: None,
+        },
+        Case {
+            // google-antigravity/antigravity-cli#544: an overload as a 429.
+            name: "model API overloaded as a 429",
+            status: None,
+            headers: &[],
+            body: r#"{"step_index":3,"source":"SYSTEM","type":"ERROR_MESSAGE","status":"DONE","error":"The model API is currently overloaded and may experience intermittent errors.","error_code":429}"#,
+            kind: Overloaded,
+            retryable: true,
+            retry_after: None,
+        },
+        Case {
+            // Constructed: peak-load words beside a per-minute token limit hit.
+            name: "peak load beside a per-minute limit stays a rate limit",
+            status: Some(429),
+            headers: &[],
+            body: r#"{"error":{"message":"Rate limit reached on tokens per min (TPM): Limit 30000, Used 30000, Requested 900. We are also under peak load. Please try again in 2s.","code":"rate_limit_exceeded"}}"#,
+            kind: RateLimit,
+            retryable: true,
+            retry_after: Some(2.0),
+        },
+        Case {
+            // Constructed: Gemini's capacity reason beside a per-minute quota id.
+            name: "high demand with a PerMinute quota violation stays a rate limit",
+            status: Some(429),
+            headers: &[],
+            body: r#"{"error":{"code":429,"message":"High demand. Quota exceeded for metric generate_content_requests, limit: 15","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerMinutePerProjectPerModel","quotaValue":"15"}]}]}}"#,
+            kind: RateLimit,
+            retryable: true,
+            retry_after: None,
+        },
+        Case {
+            // aws-samples/amazon-bedrock-client-for-mac#99: a token throttle.
+            name: "Bedrock: too many tokens stays a rate limit",
+            status: Some(429),
+            headers: &[(
+                "x-amzn-ErrorType",
+                "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/",
+            )],
+            body: r#"{"message":"Too many tokens, please wait before trying again."}"#,
+            kind: RateLimit,
+            retryable: true,
+            retry_after: None,
+        },
+        Case {
+            // minorun365/agent-book#29: Bedrock's daily token quota (boto3 text).
+            name: "Bedrock: too many tokens per day stays a rate limit",
+            status: None,
+            headers: &[],
+            body: "botocore.errorfactory.ThrottlingException: An error occurred (ThrottlingException) when calling the Converse operation (reached max retries: 4): Too many tokens per day, please wait before trying again.",
+            kind: RateLimit,
+            retryable: true,
+            retry_after: None,
+        },
+        Case {
+            // cline/cline#9085: Mistral's 429 `rate_limited`, code 1300.
+            name: "Mistral: rate_limited stays a rate limit",
+            status: Some(429),
+            headers: &[],
+            body: r#"{"object":"error","message":"Rate limit exceeded","type":"rate_limited","param":null,"code":"1300"}"#,
+            kind: RateLimit,
+            retryable: true,
+            retry_after: None,
+        },
+    ]);
+}
+
+#[test]
+fn quota_verdicts_carry_the_time_access_returns() {
+    let resets_at =
+        |status: u16, body: &str| classify(&response(Some(status), &[], body), now()).resets_at;
+    // anthropics/claude-code#38035.
+    let anthropic = r#"{"type":"error","error":{"type":"invalid_request_error","message":"You have reached your specified API usage limits. You will regain access on 2026-04-01 at 00:00 UTC."}}"#;
+    assert_eq!(resets_at(400, anthropic), from_unix(1_775_001_600, 0));
+    // anomalyco/opencode#44099: 23:59:59 at +08:00 is 15:59:59 UTC.
+    let offset = "You have exceeded the monthly usage quota. It will reset at 2026-08-29 23:59:59 +0800 CST.";
+    assert_eq!(resets_at(429, offset), from_unix(1_788_019_199, 0));
+    // No date named, or not a quota verdict: nothing to report.
+    let cohere =
+        r#"{"message":"You are using a Trial key, which is limited to 1000 API calls / month."}"#;
+    assert_eq!(resets_at(429, cohere), None);
+    let rate_limit = r#"{"error":{"message":"Rate limit exceeded; the window resets at 2026-11-23 11:01:00 UTC"}}"#;
+    assert_eq!(resets_at(429, rate_limit), None);
+
+    let json = serde_json::to_value(classify(&response(Some(400), &[], anthropic), now())).unwrap();
+    assert_eq!(json["resets_at"], "2026-04-01T00:00:00Z");
+    let json = serde_json::to_value(classify(&response(Some(429), &[], cohere), now())).unwrap();
+    assert!(json.get("resets_at").is_none(), "{json}");
+}

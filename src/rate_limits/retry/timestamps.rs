@@ -1,11 +1,17 @@
 //! Points in time as providers write them: RFC 3339 (`2026-11-23T11:00:30Z`,
-//! Anthropic's reset headers) and HTTP-dates (`Retry-After: Sun, 06 Nov 1994
-//! 08:49:37 GMT`, in all three forms RFC 9110 says a recipient must accept).
-//!
-//! Hand-written because the grammar is small and fixed, and a date crate would
-//! be the heaviest dependency in the tree for two functions.
+//! Anthropic's reset headers), HTTP-dates (`Retry-After: Sun, 06 Nov 1994
+//! 08:49:37 GMT`, in all three forms RFC 9110 says a recipient must accept),
+//! Unix times, and a date written in a message ("You will regain access on
+//! 2026-12-01 at 00:00 UTC"). The calendar arithmetic is `jiff`'s.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use jiff::civil::{Date, Time};
+use jiff::fmt::{rfc2822, strtime};
+use jiff::tz::Offset;
+use jiff::Timestamp;
+
+static RFC2822: rfc2822::DateTimeParser = rfc2822::DateTimeParser::new();
 
 /// A text that is not a timestamp of the expected form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,62 +24,33 @@ pub struct TimestampError {
 /// Parses an RFC 3339 date-time (`2026-11-23T11:00:30Z`,
 /// `2026-11-23T12:00:30.250+01:00`; `t`, `z` and a space separator accepted).
 pub fn parse_rfc3339(text: &str) -> Result<SystemTime, TimestampError> {
-    parse_rfc3339_parts(text.trim()).ok_or_else(|| TimestampError {
-        text: text.to_owned(),
-    })
+    let trimmed = text.trim();
+    rfc3339_shape(trimmed)
+        .then(|| trimmed.parse::<Timestamp>().ok())
+        .flatten()
+        .and_then(system)
+        .ok_or_else(|| TimestampError {
+            text: text.to_owned(),
+        })
 }
 
-fn parse_rfc3339_parts(text: &str) -> Option<SystemTime> {
+/// jiff reads all of ISO 8601 and RFC 9557 (`20261123T110030Z`, `+0100`,
+/// `T11:00Z`); RFC 3339 is the strict profile: extended date, time with
+/// seconds, and an offset of `Z` or `±HH:MM`.
+fn rfc3339_shape(text: &str) -> bool {
     let bytes = text.as_bytes();
-    // Fixed positions below are byte offsets: only valid over ASCII.
-    if bytes.len() < 20 || !bytes[..20].is_ascii() || !matches!(bytes[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let year = digits(&text[0..4])?;
-    let month = digits(&text[5..7])?;
-    let day = digits(&text[8..10])?;
-    let hour = digits(&text[11..13])?;
-    let minute = digits(&text[14..16])?;
-    let second = digits(&text[17..19])?;
-    if bytes[4] != b'-' || bytes[7] != b'-' || bytes[13] != b':' || bytes[16] != b':' {
-        return None;
-    }
-    let mut rest = &text[19..];
-    let mut nanos = 0u32;
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let length = fraction
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(fraction.len());
-        if length == 0 {
-            return None;
-        }
-        // Nanosecond precision is all a SystemTime holds; further digits are dropped.
-        let kept = &fraction[..length.min(9)];
-        nanos = kept.parse::<u32>().ok()? * 10u32.pow(9 - kept.len() as u32);
-        rest = &fraction[length..];
-    }
-    let offset_seconds: i64 = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let offset = &rest[1..];
-            if offset.len() != 5 || !offset.is_ascii() || offset.as_bytes()[2] != b':' {
-                return None;
-            }
-            let hours = digits(&offset[0..2])?;
-            let minutes = digits(&offset[3..5])?;
-            if hours > 23 || minutes > 59 {
-                return None;
-            }
-            sign * (hours * 3600 + minutes * 60)
-        }
+    let length = bytes.len();
+    let offset = match bytes.last() {
+        Some(b'Z' | b'z') => true,
+        _ => length >= 6 && matches!(bytes[length - 6], b'+' | b'-') && bytes[length - 3] == b':',
     };
-    let seconds = civil_seconds(year, month, day, hour, minute, second)? - offset_seconds;
-    from_unix(seconds, nanos)
+    length >= 20
+        && offset
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && matches!(bytes[10], b'T' | b't' | b' ')
+        && bytes[13] == b':'
+        && bytes[16] == b':'
 }
 
 /// Parses an HTTP-date: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the
@@ -81,39 +58,54 @@ fn parse_rfc3339_parts(text: &str) -> Option<SystemTime> {
 /// (`Sun Nov  6 08:49:37 1994`). `None` for anything else.
 pub fn parse_http_date(text: &str) -> Option<SystemTime> {
     let words: Vec<&str> = text.split_whitespace().collect();
-    let (day, month, year, time) = match words.as_slice() {
-        [weekday, day, month, year, time, zone] if weekday.ends_with(',') => {
-            check_zone(zone)?;
-            check_weekday(weekday.trim_end_matches(','))?;
-            (digits(day)?, month_number(month)?, digits(year)?, *time)
+    let civil = match words.as_slice() {
+        [date @ .., "GMT" | "UTC"] if date.len() == 5 => {
+            // IMF-fixdate through jiff's RFC 2822 parser (faster than
+            // strptime), which also checks the weekday against the date.
+            let text = format!("{} GMT", date.join(" "));
+            return system(RFC2822.parse_timestamp(&text).ok()?);
         }
-        [weekday, date, time, zone] if weekday.ends_with(',') => {
-            check_zone(zone)?;
-            check_weekday(weekday.trim_end_matches(','))?;
-            let mut parts = date.split('-');
-            let day = digits(parts.next()?)?;
-            let month = month_number(parts.next()?)?;
-            let year_text = parts.next()?;
-            let mut year = digits(year_text)?;
-            if year_text.len() == 2 {
-                year += if year < 70 { 2000 } else { 1900 };
-            }
-            (day, month, year, *time)
-        }
-        [weekday, month, day, time, year] => {
-            check_weekday(weekday)?;
-            (digits(day)?, month_number(month)?, digits(year)?, *time)
-        }
-        _ => return None,
+        [date @ .., "GMT" | "UTC"] => strtime::parse("%A, %d-%b-%y %H:%M:%S", date.join(" ")),
+        _ => strtime::parse("%a %b %d %H:%M:%S %Y", words.join(" ")),
     };
-    let mut clock = time.split(':');
-    let hour = digits(clock.next()?)?;
-    let minute = digits(clock.next()?)?;
-    let second = digits(clock.next()?)?;
-    if clock.next().is_some() {
-        return None;
-    }
-    from_unix(civil_seconds(year, month, day, hour, minute, second)?, 0)
+    system(
+        Offset::UTC
+            .to_timestamp(civil.ok()?.to_datetime().ok()?)
+            .ok()?,
+    )
+}
+
+/// The moment a message states as a date (`2026-12-01`), an optional time of
+/// day (`00:00`, `23:59:59`) and an optional offset (`+08:00`, `+0800`, `UTC`);
+/// a missing time is midnight and a missing offset UTC.
+pub fn parse_stated_moment(
+    date: &str,
+    time: Option<&str>,
+    offset: Option<&str>,
+) -> Option<SystemTime> {
+    let date: Date = date.parse().ok()?;
+    let time: Time = time.map_or(Ok(Time::midnight()), str::parse).ok()?;
+    let offset = match offset.map(str::trim) {
+        None => Offset::UTC,
+        Some(zone) if ["utc", "gmt", "z"].contains(&zone.to_ascii_lowercase().as_str()) => {
+            Offset::UTC
+        }
+        Some(zone) => {
+            let sign = match zone.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let digits: String = zone[1..].chars().filter(|c| *c != ':').collect();
+            if digits.len() != 4 || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+                return None;
+            }
+            let hours: i32 = digits[..2].parse().ok()?;
+            let minutes: i32 = digits[2..].parse().ok()?;
+            Offset::from_seconds(sign * (hours * 3600 + minutes * 60)).ok()?
+        }
+    };
+    system(offset.to_timestamp(date.to_datetime(time)).ok()?)
 }
 
 /// Seconds from `now` until `moment`, never negative: a moment already past
@@ -125,102 +117,36 @@ pub fn seconds_until(moment: SystemTime, now: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The moment `seconds` (possibly negative) after the Unix epoch; `None`
-/// when the platform's time type cannot hold it.
+/// The moment `seconds` (possibly negative) and `nanos` after the Unix
+/// epoch; `None` outside the years -9999 to 9999 or for `nanos` of a second
+/// or more.
 pub fn from_unix(seconds: i64, nanos: u32) -> Option<SystemTime> {
-    let moment = if seconds >= 0 {
-        UNIX_EPOCH.checked_add(Duration::from_secs(seconds as u64))?
-    } else {
-        UNIX_EPOCH.checked_sub(Duration::from_secs(seconds.unsigned_abs()))?
-    };
-    moment.checked_add(Duration::from_nanos(nanos.into()))
+    let nanos = i32::try_from(nanos)
+        .ok()
+        .filter(|nanos| *nanos < 1_000_000_000)?;
+    Timestamp::new(seconds, nanos).ok().and_then(system)
 }
 
-fn check_zone(zone: &str) -> Option<()> {
-    (zone == "GMT" || zone == "UTC").then_some(())
-}
-
-fn check_weekday(name: &str) -> Option<()> {
-    const DAYS: [&str; 7] = [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ];
-    let lower = name.to_ascii_lowercase();
-    DAYS.iter()
-        .any(|day| lower == *day || (lower.len() == 3 && day.starts_with(&lower)))
-        .then_some(())
-}
-
-fn month_number(name: &str) -> Option<i64> {
-    const MONTHS: [&str; 12] = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-    ];
-    let lower = name.to_ascii_lowercase();
-    MONTHS
-        .iter()
-        .position(|month| *month == lower)
-        .map(|index| index as i64 + 1)
-}
-
-/// An unsigned decimal of one to four ASCII digits.
-fn digits(text: &str) -> Option<i64> {
-    if text.is_empty() || text.len() > 4 || !text.bytes().all(|byte| byte.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
-}
-
-/// Seconds since the Unix epoch of a UTC civil time, after checking every
-/// field's range. A leap second (`:60`) counts as the second before it.
-fn civil_seconds(
-    year: i64,
-    month: i64,
-    day: i64,
-    hour: i64,
-    minute: i64,
-    second: i64,
-) -> Option<i64> {
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let second = second.min(59);
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
+/// Writes an optional moment as RFC 3339 text (`2026-12-01T00:00:00Z`).
+pub(super) fn serialize_moment<S: serde::Serializer>(
+    moment: &Option<SystemTime>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match moment.and_then(|moment| Timestamp::try_from(moment).ok()) {
+        Some(moment) => serializer.collect_str(&moment),
+        None => serializer.serialize_none(),
     }
 }
 
-/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+/// A jiff timestamp as the standard library's time type.
+fn system(moment: Timestamp) -> Option<SystemTime> {
+    SystemTime::try_from(moment).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     fn unix(text: &str) -> Option<i64> {
         parse_rfc3339(text).ok().map(|time| {
@@ -263,6 +189,15 @@ mod tests {
         ] {
             assert!(parse_rfc3339(text).is_err(), "{text:?} accepted");
         }
+        // jiff alone takes these ISO 8601 forms; the shape check keeps RFC 3339.
+        for text in [
+            "2026-11-23T11:00:30+0100",
+            "20261123T110030Z",
+            "2026-11-23T11:00Z",
+        ] {
+            assert!(text.parse::<Timestamp>().is_ok(), "{text:?}");
+            assert!(parse_rfc3339(text).is_err(), "{text:?} accepted");
+        }
     }
 
     #[test]
@@ -274,6 +209,62 @@ mod tests {
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 PST"), None);
         assert_eq!(parse_http_date("Sun, 31 Nov 1994 08:49:37 GMT"), None);
         assert_eq!(parse_http_date("120"), None);
+    }
+
+    #[test]
+    fn http_dates_must_be_consistent_and_in_gmt() {
+        // 1994-11-06 was a Sunday; any other weekday is a corrupt date.
+        assert_eq!(parse_http_date("Mon, 06 Nov 1994 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994 GMT"), None);
+        assert_eq!(parse_http_date(""), None);
+        assert_eq!(
+            parse_http_date("Mon, 23 Nov 2026 11:00:30 UTC"),
+            from_unix(1_795_431_630, 0)
+        );
+    }
+
+    #[test]
+    fn stated_moments() {
+        let midnight = from_unix(1_796_083_200, 0); // 2026-12-01T00:00:00Z
+        assert_eq!(
+            parse_stated_moment("2026-12-01", Some("00:00"), Some("UTC")),
+            midnight
+        );
+        assert_eq!(parse_stated_moment("2026-12-01", None, None), midnight);
+        assert_eq!(
+            parse_stated_moment("2026-12-01", Some("08:00:00"), Some("+0800")),
+            midnight
+        );
+        assert_eq!(
+            parse_stated_moment("2026-11-30", Some("19:00"), Some("-05:00")),
+            midnight
+        );
+        assert_eq!(parse_stated_moment("2026-02-30", None, None), None);
+        assert_eq!(parse_stated_moment("2026-12-01", Some("25:00"), None), None);
+        assert_eq!(parse_stated_moment("2026-12-01", None, Some("+8")), None);
+    }
+
+    #[test]
+    fn unix_times_in_range() {
+        assert_eq!(from_unix(0, 0), Some(UNIX_EPOCH));
+        assert_eq!(
+            from_unix(-1, 0),
+            UNIX_EPOCH.checked_sub(std::time::Duration::from_secs(1))
+        );
+        assert_eq!(from_unix(i64::MAX, 0), None);
+        assert_eq!(from_unix(0, 1_000_000_000), None);
+    }
+
+    #[test]
+    fn time_zones_work_without_a_system_database() {
+        // The `tzdb-bundle-always` feature compiles a copy in; a machine
+        // without /usr/share/zoneinfo falls back to it.
+        let pacific = jiff::tz::TimeZoneDatabase::bundled()
+            .get("America/Los_Angeles")
+            .expect("bundled tz database");
+        let midnight = Date::constant(2026, 12, 1).to_datetime(Time::midnight());
+        let offset = pacific.to_offset(Offset::UTC.to_timestamp(midnight).unwrap());
+        assert_eq!(offset.seconds(), -8 * 3600);
     }
 
     #[test]

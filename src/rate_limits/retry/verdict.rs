@@ -2,8 +2,8 @@
 //! weighed together: one word is never enough.
 
 use super::body::Violation;
-use super::text::{self, CONTEXT_LENGTH, HARD_QUOTA, OVERLOADED, RATE_LIMITED, SOFT_QUOTA};
-use super::text::{TOO_LARGE, TRANSIENT, WINDOW};
+use super::text::{self, CAPACITY, CONTEXT_LENGTH, HARD_QUOTA, OVERLOADED, RATE_LIMITED};
+use super::text::{SOFT_QUOTA, TOO_LARGE, TRANSIENT, WINDOW};
 use super::ErrorKind;
 
 /// Everything the classifier knows about one failure.
@@ -39,6 +39,9 @@ const HARD_QUOTA_CODES: &[&str] = &[
     "billingdisabled",
     "creditbalancetoolow",
 ];
+/// Capacity codes that outrank a 429 and a rate-limit code (Google's
+/// `ErrorInfo.reason` `MODEL_CAPACITY_EXHAUSTED`, OpenAI's `slow_down`).
+const CAPACITY_CODES: &[&str] = &["modelcapacityexhausted", "slowdown"];
 const SOFT_QUOTA_CODES: &[&str] = &["insufficientquota"];
 const OVERLOADED_CODES: &[&str] = &[
     "overloadederror",
@@ -137,13 +140,20 @@ pub(super) fn decide(evidence: &Evidence) -> (ErrorKind, bool) {
         || evidence.has_code(HARD_QUOTA_CODES)
         || HARD_QUOTA.found_in(text)
         || evidence.zero_limit()
+        || text::states_allowance(text)
     {
         return (ErrorKind::QuotaExhausted, false);
     }
     let rate_limit_code = evidence.has_code(RATE_LIMIT_CODES);
+    let capacity =
+        evidence.has_code(CAPACITY_CODES) || (evidence.words_count() && CAPACITY.found_in(text));
+    let overload_words = !rate_limit_code && evidence.words_count() && OVERLOADED.found_in(text);
+    // A per-minute request or token limit named as hit is the caller's
+    // budget, whatever capacity words come with it. (Checked last: the
+    // scan is the costly one on a long log.)
     if status == Some(529)
         || evidence.has_code(OVERLOADED_CODES)
-        || (!rate_limit_code && evidence.words_count() && OVERLOADED.found_in(text))
+        || ((capacity || overload_words) && !text::names_per_minute_limit(text))
     {
         return (ErrorKind::Overloaded, true);
     }
