@@ -562,6 +562,7 @@ fn needs_terminal() -> Classification {
         retryable: false,
         retry_after_seconds: None,
         status_code: None,
+        resets_at: None,
         message: "the command stopped to use the terminal, and `run` could not give it the terminal (it is not in the terminal's foreground); run it in the foreground, or give the command its input another way".to_owned(),
     }
 }

@@ -152,6 +152,7 @@ fn rate_limit() -> Classification {
         retryable: true,
         retry_after_seconds: None,
         status_code: Some(429),
+        resets_at: None,
         message: String::new(),
     }
 }
