@@ -39,7 +39,7 @@ const START_ATTEMPTS: usize = 3;
 
 /// `Some(())` when `redis-server` and `redis-cli` run. When they do not: under
 /// `CI=true` this panics (CI must install them, see `.ci/run`); otherwise it
-/// prints why `test` is skipped and returns `None`.
+/// prints why `test` is skipped (uncaptured, so it shows) and returns `None`.
 pub fn require_redis(test: &str) -> Option<()> {
     let missing: Vec<&str> = ["redis-server", "redis-cli"]
         .into_iter()
@@ -59,7 +59,11 @@ pub fn require_redis(test: &str) -> Option<()> {
     if std::env::var("CI").is_ok_and(|value| value == "true") {
         panic!("{test}: {what} not found on PATH; CI must install them (.ci/run installs redis-server)");
     }
-    eprintln!("SKIPPED {test}: {what} not found on PATH (apt-get install redis-server)");
+    // Straight to the stream: the test harness captures `eprintln!` of passing tests.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {what} not found on PATH (apt-get install redis-server)"
+    );
     None
 }
 
