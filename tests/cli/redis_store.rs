@@ -252,3 +252,20 @@ fn the_cluster_harness_forms_three_nodes_that_report_ok() {
         assert!(info.contains("cluster_slots_assigned:16384"), "{info}");
     }
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn dropping_the_harness_leaves_no_redis_process_behind() {
+    let Some(()) = require_redis("dropping_the_harness_leaves_no_redis_process_behind") else {
+        return;
+    };
+    let server = RedisServer::start();
+    let pid = server.pid().expect("running");
+    let proc_entry = std::path::PathBuf::from(format!("/proc/{pid}"));
+    assert!(proc_entry.exists());
+    drop(server);
+    assert!(
+        !proc_entry.exists(),
+        "redis-server {pid} outlived its harness"
+    );
+}

@@ -3,7 +3,7 @@
 //! - [`RedisServer::start`]: one server on a free `127.0.0.1` port (never
 //!   6379), persistence off (`--save ''`, `--appendonly no`), its own temp
 //!   directory, TLS off (the default), an optional `--requirepass`. It is ready when it
-//!   answers `PING` (a `NOAUTH` answer counts) within [`READY_DEADLINE`].
+//!   answers `INFO server` with its own process id within [`READY_DEADLINE`].
 //! - [`RedisServer::kill`] / [`RedisServer::restart`]: SIGKILL it, bring it back
 //!   on the same port (empty: nothing is persisted).
 //! - [`RedisCluster::start`]: three cluster-enabled servers on free ports
@@ -167,12 +167,28 @@ impl RedisServer {
                     ));
                 }
             }
-            match raw_command(self.port, None, &["PING"]) {
-                Ok(reply) if reply == "+PONG" || reply.starts_with("-NOAUTH") => return Ok(()),
+            // Ready means *our* process answers: another test's server could
+            // hold the port for a moment before ours fails to bind and exits.
+            let pid = self.child.as_ref().map(Child::id).unwrap_or_default();
+            match self.command(&["INFO", "server"]) {
+                Ok(info)
+                    if info
+                        .lines()
+                        .any(|line| line.trim_end() == format!("process_id:{pid}")) =>
+                {
+                    return Ok(());
+                }
+                Ok(info) if info.contains("process_id:") => {
+                    self.stop();
+                    return Err(format!(
+                        "port {} is served by another redis-server",
+                        self.port
+                    ));
+                }
                 _ if Instant::now() >= deadline => {
                     self.stop();
                     return Err(format!(
-                        "redis-server on port {} not answering PING within {READY_DEADLINE:?}: {}",
+                        "redis-server on port {} not answering INFO within {READY_DEADLINE:?}: {}",
                         self.port,
                         self.log_tail()
                     ));
@@ -200,6 +216,11 @@ impl RedisServer {
     /// string's body.
     pub fn command(&self, args: &[&str]) -> Result<String, String> {
         raw_command(self.port, self.options.password.as_deref(), args)
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Whether the process is running.
