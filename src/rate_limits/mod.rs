@@ -14,6 +14,7 @@ pub mod retry;
 pub mod scheduler;
 pub mod secrets;
 pub mod store;
+pub mod store_url;
 pub mod usage;
 pub mod window;
 

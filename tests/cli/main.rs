@@ -17,6 +17,10 @@ mod harness;
 mod input;
 mod load;
 mod pacing;
+#[path = "../support/redis_server.rs"]
+mod redis_server;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod run;
 mod validate;
 mod validate_fixtures;
