@@ -134,7 +134,7 @@ impl Report {
 /// Unreadable or undecodable files never stop the run: they become notes
 /// ([`Report::has_errors`] tells whether any was unreadable).
 pub fn run(options: &Options) -> Result<Report, ValidateError> {
-    run_with(options, loops::scan)
+    run_with(options, loops::scan_with)
 }
 
 /// [`run`] with the loop scanner passed in, so tests can drive the walk,

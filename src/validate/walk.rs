@@ -35,8 +35,10 @@ pub(crate) struct TreeScan {
     pub scripts_checked: usize,
 }
 
-/// The per-file loop scanner ([`loops::scan`] outside tests).
-pub(crate) type Scanner = fn(Language, &str) -> Vec<loops::LoopFinding>;
+/// The per-file loop scanner ([`loops::scan_with`] outside tests): the
+/// language, the text, and a reader of the files the script sources.
+pub(crate) type Scanner =
+    fn(Language, &str, &dyn Fn(&str) -> Option<String>) -> Vec<loops::LoopFinding>;
 
 /// Walks `root` and scans every script in it with `scanner`, in parallel.
 ///
@@ -80,7 +82,7 @@ pub(crate) fn scan_tree(
                 return WalkState::Continue;
             }
             let relative = relative_path(root, entry.path());
-            match scan_file(entry.path(), &relative, max_file_size, scanner) {
+            match scan_file(root, entry.path(), &relative, max_file_size, scanner) {
                 FileOutcome::NotAScript => {}
                 FileOutcome::Scanned(file_findings) => {
                     scripts_checked.fetch_add(1, Ordering::Relaxed);
@@ -168,7 +170,13 @@ enum FileOutcome {
 }
 
 /// Reads the file once and scans it when it is a script that may hold a finding.
-fn scan_file(path: &Path, relative: &str, max_file_size: u64, scanner: Scanner) -> FileOutcome {
+fn scan_file(
+    root: &Path,
+    path: &Path,
+    relative: &str,
+    max_file_size: u64,
+    scanner: Scanner,
+) -> FileOutcome {
     let by_name = language_from_name(Path::new(relative));
     if by_name == NameMatch::No {
         return FileOutcome::NotAScript;
@@ -200,7 +208,8 @@ fn scan_file(path: &Path, relative: &str, max_file_size: u64, scanner: Scanner) 
     }
     let text = normalize_line_endings(text);
     let suppressions = Suppressions::new(language, &text);
-    let findings = scanner(language, &text)
+    let resolve = |sourced: &str| read_sourced(root, path, sourced, max_file_size);
+    let findings = scanner(language, &text, &resolve)
         .into_iter()
         .map(|finding| Finding {
             suppressed: suppressions.covers(finding.line, finding.rule),
@@ -213,6 +222,38 @@ fn scan_file(path: &Path, relative: &str, max_file_size: u64, scanner: Scanner) 
         })
         .collect();
     FileOutcome::Scanned(findings)
+}
+
+/// The text of a file a shell script sources by the literal path `sourced`:
+/// looked up beside the script, then from the project root (where CI runs
+/// scripts from). `None` for anything that leaves the project, is not a
+/// regular file, is larger than the size limit or is binary.
+fn read_sourced(root: &Path, script: &Path, sourced: &str, max_file_size: u64) -> Option<String> {
+    let wanted = Path::new(sourced);
+    if sourced.is_empty() || wanted.is_absolute() || sourced.contains(['$', '`', '~']) {
+        return None;
+    }
+    let root = root.canonicalize().ok()?;
+    let beside_script = script.parent().map(|folder| folder.join(wanted));
+    beside_script
+        .into_iter()
+        .chain(std::iter::once(root.join(wanted)))
+        .find_map(|candidate| {
+            let candidate = candidate.canonicalize().ok()?;
+            if !candidate.starts_with(&root) || !candidate.is_file() {
+                return None;
+            }
+            let mut bytes = Vec::new();
+            std::fs::File::open(&candidate)
+                .ok()?
+                .take(max_file_size + 1)
+                .read_to_end(&mut bytes)
+                .ok()?;
+            if bytes.len() as u64 > max_file_size {
+                return None;
+            }
+            decode(bytes).ok().map(normalize_line_endings)
+        })
 }
 
 /// A script too large to scan fails closed: an `unscanned` H11 finding at its

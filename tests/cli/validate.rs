@@ -465,3 +465,46 @@ fn validate_reads_but_never_writes() {
     let entries = std::fs::read_dir(project.root()).unwrap().count();
     assert_eq!(entries, 1);
 }
+
+#[test]
+fn a_helper_in_a_sourced_file_that_always_exits_ends_an_option_loop() {
+    let project = Project::new();
+    project.write(
+        "scripts/lib/common.sh",
+        "bad_arg() {\n  printf 'unknown option: %s\\n' \"$1\" >&2\n  exit 2\n}\n",
+    );
+    let option_loop =
+        "while :; do\n  case $1 in\n    -a) shift ;;\n    *) bad_arg \"$1\" ;;\n  esac\ndone\n";
+    // Beside the script, and from the project root, the helper is found.
+    project.write(
+        "scripts/parse.sh",
+        &format!(". ./lib/common.sh\n{option_loop}"),
+    );
+    project.write(
+        "scripts/parse-from-root.sh",
+        &format!("source scripts/lib/common.sh\n{option_loop}"),
+    );
+    // A path that leaves the project, or one that is not literal, is never read.
+    let outside = project.root().parent().unwrap().join("common.sh");
+    std::fs::copy(project.root().join("scripts/lib/common.sh"), &outside).unwrap();
+    project.write(
+        "scripts/escape.sh",
+        &format!(". ../../common.sh\n{option_loop}"),
+    );
+    project.write(
+        "scripts/dynamic.sh",
+        &format!(". \"$LIB\"/common.sh\n{option_loop}"),
+    );
+    let output = project
+        .cmd(&["validate", "--format", "json"])
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let flagged: Vec<String> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|finding| format!("{}:{}", finding["path"].as_str().unwrap(), finding["line"]))
+        .collect();
+    assert_eq!(flagged, ["scripts/dynamic.sh:2", "scripts/escape.sh:2"]);
+}

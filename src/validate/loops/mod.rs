@@ -43,8 +43,20 @@ pub struct LoopFinding {
 
 /// Scans `source`, written in `language`, for H11 and H23 findings, in order of position.
 pub fn scan(language: Language, source: &str) -> Vec<LoopFinding> {
+    scan_with(language, source, &|_| None)
+}
+
+/// [`scan`], with `resolve` reading the files a shell script sources by a
+/// literal path (`. ./lib.sh`), so helpers defined there that always exit
+/// count as exits. `resolve` gets the path as written and returns the text,
+/// or `None`; the other languages never call it.
+pub fn scan_with(
+    language: Language,
+    source: &str,
+    resolve: &dyn Fn(&str) -> Option<String>,
+) -> Vec<LoopFinding> {
     let mut findings = match language {
-        Language::Shell => shell::scan(source),
+        Language::Shell => shell::scan_with(source, resolve),
         Language::PowerShell => powershell::scan(source),
         Language::Batch => cmd::scan(source),
         Language::Python => python::scan(source),
