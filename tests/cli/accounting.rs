@@ -8,46 +8,7 @@ use predicates::prelude::*;
 use predicates::str::contains;
 use serde_json::Value;
 
-use crate::fixture::Project;
-
-const STATE: &str = ".specsmith/model-rate-limit-state.json";
-const PROFILES: &str = ".specsmith/model-rate-limits.json";
-
-fn set_args<'a>(provider: &'a str, model: &'a str) -> Vec<&'a str> {
-    vec![
-        "credits",
-        "limits",
-        "set",
-        "--provider",
-        provider,
-        "--model",
-        model,
-        "--rpm",
-        "1",
-        "--tpm",
-        "1000",
-        "--target",
-        "1",
-    ]
-}
-
-fn acquire_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "credits",
-        "limits",
-        "acquire",
-        "--provider",
-        "acme",
-        "--model",
-        "m",
-        "--input-tokens",
-        "100",
-        "--max-output-tokens",
-        "50",
-    ];
-    args.extend_from_slice(extra);
-    args
-}
+use crate::fixture::{acquire_args, set_args, Project, PROFILES, STATE};
 
 fn acquire(project: &Project) -> String {
     let output = project.cmd(&acquire_args(&[])).output().unwrap();
@@ -73,7 +34,7 @@ fn names_that_could_share_a_budget_are_refused_naming_the_flag() {
         ("a", ":b", "--model <MODEL>"),
     ] {
         project
-            .cmd(&set_args(provider, model))
+            .cmd(&set_args(provider, model, "1"))
             .assert()
             .code(2)
             .stderr(contains(format!(
@@ -105,7 +66,7 @@ fn names_that_could_share_a_budget_are_refused_naming_the_flag() {
         ));
     // A single colon inside a name is an ordinary model name.
     project
-        .cmd(&set_args("ollama", "llama3:8b"))
+        .cmd(&set_args("ollama", "llama3:8b", "1"))
         .assert()
         .success();
 }
@@ -119,7 +80,7 @@ fn a_profile_file_holding_a_colliding_name_is_refused_naming_the_file() {
     let file = project.root().join(PROFILES).display().to_string();
     for args in [
         &["credits", "limits", "list"][..],
-        &set_args("other", "m")[..],
+        &set_args("other", "m", "1")[..],
     ] {
         project
             .cmd(args)

@@ -19,14 +19,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::fixture::Project;
+use crate::fixture::{Project, PROFILES, STATE};
 use crate::harness::{seed, specsmith, status_json};
 
 const TIME_BUDGET: Duration = Duration::from_secs(30);
 const MAX_BATCHES: usize = 400;
 const WRITERS_PER_BATCH: usize = 8;
-const PROFILES: &str = ".specsmith/model-rate-limits.json";
-const STATE: &str = ".specsmith/model-rate-limit-state.json";
 /// The model `acquire`, `record` and `release` writers use.
 const PACED: &str = "paced";
 /// The model `run` writers use; its cap is [`RUN_CAP`].

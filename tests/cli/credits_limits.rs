@@ -5,9 +5,7 @@ use predicates::prelude::*;
 use predicates::str::{contains, diff, is_empty};
 use serde_json::Value;
 
-use crate::fixture::Project;
-
-const PROFILES: &str = ".specsmith/model-rate-limits.json";
+use crate::fixture::{Project, PROFILES};
 
 /// A profile file exactly as Python specsmith writes it, with the fields its
 /// later releases added.

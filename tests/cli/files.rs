@@ -14,28 +14,7 @@ use std::process::Command as StdCommand;
 
 use predicates::prelude::*;
 
-use crate::fixture::Project;
-
-const PROFILES: &str = ".specsmith/model-rate-limits.json";
-const STATE: &str = ".specsmith/model-rate-limit-state.json";
-
-fn set_args<'a>(provider: &'a str, model: &'a str) -> Vec<&'a str> {
-    vec![
-        "credits",
-        "limits",
-        "set",
-        "--provider",
-        provider,
-        "--model",
-        model,
-        "--rpm",
-        "10",
-        "--tpm",
-        "1000",
-        "--target",
-        "1",
-    ]
-}
+use crate::fixture::{set_args, Project, PROFILES, STATE};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -89,7 +68,7 @@ fn under_umask(project: &Project, umask: &str, args: &[&str]) -> std::process::O
 fn a_new_file_follows_the_umask_and_an_existing_one_keeps_its_mode() {
     for (umask, expected) in [("027", 0o640), ("002", 0o664), ("077", 0o600)] {
         let project = Project::new();
-        let output = under_umask(&project, umask, &set_args("acme", "m"));
+        let output = under_umask(&project, umask, &set_args("acme", "m", "10"));
         assert!(output.status.success(), "{output:?}");
         assert_eq!(
             mode(&project.root().join(PROFILES)),
@@ -99,10 +78,10 @@ fn a_new_file_follows_the_umask_and_an_existing_one_keeps_its_mode() {
     }
     // A shared project: the file was made group-writable on purpose.
     let project = Project::new();
-    project.cmd(&set_args("acme", "m")).assert().success();
+    project.cmd(&set_args("acme", "m", "10")).assert().success();
     let profiles = project.root().join(PROFILES);
     chmod(&profiles, 0o664);
-    let output = under_umask(&project, "077", &set_args("acme", "n"));
+    let output = under_umask(&project, "077", &set_args("acme", "n", "10"));
     assert!(output.status.success(), "{output:?}");
     assert_eq!(mode(&profiles), 0o664);
     assert!(project.read(PROFILES).contains("\"n\""));
@@ -118,7 +97,7 @@ fn a_symlinked_profile_file_is_written_through_to_its_target() {
     std::fs::create_dir(project.root().join(".specsmith")).unwrap();
     let link = project.root().join(PROFILES);
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    project.cmd(&set_args("acme", "m")).assert().success();
+    project.cmd(&set_args("acme", "m", "10")).assert().success();
     assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
     let written = std::fs::read_to_string(&target).unwrap();
     assert!(written.contains("\"acme\""), "{written}");
@@ -133,13 +112,13 @@ fn a_symlinked_profile_file_is_written_through_to_its_target() {
 #[test]
 fn a_read_only_profile_file_is_refused_with_its_name_and_left_alone() {
     let project = Project::new();
-    project.cmd(&set_args("acme", "m")).assert().success();
+    project.cmd(&set_args("acme", "m", "10")).assert().success();
     let profiles = project.root().join(PROFILES);
     // No write bit for anyone: refused by specsmith itself, root included.
     chmod(&profiles, 0o444);
     let before = std::fs::read(&profiles).unwrap();
     for args in [
-        set_args("acme", "n"),
+        set_args("acme", "n", "10"),
         vec![
             "credits",
             "limits",
@@ -372,14 +351,14 @@ fn temporary_of(project: &Project, pid: u32) -> PathBuf {
 #[test]
 fn the_next_write_removes_killed_writers_temporaries_but_not_a_live_ones() {
     let project = Project::new();
-    project.cmd(&set_args("acme", "m")).assert().success();
+    project.cmd(&set_args("acme", "m", "10")).assert().success();
     let mut dead = StdCommand::new("true").spawn().unwrap();
     let dead_pid = dead.id();
     dead.wait().unwrap();
     let mut live = StdCommand::new("sleep").arg("30").spawn().unwrap();
     let killed = temporary_of(&project, dead_pid);
     let in_progress = temporary_of(&project, live.id());
-    project.cmd(&set_args("acme", "n")).assert().success();
+    project.cmd(&set_args("acme", "n", "10")).assert().success();
     assert!(!killed.exists(), "a dead writer's temporary stays");
     assert!(
         in_progress.exists(),

@@ -7,6 +7,49 @@ use std::path::PathBuf;
 use assert_cmd::Command;
 use tempfile::TempDir;
 
+/// The project's profile file, relative to the project folder.
+pub const PROFILES: &str = ".specsmith/model-rate-limits.json";
+/// The project's pacing state file, relative to the project folder.
+pub const STATE: &str = ".specsmith/model-rate-limit-state.json";
+
+/// `credits limits set` for `provider`/`model` at `rpm`, TPM 1000, target 1.
+pub fn set_args<'a>(provider: &'a str, model: &'a str, rpm: &'a str) -> Vec<&'a str> {
+    vec![
+        "credits",
+        "limits",
+        "set",
+        "--provider",
+        provider,
+        "--model",
+        model,
+        "--rpm",
+        rpm,
+        "--tpm",
+        "1000",
+        "--target",
+        "1",
+    ]
+}
+
+/// `credits limits acquire` of 100 + 50 tokens for `acme`/`m`, then `extra`.
+pub fn acquire_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "credits",
+        "limits",
+        "acquire",
+        "--provider",
+        "acme",
+        "--model",
+        "m",
+        "--input-tokens",
+        "100",
+        "--max-output-tokens",
+        "50",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 pub struct Project {
     dir: TempDir,
 }

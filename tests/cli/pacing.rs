@@ -6,31 +6,11 @@ use std::time::{Duration, Instant};
 use predicates::prelude::*;
 use serde_json::Value;
 
-use crate::fixture::Project;
-
-const STATE: &str = ".specsmith/model-rate-limit-state.json";
+use crate::fixture::{acquire_args, Project, STATE};
 
 /// A project with one profile: `acme/m` at target 1 (effective = given).
 fn project_with(rpm: u64, tpm: u64, concurrency: u32) -> Project {
     Project::with_profile("acme", "m", rpm, tpm, concurrency)
-}
-
-fn acquire_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "credits",
-        "limits",
-        "acquire",
-        "--provider",
-        "acme",
-        "--model",
-        "m",
-        "--input-tokens",
-        "100",
-        "--max-output-tokens",
-        "50",
-    ];
-    args.extend_from_slice(extra);
-    args
 }
 
 fn acquire(project: &Project, extra: &[&str]) -> String {
