@@ -1389,7 +1389,8 @@ impl<'a> Script<'a> {
             .copied()
             .filter(|&index| !self.in_nested_function(index, position))
             .collect();
-        let counters = self.counters(&body, position)?;
+        let mut counters = self.counters(&body, position)?;
+        counters.extend(self.stepped_in_header(position, &body));
         let mut result = BodyGuard {
             guard: Guard::None,
             breaks_only: true,
@@ -1561,6 +1562,44 @@ impl<'a> Script<'a> {
             }
         }
         Some(counters.difference(&reset).cloned().collect())
+    }
+
+    /// Variables stepped in the parentheses of loop `position` itself, which runs
+    /// once a pass: the step clause of `for ($n = 1; $n -le 5; $n++)` or the
+    /// `$n++ -lt 5` of a `while` condition; not when the body sets them back to a number.
+    fn stepped_in_header(&self, position: usize, body: &[usize]) -> HashSet<String> {
+        let Some(condition) = self.loops[position].condition else {
+            return HashSet::new();
+        };
+        if self.loops[position].shape == LoopShape::Foreach {
+            return HashSet::new();
+        }
+        let operator = |index: usize, texts: &[&str]| {
+            self.tokens.get(index).is_some_and(|token| {
+                token.kind == Kind::Operator && texts.contains(&token.text.as_str())
+            })
+        };
+        let stepped: HashSet<String> = self
+            .inside(condition)
+            .into_iter()
+            .filter(|&index| {
+                self.kind(index) == Some(Kind::Variable)
+                    && (operator(index + 1, &["++", "--", "+=", "-="])
+                        || (index > 0 && operator(index - 1, &["++", "--"])))
+            })
+            .map(|index| self.tokens[index].text.clone())
+            .collect();
+        let reset: HashSet<&str> = body
+            .iter()
+            .filter(|&&index| {
+                operator(index + 1, &["="]) && self.kind(index + 2) == Some(Kind::Number)
+            })
+            .map(|&index| self.tokens[index].text.as_str())
+            .collect();
+        stepped
+            .into_iter()
+            .filter(|name| !reset.contains(name.as_str()))
+            .collect()
     }
 
     /// Whether the token at `index` runs on every pass through loop `position`:

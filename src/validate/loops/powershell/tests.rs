@@ -687,3 +687,30 @@ return $false
 ";
     assert_eq!(summary(source), vec![silent(1, 1)]);
 }
+
+#[test]
+fn for_step_clause_counts_as_the_cap_so_a_rethrow_on_the_last_try_speaks() {
+    let sources = [
+        "for ($try = 1; $try -le 4; $try++) {\n  try {\n    Send-Report\n    return\n  } catch {\n    if ($try -eq 4) { throw }\n    Start-Sleep 3\n  }\n}\n",
+        "for ($attempt = 0; $attempt -lt 6; $attempt += 1) {\n  try { Get-Artifact; break }\n  catch {\n    if ($attempt -ge 5) { throw $_ }\n    Start-Sleep -Seconds 2\n  }\n}\n",
+    ];
+    for source in sources {
+        assert_eq!(summary(source), vec![], "{source}");
+    }
+    // The same cap with a quiet `break` still gives up without saying so.
+    let quiet = "for ($try = 1; $try -le 4; $try++) {\n  try { Send-Report; return }\n  catch {\n    if ($try -eq 4) { break }\n    Start-Sleep 3\n  }\n}\n";
+    assert_eq!(summary(quiet), vec![silent(1, 1)]);
+}
+
+#[test]
+fn counter_stepped_in_a_while_condition_is_a_cap_not_an_unbounded_wait() {
+    // Capped by `$polls++ -lt 8`, but giving up falls through without a word.
+    let source = "do {\n  if ($svc.CanPause) { return }\n  Start-Sleep 5\n} while (-not $svc.CanPause -and ($polls++ -lt 8))\n";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
+    let loud = "do {\n  Start-Sleep 5\n} while (-not (Test-Path $flag) -and ($polls++ -lt 8))\nif (-not (Test-Path $flag)) { Write-Warning 'flag never appeared' }\n";
+    assert_eq!(summary(loud), vec![]);
+    // A counter the body sets back to zero caps nothing.
+    let reset = "do {\n  $polls = 0\n  Start-Sleep 5\n} while (-not (Test-Path $flag) -and ($polls++ -lt 8))\n";
+    assert_eq!(summary(reset).len(), 1);
+    assert_eq!(summary(reset)[0], unbounded(1, 1));
+}
