@@ -1115,9 +1115,41 @@ impl<'a> Script<'a> {
         while let Some(index) = next.filter(|&index| self.kind(index) == Some(Kind::Semicolon)) {
             next = self.next_significant(index);
         }
-        let Some(next) = next else {
+        let Some(mut next) = next else {
             return false;
         };
+        // A loop that ends its `try` block lands after the whole `try … catch … finally`.
+        for _ in 0..MAX_TRY_HOPS {
+            let Some(open) = self
+                .kind(next)
+                .filter(|kind| *kind == Kind::Close('}'))
+                .and(self.pairs[next])
+            else {
+                break;
+            };
+            if self.keyword_before(open).as_deref() != Some("try") {
+                break;
+            }
+            let mut cursor = self.next_significant(next);
+            while let Some(clause) =
+                cursor.filter(|&clause| matches!(self.word(clause), Some("catch" | "finally")))
+            {
+                let Some(block) = (clause + 1..self.tokens.len())
+                    .take_while(|&index| self.kind(index) != Some(Kind::Semicolon))
+                    .find(|&index| self.kind(index) == Some(Kind::Open('{')))
+                else {
+                    return false;
+                };
+                let Some(block_close) = self.pairs[block] else {
+                    return false;
+                };
+                cursor = self.next_significant(block_close);
+            }
+            match cursor {
+                Some(after) => next = after,
+                None => return false,
+            }
+        }
         if self.word(next) == Some("if") {
             return self.if_clauses(next).iter().any(|clause| {
                 self.block_exit(clause.1, position)
@@ -1886,6 +1918,8 @@ enum Guard {
     Loud,
 }
 
+/// How many enclosing `try` blocks a give-up path is followed out of.
+const MAX_TRY_HOPS: usize = 4;
 /// How many straight-line statements after a loop may hold its give-up message.
 const STATEMENTS_AFTER_LOOP: usize = 4;
 

@@ -714,3 +714,15 @@ fn counter_stepped_in_a_while_condition_is_a_cap_not_an_unbounded_wait() {
     assert_eq!(summary(reset).len(), 1);
     assert_eq!(summary(reset)[0], unbounded(1, 1));
 }
+
+#[test]
+fn give_up_check_after_the_try_that_ends_with_the_loop_counts() {
+    let source = "try {\n  for ($n = 1; $n -le 3; $n++) {\n    $seen = Get-Mirror $name\n    if ($seen) { break }\n    Start-Sleep 5\n  }\n}\ncatch [System.Net.WebException] {\n  $problem = $_\n}\nif (-not $seen) { Write-Error \"mirror never showed $name\" }\n";
+    assert_eq!(summary(source), vec![]);
+    // Something else after the loop inside the `try` is not the give-up path's check.
+    let inside = "try {\n  for ($n = 1; $n -le 3; $n++) {\n    $seen = Get-Mirror $name\n    if ($seen) { break }\n    Start-Sleep 5\n  }\n  Publish-Next\n}\ncatch {\n  $problem = $_\n}\nif (-not $seen) { Write-Error 'mirror never showed' }\n";
+    assert_eq!(summary(inside), vec![silent(2, 3)]);
+    // A quiet check after the `try` says nothing.
+    let quiet = "try {\n  for ($n = 1; $n -le 3; $n++) {\n    $seen = Get-Mirror $name\n    if ($seen) { break }\n    Start-Sleep 5\n  }\n} finally {\n  Close-Feed\n}\nif (-not $seen) { $failed = $true }\n";
+    assert_eq!(summary(quiet), vec![silent(2, 3)]);
+}
