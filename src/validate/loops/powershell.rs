@@ -1778,6 +1778,8 @@ impl<'a> Script<'a> {
                     let writes = word.starts_with("write-")
                         && !matches!(word, "write-verbose" | "write-debug" | "write-progress");
                     let logs = word.starts_with("log-") || word.ends_with("-log");
+                    // `Fail-Json $result 'timed out'` (Ansible modules) reports and ends the run.
+                    let fails = word.starts_with("fail-") && self.argument(index).is_some();
                     let helper_speaks = self.helpers.get(word).is_some_and(|&(_, speaks)| speaks);
                     // `Set-ExitCode -ErrorMessage '…'`: a command handed the message to report.
                     let hands_a_message = (index + 1..close.min(self.tokens.len()))
@@ -1792,7 +1794,7 @@ impl<'a> Script<'a> {
                                 parameter.starts_with('-') && parameter.ends_with("message")
                             })
                         });
-                    exit.speaks |= writes || logs || helper_speaks || hands_a_message;
+                    exit.speaks |= writes || logs || fails || helper_speaks || hands_a_message;
                 }
             }
         }

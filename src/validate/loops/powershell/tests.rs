@@ -726,3 +726,15 @@ fn give_up_check_after_the_try_that_ends_with_the_loop_counts() {
     let quiet = "try {\n  for ($n = 1; $n -le 3; $n++) {\n    $seen = Get-Mirror $name\n    if ($seen) { break }\n    Start-Sleep 5\n  }\n} finally {\n  Close-Feed\n}\nif (-not $seen) { $failed = $true }\n";
     assert_eq!(summary(quiet), vec![silent(2, 3)]);
 }
+
+#[test]
+fn a_fail_command_after_the_deadline_loop_speaks() {
+    let source = "$begin = Get-Date\n$found = $false\nwhile (((Get-Date) - $begin).TotalSeconds -lt $limit) {\n  if (Test-Path $lock) { $found = $true; break }\n  Start-Sleep 1\n}\nif (-not $found) {\n  $report.waited = $limit\n  Fail-Json $report \"lock $lock never appeared\"\n}\n";
+    assert_eq!(summary(source), vec![]);
+    // Without its message a bare `Fail-Json` call is not taken as one.
+    let bare = source.replace(
+        "Fail-Json $report \"lock $lock never appeared\"",
+        "Fail-Json",
+    );
+    assert_eq!(summary(&bare), vec![silent(3, 1)]);
+}
