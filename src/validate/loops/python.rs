@@ -74,7 +74,7 @@ static END_OF_INPUT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(?:EOFError|StopIteration)\b").expect("valid regex"));
 /// Reading the next piece of a stream or collection that ends.
 static READ_CALL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\.(?:read|readline|readlines|recv|recvfrom|pop|popleft|get_nowait|next_token)\s*\(|\bnext\s*\(")
+    Regex::new(r"\.(?:read|readline|readlines|recv|recvfrom|pop|popleft|get_nowait|next_token)\s*\(|\bnext\s*\(|(?:^|[^\w.])(?:read|recv)_\w+\s*\(")
         .expect("valid regex")
 });
 

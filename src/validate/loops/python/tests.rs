@@ -643,3 +643,15 @@ fn a_deadline_scope_around_the_loop_bounds_it() {
     let outside = "with anyio.fail_after(90):\n    def later():\n        while True:\n            poll()\n            time.sleep(1)\n";
     assert_eq!(summary(outside), vec![unbounded(3, 9)]);
 }
+
+#[test]
+fn a_reading_helper_tested_for_end_of_input_ends_the_loop() {
+    let source = "while True:\n    chunk = recv_frame(conn)\n    if not chunk:\n        break\n    reply(conn, chunk)\n";
+    assert_eq!(summary(source), vec![]);
+    // A helper that does not read (its name says nothing of it) is still a loop with no end.
+    let other = source.replace("recv_frame", "handle_frame");
+    assert_eq!(summary(&other), vec![unbounded(1, 1)]);
+    // Reading alone does not end it when the loop never tests what it read.
+    let untested = "while True:\n    chunk = recv_frame(conn)\n    reply(conn, chunk)\n";
+    assert_eq!(summary(untested), vec![unbounded(1, 1)]);
+}
