@@ -1115,9 +1115,41 @@ impl<'a> Script<'a> {
         while let Some(index) = next.filter(|&index| self.kind(index) == Some(Kind::Semicolon)) {
             next = self.next_significant(index);
         }
-        let Some(next) = next else {
+        let Some(mut next) = next else {
             return false;
         };
+        // A loop that ends its `try` block lands after the whole `try … catch … finally`.
+        for _ in 0..MAX_TRY_HOPS {
+            let Some(open) = self
+                .kind(next)
+                .filter(|kind| *kind == Kind::Close('}'))
+                .and(self.pairs[next])
+            else {
+                break;
+            };
+            if self.keyword_before(open).as_deref() != Some("try") {
+                break;
+            }
+            let mut cursor = self.next_significant(next);
+            while let Some(clause) =
+                cursor.filter(|&clause| matches!(self.word(clause), Some("catch" | "finally")))
+            {
+                let Some(block) = (clause + 1..self.tokens.len())
+                    .take_while(|&index| self.kind(index) != Some(Kind::Semicolon))
+                    .find(|&index| self.kind(index) == Some(Kind::Open('{')))
+                else {
+                    return false;
+                };
+                let Some(block_close) = self.pairs[block] else {
+                    return false;
+                };
+                cursor = self.next_significant(block_close);
+            }
+            match cursor {
+                Some(after) => next = after,
+                None => return false,
+            }
+        }
         if self.word(next) == Some("if") {
             return self.if_clauses(next).iter().any(|clause| {
                 self.block_exit(clause.1, position)
@@ -1389,7 +1421,8 @@ impl<'a> Script<'a> {
             .copied()
             .filter(|&index| !self.in_nested_function(index, position))
             .collect();
-        let counters = self.counters(&body, position)?;
+        let mut counters = self.counters(&body, position)?;
+        counters.extend(self.stepped_in_header(position, &body));
         let mut result = BodyGuard {
             guard: Guard::None,
             breaks_only: true,
@@ -1563,6 +1596,44 @@ impl<'a> Script<'a> {
         Some(counters.difference(&reset).cloned().collect())
     }
 
+    /// Variables stepped in the parentheses of loop `position` itself, which runs
+    /// once a pass: the step clause of `for ($n = 1; $n -le 5; $n++)` or the
+    /// `$n++ -lt 5` of a `while` condition; not when the body sets them back to a number.
+    fn stepped_in_header(&self, position: usize, body: &[usize]) -> HashSet<String> {
+        let Some(condition) = self.loops[position].condition else {
+            return HashSet::new();
+        };
+        if self.loops[position].shape == LoopShape::Foreach {
+            return HashSet::new();
+        }
+        let operator = |index: usize, texts: &[&str]| {
+            self.tokens.get(index).is_some_and(|token| {
+                token.kind == Kind::Operator && texts.contains(&token.text.as_str())
+            })
+        };
+        let stepped: HashSet<String> = self
+            .inside(condition)
+            .into_iter()
+            .filter(|&index| {
+                self.kind(index) == Some(Kind::Variable)
+                    && (operator(index + 1, &["++", "--", "+=", "-="])
+                        || (index > 0 && operator(index - 1, &["++", "--"])))
+            })
+            .map(|index| self.tokens[index].text.clone())
+            .collect();
+        let reset: HashSet<&str> = body
+            .iter()
+            .filter(|&&index| {
+                operator(index + 1, &["="]) && self.kind(index + 2) == Some(Kind::Number)
+            })
+            .map(|&index| self.tokens[index].text.as_str())
+            .collect();
+        stepped
+            .into_iter()
+            .filter(|name| !reset.contains(name.as_str()))
+            .collect()
+    }
+
     /// Whether the token at `index` runs on every pass through loop `position`:
     /// only `try` / `catch` / `finally` blocks and plain parentheses lie between
     /// it and the body; `None` when the budget is spent.
@@ -1707,6 +1778,8 @@ impl<'a> Script<'a> {
                     let writes = word.starts_with("write-")
                         && !matches!(word, "write-verbose" | "write-debug" | "write-progress");
                     let logs = word.starts_with("log-") || word.ends_with("-log");
+                    // `Fail-Json $result 'timed out'` (Ansible modules) reports and ends the run.
+                    let fails = word.starts_with("fail-") && self.argument(index).is_some();
                     let helper_speaks = self.helpers.get(word).is_some_and(|&(_, speaks)| speaks);
                     // `Set-ExitCode -ErrorMessage '…'`: a command handed the message to report.
                     let hands_a_message = (index + 1..close.min(self.tokens.len()))
@@ -1721,7 +1794,7 @@ impl<'a> Script<'a> {
                                 parameter.starts_with('-') && parameter.ends_with("message")
                             })
                         });
-                    exit.speaks |= writes || logs || helper_speaks || hands_a_message;
+                    exit.speaks |= writes || logs || fails || helper_speaks || hands_a_message;
                 }
             }
         }
@@ -1847,6 +1920,8 @@ enum Guard {
     Loud,
 }
 
+/// How many enclosing `try` blocks a give-up path is followed out of.
+const MAX_TRY_HOPS: usize = 4;
 /// How many straight-line statements after a loop may hold its give-up message.
 const STATEMENTS_AFTER_LOOP: usize = 4;
 

@@ -74,8 +74,17 @@ static END_OF_INPUT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(?:EOFError|StopIteration)\b").expect("valid regex"));
 /// Reading the next piece of a stream or collection that ends.
 static READ_CALL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\.(?:read|readline|readlines|recv|recvfrom|pop|popleft|get_nowait|next_token)\s*\(|\bnext\s*\(")
+    Regex::new(r"\.(?:read|readline|readlines|recv|recvfrom|pop|popleft|get_nowait|next_token)\s*\(|\bnext\s*\(|(?:^|[^\w.])(?:read|recv)_\w+\s*\(")
         .expect("valid regex")
+});
+
+/// A `with` scope that cancels its body at a deadline. Group 1 is set for the
+/// scopes that end quietly (`move_on_after`); the others raise a timeout error.
+static TIMEOUT_SCOPE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"\b(?:(?:anyio|trio)\.(move_on_(?:after|at))|(?:anyio|trio)\.fail_(?:after|at)|asyncio\.timeout(?:_at)?|async_timeout\.timeout)\s*\(",
+    )
+    .expect("valid regex")
 });
 
 /// Scans one file's text; see [`super::scan`].
@@ -594,6 +603,36 @@ impl Context<'_> {
         if shape == Shape::Endless && !sleeps && self.ends_with_its_input(&body) {
             return;
         }
+        if let Some((scope, quiet)) = self.timeout_scope(index) {
+            // The deadline is the scope's; a failing scope raises `TimeoutError` itself.
+            // A quiet scope lands after the `with` on both paths: only a test there
+            // (`if scope.cancelled_caught: print(…)`) can tell the give-up apart.
+            let announced = !quiet
+                || self.siblings_after(scope).first().is_some_and(|&next| {
+                    self.statements[next].keyword == "if"
+                        && if_chain(self.statements, next)
+                            .iter()
+                            .any(|&clause| self.block_speaks(clause))
+                });
+            if !announced {
+                let original = slice(
+                    self.chars,
+                    statement.start,
+                    statement.start + statement.code.chars().count(),
+                );
+                findings.push(finding(
+                    Rule::H11,
+                    FindingKind::SilentFallback,
+                    statement.line,
+                    statement.column,
+                    silent_message(
+                        original.trim_end(),
+                        "test the scope's `cancelled_caught` after it and `print(...)` why, or use `fail_after`",
+                    ),
+                ));
+            }
+            return;
+        }
         let counters = self.counters(index, &body);
         let clocks = clock_variables(self.statements, &body);
         let is_guard_condition = |condition: &str| {
@@ -668,6 +707,27 @@ impl Context<'_> {
                 "`print(...)`, `logging.error(...)` or `raise TimeoutError(\"...\")`",
             ),
         ));
+    }
+
+    /// The innermost `with` of the same function around loop `index` that cancels
+    /// its body at a deadline (`with anyio.fail_after(60):`), and whether that
+    /// scope ends quietly.
+    fn timeout_scope(&self, index: usize) -> Option<(usize, bool)> {
+        let mut current = self.statements[index].parent;
+        // Each step moves to a parent, so this ends within the statement count.
+        while let Some(parent) = current {
+            let statement = &self.statements[parent];
+            if is_scope(statement) {
+                return None;
+            }
+            if statement.keyword == "with" {
+                if let Some(captures) = TIMEOUT_SCOPE.captures(&statement.code) {
+                    return Some((parent, captures.get(1).is_some()));
+                }
+            }
+            current = statement.parent;
+        }
+        None
     }
 
     /// Whether some statement of the body leaves the loop (`break`, `return`, `raise`, an exit).

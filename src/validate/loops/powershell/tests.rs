@@ -687,3 +687,54 @@ return $false
 ";
     assert_eq!(summary(source), vec![silent(1, 1)]);
 }
+
+#[test]
+fn for_step_clause_counts_as_the_cap_so_a_rethrow_on_the_last_try_speaks() {
+    let sources = [
+        "for ($try = 1; $try -le 4; $try++) {\n  try {\n    Send-Report\n    return\n  } catch {\n    if ($try -eq 4) { throw }\n    Start-Sleep 3\n  }\n}\n",
+        "for ($attempt = 0; $attempt -lt 6; $attempt += 1) {\n  try { Get-Artifact; break }\n  catch {\n    if ($attempt -ge 5) { throw $_ }\n    Start-Sleep -Seconds 2\n  }\n}\n",
+    ];
+    for source in sources {
+        assert_eq!(summary(source), vec![], "{source}");
+    }
+    // The same cap with a quiet `break` still gives up without saying so.
+    let quiet = "for ($try = 1; $try -le 4; $try++) {\n  try { Send-Report; return }\n  catch {\n    if ($try -eq 4) { break }\n    Start-Sleep 3\n  }\n}\n";
+    assert_eq!(summary(quiet), vec![silent(1, 1)]);
+}
+
+#[test]
+fn counter_stepped_in_a_while_condition_is_a_cap_not_an_unbounded_wait() {
+    // Capped by `$polls++ -lt 8`, but giving up falls through without a word.
+    let source = "do {\n  if ($svc.CanPause) { return }\n  Start-Sleep 5\n} while (-not $svc.CanPause -and ($polls++ -lt 8))\n";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
+    let loud = "do {\n  Start-Sleep 5\n} while (-not (Test-Path $flag) -and ($polls++ -lt 8))\nif (-not (Test-Path $flag)) { Write-Warning 'flag never appeared' }\n";
+    assert_eq!(summary(loud), vec![]);
+    // A counter the body sets back to zero caps nothing.
+    let reset = "do {\n  $polls = 0\n  Start-Sleep 5\n} while (-not (Test-Path $flag) -and ($polls++ -lt 8))\n";
+    assert_eq!(summary(reset).len(), 1);
+    assert_eq!(summary(reset)[0], unbounded(1, 1));
+}
+
+#[test]
+fn give_up_check_after_the_try_that_ends_with_the_loop_counts() {
+    let source = "try {\n  for ($n = 1; $n -le 3; $n++) {\n    $seen = Get-Mirror $name\n    if ($seen) { break }\n    Start-Sleep 5\n  }\n}\ncatch [System.Net.WebException] {\n  $problem = $_\n}\nif (-not $seen) { Write-Error \"mirror never showed $name\" }\n";
+    assert_eq!(summary(source), vec![]);
+    // Something else after the loop inside the `try` is not the give-up path's check.
+    let inside = "try {\n  for ($n = 1; $n -le 3; $n++) {\n    $seen = Get-Mirror $name\n    if ($seen) { break }\n    Start-Sleep 5\n  }\n  Publish-Next\n}\ncatch {\n  $problem = $_\n}\nif (-not $seen) { Write-Error 'mirror never showed' }\n";
+    assert_eq!(summary(inside), vec![silent(2, 3)]);
+    // A quiet check after the `try` says nothing.
+    let quiet = "try {\n  for ($n = 1; $n -le 3; $n++) {\n    $seen = Get-Mirror $name\n    if ($seen) { break }\n    Start-Sleep 5\n  }\n} finally {\n  Close-Feed\n}\nif (-not $seen) { $failed = $true }\n";
+    assert_eq!(summary(quiet), vec![silent(2, 3)]);
+}
+
+#[test]
+fn a_fail_command_after_the_deadline_loop_speaks() {
+    let source = "$begin = Get-Date\n$found = $false\nwhile (((Get-Date) - $begin).TotalSeconds -lt $limit) {\n  if (Test-Path $lock) { $found = $true; break }\n  Start-Sleep 1\n}\nif (-not $found) {\n  $report.waited = $limit\n  Fail-Json $report \"lock $lock never appeared\"\n}\n";
+    assert_eq!(summary(source), vec![]);
+    // Without its message a bare `Fail-Json` call is not taken as one.
+    let bare = source.replace(
+        "Fail-Json $report \"lock $lock never appeared\"",
+        "Fail-Json",
+    );
+    assert_eq!(summary(&bare), vec![silent(3, 1)]);
+}

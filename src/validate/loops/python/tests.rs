@@ -622,3 +622,36 @@ fn counted_loops_that_sleep_wait_for_nothing() {
     let source = "while True:\n    key, op, value = subscriber.pop()\n    if not key:\n        break\n    handle(key)\n";
     assert_eq!(summary(source), vec![]);
 }
+
+#[test]
+fn a_deadline_scope_around_the_loop_bounds_it() {
+    // The failing scopes raise a timeout error when the deadline passes.
+    let raising = [
+        "async def ping():\n    with anyio.fail_after(90):\n        while True:\n            if await probe():\n                return\n            await anyio.sleep(2)\n",
+        "async def ping():\n    async with asyncio.timeout(30):\n        while not await probe():\n            await asyncio.sleep(1)\n",
+        "async def ping():\n    with trio.fail_at(limit):\n        for item in feed:\n            while not item.done():\n                await trio.sleep(1)\n",
+    ];
+    for source in raising {
+        assert_eq!(summary(source), vec![], "{source}");
+    }
+    // A quiet scope gives up without a word unless the code after it checks.
+    let quiet = "async def ping():\n    with anyio.move_on_after(90):\n        while True:\n            if await probe():\n                break\n            await anyio.sleep(2)\n    return True\n";
+    assert_eq!(summary(quiet), vec![silent(3, 9)]);
+    let checked = "async def ping():\n    with anyio.move_on_after(90) as scope:\n        while True:\n            if await probe():\n                break\n            await anyio.sleep(2)\n    if scope.cancelled_caught:\n        print('server never answered')\n";
+    assert_eq!(summary(checked), vec![]);
+    // The scope must hold the loop in the same function.
+    let outside = "with anyio.fail_after(90):\n    def later():\n        while True:\n            poll()\n            time.sleep(1)\n";
+    assert_eq!(summary(outside), vec![unbounded(3, 9)]);
+}
+
+#[test]
+fn a_reading_helper_tested_for_end_of_input_ends_the_loop() {
+    let source = "while True:\n    chunk = recv_frame(conn)\n    if not chunk:\n        break\n    reply(conn, chunk)\n";
+    assert_eq!(summary(source), vec![]);
+    // A helper that does not read (its name says nothing of it) is still a loop with no end.
+    let other = source.replace("recv_frame", "handle_frame");
+    assert_eq!(summary(&other), vec![unbounded(1, 1)]);
+    // Reading alone does not end it when the loop never tests what it read.
+    let untested = "while True:\n    chunk = recv_frame(conn)\n    reply(conn, chunk)\n";
+    assert_eq!(summary(untested), vec![unbounded(1, 1)]);
+}
