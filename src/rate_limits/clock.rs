@@ -126,6 +126,32 @@ impl Clock for FakeClock {
     }
 }
 
+/// Sleeps `duration` on `clock` in slices of at most `slice`, asking `stop`
+/// before each one; what `stop` said when it cut the sleep short, else `None`.
+pub fn sleep_unless<C: Clock + ?Sized, T>(
+    clock: &C,
+    duration: Duration,
+    slice: Duration,
+    stop: impl Fn() -> Option<T>,
+) -> Option<T> {
+    let end = clock.now().saturating_add(duration_millis(duration));
+    // Each pass sleeps at least a millisecond of the clock, so it ends by `end`.
+    loop {
+        if let Some(reason) = stop() {
+            return Some(reason);
+        }
+        let left = end.saturating_sub(clock.now());
+        if left == 0 {
+            return None;
+        }
+        clock.sleep(
+            Duration::from_millis(left)
+                .min(slice)
+                .max(Duration::from_millis(1)),
+        );
+    }
+}
+
 /// `duration` in whole milliseconds, rounded up so a wait never ends early.
 pub fn duration_millis(duration: Duration) -> u64 {
     let millis =

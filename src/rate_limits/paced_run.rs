@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::clock::{duration_millis, Clock};
+use super::clock::{duration_millis, sleep_unless, Clock};
 use super::owner::ProcessGroup;
 use super::pacing::{PaceRequest, PacingError, SharedPacer, WaitNotice};
 use super::retry::{classify, retry_delay, Classification, ErrorKind, ProviderResponse};
@@ -393,7 +393,7 @@ pub fn run_paced<S: StateStore, C: Clock>(
             classification: &classification,
             discarded_bytes,
         });
-        if let Some(signal) = sleep_unless_stopped(clock, delay, stop) {
+        if let Some(signal) = sleep_unless(clock, delay, SIGNAL_CHECK_INTERVAL, stop) {
             return Ok(interrupted(attempt, signal, Phase::SleepingBeforeRetry));
         }
         last_failure = Some(classification);
@@ -413,27 +413,6 @@ const TERMINATE: i32 = 15;
 impl TokenUsage {
     fn total(self) -> u64 {
         self.input_tokens.saturating_add(self.output_tokens)
-    }
-}
-
-/// Sleeps `duration` in slices of [`SIGNAL_CHECK_INTERVAL`]; the signal that
-/// cut it short, if any.
-fn sleep_unless_stopped<C: Clock>(
-    clock: &C,
-    duration: Duration,
-    stop: &dyn Fn() -> Option<i32>,
-) -> Option<i32> {
-    let end = clock.now().saturating_add(duration_millis(duration));
-    // Each pass sleeps at least a millisecond of the clock, so it ends by `end`.
-    loop {
-        if let Some(signal) = stop() {
-            return Some(signal);
-        }
-        let left = end.saturating_sub(clock.now());
-        if left == 0 {
-            return None;
-        }
-        clock.sleep(Duration::from_millis(left).min(SIGNAL_CHECK_INTERVAL));
     }
 }
 

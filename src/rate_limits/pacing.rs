@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use super::clock::{duration_millis, Clock, SystemClock};
+use super::clock::{duration_millis, sleep_unless, Clock, SystemClock};
 use super::owner::{host_name, liveness, Liveness, Owner, ProcessGroup};
 use super::profile::Profile;
 use super::retry::Classification;
@@ -241,18 +241,11 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
             self.clock.sleep(duration);
             return Ok(());
         };
-        let end = self.clock.now().saturating_add(duration_millis(duration));
-        // Each pass sleeps at least a millisecond, so the loop ends by `end`.
-        loop {
-            if stop() {
-                return Err(PacingError::Stopped);
-            }
-            let left = end.saturating_sub(self.clock.now());
-            if left == 0 {
-                return Ok(());
-            }
-            self.clock
-                .sleep(Duration::from_millis(left).min(DEFAULT_POLL_INTERVAL));
+        match sleep_unless(&self.clock, duration, DEFAULT_POLL_INTERVAL, || {
+            stop().then_some(())
+        }) {
+            Some(()) => Err(PacingError::Stopped),
+            None => Ok(()),
         }
     }
 
