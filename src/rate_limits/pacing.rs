@@ -57,6 +57,15 @@ pub enum PacingError {
     /// The stop test (see [`SharedPacer::with_stop`]) said to stop waiting.
     #[error("stopped while waiting for budget")]
     Stopped,
+    /// A shared store (Redis) could not be reached, timed out or answered
+    /// with an error; what the caller does then is its fail mode.
+    #[error("the pacing store {store} is unavailable: {reason}")]
+    Unavailable {
+        /// The store, credentials masked.
+        store: String,
+        /// What went wrong, with no credential in it.
+        reason: String,
+    },
 }
 
 /// A request to admit, with who will hold it and for how long.
