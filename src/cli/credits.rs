@@ -69,7 +69,7 @@ enum LimitsCommand {
     /// Show the rolling-window figures shared by every process of the project.
     Status(super::pacing::StatusArgs),
     /// Remove the runtime pacing state.
-    ResetState,
+    ResetState(super::pacing::ResetStateArgs),
     /// Run a command paced by the budget, retrying rate limits (`run … -- CMD ARGS…`).
     Run(super::run::RunArgs),
 }
@@ -109,7 +109,7 @@ pub fn run(project: &ProjectPaths, args: CreditsArgs) -> anyhow::Result<ExitStat
         LimitsCommand::Record(args) => super::pacing::record(project, args),
         LimitsCommand::Release(args) => super::pacing::release(project, args),
         LimitsCommand::Status(args) => super::pacing::status(project, args),
-        LimitsCommand::ResetState => super::pacing::reset_state(project),
+        LimitsCommand::ResetState(args) => super::pacing::reset_state(project, args),
         LimitsCommand::Run(args) => super::run::run(project, args),
     }
 }

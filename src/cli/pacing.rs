@@ -19,6 +19,7 @@ use crate::exit::ExitStatus;
 use crate::paths::{self, ProjectPaths};
 use crate::rate_limits::backend::Backend;
 use crate::rate_limits::clock::{Clock, SystemClock};
+use crate::rate_limits::fail_open::{is_unpaced, FailOpen};
 use crate::rate_limits::owner::{
     calling_owner, host_name, liveness, Liveness, Owner, ShortLived, SkipReason, MAX_OWNER_WALK,
 };
@@ -28,6 +29,9 @@ use crate::rate_limits::pacing::{
 use crate::rate_limits::retry::{classify, ErrorKind, ProviderResponse, DEFAULT_DELAY_CAP_SECONDS};
 use crate::rate_limits::scheduler::{RateLimitSnapshot, Reservation, SchedulerError};
 use crate::rate_limits::store::{FileStore, MemoryStore, StateStore};
+use crate::rate_limits::store_choice::{
+    self, ChoiceInputs, FailMode, OpenStore, StoreChoice, StoreSpec,
+};
 use crate::rate_limits::window::DEFAULT_WINDOW_MARGIN_MILLIS;
 use crate::rate_limits::{Catalog, ProfileFile};
 
@@ -72,10 +76,39 @@ impl RequestArgs {
     }
 }
 
+/// Where pacing state lives and what to do when a shared store fails:
+/// shared by every pacing command and `run`.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Where pacing state lives: `file` (the project's state file) or a
+    /// shared store, `redis://[user:pass@]host:port[/db]` or `rediss://…`
+    /// [default: $SPECSMITH_STORE, then `.specsmith/pacing-store.json`, then `file`]
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// When a shared store cannot be reached: `open` goes ahead unpaced with
+    /// a warning, `closed` exits 69 [default: $SPECSMITH_STORE_ON_ERROR, then
+    /// the setting file, then `open`]
+    #[arg(long, value_name = "MODE")]
+    on_store_error: Option<String>,
+}
+
+impl StoreArgs {
+    /// The store and fail mode these flags, the environment and the project choose.
+    pub(super) fn choose(&self, project: &ProjectPaths) -> anyhow::Result<StoreChoice> {
+        let inputs = ChoiceInputs::from_env(self.store.clone(), self.on_store_error.clone());
+        Ok(store_choice::choose(
+            &inputs,
+            &project.state_dir().join(store_choice::SETTING_FILE),
+        )?)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct AcquireArgs {
     #[command(flatten)]
     request: RequestArgs,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Give up after SECS seconds (exit 75); 0 tries once without waiting.
     #[arg(long, value_name = "SECS", allow_hyphen_values = true, value_parser = parse_seconds)]
     timeout: Option<Duration>,
@@ -94,6 +127,8 @@ pub struct RecordArgs {
     /// The reservation id `acquire` printed.
     #[arg(value_parser = parse_reservation_id)]
     id: String,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Actual prompt tokens of the successful call.
     #[arg(
         long,
@@ -142,6 +177,8 @@ pub struct ReleaseArgs {
     /// The reservation id `acquire` printed.
     #[arg(value_parser = parse_reservation_id)]
     id: String,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +192,14 @@ pub struct StatusArgs {
     /// Print the snapshot(s) as JSON with the anchor's field names.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetStateArgs {
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 /// Every profile layer of the project: built-ins, the user file, the project file.
@@ -166,15 +211,24 @@ pub(super) fn catalog(project: &ProjectPaths) -> anyhow::Result<Catalog> {
     )?)
 }
 
+/// The backend of a CLI pacer: the chosen store, wrapped to fail open when
+/// the project chose that.
+pub(super) type CliBackend = Box<dyn Backend + Send + Sync>;
+
 /// The pacer every command (and `credits limits run`) shares: the project's
-/// profiles over its state file, on the system clock.
-pub(super) fn file_pacer(project: &ProjectPaths) -> anyhow::Result<SharedPacer<FileStore>> {
-    Ok(SharedPacer::new(
-        catalog(project)?,
-        FileStore::new(project.state_file()),
-        SystemClock,
-    )
-    .with_window_margin(window_margin()?))
+/// profiles over the chosen store, on the system clock.
+pub(super) fn pacer(
+    project: &ProjectPaths,
+    store: &StoreArgs,
+) -> anyhow::Result<SharedPacer<CliBackend>> {
+    let choice = store.choose(project)?;
+    let catalog = catalog(project)?;
+    let opened = store_choice::open(&choice.store, &project.state_file());
+    let backend: CliBackend = match choice.fail_mode {
+        FailMode::Open => Box::new(FailOpen::new(opened, output::warning)),
+        FailMode::Closed => Box::new(opened),
+    };
+    Ok(SharedPacer::new(catalog, backend, SystemClock).with_window_margin(window_margin()?))
 }
 
 /// The environment variable that sets how long after the minute an admitted
@@ -216,6 +270,9 @@ pub(super) fn explain(error: PacingError) -> anyhow::Error {
             "add one with `specsmith-rs credits limits set`, or `credits limits defaults --install`",
         )
         .into(),
+        PacingError::Unavailable { .. } => {
+            StatusError::new(ExitStatus::StoreUnavailable, error.to_string()).into()
+        }
         other => other.into(),
     }
 }
@@ -232,7 +289,7 @@ pub fn acquire(project: &ProjectPaths, args: AcquireArgs) -> anyhow::Result<Exit
         None => calling_owner_with_warning(),
     };
     let request = args.request.into_request(owner);
-    let pacer = file_pacer(project)?;
+    let pacer = pacer(project, &args.store)?;
     let show_progress = std::io::stderr().is_terminal();
     let label = format!("{}/{}", request.provider, request.model);
     let mut shown = false;
@@ -349,7 +406,7 @@ pub fn record(project: &ProjectPaths, args: RecordArgs) -> anyhow::Result<ExitSt
             anyhow::bail!("{flag} needs --rate-limited");
         }
     }
-    let pacer = file_pacer(project)?;
+    let pacer = pacer(project, &args.store)?;
     if !args.rate_limited {
         let input = args.input_tokens.unwrap_or_default();
         let output_tokens = args.output_tokens.unwrap_or_default();
@@ -357,7 +414,12 @@ pub fn record(project: &ProjectPaths, args: RecordArgs) -> anyhow::Result<ExitSt
             .record_success(&args.id, input, output_tokens)
             .map_err(explain)?;
         let tokens = input.saturating_add(output_tokens);
-        if args.json {
+        if is_unpaced(&reservation.id) && !args.json {
+            output::println(&format!(
+                "`{}` was not paced (the store was unavailable when it was acquired): nothing to record",
+                reservation.id
+            ))?;
+        } else if args.json {
             output::print_json(&SuccessJson {
                 reservation_id: &reservation.id,
                 tokens,
@@ -454,7 +516,16 @@ struct RateLimitedJson<'a> {
 }
 
 pub fn release(project: &ProjectPaths, args: ReleaseArgs) -> anyhow::Result<ExitStatus> {
-    let reservation = file_pacer(project)?.release(&args.id).map_err(explain)?;
+    let reservation = pacer(project, &args.store)?
+        .release(&args.id)
+        .map_err(explain)?;
+    if is_unpaced(&reservation.id) {
+        output::println(&format!(
+            "`{}` was not paced (the store was unavailable when it was acquired): nothing to release",
+            reservation.id
+        ))?;
+        return Ok(ExitStatus::Success);
+    }
     output::println(&format!(
         "Released `{}` ({}/{})",
         reservation.id, reservation.provider, reservation.model
@@ -471,15 +542,21 @@ struct StatusJson<'a> {
 }
 
 pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitStatus> {
+    let choice = args.store.choose(project)?;
     let catalog = catalog(project)?;
     let state_file = project.state_file();
-    // A reading command never writes: the file is read without the lock (a
-    // consistent copy, thanks to the atomic renames), and dead owners'
-    // slots and the moving averages are worked out on that copy in memory.
-    // So `status` works in a read-only project and never waits for writers.
-    let state = FileStore::new(&state_file).load()?;
-    let pacer = SharedPacer::new(catalog, MemoryStore::new(state), SystemClock)
-        .with_window_margin(window_margin()?);
+    let store = match &choice.store {
+        // A reading command never writes: the file is read without the lock
+        // (a consistent copy, thanks to the atomic renames), and dead
+        // owners' slots and the moving averages are worked out on that copy
+        // in memory. So `status` works in a read-only project and never
+        // waits for writers.
+        StoreSpec::File => {
+            OpenStore::Snapshot(MemoryStore::new(FileStore::new(&state_file).load()?))
+        }
+        shared => store_choice::open(shared, &state_file),
+    };
+    let pacer = SharedPacer::new(catalog, store, SystemClock).with_window_margin(window_margin()?);
     let statuses = collect_status(project, &pacer, &args)?;
     if args.json {
         let rows: Vec<StatusJson> = statuses
@@ -501,14 +578,22 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
         }
         return Ok(ExitStatus::Success);
     }
+    let store_line = match &choice.store {
+        StoreSpec::File => format!("Store: the state file `{}`", output::shown(&state_file)),
+        StoreSpec::Redis(url) => format!("Store: {} (from {})", url.masked(), choice.store_source),
+    };
     if statuses.is_empty() {
+        let place = match &choice.store {
+            StoreSpec::File => format!("`{}`", output::shown(&state_file)),
+            StoreSpec::Redis(url) => url.masked(),
+        };
         output::println(&format!(
-            "No pacing state in `{}` and no project profiles.",
-            output::shown(&state_file)
+            "No pacing state in {place} and no project profiles."
         ))?;
         return Ok(ExitStatus::Success);
     }
     print_status_table(&statuses)?;
+    output::println(&store_line)?;
     Ok(ExitStatus::Success)
 }
 
@@ -603,7 +688,20 @@ fn print_status_table(statuses: &[ModelStatus]) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn reset_state(project: &ProjectPaths) -> anyhow::Result<ExitStatus> {
+pub fn reset_state(project: &ProjectPaths, args: ResetStateArgs) -> anyhow::Result<ExitStatus> {
+    let choice = args.store.choose(project)?;
+    if let StoreSpec::Redis(url) = &choice.store {
+        let removed = store_choice::open(&choice.store, &project.state_file())
+            .reset()
+            .map_err(explain)?;
+        let message = if removed {
+            format!("Removed pacing state in {}", url.masked())
+        } else {
+            format!("No pacing state in {}", url.masked())
+        };
+        output::println(&message)?;
+        return Ok(ExitStatus::Success);
+    }
     let path = project.state_file();
     let removed = if path.exists() {
         FileStore::new(&path).clear()?

@@ -204,6 +204,49 @@ pub trait Backend {
     fn reset(&self) -> Result<bool, PacingError>;
 }
 
+/// A boxed backend is a backend: the CLI picks its store at run time.
+impl Backend for Box<dyn Backend + Send + Sync> {
+    fn describe(&self) -> String {
+        self.as_ref().describe()
+    }
+
+    fn attempt(&self, cx: &Context<'_>, spec: &AttemptSpec<'_>) -> Result<Attempt, PacingError> {
+        self.as_ref().attempt(cx, spec)
+    }
+
+    fn settle(
+        &self,
+        cx: &Context<'_>,
+        id: &str,
+        settlement: &Settlement,
+    ) -> Result<Settled, PacingError> {
+        self.as_ref().settle(cx, id, settlement)
+    }
+
+    fn record_lost(
+        &self,
+        cx: &Context<'_>,
+        reservation: &Reservation,
+        tokens: u64,
+        rate_limited: bool,
+    ) -> Result<bool, PacingError> {
+        self.as_ref()
+            .record_lost(cx, reservation, tokens, rate_limited)
+    }
+
+    fn status(
+        &self,
+        cx: &Context<'_>,
+        wanted: &[Wanted<'_>],
+    ) -> Result<Vec<ModelStatus>, PacingError> {
+        self.as_ref().status(cx, wanted)
+    }
+
+    fn reset(&self) -> Result<bool, PacingError> {
+        self.as_ref().reset()
+    }
+}
+
 /// The model state under `key`, created when missing, with the window margin applied.
 fn model_entry<'a>(
     state: &'a mut PacingState,

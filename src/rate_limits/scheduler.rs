@@ -230,7 +230,7 @@ pub enum Decision {
 }
 
 /// Every figure of the anchor's `RateLimitSnapshot`, with its field names.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct RateLimitSnapshot {
     /// Provider, normalised.
     pub provider: String,

@@ -22,5 +22,6 @@ mod redis_server;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod run;
+mod store_choice;
 mod validate;
 mod validate_fixtures;
