@@ -17,6 +17,10 @@ pub enum ExitStatus {
     /// chose to fail closed (`EX_UNAVAILABLE`). Not 75, so a retry loop
     /// around a timed-out wait does not spin on an outage.
     StoreUnavailable,
+    /// The provider said the account's quota is spent, and the model is on
+    /// hold until its reset or `credits limits clear-hold` (`EX_NOPERM`):
+    /// waiting in a loop cannot help.
+    Held,
     /// The exit code of a command that `credits limits run` wrapped.
     Child(u8),
 }
@@ -30,6 +34,7 @@ impl ExitStatus {
             ExitStatus::Error => 2,
             ExitStatus::TimedOut => 75,
             ExitStatus::StoreUnavailable => 69,
+            ExitStatus::Held => 77,
             ExitStatus::Child(code) => code,
         }
     }

@@ -70,6 +70,8 @@ enum LimitsCommand {
     Status(super::pacing::StatusArgs),
     /// Remove the runtime pacing state.
     ResetState(super::pacing::ResetStateArgs),
+    /// End a provider's hold on a model (after a quota is restored).
+    ClearHold(super::pacing::ClearHoldArgs),
     /// Run a command paced by the budget, retrying rate limits (`run … -- CMD ARGS…`).
     Run(super::run::RunArgs),
 }
@@ -110,6 +112,7 @@ pub fn run(project: &ProjectPaths, args: CreditsArgs) -> anyhow::Result<ExitStat
         LimitsCommand::Release(args) => super::pacing::release(project, args),
         LimitsCommand::Status(args) => super::pacing::status(project, args),
         LimitsCommand::ResetState(args) => super::pacing::reset_state(project, args),
+        LimitsCommand::ClearHold(args) => super::pacing::clear_hold(project, args),
         LimitsCommand::Run(args) => super::run::run(project, args),
     }
 }

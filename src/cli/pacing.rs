@@ -18,8 +18,10 @@ use super::{HintedError, StatusError};
 use crate::exit::ExitStatus;
 use crate::paths::{self, ProjectPaths};
 use crate::rate_limits::backend::Backend;
+use crate::rate_limits::clock::format_epoch_millis;
 use crate::rate_limits::clock::{Clock, SystemClock};
 use crate::rate_limits::fail_open::{is_unpaced, FailOpen};
+use crate::rate_limits::hold::{Advice, Hold, StatedLimits};
 use crate::rate_limits::owner::{
     calling_owner, host_name, liveness, Liveness, Owner, ShortLived, SkipReason, MAX_OWNER_WALK,
 };
@@ -202,6 +204,18 @@ pub struct ResetStateArgs {
     store: StoreArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct ClearHoldArgs {
+    /// Provider key.
+    #[arg(long, value_parser = parse_name)]
+    provider: String,
+    /// Model key.
+    #[arg(long, value_parser = parse_name)]
+    model: String,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
 /// Every profile layer of the project: built-ins, the user file, the project file.
 pub(super) fn catalog(project: &ProjectPaths) -> anyhow::Result<Catalog> {
     let user_file = paths::user_profiles_file();
@@ -270,6 +284,9 @@ pub(super) fn explain(error: PacingError) -> anyhow::Error {
             "add one with `specsmith-rs credits limits set`, or `credits limits defaults --install`",
         )
         .into(),
+        PacingError::Scheduler(SchedulerError::Held { .. }) => {
+            StatusError::new(ExitStatus::Held, error.to_string()).into()
+        }
         PacingError::Unavailable { .. } => {
             StatusError::new(ExitStatus::StoreUnavailable, error.to_string()).into()
         }
@@ -539,6 +556,10 @@ struct StatusJson<'a> {
     #[serde(flatten)]
     snapshot: &'a RateLimitSnapshot,
     reservations: &'a [Reservation],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hold: Option<&'a Hold>,
+    #[serde(skip_serializing_if = "StatedLimits::is_empty")]
+    stated_limits: StatedLimits,
 }
 
 pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitStatus> {
@@ -564,6 +585,8 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
             .map(|status| StatusJson {
                 snapshot: &status.snapshot,
                 reservations: &status.reservations,
+                hold: status.hold.as_ref(),
+                stated_limits: status.stated,
             })
             .collect();
         match (&args.provider, rows.as_slice()) {
@@ -593,6 +616,17 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
         return Ok(ExitStatus::Success);
     }
     print_status_table(&statuses)?;
+    let now = SystemClock.now();
+    for status in &statuses {
+        if let Some(hold) = &status.hold {
+            output::println(&format!(
+                "Hold: {}/{} {}",
+                output::cell(&status.snapshot.provider),
+                output::cell(&status.snapshot.model),
+                hold_text(hold, now)
+            ))?;
+        }
+    }
     output::println(&store_line)?;
     Ok(ExitStatus::Success)
 }
@@ -641,6 +675,21 @@ fn detail(status: &ModelStatus, now: u64) -> String {
             snapshot.moving_average_requests, snapshot.moving_average_tokens
         ),
     ];
+    if let Some(rpm) = status.stated.requests_per_minute {
+        lines.push(format!(
+            "  provider says {} requests per minute",
+            output::thousands(rpm)
+        ));
+    }
+    if let Some(tpm) = status.stated.tokens_per_minute {
+        lines.push(format!(
+            "  provider says {} tokens per minute",
+            output::thousands(tpm)
+        ));
+    }
+    if let Some(hold) = &status.hold {
+        lines.push(format!("  hold         {}", hold_text(hold, now)));
+    }
     for reservation in &status.reservations {
         lines.push(format!(
             "  in flight    {} owner {} pid {}, lease ends in {:.0} s",
@@ -686,6 +735,39 @@ fn print_status_table(statuses: &[ModelStatus]) -> anyhow::Result<()> {
     }
     output::println(&output::render_table(&table))?;
     Ok(())
+}
+
+/// A hold as `status` shows it: kind, end and the provider's words.
+fn hold_text(hold: &Hold, now: u64) -> String {
+    format!(
+        "{} until {} (in {:.0} s): {}",
+        hold.kind.as_str(),
+        format_epoch_millis(hold.until),
+        hold.until.saturating_sub(now) as f64 / 1000.0,
+        output::cell(&hold.reason)
+    )
+}
+
+pub fn clear_hold(project: &ProjectPaths, args: ClearHoldArgs) -> anyhow::Result<ExitStatus> {
+    let pacer = pacer(project, &args.store)?;
+    let before = pacer.status(&args.provider, &args.model).map_err(explain)?;
+    let label = format!("{}/{}", before.snapshot.provider, before.snapshot.model);
+    let Some(hold) = before.hold else {
+        output::println(&format!("No hold on `{label}`"))?;
+        return Ok(ExitStatus::Success);
+    };
+    let advice = Advice {
+        clear_hold: true,
+        ..Advice::default()
+    };
+    pacer
+        .advise(&args.provider, &args.model, &advice)
+        .map_err(explain)?;
+    output::println(&format!(
+        "Cleared the hold on `{label}`: {}",
+        hold_text(&hold, SystemClock.now())
+    ))?;
+    Ok(ExitStatus::Success)
 }
 
 pub fn reset_state(project: &ProjectPaths, args: ResetStateArgs) -> anyhow::Result<ExitStatus> {

@@ -12,6 +12,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::backend::{Attempt, AttemptSpec, Backend, Context, Settled, Settlement, Wanted};
+use super::hold::Advice;
 use super::pacing::{ModelStatus, PacingError};
 use super::retry::retry_delay;
 use super::scheduler::{RateLimitSnapshot, Reservation, RESERVATION_PREFIX};
@@ -160,6 +161,32 @@ impl<B: Backend> Backend for FailOpen<B> {
         self.inner.status(cx, wanted)
     }
 
+    /// Advice after a failed call is best effort: with the store down, the
+    /// hold or limit it carried is dropped with the warning.
+    fn advise(
+        &self,
+        cx: &Context<'_>,
+        target: &Wanted<'_>,
+        advice: &Advice,
+    ) -> Result<ModelStatus, PacingError> {
+        match self.inner.advise(cx, target, advice) {
+            Err(error @ PacingError::Unavailable { .. }) => {
+                self.warn_once(&error);
+                Ok(ModelStatus {
+                    snapshot: RateLimitSnapshot {
+                        provider: target.provider.to_owned(),
+                        model: target.model.to_owned(),
+                        ..RateLimitSnapshot::default()
+                    },
+                    reservations: Vec::new(),
+                    hold: None,
+                    stated: Default::default(),
+                })
+            }
+            other => other,
+        }
+    }
+
     fn reset(&self) -> Result<bool, PacingError> {
         self.inner.reset()
     }
@@ -214,6 +241,14 @@ mod tests {
             _: &Context<'_>,
             _: &[Wanted<'_>],
         ) -> Result<Vec<ModelStatus>, PacingError> {
+            Err(Self::error())
+        }
+        fn advise(
+            &self,
+            _: &Context<'_>,
+            _: &Wanted<'_>,
+            _: &Advice,
+        ) -> Result<ModelStatus, PacingError> {
             Err(Self::error())
         }
         fn reset(&self) -> Result<bool, PacingError> {

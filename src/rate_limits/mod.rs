@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod clock;
 pub mod defaults;
 pub mod fail_open;
+pub mod hold;
 pub mod owner;
 pub mod paced_run;
 pub mod pacing;

@@ -351,6 +351,8 @@ pub fn run_paced<B: Backend, C: Clock>(
                 lost,
                 on_event,
             )?;
+            // A spent quota holds the model for every process of the fleet.
+            pacer.hold_after(&reservation, &classification, 0.0)?;
             return Ok(RunOutcome::Failed {
                 attempts: attempt,
                 exit_code: output.ending.shell_code(),

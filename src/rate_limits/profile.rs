@@ -159,6 +159,11 @@ impl Profile {
     pub fn effective_tpm_limit(&self) -> u64 {
         effective_limit(self.tpm_limit, self.utilization_target)
     }
+
+    /// Any `limit` at this profile's utilization target: max(1, floor(limit × target)).
+    pub fn effective_for(&self, limit: u64) -> u64 {
+        effective_limit(limit, self.utilization_target)
+    }
 }
 
 fn effective_limit(limit: u64, target: f64) -> u64 {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::backend::{Attempt, AttemptSpec, Backend, Context, Settled, Settlement, Wanted};
+use super::hold::Advice;
 use super::pacing::{ModelStatus, PacingError};
 use super::scheduler::Reservation;
 use super::store::{FileStore, MemoryStore};
@@ -342,6 +343,15 @@ impl Backend for OpenStore {
         wanted: &[Wanted<'_>],
     ) -> Result<Vec<ModelStatus>, PacingError> {
         self.backend()?.status(cx, wanted)
+    }
+
+    fn advise(
+        &self,
+        cx: &Context<'_>,
+        target: &Wanted<'_>,
+        advice: &Advice,
+    ) -> Result<ModelStatus, PacingError> {
+        self.backend()?.advise(cx, target, advice)
     }
 
     fn reset(&self) -> Result<bool, PacingError> {

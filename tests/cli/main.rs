@@ -14,6 +14,7 @@ mod files;
 mod fixture;
 mod fuzz;
 mod harness;
+mod holds;
 mod input;
 mod load;
 mod pacing;

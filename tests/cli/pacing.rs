@@ -279,8 +279,9 @@ fn rate_limited_record_prints_the_delay_and_halves_the_cap() {
 #[test]
 fn a_bogus_provider_delay_is_capped_by_max_delay() {
     let project = project_with(100, 100000, 4);
-    for (extra, expected) in [(None, "60\n"), (Some("5"), "5\n")] {
-        let id = acquire(&project, &[]);
+    // Both acquired first: the first record places a shared backoff.
+    let ids = [acquire(&project, &[]), acquire(&project, &[])];
+    for ((extra, expected), id) in [(None, "60\n"), (Some("5"), "5\n")].into_iter().zip(ids) {
         let mut args = vec![
             "credits",
             "limits",
