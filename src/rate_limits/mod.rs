@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod clock;
 pub mod defaults;
+pub mod learn;
 pub mod owner;
 pub mod paced_run;
 pub mod pacing;
