@@ -3,6 +3,7 @@
 //! into text; they decide nothing themselves.
 
 mod credits;
+mod learn;
 mod output;
 mod pacing;
 mod retry;

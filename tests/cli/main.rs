@@ -15,6 +15,7 @@ mod fixture;
 mod fuzz;
 mod harness;
 mod input;
+mod learn;
 mod load;
 mod pacing;
 #[path = "../support/redis_server.rs"]
