@@ -18,6 +18,9 @@ mod input;
 mod learn;
 mod load;
 mod pacing;
+mod python_compat;
+#[path = "../support/python_specsmith.rs"]
+mod python_specsmith;
 #[path = "../support/redis_server.rs"]
 mod redis_server;
 #[cfg(feature = "redis")]
