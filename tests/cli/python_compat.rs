@@ -177,7 +177,7 @@ fn exact_effective(limit: u64, target: &str) -> (u64, bool) {
     let numerator: u128 = format!("{whole}{fraction}").parse().unwrap();
     let product = u128::from(limit) * numerator;
     let floored = (product / denominator).max(1).min(u128::from(limit));
-    (floored as u64, product % denominator == 0)
+    (floored as u64, product.is_multiple_of(denominator))
 }
 
 /// Ours is the exact figure; Python's is too, or one lower where its binary
