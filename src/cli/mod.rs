@@ -10,6 +10,7 @@ mod retry;
 mod run;
 mod validate;
 mod values;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -152,8 +152,18 @@ pub struct StatusArgs {
     #[arg(long, value_parser = parse_name, requires = "provider")]
     model: Option<String>,
     /// Print the snapshot(s) as JSON with the anchor's field names.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     json: bool,
+    /// Redraw the view in place on a terminal (plain lines when stdout is
+    /// not one) until --for runs out or Ctrl-C / SIGTERM; never writes.
+    #[arg(long)]
+    pub(super) watch: bool,
+    /// With --watch: stop after this many seconds [default: 365 days].
+    #[arg(long = "for", value_name = "SECS", allow_hyphen_values = true, requires = "watch", value_parser = parse_seconds)]
+    pub(super) for_seconds: Option<Duration>,
+    /// With --watch: seconds between redraws (0.1 to 3600).
+    #[arg(long, value_name = "SECS", allow_hyphen_values = true, requires = "watch", default_value = "2", value_parser = super::values::parse_interval)]
+    pub(super) interval: Duration,
 }
 
 /// Every profile layer of the project: built-ins, the user file, the project file.
@@ -470,16 +480,11 @@ struct StatusJson<'a> {
 }
 
 pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitStatus> {
-    let catalog = catalog(project)?;
+    if args.watch {
+        return super::watch::watch(project, &args);
+    }
     let state_file = project.state_file();
-    // A reading command never writes: the file is read without the lock (a
-    // consistent copy, thanks to the atomic renames), and dead owners'
-    // slots and the moving averages are worked out on that copy in memory.
-    // So `status` works in a read-only project and never waits for writers.
-    let state = FileStore::new(&state_file).load()?;
-    let pacer = SharedPacer::new(catalog, MemoryStore::new(state), SystemClock)
-        .with_window_margin(window_margin()?);
-    let statuses = collect_status(project, &pacer, &args)?;
+    let statuses = read_status(project, &args)?;
     if args.json {
         let rows: Vec<StatusJson> = statuses
             .iter()
@@ -509,6 +514,22 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
     }
     print_status_table(&statuses)?;
     Ok(ExitStatus::Success)
+}
+
+/// The statuses `status` shows, read without writing anything. The state
+/// file is read without the lock (a consistent copy, thanks to the atomic
+/// renames), and dead owners' slots and the moving averages are worked out on
+/// that copy in memory. So `status` works in a read-only project and never
+/// waits for writers.
+pub(super) fn read_status(
+    project: &ProjectPaths,
+    args: &StatusArgs,
+) -> anyhow::Result<Vec<ModelStatus>> {
+    let catalog = catalog(project)?;
+    let state = FileStore::new(project.state_file()).load()?;
+    let pacer = SharedPacer::new(catalog, MemoryStore::new(state), SystemClock)
+        .with_window_margin(window_margin()?);
+    collect_status(project, &pacer, args)
 }
 
 fn collect_status<S: StateStore>(

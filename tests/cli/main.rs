@@ -26,5 +26,6 @@ mod redis_server;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod run;
+mod status_watch;
 mod validate;
 mod validate_fixtures;
