@@ -8,7 +8,7 @@ use clap::{ArgGroup, Args};
 
 use super::credits::{load_catalog, parse_name};
 use super::output;
-use super::retry::{parse_header, read_bounded, HeaderArg, MAX_HEADERS_BYTES};
+use super::retry::{parse_header, read_bounded, HeaderArg, MAX_BODY_BYTES};
 use crate::exit::ExitStatus;
 use crate::paths::ProjectPaths;
 use crate::rate_limits::clock::{Clock, SystemClock};
@@ -28,7 +28,7 @@ pub struct LearnArgs {
     #[arg(long, value_parser = parse_name)]
     model: String,
     /// A file holding the answer's headers: `curl -D FILE` or `curl -i` output
-    /// (the last response counts), or `Name: value` lines.
+    /// (the last response counts), or `Name: value` lines; at most 16 MiB.
     #[arg(long, value_name = "FILE")]
     headers_file: Option<PathBuf>,
     /// A response header, `Name: value`; repeat for more (wins over --headers-file).
@@ -45,7 +45,8 @@ pub fn learn(project: &ProjectPaths, args: LearnArgs) -> anyhow::Result<ExitStat
     let mut headers = Vec::new();
     if let Some(path) = &args.headers_file {
         let context = || format!("--headers-file `{}`", output::shown(path));
-        let text = read_bounded(path, MAX_HEADERS_BYTES).with_context(context)?;
+        // `curl -i` output holds the body too: the body limit, not the headers one.
+        let text = read_bounded(path, MAX_BODY_BYTES).with_context(context)?;
         headers = learn::headers_from_output(&text)
             .with_context(context)?
             .headers;

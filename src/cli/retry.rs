@@ -15,7 +15,7 @@ use crate::rate_limits::retry::{self, ProviderResponse};
 /// Largest body read from a file or stdin, in bytes.
 pub(super) const MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
 /// Largest headers file read, in bytes.
-pub(super) const MAX_HEADERS_BYTES: u64 = 1024 * 1024;
+const MAX_HEADERS_BYTES: u64 = 1024 * 1024;
 
 /// Arguments of `credits limits classify`.
 #[derive(Debug, Args)]
