@@ -74,6 +74,9 @@ enum LimitsCommand {
     ClearHold(super::pacing::ClearHoldArgs),
     /// Run a command paced by the budget, retrying rate limits (`run … -- CMD ARGS…`).
     Run(super::run::RunArgs),
+    /// Write the per-minute limits a provider's answer states (its rate-limit
+    /// headers) into the project profile.
+    Learn(super::learn::LearnArgs),
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +117,7 @@ pub fn run(project: &ProjectPaths, args: CreditsArgs) -> anyhow::Result<ExitStat
         LimitsCommand::ResetState(args) => super::pacing::reset_state(project, args),
         LimitsCommand::ClearHold(args) => super::pacing::clear_hold(project, args),
         LimitsCommand::Run(args) => super::run::run(project, args),
+        LimitsCommand::Learn(args) => super::learn::learn(project, args),
     }
 }
 
@@ -234,7 +238,7 @@ fn load_project_file(project: &ProjectPaths) -> anyhow::Result<ProfileFile> {
     Ok(ProfileFile::load(&project.profiles_file())?)
 }
 
-fn load_catalog(project: &ProjectPaths) -> anyhow::Result<Catalog> {
+pub(super) fn load_catalog(project: &ProjectPaths) -> anyhow::Result<Catalog> {
     let user_file = paths::user_profiles_file();
     Ok(Catalog::load(
         user_file.as_deref(),

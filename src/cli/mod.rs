@@ -3,12 +3,14 @@
 //! into text; they decide nothing themselves.
 
 mod credits;
+mod learn;
 mod output;
 mod pacing;
 mod retry;
 mod run;
 mod validate;
 mod values;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

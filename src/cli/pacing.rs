@@ -192,10 +192,20 @@ pub struct StatusArgs {
     #[arg(long, value_parser = parse_name, requires = "provider")]
     model: Option<String>,
     /// Print the snapshot(s) as JSON with the anchor's field names.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     json: bool,
     #[command(flatten)]
     store: StoreArgs,
+    /// Redraw the view in place on a terminal (plain lines when stdout is
+    /// not one) until --for runs out or Ctrl-C / SIGTERM; never writes.
+    #[arg(long)]
+    pub(super) watch: bool,
+    /// With --watch: stop after this many seconds [default: 365 days].
+    #[arg(long = "for", value_name = "SECS", allow_hyphen_values = true, requires = "watch", value_parser = parse_seconds)]
+    pub(super) for_seconds: Option<Duration>,
+    /// With --watch: seconds between redraws (0.1 to 3600).
+    #[arg(long, value_name = "SECS", allow_hyphen_values = true, requires = "watch", default_value = "2", value_parser = super::values::parse_interval)]
+    pub(super) interval: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -563,22 +573,12 @@ struct StatusJson<'a> {
 }
 
 pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitStatus> {
+    if args.watch {
+        return super::watch::watch(project, &args);
+    }
     let choice = args.store.choose(project)?;
-    let catalog = catalog(project)?;
     let state_file = project.state_file();
-    let store = match &choice.store {
-        // A reading command never writes: the file is read without the lock
-        // (a consistent copy, thanks to the atomic renames), and dead
-        // owners' slots and the moving averages are worked out on that copy
-        // in memory. So `status` works in a read-only project and never
-        // waits for writers.
-        StoreSpec::File => {
-            OpenStore::Snapshot(MemoryStore::new(FileStore::new(&state_file).load()?))
-        }
-        shared => store_choice::open(shared, &state_file),
-    };
-    let pacer = SharedPacer::new(catalog, store, SystemClock).with_window_margin(window_margin()?);
-    let statuses = collect_status(project, &pacer, &args)?;
+    let statuses = read_status(project, &args)?;
     if args.json {
         let rows: Vec<StatusJson> = statuses
             .iter()
@@ -629,6 +629,33 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
     }
     output::println(&store_line)?;
     Ok(ExitStatus::Success)
+}
+
+/// The statuses `status` shows, read without writing anything. The state
+/// file is read without the lock (a consistent copy, thanks to the atomic
+/// renames), and dead owners' slots and the moving averages are worked out on
+/// that copy in memory. So `status` works in a read-only project and never
+/// waits for writers.
+pub(super) fn read_status(
+    project: &ProjectPaths,
+    args: &StatusArgs,
+) -> anyhow::Result<Vec<ModelStatus>> {
+    let choice = args.store.choose(project)?;
+    let catalog = catalog(project)?;
+    let state_file = project.state_file();
+    let store = match &choice.store {
+        // A reading command never writes: the file is read without the lock
+        // (a consistent copy, thanks to the atomic renames), and dead
+        // owners' slots and the moving averages are worked out on that copy
+        // in memory. So `status` works in a read-only project and never
+        // waits for writers.
+        StoreSpec::File => {
+            OpenStore::Snapshot(MemoryStore::new(FileStore::new(&state_file).load()?))
+        }
+        shared => store_choice::open(shared, &state_file),
+    };
+    let pacer = SharedPacer::new(catalog, store, SystemClock).with_window_margin(window_margin()?);
+    collect_status(project, &pacer, args)
 }
 
 fn collect_status<B: Backend>(

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod defaults;
 pub mod fail_open;
 pub mod hold;
+pub mod learn;
 pub mod owner;
 pub mod paced_run;
 pub mod pacing;

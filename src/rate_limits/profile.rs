@@ -166,7 +166,9 @@ impl Profile {
     }
 }
 
-fn effective_limit(limit: u64, target: f64) -> u64 {
+/// `limit` × `target`, floored, at least 1 and never above `limit`: the budget
+/// a profile paces with for a provider limit (per minute or per day).
+pub fn effective_limit(limit: u64, target: f64) -> u64 {
     let product = (limit as f64) * target;
     // Targets are decimals that binary floating point cannot hold exactly:
     // 90,000 × 0.7 comes out as 62,999.999…, which a bare floor (Python
