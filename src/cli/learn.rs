@@ -1,7 +1,7 @@
 //! `credits limits learn`: write the per-minute limits a provider's answer
 //! states (its rate-limit headers) into the project profile.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use clap::{ArgGroup, Args};
@@ -14,6 +14,7 @@ use crate::paths::ProjectPaths;
 use crate::rate_limits::clock::{Clock, SystemClock};
 use crate::rate_limits::learn::{self, Dimension, LearnedLimits, Window};
 use crate::rate_limits::profile::{profile_key, Profile};
+use crate::rate_limits::retry::HeadersFile;
 use crate::rate_limits::ProfileFile;
 
 /// Arguments of `credits limits learn`.
@@ -39,23 +40,32 @@ pub struct LearnArgs {
     dry_run: bool,
 }
 
-/// Reads the headers, prints what they say and what changes, and (unless
-/// `--dry-run`) saves the profile.
-pub fn learn(project: &ProjectPaths, args: LearnArgs) -> anyhow::Result<ExitStatus> {
-    let mut headers = Vec::new();
-    if let Some(path) = &args.headers_file {
+/// The headers of a provider's answer from `--headers-file` (`curl -i` or
+/// `curl -D` output, or `Name: value` lines; the last response counts) and
+/// `--header` flags, which come after the file's; the status is the file's.
+pub(super) fn read_answer_headers(
+    file: Option<&Path>,
+    flags: Vec<HeaderArg>,
+) -> anyhow::Result<HeadersFile> {
+    let mut answer = HeadersFile::default();
+    if let Some(path) = file {
         let context = || format!("--headers-file `{}`", output::shown(path));
         // `curl -i` output holds the body too: the body limit, not the headers one.
         let text = read_bounded(path, MAX_BODY_BYTES).with_context(context)?;
-        headers = learn::headers_from_output(&text)
-            .with_context(context)?
-            .headers;
+        answer = learn::headers_from_output(&text).with_context(context)?;
     }
-    headers.extend(
-        args.headers
+    answer.headers.extend(
+        flags
             .into_iter()
             .map(|HeaderArg(name, value)| (name, value)),
     );
+    Ok(answer)
+}
+
+/// Reads the headers, prints what they say and what changes, and (unless
+/// `--dry-run`) saves the profile.
+pub fn learn(project: &ProjectPaths, args: LearnArgs) -> anyhow::Result<ExitStatus> {
+    let headers = read_answer_headers(args.headers_file.as_deref(), args.headers)?.headers;
     let learned = learn::learn(&headers, &args.provider, SystemClock.now());
     for (name, value) in &learned.unreadable {
         output::warning(&format!(

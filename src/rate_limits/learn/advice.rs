@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::{Dimension, LearnedLimits, Window};
+use crate::rate_limits::hold::{Advice, Hold, HoldKind, StatedLimits};
 use crate::rate_limits::profile::{effective_limit, Profile};
 
 /// The limits a profile sets, per budget, before its utilization target.
@@ -126,4 +127,46 @@ pub fn hold_until(advice: &[BudgetAdvice]) -> Option<u64> {
         .iter()
         .filter_map(|budget| budget.hold_until_ms)
         .max()
+}
+
+/// The longest hold a spent budget places (24 h): a daily budget resets
+/// within a day; a reset time further out is not believed.
+pub const MAX_EXHAUSTED_HOLD_MILLIS: u64 = 24 * 60 * 60 * 1000;
+
+/// What `learned` means for the model's shared state: the per-minute
+/// request and token limits the provider states, and, when a budget has
+/// nothing left (`remaining: 0`) and its reset is ahead, a hold until the
+/// latest such reset (at most [`MAX_EXHAUSTED_HOLD_MILLIS`] away), so no
+/// process sends a request that must fail.
+pub fn shared_advice(learned: &LearnedLimits, now_ms: u64) -> Advice {
+    let per_minute = |dimension| {
+        learned
+            .find(dimension, Window::Minute)
+            .and_then(|limit| limit.limit)
+    };
+    let stated = StatedLimits {
+        requests_per_minute: per_minute(Dimension::Requests),
+        tokens_per_minute: per_minute(Dimension::Tokens),
+    };
+    let spent = learned
+        .limits
+        .iter()
+        .filter(|limit| limit.remaining == Some(0))
+        .filter_map(|limit| Some((limit.reset_at_ms.filter(|reset| *reset > now_ms)?, limit)))
+        .max_by_key(|(reset, _)| *reset);
+    let hold = spent.map(|(reset, limit)| {
+        Hold::new(
+            HoldKind::Exhausted,
+            reset.min(now_ms.saturating_add(MAX_EXHAUSTED_HOLD_MILLIS)),
+            &format!(
+                "the provider says no {} are left {} until the reset",
+                limit.dimension, limit.window
+            ),
+        )
+    });
+    Advice {
+        stated,
+        hold,
+        clear_hold: false,
+    }
 }

@@ -32,7 +32,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
-pub use advice::{advise, hold_until, BudgetAdvice, ProfileBudget};
+pub use advice::{
+    advise, hold_until, shared_advice, BudgetAdvice, ProfileBudget, MAX_EXHAUSTED_HOLD_MILLIS,
+};
 
 use super::retry::{self, HeaderError, HeadersFile};
 

@@ -468,3 +468,42 @@ fn used_counts_what_the_provider_saw_beyond_our_window() {
     assert_eq!(advice[1].provider_used, None);
     assert_eq!(advice[1].unseen_use(0), 0);
 }
+
+#[test]
+fn shared_advice_states_the_per_minute_limits_and_holds_until_the_latest_spent_reset() {
+    use crate::rate_limits::hold::HoldKind;
+    let headers = pairs(&[
+        ("x-ratelimit-limit-requests", "500"),
+        ("x-ratelimit-limit-tokens", "30000"),
+        ("x-ratelimit-remaining-requests", "0"),
+        ("x-ratelimit-remaining-tokens", "29000"),
+        ("x-ratelimit-reset-requests", "6s"),
+        ("x-ratelimit-reset-tokens", "2ms"),
+    ]);
+    let advice = shared_advice(&learn(&headers, "openai", NOW), NOW);
+    assert_eq!(advice.stated.requests_per_minute, Some(500));
+    assert_eq!(advice.stated.tokens_per_minute, Some(30_000));
+    let hold = advice.hold.unwrap();
+    assert_eq!((hold.kind, hold.until), (HoldKind::Exhausted, NOW + 6_000));
+    assert!(
+        hold.reason.contains("no requests are left"),
+        "{}",
+        hold.reason
+    );
+    // Nothing spent: limits only.
+    let fine = pairs(&[
+        ("x-ratelimit-limit-requests", "500"),
+        ("x-ratelimit-remaining-requests", "499"),
+        ("x-ratelimit-reset-requests", "120ms"),
+    ]);
+    assert_eq!(shared_advice(&learn(&fine, "openai", NOW), NOW).hold, None);
+    // A reset a week away is not believed past a day.
+    let far = pairs(&[
+        ("anthropic-ratelimit-requests-remaining", "0"),
+        ("anthropic-ratelimit-requests-reset", "2026-12-09T00:00:00Z"),
+    ]);
+    let held = shared_advice(&learn(&far, "anthropic", NOW), NOW)
+        .hold
+        .unwrap();
+    assert_eq!(held.until, NOW + MAX_EXHAUSTED_HOLD_MILLIS);
+}
