@@ -388,6 +388,9 @@ struct Script<'a> {
     clocks: HashSet<String>,
     /// `(name, body)` of each function, for `helpers`.
     functions: Vec<(String, (usize, usize))>,
+    /// Functions of the file whose answer comes from the outside world: they probe,
+    /// sleep, or catch a failing command and report it by what they return.
+    probing: HashSet<String>,
 }
 
 impl<'a> Script<'a> {
@@ -410,6 +413,7 @@ impl<'a> Script<'a> {
             helpers: HashMap::new(),
             clocks: HashSet::new(),
             functions: Vec::new(),
+            probing: HashSet::new(),
         };
         script.enclosing = enclosing_brackets(&script.tokens, &script.pairs);
         script.parsed_only = script.parsed_only_blocks();
@@ -454,7 +458,38 @@ impl<'a> Script<'a> {
         let all_parts = script.guard_parts.clone();
         script.clocks = script.clock_variables(&all_parts);
         script.helpers = script.find_helpers();
+        script.probing = script.find_probing_helpers();
         script
+    }
+
+    /// Functions that ask the outside world (see `probing`); a function calling
+    /// one does too, settled over a few rounds.
+    fn find_probing_helpers(&self) -> HashSet<String> {
+        let mut probing: HashSet<String> = HashSet::new();
+        for _ in 0..3 {
+            let mut grew = false;
+            for (name, (open, close)) in &self.functions {
+                if probing.contains(name) || !self.budget.spend(close.saturating_sub(*open)) {
+                    continue;
+                }
+                let asks = (open + 1..(*close).min(self.tokens.len())).any(|index| {
+                    self.is_probe(index)
+                        || self.word(index).is_some_and(|word| {
+                            self.at_command_position(index)
+                                && (matches!(word, "start-sleep" | "sleep" | "catch")
+                                    || probing.contains(word))
+                        })
+                });
+                if asks {
+                    probing.insert(name.clone());
+                    grew = true;
+                }
+            }
+            if !grew {
+                break;
+            }
+        }
+        probing
     }
 
     /// Tokens inside a `{ … }` whose `.Ast` is read: parsed, never run.
@@ -1001,7 +1036,10 @@ impl<'a> Script<'a> {
                 "hasexited" | "connected" | "responding" | "waitforexit" | "waitone"
             );
         }
-        PROBES.contains(&word) || word.starts_with("get-hns") || word.starts_with("test-")
+        PROBES.contains(&word)
+            || word.starts_with("get-hns")
+            || word.starts_with("test-")
+            || (self.probing.contains(word) && self.at_command_position(index))
     }
 
     /// Whether the body gives a variable the condition tests a new value
@@ -1155,6 +1193,16 @@ impl<'a> Script<'a> {
                 self.block_exit(clause.1, position)
                     .is_some_and(|exit| exit.speaks)
             });
+        }
+        // A Pester assertion on what the loop waited for (`$state | Should -Be 'Running'`)
+        // fails with a message on the give-up path only.
+        let asserts = (next..self.tokens.len())
+            .take_while(|&index| {
+                !matches!(self.tokens[index].kind, Kind::Newline | Kind::Semicolon)
+            })
+            .any(|index| self.word(index) == Some("should") && self.at_command_position(index));
+        if asserts {
+            return true;
         }
         if guard.other_break {
             return false;

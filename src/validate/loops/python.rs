@@ -54,6 +54,9 @@ static RAISE_WITH_MESSAGE: LazyLock<Regex> =
 static EXIT_CALL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:sys\.exit|exit|quit|os\._exit)\s*\(\s*(.?)").expect("valid regex")
 });
+/// A unittest assertion (`self.assertLess(…)`): fails with a message naming the values.
+static TEST_ASSERTION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(?:self\.)?assert[A-Z]\w*\s*\(").expect("valid regex"));
 /// A sleep call.
 static SLEEP_CALL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:\b(?:time|asyncio|trio|anyio)\.)?\bsleep\s*\(").expect("valid regex")
@@ -641,6 +644,12 @@ impl Context<'_> {
                     || clocks.iter().any(|name| contains_word(condition, name))
                     || counters.iter().any(|name| contains_word(condition, name)))
         };
+        // A unittest assertion compares by itself: `self.assertLess(time.monotonic(), deadline)`.
+        let mentions_guard = |code: &str| {
+            TIME_CALL.is_match(code)
+                || clocks.iter().any(|name| contains_word(code, name))
+                || counters.iter().any(|name| contains_word(code, name))
+        };
         let header_guard = match &shape {
             Shape::Endless => false,
             Shape::Wait(_) => is_guard_condition(header),
@@ -656,7 +665,10 @@ impl Context<'_> {
         if counted {
             return;
         }
-        let body_guard = self.find_guard(&body, &is_guard_condition);
+        let mut body_guard = self.find_guard(&body, &is_guard_condition, &mentions_guard);
+        if body_guard.guard == Guard::Silent && self.speaks_before_guard(index, &body_guard) {
+            body_guard.guard = Guard::Loud;
+        }
         let original = slice(
             self.chars,
             statement.start,
@@ -842,6 +854,7 @@ impl Context<'_> {
         &self,
         body: &[(usize, usize)],
         is_guard_condition: &dyn Fn(&str) -> bool,
+        mentions_guard: &dyn Fn(&str) -> bool,
     ) -> BodyGuard {
         let statements = self.statements;
         let mut result = BodyGuard {
@@ -861,6 +874,10 @@ impl Context<'_> {
                         Guard::Silent
                     });
                     // A failed `assert` raises: never a normal end.
+                    result.breaks_only = false;
+                }
+                _ if TEST_ASSERTION.is_match(&statement.code) && mentions_guard(&statement.code) => {
+                    result.guard = Guard::Loud;
                     result.breaks_only = false;
                 }
                 "if" => {
@@ -905,6 +922,40 @@ impl Context<'_> {
         result
     }
 
+    /// Whether the loop body says something on the give-up pass before its guard
+    /// leaves: a message at the top of the body after every other way out and before
+    /// the guard's `if` (`if ok: return 0` / `print("try failed")` / `if n == max: return 1`).
+    fn speaks_before_guard(&self, index: usize, body_guard: &BodyGuard) -> bool {
+        let mut spoke = false;
+        for &child in &self.statements[index].children {
+            let statement = &self.statements[child];
+            if statement.keyword == "if"
+                && if_chain(self.statements, child)
+                    .iter()
+                    .any(|clause| body_guard.clauses.contains(clause))
+            {
+                return spoke;
+            }
+            let Some(inside) = self.descendants(child) else {
+                return false;
+            };
+            let leaves = std::iter::once((child, 0))
+                .chain(inside)
+                .any(|(inner, inner_loops)| {
+                    simple_statements(&self.statements[inner].code).any(|simple| {
+                        let exit = self.exit_of(simple);
+                        exit.leaves && (inner_loops == 0 || !exit.is_break)
+                    })
+                });
+            if leaves {
+                spoke = false;
+            } else if statement.children.is_empty() && self.statement_speaks(child) {
+                spoke = true;
+            }
+        }
+        false
+    }
+
     /// Whether statement `index` lies in one of `clauses`.
     fn under_clause(&self, index: usize, clauses: &HashSet<usize>) -> bool {
         let mut current = Some(index);
@@ -940,6 +991,13 @@ impl Context<'_> {
             return if_chain(self.statements, next)
                 .iter()
                 .any(|&clause| self.block_speaks(clause));
+        }
+        // An assertion on what the loop waited for fails, with a message, only on the give-up path.
+        let code = &self.statements[next].code;
+        if TEST_ASSERTION.is_match(code)
+            || (self.statements[next].keyword == "assert" && has_top_level_comma(code))
+        {
+            return true;
         }
         !body_guard.other_break && self.statement_speaks(next)
     }

@@ -738,3 +738,28 @@ fn a_fail_command_after_the_deadline_loop_speaks() {
     );
     assert_eq!(summary(&bare), vec![silent(3, 1)]);
 }
+
+#[test]
+fn retrying_a_helper_that_asks_the_world_is_a_wait() {
+    // The helper catches a failing join and answers false: the loop repeats it until it works.
+    let source = "function Join-Cluster {\n    try {\n        Add-Node -Name $name\n        return $true\n    } catch {\n        return $false\n    }\n}\ndo { $joined = Join-Cluster } while ($joined -eq $false)\n";
+    assert_eq!(summary(source), vec![unbounded(9, 1)]);
+    let message = &scan(source)[0].message;
+    assert!(message.contains("waits for `Join-Cluster`"), "{message}");
+    // A helper that probes, compared with a sentinel it returns.
+    let lookup = "function Find-Leader {\n    $ip = kubectl get nodes -o name\n    if (-not $ip) { return 0 }\n    return $ip\n}\nDo { $leader = Find-Leader } while ($leader -eq 0)\n";
+    assert_eq!(summary(lookup), vec![unbounded(6, 1)]);
+    // A pure helper is a search that ends by itself.
+    let pure = "function Next-Name { param($n) return \"$n-copy\" }\ndo { $name = Next-Name $name } while ($name.Length -lt 20)\n";
+    assert_eq!(summary(pure), vec![]);
+}
+
+#[test]
+fn a_pester_assertion_after_a_deadline_wait_reports_the_give_up() {
+    // `Should` fails with a message exactly when the wait ran out.
+    let source = "$start = Get-Date\nwhile (((Get-Date) - $start).TotalSeconds -lt 10 -and $job.State -ne 'Completed') {\n    Start-Sleep -Milliseconds 100\n}\n$job.State | Should -Be 'Completed'\n";
+    assert_eq!(summary(source), vec![]);
+    // Something else after the loop does not.
+    let silent_case = source.replace("$job.State | Should -Be 'Completed'", "Receive-Job $job");
+    assert_eq!(summary(&silent_case), vec![silent(2, 1)]);
+}

@@ -655,3 +655,40 @@ fn a_reading_helper_tested_for_end_of_input_ends_the_loop() {
     let untested = "while True:\n    chunk = recv_frame(conn)\n    reply(conn, chunk)\n";
     assert_eq!(summary(untested), vec![unbounded(1, 1)]);
 }
+
+#[test]
+fn a_unittest_assertion_on_the_clock_is_a_loud_deadline() {
+    // The assertion fails with a message (and the values) once the deadline has passed.
+    let source = "def test_child_ready(self):\n    limit = time.monotonic() + 5\n    while not marker.exists():\n        self.assertLess(time.monotonic(), limit, 'child never wrote its marker')\n        time.sleep(0.01)\n";
+    assert_eq!(summary(source), vec![]);
+    // The same assertion on something else bounds nothing.
+    let unrelated = "def test_child_ready(self):\n    while not marker.exists():\n        self.assertIsNone(child.poll())\n        time.sleep(0.01)\n";
+    assert_eq!(summary(unrelated), vec![unbounded(2, 5)]);
+}
+
+#[test]
+fn a_message_on_the_failing_pass_before_the_last_try_check_is_heard() {
+    // Every failed try prints, the last one included, before the cap returns.
+    let source = "for attempt in range(1, tries + 1):\n    code = run()\n    if code == 0:\n        return 0\n    print(f'try {attempt} failed with {code}')\n    if attempt == tries:\n        return code\n    time.sleep(2)\n";
+    assert_eq!(summary(source), vec![]);
+    // A message before the success check is progress, not the give-up's reason.
+    let progress = "for attempt in range(1, tries + 1):\n    print(f'try {attempt}')\n    code = run()\n    if code == 0:\n        return 0\n    if attempt == tries:\n        return code\n    time.sleep(2)\n";
+    assert_eq!(summary(progress), vec![silent(1, 1)]);
+}
+
+#[test]
+fn an_assertion_right_after_a_deadline_wait_reports_the_give_up() {
+    let source = "limit = time.monotonic() + 10\nwhile time.monotonic() < limit and not server.is_ready():\n    time.sleep(0.1)\nassert server.is_ready(), 'server did not start in 10 s'\n";
+    assert_eq!(summary(source), vec![]);
+    let unittest = source.replace(
+        "assert server.is_ready(), 'server did not start in 10 s'",
+        "self.assertTrue(server.is_ready())",
+    );
+    assert_eq!(summary(&unittest), vec![]);
+    // Plain code after the loop says nothing about the give-up.
+    let silent_case = source.replace(
+        "assert server.is_ready(), 'server did not start in 10 s'",
+        "serve()",
+    );
+    assert_eq!(summary(&silent_case), vec![silent(2, 1)]);
+}
