@@ -1014,8 +1014,25 @@ impl<'a> Script<'a> {
                 }
                 None => false,
             };
-            sleeps && !self.in_nested_function(index, position)
+            sleeps && !self.in_nested_function(index, position) && !self.in_inner_wait(index, position)
         })
+    }
+
+    /// Whether token `index` lies in a `while` / `do` loop nested in loop `position`:
+    /// that loop's sleep paces its own wait, reported on its own.
+    fn in_inner_wait(&self, index: usize, position: usize) -> bool {
+        let mut current = self.innermost_loop.get(index).copied().flatten();
+        // Each step moves to an enclosing loop, so this ends within the loop count.
+        while let Some(inner) = current.filter(|&inner| inner != position) {
+            if matches!(
+                self.loops[inner].shape,
+                LoopShape::While | LoopShape::DoWhile | LoopShape::DoUntil
+            ) {
+                return true;
+            }
+            current = self.parent_loop[inner];
+        }
+        false
     }
 
     /// The first command or member between a bracket pair that asks the outside world.
@@ -1196,12 +1213,8 @@ impl<'a> Script<'a> {
         }
         // A Pester assertion on what the loop waited for (`$state | Should -Be 'Running'`)
         // fails with a message on the give-up path only.
-        let asserts = (next..self.tokens.len())
-            .take_while(|&index| {
-                !matches!(self.tokens[index].kind, Kind::Newline | Kind::Semicolon)
-            })
-            .any(|index| self.word(index) == Some("should") && self.at_command_position(index));
-        if asserts {
+        // Also inside the block of a statement right after it (a Pester `It { … }`).
+        if self.asserts_soon_after(next) {
             return true;
         }
         if guard.other_break {
@@ -1238,6 +1251,35 @@ impl<'a> Script<'a> {
                 match self.next_significant(statement) {
                     Some(following) => statement = following,
                     None => return false,
+                }
+            }
+        }
+        false
+    }
+
+    /// Whether a Pester `Should` runs among the few statements from `start`, blocks
+    /// they open included, before the enclosing block closes.
+    fn asserts_soon_after(&self, start: usize) -> bool {
+        let mut depth: usize = 0;
+        let mut statements = 0;
+        for index in start..self.tokens.len() {
+            if !self.budget.spend(1) {
+                return false;
+            }
+            match self.tokens[index].kind {
+                Kind::Open(_) => depth += 1,
+                Kind::Close(_) if depth == 0 => return false,
+                Kind::Close(_) => depth -= 1,
+                Kind::Newline | Kind::Semicolon if depth == 0 => {
+                    statements += 1;
+                    if statements > STATEMENTS_AFTER_LOOP {
+                        return false;
+                    }
+                }
+                _ => {
+                    if self.word(index) == Some("should") && self.at_command_position(index) {
+                        return true;
+                    }
                 }
             }
         }
@@ -1821,7 +1863,8 @@ impl<'a> Script<'a> {
                     // A bare `throw` in `catch` passes on the error, message and all.
                     exit.speaks |= self.argument(index).is_some() || self.in_catch(index, position);
                 }
-                "write-error" | "echo" | "write" => exit.speaks = true,
+                // `Should` (Pester) fails the test with a message when its check fails.
+                "write-error" | "echo" | "write" | "should" => exit.speaks = true,
                 _ => {
                     let writes = word.starts_with("write-")
                         && !matches!(word, "write-verbose" | "write-debug" | "write-progress");

@@ -77,7 +77,7 @@ static END_OF_INPUT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(?:EOFError|StopIteration)\b").expect("valid regex"));
 /// Reading the next piece of a stream or collection that ends.
 static READ_CALL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\.(?:read|readline|readlines|recv|recvfrom|pop|popleft|get_nowait|next_token)\s*\(|\bnext\s*\(|(?:^|[^\w.])(?:read|recv)_\w+\s*\(")
+    Regex::new(r"\.(?:read|readline|readlines|recv|recvfrom|pop|popleft|get_nowait|next_token|peek)\s*\(|\b(?:next|peek)\s*\(|(?:^|[^\w.])(?:read|recv)_\w+\s*\(")
         .expect("valid regex")
 });
 
@@ -798,13 +798,23 @@ impl Context<'_> {
             })
             .map(|&(name, _)| name)
             .collect();
+        // A cursor the body steps (`self.pos += 1`) and tests against a length walks a sequence.
+        let stepped: Vec<&str> = body
+            .iter()
+            .flat_map(|&(index, _)| simple_statements(&statements[index].code))
+            .filter_map(|simple| AUGMENTED.captures(simple))
+            .filter_map(|captures| captures.get(1).map(|name| name.as_str()))
+            .collect();
         body.iter().any(|&(index, inner_loops)| {
             let statement = &statements[index];
             if !matches!(statement.keyword.as_str(), "if" | "elif") {
                 return false;
             }
             let condition = header_body(statement);
-            walked.iter().any(|name| contains_word(condition, name))
+            let at_the_end = contains_word(condition, "len")
+                && COMPARISON.is_match(condition)
+                && stepped.iter().any(|name| contains_word(condition, name));
+            (at_the_end || walked.iter().any(|name| contains_word(condition, name)))
                 && self
                     .clause_exit(index, inner_loops)
                     .is_some_and(|exit| exit.leaves)

@@ -763,3 +763,27 @@ fn a_pester_assertion_after_a_deadline_wait_reports_the_give_up() {
     let silent_case = source.replace("$job.State | Should -Be 'Completed'", "Receive-Job $job");
     assert_eq!(summary(&silent_case), vec![silent(2, 1)]);
 }
+
+#[test]
+fn an_outer_scheduler_whose_only_sleep_is_in_its_inner_wait_is_not_a_wait_itself() {
+    // The inner loop waits for a job with no deadline and is reported; the outer one
+    // hands out a finite list, one finished job per pass.
+    let source = "$next = 0\nwhile ($next -lt $work.Count -or $running.Count -gt 0) {\n    while ($running.Count -lt 4 -and $next -lt $work.Count) {\n        $running += Start-Job -ScriptBlock $work[$next]\n        $next++\n    }\n    while (($running | Where-Object State -eq 'Completed').Count -eq 0) {\n        Start-Sleep -Seconds 1\n    }\n    $running = @($running | Where-Object State -ne 'Completed')\n}\n";
+    assert_eq!(summary(source), vec![unbounded(7, 5)]);
+    // A sleep directly in the outer body still makes it a wait.
+    let direct = "while ($running.Count -gt 0) {\n    Start-Sleep -Seconds 1\n    $running = @($running | Where-Object State -ne 'Completed')\n}\n";
+    assert_eq!(summary(direct), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn pester_assertions_a_few_statements_after_a_wait_report_the_give_up() {
+    // Inside the `It` block that follows the loop.
+    let in_it = "$count = 0\nwhile (($rs.RunspaceAvailability -ne 'Available') -and ($count++ -lt 60)) {\n    Start-Sleep -Milliseconds 500\n}\nIt 'has an available runspace' {\n    ($rs.RunspaceAvailability -eq 'Available') | Should -BeTrue\n}\n";
+    assert_eq!(summary(in_it), vec![]);
+    // Two statements later.
+    let later = "$start = Get-Date\nwhile (((Get-Date) - $start).TotalSeconds -lt 30 -and ($title -ne $wanted)) {\n    Start-Sleep -Milliseconds 100\n    $title = Get-Title\n}\n$windows = Get-WindowCount\n$title | Should -Be $wanted\n";
+    assert_eq!(summary(later), vec![]);
+    // Past the end of the enclosing block it no longer belongs to this wait.
+    let outside = "function Wait-Title {\n    $start = Get-Date\n    while (((Get-Date) - $start).TotalSeconds -lt 30 -and ($title -ne $wanted)) {\n        Start-Sleep -Milliseconds 100\n        $title = Get-Title\n    }\n}\n$title | Should -Be $wanted\n";
+    assert_eq!(summary(outside), vec![silent(3, 5)]);
+}

@@ -692,3 +692,16 @@ fn an_assertion_right_after_a_deadline_wait_reports_the_give_up() {
     );
     assert_eq!(summary(&silent_case), vec![silent(2, 1)]);
 }
+
+#[test]
+fn a_parser_walking_its_tokens_ends_with_them() {
+    // The next token is looked at each pass; none left ends the loop.
+    let peeking = "def parse_items():\n    items = []\n    while True:\n        token = peek()\n        if token is None:\n            break\n        items.append(parse_item())\n    return items\n";
+    assert_eq!(summary(peeking), vec![]);
+    // A cursor stepped through the text and tested against its length.
+    let cursor = "def parse(self):\n    while True:\n        self.skip_blanks()\n        if self.pos >= len(self.text):\n            break\n        if self.text[self.pos] == '&':\n            self.pos += 1\n            self.parse_reset()\n        else:\n            self.fail('unexpected character')\n";
+    assert_eq!(summary(cursor), vec![]);
+    // A length test on something the loop never steps ends nothing.
+    let unstepped = "def serve(self):\n    while True:\n        if self.pos >= len(self.text):\n            break\n        handle(self.pos)\n";
+    assert_eq!(summary(unstepped), vec![unbounded(2, 5)]);
+}
