@@ -858,6 +858,12 @@ impl<'a> Script<'a> {
             let Some(shape) = self.shape(position) else {
                 continue;
             };
+            if shape == Shape::Endless
+                && !self.sleeps_in(position)
+                && self.ends_with_its_input(position)
+            {
+                continue;
+            }
             // A pipeline loop is reported where its endless source starts, like its message.
             let keyword = match candidate.shape {
                 LoopShape::Pipeline => &self.tokens[self.statement_start(candidate.keyword)],
@@ -1003,6 +1009,76 @@ impl<'a> Script<'a> {
         }
     }
 
+    /// Whether an endless loop ends with the data it reads: the body stores what a
+    /// stream or queue hands out (`$n = $stream.Read($buffer, 0, 4096)`,
+    /// `$line = $reader.ReadLine()`) and an `if` on that variable leaves the loop.
+    fn ends_with_its_input(&self, position: usize) -> bool {
+        let (open, close) = self.loops[position].body;
+        let from = self.guard_parts.partition_point(|&index| index <= open);
+        let to = self.guard_parts.partition_point(|&index| index < close);
+        let parts = &self.guard_parts[from..to.max(from)];
+        let mut read: HashSet<&str> = HashSet::new();
+        for &index in parts {
+            let token = &self.tokens[index];
+            if token.kind != Kind::Variable
+                || self
+                    .tokens
+                    .get(index + 1)
+                    .is_none_or(|next| next.text != "=")
+            {
+                continue;
+            }
+            let mut cursor = index + 2;
+            while let Some(value) = self.tokens.get(cursor) {
+                if matches!(
+                    value.kind,
+                    Kind::Newline | Kind::Semicolon | Kind::Close('}')
+                ) || !self.budget.spend(1)
+                {
+                    break;
+                }
+                let reads = self.tokens[cursor - 1].text == "."
+                    && self.word(cursor).is_some_and(|word| {
+                        matches!(
+                            word,
+                            "read"
+                                | "readline"
+                                | "readbyte"
+                                | "readblock"
+                                | "readchar"
+                                | "dequeue"
+                                | "pop"
+                        )
+                    });
+                if reads {
+                    read.insert(token.text.as_str());
+                    break;
+                }
+                cursor += 1;
+            }
+        }
+        if read.is_empty() {
+            return false;
+        }
+        parts.iter().any(|&index| {
+            if self.word(index) != Some("if") || self.in_nested_function(index, position) {
+                return false;
+            }
+            self.if_clauses(index)
+                .into_iter()
+                .any(|(condition, block)| {
+                    condition.is_some_and(|condition| {
+                        self.inside(condition).iter().any(|&inner| {
+                            self.kind(inner) == Some(Kind::Variable)
+                                && read.contains(self.tokens[inner].text.as_str())
+                        })
+                    }) && self
+                        .block_exit(block, position)
+                        .is_some_and(|exit| exit.leaves)
+                })
+        })
+    }
+
     /// Whether the body of loop `position` sleeps (outside functions it defines).
     fn sleeps_in(&self, position: usize) -> bool {
         let (open, close) = self.loops[position].body;
@@ -1014,7 +1090,9 @@ impl<'a> Script<'a> {
                 }
                 None => false,
             };
-            sleeps && !self.in_nested_function(index, position) && !self.in_inner_wait(index, position)
+            sleeps
+                && !self.in_nested_function(index, position)
+                && !self.in_inner_wait(index, position)
         })
     }
 

@@ -886,7 +886,9 @@ impl Context<'_> {
                     // A failed `assert` raises: never a normal end.
                     result.breaks_only = false;
                 }
-                _ if TEST_ASSERTION.is_match(&statement.code) && mentions_guard(&statement.code) => {
+                _ if TEST_ASSERTION.is_match(&statement.code)
+                    && mentions_guard(&statement.code) =>
+                {
                     result.guard = Guard::Loud;
                     result.breaks_only = false;
                 }

@@ -787,3 +787,18 @@ fn pester_assertions_a_few_statements_after_a_wait_report_the_give_up() {
     let outside = "function Wait-Title {\n    $start = Get-Date\n    while (((Get-Date) - $start).TotalSeconds -lt 30 -and ($title -ne $wanted)) {\n        Start-Sleep -Milliseconds 100\n        $title = Get-Title\n    }\n}\n$title | Should -Be $wanted\n";
     assert_eq!(summary(outside), vec![silent(3, 5)]);
 }
+
+#[test]
+fn an_endless_loop_over_a_stream_ends_with_it() {
+    // Copy until the stream has no more bytes.
+    let copy = "$buffer = New-Object byte[](4096)\nwhile ($true) {\n    $count = $zip.Read($buffer, 0, 4096)\n    if ($count -le 0) { break }\n    $out.Write($buffer, 0, $count)\n}\n";
+    assert_eq!(summary(copy), vec![]);
+    let lines = "while ($true) {\n    $line = $reader.ReadLine()\n    if ($null -eq $line) { break }\n    Write-Output $line\n}\n";
+    assert_eq!(summary(lines), vec![]);
+    // Reading without testing what was read never ends.
+    let untested = "while ($true) {\n    $count = $zip.Read($buffer, 0, 4096)\n    $out.Write($buffer, 0, $count)\n}\n";
+    assert_eq!(summary(untested), vec![unbounded(1, 1)]);
+    // A test on something else read nowhere does not end it either.
+    let other = "while ($true) {\n    $count = $zip.Read($buffer, 0, 4096)\n    if ($stop -eq 1) { break }\n}\n";
+    assert_eq!(summary(other), vec![unbounded(1, 1)]);
+}
