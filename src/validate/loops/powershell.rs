@@ -1283,26 +1283,24 @@ impl<'a> Script<'a> {
                 None => return false,
             }
         }
-        if self.word(next) == Some("if") {
-            return self.if_clauses(next).iter().any(|clause| {
-                self.block_exit(clause.1, position)
-                    .is_some_and(|exit| exit.speaks)
-            });
-        }
-        // A Pester assertion on what the loop waited for (`$state | Should -Be 'Running'`)
-        // fails with a message on the give-up path only.
-        // Also inside the block of a statement right after it (a Pester `It { … }`).
-        if self.asserts_soon_after(next) {
+        // A Pester assertion on what the loop waited for (`$state | Should -Be 'Running'`),
+        // also in the block of a statement right after it (`It { … }`), fails with a
+        // message on the give-up path only.
+        if self.word(next) != Some("if") && self.asserts_soon_after(next) {
             return true;
         }
-        if guard.other_break {
-            return false;
-        }
-        // Straight-line statements after the loop, up to the first that branches or leaves.
+        // Straight-line statements after the loop, up to the first that branches or leaves;
+        // an `if` among them that speaks retests what the loop waited for.
         let mut statement = next;
         for _ in 0..STATEMENTS_AFTER_LOOP {
             if matches!(self.kind(statement), Some(Kind::Close(_)) | None) {
                 return false;
+            }
+            if self.word(statement) == Some("if") {
+                return self.if_clauses(statement).iter().any(|clause| {
+                    self.block_exit(clause.1, position)
+                        .is_some_and(|exit| exit.speaks)
+                });
             }
             let line_end = (statement..self.tokens.len())
                 .find(|&index| matches!(self.tokens[index].kind, Kind::Newline | Kind::Semicolon))
@@ -1315,7 +1313,9 @@ impl<'a> Script<'a> {
                 self.word(statement),
                 Some("if" | "while" | "do" | "for" | "foreach" | "switch" | "function" | "try")
             );
-            if exit.speaks {
+            // A message there is heard on every way out; it explains the give-up only
+            // when no success `break` lands there too.
+            if exit.speaks && !guard.other_break {
                 return true;
             }
             if exit.leaves || branches {

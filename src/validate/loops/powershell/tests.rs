@@ -802,3 +802,13 @@ fn an_endless_loop_over_a_stream_ends_with_it() {
     let other = "while ($true) {\n    $count = $zip.Read($buffer, 0, 4096)\n    if ($stop -eq 1) { break }\n}\n";
     assert_eq!(summary(other), vec![unbounded(1, 1)]);
 }
+
+#[test]
+fn a_retest_a_few_statements_after_a_counted_wait_reports_the_give_up() {
+    // Timing is stopped first; the `if` after it says what went missing.
+    let source = "for ($i = 0; $i -lt 120; $i++) {\n    $ip = Get-NetIPAddress $address -ErrorAction SilentlyContinue\n    if ($ip) { break }\n    Start-Sleep -Milliseconds 500\n}\n$watch.Stop()\nif (-not $ip) {\n    Write-Error \"no address $address after 60 s\"\n}\n";
+    assert_eq!(summary(source), vec![]);
+    // A plain message there is heard on success too: no report of the give-up.
+    let plain = "for ($i = 0; $i -lt 120; $i++) {\n    $ip = Get-NetIPAddress $address -ErrorAction SilentlyContinue\n    if ($ip) { break }\n    Start-Sleep -Milliseconds 500\n}\n$watch.Stop()\nWrite-Host 'network step done'\n";
+    assert_eq!(summary(plain), vec![silent(1, 1)]);
+}
