@@ -521,6 +521,9 @@ fn endless_for(header: &str, imports_itertools: bool) -> bool {
     }
 }
 
+/// How many plain statements after a loop may come before the `if` that retests it.
+const STATEMENTS_AFTER_LOOP: usize = 4;
+
 /// What one file's loop checks share.
 struct Context<'a> {
     statements: &'a [Statement],
@@ -996,9 +999,21 @@ impl Context<'_> {
             }
             next = rest.next();
         }
-        let Some(next) = next else {
+        let Some(mut next) = next else {
             return false;
         };
+        // Plain statements (`watch.stop()`) may come before the `if` that retests.
+        for _ in 0..STATEMENTS_AFTER_LOOP {
+            let statement = &self.statements[next];
+            let plain = statement.children.is_empty()
+                && !COMPOUND.contains(&statement.keyword.as_str())
+                && !self.statement_speaks(next)
+                && simple_statements(&statement.code).all(|simple| !self.exit_of(simple).leaves);
+            match rest.next() {
+                Some(following) if plain => next = following,
+                _ => break,
+            }
+        }
         if self.statements[next].keyword == "if" {
             return if_chain(self.statements, next)
                 .iter()

@@ -705,3 +705,12 @@ fn a_parser_walking_its_tokens_ends_with_them() {
     let unstepped = "def serve(self):\n    while True:\n        if self.pos >= len(self.text):\n            break\n        handle(self.pos)\n";
     assert_eq!(summary(unstepped), vec![unbounded(2, 5)]);
 }
+
+#[test]
+fn a_retest_after_plain_statements_reports_the_give_up() {
+    let source = "for attempt in range(60):\n    if probe():\n        break\n    time.sleep(1)\nelapsed = time.monotonic() - start\nif not probe():\n    print(f'service down after {elapsed:.0f} s')\n    sys.exit(1)\n";
+    assert_eq!(summary(source), vec![]);
+    // Without the retest nothing reports the give-up.
+    let silent_case = "for attempt in range(60):\n    if probe():\n        break\n    time.sleep(1)\nelapsed = time.monotonic() - start\nserve()\n";
+    assert_eq!(summary(silent_case), vec![silent(1, 1)]);
+}
