@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::text::{
-    bare_sleep_message, finding, silent_message, slice, snippet, unscanned_message, Budget,
+    bare_sleep_message, finding, silent_message, slice, snippet, unscanned_message, Budget, Guard,
 };
 use super::LoopFinding;
 use crate::validate::diagnostic::{FindingKind, Rule};
@@ -2081,14 +2081,6 @@ fn is_wait_switch(text: &str) -> bool {
     matches!(name, "-w" | "-wa" | "-wai" | "-wait")
 }
 
-/// What stops a loop that its own condition does not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Guard {
-    None,
-    Silent,
-    Loud,
-}
-
 /// How many enclosing `try` blocks a give-up path is followed out of.
 const MAX_TRY_HOPS: usize = 4;
 /// How many straight-line statements after a loop may hold its give-up message.
@@ -2154,11 +2146,7 @@ struct Exit {
 
 impl Exit {
     fn guard(self) -> Guard {
-        match (self.leaves, self.speaks) {
-            (false, _) => Guard::None,
-            (true, false) => Guard::Silent,
-            (true, true) => Guard::Loud,
-        }
+        Guard::of(self.leaves, self.speaks)
     }
 }
 

@@ -13,7 +13,7 @@ use regex::Regex;
 
 use super::text::{
     bare_sleep_message, contains_word, finding, silent_message, slice, snippet, unscanned_message,
-    Budget,
+    Budget, Guard,
 };
 use super::LoopFinding;
 use crate::validate::diagnostic::{FindingKind, Rule};
@@ -1110,11 +1110,7 @@ struct Exit {
 
 impl Exit {
     fn guard(self) -> Guard {
-        match (self.leaves, self.speaks) {
-            (false, _) => Guard::None,
-            (true, false) => Guard::Silent,
-            (true, true) => Guard::Loud,
-        }
+        Guard::of(self.leaves, self.speaks)
     }
 }
 
@@ -1188,14 +1184,6 @@ fn has_sleep_call(code: &str) -> bool {
         !before.is_some_and(|character| character.is_alphanumeric() || character == '_')
             || found.as_str().contains('.')
     })
-}
-
-/// What a loop body's guards give.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Guard {
-    None,
-    Silent,
-    Loud,
 }
 
 /// Simple statements of a logical line, split on `;`.
