@@ -57,6 +57,14 @@ static EXIT_CALL: LazyLock<Regex> = LazyLock::new(|| {
 /// A unittest assertion (`self.assertLess(…)`): fails with a message naming the values.
 static TEST_ASSERTION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(?:self\.)?assert[A-Z]\w*\s*\(").expect("valid regex"));
+/// A condition that holds while a pipe or queue has something waiting:
+/// `conn.poll()`, `not jobs.empty()`, `jobs.qsize()`. Group 1 is what is drained.
+static HAS_PENDING: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^(?:([\w.\[\]]+)\.(?:poll|qsize)\s*\(\s*\)|not\s+([\w.\[\]]+)\.empty\s*\(\s*\))\s*$",
+    )
+    .expect("valid regex")
+});
 /// A sleep call.
 static SLEEP_CALL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:\b(?:time|asyncio|trio|anyio)\.)?\bsleep\s*\(").expect("valid regex")
@@ -595,6 +603,9 @@ impl Context<'_> {
         let sleeps = body
             .iter()
             .any(|&(inner, _)| has_sleep_call(&self.statements[inner].code));
+        if statement.keyword == "while" && self.drains(header, &body) {
+            return;
+        }
         let shape = match statement.keyword.as_str() {
             "while" if always_true(header) => Shape::Endless,
             "while" => match PROBE.find(header) {
@@ -640,6 +651,14 @@ impl Context<'_> {
             return;
         }
         let counters = self.counters(index, &body);
+        // `while os.path.exists(f"log{n}"): n += 1` tries a new name each pass: a search.
+        if matches!(shape, Shape::Wait(_))
+            && !sleeps
+            && !COMPARISON.is_match(header)
+            && counters.iter().any(|name| contains_word(header, name))
+        {
+            return;
+        }
         let clocks = clock_variables(self.statements, &body);
         let is_guard_condition = |condition: &str| {
             COMPARISON.is_match(condition)
@@ -722,6 +741,36 @@ impl Context<'_> {
                 "`print(...)`, `logging.error(...)` or `raise TimeoutError(\"...\")`",
             ),
         ));
+    }
+
+    /// Whether a `while` over "something is waiting" takes it each pass
+    /// (`while conn.poll(): msg = conn.recv()`): it ends when the pipe or queue is
+    /// empty, it never waits for more.
+    fn drains(&self, header: &str, body: &[(usize, usize)]) -> bool {
+        let Some(captures) = HAS_PENDING.captures(header.trim()) else {
+            return false;
+        };
+        let Some(source) = captures.get(1).or(captures.get(2)) else {
+            return false;
+        };
+        let takes = [
+            "recv",
+            "recv_bytes",
+            "get",
+            "get_nowait",
+            "pop",
+            "popleft",
+            "read",
+        ]
+        .map(|method| format!("{}.{method}(", source.as_str()));
+        body.iter().any(|&(index, _)| {
+            let code: String = self.statements[index]
+                .code
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            takes.iter().any(|take| code.contains(take.as_str()))
+        })
     }
 
     /// The innermost `with` of the same function around loop `index` that cancels

@@ -714,3 +714,28 @@ fn a_retest_after_plain_statements_reports_the_give_up() {
     let silent_case = "for attempt in range(60):\n    if probe():\n        break\n    time.sleep(1)\nelapsed = time.monotonic() - start\nserve()\n";
     assert_eq!(summary(silent_case), vec![silent(1, 1)]);
 }
+
+#[test]
+fn draining_what_is_already_waiting_ends_when_it_is_empty() {
+    let pipe =
+        "def pending(state):\n    while state.pipe.poll():\n        handle(state.pipe.recv())\n";
+    assert_eq!(summary(pipe), vec![]);
+    let queue = "while not jobs.empty():\n    job = jobs.get()\n    run(job)\n";
+    assert_eq!(summary(queue), vec![]);
+    // Polling without taking anything waits for the other side to change.
+    let waiting = "while conn.poll():\n    time.sleep(0.1)\n";
+    assert_eq!(summary(waiting), vec![unbounded(1, 1)]);
+    // A child's exit code polled until it is set is a wait, not a drain.
+    let child = "while proc.poll() is None:\n    time.sleep(1)\n";
+    assert_eq!(summary(child), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn probing_a_new_name_each_pass_is_a_search() {
+    let search =
+        "n = 0\nwhile os.path.exists('run-%d.log' % n):\n    n += 1\nopen('run-%d.log' % n, 'w')\n";
+    assert_eq!(summary(search), vec![]);
+    // Sleeping between probes of the same name is a wait.
+    let wait = "while os.path.exists(lock):\n    n += 1\n    time.sleep(1)\n";
+    assert_eq!(summary(wait), vec![unbounded(1, 1)]);
+}
