@@ -35,6 +35,9 @@ static AUGMENTED: LazyLock<Regex> =
 static ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^([A-Za-z_][\w.]*)\s*(?::[^=]*)?=([^=].*)$").expect("valid regex")
 });
+/// `name >>= …` / `name //= …`: a number shrinking toward zero.
+static SHRINKING: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([A-Za-z_][\w.]*)\s*(?:>>|//)=").expect("valid regex"));
 /// Endless iterators from itertools.
 static ENDLESS_ITERATOR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(itertools\.)?(count|cycle)\s*\(|^(itertools\.)?repeat\s*\(\s*[^,()]*(\([^()]*\))?[^,()]*\)\s*$")
@@ -85,7 +88,7 @@ static END_OF_INPUT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(?:EOFError|StopIteration)\b").expect("valid regex"));
 /// Reading the next piece of a stream or collection that ends.
 static READ_CALL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\.(?:read|readline|readlines|recv|recvfrom|pop|popleft|get_nowait|next_token|peek)\s*\(|\b(?:next|peek)\s*\(|(?:^|[^\w.])(?:read|recv)_\w+\s*\(")
+    Regex::new(r"\.(?:read|readline|readlines|recv|recvfrom|pop|popleft|get_nowait|next_token|peek)\s*\(|\b(?:next|peek|islice)\s*\(|(?:^|[^\w])(?:read|recv)_\w+\s*\(")
         .expect("valid regex")
 });
 
@@ -857,6 +860,13 @@ impl Context<'_> {
             .filter_map(|simple| AUGMENTED.captures(simple))
             .filter_map(|captures| captures.get(1).map(|name| name.as_str()))
             .collect();
+        // A number the body shifts or divides down (`n >>= 7`) reaches zero.
+        let shrinking: Vec<&str> = body
+            .iter()
+            .flat_map(|&(index, _)| simple_statements(&statements[index].code))
+            .filter_map(|simple| SHRINKING.captures(simple))
+            .filter_map(|captures| captures.get(1).map(|name| name.as_str()))
+            .collect();
         body.iter().any(|&(index, inner_loops)| {
             let statement = &statements[index];
             if !matches!(statement.keyword.as_str(), "if" | "elif") {
@@ -866,7 +876,9 @@ impl Context<'_> {
             let at_the_end = contains_word(condition, "len")
                 && COMPARISON.is_match(condition)
                 && stepped.iter().any(|name| contains_word(condition, name));
-            (at_the_end || walked.iter().any(|name| contains_word(condition, name)))
+            (at_the_end
+                || walked.iter().any(|name| contains_word(condition, name))
+                || shrinking.iter().any(|name| contains_word(condition, name)))
                 && self
                     .clause_exit(index, inner_loops)
                     .is_some_and(|exit| exit.leaves)

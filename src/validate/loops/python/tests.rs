@@ -739,3 +739,22 @@ fn probing_a_new_name_each_pass_is_a_search() {
     let wait = "while os.path.exists(lock):\n    n += 1\n    time.sleep(1)\n";
     assert_eq!(summary(wait), vec![unbounded(1, 1)]);
 }
+
+#[test]
+fn reads_by_member_helpers_chunks_and_shrinking_numbers_end() {
+    // A reader's own read_… / recv_… method, tested for the end.
+    let member = "def read_varint(self):\n    value = 0\n    while True:\n        byte = self.read_byte()\n        value = (value << 7) | (byte & 0x7F)\n        if byte & 0x80 == 0:\n            break\n    return value\n";
+    assert_eq!(summary(member), vec![]);
+    let messages = "while True:\n    msg = log.recv_match(type=['PARM'])\n    if msg is None:\n        break\n    params[msg.Name] = msg.Value\n";
+    assert_eq!(summary(messages), vec![]);
+    // Chunks taken from an iterator until none are left.
+    let chunks = "while True:\n    chunk = list(itertools.islice(files, 50))\n    if not chunk:\n        break\n    subprocess.check_call(cmd + chunk)\n";
+    assert_eq!(summary(chunks), vec![]);
+    // Bits shifted out of a number until it is zero.
+    let bits = "def encode(n):\n    out = []\n    while True:\n        out.append(n & 0x7F)\n        n >>= 7\n        if not n:\n            return out\n";
+    assert_eq!(summary(bits), vec![]);
+    // A number that only grows never gets there.
+    let growing =
+        "def spin(n):\n    while True:\n        n <<= 1\n        if not n:\n            return n\n";
+    assert_eq!(summary(growing), vec![unbounded(2, 5)]);
+}
