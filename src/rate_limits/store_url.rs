@@ -534,6 +534,17 @@ impl StoreConnection {
             .map_err(|error| classify(&self.url, &error, phase, timeout))
     }
 
+    /// The client library's connection, read and write timeouts set (for
+    /// scripts and pipelines); map its errors with [`StoreConnection::error`].
+    pub fn raw(&mut self) -> &mut redis::Connection {
+        &mut self.connection
+    }
+
+    /// A command's failure as a [`StoreConnectError`], password scrubbed.
+    pub fn error(&self, error: &redis::RedisError) -> StoreConnectError {
+        classify(&self.url, error, Phase::Command, self.timeouts.command)
+    }
+
     /// Runs one command within the command timeout and converts its reply.
     pub fn query<T: redis::FromRedisValue>(
         &mut self,

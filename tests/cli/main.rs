@@ -5,6 +5,7 @@
 mod accounting;
 mod classify;
 mod concurrency;
+mod conformance;
 mod crash;
 mod credits_limits;
 #[path = "../support/fake_provider.rs"]

@@ -1,0 +1,885 @@
+//! The Redis store's client side: keys, script arguments, replies, the
+//! connection and its failures.
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use redis::{ConnectionLike, RedisError, RedisResult, Script, ScriptInvocation};
+use serde::Deserialize;
+
+use super::{escape_key, unescape_key, DEFAULT_PREFIX, TTL_SLACK};
+use crate::rate_limits::backend::{
+    Attempt, AttemptSpec, Backend, Context, Settled, Settlement, Wanted,
+};
+use crate::rate_limits::clock::duration_millis;
+use crate::rate_limits::owner::{Owner, ProcessGroup};
+use crate::rate_limits::pacing::{ModelStatus, PacingError};
+use crate::rate_limits::profile::{Profile, KEY_SEPARATOR};
+use crate::rate_limits::retry::retry_delay;
+use crate::rate_limits::scheduler::{
+    model_key, Limits, RateLimitSnapshot, Reservation, SchedulerError, WaitReason,
+};
+use crate::rate_limits::store_url::{StoreConnectError, StoreConnection, StoreUrl, Timeouts};
+use crate::rate_limits::window::{MAX_COUNT, MAX_WINDOW_MARGIN_MILLIS, WINDOW_MILLIS};
+
+const MODEL: &str = include_str!("model.lua");
+
+fn script(operation: &str) -> Script {
+    Script::new(&format!("{MODEL}\n{operation}"))
+}
+
+static ATTEMPT: LazyLock<Script> = LazyLock::new(|| script(include_str!("attempt.lua")));
+static SETTLE: LazyLock<Script> = LazyLock::new(|| script(include_str!("settle.lua")));
+static LOST: LazyLock<Script> = LazyLock::new(|| script(include_str!("lost.lua")));
+static OWNERS: LazyLock<Script> = LazyLock::new(|| script(include_str!("owners.lua")));
+static STATUS: LazyLock<Script> = LazyLock::new(|| script(include_str!("status.lua")));
+
+/// The most SCAN calls one `status` or `reset` makes: a bound on the walk
+/// (at 1,000 keys a call, a billion keys).
+const MAX_SCAN_CALLS: usize = 1_000_000;
+/// The most reservation homes remembered in process; past it the cache
+/// starts again (a miss costs one extra round trip, nothing else).
+const MAX_CACHED_HOMES: usize = 100_000;
+
+/// Pacing state in Redis, shared by every machine that points at it.
+///
+/// Each operation is one Lua script run with `EVALSHA` (loaded again when the
+/// server answers `NOSCRIPT`, after a restart or `SCRIPT FLUSH`). The
+/// connection opens at [`RedisStore::open`] and again, once, when it breaks;
+/// every call is bounded by the [`Timeouts`]. Any failure to reach the
+/// server is [`PacingError::Unavailable`], naming the store with its
+/// password masked. `Send + Sync`: the connection sits behind a mutex.
+pub struct RedisStore {
+    url: StoreUrl,
+    timeouts: Timeouts,
+    prefix: String,
+    client_time: bool,
+    connection: Mutex<Option<StoreConnection>>,
+    homes: Mutex<HashMap<String, String>>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("RedisStore")
+            .field("url", &self.url)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A reservation as the scripts store it: numbers as decimal strings (exact
+/// to 2^53, which Lua's numbers are not past), the owner as JSON without its
+/// process group, which renewals set apart.
+#[derive(Deserialize)]
+struct StoredReservation {
+    id: String,
+    seq: String,
+    at: String,
+    lease: String,
+    ein: String,
+    mout: String,
+    est: String,
+    owner: String,
+    #[serde(default)]
+    pg: String,
+}
+
+/// What went wrong talking to the server, before it names the store.
+enum Failure {
+    Connect(StoreConnectError),
+    Command(RedisError),
+    Reply(String),
+}
+
+impl From<RedisError> for Failure {
+    fn from(error: RedisError) -> Self {
+        Failure::Command(error)
+    }
+}
+
+impl RedisStore {
+    /// A store on `url`: connects now (within `timeouts.connect`), so a
+    /// wrong address, password or TLS setting shows at once.
+    pub fn open(url: &StoreUrl, timeouts: Timeouts) -> Result<RedisStore, PacingError> {
+        let store = RedisStore {
+            url: url.clone(),
+            timeouts,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            client_time: false,
+            connection: Mutex::new(None),
+            homes: Mutex::new(HashMap::new()),
+        };
+        let connection = StoreConnection::open(url, timeouts)
+            .map_err(|error| store.unavailable(Failure::Connect(error)))?;
+        *store.lock_connection() = Some(connection);
+        Ok(store)
+    }
+
+    /// Puts every key under `prefix` instead of [`DEFAULT_PREFIX`] (several
+    /// teams on one Redis, or tests). Braces are refused: they would make
+    /// the prefix the hash tag and put every model in one slot.
+    pub fn with_prefix(mut self, prefix: &str) -> Result<Self, PacingError> {
+        if prefix.contains(['{', '}']) {
+            return Err(PacingError::Unavailable {
+                store: self.url.masked(),
+                reason: format!("the key prefix `{prefix}` may not contain `{{` or `}}`"),
+            });
+        }
+        prefix.clone_into(&mut self.prefix);
+        Ok(self)
+    }
+
+    /// Makes the scripts take the caller's clock (`Context::now`) instead of
+    /// the server's, so a test runs every store on one fake clock. Not for
+    /// production: machines would no longer share one timeline.
+    #[doc(hidden)]
+    pub fn with_client_time(mut self) -> Self {
+        self.client_time = true;
+        self
+    }
+
+    /// The key prefix in use.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn lock_connection(&self) -> MutexGuard<'_, Option<StoreConnection>> {
+        self.connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_homes(&self) -> MutexGuard<'_, HashMap<String, String>> {
+        self.homes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn unavailable(&self, failure: Failure) -> PacingError {
+        let store = self.url.masked();
+        let reason = match failure {
+            Failure::Connect(error) => {
+                let text = error.to_string();
+                let prefix = format!("store {store}: ");
+                text.strip_prefix(&prefix).unwrap_or(&text).to_owned()
+            }
+            Failure::Command(error) => {
+                let scrubbed = self.lock_connection().as_ref().map_or_else(
+                    || error.to_string(),
+                    |connection| {
+                        let text = connection.error(&error).to_string();
+                        let prefix = format!("store {store}: ");
+                        text.strip_prefix(&prefix).unwrap_or(&text).to_owned()
+                    },
+                );
+                scrubbed
+            }
+            Failure::Reply(message) => format!("unexpected reply from the server: {message}"),
+        };
+        PacingError::Unavailable { store, reason }
+    }
+
+    /// Runs `work` on the connection, opening it when there is none. A
+    /// connection that broke (the server restarted, an idle connection was
+    /// closed) is opened again once and `work` repeated; a timeout drops the
+    /// connection (its reply may still come) and is not repeated.
+    fn with_connection<T>(
+        &self,
+        mut work: impl FnMut(&mut dyn ConnectionLike) -> Result<T, Failure>,
+    ) -> Result<T, PacingError> {
+        let mut guard = self.lock_connection();
+        for round in 0..2 {
+            if guard.is_none() {
+                match StoreConnection::open(&self.url, self.timeouts) {
+                    Ok(connection) => *guard = Some(connection),
+                    Err(error) => {
+                        drop(guard);
+                        return Err(self.unavailable(Failure::Connect(error)));
+                    }
+                }
+            }
+            let Some(connection) = guard.as_mut() else {
+                continue;
+            };
+            match work(connection.raw()) {
+                Ok(value) => return Ok(value),
+                Err(Failure::Command(error)) => {
+                    let broken = !error.is_timeout()
+                        && (error.is_connection_dropped()
+                            || error.is_io_error()
+                            || error.is_unrecoverable_error());
+                    let mapped = connection.error(&error);
+                    if error.is_timeout() || broken {
+                        *guard = None;
+                    }
+                    if broken && round == 0 {
+                        continue;
+                    }
+                    drop(guard);
+                    let store = self.url.masked();
+                    let text = mapped.to_string();
+                    let prefix = format!("store {store}: ");
+                    return Err(PacingError::Unavailable {
+                        reason: text.strip_prefix(&prefix).unwrap_or(&text).to_owned(),
+                        store,
+                    });
+                }
+                Err(other) => {
+                    drop(guard);
+                    return Err(self.unavailable(other));
+                }
+            }
+        }
+        Err(PacingError::Unavailable {
+            store: self.url.masked(),
+            reason: "the connection broke twice in a row".to_owned(),
+        })
+    }
+
+    /// `<prefix>{<escaped provider::model>}`: every key of the model starts so.
+    fn model_base(&self, key: &str) -> String {
+        format!("{}{{{}}}", self.prefix, escape_key(key))
+    }
+
+    fn index_key(&self, id: &str) -> String {
+        format!("{}rsv:{id}", self.prefix)
+    }
+
+    /// The state key, provider and model a model base names.
+    fn parse_base(&self, base: &str) -> Option<(String, String, String)> {
+        let tag = base.strip_prefix(&self.prefix)?.strip_prefix('{')?;
+        let key = unescape_key(tag.strip_suffix('}')?)?;
+        let (provider, model) = key.split_once(KEY_SEPARATOR)?;
+        Some((key.clone(), provider.to_owned(), model.to_owned()))
+    }
+
+    /// The keys and the common arguments of every model script.
+    fn invocation<'a>(
+        &self,
+        script: &'a Script,
+        cx: &Context<'_>,
+        base: &str,
+        profile: Option<&Profile>,
+        provider: &str,
+        model: &str,
+    ) -> ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        for part in ["m", "e", "r", "l", "w"] {
+            invocation.key(format!("{base}:{part}"));
+        }
+        let now = if self.client_time {
+            (cx.now)().to_string()
+        } else {
+            String::new()
+        };
+        let span = WINDOW_MILLIS + cx.window_margin_millis.min(MAX_WINDOW_MARGIN_MILLIS);
+        invocation.arg(now).arg(span);
+        match profile {
+            Some(profile) => {
+                let limits = Limits::from(profile);
+                invocation
+                    .arg("1")
+                    .arg(limits.rpm_limit)
+                    .arg(limits.tpm_limit)
+                    .arg(limits.effective_rpm_limit)
+                    .arg(limits.effective_tpm_limit)
+                    .arg(limits.base_concurrency_cap);
+            }
+            None => {
+                invocation.arg("0").arg(0).arg(0).arg(0).arg(0).arg(0);
+            }
+        }
+        invocation
+            .arg(provider)
+            .arg(model)
+            .arg(duration_millis(TTL_SLACK));
+        invocation
+    }
+
+    fn span(cx: &Context<'_>) -> u64 {
+        WINDOW_MILLIS + cx.window_margin_millis.min(MAX_WINDOW_MARGIN_MILLIS)
+    }
+
+    fn remember(&self, id: &str, base: &str) {
+        let mut homes = self.lock_homes();
+        if homes.len() >= MAX_CACHED_HOMES {
+            homes.clear();
+        }
+        homes.insert(id.to_owned(), base.to_owned());
+    }
+
+    fn forget(&self, id: &str) {
+        self.lock_homes().remove(id);
+    }
+
+    /// The dead among `owners` (id, owner JSON, process group JSON triples).
+    fn dead_ids(cx: &Context<'_>, owners: &[String]) -> Result<Vec<String>, Failure> {
+        let mut dead = Vec::new();
+        for triple in owners.chunks(3) {
+            let [id, owner, group] = triple else {
+                return Err(Failure::Reply("owners not in threes".to_owned()));
+            };
+            let owner = parse_owner(owner, group)?;
+            if (cx.is_dead)(&owner) {
+                dead.push(id.clone());
+            }
+        }
+        Ok(dead)
+    }
+}
+
+/// Runs a pipeline holding a script call, loading the script once when the
+/// server does not know it (after a restart or `SCRIPT FLUSH`).
+fn query_with_script<T: redis::FromRedisValue>(
+    connection: &mut dyn ConnectionLike,
+    pipeline: &redis::Pipeline,
+    script: &Script,
+) -> RedisResult<T> {
+    match pipeline.query(connection) {
+        Err(error)
+            if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+        {
+            script.load(connection)?;
+            pipeline.query(connection)
+        }
+        other => other,
+    }
+}
+
+fn number(text: &str, what: &str) -> Result<u64, Failure> {
+    text.parse()
+        .map_err(|_| Failure::Reply(format!("{what} `{text}` is not a number")))
+}
+
+fn float(text: &str, what: &str) -> Result<f64, Failure> {
+    text.parse()
+        .map_err(|_| Failure::Reply(format!("{what} `{text}` is not a number")))
+}
+
+fn parse_owner(owner: &str, group: &str) -> Result<Owner, Failure> {
+    let mut owner: Owner =
+        serde_json::from_str(owner).map_err(|error| Failure::Reply(format!("owner: {error}")))?;
+    if !group.is_empty() {
+        let group: ProcessGroup = serde_json::from_str(group)
+            .map_err(|error| Failure::Reply(format!("process group: {error}")))?;
+        owner.process_group = Some(group);
+    }
+    Ok(owner)
+}
+
+fn parse_reservation(text: &str, provider: &str, model: &str) -> Result<Reservation, Failure> {
+    let stored: StoredReservation = serde_json::from_str(text)
+        .map_err(|error| Failure::Reply(format!("reservation: {error}")))?;
+    Ok(Reservation {
+        id: stored.id,
+        provider: provider.to_owned(),
+        model: model.to_owned(),
+        sequence: number(&stored.seq, "sequence")?,
+        estimated_input_tokens: number(&stored.ein, "input tokens")?,
+        max_output_tokens: number(&stored.mout, "output tokens")?,
+        estimated_tokens: number(&stored.est, "estimate")?,
+        acquired_at: number(&stored.at, "admission time")?,
+        lease_expires_at: number(&stored.lease, "lease end")?,
+        owner: parse_owner(&stored.owner, &stored.pg)?,
+    })
+}
+
+/// `ModelState::view` from the scripts' thirteen figures.
+fn parse_view(parts: &[String]) -> Result<RateLimitSnapshot, Failure> {
+    let [provider, model, rpm, tpm, erpm, etpm, requests, tokens, mar, mat, base, cap, in_flight] =
+        parts
+    else {
+        return Err(Failure::Reply(format!("{} figures, not 13", parts.len())));
+    };
+    let effective_rpm_limit = number(erpm, "effective rpm")?;
+    let effective_tpm_limit = number(etpm, "effective tpm")?;
+    let rolling_request_count = number(requests, "requests")?;
+    let rolling_token_count = number(tokens, "tokens")?;
+    let small = |text: &str, what: &str| -> Result<u32, Failure> {
+        u32::try_from(number(text, what)?)
+            .map_err(|_| Failure::Reply(format!("{what} `{text}` is out of range")))
+    };
+    Ok(RateLimitSnapshot {
+        provider: provider.clone(),
+        model: model.clone(),
+        rpm_limit: number(rpm, "rpm")?,
+        tpm_limit: number(tpm, "tpm")?,
+        effective_rpm_limit,
+        effective_tpm_limit,
+        rolling_request_count,
+        rolling_token_count,
+        moving_average_requests: float(mar, "moving average")?,
+        moving_average_tokens: float(mat, "moving average")?,
+        request_utilization: rolling_request_count as f64 / effective_rpm_limit.max(1) as f64,
+        token_utilization: rolling_token_count as f64 / effective_tpm_limit.max(1) as f64,
+        base_concurrency_cap: small(base, "base cap")?,
+        current_concurrency_cap: small(cap, "current cap")?,
+        in_flight: number(in_flight, "in flight")?,
+    })
+}
+
+fn reason(text: &str) -> Result<WaitReason, Failure> {
+    Ok(match text {
+        "requests" => WaitReason::Requests,
+        "tokens" => WaitReason::Tokens,
+        "concurrency" => WaitReason::Concurrency,
+        "queue" => WaitReason::Queue,
+        other => return Err(Failure::Reply(format!("wait reason `{other}`"))),
+    })
+}
+
+fn owner_json(owner: &Owner) -> (String, String) {
+    let mut bare = owner.clone();
+    let group = bare.process_group.take();
+    let owner = serde_json::to_string(&bare).unwrap_or_default();
+    let group = group
+        .map(|group| serde_json::to_string(&group).unwrap_or_default())
+        .unwrap_or_default();
+    (owner, group)
+}
+
+impl Backend for RedisStore {
+    fn describe(&self) -> String {
+        format!("the Redis store {}", self.url.masked())
+    }
+
+    fn attempt(&self, cx: &Context<'_>, spec: &AttemptSpec<'_>) -> Result<Attempt, PacingError> {
+        let label = format!("{}/{}", spec.provider, spec.model);
+        let request = spec.request;
+        let estimate = request.estimated_tokens();
+        // The refusals that depend on the request and the profile alone, in
+        // the order the scheduler makes them; no state changes for them.
+        for (field, value) in [
+            ("estimated input tokens", request.estimated_input_tokens),
+            ("max output tokens", request.max_output_tokens),
+            ("estimated tokens", estimate),
+        ] {
+            if value > MAX_COUNT {
+                return Ok(Attempt::Failed(SchedulerError::TokensOutOfRange {
+                    label,
+                    field,
+                    value,
+                }));
+            }
+        }
+        let effective_tpm_limit = spec.profile.effective_tpm_limit();
+        if estimate > effective_tpm_limit {
+            return Ok(Attempt::Failed(SchedulerError::TooLarge {
+                label,
+                estimate,
+                effective_tpm_limit,
+            }));
+        }
+        let base = self.model_base(spec.key);
+        let (owner, group) = owner_json(&request.owner);
+        let (waiter, _) = owner_json(spec.waiter);
+        let lease = duration_millis(request.lease);
+        let index_ttl = lease
+            .saturating_add(Self::span(cx))
+            .saturating_add(duration_millis(TTL_SLACK));
+        let new_ticket = format!(
+            "{}{:016x}",
+            crate::rate_limits::scheduler::TICKET_PREFIX,
+            fastrand::u64(..)
+        );
+        let mut dead: Vec<String> = Vec::new();
+        let mut check = true;
+        // At most two passes: the second after the client looked for dead
+        // owners among those the first handed back.
+        for _ in 0..2 {
+            let mut invocation = self.invocation(
+                &ATTEMPT,
+                cx,
+                &base,
+                Some(spec.profile),
+                spec.provider,
+                spec.model,
+            );
+            invocation
+                .arg(spec.reservation_id)
+                .arg(spec.ticket.unwrap_or(""))
+                .arg(&new_ticket)
+                .arg(&waiter)
+                .arg(request.estimated_input_tokens)
+                .arg(request.max_output_tokens)
+                .arg(estimate)
+                .arg(&owner)
+                .arg(&group)
+                .arg(lease)
+                .arg(
+                    spec.remaining
+                        .map(duration_millis)
+                        .map_or_else(String::new, |ms| ms.to_string()),
+                )
+                .arg(duration_millis(spec.poll_interval))
+                .arg(duration_millis(spec.ticket_grace))
+                .arg(if check { "1" } else { "0" })
+                .arg(dead.len());
+            for id in &dead {
+                invocation.arg(id);
+            }
+            let mut pipeline = redis::pipe();
+            pipeline
+                .cmd("SET")
+                .arg(self.index_key(spec.reservation_id))
+                .arg(&base)
+                .arg("PX")
+                .arg(index_ttl)
+                .ignore();
+            pipeline.invoke_script(&invocation);
+            let reply: Vec<String> = self.with_connection(|connection| {
+                let (reply,): (Vec<String>,) = query_with_script(connection, &pipeline, &ATTEMPT)?;
+                Ok(reply)
+            })?;
+            let parsed = (|| -> Result<Option<Attempt>, Failure> {
+                let Some((tag, rest)) = reply.split_first() else {
+                    return Err(Failure::Reply("an empty attempt reply".to_owned()));
+                };
+                Ok(Some(match (tag.as_str(), rest) {
+                    ("granted", [record]) => {
+                        Attempt::Granted(parse_reservation(record, spec.provider, spec.model)?)
+                    }
+                    ("owners", owners) => {
+                        dead = Self::dead_ids(cx, owners)?;
+                        return Ok(None);
+                    }
+                    ("giveup", [why, needed]) => Attempt::GiveUp {
+                        reason: reason(why)?,
+                        needed: Duration::from_millis(number(needed, "wait")?),
+                    },
+                    ("sleep", [why, retry_after, sleep, ticket]) => Attempt::Sleep {
+                        reason: reason(why)?,
+                        retry_after: Duration::from_millis(number(retry_after, "wait")?),
+                        sleep: Duration::from_millis(number(sleep, "sleep")?),
+                        ticket: ticket.clone(),
+                    },
+                    (other, _) => {
+                        return Err(Failure::Reply(format!(
+                            "attempt answered `{other}` with {} values",
+                            rest.len()
+                        )))
+                    }
+                }))
+            })()
+            .map_err(|failure| self.unavailable(failure))?;
+            match parsed {
+                Some(attempt) => {
+                    if let Attempt::Granted(reservation) = &attempt {
+                        self.remember(&reservation.id, &base);
+                    }
+                    return Ok(attempt);
+                }
+                None => check = false,
+            }
+        }
+        Err(self.unavailable(Failure::Reply(
+            "the attempt asked for its owners twice".to_owned(),
+        )))
+    }
+
+    fn settle(
+        &self,
+        cx: &Context<'_>,
+        id: &str,
+        settlement: &Settlement,
+    ) -> Result<Settled, PacingError> {
+        let unknown =
+            || PacingError::from(SchedulerError::UnknownReservation { id: id.to_owned() });
+        let cached = self.lock_homes().get(id).cloned();
+        let base = match cached {
+            Some(base) => base,
+            None => {
+                let index = self.index_key(id);
+                let found: Option<String> = self.with_connection(|connection| {
+                    Ok(redis::cmd("GET").arg(&index).query(connection)?)
+                })?;
+                found.ok_or_else(unknown)?
+            }
+        };
+        let Some((_, provider, model)) = self.parse_base(&base) else {
+            return Err(unknown());
+        };
+        let profile = cx
+            .catalog
+            .resolve(&provider, &model)
+            .map(|entry| &entry.profile);
+        let mut invocation = self.invocation(&SETTLE, cx, &base, profile, &provider, &model);
+        invocation.arg(id);
+        let mut delay_seconds = None;
+        match settlement {
+            Settlement::Success {
+                input_tokens,
+                output_tokens,
+            } => {
+                invocation
+                    .arg("success")
+                    .arg(input_tokens.saturating_add(*output_tokens).min(MAX_COUNT));
+            }
+            Settlement::RateLimit {
+                retry_after_seconds,
+                attempt,
+                jitter,
+            } => {
+                invocation.arg("rate_limit");
+                delay_seconds = Some(retry_delay(*retry_after_seconds, *attempt, *jitter));
+            }
+            Settlement::Failure { tokens } => {
+                invocation.arg("failure").arg((*tokens).min(MAX_COUNT));
+            }
+            Settlement::Release => {
+                invocation.arg("release");
+            }
+            Settlement::Renew {
+                lease,
+                process_group,
+            } => {
+                let group = process_group
+                    .map(|group| serde_json::to_string(&group).unwrap_or_default())
+                    .unwrap_or_default();
+                invocation
+                    .arg("renew")
+                    .arg(duration_millis(*lease))
+                    .arg(group);
+            }
+        }
+        let renew = matches!(settlement, Settlement::Renew { .. });
+        let mut pipeline = redis::pipe();
+        pipeline.invoke_script(&invocation);
+        if let Settlement::Renew { lease, .. } = settlement {
+            let ttl = duration_millis(*lease)
+                .saturating_add(Self::span(cx))
+                .saturating_add(duration_millis(TTL_SLACK));
+            pipeline
+                .cmd("PEXPIRE")
+                .arg(self.index_key(id))
+                .arg(ttl)
+                .ignore();
+        } else {
+            pipeline.cmd("UNLINK").arg(self.index_key(id)).ignore();
+        }
+        let reply: Vec<String> = self.with_connection(|connection| {
+            let (reply,): (Vec<String>,) = query_with_script(connection, &pipeline, &SETTLE)?;
+            Ok(reply)
+        })?;
+        if !renew {
+            self.forget(id);
+        }
+        match reply.split_first() {
+            Some((tag, _)) if tag == "unknown" => {
+                self.forget(id);
+                Err(unknown())
+            }
+            Some((tag, rest)) if tag == "settled" && !rest.is_empty() => {
+                let reservation = parse_reservation(&rest[0], &provider, &model)
+                    .map_err(|failure| self.unavailable(failure))?;
+                let snapshot =
+                    parse_view(&rest[1..]).map_err(|failure| self.unavailable(failure))?;
+                Ok(Settled {
+                    reservation,
+                    snapshot,
+                    delay_seconds,
+                })
+            }
+            _ => Err(self.unavailable(Failure::Reply(format!(
+                "settle answered {} values",
+                reply.len()
+            )))),
+        }
+    }
+
+    fn record_lost(
+        &self,
+        cx: &Context<'_>,
+        reservation: &Reservation,
+        tokens: u64,
+        rate_limited: bool,
+    ) -> Result<bool, PacingError> {
+        let (key, provider, model) = model_key(&reservation.provider, &reservation.model)
+            .ok_or_else(|| SchedulerError::NoProfile {
+                label: format!("{}/{}", reservation.provider, reservation.model),
+            })?;
+        let profile = cx
+            .catalog
+            .resolve(&provider, &model)
+            .map(|entry| &entry.profile);
+        let base = self.model_base(&key);
+        let mut invocation = self.invocation(&LOST, cx, &base, profile, &provider, &model);
+        invocation
+            .arg(reservation.sequence)
+            .arg(reservation.acquired_at)
+            .arg(tokens.min(MAX_COUNT))
+            .arg(if rate_limited { "1" } else { "0" });
+        let counted: i64 = self.with_connection(|connection| Ok(invocation.invoke(connection)?))?;
+        Ok(counted == 1)
+    }
+
+    fn status(
+        &self,
+        cx: &Context<'_>,
+        wanted: &[Wanted<'_>],
+    ) -> Result<Vec<ModelStatus>, PacingError> {
+        let pattern = format!("{}{{*}}:m", glob_escape(&self.prefix));
+        let mut bases: Vec<String> = self
+            .scan(&pattern)?
+            .into_iter()
+            .filter_map(|key| key.strip_suffix(":m").map(str::to_owned))
+            .collect();
+        let mut models: Vec<StatusTarget<'_>> = Vec::new();
+        for one in wanted {
+            let base = self.model_base(one.key);
+            bases.retain(|found| *found != base);
+            models.push(StatusTarget {
+                key: one.key.to_owned(),
+                base,
+                provider: one.provider.to_owned(),
+                model: one.model.to_owned(),
+                profile: Some(one.profile),
+                create: true,
+            });
+        }
+        for base in bases {
+            if let Some((key, provider, model)) = self.parse_base(&base) {
+                let profile = cx
+                    .catalog
+                    .resolve(&provider, &model)
+                    .map(|entry| &entry.profile);
+                models.push(StatusTarget {
+                    key,
+                    base,
+                    provider,
+                    model,
+                    profile,
+                    create: false,
+                });
+            }
+        }
+        models.sort_by(|one, other| one.key.cmp(&other.key));
+        models.dedup_by(|one, other| one.key == other.key);
+        let mut statuses = Vec::with_capacity(models.len());
+        for target in &models {
+            if let Some(status) = self.model_status(cx, target)? {
+                statuses.push(status);
+            }
+        }
+        Ok(statuses)
+    }
+
+    /// Deletes every key under the prefix (SCAN and UNLINK in batches). A
+    /// `FLUSHALL` on the server does the same and more: it is a budget reset.
+    fn reset(&self) -> Result<bool, PacingError> {
+        let pattern = format!("{}*", glob_escape(&self.prefix));
+        let keys = self.scan(&pattern)?;
+        for batch in keys.chunks(500) {
+            let mut pipeline = redis::pipe();
+            for key in batch {
+                pipeline.cmd("UNLINK").arg(key).ignore();
+            }
+            self.with_connection(|connection| Ok(pipeline.query::<()>(connection)?))?;
+        }
+        self.lock_homes().clear();
+        Ok(!keys.is_empty())
+    }
+}
+
+/// A model `status` reports on.
+struct StatusTarget<'a> {
+    key: String,
+    base: String,
+    provider: String,
+    model: String,
+    profile: Option<&'a Profile>,
+    /// A wanted model: reported (with zeros) even without state.
+    create: bool,
+}
+
+impl RedisStore {
+    /// One model's status: its owners first, for the dead-owner test, then
+    /// the status script with the dead ones' ids. `None` when it has no state.
+    fn model_status(
+        &self,
+        cx: &Context<'_>,
+        target: &StatusTarget<'_>,
+    ) -> Result<Option<ModelStatus>, PacingError> {
+        let StatusTarget {
+            base,
+            provider,
+            model,
+            profile,
+            create,
+            ..
+        } = target;
+        let owners = self.invocation(&OWNERS, cx, base, *profile, provider, model);
+        let owners: Vec<String> =
+            self.with_connection(|connection| Ok(owners.invoke(connection)?))?;
+        let dead = Self::dead_ids(cx, &owners).map_err(|failure| self.unavailable(failure))?;
+        let mut invocation = self.invocation(&STATUS, cx, base, *profile, provider, model);
+        invocation
+            .arg(if *create { "1" } else { "0" })
+            .arg(dead.len());
+        for id in &dead {
+            invocation.arg(id);
+        }
+        let reply: Vec<String> =
+            self.with_connection(|connection| Ok(invocation.invoke(connection)?))?;
+        if reply.is_empty() {
+            return Ok(None);
+        }
+        if reply.len() < 13 {
+            return Err(self.unavailable(Failure::Reply(format!(
+                "status answered {} values",
+                reply.len()
+            ))));
+        }
+        let snapshot = parse_view(&reply[..13]).map_err(|failure| self.unavailable(failure))?;
+        let mut reservations = reply[13..]
+            .iter()
+            .map(|record| parse_reservation(record, &snapshot.provider, &snapshot.model))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|failure| self.unavailable(failure))?;
+        reservations.sort_by(|one, other| one.id.cmp(&other.id));
+        Ok(Some(ModelStatus {
+            snapshot,
+            reservations,
+        }))
+    }
+
+    /// Every key matching `pattern`, by SCAN (bounded by [`MAX_SCAN_CALLS`]).
+    fn scan(&self, pattern: &str) -> Result<Vec<String>, PacingError> {
+        let mut keys = Vec::new();
+        let mut cursor: u64 = 0;
+        for _ in 0..MAX_SCAN_CALLS {
+            let (next, batch): (u64, Vec<String>) = self.with_connection(|connection| {
+                Ok(redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(connection)?)
+            })?;
+            keys.extend(batch);
+            if next == 0 {
+                keys.sort();
+                keys.dedup();
+                return Ok(keys);
+            }
+            cursor = next;
+        }
+        Err(PacingError::Unavailable {
+            store: self.url.masked(),
+            reason: format!("more keys under `{}` than a scan walks", self.prefix),
+        })
+    }
+}
+
+/// `text` with the glob characters of SCAN MATCH escaped.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        if matches!(character, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(character);
+    }
+    escaped
+}
