@@ -556,6 +556,53 @@ impl StoreConnection {
     }
 }
 
+/// A command's failure on a connection to `url` (single node or cluster) as
+/// a [`StoreConnectError`], password scrubbed; `timeout` is the command budget.
+#[cfg(feature = "redis")]
+pub fn command_error(
+    url: &StoreUrl,
+    error: &redis::RedisError,
+    timeout: Duration,
+) -> StoreConnectError {
+    classify(url, error, Phase::Command, timeout)
+}
+
+/// A failure to open a connection to `url` as a [`StoreConnectError`].
+#[cfg(feature = "redis")]
+pub fn connect_error(
+    url: &StoreUrl,
+    error: &redis::RedisError,
+    timeout: Duration,
+) -> StoreConnectError {
+    classify(url, error, Phase::Connect, timeout)
+}
+
+/// The client library's view of `url` (address, TLS, credentials, database).
+#[cfg(feature = "redis")]
+pub fn connection_info(url: &StoreUrl) -> redis::RedisResult<redis::ConnectionInfo> {
+    if url.tls {
+        install_crypto_provider();
+    }
+    let address = if url.tls {
+        redis::ConnectionAddr::TcpTls {
+            host: url.host.clone(),
+            port: url.port,
+            insecure: false,
+            tls_params: None,
+        }
+    } else {
+        redis::ConnectionAddr::Tcp(url.host.clone(), url.port)
+    };
+    let mut settings = redis::RedisConnectionInfo::default().set_db(i64::from(url.database));
+    if let Some(username) = &url.username {
+        settings = settings.set_username(username.clone());
+    }
+    if let Some(password) = &url.password {
+        settings = settings.set_password(password.clone());
+    }
+    Ok(address.into_connection_info()?.set_redis_settings(settings))
+}
+
 #[cfg(feature = "redis")]
 use redis::IntoConnectionInfo as _;
 

@@ -23,7 +23,7 @@ use specsmith::rate_limits::store::{FileStore, MemoryStore};
 use specsmith::rate_limits::{Catalog, Layer, Profile};
 
 #[cfg(feature = "redis")]
-use crate::redis_server::{require_redis, RedisServer};
+use crate::redis_server::{require_redis, RedisCluster, RedisServer};
 #[cfg(feature = "redis")]
 use specsmith::rate_limits::redis_store::RedisStore;
 #[cfg(feature = "redis")]
@@ -648,5 +648,115 @@ fn conformance_wanted_status_and_reset() {
         "conformance_wanted_status_and_reset",
         catalog(100, 1_000, 10),
         wanted_status_and_reset,
+    );
+}
+
+/// A scenario's name, profiles and steps.
+#[cfg(feature = "redis")]
+type Scenario = (&'static str, fn() -> Catalog, fn(&mut Run));
+
+/// Every scenario, for the run on the cluster.
+#[cfg(feature = "redis")]
+const SCENARIOS: &[Scenario] = &[
+    ("rolling window", || catalog(3, 1_000, 10), rolling_window),
+    ("too large", || catalog(10, 1_000, 10), too_large),
+    ("reconcile", || catalog(100, 1_000, 10), reconcile),
+    (
+        "cap",
+        || catalog(1_000, 100_000, 5),
+        cap_halving_and_regrowth,
+    ),
+    ("lease", || catalog(100, 10_000, 1), lease_expiry),
+    ("dead owner", || catalog(100, 10_000, 1), dead_owner),
+    (
+        "moving averages",
+        || catalog(100, 10_000, 10),
+        moving_averages,
+    ),
+    ("fairness", || catalog(100, 1_000, 10), fairness),
+    ("unknown", || catalog(100, 1_000, 10), unknown_reservation),
+    (
+        "status and reset",
+        || catalog(100, 1_000, 10),
+        wanted_status_and_reset,
+    ),
+];
+
+/// The whole suite once on a three-node Redis Cluster: every model's keys
+/// in one slot, status and reset across every primary.
+#[cfg(feature = "redis")]
+#[test]
+fn conformance_on_a_three_node_cluster() {
+    let Some(()) = require_redis("conformance_on_a_three_node_cluster") else {
+        return;
+    };
+    let cluster = RedisCluster::start();
+    let seeds: Vec<StoreUrl> = cluster
+        .urls()
+        .iter()
+        .map(|url| StoreUrl::parse(url).unwrap())
+        .collect();
+    for (index, (name, catalog, scenario)) in SCENARIOS.iter().enumerate() {
+        let catalog = catalog();
+        let memory = run_on(
+            AnyBackend(Box::new(MemoryStore::default())),
+            &catalog,
+            *scenario,
+        );
+        let store = RedisStore::open_cluster(&seeds, Timeouts::default())
+            .expect("open the cluster store")
+            .with_prefix(&format!("conformance-{index}:"))
+            .unwrap()
+            .with_client_time();
+        let on_cluster = run_on(AnyBackend(Box::new(store)), &catalog, *scenario);
+        assert_eq!(
+            on_cluster, memory,
+            "{name}: the cluster differs from the in-memory store"
+        );
+    }
+    // Status and reset see the models of every primary.
+    let store = RedisStore::open_cluster(&seeds, Timeouts::default())
+        .unwrap()
+        .with_client_time();
+    let mut run = Run {
+        pacer: SharedPacer::new(
+            catalog(100, 1_000, 10),
+            AnyBackend(Box::new(store)),
+            FakeClock::new(START),
+        ),
+        clock: FakeClock::new(START),
+        catalog: catalog(100, 1_000, 10),
+        transcript: Vec::new(),
+    };
+    let models = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    for model in models {
+        run.acquire(&request(model, 1, 1), None).unwrap();
+    }
+    let counts = |cluster: &RedisCluster| -> Vec<String> {
+        cluster
+            .nodes()
+            .iter()
+            .map(|node| {
+                node.command(&["EVAL", "return #redis.call('KEYS', 'specsmith:*')", "0"])
+                    .unwrap()
+            })
+            .collect()
+    };
+    let nodes_holding = counts(&cluster)
+        .iter()
+        .filter(|count| *count != ":0")
+        .count();
+    assert!(nodes_holding >= 2, "eight models all landed on one node");
+    let listed: Vec<String> = run
+        .status_all()
+        .into_iter()
+        .map(|status| status.snapshot.model)
+        .collect();
+    assert_eq!(listed, models);
+    assert!(run.pacer.reset().unwrap());
+    assert_eq!(
+        counts(&cluster),
+        [":0", ":0", ":0"],
+        "reset left keys behind"
     );
 }

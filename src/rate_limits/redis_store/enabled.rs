@@ -20,8 +20,13 @@ use crate::rate_limits::retry::retry_delay;
 use crate::rate_limits::scheduler::{
     model_key, Limits, RateLimitSnapshot, Reservation, SchedulerError, WaitReason,
 };
-use crate::rate_limits::store_url::{StoreConnectError, StoreConnection, StoreUrl, Timeouts};
+use crate::rate_limits::store_url::{
+    command_error, connect_error, connection_info, StoreConnectError, StoreConnection, StoreUrl,
+    Timeouts,
+};
 use crate::rate_limits::window::{MAX_COUNT, MAX_WINDOW_MARGIN_MILLIS, WINDOW_MILLIS};
+use redis::cluster::{ClusterClientBuilder, ClusterConnection};
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 
 const MODEL: &str = include_str!("model.lua");
 
@@ -51,19 +56,37 @@ const MAX_CACHED_HOMES: usize = 100_000;
 /// server is [`PacingError::Unavailable`], naming the store with its
 /// password masked. `Send + Sync`: the connection sits behind a mutex.
 pub struct RedisStore {
-    url: StoreUrl,
+    /// The server, or the cluster's seed nodes (the first names the store in messages).
+    seeds: Vec<StoreUrl>,
+    cluster: bool,
     timeouts: Timeouts,
     prefix: String,
     client_time: bool,
-    connection: Mutex<Option<StoreConnection>>,
+    connection: Mutex<Option<Link>>,
     homes: Mutex<HashMap<String, String>>,
+}
+
+/// An open connection: to one server, or to a cluster (which routes each
+/// script to the node holding its model's slot).
+enum Link {
+    Single(Box<StoreConnection>),
+    Cluster(Box<ClusterConnection>),
+}
+
+impl Link {
+    fn like(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Link::Single(connection) => connection.raw(),
+            Link::Cluster(connection) => &mut **connection,
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("RedisStore")
-            .field("url", &self.url)
+            .field("seeds", &self.seeds)
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
@@ -100,21 +123,90 @@ impl From<RedisError> for Failure {
 }
 
 impl RedisStore {
-    /// A store on `url`: connects now (within `timeouts.connect`), so a
-    /// wrong address, password or TLS setting shows at once.
+    /// A store on the server at `url`: connects now (within
+    /// `timeouts.connect`), so a wrong address, password or TLS setting shows
+    /// at once.
     pub fn open(url: &StoreUrl, timeouts: Timeouts) -> Result<RedisStore, PacingError> {
+        Self::open_with(vec![url.clone()], false, timeouts)
+    }
+
+    /// A store on the Redis Cluster reached through `seeds` (any of its
+    /// nodes; credentials and TLS from the first): every model lives in one
+    /// slot, so each operation is still one script on one node. On a
+    /// cluster an acquire costs two round trips (its reservation's index key
+    /// lives in another slot), `status` and `reset` scan every primary.
+    pub fn open_cluster(seeds: &[StoreUrl], timeouts: Timeouts) -> Result<RedisStore, PacingError> {
+        if seeds.is_empty() {
+            return Err(PacingError::Unavailable {
+                store: "a Redis Cluster".to_owned(),
+                reason: "no seed node given".to_owned(),
+            });
+        }
+        Self::open_with(seeds.to_vec(), true, timeouts)
+    }
+
+    fn open_with(
+        seeds: Vec<StoreUrl>,
+        cluster: bool,
+        timeouts: Timeouts,
+    ) -> Result<RedisStore, PacingError> {
         let store = RedisStore {
-            url: url.clone(),
+            seeds,
+            cluster,
             timeouts,
             prefix: DEFAULT_PREFIX.to_owned(),
             client_time: false,
             connection: Mutex::new(None),
             homes: Mutex::new(HashMap::new()),
         };
-        let connection = StoreConnection::open(url, timeouts)
+        let link = store
+            .connect()
             .map_err(|error| store.unavailable(Failure::Connect(error)))?;
-        *store.lock_connection() = Some(connection);
+        *store.lock_connection() = Some(link);
         Ok(store)
+    }
+
+    fn url(&self) -> &StoreUrl {
+        &self.seeds[0]
+    }
+
+    /// The store as messages name it, credentials masked.
+    fn masked(&self) -> String {
+        if self.cluster {
+            let seeds: Vec<String> = self.seeds.iter().map(StoreUrl::masked).collect();
+            format!("cluster {}", seeds.join(","))
+        } else {
+            self.url().masked()
+        }
+    }
+
+    fn connect(&self) -> Result<Link, StoreConnectError> {
+        if !self.cluster {
+            return StoreConnection::open(self.url(), self.timeouts)
+                .map(|connection| Link::Single(Box::new(connection)));
+        }
+        let url = self.url();
+        let failed = |error: RedisError| connect_error(url, &error, self.timeouts.connect);
+        let infos = self
+            .seeds
+            .iter()
+            .map(connection_info)
+            .collect::<RedisResult<Vec<_>>>()
+            .map_err(failed)?;
+        let client = ClusterClientBuilder::new(infos)
+            .connection_timeout(self.timeouts.connect)
+            .response_timeout(self.timeouts.command)
+            .retries(1)
+            .min_retry_wait(10)
+            .max_retry_wait(100)
+            .build()
+            .map_err(failed)?;
+        let connection = client.get_connection().map_err(failed)?;
+        connection
+            .set_read_timeout(Some(self.timeouts.command))
+            .and_then(|()| connection.set_write_timeout(Some(self.timeouts.command)))
+            .map_err(failed)?;
+        Ok(Link::Cluster(Box::new(connection)))
     }
 
     /// Puts every key under `prefix` instead of [`DEFAULT_PREFIX`] (several
@@ -123,7 +215,7 @@ impl RedisStore {
     pub fn with_prefix(mut self, prefix: &str) -> Result<Self, PacingError> {
         if prefix.contains(['{', '}']) {
             return Err(PacingError::Unavailable {
-                store: self.url.masked(),
+                store: self.masked(),
                 reason: format!("the key prefix `{prefix}` may not contain `{{` or `}}`"),
             });
         }
@@ -145,7 +237,7 @@ impl RedisStore {
         &self.prefix
     }
 
-    fn lock_connection(&self) -> MutexGuard<'_, Option<StoreConnection>> {
+    fn lock_connection(&self) -> MutexGuard<'_, Option<Link>> {
         self.connection
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -156,26 +248,17 @@ impl RedisStore {
     }
 
     fn unavailable(&self, failure: Failure) -> PacingError {
-        let store = self.url.masked();
-        let reason = match failure {
-            Failure::Connect(error) => {
-                let text = error.to_string();
-                let prefix = format!("store {store}: ");
-                text.strip_prefix(&prefix).unwrap_or(&text).to_owned()
-            }
+        let store = self.masked();
+        let text = match failure {
+            Failure::Connect(error) => error.to_string(),
             Failure::Command(error) => {
-                let scrubbed = self.lock_connection().as_ref().map_or_else(
-                    || error.to_string(),
-                    |connection| {
-                        let text = connection.error(&error).to_string();
-                        let prefix = format!("store {store}: ");
-                        text.strip_prefix(&prefix).unwrap_or(&text).to_owned()
-                    },
-                );
-                scrubbed
+                command_error(self.url(), &error, self.timeouts.command).to_string()
             }
             Failure::Reply(message) => format!("unexpected reply from the server: {message}"),
         };
+        // The connection layer's messages start with the store; say it once.
+        let own = format!("store {}: ", self.url().masked());
+        let reason = text.strip_prefix(&own).unwrap_or(&text).to_owned();
         PacingError::Unavailable { store, reason }
     }
 
@@ -185,30 +268,29 @@ impl RedisStore {
     /// connection (its reply may still come) and is not repeated.
     fn with_connection<T>(
         &self,
-        mut work: impl FnMut(&mut dyn ConnectionLike) -> Result<T, Failure>,
+        mut work: impl FnMut(&mut Link) -> Result<T, Failure>,
     ) -> Result<T, PacingError> {
         let mut guard = self.lock_connection();
         for round in 0..2 {
             if guard.is_none() {
-                match StoreConnection::open(&self.url, self.timeouts) {
-                    Ok(connection) => *guard = Some(connection),
+                match self.connect() {
+                    Ok(link) => *guard = Some(link),
                     Err(error) => {
                         drop(guard);
                         return Err(self.unavailable(Failure::Connect(error)));
                     }
                 }
             }
-            let Some(connection) = guard.as_mut() else {
+            let Some(link) = guard.as_mut() else {
                 continue;
             };
-            match work(connection.raw()) {
+            match work(link) {
                 Ok(value) => return Ok(value),
                 Err(Failure::Command(error)) => {
                     let broken = !error.is_timeout()
                         && (error.is_connection_dropped()
                             || error.is_io_error()
                             || error.is_unrecoverable_error());
-                    let mapped = connection.error(&error);
                     if error.is_timeout() || broken {
                         *guard = None;
                     }
@@ -216,13 +298,7 @@ impl RedisStore {
                         continue;
                     }
                     drop(guard);
-                    let store = self.url.masked();
-                    let text = mapped.to_string();
-                    let prefix = format!("store {store}: ");
-                    return Err(PacingError::Unavailable {
-                        reason: text.strip_prefix(&prefix).unwrap_or(&text).to_owned(),
-                        store,
-                    });
+                    return Err(self.unavailable(Failure::Command(error)));
                 }
                 Err(other) => {
                     drop(guard);
@@ -231,7 +307,7 @@ impl RedisStore {
             }
         }
         Err(PacingError::Unavailable {
-            store: self.url.masked(),
+            store: self.masked(),
             reason: "the connection broke twice in a row".to_owned(),
         })
     }
@@ -328,21 +404,40 @@ impl RedisStore {
     }
 }
 
-/// Runs a pipeline holding a script call, loading the script once when the
-/// server does not know it (after a restart or `SCRIPT FLUSH`).
-fn query_with_script<T: redis::FromRedisValue>(
-    connection: &mut dyn ConnectionLike,
-    pipeline: &redis::Pipeline,
+/// Runs `invocation` of `script` and the side command `side` (ignoring its
+/// reply): in one pipeline on a single server, loading the script once when
+/// the server does not know it (after a restart or `SCRIPT FLUSH`); one after
+/// the other on a cluster, where they live in different slots.
+fn run_script(
+    link: &mut Link,
     script: &Script,
-) -> RedisResult<T> {
-    match pipeline.query(connection) {
-        Err(error)
-            if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-        {
-            script.load(connection)?;
-            pipeline.query(connection)
+    invocation: &ScriptInvocation<'_>,
+    side: &redis::Cmd,
+) -> RedisResult<Vec<String>> {
+    match link {
+        Link::Single(connection) => {
+            let mut pipeline = redis::pipe();
+            pipeline.add_command(side.clone()).ignore();
+            pipeline.invoke_script(invocation);
+            let connection = connection.raw();
+            let first: RedisResult<(Vec<String>,)> = pipeline.query(connection);
+            let (reply,) = match first {
+                Err(error)
+                    if error.kind()
+                        == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    script.load(connection)?;
+                    pipeline.query(connection)?
+                }
+                other => other?,
+            };
+            Ok(reply)
         }
-        other => other,
+        Link::Cluster(connection) => {
+            let reply = invocation.invoke(connection)?;
+            side.query::<()>(connection)?;
+            Ok(reply)
+        }
     }
 }
 
@@ -440,7 +535,7 @@ fn owner_json(owner: &Owner) -> (String, String) {
 
 impl Backend for RedisStore {
     fn describe(&self) -> String {
-        format!("the Redis store {}", self.url.masked())
+        format!("the Redis store {}", self.masked())
     }
 
     fn attempt(&self, cx: &Context<'_>, spec: &AttemptSpec<'_>) -> Result<Attempt, PacingError> {
@@ -518,19 +613,14 @@ impl Backend for RedisStore {
             for id in &dead {
                 invocation.arg(id);
             }
-            let mut pipeline = redis::pipe();
-            pipeline
-                .cmd("SET")
+            let mut index = redis::cmd("SET");
+            index
                 .arg(self.index_key(spec.reservation_id))
                 .arg(&base)
                 .arg("PX")
-                .arg(index_ttl)
-                .ignore();
-            pipeline.invoke_script(&invocation);
-            let reply: Vec<String> = self.with_connection(|connection| {
-                let (reply,): (Vec<String>,) = query_with_script(connection, &pipeline, &ATTEMPT)?;
-                Ok(reply)
-            })?;
+                .arg(index_ttl);
+            let reply: Vec<String> =
+                self.with_connection(|link| Ok(run_script(link, &ATTEMPT, &invocation, &index)?))?;
             let parsed = (|| -> Result<Option<Attempt>, Failure> {
                 let Some((tag, rest)) = reply.split_first() else {
                     return Err(Failure::Reply("an empty attempt reply".to_owned()));
@@ -590,8 +680,8 @@ impl Backend for RedisStore {
             Some(base) => base,
             None => {
                 let index = self.index_key(id);
-                let found: Option<String> = self.with_connection(|connection| {
-                    Ok(redis::cmd("GET").arg(&index).query(connection)?)
+                let found: Option<String> = self.with_connection(|link| {
+                    Ok(redis::cmd("GET").arg(&index).query(link.like())?)
                 })?;
                 found.ok_or_else(unknown)?
             }
@@ -643,24 +733,20 @@ impl Backend for RedisStore {
             }
         }
         let renew = matches!(settlement, Settlement::Renew { .. });
-        let mut pipeline = redis::pipe();
-        pipeline.invoke_script(&invocation);
-        if let Settlement::Renew { lease, .. } = settlement {
+        let index = if let Settlement::Renew { lease, .. } = settlement {
             let ttl = duration_millis(*lease)
                 .saturating_add(Self::span(cx))
                 .saturating_add(duration_millis(TTL_SLACK));
-            pipeline
-                .cmd("PEXPIRE")
-                .arg(self.index_key(id))
-                .arg(ttl)
-                .ignore();
+            let mut extend = redis::cmd("PEXPIRE");
+            extend.arg(self.index_key(id)).arg(ttl);
+            extend
         } else {
-            pipeline.cmd("UNLINK").arg(self.index_key(id)).ignore();
-        }
-        let reply: Vec<String> = self.with_connection(|connection| {
-            let (reply,): (Vec<String>,) = query_with_script(connection, &pipeline, &SETTLE)?;
-            Ok(reply)
-        })?;
+            let mut unlink = redis::cmd("UNLINK");
+            unlink.arg(self.index_key(id));
+            unlink
+        };
+        let reply: Vec<String> =
+            self.with_connection(|link| Ok(run_script(link, &SETTLE, &invocation, &index)?))?;
         if !renew {
             self.forget(id);
         }
@@ -709,7 +795,7 @@ impl Backend for RedisStore {
             .arg(reservation.acquired_at)
             .arg(tokens.min(MAX_COUNT))
             .arg(if rate_limited { "1" } else { "0" });
-        let counted: i64 = self.with_connection(|connection| Ok(invocation.invoke(connection)?))?;
+        let counted: i64 = self.with_connection(|link| Ok(invocation.invoke(link.like())?))?;
         Ok(counted == 1)
     }
 
@@ -770,11 +856,22 @@ impl Backend for RedisStore {
         let pattern = format!("{}*", glob_escape(&self.prefix));
         let keys = self.scan(&pattern)?;
         for batch in keys.chunks(500) {
-            let mut pipeline = redis::pipe();
-            for key in batch {
-                pipeline.cmd("UNLINK").arg(key).ignore();
-            }
-            self.with_connection(|connection| Ok(pipeline.query::<()>(connection)?))?;
+            self.with_connection(|link| match link {
+                Link::Single(connection) => {
+                    let mut pipeline = redis::pipe();
+                    for key in batch {
+                        pipeline.cmd("UNLINK").arg(key).ignore();
+                    }
+                    Ok(pipeline.query::<()>(connection.raw())?)
+                }
+                // Keys of several slots: one command each.
+                Link::Cluster(connection) => {
+                    for key in batch {
+                        redis::cmd("UNLINK").arg(key).query::<()>(connection)?;
+                    }
+                    Ok(())
+                }
+            })?;
         }
         self.lock_homes().clear();
         Ok(!keys.is_empty())
@@ -809,8 +906,7 @@ impl RedisStore {
             ..
         } = target;
         let owners = self.invocation(&OWNERS, cx, base, *profile, provider, model);
-        let owners: Vec<String> =
-            self.with_connection(|connection| Ok(owners.invoke(connection)?))?;
+        let owners: Vec<String> = self.with_connection(|link| Ok(owners.invoke(link.like())?))?;
         let dead = Self::dead_ids(cx, &owners).map_err(|failure| self.unavailable(failure))?;
         let mut invocation = self.invocation(&STATUS, cx, base, *profile, provider, model);
         invocation
@@ -820,7 +916,7 @@ impl RedisStore {
             invocation.arg(id);
         }
         let reply: Vec<String> =
-            self.with_connection(|connection| Ok(invocation.invoke(connection)?))?;
+            self.with_connection(|link| Ok(invocation.invoke(link.like())?))?;
         if reply.is_empty() {
             return Ok(None);
         }
@@ -843,33 +939,80 @@ impl RedisStore {
         }))
     }
 
-    /// Every key matching `pattern`, by SCAN (bounded by [`MAX_SCAN_CALLS`]).
+    /// Every key matching `pattern`, by SCAN (on a cluster, on every
+    /// primary), bounded by [`MAX_SCAN_CALLS`].
     fn scan(&self, pattern: &str) -> Result<Vec<String>, PacingError> {
+        let primaries = self.with_connection(|link| match link {
+            Link::Single(_) => Ok(vec![None]),
+            Link::Cluster(connection) => Ok(primaries(connection)?.into_iter().map(Some).collect()),
+        })?;
         let mut keys = Vec::new();
-        let mut cursor: u64 = 0;
-        for _ in 0..MAX_SCAN_CALLS {
-            let (next, batch): (u64, Vec<String>) = self.with_connection(|connection| {
-                Ok(redis::cmd("SCAN")
+        let mut calls = 0;
+        for node in primaries {
+            let mut cursor: u64 = 0;
+            loop {
+                calls += 1;
+                if calls > MAX_SCAN_CALLS {
+                    return Err(PacingError::Unavailable {
+                        store: self.masked(),
+                        reason: format!("more keys under `{}` than a scan walks", self.prefix),
+                    });
+                }
+                let mut command = redis::cmd("SCAN");
+                command
                     .arg(cursor)
                     .arg("MATCH")
                     .arg(pattern)
                     .arg("COUNT")
-                    .arg(1000)
-                    .query(connection)?)
-            })?;
-            keys.extend(batch);
-            if next == 0 {
-                keys.sort();
-                keys.dedup();
-                return Ok(keys);
+                    .arg(1000);
+                let (next, batch): (u64, Vec<String>) = self.with_connection(|link| {
+                    Ok(match (link, &node) {
+                        (Link::Cluster(connection), Some((host, port))) => {
+                            let routing =
+                                RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                                    host: host.clone(),
+                                    port: *port,
+                                });
+                            redis::from_redis_value(connection.route_command(&command, routing)?)
+                                .map_err(|error| Failure::Reply(format!("SCAN: {error}")))?
+                        }
+                        (link, _) => command.query(link.like())?,
+                    })
+                })?;
+                keys.extend(batch);
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            cursor = next;
         }
-        Err(PacingError::Unavailable {
-            store: self.url.masked(),
-            reason: format!("more keys under `{}` than a scan walks", self.prefix),
-        })
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
     }
+}
+
+/// The addresses of a cluster's primaries, from `CLUSTER NODES`.
+fn primaries(connection: &mut ClusterConnection) -> RedisResult<Vec<(String, u16)>> {
+    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(connection)?;
+    let mut found = Vec::new();
+    for line in nodes.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(address), Some(flags)) = (fields.get(1), fields.get(2)) else {
+            continue;
+        };
+        if !flags.split(',').any(|flag| flag == "master") || flags.contains("fail") {
+            continue;
+        }
+        // `host:port@bus[,hostname]`
+        let address = address.split(['@', ',']).next().unwrap_or_default();
+        if let Some((host, port)) = address.rsplit_once(':') {
+            if let Ok(port) = port.parse() {
+                found.push((host.to_owned(), port));
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// `text` with the glob characters of SCAN MATCH escaped.
