@@ -18,6 +18,8 @@ mod harness;
 mod input;
 mod load;
 mod pacing;
+#[cfg(feature = "redis")]
+mod redis_faults;
 #[path = "../support/redis_server.rs"]
 mod redis_server;
 #[cfg(feature = "redis")]
