@@ -17,6 +17,8 @@ local function int(x) return string.format('%.0f', x) end
 local function float(x) return string.format('%.17g', x) end
 
 local st = nil
+-- The figures as loaded, so a save writes only what changed.
+local loaded = {}
 local profile = nil
 if ARGV[3] == '1' then
   profile = { rpm = tonumber(ARGV[4]), tpm = tonumber(ARGV[5]), erpm = tonumber(ARGV[6]),
@@ -33,6 +35,8 @@ local function load()
   st = {}
   for i = 1, #raw, 2 do st[raw[i]] = raw[i + 1] end
   for _, field in ipairs(NUMERIC) do st[field] = tonumber(st[field]) or 0 end
+  loaded = {}
+  for field, value in pairs(st) do loaded[field] = value end
   return true
 end
 
@@ -231,23 +235,39 @@ end
 -- Saves the meta hash and refreshes every key's TTL, or drops the model
 -- when nothing of it matters any more (PacingState::prune).
 local function save(now)
-  if st.reqs == 0 and st.toks == 0 and in_flight() == 0 and redis.call('HLEN', W) == 0
+  local waiting = redis.call('HLEN', W)
+  if st.reqs == 0 and st.toks == 0 and in_flight() == 0 and waiting == 0
       and st.cap >= st.base then
     redis.call('DEL', M, E, R, L, W)
     return
   end
-  redis.call('HSET', M, 'provider', st.provider, 'model', st.model, 'rpm', int(st.rpm),
-    'tpm', int(st.tpm), 'erpm', int(st.erpm), 'etpm', int(st.etpm), 'base', int(st.base),
-    'cap', int(st.cap), 'streak', int(st.streak), 'mar', float(st.mar), 'mat', float(st.mat),
-    'first', int(st.first), 'next', int(st.next), 'reqs', int(st.reqs), 'toks', int(st.toks),
-    'last', int(st.last), 'nt', int(st.nt))
+  local changed = {}
+  for _, field in ipairs({ 'provider', 'model' }) do
+    if loaded[field] ~= st[field] then
+      changed[#changed + 1] = field
+      changed[#changed + 1] = st[field]
+    end
+  end
+  for _, field in ipairs(NUMERIC) do
+    if loaded[field] ~= st[field] then
+      changed[#changed + 1] = field
+      if field == 'mar' or field == 'mat' then
+        changed[#changed + 1] = float(st[field])
+      else
+        changed[#changed + 1] = int(st[field])
+      end
+    end
+  end
+  if #changed > 0 then redis.call('HSET', M, unpack(changed)) end
   local ttl = SPAN + SLACK
   local latest = redis.call('ZRANGE', L, -1, -1, 'WITHSCORES')
   if latest[2] and tonumber(latest[2]) > now then ttl = ttl + tonumber(latest[2]) - now end
-  local raw = redis.call('HGETALL', W)
-  for i = 2, #raw, 2 do
-    local expires = tonumber(cjson.decode(raw[i]).exp)
-    if expires - now + SPAN + SLACK > ttl then ttl = expires - now + SPAN + SLACK end
+  if waiting > 0 then
+    local raw = redis.call('HGETALL', W)
+    for i = 2, #raw, 2 do
+      local expires = tonumber(cjson.decode(raw[i]).exp)
+      if expires - now + SPAN + SLACK > ttl then ttl = expires - now + SPAN + SLACK end
+    end
   end
   for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, int(ttl)) end
 end
