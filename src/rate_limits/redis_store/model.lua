@@ -8,6 +8,9 @@
 --       (a minute plus the window margin), 3 '1' when a profile follows,
 --       4..8 its rpm, tpm, effective rpm, effective tpm and concurrency cap,
 --       9 provider, 10 model, 11 TTL slack in ms; the operation's own from 12.
+-- Replicate the writes, not the script (which reads TIME): the default
+-- since Redis 5, asked for explicitly for older servers.
+redis.replicate_commands()
 local M, E, R, L, W = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local MAX_COUNT = 9007199254740991
 local SPAN = tonumber(ARGV[2])
