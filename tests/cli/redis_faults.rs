@@ -335,3 +335,57 @@ fn time_comes_from_the_server_and_never_steps_back() {
         "a clock 60,000 s back must not stretch the wait to 60,061 s"
     );
 }
+
+#[test]
+fn every_key_of_the_store_has_a_ttl_and_finished_work_leaves_only_the_window() {
+    let Some(()) =
+        require_redis("every_key_of_the_store_has_a_ttl_and_finished_work_leaves_only_the_window")
+    else {
+        return;
+    };
+    let server = RedisServer::start();
+    let pacer = pacer(&server, 100);
+    let without_ttl = || {
+        server
+            .command(&[
+                "EVAL",
+                "local n = 0 for _, key in ipairs(redis.call('KEYS', 'specsmith:*')) do \
+                 if redis.call('PTTL', key) < 0 then n = n + 1 end end return n",
+                "0",
+            ])
+            .unwrap()
+    };
+    let keys = || {
+        server
+            .command(&["EVAL", "return #redis.call('KEYS', 'specsmith:*')", "0"])
+            .unwrap()
+    };
+    let first = pacer.acquire(&request(), None, &mut |_| {}).unwrap();
+    assert_eq!(without_ttl(), ":0");
+    pacer.record_success(&first.reservation.id, 1, 1).unwrap();
+    // The reservation set emptied and came back: it gets a TTL again.
+    let second = pacer.acquire(&request(), None, &mut |_| {}).unwrap();
+    assert_eq!(without_ttl(), ":0");
+    // Model hash, events, reservations, lease ends, and the second's index key.
+    assert_eq!(keys(), ":5");
+    let ttl: u64 = server
+        .command(&["PTTL", "specsmith:{acme::m}:r"])
+        .unwrap()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap();
+    // The window (61 s) + the lease (600 s) + the slack (60 s), give or take the run.
+    assert!((700_000..=721_000).contains(&ttl), "{ttl}");
+    pacer.release(&second.reservation.id).unwrap();
+    pacer.release(&first.reservation.id).unwrap_err();
+    // Nothing in flight: the reservations, lease ends and index keys are
+    // gone; the window still counts the recorded call.
+    assert_eq!(keys(), ":2");
+    assert_eq!(without_ttl(), ":0");
+    assert_eq!(
+        server
+            .command(&["EXISTS", "specsmith:{acme::m}:m", "specsmith:{acme::m}:e"])
+            .unwrap(),
+        ":2"
+    );
+}

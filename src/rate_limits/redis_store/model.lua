@@ -19,6 +19,16 @@ local SLACK = tonumber(ARGV[11])
 local function int(x) return string.format('%.0f', x) end
 local function float(x) return string.format('%.17g', x) end
 
+-- The in-flight count, read once per script and kept up to date.
+local flight = nil
+local function in_flight()
+  if flight == nil then flight = redis.call('HLEN', R) end
+  return flight
+end
+
+-- Keys (re)created by this script: they have no TTL yet.
+local fresh = {}
+
 local st = nil
 -- The figures as loaded, so a save writes only what changed.
 local loaded = {}
@@ -29,7 +39,7 @@ if ARGV[3] == '1' then
 end
 
 local NUMERIC = { 'rpm', 'tpm', 'erpm', 'etpm', 'base', 'cap', 'streak', 'mar', 'mat',
-                  'first', 'next', 'reqs', 'toks', 'last', 'nt' }
+                  'first', 'next', 'reqs', 'toks', 'last', 'nt', 'exp' }
 
 -- Loads the meta hash; false when the model has no state.
 local function load()
@@ -45,9 +55,11 @@ end
 
 -- Fresh state under the profile (ModelState::new).
 local function create(provider, model)
+  fresh[M] = true
   st = { provider = provider, model = model, rpm = profile.rpm, tpm = profile.tpm,
          erpm = profile.erpm, etpm = profile.etpm, base = profile.base, cap = profile.base,
-         streak = 0, mar = 0, mat = 0, first = 0, next = 0, reqs = 0, toks = 0, last = 0, nt = 0 }
+         streak = 0, mar = 0, mat = 0, first = 0, next = 0, reqs = 0, toks = 0, last = 0, nt = 0,
+         exp = 0 }
 end
 
 -- Now in ms: the client's (tests) or the server's, never before the last time seen.
@@ -72,6 +84,7 @@ local function event(sequence)
 end
 
 local function put_event(sequence, at, requests, tokens)
+  if st.first >= st.next then fresh[E] = true end
   redis.call('HSET', E, int(sequence), int(at) .. ':' .. int(requests) .. ':' .. int(tokens))
 end
 
@@ -152,12 +165,18 @@ local function reservation(id)
 end
 
 local function put_reservation(id, record)
-  redis.call('HSET', R, id, cjson.encode(record))
+  local count = in_flight()
+  if count == 0 then
+    fresh[R] = true
+    fresh[L] = true
+  end
+  if redis.call('HSET', R, id, cjson.encode(record)) == 1 then flight = count + 1 end
   redis.call('ZADD', L, record.lease, id)
 end
 
 local function drop_reservation(id)
-  redis.call('HDEL', R, id)
+  local count = in_flight()
+  if redis.call('HDEL', R, id) == 1 then flight = count - 1 end
   redis.call('ZREM', L, id)
 end
 
@@ -190,6 +209,7 @@ local function waiters()
 end
 
 local function put_ticket(ticket)
+  if redis.call('EXISTS', W) == 0 then fresh[W] = true end
   redis.call('HSET', W, ticket.id, cjson.encode({ n = int(ticket.n), est = int(ticket.est),
     arr = int(ticket.arr), exp = int(ticket.exp), owner = ticket.owner }))
 end
@@ -226,7 +246,6 @@ local function refresh(now)
   reclaim(redis.call('ZRANGEBYSCORE', L, '-inf', int(now)))
 end
 
-local function in_flight() return redis.call('HLEN', R) end
 
 -- The figures of ModelState::view, as strings.
 local function view()
@@ -243,6 +262,24 @@ local function save(now)
       and st.cap >= st.base then
     redis.call('DEL', M, E, R, L, W)
     return
+  end
+  local ttl = SPAN + SLACK
+  local latest = redis.call('ZRANGE', L, -1, -1, 'WITHSCORES')
+  if latest[2] and tonumber(latest[2]) > now then ttl = ttl + tonumber(latest[2]) - now end
+  if waiting > 0 then
+    local raw = redis.call('HGETALL', W)
+    for i = 2, #raw, 2 do
+      local expires = tonumber(cjson.decode(raw[i]).exp)
+      if expires - now + SPAN + SLACK > ttl then ttl = expires - now + SPAN + SLACK end
+    end
+  end
+  -- Every key lives until `st.exp`; extend them all when that comes within
+  -- half the slack of what is needed, so most writes set no TTL at all.
+  if st.exp < now + ttl - SLACK / 2 then
+    st.exp = now + ttl
+    for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, int(ttl)) end
+  else
+    for key in pairs(fresh) do redis.call('PEXPIRE', key, int(st.exp - now)) end
   end
   local changed = {}
   for _, field in ipairs({ 'provider', 'model' }) do
@@ -262,17 +299,7 @@ local function save(now)
     end
   end
   if #changed > 0 then redis.call('HSET', M, unpack(changed)) end
-  local ttl = SPAN + SLACK
-  local latest = redis.call('ZRANGE', L, -1, -1, 'WITHSCORES')
-  if latest[2] and tonumber(latest[2]) > now then ttl = ttl + tonumber(latest[2]) - now end
-  if waiting > 0 then
-    local raw = redis.call('HGETALL', W)
-    for i = 2, #raw, 2 do
-      local expires = tonumber(cjson.decode(raw[i]).exp)
-      if expires - now + SPAN + SLACK > ttl then ttl = expires - now + SPAN + SLACK end
-    end
-  end
-  for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, int(ttl)) end
+  if fresh[M] then redis.call('PEXPIRE', M, int(st.exp - now)) end
 end
 
 -- A reservation as the client reads it back.
