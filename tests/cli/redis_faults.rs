@@ -389,3 +389,66 @@ fn every_key_of_the_store_has_a_ttl_and_finished_work_leaves_only_the_window() {
         ":2"
     );
 }
+
+/// Forty clients, each with its own connection (as forty processes on
+/// several machines would have), race `acquire` with no wait.
+fn race(server: &RedisServer, rpm: u64, cap: u32, hold: Duration) -> (usize, usize) {
+    let url = StoreUrl::parse(&server.url()).unwrap();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(40));
+    let in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let most = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..40)
+        .map(|_| {
+            let url = url.clone();
+            let barrier = std::sync::Arc::clone(&barrier);
+            let in_flight = std::sync::Arc::clone(&in_flight);
+            let most = std::sync::Arc::clone(&most);
+            std::thread::spawn(move || {
+                let mut catalog = Catalog::default();
+                catalog.add_layer(
+                    Layer::Project,
+                    vec![Profile::new("acme", "*", rpm, 1_000_000, 1.0, cap).unwrap()],
+                );
+                let pacer = SharedPacer::new(
+                    catalog,
+                    RedisStore::open(&url, short()).unwrap(),
+                    SystemClock,
+                );
+                barrier.wait();
+                let Ok(admitted) = pacer.acquire(&request(), Some(Duration::ZERO), &mut |_| {})
+                else {
+                    return false;
+                };
+                let now = in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                std::thread::sleep(hold);
+                in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                pacer
+                    .record_success(&admitted.reservation.id, 5, 5)
+                    .unwrap();
+                true
+            })
+        })
+        .collect();
+    let admitted = workers
+        .into_iter()
+        .map(|worker| worker.join().unwrap())
+        .filter(|admitted| *admitted)
+        .count();
+    (admitted, most.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+#[test]
+fn forty_racing_clients_get_exactly_the_rpm_and_never_more_than_the_cap() {
+    let test = "forty_racing_clients_get_exactly_the_rpm_and_never_more_than_the_cap";
+    let Some(()) = require_redis(test) else {
+        return;
+    };
+    let server = RedisServer::start();
+    let (admitted, _) = race(&server, 15, 100, Duration::ZERO);
+    assert_eq!(admitted, 15, "an effective RPM of 15 admits exactly 15");
+    let server = RedisServer::start();
+    let (admitted, most) = race(&server, 1_000, 3, Duration::from_millis(300));
+    assert!(most <= 3, "{most} held at once with a cap of 3");
+    assert!(admitted >= 3, "only {admitted} admitted");
+}
