@@ -1,5 +1,5 @@
 //! The Redis store: the pacing state of a fleet of machines in one Redis,
-//! each [`Backend`] operation one atomic Lua script on the server.
+//! each [`Backend`](super::backend::Backend) operation one atomic Lua script on the server.
 //!
 //! The scripts (`redis_store/*.lua`, each prefixed with `model.lua`) are a
 //! port of [`ModelState`](super::scheduler::ModelState) and
@@ -38,14 +38,15 @@
 //! Each script reads the server's clock (`TIME`), so machines with skewed
 //! clocks share one timeline, and never goes below the largest time the
 //! model has seen, so a clock stepped back cannot admit a burst; waits go
-//! back to the client as durations. [`RedisStore::with_client_time`] (tests
+//! back to the client as durations. `RedisStore::with_client_time` (tests
 //! only) makes the scripts use the caller's clock instead.
 //!
 //! # Safe retries
 //!
 //! An acquire's reservation id is chosen by the client once; a pass repeated
 //! after a lost reply finds the grant and returns it. A record whose
-//! reservation is gone is [`SchedulerError::UnknownReservation`].
+//! reservation is gone is
+//! [`SchedulerError::UnknownReservation`](super::scheduler::SchedulerError::UnknownReservation).
 //!
 //! # Dead owners
 //!

@@ -24,6 +24,28 @@ impl RedisStore {
         })
     }
 
+    /// Always fails: this build has no Redis client.
+    pub fn open_cluster(seeds: &[StoreUrl], timeouts: Timeouts) -> Result<RedisStore, PacingError> {
+        match seeds.first() {
+            Some(url) => Self::open(url, timeouts),
+            None => Err(PacingError::Unavailable {
+                store: "a Redis Cluster".to_owned(),
+                reason: "no seed node given".to_owned(),
+            }),
+        }
+    }
+
+    /// Unreachable without the `redis` feature (no store can be opened).
+    pub fn with_prefix(self, _prefix: &str) -> Result<Self, PacingError> {
+        Ok(self)
+    }
+
+    /// Unreachable without the `redis` feature (no store can be opened).
+    #[doc(hidden)]
+    pub fn with_client_time(self) -> Self {
+        self
+    }
+
     fn unavailable<T>(&self) -> Result<T, PacingError> {
         Err(PacingError::Unavailable {
             store: self.store.clone(),
