@@ -481,7 +481,8 @@ impl StoreConnection {
         let info = address
             .into_connection_info()
             .map_err(|error| classify(url, &error, Phase::Connect, timeouts.connect))?
-            .set_redis_settings(settings);
+            .set_redis_settings(settings)
+            .set_tcp_settings(tcp_settings());
         let client = redis::Client::open(info)
             .map_err(|error| classify(url, &error, Phase::Connect, timeouts.connect))?;
         let started = std::time::Instant::now();
@@ -600,11 +601,21 @@ pub fn connection_info(url: &StoreUrl) -> redis::RedisResult<redis::ConnectionIn
     if let Some(password) = &url.password {
         settings = settings.set_password(password.clone());
     }
-    Ok(address.into_connection_info()?.set_redis_settings(settings))
+    Ok(address
+        .into_connection_info()?
+        .set_redis_settings(settings)
+        .set_tcp_settings(tcp_settings()))
 }
 
 #[cfg(feature = "redis")]
 use redis::IntoConnectionInfo as _;
+
+/// `TCP_NODELAY`: a pacing call is a small request waiting for its reply;
+/// Nagle's algorithm would only hold it back.
+#[cfg(feature = "redis")]
+fn tcp_settings() -> redis::io::tcp::TcpSettings {
+    redis::io::tcp::TcpSettings::default().set_nodelay(true)
+}
 
 #[cfg(feature = "redis")]
 fn install_crypto_provider() {
