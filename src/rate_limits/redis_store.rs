@@ -124,4 +124,10 @@ mod tests {
         assert_eq!(unescape_key(&escaped).as_deref(), Some(key));
         assert_eq!(unescape_key("%zz"), None);
     }
+
+    #[test]
+    fn the_store_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<RedisStore>();
+    }
 }
