@@ -14,6 +14,7 @@ pub mod owner;
 pub mod paced_run;
 pub mod pacing;
 pub mod profile;
+pub mod redis_store;
 pub mod retry;
 pub mod scheduler;
 pub mod secrets;

@@ -477,6 +477,8 @@ impl ModelState {
     /// the lower of the profile's and the provider's, at the profile's
     /// utilization target), and a hold merged with any that stands.
     pub fn advise(&mut self, now: u64, profile: Option<&Profile>, advice: &Advice) {
+        // A hold that has ended first leaves, so it cannot outrank a new one.
+        self.refresh(now, profile);
         if advice.clear_hold {
             self.hold = None;
         }

@@ -481,7 +481,8 @@ impl StoreConnection {
         let info = address
             .into_connection_info()
             .map_err(|error| classify(url, &error, Phase::Connect, timeouts.connect))?
-            .set_redis_settings(settings);
+            .set_redis_settings(settings)
+            .set_tcp_settings(tcp_settings());
         let client = redis::Client::open(info)
             .map_err(|error| classify(url, &error, Phase::Connect, timeouts.connect))?;
         let started = std::time::Instant::now();
@@ -534,6 +535,17 @@ impl StoreConnection {
             .map_err(|error| classify(&self.url, &error, phase, timeout))
     }
 
+    /// The client library's connection, read and write timeouts set (for
+    /// scripts and pipelines); map its errors with [`StoreConnection::error`].
+    pub fn raw(&mut self) -> &mut redis::Connection {
+        &mut self.connection
+    }
+
+    /// A command's failure as a [`StoreConnectError`], password scrubbed.
+    pub fn error(&self, error: &redis::RedisError) -> StoreConnectError {
+        classify(&self.url, error, Phase::Command, self.timeouts.command)
+    }
+
     /// Runs one command within the command timeout and converts its reply.
     pub fn query<T: redis::FromRedisValue>(
         &mut self,
@@ -545,8 +557,65 @@ impl StoreConnection {
     }
 }
 
+/// A command's failure on a connection to `url` (single node or cluster) as
+/// a [`StoreConnectError`], password scrubbed; `timeout` is the command budget.
+#[cfg(feature = "redis")]
+pub fn command_error(
+    url: &StoreUrl,
+    error: &redis::RedisError,
+    timeout: Duration,
+) -> StoreConnectError {
+    classify(url, error, Phase::Command, timeout)
+}
+
+/// A failure to open a connection to `url` as a [`StoreConnectError`].
+#[cfg(feature = "redis")]
+pub fn connect_error(
+    url: &StoreUrl,
+    error: &redis::RedisError,
+    timeout: Duration,
+) -> StoreConnectError {
+    classify(url, error, Phase::Connect, timeout)
+}
+
+/// The client library's view of `url` (address, TLS, credentials, database).
+#[cfg(feature = "redis")]
+pub fn connection_info(url: &StoreUrl) -> redis::RedisResult<redis::ConnectionInfo> {
+    if url.tls {
+        install_crypto_provider();
+    }
+    let address = if url.tls {
+        redis::ConnectionAddr::TcpTls {
+            host: url.host.clone(),
+            port: url.port,
+            insecure: false,
+            tls_params: None,
+        }
+    } else {
+        redis::ConnectionAddr::Tcp(url.host.clone(), url.port)
+    };
+    let mut settings = redis::RedisConnectionInfo::default().set_db(i64::from(url.database));
+    if let Some(username) = &url.username {
+        settings = settings.set_username(username.clone());
+    }
+    if let Some(password) = &url.password {
+        settings = settings.set_password(password.clone());
+    }
+    Ok(address
+        .into_connection_info()?
+        .set_redis_settings(settings)
+        .set_tcp_settings(tcp_settings()))
+}
+
 #[cfg(feature = "redis")]
 use redis::IntoConnectionInfo as _;
+
+/// `TCP_NODELAY`: a pacing call is a small request waiting for its reply;
+/// Nagle's algorithm would only hold it back.
+#[cfg(feature = "redis")]
+fn tcp_settings() -> redis::io::tcp::TcpSettings {
+    redis::io::tcp::TcpSettings::default().set_nodelay(true)
+}
 
 #[cfg(feature = "redis")]
 fn install_crypto_provider() {

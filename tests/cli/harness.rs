@@ -19,6 +19,8 @@ pub fn specsmith(project: &Project, args: &[&str]) -> StdCommand {
         .env("XDG_CONFIG_HOME", project.config_dir().join("xdg"))
         .env("SPECSMITH_CONFIG_DIR", project.config_dir())
         .env("NO_COLOR", "1")
+        .env_remove("SPECSMITH_STORE")
+        .env_remove("SPECSMITH_STORE_ON_ERROR")
         .env_remove("RUST_BACKTRACE")
         .arg("--project-dir")
         .arg(project.root())

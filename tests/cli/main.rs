@@ -5,6 +5,7 @@
 mod accounting;
 mod classify;
 mod concurrency;
+mod conformance;
 mod crash;
 mod credits_limits;
 #[path = "../support/fake_provider.rs"]
@@ -12,6 +13,8 @@ mod fake_provider;
 mod fake_provider_checks;
 mod files;
 mod fixture;
+#[cfg(feature = "redis")]
+mod fleet;
 mod fuzz;
 mod harness;
 mod holds;
@@ -22,6 +25,8 @@ mod pacing;
 mod python_compat;
 #[path = "../support/python_specsmith.rs"]
 mod python_specsmith;
+#[cfg(feature = "redis")]
+mod redis_faults;
 #[path = "../support/redis_server.rs"]
 mod redis_server;
 #[cfg(feature = "redis")]

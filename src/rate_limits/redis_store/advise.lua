@@ -1,0 +1,30 @@
+-- What an answer taught about a model (ModelState::advise, then status_on).
+-- ARGV from 12: '1' to clear the standing hold first, the stated rpm or '',
+-- the stated tpm or '', a hold's kind or '', its end in ms, its reason.
+-- Replies: {view..., advice..., reservation, ...}, as status.
+if not load() then create(ARGV[9], ARGV[10]) end
+local now = clock()
+-- A hold that has ended first leaves, so it cannot outrank a new one.
+refresh(now)
+if ARGV[12] == '1' then st.hk, st.hu, st.hr = '', 0, '' end
+if ARGV[13] ~= '' then st.srpm = tonumber(ARGV[13]) end
+if ARGV[14] ~= '' then st.stpm = tonumber(ARGV[14]) end
+local SEVERITY = { backoff = 1, exhausted = 2, quota = 3 }
+local kind, ends = ARGV[15], tonumber(ARGV[16])
+if kind ~= '' and ends > now then
+  local standing = 0
+  if st.hu > 0 then standing = SEVERITY[st.hk] or 0 end
+  local severity = SEVERITY[kind]
+  if severity > standing or (severity == standing and ends > st.hu) then
+    st.hk, st.hu, st.hr = kind, ends, ARGV[17]
+  end
+end
+refresh(now)
+update_moving_averages()
+local reply = view()
+for _, part in ipairs(advice()) do reply[#reply + 1] = part end
+for _, id in ipairs(redis.call('HKEYS', R)) do
+  reply[#reply + 1] = reservation_reply(id, reservation(id))
+end
+save(now)
+return reply

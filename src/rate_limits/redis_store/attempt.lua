@@ -1,0 +1,174 @@
+-- One pass of an acquire (backend::attempt_on).
+-- ARGV from 12: reservation id, held ticket or '', id for a new ticket, the
+-- waiter's owner JSON, estimated input tokens, max output tokens, their sum,
+-- the holder's owner JSON (no process group), its process group JSON or '',
+-- lease ms, time left ms or '' (no deadline), poll interval ms, ticket
+-- grace ms, '1' to hand back owners before waiting, the count of dead ids
+-- and the ids.
+-- Replies: {'granted', reservation} | {'owners', id, owner, group, ...} |
+-- {'held', until, reason} (a quota hold) | {'giveup', reason, needed} |
+-- {'sleep', reason, retry_after, sleep, ticket}.
+local id, held, new_ticket, waiter = ARGV[12], ARGV[13], ARGV[14], ARGV[15]
+local ein, mout, estimate = tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
+local owner, group, lease = ARGV[19], ARGV[20], tonumber(ARGV[21])
+local remaining = tonumber(ARGV[22])
+local poll, grace, check = tonumber(ARGV[23]), tonumber(ARGV[24]), ARGV[25] == '1'
+local dead = {}
+for i = 1, tonumber(ARGV[26]) do dead[i] = ARGV[26 + i] end
+if held == '' then held = nil end
+
+if not load() then create(ARGV[9], ARGV[10]) end
+local now = clock()
+reclaim_dead(dead)
+local existing = reservation(id)
+if existing then
+  save(now)
+  return { 'granted', reservation_reply(id, existing) }
+end
+
+-- ModelState::ready_in.
+local function ready_in(requests, tokens)
+  local request_wait = requests_wait(now, st.erpm, requests)
+  if not request_wait then return nil end
+  local token_wait_ = token_wait(now, st.etpm, tokens)
+  if not token_wait_ then return nil end
+  if request_wait > token_wait_ then return request_wait end
+  return token_wait_
+end
+
+-- ModelState::queue_wait: nil when admitting now delays no waiter ahead.
+local function queue_wait(queue, number)
+  local ahead = {}
+  for _, ticket in ipairs(queue) do
+    if number == nil or ticket.n < number then ahead[#ahead + 1] = ticket end
+  end
+  if #ahead == 0 then return nil end
+  local blocked = in_flight() + #ahead + 1 > st.cap
+  local requests, tokens = 0, 0
+  for _, ticket in ipairs(ahead) do
+    requests = requests + 1
+    tokens = tokens + ticket.est
+    if not blocked then
+      local without = ready_in(requests, tokens)
+      local with = ready_in(requests + 1, tokens + estimate)
+      if without and with then blocked = with > without else blocked = true end
+    end
+  end
+  if not blocked then return nil end
+  local all_fit = ready_in(requests + 1, tokens + estimate) or SPAN
+  if all_fit < 1 then all_fit = 1 end
+  return all_fit
+end
+
+-- ModelState::try_acquire_in_turn (the range and size checks are the client's:
+-- they depend on the request and the profile only).
+refresh(now)
+if st.hu > now and st.hk == 'quota' then
+  if held then redis.call('HDEL', W, held) end
+  save(now)
+  return { 'held', int(st.hu), st.hr }
+end
+local retry_after, reason
+local token_wait_ = token_wait(now, st.etpm, estimate) or SPAN
+local request_wait = requests_wait(now, st.erpm, 1) or SPAN
+local queue = waiters()
+if st.hu > now then
+  retry_after, reason = math.max(st.hu - now, 1), 'hold'
+elseif request_wait > 0 or token_wait_ > 0 then
+  if request_wait >= token_wait_ then
+    retry_after, reason = request_wait, 'requests'
+  else
+    retry_after, reason = token_wait_, 'tokens'
+  end
+elseif in_flight() >= st.cap then
+  local earliest = redis.call('ZRANGE', L, 0, 0, 'WITHSCORES')
+  local lease_end = tonumber(earliest[2]) or now
+  retry_after, reason = math.max(lease_end - now, 1), 'concurrency'
+else
+  local number = nil
+  if held then
+    for _, ticket in ipairs(queue) do
+      if ticket.id == held then number = ticket.n end
+    end
+  end
+  local wait = queue_wait(queue, number)
+  if wait then
+    retry_after, reason = wait, 'queue'
+  else
+    if held then redis.call('HDEL', W, held) end
+    local sequence = st.next
+    st.next = st.next + 1
+    st.reqs = st.reqs + 1
+    st.toks = st.toks + math.min(estimate, MAX_COUNT)
+    put_event(sequence, now, 1, math.min(estimate, MAX_COUNT))
+    local record = { seq = int(sequence), at = int(now), lease = int(now + lease),
+      ein = int(ein), mout = int(mout), est = int(estimate), owner = owner, pg = group }
+    put_reservation(id, record)
+    record.lease = now + lease
+    update_moving_averages()
+    save(now)
+    record.lease = int(record.lease)
+    return { 'granted', reservation_reply(id, record) }
+  end
+end
+
+-- A wait. First let the client look for dead owners among the holders and
+-- waiters (it alone can see processes); it passes again with their ids.
+if check then
+  local reply = { 'owners' }
+  for _, raw_id in ipairs(redis.call('HKEYS', R)) do
+    local record = reservation(raw_id)
+    reply[#reply + 1] = raw_id
+    reply[#reply + 1] = record.owner
+    reply[#reply + 1] = record.pg
+  end
+  for _, ticket in ipairs(queue) do
+    reply[#reply + 1] = ticket.id
+    reply[#reply + 1] = ticket.owner
+    reply[#reply + 1] = ''
+  end
+  if #reply > 1 then
+    save(now)
+    return reply
+  end
+end
+
+local exact = reason == 'requests' or reason == 'tokens' or reason == 'hold'
+local sleep = retry_after
+if not exact and poll < sleep then sleep = poll end
+if remaining then
+  if remaining == 0 or (exact and retry_after > remaining) then
+    if held then redis.call('HDEL', W, held) end
+    save(now)
+    return { 'giveup', reason, int(retry_after) }
+  end
+  if remaining < sleep then sleep = remaining end
+end
+local wake = now + sleep
+local kept = nil
+if held then
+  for _, ticket in ipairs(queue) do
+    if ticket.id == held then
+      if ticket.exp < wake + math.floor(grace / 2) then
+        ticket.exp = math.max(ticket.exp, wake + grace)
+        put_ticket(ticket)
+      end
+      kept = held
+    end
+  end
+end
+if not kept then
+  if st.nt >= MAX_COUNT then
+    for number, ticket in ipairs(queue) do
+      ticket.n = number - 1
+      put_ticket(ticket)
+    end
+    st.nt = #queue
+  end
+  put_ticket({ id = new_ticket, n = st.nt, est = math.min(estimate, MAX_COUNT), arr = now,
+               exp = wake + grace, owner = waiter })
+  st.nt = st.nt + 1
+  kept = new_ticket
+end
+save(now)
+return { 'sleep', reason, int(retry_after), int(sleep), kept }
