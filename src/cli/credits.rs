@@ -72,6 +72,9 @@ enum LimitsCommand {
     ResetState,
     /// Run a command paced by the budget, retrying rate limits (`run … -- CMD ARGS…`).
     Run(super::run::RunArgs),
+    /// Serve a local HTTP proxy that paces every SDK and agent pointed at it.
+    #[cfg(feature = "proxy")]
+    Proxy(super::proxy::ProxyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +114,8 @@ pub fn run(project: &ProjectPaths, args: CreditsArgs) -> anyhow::Result<ExitStat
         LimitsCommand::Status(args) => super::pacing::status(project, args),
         LimitsCommand::ResetState => super::pacing::reset_state(project),
         LimitsCommand::Run(args) => super::run::run(project, args),
+        #[cfg(feature = "proxy")]
+        LimitsCommand::Proxy(args) => super::proxy::proxy(project, args),
     }
 }
 

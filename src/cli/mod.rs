@@ -5,6 +5,8 @@
 mod credits;
 mod output;
 mod pacing;
+#[cfg(feature = "proxy")]
+mod proxy;
 mod retry;
 mod run;
 mod validate;

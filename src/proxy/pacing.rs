@@ -1,0 +1,148 @@
+//! The one place the proxy touches the shared pacer: a small object-safe
+//! [`Budget`] over [`SharedPacer`], and async wrappers that run its blocking
+//! calls (file locks, sleeps for budget) on tokio's blocking pool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::rate_limits::clock::Clock;
+use crate::rate_limits::pacing::{Admitted, PaceRequest, PacingError, SharedPacer};
+use crate::rate_limits::retry::Classification;
+use crate::rate_limits::store::StateStore;
+
+/// What the proxy needs from the shared budget.
+pub trait Budget: Send + Sync + 'static {
+    /// Waits up to `deadline` for the request to be admitted.
+    fn acquire(&self, request: &PaceRequest, deadline: Duration) -> Result<Admitted, PacingError>;
+    /// Records a success with the tokens the provider reported.
+    fn record_success(
+        &self,
+        id: &str,
+        input_tokens: u64,
+        output_tokens: u64,
+    ) -> Result<(), PacingError>;
+    /// Records a rate limit on attempt `attempt` (from 1); returns the seconds to wait.
+    fn record_rate_limit(
+        &self,
+        id: &str,
+        classification: &Classification,
+        attempt: u32,
+    ) -> Result<f64, PacingError>;
+    /// Records a call that was sent but failed other than by a rate limit.
+    fn record_failure(&self, id: &str, tokens: u64) -> Result<(), PacingError>;
+    /// Gives back a reservation whose request was never sent.
+    fn release(&self, id: &str) -> Result<(), PacingError>;
+}
+
+impl<S, C> Budget for SharedPacer<S, C>
+where
+    S: StateStore + Send + Sync + 'static,
+    C: Clock + Send + Sync + 'static,
+{
+    fn acquire(&self, request: &PaceRequest, deadline: Duration) -> Result<Admitted, PacingError> {
+        SharedPacer::acquire(self, request, Some(deadline), &mut |_| {})
+    }
+
+    fn record_success(
+        &self,
+        id: &str,
+        input_tokens: u64,
+        output_tokens: u64,
+    ) -> Result<(), PacingError> {
+        SharedPacer::record_success(self, id, input_tokens, output_tokens).map(drop)
+    }
+
+    fn record_rate_limit(
+        &self,
+        id: &str,
+        classification: &Classification,
+        attempt: u32,
+    ) -> Result<f64, PacingError> {
+        SharedPacer::record_rate_limit(self, id, classification, attempt)
+            .map(|outcome| outcome.delay_seconds)
+    }
+
+    fn record_failure(&self, id: &str, tokens: u64) -> Result<(), PacingError> {
+        SharedPacer::record_failure(self, id, tokens).map(drop)
+    }
+
+    fn release(&self, id: &str) -> Result<(), PacingError> {
+        SharedPacer::release(self, id).map(drop)
+    }
+}
+
+/// Runs `call` on the blocking pool; a panic there becomes a store-less stop.
+async fn blocking<T: Send + 'static>(
+    budget: &Arc<dyn Budget>,
+    call: impl FnOnce(&dyn Budget) -> Result<T, PacingError> + Send + 'static,
+) -> Result<T, PacingError> {
+    let budget = Arc::clone(budget);
+    tokio::task::spawn_blocking(move || call(budget.as_ref()))
+        .await
+        .unwrap_or(Err(PacingError::Stopped))
+}
+
+/// [`Budget::acquire`] off the async threads.
+pub async fn acquire(
+    budget: &Arc<dyn Budget>,
+    request: PaceRequest,
+    deadline: Duration,
+) -> Result<Admitted, PacingError> {
+    blocking(budget, move |budget| budget.acquire(&request, deadline)).await
+}
+
+/// [`Budget::record_rate_limit`] off the async threads.
+pub async fn record_rate_limit(
+    budget: &Arc<dyn Budget>,
+    id: String,
+    classification: Classification,
+    attempt: u32,
+) -> Result<f64, PacingError> {
+    blocking(budget, move |budget| {
+        budget.record_rate_limit(&id, &classification, attempt)
+    })
+    .await
+}
+
+/// [`Budget::record_failure`] off the async threads.
+pub async fn record_failure(
+    budget: &Arc<dyn Budget>,
+    id: String,
+    tokens: u64,
+) -> Result<(), PacingError> {
+    blocking(budget, move |budget| budget.record_failure(&id, tokens)).await
+}
+
+/// How a finished call is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A success with these (input, output) tokens.
+    Success(u64, u64),
+    /// A failure that still counts these tokens.
+    Failure(u64),
+}
+
+/// Records `outcome` for reservation `id` without waiting for it: on the
+/// blocking pool when a runtime is at hand, else here and now (a body
+/// dropped while the runtime shuts down). Errors go to `on_error`.
+pub fn record_detached(
+    budget: &Arc<dyn Budget>,
+    id: String,
+    outcome: Outcome,
+    on_error: impl FnOnce(PacingError) + Send + 'static,
+) {
+    let budget = Arc::clone(budget);
+    let record = move || {
+        let result = match outcome {
+            Outcome::Success(input, output) => budget.record_success(&id, input, output),
+            Outcome::Failure(tokens) => budget.record_failure(&id, tokens),
+        };
+        if let Err(error) = result {
+            on_error(error);
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => drop(handle.spawn_blocking(record)),
+        Err(_) => record(),
+    }
+}
