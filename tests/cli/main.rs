@@ -10,6 +10,8 @@ mod credits_limits;
 #[path = "../support/fake_provider.rs"]
 mod fake_provider;
 mod fake_provider_checks;
+#[path = "../support/fake_upstream.rs"]
+mod fake_upstream;
 mod files;
 mod fixture;
 mod fuzz;
@@ -17,6 +19,8 @@ mod harness;
 mod input;
 mod load;
 mod pacing;
+#[cfg(feature = "proxy")]
+mod proxy;
 #[path = "../support/redis_server.rs"]
 mod redis_server;
 #[cfg(feature = "redis")]
