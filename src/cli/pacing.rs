@@ -17,6 +17,7 @@ pub(super) use super::values::{parse_lease, parse_seconds};
 use super::{HintedError, StatusError};
 use crate::exit::ExitStatus;
 use crate::paths::{self, ProjectPaths};
+use crate::rate_limits::backend::Backend;
 use crate::rate_limits::clock::{Clock, SystemClock};
 use crate::rate_limits::owner::{
     calling_owner, host_name, liveness, Liveness, Owner, ShortLived, SkipReason, MAX_OWNER_WALK,
@@ -511,9 +512,9 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
     Ok(ExitStatus::Success)
 }
 
-fn collect_status<S: StateStore>(
+fn collect_status<B: Backend>(
     project: &ProjectPaths,
-    pacer: &SharedPacer<S>,
+    pacer: &SharedPacer<B>,
     args: &StatusArgs,
 ) -> anyhow::Result<Vec<ModelStatus>> {
     if let (Some(provider), Some(model)) = (&args.provider, &args.model) {

@@ -3,6 +3,7 @@
 //!
 //! Nothing here parses command lines or prints: the CLI does that.
 
+pub mod backend;
 pub mod catalog;
 pub mod clock;
 pub mod defaults;

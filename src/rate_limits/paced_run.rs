@@ -7,12 +7,12 @@
 
 use std::time::Duration;
 
+use super::backend::Backend;
 use super::clock::{duration_millis, sleep_unless, Clock};
 use super::owner::ProcessGroup;
 use super::pacing::{PaceRequest, PacingError, SharedPacer, WaitNotice};
 use super::retry::{classify, retry_delay, Classification, ErrorKind, ProviderResponse};
 use super::scheduler::{Reservation, SchedulerError};
-use super::store::StateStore;
 use super::usage::{find_usage, TokenUsage};
 use crate::process::{Ending, Tick};
 
@@ -203,8 +203,8 @@ enum Settle {
 /// the command runs, its lease is renewed every third of the lease and its
 /// process group is recorded with the owner. The pacer should be built with
 /// [`SharedPacer::with_stop`] on the same `stop` so waits for budget end too.
-pub fn run_paced<S: StateStore, C: Clock>(
-    pacer: &SharedPacer<S, C>,
+pub fn run_paced<B: Backend, C: Clock>(
+    pacer: &SharedPacer<B, C>,
     plan: &RunPlan,
     command: &mut dyn Attempt,
     stop: &dyn Fn() -> Option<i32>,
@@ -418,8 +418,8 @@ impl TokenUsage {
 
 /// Counts a started call: by its reservation, or, when that was reclaimed
 /// meanwhile, by what is left of its request in the window.
-fn settle<S: StateStore, C: Clock>(
-    pacer: &SharedPacer<S, C>,
+fn settle<B: Backend, C: Clock>(
+    pacer: &SharedPacer<B, C>,
     reservation: &Reservation,
     how: Settle,
     lost: bool,
@@ -458,8 +458,8 @@ fn settle<S: StateStore, C: Clock>(
 /// Keeps a reservation held while its command runs: records the command's
 /// process group as soon as it starts, then renews the lease every third of
 /// it, on the pacer's clock.
-struct Renewal<'a, S: StateStore, C: Clock> {
-    pacer: &'a SharedPacer<S, C>,
+struct Renewal<'a, B: Backend, C: Clock> {
+    pacer: &'a SharedPacer<B, C>,
     id: &'a str,
     lease: Duration,
     every: u64,
@@ -468,8 +468,8 @@ struct Renewal<'a, S: StateStore, C: Clock> {
     lost: bool,
 }
 
-impl<'a, S: StateStore, C: Clock> Renewal<'a, S, C> {
-    fn new(pacer: &'a SharedPacer<S, C>, reservation: &'a Reservation, lease: Duration) -> Self {
+impl<'a, B: Backend, C: Clock> Renewal<'a, B, C> {
+    fn new(pacer: &'a SharedPacer<B, C>, reservation: &'a Reservation, lease: Duration) -> Self {
         Self {
             pacer,
             id: &reservation.id,

@@ -1,5 +1,6 @@
 //! Pacing shared between processes: the scheduler's state machine over a
-//! [`StateStore`], with waits that happen outside the store's lock.
+//! [`Backend`], with waits that happen between its atomic steps, outside
+//! any lock.
 //!
 //! This is the one entry point the CLI commands (`acquire`, `record`,
 //! `release`, `status`, `reset-state`) and the `run` wrapper share.
@@ -18,15 +19,16 @@
 
 use std::time::Duration;
 
+use super::backend::{Attempt, AttemptSpec, Backend, Context, Settled, Settlement, Wanted};
 use super::clock::{duration_millis, sleep_unless, Clock, SystemClock};
 use super::owner::{host_name, liveness, Liveness, Owner, ProcessGroup};
 use super::profile::Profile;
 use super::retry::Classification;
 use super::scheduler::{
-    model_key, new_reservation_id, AcquireRequest, Decision, ModelState, RateLimitSnapshot,
-    Reservation, SchedulerError, WaitReason,
+    model_key, new_reservation_id, AcquireRequest, RateLimitSnapshot, Reservation, SchedulerError,
+    WaitReason,
 };
-use super::store::{PacingState, StateStore, StoreError};
+use super::store::StoreError;
 use super::window::{DEFAULT_WINDOW_MARGIN_MILLIS, MAX_WINDOW_MARGIN_MILLIS};
 use super::Catalog;
 
@@ -55,6 +57,15 @@ pub enum PacingError {
     /// The stop test (see [`SharedPacer::with_stop`]) said to stop waiting.
     #[error("stopped while waiting for budget")]
     Stopped,
+    /// A shared store (Redis) could not be reached, timed out or answered
+    /// with an error; what the caller does then is its fail mode.
+    #[error("the pacing store {store} is unavailable: {reason}")]
+    Unavailable {
+        /// The store, credentials masked.
+        store: String,
+        /// What went wrong, with no credential in it.
+        reason: String,
+    },
 }
 
 /// A request to admit, with who will hold it and for how long.
@@ -120,22 +131,11 @@ pub struct ModelStatus {
 type DeathTest = Box<dyn Fn(&Owner) -> bool + Send + Sync>;
 type StopTest = Box<dyn Fn() -> bool + Send + Sync>;
 
-/// What one pass of a waiting acquire decided.
-enum Step {
-    Granted(Reservation),
-    /// Refused for good (the ticket, if any, has been taken out of the queue).
-    Failed(SchedulerError),
-    /// The deadline leaves no room for the wait (reason, wait still needed).
-    GiveUp(WaitReason, Duration),
-    /// Sleep before looking again (reason, expected wait, this sleep).
-    Sleep(WaitReason, Duration, Duration),
-}
-
 /// Pacing over a shared store: every call is one locked read-modify-write,
 /// and every sleep happens with no lock held.
-pub struct SharedPacer<S: StateStore, C: Clock = SystemClock> {
+pub struct SharedPacer<B: Backend, C: Clock = SystemClock> {
     catalog: Catalog,
-    store: S,
+    backend: B,
     clock: C,
     poll_interval: Duration,
     is_dead: DeathTest,
@@ -146,15 +146,15 @@ pub struct SharedPacer<S: StateStore, C: Clock = SystemClock> {
     stop: Option<StopTest>,
 }
 
-impl<S: StateStore, C: Clock> SharedPacer<S, C> {
-    /// A pacer with the profiles of `catalog`, state in `store`, time from
+impl<B: Backend, C: Clock> SharedPacer<B, C> {
+    /// A pacer with the profiles of `catalog`, state in `backend`, time from
     /// `clock`; an owner counts as dead when it was on this host and its
     /// process is gone.
-    pub fn new(catalog: Catalog, store: S, clock: C) -> Self {
+    pub fn new(catalog: Catalog, backend: B, clock: C) -> Self {
         let host = host_name();
         Self {
             catalog,
-            store,
+            backend,
             clock,
             poll_interval: DEFAULT_POLL_INTERVAL,
             is_dead: Box::new(move |owner| liveness(owner, &host) == Liveness::Dead),
@@ -186,24 +186,6 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
     pub fn with_ticket_grace(mut self, grace: Duration) -> Self {
         self.ticket_grace = grace;
         self
-    }
-
-    /// The model state under `key`, created when missing, with this pacer's
-    /// window margin applied.
-    fn model_state<'a>(
-        &self,
-        state: &'a mut PacingState,
-        key: &str,
-        provider: &str,
-        model: &str,
-        profile: &Profile,
-    ) -> &'a mut ModelState {
-        let model_state = state
-            .models
-            .entry(key.to_owned())
-            .or_insert_with(|| ModelState::new(provider, model, profile));
-        model_state.set_window_margin(self.window_margin_millis);
-        model_state
     }
 
     /// Sets the interval of concurrency-slot polls.
@@ -249,9 +231,9 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
         }
     }
 
-    /// The store.
-    pub fn store(&self) -> &S {
-        &self.store
+    /// The backend holding the shared state.
+    pub fn backend(&self) -> &B {
+        &self.backend
     }
 
     /// The clock every wait and timestamp of this pacer uses.
@@ -266,6 +248,17 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
             .ok_or_else(|| SchedulerError::NoProfile {
                 label: format!("{}/{}", provider.trim(), model.trim()),
             })
+    }
+
+    /// What every backend operation of this pacer is given.
+    fn with_context<T>(&self, operation: impl FnOnce(&Context<'_>) -> T) -> T {
+        let now = || self.clock.now();
+        operation(&Context {
+            catalog: &self.catalog,
+            now: &now,
+            is_dead: &*self.is_dead,
+            window_margin_millis: self.window_margin_millis,
+        })
     }
 
     /// Blocks until the request is admitted, calling `on_wait` before each
@@ -292,92 +285,43 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
             owner: request.owner.clone(),
             lease: request.lease,
         };
+        // One id for every pass, so a pass repeated after a lost reply finds
+        // its grant rather than taking a second one.
+        let reservation_id = new_reservation_id();
         let start = self.clock.now();
         let give_up_at = deadline.map(|deadline| start.saturating_add(duration_millis(deadline)));
-        let grace = duration_millis(self.ticket_grace);
         let mut ticket: Option<String> = None;
         // Each pass either returns or sleeps a bounded time; with a deadline
         // the loop ends by then, without one once the window, the leases and
         // the waiters ahead move on.
         loop {
-            let step = self.store.measure_and_replace(|mut state: PacingState| {
-                let now = self.clock.now();
-                let model_state = self.model_state(&mut state, &key, &provider, &model, profile);
-                model_state.reclaim_dead(&self.is_dead);
-                let decision = model_state.try_acquire_in_turn(
-                    now,
-                    profile,
-                    &acquire_request,
-                    new_reservation_id(),
-                    ticket.as_deref(),
-                );
-                let decision = match decision {
-                    Ok(decision) => decision,
-                    Err(error) => {
-                        // Leave no ticket behind for a request that cannot go on.
-                        if let Some(held) = ticket.take() {
-                            model_state.leave_queue(&held);
-                            return Ok(((Step::Failed(error), now), state));
-                        }
-                        return Err(PacingError::from(error));
-                    }
-                };
-                let (retry_after, reason) = match decision {
-                    Decision::Granted(reservation) => {
-                        return Ok(((Step::Granted(reservation), now), state))
-                    }
-                    Decision::Wait {
-                        retry_after,
-                        reason,
-                    } => (retry_after, reason),
-                };
-                let mut sleep = if reason.is_exact() {
-                    retry_after
-                } else {
-                    retry_after.min(self.poll_interval)
-                };
-                if let Some(give_up_at) = give_up_at {
-                    let remaining = Duration::from_millis(give_up_at.saturating_sub(now));
-                    if remaining.is_zero() || (reason.is_exact() && retry_after > remaining) {
-                        if let Some(held) = ticket.take() {
-                            model_state.leave_queue(&held);
-                        }
-                        return Ok(((Step::GiveUp(reason, retry_after), now), state));
-                    }
-                    sleep = sleep.min(remaining);
-                }
-                // Stay in the queue past the wake-up; extend the ticket only
-                // when half its grace is used up, so a poll rarely writes.
-                let wake = now.saturating_add(duration_millis(sleep));
-                let kept = ticket.as_deref().is_some_and(|held| {
-                    model_state
-                        .waiters()
-                        .find(|waiter| waiter.id == held)
-                        .is_some_and(|waiter| waiter.expires_at >= wake.saturating_add(grace / 2))
-                        || model_state.keep_ticket(held, wake.saturating_add(grace))
-                });
-                if !kept {
-                    let joined = model_state.join_queue(
-                        now,
-                        self.waiter.clone(),
-                        acquire_request.estimated_tokens(),
-                        wake.saturating_add(grace),
-                    );
-                    ticket = Some(joined.id);
-                }
-                Ok(((Step::Sleep(reason, retry_after, sleep), now), state))
-            })?;
-            let (step, now) = step;
-            let waited = Duration::from_millis(now.saturating_sub(start));
-            match step {
-                Step::Granted(reservation) => {
+            let remaining = give_up_at.map(|give_up_at| {
+                Duration::from_millis(give_up_at.saturating_sub(self.clock.now()))
+            });
+            let spec = AttemptSpec {
+                key: &key,
+                provider: &provider,
+                model: &model,
+                profile,
+                request: &acquire_request,
+                reservation_id: &reservation_id,
+                ticket: ticket.as_deref(),
+                waiter: &self.waiter,
+                remaining,
+                poll_interval: self.poll_interval,
+                ticket_grace: self.ticket_grace,
+            };
+            let attempt = self.with_context(|cx| self.backend.attempt(cx, &spec))?;
+            let waited = Duration::from_millis(self.clock.now().saturating_sub(start));
+            match attempt {
+                Attempt::Granted(reservation) => {
                     return Ok(Admitted {
                         reservation,
                         waited,
                     })
                 }
-                Step::Failed(error) => return Err(error.into()),
-                Step::GiveUp(reason, needed) => {
+                Attempt::Failed(error) => return Err(error.into()),
+                Attempt::GiveUp { reason, needed } => {
                     return Err(SchedulerError::DeadlineExceeded {
                         label: format!("{provider}/{model}"),
                         reason,
@@ -386,7 +330,13 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
                     }
                     .into())
                 }
-                Step::Sleep(reason, retry_after, sleep) => {
+                Attempt::Sleep {
+                    reason,
+                    retry_after,
+                    sleep,
+                    ticket: held,
+                } => {
+                    ticket = Some(held);
                     on_wait(&WaitNotice {
                         reason,
                         retry_after,
@@ -399,30 +349,8 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
         }
     }
 
-    /// Applies `change` to the model holding reservation `id`.
-    fn with_reservation<T>(
-        &self,
-        id: &str,
-        mut change: impl FnMut(&mut ModelState, u64, Option<&Profile>) -> Result<T, SchedulerError>,
-    ) -> Result<T, PacingError> {
-        self.store.measure_and_replace(|mut state: PacingState| {
-            let model_state = state
-                .models
-                .values_mut()
-                .find(|model_state| model_state.reservation(id).is_some())
-                .ok_or_else(|| SchedulerError::UnknownReservation { id: id.to_owned() })?;
-            let reservation = model_state.reservation(id).cloned();
-            let profile = reservation
-                .as_ref()
-                .and_then(|reservation| {
-                    self.catalog
-                        .resolve(&reservation.provider, &reservation.model)
-                })
-                .map(|entry| &entry.profile);
-            model_state.set_window_margin(self.window_margin_millis);
-            let outcome = change(model_state, self.clock.now(), profile)?;
-            Ok::<_, PacingError>((outcome, state))
-        })
+    fn settle(&self, id: &str, settlement: &Settlement) -> Result<Settled, PacingError> {
+        self.with_context(|cx| self.backend.settle(cx, id, settlement))
     }
 
     /// Records a success with the actual tokens; returns the reservation and
@@ -433,16 +361,14 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
         actual_input_tokens: u64,
         actual_output_tokens: u64,
     ) -> Result<(Reservation, RateLimitSnapshot), PacingError> {
-        self.with_reservation(id, |model_state, now, profile| {
-            let reservation = model_state.record_success(
-                now,
-                profile,
-                id,
-                actual_input_tokens,
-                actual_output_tokens,
-            )?;
-            Ok((reservation, model_state.view()))
-        })
+        let settled = self.settle(
+            id,
+            &Settlement::Success {
+                input_tokens: actual_input_tokens,
+                output_tokens: actual_output_tokens,
+            },
+        )?;
+        Ok((settled.reservation, settled.snapshot))
     }
 
     /// Records a rate limit classified as `classification` on attempt
@@ -453,24 +379,27 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
         classification: &Classification,
         attempt: u32,
     ) -> Result<RateLimitOutcome, PacingError> {
-        let jitter = (self.jitter)();
-        self.with_reservation(id, |model_state, now, profile| {
-            let (reservation, delay_seconds) =
-                model_state.record_rate_limit(now, profile, id, classification, attempt, jitter)?;
-            Ok(RateLimitOutcome {
-                reservation,
-                delay_seconds,
-                snapshot: model_state.view(),
-            })
+        let settled = self.settle(
+            id,
+            &Settlement::RateLimit {
+                retry_after_seconds: classification.retry_after_seconds,
+                attempt,
+                jitter: (self.jitter)(),
+            },
+        )?;
+        Ok(RateLimitOutcome {
+            reservation: settled.reservation,
+            delay_seconds: settled.delay_seconds.unwrap_or_default(),
+            snapshot: settled.snapshot,
         })
     }
 
     /// Records a call that was sent but failed other than by a rate limit:
     /// the slot frees, the request stays counted with `tokens`.
     pub fn record_failure(&self, id: &str, tokens: u64) -> Result<Reservation, PacingError> {
-        self.with_reservation(id, |model_state, now, profile| {
-            model_state.record_failure(now, profile, id, tokens)
-        })
+        Ok(self
+            .settle(id, &Settlement::Failure { tokens })?
+            .reservation)
     }
 
     /// Extends reservation `id`'s lease to `lease` from now and, when given,
@@ -481,111 +410,90 @@ impl<S: StateStore, C: Clock> SharedPacer<S, C> {
         lease: Duration,
         process_group: Option<ProcessGroup>,
     ) -> Result<Reservation, PacingError> {
-        self.with_reservation(id, |model_state, now, profile| {
-            model_state.renew(now, profile, id, lease, process_group)
-        })
+        Ok(self
+            .settle(
+                id,
+                &Settlement::Renew {
+                    lease,
+                    process_group,
+                },
+            )?
+            .reservation)
     }
 
     /// Counts a call whose reservation was reclaimed while it ran (see
-    /// [`ModelState::record_lost`]); true when its request was still in the window.
+    /// [`ModelState::record_lost`](super::scheduler::ModelState::record_lost));
+    /// true when its request was still in the window.
     pub fn record_lost(
         &self,
         reservation: &Reservation,
         tokens: u64,
         rate_limited: bool,
     ) -> Result<bool, PacingError> {
-        let (key, _, _) =
-            model_key(&reservation.provider, &reservation.model).ok_or_else(|| {
-                SchedulerError::NoProfile {
-                    label: format!("{}/{}", reservation.provider, reservation.model),
-                }
-            })?;
-        let profile = self
-            .catalog
-            .resolve(&reservation.provider, &reservation.model)
-            .map(|entry| &entry.profile);
-        self.store.measure_and_replace(|mut state: PacingState| {
-            let counted = match state.models.get_mut(&key) {
-                Some(model_state) => model_state.record_lost(
-                    self.clock.now(),
-                    profile,
-                    reservation,
-                    tokens,
-                    rate_limited,
-                ),
-                None => false,
-            };
-            Ok::<_, PacingError>((counted, state))
+        self.with_context(|cx| {
+            self.backend
+                .record_lost(cx, reservation, tokens, rate_limited)
         })
     }
 
     /// Releases a reservation whose request was never sent.
     pub fn release(&self, id: &str) -> Result<Reservation, PacingError> {
-        self.with_reservation(id, |model_state, now, profile| {
-            model_state.release(now, profile, id)
-        })
+        Ok(self.settle(id, &Settlement::Release)?.reservation)
     }
 
     /// The figures of `provider` / `model` now (zeros when it has no state);
-    /// reclaims its dead owners' and expired slots and updates its averages.
+    /// dead owners' and expired slots do not count.
     pub fn status(&self, provider: &str, model: &str) -> Result<ModelStatus, PacingError> {
         let profile = self.profile(provider, model)?;
         let (key, provider, model) =
             model_key(provider, model).ok_or_else(|| SchedulerError::NoProfile {
                 label: format!("{provider}/{model}"),
             })?;
-        self.store.measure_and_replace(|mut state: PacingState| {
-            let model_state = self.model_state(&mut state, &key, &provider, &model, profile);
-            let status = self.status_of(model_state, Some(profile));
-            Ok::<_, PacingError>((status, state))
-        })
+        let wanted = [Wanted {
+            key: &key,
+            provider: &provider,
+            model: &model,
+            profile,
+        }];
+        let statuses = self.with_context(|cx| self.backend.status(cx, &wanted))?;
+        statuses
+            .into_iter()
+            .find(|status| status.snapshot.provider == provider && status.snapshot.model == model)
+            .ok_or_else(|| {
+                SchedulerError::NoProfile {
+                    label: format!("{provider}/{model}"),
+                }
+                .into()
+            })
     }
 
     /// The figures of every model with state, plus the models named in
     /// `also` (provider, model) that have a profile; sorted by provider and model.
     pub fn status_all(&self, also: &[(String, String)]) -> Result<Vec<ModelStatus>, PacingError> {
-        let mut wanted = Vec::new();
+        let mut keys = Vec::new();
         for (provider, model) in also {
             if let (Some(entry), Some(key)) = (
                 self.catalog.resolve(provider, model),
                 model_key(provider, model),
             ) {
-                wanted.push((key, &entry.profile));
+                keys.push((key, &entry.profile));
             }
         }
-        self.store.measure_and_replace(|mut state: PacingState| {
-            for ((key, provider, model), profile) in &wanted {
-                state
-                    .models
-                    .entry(key.clone())
-                    .or_insert_with(|| ModelState::new(provider, model, profile));
-            }
-            let mut statuses = Vec::with_capacity(state.models.len());
-            for model_state in state.models.values_mut() {
-                let view = model_state.view();
-                let profile = self
-                    .catalog
-                    .resolve(&view.provider, &view.model)
-                    .map(|entry| &entry.profile);
-                statuses.push(self.status_of(model_state, profile));
-            }
-            Ok::<_, PacingError>((statuses, state))
-        })
-    }
-
-    fn status_of(&self, model_state: &mut ModelState, profile: Option<&Profile>) -> ModelStatus {
-        model_state.set_window_margin(self.window_margin_millis);
-        model_state.reclaim_dead(&self.is_dead);
-        let snapshot = model_state.snapshot(self.clock.now(), profile);
-        ModelStatus {
-            snapshot,
-            reservations: model_state.in_flight().cloned().collect(),
-        }
+        let wanted: Vec<Wanted<'_>> = keys
+            .iter()
+            .map(|((key, provider, model), profile)| Wanted {
+                key,
+                provider,
+                model,
+                profile,
+            })
+            .collect();
+        self.with_context(|cx| self.backend.status(cx, &wanted))
     }
 
     /// Removes all pacing state; true when there was any.
     pub fn reset(&self) -> Result<bool, PacingError> {
-        Ok(self.store.clear()?)
+        self.backend.reset()
     }
 }
 
@@ -595,7 +503,7 @@ mod tests {
     use crate::rate_limits::clock::FakeClock;
     use crate::rate_limits::retry::ErrorKind;
     use crate::rate_limits::scheduler::DEFAULT_LEASE;
-    use crate::rate_limits::store::MemoryStore;
+    use crate::rate_limits::store::{MemoryStore, StateStore};
     use crate::rate_limits::{Layer, Profile};
 
     const START: u64 = 1_700_000_000_000;
@@ -781,7 +689,7 @@ mod tests {
         assert_eq!(sleeps, 3);
         assert!(error.to_string().contains("a concurrency slot"), "{error}");
         let tickets = pacer
-            .store()
+            .backend()
             .measure_and_replace(|state| {
                 let count = state.models["acme::m"].waiters().len();
                 Ok::<_, StoreError>((count, state))
@@ -798,7 +706,7 @@ mod tests {
         let held = pacer.acquire(&request("m", 1), None, &mut |_| {}).unwrap();
         // Someone else is already waiting for the slot.
         let ticket = pacer
-            .store()
+            .backend()
             .measure_and_replace(|mut state| {
                 let model = state.models.get_mut("acme::m").unwrap();
                 let ticket = model.join_queue(START, request("m", 2).owner, 200, START + 60_000);

@@ -708,14 +708,14 @@ impl ModelState {
 
     /// Records a rate limit: the slot frees, the cap halves (rounded up, at
     /// least 1), the success streak resets. Returns the retry delay in
-    /// seconds: the provider's prescribed wait, else exponential backoff with
+    /// seconds: the provider's prescribed wait (`retry_after_seconds`), else exponential backoff with
     /// jitter (`jitter_unit` in [0, 1)). The estimate stays in the window.
     pub fn record_rate_limit(
         &mut self,
         now: u64,
         profile: Option<&Profile>,
         id: &str,
-        classification: &Classification,
+        retry_after_seconds: Option<f64>,
         attempt: u32,
         jitter_unit: f64,
     ) -> Result<(Reservation, f64), SchedulerError> {
@@ -724,7 +724,7 @@ impl ModelState {
         self.success_streak = 0;
         self.current_concurrency_cap = self.current_concurrency_cap.div_ceil(2).max(1);
         self.update_moving_averages();
-        let delay = retry_delay(classification.retry_after_seconds, attempt, jitter_unit);
+        let delay = retry_delay(retry_after_seconds, attempt, jitter_unit);
         Ok((reservation, delay))
     }
 
@@ -1303,7 +1303,14 @@ impl<C: Clock> Scheduler<C> {
         let jitter = (self.jitter)();
         self.with_reservation(id, |model_state, now, profile| {
             model_state
-                .record_rate_limit(now, profile, id, classification, attempt, jitter)
+                .record_rate_limit(
+                    now,
+                    profile,
+                    id,
+                    classification.retry_after_seconds,
+                    attempt,
+                    jitter,
+                )
                 .map(|(_, delay)| delay)
         })
     }
@@ -1556,14 +1563,7 @@ mod tests {
         for attempt in 1..=4 {
             let reservation = granted(acquire(&mut state, now, &profile, &request(1, 1)));
             let (_, delay) = state
-                .record_rate_limit(
-                    now,
-                    Some(&profile),
-                    &reservation.id,
-                    &rate_limit(None),
-                    attempt,
-                    0.0,
-                )
+                .record_rate_limit(now, Some(&profile), &reservation.id, None, attempt, 0.0)
                 .unwrap();
             assert_eq!(delay, f64::from(1u32 << (attempt - 1)));
             cap_after_rate_limit.push(state.view().current_concurrency_cap);
@@ -1582,14 +1582,7 @@ mod tests {
         assert_eq!(caps, vec![1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 5]);
         let reservation = granted(acquire(&mut state, now, &profile, &request(1, 1)));
         let (_, delay) = state
-            .record_rate_limit(
-                now,
-                Some(&profile),
-                &reservation.id,
-                &rate_limit(Some(7.5)),
-                1,
-                0.9,
-            )
+            .record_rate_limit(now, Some(&profile), &reservation.id, Some(7.5), 1, 0.9)
             .unwrap();
         assert_eq!(delay, 7.5);
         assert_eq!(state.view().current_concurrency_cap, 3);
@@ -1665,7 +1658,7 @@ mod tests {
         );
         let second = granted(acquire(&mut state, START, &profile, &request(0, 0)));
         state
-            .record_rate_limit(START, Some(&profile), &second.id, &rate_limit(None), 1, 0.0)
+            .record_rate_limit(START, Some(&profile), &second.id, None, 1, 0.0)
             .unwrap();
         let snapshot = state.snapshot(START + SPAN, Some(&profile));
         // acquire: 0.25×2 + 0.75×0.4375; rate limit: again with 2; snapshot: with 0.

@@ -16,7 +16,6 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
-use crate::rate_limits::retry::ErrorKind;
 use crate::rate_limits::window::{DEFAULT_WINDOW_MARGIN_MILLIS, MAX_COUNT, WINDOW_MILLIS};
 
 const START: u64 = 1_700_000_000_000;
@@ -145,18 +144,6 @@ fn request(input: u64, output: u64, lease_seconds: u64, pid: u32) -> AcquireRequ
     }
 }
 
-fn rate_limit() -> Classification {
-    Classification {
-        kind: ErrorKind::RateLimit,
-        is_rate_limit: true,
-        retryable: true,
-        retry_after_seconds: None,
-        status_code: Some(429),
-        resets_at: None,
-        message: String::new(),
-    }
-}
-
 /// Checks a grant against the reference and records it.
 fn admit(
     state: &ModelState,
@@ -278,8 +265,7 @@ fn run(profile: &Profile, operations: Vec<Operation>) -> Result<(), TestCaseErro
                 let Some(id) = pick(&reference.ids, reservation) else {
                     continue;
                 };
-                let outcome =
-                    state.record_rate_limit(now, Some(profile), &id, &rate_limit(), 1, 0.5);
+                let outcome = state.record_rate_limit(now, Some(profile), &id, None, 1, 0.5);
                 reference.refresh(now);
                 let known = reference.in_flight.remove(&id).is_some();
                 prop_assert_eq!(outcome.is_ok(), known, "{:?}", outcome);

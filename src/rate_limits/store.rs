@@ -87,6 +87,9 @@ pub trait StateStore {
 
     /// Removes the whole state; true when there was any.
     fn clear(&self) -> Result<bool, StoreError>;
+
+    /// Where the state lives, for messages.
+    fn describe(&self) -> String;
 }
 
 /// The state as the file holds it.
@@ -225,6 +228,10 @@ impl StateStore for FileStore {
         Ok(outcome)
     }
 
+    fn describe(&self) -> String {
+        format!("the state file `{}`", self.path.display())
+    }
+
     fn clear(&self) -> Result<bool, StoreError> {
         // The lock file stays: deleting it while another process holds it
         // would let a third lock a new file and enter at the same time.
@@ -271,6 +278,10 @@ impl StateStore for MemoryStore {
         new.prune();
         *state = new;
         Ok(outcome)
+    }
+
+    fn describe(&self) -> String {
+        "the in-memory state".to_owned()
     }
 
     fn clear(&self) -> Result<bool, StoreError> {
