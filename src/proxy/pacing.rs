@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::rate_limits::clock::Clock;
 use crate::rate_limits::pacing::{Admitted, PaceRequest, PacingError, SharedPacer};
 use crate::rate_limits::retry::Classification;
-use crate::rate_limits::store::StateStore;
+use crate::rate_limits::backend::Backend;
 
 /// What the proxy needs from the shared budget.
 pub trait Budget: Send + Sync + 'static {
@@ -34,9 +34,9 @@ pub trait Budget: Send + Sync + 'static {
     fn release(&self, id: &str) -> Result<(), PacingError>;
 }
 
-impl<S, C> Budget for SharedPacer<S, C>
+impl<B, C> Budget for SharedPacer<B, C>
 where
-    S: StateStore + Send + Sync + 'static,
+    B: Backend + Send + Sync + 'static,
     C: Clock + Send + Sync + 'static,
 {
     fn acquire(&self, request: &PaceRequest, deadline: Duration) -> Result<Admitted, PacingError> {
