@@ -177,6 +177,20 @@ pub(super) fn file_pacer(project: &ProjectPaths) -> anyhow::Result<SharedPacer<F
     .with_window_margin(window_margin()?))
 }
 
+/// A pacer over state held in this process only (the proxy's `--store
+/// memory`): the project's profiles, an empty state that is never saved.
+#[cfg(feature = "proxy")]
+pub(super) fn memory_pacer(
+    project: &ProjectPaths,
+) -> anyhow::Result<SharedPacer<crate::proxy::memory::InProcessBackend>> {
+    Ok(SharedPacer::new(
+        catalog(project)?,
+        crate::proxy::memory::InProcessBackend::default(),
+        SystemClock,
+    )
+    .with_window_margin(window_margin()?))
+}
+
 /// The environment variable that sets how long after the minute an admitted
 /// request still counts, in seconds.
 pub(super) const WINDOW_MARGIN_VARIABLE: &str = "SPECSMITH_WINDOW_MARGIN";

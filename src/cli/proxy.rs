@@ -8,13 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Args;
+use clap::{Args, ValueEnum};
 
-use super::pacing::{file_pacer, parse_seconds};
+use super::pacing::{file_pacer, memory_pacer, parse_seconds};
 use crate::exit::ExitStatus;
 use crate::paths::ProjectPaths;
 use crate::proxy::routes::{parse_upstream, RouteError};
-use crate::proxy::{Hooks, LogSink, ProxyConfig, RouteTable, Upstream, CLIENT_TOKEN_HEADER};
+use crate::proxy::{
+    Budget, Hooks, LogSink, ProxyConfig, RouteTable, Upstream, CLIENT_TOKEN_HEADER,
+};
 
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
@@ -52,9 +54,20 @@ pub struct ProxyArgs {
         hide_env_values = true
     )]
     client_token: Option<String>,
+    /// Where the budget's state lives: `file`, the project's state file shared
+    /// with every `acquire`, `run` and other proxy; `memory`, this process only
+    /// (far faster; right when every client goes through this one proxy).
+    #[arg(long, value_enum, default_value_t = Store::File)]
+    store: Store,
     /// No access log on stderr.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Store {
+    File,
+    Memory,
 }
 
 fn parse_route(text: &str) -> Result<Upstream, String> {
@@ -86,7 +99,11 @@ pub fn proxy(project: &ProjectPaths, args: ProxyArgs) -> anyhow::Result<ExitStat
     }
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = Arc::clone(&stop);
-    let pacer = file_pacer(project)?.with_stop(move || stopped.load(Ordering::SeqCst));
+    let stop_test = move || stopped.load(Ordering::SeqCst);
+    let budget: Arc<dyn Budget> = match args.store {
+        Store::File => Arc::new(file_pacer(project)?.with_stop(stop_test)),
+        Store::Memory => Arc::new(memory_pacer(project)?.with_stop(stop_test)),
+    };
     let mut config = ProxyConfig::new(args.listen, RouteTable::new(args.upstream));
     config.max_wait = args.max_wait;
     config.retry_attempts = args.retries;
@@ -119,6 +136,6 @@ pub fn proxy(project: &ProjectPaths, args: ProxyArgs) -> anyhow::Result<ExitStat
         }),
         log: (!quiet).then(|| Arc::new(|line: &str| eprintln!("{line}")) as LogSink),
     };
-    crate::proxy::run(config, Arc::new(pacer), hooks, stop).context("credits limits proxy")?;
+    crate::proxy::run(config, budget, hooks, stop).context("credits limits proxy")?;
     Ok(ExitStatus::Success)
 }

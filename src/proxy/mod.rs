@@ -8,11 +8,13 @@
 //! - [`usage`]: the usage read from answers and streams as they pass;
 //! - [`errors`]: the proxy's own answers in each provider's error shape;
 //! - [`metrics`]: counters for `/metrics`;
+//! - [`memory`]: the budget in the proxy's own memory (`--store memory`);
 //! - [`pacing`]: the only contact with the shared pacer;
 //! - `server`: the tokio/hyper server tying them together.
 
 pub mod errors;
 pub mod estimate;
+pub mod memory;
 pub mod metrics;
 pub mod pacing;
 pub mod routes;

@@ -2,13 +2,14 @@
 //! [`Budget`] over [`SharedPacer`], and async wrappers that run its blocking
 //! calls (file locks, sleeps for budget) on tokio's blocking pool.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::rate_limits::backend::Backend;
 use crate::rate_limits::clock::Clock;
 use crate::rate_limits::pacing::{Admitted, PaceRequest, PacingError, SharedPacer};
 use crate::rate_limits::retry::Classification;
-use crate::rate_limits::backend::Backend;
 
 /// What the proxy needs from the shared budget.
 pub trait Budget: Send + Sync + 'static {
@@ -122,21 +123,50 @@ pub enum Outcome {
     Failure(u64),
 }
 
+/// Counts records started by [`record_detached`] and not yet done, so
+/// shutdown can wait for them.
+#[derive(Debug, Clone, Default)]
+pub struct PendingRecords(Arc<AtomicUsize>);
+
+impl PendingRecords {
+    /// Records still running.
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Waits until every record is done or `limit` has passed; true when all are done.
+    pub async fn settle(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        // Each pass naps 5 ms; ends when nothing is pending or at the deadline.
+        while self.count() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+}
+
 /// Records `outcome` for reservation `id` without waiting for it: on the
 /// blocking pool when a runtime is at hand, else here and now (a body
 /// dropped while the runtime shuts down). Errors go to `on_error`.
 pub fn record_detached(
     budget: &Arc<dyn Budget>,
+    pending: &PendingRecords,
     id: String,
     outcome: Outcome,
     on_error: impl FnOnce(PacingError) + Send + 'static,
 ) {
     let budget = Arc::clone(budget);
+    let counter = Arc::clone(&pending.0);
+    counter.fetch_add(1, Ordering::SeqCst);
     let record = move || {
         let result = match outcome {
             Outcome::Success(input, output) => budget.record_success(&id, input, output),
             Outcome::Failure(tokens) => budget.record_failure(&id, tokens),
         };
+        counter.fetch_sub(1, Ordering::SeqCst);
         if let Err(error) = result {
             on_error(error);
         }

@@ -63,6 +63,7 @@ struct State {
     metrics: Metrics,
     log: Option<LogSink>,
     owner: Owner,
+    pending: pacing::PendingRecords,
 }
 
 impl State {
@@ -113,6 +114,7 @@ pub(super) async fn serve(
         metrics: Metrics::default(),
         log: hooks.log,
         owner: Owner::current(),
+        pending: pacing::PendingRecords::default(),
     });
 
     let (drain_sender, drain) = watch::channel(false);
@@ -149,6 +151,15 @@ pub(super) async fn serve(
             connections.len()
         ));
         connections.abort_all();
+        // Let the aborted connections drop their bodies, which start their records.
+        tokio::task::yield_now().await;
+    }
+    // Records run on the blocking pool, which drops queued work at shutdown.
+    if !state.pending.settle(grace).await {
+        state.log(&format!(
+            "proxy: {} call(s) not recorded before exit",
+            state.pending.count()
+        ));
     }
     Ok(())
 }
@@ -410,6 +421,7 @@ fn upstream_request(
                 || name == "host"
                 || name == "content-length"
                 || name == "accept-encoding"
+                || name == "expect"
                 || name == CLIENT_TOKEN_HEADER;
             if !skip {
                 headers.append(name.clone(), value.clone());
@@ -734,7 +746,9 @@ impl Finish {
                 "estimate",
             ),
             (Some(usage), false) => (
-                Outcome::Failure(usage.input_tokens + usage.output_tokens),
+                Outcome::Failure(
+                    (usage.input_tokens + usage.output_tokens).max(estimate.input_tokens),
+                ),
                 "partial",
             ),
             (None, false) => (Outcome::Failure(estimate.input_tokens), "failed"),
@@ -766,9 +780,15 @@ impl Finish {
         ));
         if let Some(id) = self.reservation {
             let state = Arc::clone(&self.state);
-            pacing::record_detached(&self.state.budget, id, outcome, move |error| {
-                state.log(&format!("proxy: could not record a call: {error}"));
-            });
+            pacing::record_detached(
+                &self.state.budget,
+                &self.state.pending,
+                id,
+                outcome,
+                move |error| {
+                    state.log(&format!("proxy: could not record a call: {error}"));
+                },
+            );
         }
     }
 }
@@ -842,5 +862,42 @@ impl Drop for RecordingBody {
     fn drop(&mut self) {
         let ended = self.inner.is_end_stream();
         self.end(ended);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_gemini_model_from_the_path() {
+        assert_eq!(
+            gemini_model("/v1beta/models/gemini-2.0-flash:streamGenerateContent").as_deref(),
+            Some("gemini-2.0-flash")
+        );
+        assert_eq!(
+            gemini_model("/v1/models/gemini-1.5-pro/x").as_deref(),
+            Some("gemini-1.5-pro")
+        );
+        assert_eq!(gemini_model("/v1beta/models/"), None);
+        assert_eq!(gemini_model("/v1beta/files"), None);
+    }
+
+    #[test]
+    fn compares_secrets_whole() {
+        assert!(same_secret(b"0123456789abcdef", b"0123456789abcdef"));
+        assert!(!same_secret(b"0123456789abcdeX", b"0123456789abcdef"));
+        assert!(!same_secret(b"0123456789abcde", b"0123456789abcdef"));
+        assert!(!same_secret(b"", b"0123456789abcdef"));
+    }
+
+    #[test]
+    fn the_log_never_shows_a_key_in_the_query() {
+        let uri: hyper::Uri = "/gemini/v1beta/models/m:generateContent?key=AIzaSyA-0123456789abcdefghijklmnopqrstu&alt=sse"
+            .parse()
+            .unwrap();
+        let logged = loggable_target(&uri);
+        assert!(!logged.contains("AIzaSy"), "{logged}");
+        assert!(logged.starts_with("/gemini/v1beta/models/m:generateContent?key="));
     }
 }

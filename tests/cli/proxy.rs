@@ -462,9 +462,15 @@ fn a_client_that_leaves_mid_stream_is_still_recorded() {
         body.len()
     )
     .unwrap();
-    let mut first = [0u8; 256];
-    let read = stream.read(&mut first).unwrap();
-    assert!(String::from_utf8_lossy(&first[..read]).starts_with("HTTP/1.1 200"));
+    // Read until the first event (with the input usage) has come through, then leave.
+    let mut received = Vec::new();
+    let mut piece = [0u8; 4096];
+    while !String::from_utf8_lossy(&received).contains("message_start") {
+        let read = stream.read(&mut piece).unwrap();
+        assert!(read > 0, "the stream ended early");
+        received.extend_from_slice(&piece[..read]);
+    }
+    assert!(String::from_utf8_lossy(&received).starts_with("HTTP/1.1 200"));
     drop(stream);
     let status = settled_status(&project, "anthropic", "claude-sonnet-4");
     assert_eq!(status["in_flight"], 0, "the slot was freed: {status}");
@@ -568,5 +574,29 @@ fn a_client_token_is_required_when_set_and_beyond_loopback() {
         upstream.seen()[0].header("x-specsmith-proxy-token"),
         None,
         "the token stays with the proxy"
+    );
+}
+
+#[test]
+fn store_memory_paces_in_the_proxy_and_leaves_the_state_file_alone() {
+    let project = project(1, 4);
+    let upstream = FakeUpstream::start(provider_like);
+    let proxy = start(
+        &project,
+        &upstream,
+        &["--store", "memory", "--max-wait", "0"],
+    );
+    assert_eq!(
+        post(&proxy.address, "/openai/v1/chat/completions", OPENAI_BODY).status,
+        200
+    );
+    let refused = post(&proxy.address, "/openai/v1/chat/completions", OPENAI_BODY);
+    assert_eq!(refused.status, 429);
+    let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((55..=61).contains(&retry_after), "{retry_after}");
+    assert_eq!(upstream.seen().len(), 1);
+    assert!(
+        !project.exists(crate::fixture::STATE),
+        "the budget stayed in memory"
     );
 }
