@@ -9,8 +9,11 @@
 //!   route (a profile with limits far above the load, so nothing waits: the
 //!   cost of pacing), with `--store memory` and with the shared state file.
 //!
-//! Usage: `cargo run --release --example proxy_bench -- BIN [SECONDS] [CONCURRENCY,…]`
-//! where BIN is a built `specsmith-rs`. Run by `scripts/bench/proxy.sh`.
+//! Usage: `cargo run --release --example proxy_bench -- BIN [SECONDS] [LEVELS]`
+//! where BIN is a built `specsmith-rs` and LEVELS is a comma-separated list of
+//! `N` (N closed-loop clients, each sending as soon as its answer is in) or
+//! `N@RATE` (N clients sending RATE requests/s in all, on a fixed schedule);
+//! default `1,64,256,64@1000`. Run by `scripts/bench/proxy.sh`.
 
 use std::convert::Infallible;
 use std::io::BufRead as _;
@@ -37,11 +40,7 @@ fn main() {
     let seconds: f64 = args
         .next()
         .map_or(5.0, |text| text.parse().expect("SECONDS is a number"));
-    let levels: Vec<usize> = args.next().map_or(vec![1, 64, 256], |text| {
-        text.split(',')
-            .map(|level| level.parse().expect("a concurrency level"))
-            .collect()
-    });
+    let levels = Level::parse_list(&args.next().unwrap_or_else(|| "1,64,256,64@1000".to_owned()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -49,7 +48,39 @@ fn main() {
     runtime.block_on(bench(binary, Duration::from_secs_f64(seconds), levels));
 }
 
-async fn bench(binary: String, duration: Duration, levels: Vec<usize>) {
+/// A load: `clients` connections, closed-loop, or sending `rate` requests/s in all.
+#[derive(Debug, Clone, Copy)]
+struct Level {
+    clients: usize,
+    rate: Option<f64>,
+}
+
+impl Level {
+    /// `N` (closed loop) or `N@RATE`, comma-separated.
+    fn parse_list(text: &str) -> Vec<Level> {
+        text.split(',')
+            .map(|level| {
+                let (clients, rate) = match level.split_once('@') {
+                    Some((clients, rate)) => (clients, Some(rate.parse().expect("a rate"))),
+                    None => (level, None),
+                };
+                Level {
+                    clients: clients.parse().expect("a number of clients"),
+                    rate,
+                }
+            })
+            .collect()
+    }
+
+    fn name(&self) -> String {
+        match self.rate {
+            Some(rate) => format!("{}@{rate}", self.clients),
+            None => self.clients.to_string(),
+        }
+    }
+}
+
+async fn bench(binary: String, duration: Duration, levels: Vec<Level>) {
     let upstream = start_upstream().await;
     let project = tempfile::tempdir().unwrap();
     let command = |args: &[&str]| {
@@ -121,31 +152,35 @@ async fn bench(binary: String, duration: Duration, levels: Vec<usize>) {
     let (mut file_proxy, file) = start_proxy("file");
 
     println!(
-        "{:>5} {:<18} {:>9} {:>9} {:>9} {:>9} | added p50 / p95 / p99 (ms)",
-        "conc", "mode", "req/s", "p50 ms", "p95 ms", "p99 ms"
+        "{:>9} {:<18} {:>9} {:>9} {:>9} {:>9} | added p50 / p95 / p99 (ms)",
+        "clients", "mode", "req/s", "p50 ms", "p95 ms", "p99 ms"
     );
     for &level in &levels {
-        let direct = load(upstream, "/v1/chat/completions", "gpt-4o", level, duration).await;
+        let (clients, rate) = (level.clients, level.rate);
+        let direct = load(
+            upstream,
+            "/v1/chat/completions",
+            "gpt-4o",
+            clients,
+            duration,
+            rate,
+        )
+        .await;
         let off = load(
             memory,
             "/bench/v1/chat/completions",
             "gpt-4o",
-            level,
+            clients,
             duration,
+            rate,
         )
         .await;
         // A fresh model per level, so each starts with an empty window.
-        let model = format!("gpt-4o-c{level}");
-        let on_memory = load(
-            memory,
-            "/openai/v1/chat/completions",
-            &model,
-            level,
-            duration,
-        )
-        .await;
+        let model = format!("gpt-4o-{}", level.name());
+        let paced = "/openai/v1/chat/completions";
+        let on_memory = load(memory, paced, &model, clients, duration, rate).await;
         run(&["credits", "limits", "reset-state"]);
-        let on_file = load(file, "/openai/v1/chat/completions", &model, level, duration).await;
+        let on_file = load(file, paced, &model, clients, duration, rate).await;
         for (mode, figures) in [
             ("direct", &direct),
             ("pacing off", &off),
@@ -168,8 +203,12 @@ async fn bench(binary: String, duration: Duration, levels: Vec<usize>) {
                 String::new()
             };
             println!(
-                "{level:>5} {mode:<18} {:>9.0} {:>9.3} {:>9.3} {:>9.3} | {added}{errors}",
-                figures.rate, figures.p50, figures.p95, figures.p99
+                "{:>9} {mode:<18} {:>9.0} {:>9.3} {:>9.3} {:>9.3} | {added}{errors}",
+                level.name(),
+                figures.rate,
+                figures.p50,
+                figures.p95,
+                figures.p99
             );
         }
     }
@@ -196,13 +235,18 @@ async fn load(
     model: &str,
     clients: usize,
     duration: Duration,
+    rate: Option<f64>,
 ) -> Figures {
     let body = Bytes::from(REQUEST.replace("MODEL", model));
     let path = Arc::new(path.to_owned());
     let started = Instant::now();
     let end = started + duration;
     let mut tasks = Vec::new();
-    for _ in 0..clients {
+    // With a `rate`, client k sends its i-th request at start + (i + k / clients)
+    // × clients / rate, and latency counts from that planned moment, so a
+    // slow answer that delays the next send is not hidden.
+    let interval = rate.map(|rate| Duration::from_secs_f64(clients as f64 / rate));
+    for client in 0..clients {
         let (body, path) = (body.clone(), Arc::clone(&path));
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -215,14 +259,25 @@ async fn load(
                     .unwrap();
             tokio::spawn(connection);
             // Ends at the deadline; each pass is one request with a 30 s bound.
+            let offset = interval.map(|interval| interval.mul_f64(client as f64 / clients as f64));
+            let mut sends: u32 = 0;
             while Instant::now() < end {
+                let planned = match (interval, offset) {
+                    (Some(interval), Some(offset)) => {
+                        let at = started + offset + interval * sends;
+                        tokio::time::sleep_until(at.into()).await;
+                        at
+                    }
+                    _ => Instant::now(),
+                };
+                sends += 1;
                 let request = Request::post(path.as_str())
                     .header("host", "bench")
                     .header("content-type", "application/json")
                     .header("authorization", "Bearer sk-bench-not-a-key")
                     .body(Full::new(body.clone()))
                     .unwrap();
-                let sent = Instant::now();
+                let sent = planned;
                 let answer = tokio::time::timeout(Duration::from_secs(30), async {
                     let response = sender.send_request(request).await.ok()?;
                     let ok = response.status().is_success();

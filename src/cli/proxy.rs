@@ -3,6 +3,7 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +14,12 @@ use clap::{Args, ValueEnum};
 use super::pacing::{file_pacer, memory_pacer, parse_seconds};
 use crate::exit::ExitStatus;
 use crate::paths::ProjectPaths;
+use crate::proxy::pacing::death_test;
 use crate::proxy::routes::{parse_upstream, RouteError};
 use crate::proxy::{
     Budget, Hooks, LogSink, ProxyConfig, RouteTable, Upstream, CLIENT_TOKEN_HEADER,
 };
+use crate::rate_limits::owner::Owner;
 
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
@@ -37,6 +40,11 @@ pub struct ProxyArgs {
     /// Longest upstream-prescribed wait, in seconds, the proxy retries after itself.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
     retry_max_wait: Duration,
+    /// A PEM file of certificates to trust for upstream HTTPS besides the
+    /// bundled web PKI roots (a local server's self-signed certificate, a
+    /// private CA); repeatable.
+    #[arg(long, value_name = "FILE")]
+    upstream_ca: Vec<PathBuf>,
     /// Largest request body accepted, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     max_body_mib: u32,
@@ -100,9 +108,18 @@ pub fn proxy(project: &ProjectPaths, args: ProxyArgs) -> anyhow::Result<ExitStat
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = Arc::clone(&stop);
     let stop_test = move || stopped.load(Ordering::SeqCst);
+    let is_dead = death_test(Owner::current());
     let budget: Arc<dyn Budget> = match args.store {
-        Store::File => Arc::new(file_pacer(project)?.with_stop(stop_test)),
-        Store::Memory => Arc::new(memory_pacer(project)?.with_stop(stop_test)),
+        Store::File => Arc::new(
+            file_pacer(project)?
+                .with_stop(stop_test)
+                .with_death_test(is_dead),
+        ),
+        Store::Memory => Arc::new(
+            memory_pacer(project)?
+                .with_stop(stop_test)
+                .with_death_test(is_dead),
+        ),
     };
     let mut config = ProxyConfig::new(args.listen, RouteTable::new(args.upstream));
     config.max_wait = args.max_wait;
@@ -111,6 +128,11 @@ pub fn proxy(project: &ProjectPaths, args: ProxyArgs) -> anyhow::Result<ExitStat
     config.max_body_bytes = args.max_body_mib as usize * 1024 * 1024;
     config.grace = args.grace;
     config.client_token = args.client_token;
+    for path in &args.upstream_ca {
+        config
+            .extra_roots
+            .extend(crate::proxy::load_certificates(path).context("--upstream-ca")?);
+    }
     let routes: Vec<String> = config
         .routes
         .routes()

@@ -22,12 +22,15 @@ mod server;
 pub mod usage;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use pacing::Budget;
 pub use routes::{RouteTable, Upstream};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::CertificateDer;
 
 /// The header a client sends its token in when the proxy requires one.
 pub const CLIENT_TOKEN_HEADER: &str = "x-specsmith-proxy-token";
@@ -66,6 +69,9 @@ pub struct ProxyConfig {
     pub grace: Duration,
     /// The lease of each reservation.
     pub lease: Duration,
+    /// Certificates trusted for upstream TLS besides the bundled web PKI
+    /// roots (a local server's own certificate or a private CA).
+    pub extra_roots: Vec<CertificateDer<'static>>,
 }
 
 impl ProxyConfig {
@@ -87,6 +93,7 @@ impl ProxyConfig {
             retry_max_wait: Duration::from_secs(10),
             grace: Duration::from_secs(30),
             lease: crate::rate_limits::scheduler::DEFAULT_LEASE,
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -115,9 +122,37 @@ pub enum ProxyError {
         #[source]
         source: std::io::Error,
     },
+    /// A certificate file could not be read or holds no usable certificate.
+    #[error("cannot use the certificates in `{}`: {reason}", path.display())]
+    Certificate {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The TLS client could not be set up with the trusted certificates.
+    #[error("cannot set up TLS to upstreams: {0}")]
+    Tls(String),
     /// The async runtime could not start.
     #[error("cannot start the proxy's runtime")]
     Runtime(#[source] std::io::Error),
+}
+
+/// The certificates of the PEM file at `path`, to trust for upstream TLS.
+pub fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ProxyError> {
+    let refuse = |reason: String| ProxyError::Certificate {
+        path: path.to_owned(),
+        reason,
+    };
+    let certificates = CertificateDer::pem_file_iter(path)
+        .map_err(|error| refuse(error.to_string()))?
+        .take(1_000)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| refuse(error.to_string()))?;
+    if certificates.is_empty() {
+        return Err(refuse("no `BEGIN CERTIFICATE` block".to_owned()));
+    }
+    Ok(certificates)
 }
 
 /// Runs the proxy until Ctrl-C, SIGTERM or `stop` turning true, then stops

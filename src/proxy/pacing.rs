@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::rate_limits::backend::Backend;
 use crate::rate_limits::clock::Clock;
+use crate::rate_limits::owner::{host_name, liveness, Liveness, Owner};
 use crate::rate_limits::pacing::{Admitted, PaceRequest, PacingError, SharedPacer};
 use crate::rate_limits::retry::Classification;
 
@@ -70,6 +71,15 @@ where
     fn release(&self, id: &str) -> Result<(), PacingError> {
         SharedPacer::release(self, id).map(drop)
     }
+}
+
+/// The test for dead reservation owners the proxy's pacer uses: the proxy
+/// itself (`me`, which owns every reservation it takes) is alive without a
+/// look at the process table, so admitting a request does not read `/proc`
+/// once per call in flight; any other owner on this host is checked as usual.
+pub fn death_test(me: Owner) -> impl Fn(&Owner) -> bool + Send + Sync + 'static {
+    let host = host_name();
+    move |owner| owner != &me && liveness(owner, &host) == Liveness::Dead
 }
 
 /// Runs `call` on the blocking pool; a panic there becomes a store-less stop.
@@ -174,5 +184,34 @@ pub fn record_detached(
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => drop(handle.spawn_blocking(record)),
         Err(_) => record(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_proxy_itself_is_alive_and_a_gone_process_is_dead() {
+        let me = Owner::current();
+        let is_dead = death_test(me.clone());
+        assert!(!is_dead(&me));
+        let gone = Owner {
+            host: host_name(),
+            pid: 4_000_000_000,
+            start_time: None,
+            process_group: None,
+        };
+        if cfg!(target_os = "linux") {
+            assert!(is_dead(&gone));
+        }
+        let elsewhere = Owner {
+            host: "another-host.invalid".into(),
+            ..gone
+        };
+        assert!(
+            !is_dead(&elsewhere),
+            "only the lease frees another host's slot"
+        );
     }
 }

@@ -98,7 +98,7 @@ pub(super) async fn serve(
     http.set_nodelay(true);
     http.enforce_http(false);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
+        .with_tls_config(tls_config(&config.extra_roots)?)
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
@@ -162,6 +162,26 @@ pub(super) async fn serve(
         ));
     }
     Ok(())
+}
+
+/// TLS to upstreams: rustls on ring, the bundled web PKI roots plus `extra`.
+fn tls_config(
+    extra: &[rustls::pki_types::CertificateDer<'static>],
+) -> Result<rustls::ClientConfig, ProxyError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for certificate in extra {
+        roots
+            .add(certificate.clone())
+            .map_err(|error| ProxyError::Tls(error.to_string()))?;
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|error| ProxyError::Tls(error.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
 }
 
 /// Resolves on Ctrl-C, SIGTERM, or `stop` turning true (polled every 50 ms).

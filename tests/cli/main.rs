@@ -10,6 +10,7 @@ mod credits_limits;
 #[path = "../support/fake_provider.rs"]
 mod fake_provider;
 mod fake_provider_checks;
+#[cfg(feature = "proxy")]
 #[path = "../support/fake_upstream.rs"]
 mod fake_upstream;
 mod files;

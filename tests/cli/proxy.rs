@@ -600,3 +600,67 @@ fn store_memory_paces_in_the_proxy_and_leaves_the_state_file_alone() {
         "the budget stayed in memory"
     );
 }
+
+#[test]
+fn reaches_an_https_upstream_only_with_a_trusted_certificate() {
+    let project = project(100, 4);
+    let (upstream, pem) = FakeUpstream::start_tls(provider_like);
+    let route = format!("openai={}", upstream.url());
+    let untrusting = Proxy::start(&project, &["--upstream", &route]);
+    let refused = post(
+        &untrusting.address,
+        "/openai/v1/chat/completions",
+        OPENAI_BODY,
+    );
+    assert_eq!(refused.status, 502, "{}", refused.text());
+    assert!(
+        refused.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("certificate"),
+        "{}",
+        refused.text()
+    );
+    drop(untrusting);
+    assert!(
+        upstream.seen().is_empty(),
+        "nothing is sent over an unverified connection"
+    );
+    // Released before the 502 was sent.
+    let status = status_json(&project, "openai", "gpt-4o");
+    assert_eq!(
+        status["rolling_request_count"], 0,
+        "a call never sent is released: {status}"
+    );
+
+    let ca = project.write("upstream-ca.pem", &pem);
+    let ca = ca.to_str().unwrap();
+    let proxy = Proxy::start(&project, &["--upstream", &route, "--upstream-ca", ca]);
+    let answer = post(&proxy.address, "/openai/v1/chat/completions", OPENAI_BODY);
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["usage"]["completion_tokens"], 7);
+    assert_eq!(upstream.seen().len(), 1);
+    assert_eq!(
+        settled_status(&project, "openai", "gpt-4o")["rolling_token_count"],
+        12
+    );
+
+    project.write("not-a-cert.pem", "hello\n");
+    project
+        .cmd(&[
+            "credits",
+            "limits",
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream-ca",
+            "not-a-cert.pem",
+        ])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(
+            predicate::str::contains("--upstream-ca")
+                .and(predicate::str::contains("no `BEGIN CERTIFICATE` block")),
+        );
+}

@@ -90,6 +90,7 @@ type Responder = dyn Fn(&Seen) -> Reply + Send + Sync;
 /// The running upstream.
 pub struct FakeUpstream {
     address: SocketAddr,
+    scheme: &'static str,
     log: Arc<Mutex<Vec<Seen>>>,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
@@ -98,12 +99,45 @@ pub struct FakeUpstream {
 impl FakeUpstream {
     /// Starts on a free loopback port, answering with `responder`.
     pub fn start(responder: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Self {
+        Self::start_with(None, responder)
+    }
+
+    /// Starts an HTTPS upstream with a self-signed certificate for
+    /// `127.0.0.1` and `localhost`, made here; returns it with the
+    /// certificate's PEM, for the client to trust.
+    pub fn start_tls(responder: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> (Self, String) {
+        let certified = rcgen::generate_simple_self_signed(vec![
+            "127.0.0.1".to_owned(),
+            "localhost".to_owned(),
+        ])
+        .unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .unwrap();
+        (
+            Self::start_with(Some(Arc::new(config)), responder),
+            certified.cert.pem(),
+        )
+    }
+
+    fn start_with(
+        tls: Option<Arc<rustls::ServerConfig>>,
+        responder: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let address = listener.local_addr().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let responder: Arc<Responder> = Arc::new(responder);
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let accept = {
             let (log, stop) = (Arc::clone(&log), Arc::clone(&stop));
             std::thread::spawn(move || {
@@ -111,8 +145,27 @@ impl FakeUpstream {
                 while !stop.load(Ordering::SeqCst) {
                     match listener.accept() {
                         Ok((stream, _)) => {
-                            let (log, responder) = (Arc::clone(&log), Arc::clone(&responder));
-                            std::thread::spawn(move || serve(stream, &log, responder.as_ref()));
+                            let (log, responder, tls) =
+                                (Arc::clone(&log), Arc::clone(&responder), tls.clone());
+                            std::thread::spawn(move || {
+                                let _ = stream.set_nonblocking(false);
+                                let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+                                let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+                                match tls {
+                                    Some(config) => {
+                                        let Ok(connection) = rustls::ServerConnection::new(config)
+                                        else {
+                                            return;
+                                        };
+                                        serve(
+                                            rustls::StreamOwned::new(connection, stream),
+                                            &log,
+                                            responder.as_ref(),
+                                        );
+                                    }
+                                    None => serve(stream, &log, responder.as_ref()),
+                                }
+                            });
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(2)),
                     }
@@ -121,15 +174,16 @@ impl FakeUpstream {
         };
         Self {
             address,
+            scheme,
             log,
             stop,
             accept: Some(accept),
         }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` for a TLS upstream).
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("{}://{}", self.scheme, self.address)
     }
 
     /// Every request received so far.
@@ -147,12 +201,8 @@ impl Drop for FakeUpstream {
     }
 }
 
-fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>, responder: &Responder) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
+fn serve<S: Read + Write>(stream: S, log: &Mutex<Vec<Seen>>, responder: &Responder) {
+    let mut reader = BufReader::new(stream);
     // One request per pass; ends when the client closes or sends garbage.
     for _ in 0..10_000 {
         let Some(seen) = read_request(&mut reader) else {
@@ -160,13 +210,13 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>, responder: &Responder) {
         };
         log.lock().unwrap().push(seen.clone());
         let reply = responder(&seen);
-        if write_reply(&mut writer, &reply).is_err() {
+        if write_reply(reader.get_mut(), &reply).is_err() {
             return;
         }
     }
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Seen> {
+fn read_request<S: Read>(reader: &mut BufReader<S>) -> Option<Seen> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;
@@ -200,7 +250,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Seen> {
     })
 }
 
-fn write_reply(writer: &mut TcpStream, reply: &Reply) -> std::io::Result<()> {
+fn write_reply(writer: &mut impl Write, reply: &Reply) -> std::io::Result<()> {
     let mut head = format!("HTTP/1.1 {} Fake\r\n", reply.status);
     for (name, value) in &reply.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
