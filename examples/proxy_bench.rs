@@ -157,30 +157,20 @@ async fn bench(binary: String, duration: Duration, levels: Vec<Level>) {
     );
     for &level in &levels {
         let (clients, rate) = (level.clients, level.rate);
-        let direct = load(
-            upstream,
-            "/v1/chat/completions",
-            "gpt-4o",
-            clients,
-            duration,
-            rate,
-        )
-        .await;
-        let off = load(
-            memory,
-            "/bench/v1/chat/completions",
-            "gpt-4o",
-            clients,
-            duration,
-            rate,
-        )
-        .await;
+        // Each mode first runs a tenth of the time, discarded, so connection
+        // pools (the client's and the proxy's) are warm when measured.
+        let measure = |address, path: &'static str, model: String| async move {
+            load(address, path, &model, clients, duration / 10, rate).await;
+            load(address, path, &model, clients, duration, rate).await
+        };
         // A fresh model per level, so each starts with an empty window.
         let model = format!("gpt-4o-{}", level.name());
         let paced = "/openai/v1/chat/completions";
-        let on_memory = load(memory, paced, &model, clients, duration, rate).await;
+        let direct = measure(upstream, "/v1/chat/completions", "gpt-4o".to_owned()).await;
+        let off = measure(memory, "/bench/v1/chat/completions", "gpt-4o".to_owned()).await;
+        let on_memory = measure(memory, paced, model.clone()).await;
         run(&["credits", "limits", "reset-state"]);
-        let on_file = load(file, paced, &model, clients, duration, rate).await;
+        let on_file = measure(file, paced, model).await;
         for (mode, figures) in [
             ("direct", &direct),
             ("pacing off", &off),
