@@ -69,9 +69,14 @@ enum LimitsCommand {
     /// Show the rolling-window figures shared by every process of the project.
     Status(super::pacing::StatusArgs),
     /// Remove the runtime pacing state.
-    ResetState,
+    ResetState(super::pacing::ResetStateArgs),
+    /// End a provider's hold on a model (after a quota is restored).
+    ClearHold(super::pacing::ClearHoldArgs),
     /// Run a command paced by the budget, retrying rate limits (`run … -- CMD ARGS…`).
     Run(super::run::RunArgs),
+    /// Write the per-minute limits a provider's answer states (its rate-limit
+    /// headers) into the project profile.
+    Learn(super::learn::LearnArgs),
     /// Serve a local HTTP proxy that paces every SDK and agent pointed at it.
     #[cfg(feature = "proxy")]
     Proxy(super::proxy::ProxyArgs),
@@ -112,8 +117,10 @@ pub fn run(project: &ProjectPaths, args: CreditsArgs) -> anyhow::Result<ExitStat
         LimitsCommand::Record(args) => super::pacing::record(project, args),
         LimitsCommand::Release(args) => super::pacing::release(project, args),
         LimitsCommand::Status(args) => super::pacing::status(project, args),
-        LimitsCommand::ResetState => super::pacing::reset_state(project),
+        LimitsCommand::ResetState(args) => super::pacing::reset_state(project, args),
+        LimitsCommand::ClearHold(args) => super::pacing::clear_hold(project, args),
         LimitsCommand::Run(args) => super::run::run(project, args),
+        LimitsCommand::Learn(args) => super::learn::learn(project, args),
         #[cfg(feature = "proxy")]
         LimitsCommand::Proxy(args) => super::proxy::proxy(project, args),
     }
@@ -236,7 +243,7 @@ fn load_project_file(project: &ProjectPaths) -> anyhow::Result<ProfileFile> {
     Ok(ProfileFile::load(&project.profiles_file())?)
 }
 
-fn load_catalog(project: &ProjectPaths) -> anyhow::Result<Catalog> {
+pub(super) fn load_catalog(project: &ProjectPaths) -> anyhow::Result<Catalog> {
     let user_file = paths::user_profiles_file();
     Ok(Catalog::load(
         user_file.as_deref(),

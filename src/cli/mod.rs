@@ -3,6 +3,7 @@
 //! into text; they decide nothing themselves.
 
 mod credits;
+mod learn;
 mod output;
 mod pacing;
 #[cfg(feature = "proxy")]
@@ -11,6 +12,7 @@ mod retry;
 mod run;
 mod validate;
 mod values;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

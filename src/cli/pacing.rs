@@ -18,7 +18,11 @@ use super::{HintedError, StatusError};
 use crate::exit::ExitStatus;
 use crate::paths::{self, ProjectPaths};
 use crate::rate_limits::backend::Backend;
+use crate::rate_limits::clock::format_epoch_millis;
 use crate::rate_limits::clock::{Clock, SystemClock};
+use crate::rate_limits::fail_open::{is_unpaced, FailOpen};
+use crate::rate_limits::hold::{Advice, Hold, StatedLimits};
+use crate::rate_limits::learn;
 use crate::rate_limits::owner::{
     calling_owner, host_name, liveness, Liveness, Owner, ShortLived, SkipReason, MAX_OWNER_WALK,
 };
@@ -28,6 +32,9 @@ use crate::rate_limits::pacing::{
 use crate::rate_limits::retry::{classify, ErrorKind, ProviderResponse, DEFAULT_DELAY_CAP_SECONDS};
 use crate::rate_limits::scheduler::{RateLimitSnapshot, Reservation, SchedulerError};
 use crate::rate_limits::store::{FileStore, MemoryStore, StateStore};
+use crate::rate_limits::store_choice::{
+    self, ChoiceInputs, FailMode, OpenStore, StoreChoice, StoreSpec,
+};
 use crate::rate_limits::window::DEFAULT_WINDOW_MARGIN_MILLIS;
 use crate::rate_limits::{Catalog, ProfileFile};
 
@@ -72,10 +79,49 @@ impl RequestArgs {
     }
 }
 
+/// Where pacing state lives and what to do when a shared store fails:
+/// shared by every pacing command and `run`.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Where pacing state lives: `file` (the project's state file) or a
+    /// shared store, `redis://[user:pass@]host:port[/db]` or `rediss://…`
+    /// [default: $SPECSMITH_STORE, then `.specsmith/pacing-store.json`, then `file`]
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// When a shared store cannot be reached: `open` goes ahead unpaced with
+    /// a warning, `closed` exits 69 [default: $SPECSMITH_STORE_ON_ERROR, then
+    /// the setting file, then `open`]
+    #[arg(long, value_name = "MODE")]
+    on_store_error: Option<String>,
+}
+
+impl StoreArgs {
+    /// The flags as values, for a command that reads them itself (the
+    /// proxy's `--store`, which also takes `memory`).
+    #[cfg(feature = "proxy")]
+    pub(super) fn new(store: Option<String>, on_store_error: Option<String>) -> Self {
+        Self {
+            store,
+            on_store_error,
+        }
+    }
+
+    /// The store and fail mode these flags, the environment and the project choose.
+    pub(super) fn choose(&self, project: &ProjectPaths) -> anyhow::Result<StoreChoice> {
+        let inputs = ChoiceInputs::from_env(self.store.clone(), self.on_store_error.clone());
+        Ok(store_choice::choose(
+            &inputs,
+            &project.state_dir().join(store_choice::SETTING_FILE),
+        )?)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct AcquireArgs {
     #[command(flatten)]
     request: RequestArgs,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Give up after SECS seconds (exit 75); 0 tries once without waiting.
     #[arg(long, value_name = "SECS", allow_hyphen_values = true, value_parser = parse_seconds)]
     timeout: Option<Duration>,
@@ -94,6 +140,8 @@ pub struct RecordArgs {
     /// The reservation id `acquire` printed.
     #[arg(value_parser = parse_reservation_id)]
     id: String,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Actual prompt tokens of the successful call.
     #[arg(
         long,
@@ -132,6 +180,14 @@ pub struct RecordArgs {
     /// The longest delay to print, in seconds, whatever the provider says.
     #[arg(long, value_name = "SECS", allow_hyphen_values = true, value_parser = parse_seconds)]
     max_delay: Option<Duration>,
+    /// The answer's headers, to learn the provider's limits and resets (and,
+    /// with --rate-limited, its Retry-After): `curl -D FILE` or `curl -i`
+    /// output (the last response counts), or `Name: value` lines.
+    #[arg(long, value_name = "FILE")]
+    headers_file: Option<PathBuf>,
+    /// An answer header, `Name: value`; repeat for more.
+    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = super::retry::parse_header)]
+    headers: Vec<super::retry::HeaderArg>,
     /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
@@ -142,6 +198,8 @@ pub struct ReleaseArgs {
     /// The reservation id `acquire` printed.
     #[arg(value_parser = parse_reservation_id)]
     id: String,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -153,8 +211,38 @@ pub struct StatusArgs {
     #[arg(long, value_parser = parse_name, requires = "provider")]
     model: Option<String>,
     /// Print the snapshot(s) as JSON with the anchor's field names.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Redraw the view in place on a terminal (plain lines when stdout is
+    /// not one) until --for runs out or Ctrl-C / SIGTERM; never writes.
+    #[arg(long)]
+    pub(super) watch: bool,
+    /// With --watch: stop after this many seconds [default: 365 days].
+    #[arg(long = "for", value_name = "SECS", allow_hyphen_values = true, requires = "watch", value_parser = parse_seconds)]
+    pub(super) for_seconds: Option<Duration>,
+    /// With --watch: seconds between redraws (0.1 to 3600).
+    #[arg(long, value_name = "SECS", allow_hyphen_values = true, requires = "watch", default_value = "2", value_parser = super::values::parse_interval)]
+    pub(super) interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetStateArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ClearHoldArgs {
+    /// Provider key.
+    #[arg(long, value_parser = parse_name)]
+    provider: String,
+    /// Model key.
+    #[arg(long, value_parser = parse_name)]
+    model: String,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 /// Every profile layer of the project: built-ins, the user file, the project file.
@@ -166,15 +254,24 @@ pub(super) fn catalog(project: &ProjectPaths) -> anyhow::Result<Catalog> {
     )?)
 }
 
+/// The backend of a CLI pacer: the chosen store, wrapped to fail open when
+/// the project chose that.
+pub(super) type CliBackend = Box<dyn Backend + Send + Sync>;
+
 /// The pacer every command (and `credits limits run`) shares: the project's
-/// profiles over its state file, on the system clock.
-pub(super) fn file_pacer(project: &ProjectPaths) -> anyhow::Result<SharedPacer<FileStore>> {
-    Ok(SharedPacer::new(
-        catalog(project)?,
-        FileStore::new(project.state_file()),
-        SystemClock,
-    )
-    .with_window_margin(window_margin()?))
+/// profiles over the chosen store, on the system clock.
+pub(super) fn pacer(
+    project: &ProjectPaths,
+    store: &StoreArgs,
+) -> anyhow::Result<SharedPacer<CliBackend>> {
+    let choice = store.choose(project)?;
+    let catalog = catalog(project)?;
+    let opened = store_choice::open(&choice.store, &project.state_file());
+    let backend: CliBackend = match choice.fail_mode {
+        FailMode::Open => Box::new(FailOpen::new(opened, output::warning)),
+        FailMode::Closed => Box::new(opened),
+    };
+    Ok(SharedPacer::new(catalog, backend, SystemClock).with_window_margin(window_margin()?))
 }
 
 /// A pacer over state held in this process only (the proxy's `--store
@@ -230,6 +327,12 @@ pub(super) fn explain(error: PacingError) -> anyhow::Error {
             "add one with `specsmith-rs credits limits set`, or `credits limits defaults --install`",
         )
         .into(),
+        PacingError::Scheduler(SchedulerError::Held { .. }) => {
+            StatusError::new(ExitStatus::Held, error.to_string()).into()
+        }
+        PacingError::Unavailable { .. } => {
+            StatusError::new(ExitStatus::StoreUnavailable, error.to_string()).into()
+        }
         other => other.into(),
     }
 }
@@ -246,7 +349,7 @@ pub fn acquire(project: &ProjectPaths, args: AcquireArgs) -> anyhow::Result<Exit
         None => calling_owner_with_warning(),
     };
     let request = args.request.into_request(owner);
-    let pacer = file_pacer(project)?;
+    let pacer = pacer(project, &args.store)?;
     let show_progress = std::io::stderr().is_terminal();
     let label = format!("{}/{}", request.provider, request.model);
     let mut shown = false;
@@ -363,15 +466,23 @@ pub fn record(project: &ProjectPaths, args: RecordArgs) -> anyhow::Result<ExitSt
             anyhow::bail!("{flag} needs --rate-limited");
         }
     }
-    let pacer = file_pacer(project)?;
+    let answer =
+        super::learn::read_answer_headers(args.headers_file.as_deref(), args.headers.clone())?;
+    let pacer = pacer(project, &args.store)?;
     if !args.rate_limited {
         let input = args.input_tokens.unwrap_or_default();
         let output_tokens = args.output_tokens.unwrap_or_default();
         let (reservation, snapshot) = pacer
             .record_success(&args.id, input, output_tokens)
             .map_err(explain)?;
+        learn_from(&pacer, &reservation, &answer.headers)?;
         let tokens = input.saturating_add(output_tokens);
-        if args.json {
+        if is_unpaced(&reservation.id) && !args.json {
+            output::println(&format!(
+                "`{}` was not paced (the store was unavailable when it was acquired): nothing to record",
+                reservation.id
+            ))?;
+        } else if args.json {
             output::print_json(&SuccessJson {
                 reservation_id: &reservation.id,
                 tokens,
@@ -394,8 +505,8 @@ pub fn record(project: &ProjectPaths, args: RecordArgs) -> anyhow::Result<ExitSt
         (None, None) => String::new(),
     };
     let response = ProviderResponse {
-        status: args.status,
-        headers: Vec::new(),
+        status: args.status.or(answer.status),
+        headers: answer.headers,
         body,
     };
     let now = UNIX_EPOCH + Duration::from_millis(SystemClock.now());
@@ -404,6 +515,7 @@ pub fn record(project: &ProjectPaths, args: RecordArgs) -> anyhow::Result<ExitSt
     let outcome = pacer
         .record_rate_limit(&args.id, &classification, attempt)
         .map_err(explain)?;
+    learn_from(&pacer, &outcome.reservation, &response.headers)?;
     let said_something = response.status.is_some() || !response.body.trim().is_empty();
     if said_something
         && !matches!(
@@ -437,6 +549,28 @@ pub fn record(project: &ProjectPaths, args: RecordArgs) -> anyhow::Result<ExitSt
     Ok(ExitStatus::Success)
 }
 
+/// Folds what an answer's headers say of the provider's limits into the
+/// shared state of the reservation's model (see [`learn::shared_advice`]).
+fn learn_from<B: Backend>(
+    pacer: &SharedPacer<B>,
+    reservation: &Reservation,
+    headers: &[(String, String)],
+) -> anyhow::Result<()> {
+    if headers.is_empty() || reservation.provider.is_empty() {
+        return Ok(());
+    }
+    let now = SystemClock.now();
+    let learned = learn::learn(headers, &reservation.provider, now);
+    let advice = learn::shared_advice(&learned, now);
+    if advice.stated.is_empty() && advice.hold.is_none() {
+        return Ok(());
+    }
+    pacer
+        .advise(&reservation.provider, &reservation.model, &advice)
+        .map_err(explain)?;
+    Ok(())
+}
+
 /// The error body, at most the classifier's 16 MiB, like `classify --body-file`.
 fn read_error_file(path: &Path) -> anyhow::Result<String> {
     if path.as_os_str() == "-" {
@@ -468,7 +602,16 @@ struct RateLimitedJson<'a> {
 }
 
 pub fn release(project: &ProjectPaths, args: ReleaseArgs) -> anyhow::Result<ExitStatus> {
-    let reservation = file_pacer(project)?.release(&args.id).map_err(explain)?;
+    let reservation = pacer(project, &args.store)?
+        .release(&args.id)
+        .map_err(explain)?;
+    if is_unpaced(&reservation.id) {
+        output::println(&format!(
+            "`{}` was not paced (the store was unavailable when it was acquired): nothing to release",
+            reservation.id
+        ))?;
+        return Ok(ExitStatus::Success);
+    }
     output::println(&format!(
         "Released `{}` ({}/{})",
         reservation.id, reservation.provider, reservation.model
@@ -482,25 +625,27 @@ struct StatusJson<'a> {
     #[serde(flatten)]
     snapshot: &'a RateLimitSnapshot,
     reservations: &'a [Reservation],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hold: Option<&'a Hold>,
+    #[serde(skip_serializing_if = "StatedLimits::is_empty")]
+    stated_limits: StatedLimits,
 }
 
 pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitStatus> {
-    let catalog = catalog(project)?;
+    if args.watch {
+        return super::watch::watch(project, &args);
+    }
+    let choice = args.store.choose(project)?;
     let state_file = project.state_file();
-    // A reading command never writes: the file is read without the lock (a
-    // consistent copy, thanks to the atomic renames), and dead owners'
-    // slots and the moving averages are worked out on that copy in memory.
-    // So `status` works in a read-only project and never waits for writers.
-    let state = FileStore::new(&state_file).load()?;
-    let pacer = SharedPacer::new(catalog, MemoryStore::new(state), SystemClock)
-        .with_window_margin(window_margin()?);
-    let statuses = collect_status(project, &pacer, &args)?;
+    let statuses = read_status(project, &args)?;
     if args.json {
         let rows: Vec<StatusJson> = statuses
             .iter()
             .map(|status| StatusJson {
                 snapshot: &status.snapshot,
                 reservations: &status.reservations,
+                hold: status.hold.as_ref(),
+                stated_limits: status.stated,
             })
             .collect();
         match (&args.provider, rows.as_slice()) {
@@ -515,15 +660,61 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
         }
         return Ok(ExitStatus::Success);
     }
+    let store_line = match &choice.store {
+        StoreSpec::File => format!("Store: the state file `{}`", output::shown(&state_file)),
+        StoreSpec::Redis(url) => format!("Store: {} (from {})", url.masked(), choice.store_source),
+    };
     if statuses.is_empty() {
+        let place = match &choice.store {
+            StoreSpec::File => format!("`{}`", output::shown(&state_file)),
+            StoreSpec::Redis(url) => url.masked(),
+        };
         output::println(&format!(
-            "No pacing state in `{}` and no project profiles.",
-            output::shown(&state_file)
+            "No pacing state in {place} and no project profiles."
         ))?;
         return Ok(ExitStatus::Success);
     }
     print_status_table(&statuses)?;
+    let now = SystemClock.now();
+    for status in &statuses {
+        if let Some(hold) = &status.hold {
+            output::println(&format!(
+                "Hold: {}/{} {}",
+                output::cell(&status.snapshot.provider),
+                output::cell(&status.snapshot.model),
+                hold_text(hold, now)
+            ))?;
+        }
+    }
+    output::println(&store_line)?;
     Ok(ExitStatus::Success)
+}
+
+/// The statuses `status` shows, read without writing anything. The state
+/// file is read without the lock (a consistent copy, thanks to the atomic
+/// renames), and dead owners' slots and the moving averages are worked out on
+/// that copy in memory. So `status` works in a read-only project and never
+/// waits for writers.
+pub(super) fn read_status(
+    project: &ProjectPaths,
+    args: &StatusArgs,
+) -> anyhow::Result<Vec<ModelStatus>> {
+    let choice = args.store.choose(project)?;
+    let catalog = catalog(project)?;
+    let state_file = project.state_file();
+    let store = match &choice.store {
+        // A reading command never writes: the file is read without the lock
+        // (a consistent copy, thanks to the atomic renames), and dead
+        // owners' slots and the moving averages are worked out on that copy
+        // in memory. So `status` works in a read-only project and never
+        // waits for writers.
+        StoreSpec::File => {
+            OpenStore::Snapshot(MemoryStore::new(FileStore::new(&state_file).load()?))
+        }
+        shared => store_choice::open(shared, &state_file),
+    };
+    let pacer = SharedPacer::new(catalog, store, SystemClock).with_window_margin(window_margin()?);
+    collect_status(project, &pacer, args)
 }
 
 fn collect_status<B: Backend>(
@@ -570,6 +761,21 @@ fn detail(status: &ModelStatus, now: u64) -> String {
             snapshot.moving_average_requests, snapshot.moving_average_tokens
         ),
     ];
+    if let Some(rpm) = status.stated.requests_per_minute {
+        lines.push(format!(
+            "  provider says {} requests per minute",
+            output::thousands(rpm)
+        ));
+    }
+    if let Some(tpm) = status.stated.tokens_per_minute {
+        lines.push(format!(
+            "  provider says {} tokens per minute",
+            output::thousands(tpm)
+        ));
+    }
+    if let Some(hold) = &status.hold {
+        lines.push(format!("  hold         {}", hold_text(hold, now)));
+    }
     for reservation in &status.reservations {
         lines.push(format!(
             "  in flight    {} owner {} pid {}, lease ends in {:.0} s",
@@ -617,7 +823,53 @@ fn print_status_table(statuses: &[ModelStatus]) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn reset_state(project: &ProjectPaths) -> anyhow::Result<ExitStatus> {
+/// A hold as `status` shows it: kind, end and the provider's words.
+fn hold_text(hold: &Hold, now: u64) -> String {
+    format!(
+        "{} until {} (in {:.0} s): {}",
+        hold.kind.as_str(),
+        format_epoch_millis(hold.until),
+        hold.until.saturating_sub(now) as f64 / 1000.0,
+        output::cell(&hold.reason)
+    )
+}
+
+pub fn clear_hold(project: &ProjectPaths, args: ClearHoldArgs) -> anyhow::Result<ExitStatus> {
+    let pacer = pacer(project, &args.store)?;
+    let before = pacer.status(&args.provider, &args.model).map_err(explain)?;
+    let label = format!("{}/{}", before.snapshot.provider, before.snapshot.model);
+    let Some(hold) = before.hold else {
+        output::println(&format!("No hold on `{label}`"))?;
+        return Ok(ExitStatus::Success);
+    };
+    let advice = Advice {
+        clear_hold: true,
+        ..Advice::default()
+    };
+    pacer
+        .advise(&args.provider, &args.model, &advice)
+        .map_err(explain)?;
+    output::println(&format!(
+        "Cleared the hold on `{label}`: {}",
+        hold_text(&hold, SystemClock.now())
+    ))?;
+    Ok(ExitStatus::Success)
+}
+
+pub fn reset_state(project: &ProjectPaths, args: ResetStateArgs) -> anyhow::Result<ExitStatus> {
+    let choice = args.store.choose(project)?;
+    if let StoreSpec::Redis(url) = &choice.store {
+        let removed = store_choice::open(&choice.store, &project.state_file())
+            .reset()
+            .map_err(explain)?;
+        let message = if removed {
+            format!("Removed pacing state in {}", url.masked())
+        } else {
+            format!("No pacing state in {}", url.masked())
+        };
+        output::println(&message)?;
+        return Ok(ExitStatus::Success);
+    }
     let path = project.state_file();
     let removed = if path.exists() {
         FileStore::new(&path).clear()?

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, ValueEnum};
+use clap::Args;
 
-use super::pacing::{file_pacer, memory_pacer, parse_seconds};
+use super::pacing::{memory_pacer, pacer, parse_seconds, StoreArgs};
 use crate::exit::ExitStatus;
 use crate::paths::ProjectPaths;
 use crate::proxy::pacing::death_test;
@@ -62,21 +62,25 @@ pub struct ProxyArgs {
         hide_env_values = true
     )]
     client_token: Option<String>,
-    /// Where the budget's state lives: `file`, the project's state file shared
-    /// with every `acquire`, `run` and other proxy; `memory`, this process only
-    /// (far faster; right when every client goes through this one proxy).
-    #[arg(long, value_enum, default_value_t = Store::File)]
-    store: Store,
+    /// Where the budget's state lives: `memory`, this process only (far
+    /// faster; right when every client goes through this one proxy), or a
+    /// shared store as for `acquire`: `file` (the project's state file) or
+    /// `redis://…` / `rediss://…` [default: $SPECSMITH_STORE, then
+    /// `.specsmith/pacing-store.json`, then `file`]
+    #[arg(long, value_name = "STORE")]
+    store: Option<String>,
+    /// When a shared store cannot be reached: `open` forwards unpaced with a
+    /// warning, `closed` answers 503 [default: $SPECSMITH_STORE_ON_ERROR, then
+    /// the setting file, then `open`]
+    #[arg(long, value_name = "MODE")]
+    on_store_error: Option<String>,
     /// No access log on stderr.
     #[arg(long)]
     quiet: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Store {
-    File,
-    Memory,
-}
+/// `--store` naming the proxy's own memory.
+const MEMORY_STORE: &str = "memory";
 
 fn parse_route(text: &str) -> Result<Upstream, String> {
     parse_upstream(text).map_err(|error: RouteError| error.to_string())
@@ -109,17 +113,19 @@ pub fn proxy(project: &ProjectPaths, args: ProxyArgs) -> anyhow::Result<ExitStat
     let stopped = Arc::clone(&stop);
     let stop_test = move || stopped.load(Ordering::SeqCst);
     let is_dead = death_test(Owner::current());
-    let budget: Arc<dyn Budget> = match args.store {
-        Store::File => Arc::new(
-            file_pacer(project)?
-                .with_stop(stop_test)
-                .with_death_test(is_dead),
-        ),
-        Store::Memory => Arc::new(
+    let budget: Arc<dyn Budget> = if args.store.as_deref() == Some(MEMORY_STORE) {
+        Arc::new(
             memory_pacer(project)?
                 .with_stop(stop_test)
                 .with_death_test(is_dead),
-        ),
+        )
+    } else {
+        let store = StoreArgs::new(args.store, args.on_store_error);
+        Arc::new(
+            pacer(project, &store)?
+                .with_stop(stop_test)
+                .with_death_test(is_dead),
+        )
     };
     let mut config = ProxyConfig::new(args.listen, RouteTable::new(args.upstream));
     config.max_wait = args.max_wait;

@@ -45,7 +45,7 @@ pub struct ClassifyArgs {
 
 /// One `--header` value, already split.
 #[derive(Debug, Clone)]
-struct HeaderArg(String, String);
+pub(super) struct HeaderArg(pub(super) String, pub(super) String);
 
 /// Classifies the failure described by the arguments and prints the verdict.
 pub fn classify(args: ClassifyArgs) -> anyhow::Result<()> {
@@ -111,7 +111,7 @@ fn read_limited(reader: impl Read, limit: u64) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-fn parse_header(value: &str) -> Result<HeaderArg, String> {
+pub(super) fn parse_header(value: &str) -> Result<HeaderArg, String> {
     retry::parse_header_line(value)
         .map(|(name, value)| HeaderArg(name, value))
         .map_err(|_| "expected `Name: value`".to_owned())

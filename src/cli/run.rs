@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::pacing::{
-    explain, file_pacer, parse_seconds, progress_line, RequestArgs, DEFAULT_MAX_DELAY_SECONDS,
+    explain, pacer, parse_seconds, progress_line, RequestArgs, StoreArgs, DEFAULT_MAX_DELAY_SECONDS,
 };
 use super::StatusError;
 use crate::exit::ExitStatus;
@@ -27,6 +27,8 @@ const CLEAR_LINE: &str = "\r\x1b[2K";
 pub struct RunArgs {
     #[command(flatten)]
     request: RequestArgs,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Attempts in all, the first included.
     #[arg(long, value_name = "N", default_value_t = 5, allow_negative_numbers = true,
           value_parser = |value: &str| super::values::parse_attempts_up_to(value, MAX_ATTEMPTS_LIMIT))]
@@ -129,7 +131,7 @@ pub fn run(project: &ProjectPaths, args: RunArgs) -> anyhow::Result<ExitStatus> 
     };
     let label = format!("{}/{}", plan.request.provider, plan.request.model);
     let stopped = signals.checker();
-    let pacer = file_pacer(project)?.with_stop(move || stopped().is_some());
+    let pacer = pacer(project, &args.store)?.with_stop(move || stopped().is_some());
     let show_progress = std::io::stderr().is_terminal();
     let mut progress_shown = false;
     let mut on_event = |event: RunEvent| match event {

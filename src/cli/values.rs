@@ -117,6 +117,16 @@ pub fn parse_seconds(value: &str) -> Result<Duration, String> {
     seconds_from(value, 0)
 }
 
+/// `status --watch --interval`: 0.1 to 3600 seconds between redraws.
+pub fn parse_interval(value: &str) -> Result<Duration, String> {
+    let rule = || "must be a number of seconds from 0.1 to 3600".to_owned();
+    let seconds: f64 = value.trim().parse().map_err(|_| rule())?;
+    if !(0.1..=3600.0).contains(&seconds) {
+        return Err(rule());
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
 /// `--lease`: at least [`MIN_LEASE_SECONDS`].
 pub fn parse_lease(value: &str) -> Result<Duration, String> {
     seconds_from(value, MIN_LEASE_SECONDS)

@@ -16,6 +16,7 @@ use crate::rate_limits::backend::{
     attempt_on, settle_on, status_on, Attempt, AttemptSpec, Backend, Context, Settled, Settlement,
     Wanted,
 };
+use crate::rate_limits::hold::Advice;
 use crate::rate_limits::pacing::{ModelStatus, PacingError};
 use crate::rate_limits::scheduler::{model_key, ModelState, Reservation, SchedulerError};
 
@@ -120,6 +121,27 @@ impl Backend for InProcessBackend {
         }
         models.retain(|_, model_state| !model_state.is_idle());
         Ok(statuses)
+    }
+
+    fn advise(
+        &self,
+        cx: &Context<'_>,
+        target: &Wanted<'_>,
+        advice: &Advice,
+    ) -> Result<ModelStatus, PacingError> {
+        let mut models = self.models();
+        let now = (cx.now)();
+        let model_state = models
+            .entry(target.key.to_owned())
+            .or_insert_with(|| ModelState::new(target.provider, target.model, target.profile));
+        model_state.set_window_margin(cx.window_margin_millis);
+        model_state.advise(now, Some(target.profile), advice);
+        Ok(status_on(
+            model_state,
+            now,
+            Some(target.profile),
+            cx.is_dead,
+        ))
     }
 
     fn reset(&self) -> Result<bool, PacingError> {

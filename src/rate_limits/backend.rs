@@ -18,6 +18,7 @@
 use std::time::Duration;
 
 use super::clock::duration_millis;
+use super::hold::Advice;
 use super::owner::{Owner, ProcessGroup};
 use super::pacing::{ModelStatus, PacingError};
 use super::profile::Profile;
@@ -200,8 +201,69 @@ pub trait Backend {
         wanted: &[Wanted<'_>],
     ) -> Result<Vec<ModelStatus>, PacingError>;
 
+    /// Applies what an answer taught about a model (see [`ModelState::advise`]);
+    /// returns its status afterwards.
+    fn advise(
+        &self,
+        cx: &Context<'_>,
+        target: &Wanted<'_>,
+        advice: &Advice,
+    ) -> Result<ModelStatus, PacingError>;
+
     /// Removes all pacing state; true when there was any.
     fn reset(&self) -> Result<bool, PacingError>;
+}
+
+/// A boxed backend is a backend: the CLI picks its store at run time.
+impl Backend for Box<dyn Backend + Send + Sync> {
+    fn describe(&self) -> String {
+        self.as_ref().describe()
+    }
+
+    fn attempt(&self, cx: &Context<'_>, spec: &AttemptSpec<'_>) -> Result<Attempt, PacingError> {
+        self.as_ref().attempt(cx, spec)
+    }
+
+    fn settle(
+        &self,
+        cx: &Context<'_>,
+        id: &str,
+        settlement: &Settlement,
+    ) -> Result<Settled, PacingError> {
+        self.as_ref().settle(cx, id, settlement)
+    }
+
+    fn record_lost(
+        &self,
+        cx: &Context<'_>,
+        reservation: &Reservation,
+        tokens: u64,
+        rate_limited: bool,
+    ) -> Result<bool, PacingError> {
+        self.as_ref()
+            .record_lost(cx, reservation, tokens, rate_limited)
+    }
+
+    fn status(
+        &self,
+        cx: &Context<'_>,
+        wanted: &[Wanted<'_>],
+    ) -> Result<Vec<ModelStatus>, PacingError> {
+        self.as_ref().status(cx, wanted)
+    }
+
+    fn advise(
+        &self,
+        cx: &Context<'_>,
+        target: &Wanted<'_>,
+        advice: &Advice,
+    ) -> Result<ModelStatus, PacingError> {
+        self.as_ref().advise(cx, target, advice)
+    }
+
+    fn reset(&self) -> Result<bool, PacingError> {
+        self.as_ref().reset()
+    }
 }
 
 /// The model state under `key`, created when missing, with the window margin applied.
@@ -360,6 +422,8 @@ pub fn status_on(
     ModelStatus {
         snapshot,
         reservations: model_state.in_flight().cloned().collect(),
+        hold: model_state.hold().cloned(),
+        stated: model_state.stated_limits(),
     }
 }
 
@@ -465,6 +529,28 @@ impl<S: StateStore> Backend for S {
                 statuses.push(status_on(model_state, now, profile, cx.is_dead));
             }
             Ok::<_, PacingError>((statuses, state))
+        })
+    }
+
+    fn advise(
+        &self,
+        cx: &Context<'_>,
+        target: &Wanted<'_>,
+        advice: &Advice,
+    ) -> Result<ModelStatus, PacingError> {
+        self.measure_and_replace(|mut state: PacingState| {
+            let now = (cx.now)();
+            let model_state = model_entry(
+                &mut state,
+                cx.window_margin_millis,
+                target.key,
+                target.provider,
+                target.model,
+                target.profile,
+            );
+            model_state.advise(now, Some(target.profile), advice);
+            let status = status_on(model_state, now, Some(target.profile), cx.is_dead);
+            Ok::<_, PacingError>((status, state))
         })
     }
 

@@ -152,6 +152,16 @@ pub fn sleep_unless<C: Clock + ?Sized, T>(
     }
 }
 
+/// `epoch_millis` as an RFC 3339 UTC time to the second, such as
+/// `2026-09-01T00:00:00Z`, for messages.
+pub fn format_epoch_millis(epoch_millis: u64) -> String {
+    let seconds = i64::try_from(epoch_millis / 1000).unwrap_or(i64::MAX);
+    match jiff::Timestamp::from_second(seconds) {
+        Ok(timestamp) => timestamp.to_string(),
+        Err(_) => format!("{epoch_millis} ms after the epoch"),
+    }
+}
+
 /// `duration` in whole milliseconds, rounded up so a wait never ends early.
 pub fn duration_millis(duration: Duration) -> u64 {
     let millis =

@@ -9,9 +9,12 @@ use std::time::Duration;
 
 use super::backend::Backend;
 use super::clock::{duration_millis, sleep_unless, Clock};
+use super::learn::{learn, shared_advice};
 use super::owner::ProcessGroup;
 use super::pacing::{PaceRequest, PacingError, SharedPacer, WaitNotice};
-use super::retry::{classify, retry_delay, Classification, ErrorKind, ProviderResponse};
+use super::retry::{
+    classify, retry_delay, split_response, Classification, ErrorKind, ProviderResponse,
+};
 use super::scheduler::{Reservation, SchedulerError};
 use super::usage::{find_usage, TokenUsage};
 use crate::process::{Ending, Tick};
@@ -285,6 +288,15 @@ pub fn run_paced<B: Backend, C: Clock>(
         };
         let reported = find_usage(&output.stdout);
         let counted_tokens = reported.unwrap_or(estimate).total();
+        let printed = split_response(&output.stdout);
+        if let Some((head, _)) = &printed {
+            learn_from_headers(pacer, &reservation, &head.headers)?;
+        }
+        // `curl -i` exits 0 on a 429: the printed status tells.
+        let printed_failure = printed
+            .as_ref()
+            .and_then(|(head, _)| head.status)
+            .is_some_and(|status| status >= 400);
 
         if let Some(signal) = output.interrupted_by {
             settle(
@@ -302,7 +314,7 @@ pub fn run_paced<B: Backend, C: Clock>(
             });
         }
         match output.ending {
-            Ending::Exited(0) if !is_error_body(&output.stdout) => {
+            Ending::Exited(0) if !printed_failure && !is_error_body(&output.stdout) => {
                 let usage = reported.unwrap_or(estimate);
                 settle(pacer, &reservation, Settle::Success(usage), lost, on_event)?;
                 return Ok(RunOutcome::Succeeded {
@@ -351,6 +363,8 @@ pub fn run_paced<B: Backend, C: Clock>(
                 lost,
                 on_event,
             )?;
+            // A spent quota holds the model for every process of the fleet.
+            pacer.hold_after(&reservation, &classification, 0.0)?;
             return Ok(RunOutcome::Failed {
                 attempts: attempt,
                 exit_code: output.ending.shell_code(),
@@ -549,8 +563,39 @@ fn needs_terminal() -> Classification {
 /// Classifies a failed attempt. An HTTP client usually prints the provider's
 /// error body on stdout and its own complaint on stderr; the more specific
 /// verdict wins, stdout's when both are specific, because it is the provider's word.
+/// Folds what a printed answer's headers say of the provider's limits into
+/// the shared state of the reservation's model.
+fn learn_from_headers<B: Backend, C: Clock>(
+    pacer: &SharedPacer<B, C>,
+    reservation: &Reservation,
+    headers: &[(String, String)],
+) -> Result<(), PacingError> {
+    if reservation.provider.is_empty() {
+        return Ok(());
+    }
+    let now = pacer.clock().now();
+    let advice = shared_advice(&learn(headers, &reservation.provider, now), now);
+    if advice.stated.is_empty() && advice.hold.is_none() {
+        return Ok(());
+    }
+    pacer
+        .advise(&reservation.provider, &reservation.model, &advice)
+        .map(drop)
+}
+
 fn classify_failure<C: Clock>(output: &AttemptOutput, clock: &C) -> Classification {
     let now = std::time::UNIX_EPOCH + Duration::from_millis(clock.now());
+    if let Some((head, body)) = split_response(&output.stdout) {
+        // A printed HTTP answer (`curl -i`): its status and headers say the most.
+        return classify(
+            &ProviderResponse {
+                status: head.status,
+                headers: head.headers,
+                body: body.to_owned(),
+            },
+            now,
+        );
+    }
     let verdict = |text: &str| {
         classify(
             &ProviderResponse {

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use super::backend::{Attempt, AttemptSpec, Backend, Context, Settled, Settlement, Wanted};
 use super::clock::{duration_millis, sleep_unless, Clock, SystemClock};
+use super::hold::{hold_for, Advice, Hold, StatedLimits};
 use super::owner::{host_name, liveness, Liveness, Owner, ProcessGroup};
 use super::profile::Profile;
 use super::retry::Classification;
@@ -126,6 +127,10 @@ pub struct ModelStatus {
     pub snapshot: RateLimitSnapshot,
     /// Reservations in flight, with owners and lease ends.
     pub reservations: Vec<Reservation>,
+    /// The provider's hold on the model, if one stands.
+    pub hold: Option<Hold>,
+    /// The per-minute limits the provider last stated.
+    pub stated: StatedLimits,
 }
 
 type DeathTest = Box<dyn Fn(&Owner) -> bool + Send + Sync>;
@@ -387,6 +392,8 @@ impl<B: Backend, C: Clock> SharedPacer<B, C> {
                 jitter: (self.jitter)(),
             },
         )?;
+        let delay_seconds = settled.delay_seconds.unwrap_or_default();
+        self.hold_after(&settled.reservation, classification, delay_seconds)?;
         Ok(RateLimitOutcome {
             reservation: settled.reservation,
             delay_seconds: settled.delay_seconds.unwrap_or_default(),
@@ -434,6 +441,52 @@ impl<B: Backend, C: Clock> SharedPacer<B, C> {
             self.backend
                 .record_lost(cx, reservation, tokens, rate_limited)
         })
+    }
+
+    /// Places on `reservation`'s model the hold its failed call's
+    /// `classification` calls for ([`hold_for`]), so every process of the
+    /// fleet respects it; returns the hold placed.
+    pub fn hold_after(
+        &self,
+        reservation: &Reservation,
+        classification: &Classification,
+        delay_seconds: f64,
+    ) -> Result<Option<Hold>, PacingError> {
+        let Some(hold) = hold_for(classification, self.clock.now(), delay_seconds) else {
+            return Ok(None);
+        };
+        if reservation.provider.is_empty() {
+            // An unpaced reservation (the store was unavailable): no model to hold.
+            return Ok(None);
+        }
+        let advice = Advice {
+            hold: Some(hold.clone()),
+            ..Advice::default()
+        };
+        self.advise(&reservation.provider, &reservation.model, &advice)?;
+        Ok(Some(hold))
+    }
+
+    /// Applies what an answer taught about `provider` / `model` (stated
+    /// limits, a hold, or clearing the hold); returns its status afterwards.
+    pub fn advise(
+        &self,
+        provider: &str,
+        model: &str,
+        advice: &Advice,
+    ) -> Result<ModelStatus, PacingError> {
+        let profile = self.profile(provider, model)?;
+        let (key, provider, model) =
+            model_key(provider, model).ok_or_else(|| SchedulerError::NoProfile {
+                label: format!("{provider}/{model}"),
+            })?;
+        let target = Wanted {
+            key: &key,
+            provider: &provider,
+            model: &model,
+            profile,
+        };
+        self.with_context(|cx| self.backend.advise(cx, &target, advice))
     }
 
     /// Releases a reservation whose request was never sent.

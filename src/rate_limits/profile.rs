@@ -159,9 +159,16 @@ impl Profile {
     pub fn effective_tpm_limit(&self) -> u64 {
         effective_limit(self.tpm_limit, self.utilization_target)
     }
+
+    /// Any `limit` at this profile's utilization target: max(1, floor(limit × target)).
+    pub fn effective_for(&self, limit: u64) -> u64 {
+        effective_limit(limit, self.utilization_target)
+    }
 }
 
-fn effective_limit(limit: u64, target: f64) -> u64 {
+/// `limit` × `target`, floored, at least 1 and never above `limit`: the budget
+/// a profile paces with for a provider limit (per minute or per day).
+pub fn effective_limit(limit: u64, target: f64) -> u64 {
     let product = (limit as f64) * target;
     // Targets are decimals that binary floating point cannot hold exactly:
     // 90,000 × 0.7 comes out as 62,999.999…, which a bare floor (Python

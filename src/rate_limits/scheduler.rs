@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::clock::{duration_millis, Clock, SystemClock};
+use super::hold::{Advice, Hold, StatedLimits};
 use super::owner::{Owner, ProcessGroup};
 use super::profile::{check_name, normalize_name, Profile, KEY_SEPARATOR};
 use super::retry::{retry_delay, Classification};
@@ -79,6 +80,21 @@ pub enum SchedulerError {
         /// The clashing id.
         id: String,
     },
+    /// The provider said the account's quota is used up; every acquire is
+    /// refused until the hold ends or is cleared.
+    #[error("`{label}` is on hold until {}: {reason} (clear it with `credits limits clear-hold --provider {provider} --model {model}` once the quota is restored)", super::clock::format_epoch_millis(*.until))]
+    Held {
+        /// `provider/model`.
+        label: String,
+        /// Provider, normalised.
+        provider: String,
+        /// Model, normalised.
+        model: String,
+        /// When the hold ends (Unix-epoch milliseconds).
+        until: u64,
+        /// What the provider said.
+        reason: String,
+    },
     /// The wait for budget would end after the deadline.
     #[error("{}", timed_out_message(.label, *.reason, *.waited, *.needed))]
     DeadlineExceeded {
@@ -103,7 +119,7 @@ fn timed_out_message(
     let (bound, until) = match reason {
         WaitReason::Concurrency => ("up to ", " (until the earliest lease ends)"),
         WaitReason::Queue => ("about ", ""),
-        WaitReason::Requests | WaitReason::Tokens => ("", ""),
+        WaitReason::Requests | WaitReason::Tokens | WaitReason::Hold => ("", ""),
     };
     format!(
         "timed out after {:.1} s waiting for {reason} of `{label}`: the wait would have been {bound}{:.1} s more{until}",
@@ -125,6 +141,9 @@ pub enum WaitReason {
     /// Its turn: waiters that arrived earlier come first, and admitting this
     /// request now would delay one of them.
     Queue,
+    /// A hold the provider's answer placed: a shared backoff, or a budget
+    /// the provider says is spent until its reset.
+    Hold,
 }
 
 impl WaitReason {
@@ -132,7 +151,10 @@ impl WaitReason {
     /// concurrency slot may free at any moment before its bound, and a turn
     /// comes when the waiters ahead are admitted or leave.
     pub fn is_exact(self) -> bool {
-        matches!(self, WaitReason::Requests | WaitReason::Tokens)
+        matches!(
+            self,
+            WaitReason::Requests | WaitReason::Tokens | WaitReason::Hold
+        )
     }
 }
 
@@ -143,6 +165,7 @@ impl fmt::Display for WaitReason {
             WaitReason::Tokens => "the tokens-per-minute budget",
             WaitReason::Concurrency => "a concurrency slot",
             WaitReason::Queue => "its turn behind earlier waiters",
+            WaitReason::Hold => "the end of the provider's hold",
         })
     }
 }
@@ -230,7 +253,7 @@ pub enum Decision {
 }
 
 /// Every figure of the anchor's `RateLimitSnapshot`, with its field names.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct RateLimitSnapshot {
     /// Provider, normalised.
     pub provider: String,
@@ -280,6 +303,22 @@ pub struct Limits {
     pub base_concurrency_cap: u32,
 }
 
+impl Limits {
+    /// The limits to pace `profile`'s model with when its provider stated
+    /// `stated`: each effective limit is the lower of the profile's and the
+    /// stated limit's at the profile's utilization target.
+    pub fn paced(profile: &Profile, stated: StatedLimits) -> Self {
+        let mut limits = Limits::from(profile);
+        if let Some(rpm) = stated.requests_per_minute {
+            limits.effective_rpm_limit = limits.effective_rpm_limit.min(profile.effective_for(rpm));
+        }
+        if let Some(tpm) = stated.tokens_per_minute {
+            limits.effective_tpm_limit = limits.effective_tpm_limit.min(profile.effective_for(tpm));
+        }
+        limits
+    }
+}
+
 impl From<&Profile> for Limits {
     fn from(profile: &Profile) -> Self {
         Self {
@@ -308,6 +347,8 @@ pub struct ModelState {
     in_flight: BTreeMap<String, Reservation>,
     next_ticket: u64,
     waiters: Vec<Ticket>,
+    hold: Option<Hold>,
+    stated: StatedLimits,
 }
 
 impl ModelState {
@@ -326,6 +367,8 @@ impl ModelState {
             in_flight: BTreeMap::new(),
             next_ticket: 0,
             waiters: Vec::new(),
+            hold: None,
+            stated: StatedLimits::default(),
         }
     }
 
@@ -416,6 +459,35 @@ impl ModelState {
             && self.in_flight.is_empty()
             && self.waiters.is_empty()
             && self.current_concurrency_cap >= self.limits.base_concurrency_cap
+            && self.hold.is_none()
+            && self.stated.is_empty()
+    }
+
+    /// The standing hold, if any.
+    pub fn hold(&self) -> Option<&Hold> {
+        self.hold.as_ref()
+    }
+
+    /// The per-minute limits the provider last stated.
+    pub fn stated_limits(&self) -> StatedLimits {
+        self.stated
+    }
+
+    /// Applies what an answer taught: the stated limits (pacing then uses
+    /// the lower of the profile's and the provider's, at the profile's
+    /// utilization target), and a hold merged with any that stands.
+    pub fn advise(&mut self, now: u64, profile: Option<&Profile>, advice: &Advice) {
+        if advice.clear_hold {
+            self.hold = None;
+        }
+        self.stated = self.stated.updated(advice.stated);
+        if let Some(hold) = advice.hold.clone().filter(|hold| hold.until > now) {
+            self.hold = Some(match self.hold.take() {
+                Some(standing) => standing.merge(hold),
+                None => hold,
+            });
+        }
+        self.refresh(now, profile);
     }
 
     /// Brings the state to `now`: expired events leave, reservations whose
@@ -423,7 +495,10 @@ impl ModelState {
     /// and a changed profile's limits apply.
     pub fn refresh(&mut self, now: u64, profile: Option<&Profile>) -> Vec<Reservation> {
         if let Some(profile) = profile {
-            self.apply_limits(Limits::from(profile));
+            self.apply_limits(Limits::paced(profile, self.stated));
+        }
+        if self.hold.as_ref().is_some_and(|hold| hold.until <= now) {
+            self.hold = None;
         }
         self.window.expire(now);
         self.waiters.retain(|ticket| ticket.expires_at > now);
@@ -509,6 +584,21 @@ impl ModelState {
                     value,
                 });
             }
+        }
+        if let Some(hold) = &self.hold {
+            if hold.kind.refuses() {
+                return Err(SchedulerError::Held {
+                    label: self.label(),
+                    provider: self.provider.clone(),
+                    model: self.model.clone(),
+                    until: hold.until,
+                    reason: hold.reason.clone(),
+                });
+            }
+            return Ok(Decision::Wait {
+                retry_after: Duration::from_millis(hold.until.saturating_sub(now).max(1)),
+                reason: WaitReason::Hold,
+            });
         }
         let estimate = request.estimated_tokens();
         let token_limit = self.limits.effective_tpm_limit;
@@ -881,6 +971,10 @@ struct ModelRecord {
     next_ticket: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     waiters: Vec<Ticket>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hold: Option<Hold>,
+    #[serde(default, skip_serializing_if = "StatedLimits::is_empty")]
+    stated_limits: StatedLimits,
 }
 
 fn is_zero(value: &u64) -> bool {
@@ -1005,6 +1099,8 @@ impl TryFrom<ModelRecord> for ModelState {
             in_flight,
             next_ticket: record.next_ticket,
             waiters: record.waiters,
+            hold: record.hold,
+            stated: record.stated_limits,
         })
     }
 }
@@ -1089,6 +1185,8 @@ impl From<ModelState> for ModelRecord {
             in_flight: state.in_flight.into_values().collect(),
             next_ticket: state.next_ticket,
             waiters: state.waiters,
+            hold: state.hold,
+            stated_limits: state.stated,
         }
     }
 }
@@ -2190,5 +2288,117 @@ mod tests {
             admitted_at - arrived
         );
         assert!(now > admitted_at, "small requests went on afterwards");
+    }
+
+    fn hold(kind: crate::rate_limits::hold::HoldKind, until: u64) -> Advice {
+        Advice {
+            hold: Some(Hold::new(kind, until, "the provider said so")),
+            ..Advice::default()
+        }
+    }
+
+    #[test]
+    fn a_backoff_hold_makes_every_acquire_wait_exactly_until_it_ends() {
+        use crate::rate_limits::hold::HoldKind;
+        let profile = profile(100, 100_000, 1.0, 4);
+        let mut state = state(&profile);
+        state.advise(
+            START,
+            Some(&profile),
+            &hold(HoldKind::Backoff, START + 2_500),
+        );
+        assert_eq!(
+            acquire(&mut state, START + 500, &profile, &request(1, 1)),
+            Decision::Wait {
+                retry_after: Duration::from_millis(2_000),
+                reason: WaitReason::Hold,
+            }
+        );
+        assert!(!state.is_idle(), "a held model is kept");
+        granted(acquire(&mut state, START + 2_500, &profile, &request(1, 1)));
+        assert_eq!(state.hold(), None, "the hold lapsed");
+    }
+
+    #[test]
+    fn a_quota_hold_refuses_at_once_until_cleared_and_beats_a_backoff() {
+        use crate::rate_limits::hold::HoldKind;
+        let profile = profile(100, 100_000, 1.0, 4);
+        let mut state = state(&profile);
+        state.advise(
+            START,
+            Some(&profile),
+            &hold(HoldKind::Quota, START + 3_600_000),
+        );
+        state.advise(
+            START,
+            Some(&profile),
+            &hold(HoldKind::Backoff, START + 7_200_000),
+        );
+        let refused = state
+            .try_acquire(START + 1, &profile, &request(1, 1), new_reservation_id())
+            .unwrap_err();
+        match refused {
+            SchedulerError::Held { until, reason, .. } => {
+                assert_eq!(until, START + 3_600_000);
+                assert_eq!(reason, "the provider said so");
+            }
+            other => panic!("{other:?}"),
+        }
+        let clear = Advice {
+            clear_hold: true,
+            ..Advice::default()
+        };
+        state.advise(START + 2, Some(&profile), &clear);
+        granted(acquire(&mut state, START + 2, &profile, &request(1, 1)));
+    }
+
+    #[test]
+    fn a_hold_that_already_ended_is_not_placed() {
+        use crate::rate_limits::hold::HoldKind;
+        let profile = profile(100, 100_000, 1.0, 4);
+        let mut state = state(&profile);
+        state.advise(START, Some(&profile), &hold(HoldKind::Quota, START));
+        assert_eq!(state.hold(), None);
+    }
+
+    #[test]
+    fn a_lower_limit_the_provider_states_paces_at_the_profiles_target() {
+        let profile = profile(100, 100_000, 0.5, 4);
+        let mut state = state(&profile);
+        let advice = Advice {
+            stated: StatedLimits {
+                requests_per_minute: Some(4),
+                tokens_per_minute: Some(1_000_000),
+            },
+            ..Advice::default()
+        };
+        state.advise(START, Some(&profile), &advice);
+        let view = state.view();
+        // 4 × 0.5 = 2 requests; the stated TPM is higher, so the profile's 50,000 stays.
+        assert_eq!(
+            (view.effective_rpm_limit, view.effective_tpm_limit),
+            (2, 50_000)
+        );
+        assert_eq!(
+            (view.rpm_limit, view.tpm_limit),
+            (100, 100_000),
+            "the profile's own numbers"
+        );
+        granted(acquire(&mut state, START, &profile, &request(1, 1)));
+        granted(acquire(&mut state, START, &profile, &request(1, 1)));
+        assert!(matches!(
+            acquire(&mut state, START, &profile, &request(1, 1)),
+            Decision::Wait {
+                reason: WaitReason::Requests,
+                ..
+            }
+        ));
+        // It survives a reload and keeps applying on every refresh.
+        let reloaded: ModelState =
+            serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+        assert_eq!(reloaded.stated_limits(), advice.stated);
+        let mut reloaded = reloaded;
+        reloaded.refresh(START + 1, Some(&profile));
+        assert_eq!(reloaded.view().effective_rpm_limit, 2);
     }
 }

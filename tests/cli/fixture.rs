@@ -134,6 +134,8 @@ impl Project {
             .env("XDG_CONFIG_HOME", self.dir.path().join("xdg"))
             .env("SPECSMITH_CONFIG_DIR", self.config_dir())
             .env("NO_COLOR", "1")
+            .env_remove("SPECSMITH_STORE")
+            .env_remove("SPECSMITH_STORE_ON_ERROR")
             .env_remove("RUST_BACKTRACE");
         command
     }

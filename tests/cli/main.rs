@@ -17,15 +17,22 @@ mod files;
 mod fixture;
 mod fuzz;
 mod harness;
+mod holds;
 mod input;
+mod learn;
 mod load;
 mod pacing;
 #[cfg(feature = "proxy")]
 mod proxy;
+mod python_compat;
+#[path = "../support/python_specsmith.rs"]
+mod python_specsmith;
 #[path = "../support/redis_server.rs"]
 mod redis_server;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod run;
+mod status_watch;
+mod store_choice;
 mod validate;
 mod validate_fixtures;

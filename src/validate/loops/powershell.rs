@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::text::{
-    bare_sleep_message, finding, silent_message, slice, snippet, unscanned_message, Budget,
+    bare_sleep_message, finding, silent_message, slice, snippet, unscanned_message, Budget, Guard,
 };
 use super::LoopFinding;
 use crate::validate::diagnostic::{FindingKind, Rule};
@@ -388,6 +388,9 @@ struct Script<'a> {
     clocks: HashSet<String>,
     /// `(name, body)` of each function, for `helpers`.
     functions: Vec<(String, (usize, usize))>,
+    /// Functions of the file whose answer comes from the outside world: they probe,
+    /// sleep, or catch a failing command and report it by what they return.
+    probing: HashSet<String>,
 }
 
 impl<'a> Script<'a> {
@@ -410,6 +413,7 @@ impl<'a> Script<'a> {
             helpers: HashMap::new(),
             clocks: HashSet::new(),
             functions: Vec::new(),
+            probing: HashSet::new(),
         };
         script.enclosing = enclosing_brackets(&script.tokens, &script.pairs);
         script.parsed_only = script.parsed_only_blocks();
@@ -454,7 +458,38 @@ impl<'a> Script<'a> {
         let all_parts = script.guard_parts.clone();
         script.clocks = script.clock_variables(&all_parts);
         script.helpers = script.find_helpers();
+        script.probing = script.find_probing_helpers();
         script
+    }
+
+    /// Functions that ask the outside world (see `probing`); a function calling
+    /// one does too, settled over a few rounds.
+    fn find_probing_helpers(&self) -> HashSet<String> {
+        let mut probing: HashSet<String> = HashSet::new();
+        for _ in 0..3 {
+            let mut grew = false;
+            for (name, (open, close)) in &self.functions {
+                if probing.contains(name) || !self.budget.spend(close.saturating_sub(*open)) {
+                    continue;
+                }
+                let asks = (open + 1..(*close).min(self.tokens.len())).any(|index| {
+                    self.is_probe(index)
+                        || self.word(index).is_some_and(|word| {
+                            self.at_command_position(index)
+                                && (matches!(word, "start-sleep" | "sleep" | "catch")
+                                    || probing.contains(word))
+                        })
+                });
+                if asks {
+                    probing.insert(name.clone());
+                    grew = true;
+                }
+            }
+            if !grew {
+                break;
+            }
+        }
+        probing
     }
 
     /// Tokens inside a `{ … }` whose `.Ast` is read: parsed, never run.
@@ -823,6 +858,12 @@ impl<'a> Script<'a> {
             let Some(shape) = self.shape(position) else {
                 continue;
             };
+            if shape == Shape::Endless
+                && !self.sleeps_in(position)
+                && self.ends_with_its_input(position)
+            {
+                continue;
+            }
             // A pipeline loop is reported where its endless source starts, like its message.
             let keyword = match candidate.shape {
                 LoopShape::Pipeline => &self.tokens[self.statement_start(candidate.keyword)],
@@ -968,6 +1009,76 @@ impl<'a> Script<'a> {
         }
     }
 
+    /// Whether an endless loop ends with the data it reads: the body stores what a
+    /// stream or queue hands out (`$n = $stream.Read($buffer, 0, 4096)`,
+    /// `$line = $reader.ReadLine()`) and an `if` on that variable leaves the loop.
+    fn ends_with_its_input(&self, position: usize) -> bool {
+        let (open, close) = self.loops[position].body;
+        let from = self.guard_parts.partition_point(|&index| index <= open);
+        let to = self.guard_parts.partition_point(|&index| index < close);
+        let parts = &self.guard_parts[from..to.max(from)];
+        let mut read: HashSet<&str> = HashSet::new();
+        for &index in parts {
+            let token = &self.tokens[index];
+            if token.kind != Kind::Variable
+                || self
+                    .tokens
+                    .get(index + 1)
+                    .is_none_or(|next| next.text != "=")
+            {
+                continue;
+            }
+            let mut cursor = index + 2;
+            while let Some(value) = self.tokens.get(cursor) {
+                if matches!(
+                    value.kind,
+                    Kind::Newline | Kind::Semicolon | Kind::Close('}')
+                ) || !self.budget.spend(1)
+                {
+                    break;
+                }
+                let reads = self.tokens[cursor - 1].text == "."
+                    && self.word(cursor).is_some_and(|word| {
+                        matches!(
+                            word,
+                            "read"
+                                | "readline"
+                                | "readbyte"
+                                | "readblock"
+                                | "readchar"
+                                | "dequeue"
+                                | "pop"
+                        )
+                    });
+                if reads {
+                    read.insert(token.text.as_str());
+                    break;
+                }
+                cursor += 1;
+            }
+        }
+        if read.is_empty() {
+            return false;
+        }
+        parts.iter().any(|&index| {
+            if self.word(index) != Some("if") || self.in_nested_function(index, position) {
+                return false;
+            }
+            self.if_clauses(index)
+                .into_iter()
+                .any(|(condition, block)| {
+                    condition.is_some_and(|condition| {
+                        self.inside(condition).iter().any(|&inner| {
+                            self.kind(inner) == Some(Kind::Variable)
+                                && read.contains(self.tokens[inner].text.as_str())
+                        })
+                    }) && self
+                        .block_exit(block, position)
+                        .is_some_and(|exit| exit.leaves)
+                })
+        })
+    }
+
     /// Whether the body of loop `position` sleeps (outside functions it defines).
     fn sleeps_in(&self, position: usize) -> bool {
         let (open, close) = self.loops[position].body;
@@ -979,8 +1090,27 @@ impl<'a> Script<'a> {
                 }
                 None => false,
             };
-            sleeps && !self.in_nested_function(index, position)
+            sleeps
+                && !self.in_nested_function(index, position)
+                && !self.in_inner_wait(index, position)
         })
+    }
+
+    /// Whether token `index` lies in a `while` / `do` loop nested in loop `position`:
+    /// that loop's sleep paces its own wait, reported on its own.
+    fn in_inner_wait(&self, index: usize, position: usize) -> bool {
+        let mut current = self.innermost_loop.get(index).copied().flatten();
+        // Each step moves to an enclosing loop, so this ends within the loop count.
+        while let Some(inner) = current.filter(|&inner| inner != position) {
+            if matches!(
+                self.loops[inner].shape,
+                LoopShape::While | LoopShape::DoWhile | LoopShape::DoUntil
+            ) {
+                return true;
+            }
+            current = self.parent_loop[inner];
+        }
+        false
     }
 
     /// The first command or member between a bracket pair that asks the outside world.
@@ -1001,7 +1131,10 @@ impl<'a> Script<'a> {
                 "hasexited" | "connected" | "responding" | "waitforexit" | "waitone"
             );
         }
-        PROBES.contains(&word) || word.starts_with("get-hns") || word.starts_with("test-")
+        PROBES.contains(&word)
+            || word.starts_with("get-hns")
+            || word.starts_with("test-")
+            || (self.probing.contains(word) && self.at_command_position(index))
     }
 
     /// Whether the body gives a variable the condition tests a new value
@@ -1150,20 +1283,24 @@ impl<'a> Script<'a> {
                 None => return false,
             }
         }
-        if self.word(next) == Some("if") {
-            return self.if_clauses(next).iter().any(|clause| {
-                self.block_exit(clause.1, position)
-                    .is_some_and(|exit| exit.speaks)
-            });
+        // A Pester assertion on what the loop waited for (`$state | Should -Be 'Running'`),
+        // also in the block of a statement right after it (`It { … }`), fails with a
+        // message on the give-up path only.
+        if self.word(next) != Some("if") && self.asserts_soon_after(next) {
+            return true;
         }
-        if guard.other_break {
-            return false;
-        }
-        // Straight-line statements after the loop, up to the first that branches or leaves.
+        // Straight-line statements after the loop, up to the first that branches or leaves;
+        // an `if` among them that speaks retests what the loop waited for.
         let mut statement = next;
         for _ in 0..STATEMENTS_AFTER_LOOP {
             if matches!(self.kind(statement), Some(Kind::Close(_)) | None) {
                 return false;
+            }
+            if self.word(statement) == Some("if") {
+                return self.if_clauses(statement).iter().any(|clause| {
+                    self.block_exit(clause.1, position)
+                        .is_some_and(|exit| exit.speaks)
+                });
             }
             let line_end = (statement..self.tokens.len())
                 .find(|&index| matches!(self.tokens[index].kind, Kind::Newline | Kind::Semicolon))
@@ -1176,7 +1313,9 @@ impl<'a> Script<'a> {
                 self.word(statement),
                 Some("if" | "while" | "do" | "for" | "foreach" | "switch" | "function" | "try")
             );
-            if exit.speaks {
+            // A message there is heard on every way out; it explains the give-up only
+            // when no success `break` lands there too.
+            if exit.speaks && !guard.other_break {
                 return true;
             }
             if exit.leaves || branches {
@@ -1190,6 +1329,35 @@ impl<'a> Script<'a> {
                 match self.next_significant(statement) {
                     Some(following) => statement = following,
                     None => return false,
+                }
+            }
+        }
+        false
+    }
+
+    /// Whether a Pester `Should` runs among the few statements from `start`, blocks
+    /// they open included, before the enclosing block closes.
+    fn asserts_soon_after(&self, start: usize) -> bool {
+        let mut depth: usize = 0;
+        let mut statements = 0;
+        for index in start..self.tokens.len() {
+            if !self.budget.spend(1) {
+                return false;
+            }
+            match self.tokens[index].kind {
+                Kind::Open(_) => depth += 1,
+                Kind::Close(_) if depth == 0 => return false,
+                Kind::Close(_) => depth -= 1,
+                Kind::Newline | Kind::Semicolon if depth == 0 => {
+                    statements += 1;
+                    if statements > STATEMENTS_AFTER_LOOP {
+                        return false;
+                    }
+                }
+                _ => {
+                    if self.word(index) == Some("should") && self.at_command_position(index) {
+                        return true;
+                    }
                 }
             }
         }
@@ -1773,7 +1941,8 @@ impl<'a> Script<'a> {
                     // A bare `throw` in `catch` passes on the error, message and all.
                     exit.speaks |= self.argument(index).is_some() || self.in_catch(index, position);
                 }
-                "write-error" | "echo" | "write" => exit.speaks = true,
+                // `Should` (Pester) fails the test with a message when its check fails.
+                "write-error" | "echo" | "write" | "should" => exit.speaks = true,
                 _ => {
                     let writes = word.starts_with("write-")
                         && !matches!(word, "write-verbose" | "write-debug" | "write-progress");
@@ -1912,14 +2081,6 @@ fn is_wait_switch(text: &str) -> bool {
     matches!(name, "-w" | "-wa" | "-wai" | "-wait")
 }
 
-/// What stops a loop that its own condition does not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Guard {
-    None,
-    Silent,
-    Loud,
-}
-
 /// How many enclosing `try` blocks a give-up path is followed out of.
 const MAX_TRY_HOPS: usize = 4;
 /// How many straight-line statements after a loop may hold its give-up message.
@@ -1985,11 +2146,7 @@ struct Exit {
 
 impl Exit {
     fn guard(self) -> Guard {
-        match (self.leaves, self.speaks) {
-            (false, _) => Guard::None,
-            (true, false) => Guard::Silent,
-            (true, true) => Guard::Loud,
-        }
+        Guard::of(self.leaves, self.speaks)
     }
 }
 

@@ -13,7 +13,7 @@ use regex::Regex;
 
 use super::text::{
     bare_sleep_message, contains_word, finding, silent_message, slice, snippet, unscanned_message,
-    Budget,
+    Budget, Guard,
 };
 use super::LoopFinding;
 use crate::validate::diagnostic::{FindingKind, Rule};
@@ -35,6 +35,9 @@ static AUGMENTED: LazyLock<Regex> =
 static ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^([A-Za-z_][\w.]*)\s*(?::[^=]*)?=([^=].*)$").expect("valid regex")
 });
+/// `name >>= …` / `name //= …`: a number shrinking toward zero.
+static SHRINKING: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([A-Za-z_][\w.]*)\s*(?:>>|//)=").expect("valid regex"));
 /// Endless iterators from itertools.
 static ENDLESS_ITERATOR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(itertools\.)?(count|cycle)\s*\(|^(itertools\.)?repeat\s*\(\s*[^,()]*(\([^()]*\))?[^,()]*\)\s*$")
@@ -53,6 +56,17 @@ static RAISE_WITH_MESSAGE: LazyLock<Regex> =
 /// Calls that end the process.
 static EXIT_CALL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:sys\.exit|exit|quit|os\._exit)\s*\(\s*(.?)").expect("valid regex")
+});
+/// A unittest assertion (`self.assertLess(…)`): fails with a message naming the values.
+static TEST_ASSERTION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(?:self\.)?assert[A-Z]\w*\s*\(").expect("valid regex"));
+/// A condition that holds while a pipe or queue has something waiting:
+/// `conn.poll()`, `not jobs.empty()`, `jobs.qsize()`. Group 1 is what is drained.
+static HAS_PENDING: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^(?:([\w.\[\]]+)\.(?:poll|qsize)\s*\(\s*\)|not\s+([\w.\[\]]+)\.empty\s*\(\s*\))\s*$",
+    )
+    .expect("valid regex")
 });
 /// A sleep call.
 static SLEEP_CALL: LazyLock<Regex> = LazyLock::new(|| {
@@ -74,7 +88,7 @@ static END_OF_INPUT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(?:EOFError|StopIteration)\b").expect("valid regex"));
 /// Reading the next piece of a stream or collection that ends.
 static READ_CALL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\.(?:read|readline|readlines|recv|recvfrom|pop|popleft|get_nowait|next_token)\s*\(|\bnext\s*\(|(?:^|[^\w.])(?:read|recv)_\w+\s*\(")
+    Regex::new(r"\.(?:read|readline|readlines|recv|recvfrom|pop|popleft|get_nowait|next_token|peek)\s*\(|\b(?:next|peek|islice)\s*\(|(?:^|[^\w])(?:read|recv)_\w+\s*\(")
         .expect("valid regex")
 });
 
@@ -518,6 +532,9 @@ fn endless_for(header: &str, imports_itertools: bool) -> bool {
     }
 }
 
+/// How many plain statements after a loop may come before the `if` that retests it.
+const STATEMENTS_AFTER_LOOP: usize = 4;
+
 /// What one file's loop checks share.
 struct Context<'a> {
     statements: &'a [Statement],
@@ -589,6 +606,9 @@ impl Context<'_> {
         let sleeps = body
             .iter()
             .any(|&(inner, _)| has_sleep_call(&self.statements[inner].code));
+        if statement.keyword == "while" && self.drains(header, &body) {
+            return;
+        }
         let shape = match statement.keyword.as_str() {
             "while" if always_true(header) => Shape::Endless,
             "while" => match PROBE.find(header) {
@@ -634,12 +654,26 @@ impl Context<'_> {
             return;
         }
         let counters = self.counters(index, &body);
+        // `while os.path.exists(f"log{n}"): n += 1` tries a new name each pass: a search.
+        if matches!(shape, Shape::Wait(_))
+            && !sleeps
+            && !COMPARISON.is_match(header)
+            && counters.iter().any(|name| contains_word(header, name))
+        {
+            return;
+        }
         let clocks = clock_variables(self.statements, &body);
         let is_guard_condition = |condition: &str| {
             COMPARISON.is_match(condition)
                 && (TIME_CALL.is_match(condition)
                     || clocks.iter().any(|name| contains_word(condition, name))
                     || counters.iter().any(|name| contains_word(condition, name)))
+        };
+        // A unittest assertion compares by itself: `self.assertLess(time.monotonic(), deadline)`.
+        let mentions_guard = |code: &str| {
+            TIME_CALL.is_match(code)
+                || clocks.iter().any(|name| contains_word(code, name))
+                || counters.iter().any(|name| contains_word(code, name))
         };
         let header_guard = match &shape {
             Shape::Endless => false,
@@ -656,7 +690,10 @@ impl Context<'_> {
         if counted {
             return;
         }
-        let body_guard = self.find_guard(&body, &is_guard_condition);
+        let mut body_guard = self.find_guard(&body, &is_guard_condition, &mentions_guard);
+        if body_guard.guard == Guard::Silent && self.speaks_before_guard(index, &body_guard) {
+            body_guard.guard = Guard::Loud;
+        }
         let original = slice(
             self.chars,
             statement.start,
@@ -707,6 +744,36 @@ impl Context<'_> {
                 "`print(...)`, `logging.error(...)` or `raise TimeoutError(\"...\")`",
             ),
         ));
+    }
+
+    /// Whether a `while` over "something is waiting" takes it each pass
+    /// (`while conn.poll(): msg = conn.recv()`): it ends when the pipe or queue is
+    /// empty, it never waits for more.
+    fn drains(&self, header: &str, body: &[(usize, usize)]) -> bool {
+        let Some(captures) = HAS_PENDING.captures(header.trim()) else {
+            return false;
+        };
+        let Some(source) = captures.get(1).or(captures.get(2)) else {
+            return false;
+        };
+        let takes = [
+            "recv",
+            "recv_bytes",
+            "get",
+            "get_nowait",
+            "pop",
+            "popleft",
+            "read",
+        ]
+        .map(|method| format!("{}.{method}(", source.as_str()));
+        body.iter().any(|&(index, _)| {
+            let code: String = self.statements[index]
+                .code
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            takes.iter().any(|take| code.contains(take.as_str()))
+        })
     }
 
     /// The innermost `with` of the same function around loop `index` that cancels
@@ -786,13 +853,32 @@ impl Context<'_> {
             })
             .map(|&(name, _)| name)
             .collect();
+        // A cursor the body steps (`self.pos += 1`) and tests against a length walks a sequence.
+        let stepped: Vec<&str> = body
+            .iter()
+            .flat_map(|&(index, _)| simple_statements(&statements[index].code))
+            .filter_map(|simple| AUGMENTED.captures(simple))
+            .filter_map(|captures| captures.get(1).map(|name| name.as_str()))
+            .collect();
+        // A number the body shifts or divides down (`n >>= 7`) reaches zero.
+        let shrinking: Vec<&str> = body
+            .iter()
+            .flat_map(|&(index, _)| simple_statements(&statements[index].code))
+            .filter_map(|simple| SHRINKING.captures(simple))
+            .filter_map(|captures| captures.get(1).map(|name| name.as_str()))
+            .collect();
         body.iter().any(|&(index, inner_loops)| {
             let statement = &statements[index];
             if !matches!(statement.keyword.as_str(), "if" | "elif") {
                 return false;
             }
             let condition = header_body(statement);
-            walked.iter().any(|name| contains_word(condition, name))
+            let at_the_end = contains_word(condition, "len")
+                && COMPARISON.is_match(condition)
+                && stepped.iter().any(|name| contains_word(condition, name));
+            (at_the_end
+                || walked.iter().any(|name| contains_word(condition, name))
+                || shrinking.iter().any(|name| contains_word(condition, name)))
                 && self
                     .clause_exit(index, inner_loops)
                     .is_some_and(|exit| exit.leaves)
@@ -842,6 +928,7 @@ impl Context<'_> {
         &self,
         body: &[(usize, usize)],
         is_guard_condition: &dyn Fn(&str) -> bool,
+        mentions_guard: &dyn Fn(&str) -> bool,
     ) -> BodyGuard {
         let statements = self.statements;
         let mut result = BodyGuard {
@@ -861,6 +948,12 @@ impl Context<'_> {
                         Guard::Silent
                     });
                     // A failed `assert` raises: never a normal end.
+                    result.breaks_only = false;
+                }
+                _ if TEST_ASSERTION.is_match(&statement.code)
+                    && mentions_guard(&statement.code) =>
+                {
+                    result.guard = Guard::Loud;
                     result.breaks_only = false;
                 }
                 "if" => {
@@ -905,6 +998,40 @@ impl Context<'_> {
         result
     }
 
+    /// Whether the loop body says something on the give-up pass before its guard
+    /// leaves: a message at the top of the body after every other way out and before
+    /// the guard's `if` (`if ok: return 0` / `print("try failed")` / `if n == max: return 1`).
+    fn speaks_before_guard(&self, index: usize, body_guard: &BodyGuard) -> bool {
+        let mut spoke = false;
+        for &child in &self.statements[index].children {
+            let statement = &self.statements[child];
+            if statement.keyword == "if"
+                && if_chain(self.statements, child)
+                    .iter()
+                    .any(|clause| body_guard.clauses.contains(clause))
+            {
+                return spoke;
+            }
+            let Some(inside) = self.descendants(child) else {
+                return false;
+            };
+            let leaves = std::iter::once((child, 0))
+                .chain(inside)
+                .any(|(inner, inner_loops)| {
+                    simple_statements(&self.statements[inner].code).any(|simple| {
+                        let exit = self.exit_of(simple);
+                        exit.leaves && (inner_loops == 0 || !exit.is_break)
+                    })
+                });
+            if leaves {
+                spoke = false;
+            } else if statement.children.is_empty() && self.statement_speaks(child) {
+                spoke = true;
+            }
+        }
+        false
+    }
+
     /// Whether statement `index` lies in one of `clauses`.
     fn under_clause(&self, index: usize, clauses: &HashSet<usize>) -> bool {
         let mut current = Some(index);
@@ -933,13 +1060,32 @@ impl Context<'_> {
             }
             next = rest.next();
         }
-        let Some(next) = next else {
+        let Some(mut next) = next else {
             return false;
         };
+        // Plain statements (`watch.stop()`) may come before the `if` that retests.
+        for _ in 0..STATEMENTS_AFTER_LOOP {
+            let statement = &self.statements[next];
+            let plain = statement.children.is_empty()
+                && !COMPOUND.contains(&statement.keyword.as_str())
+                && !self.statement_speaks(next)
+                && simple_statements(&statement.code).all(|simple| !self.exit_of(simple).leaves);
+            match rest.next() {
+                Some(following) if plain => next = following,
+                _ => break,
+            }
+        }
         if self.statements[next].keyword == "if" {
             return if_chain(self.statements, next)
                 .iter()
                 .any(|&clause| self.block_speaks(clause));
+        }
+        // An assertion on what the loop waited for fails, with a message, only on the give-up path.
+        let code = &self.statements[next].code;
+        if TEST_ASSERTION.is_match(code)
+            || (self.statements[next].keyword == "assert" && has_top_level_comma(code))
+        {
+            return true;
         }
         !body_guard.other_break && self.statement_speaks(next)
     }
@@ -1025,11 +1171,7 @@ struct Exit {
 
 impl Exit {
     fn guard(self) -> Guard {
-        match (self.leaves, self.speaks) {
-            (false, _) => Guard::None,
-            (true, false) => Guard::Silent,
-            (true, true) => Guard::Loud,
-        }
+        Guard::of(self.leaves, self.speaks)
     }
 }
 
@@ -1103,14 +1245,6 @@ fn has_sleep_call(code: &str) -> bool {
         !before.is_some_and(|character| character.is_alphanumeric() || character == '_')
             || found.as_str().contains('.')
     })
-}
-
-/// What a loop body's guards give.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Guard {
-    None,
-    Silent,
-    Loud,
 }
 
 /// Simple statements of a logical line, split on `;`.

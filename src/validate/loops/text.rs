@@ -29,6 +29,26 @@ impl Budget {
     }
 }
 
+/// What stops a loop besides its own condition, as the PowerShell and Python
+/// scanners judge it: nothing, a way out that says nothing, or one that says why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Guard {
+    None,
+    Silent,
+    Loud,
+}
+
+impl Guard {
+    /// The guard a block gives that may leave the loop and may say why.
+    pub(crate) fn of(leaves: bool, speaks: bool) -> Self {
+        match (leaves, speaks) {
+            (false, _) => Guard::None,
+            (true, false) => Guard::Silent,
+            (true, true) => Guard::Loud,
+        }
+    }
+}
+
 /// Quotes `code` for a message: whitespace runs collapsed to one space, long text cut with `…`.
 pub(crate) fn snippet(code: &str) -> String {
     let mut collapsed = String::new();

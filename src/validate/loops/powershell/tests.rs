@@ -738,3 +738,77 @@ fn a_fail_command_after_the_deadline_loop_speaks() {
     );
     assert_eq!(summary(&bare), vec![silent(3, 1)]);
 }
+
+#[test]
+fn retrying_a_helper_that_asks_the_world_is_a_wait() {
+    // The helper catches a failing join and answers false: the loop repeats it until it works.
+    let source = "function Join-Cluster {\n    try {\n        Add-Node -Name $name\n        return $true\n    } catch {\n        return $false\n    }\n}\ndo { $joined = Join-Cluster } while ($joined -eq $false)\n";
+    assert_eq!(summary(source), vec![unbounded(9, 1)]);
+    let message = &scan(source)[0].message;
+    assert!(message.contains("waits for `Join-Cluster`"), "{message}");
+    // A helper that probes, compared with a sentinel it returns.
+    let lookup = "function Find-Leader {\n    $ip = kubectl get nodes -o name\n    if (-not $ip) { return 0 }\n    return $ip\n}\nDo { $leader = Find-Leader } while ($leader -eq 0)\n";
+    assert_eq!(summary(lookup), vec![unbounded(6, 1)]);
+    // A pure helper is a search that ends by itself.
+    let pure = "function Next-Name { param($n) return \"$n-copy\" }\ndo { $name = Next-Name $name } while ($name.Length -lt 20)\n";
+    assert_eq!(summary(pure), vec![]);
+}
+
+#[test]
+fn a_pester_assertion_after_a_deadline_wait_reports_the_give_up() {
+    // `Should` fails with a message exactly when the wait ran out.
+    let source = "$start = Get-Date\nwhile (((Get-Date) - $start).TotalSeconds -lt 10 -and $job.State -ne 'Completed') {\n    Start-Sleep -Milliseconds 100\n}\n$job.State | Should -Be 'Completed'\n";
+    assert_eq!(summary(source), vec![]);
+    // Something else after the loop does not.
+    let silent_case = source.replace("$job.State | Should -Be 'Completed'", "Receive-Job $job");
+    assert_eq!(summary(&silent_case), vec![silent(2, 1)]);
+}
+
+#[test]
+fn an_outer_scheduler_whose_only_sleep_is_in_its_inner_wait_is_not_a_wait_itself() {
+    // The inner loop waits for a job with no deadline and is reported; the outer one
+    // hands out a finite list, one finished job per pass.
+    let source = "$next = 0\nwhile ($next -lt $work.Count -or $running.Count -gt 0) {\n    while ($running.Count -lt 4 -and $next -lt $work.Count) {\n        $running += Start-Job -ScriptBlock $work[$next]\n        $next++\n    }\n    while (($running | Where-Object State -eq 'Completed').Count -eq 0) {\n        Start-Sleep -Seconds 1\n    }\n    $running = @($running | Where-Object State -ne 'Completed')\n}\n";
+    assert_eq!(summary(source), vec![unbounded(7, 5)]);
+    // A sleep directly in the outer body still makes it a wait.
+    let direct = "while ($running.Count -gt 0) {\n    Start-Sleep -Seconds 1\n    $running = @($running | Where-Object State -ne 'Completed')\n}\n";
+    assert_eq!(summary(direct), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn pester_assertions_a_few_statements_after_a_wait_report_the_give_up() {
+    // Inside the `It` block that follows the loop.
+    let in_it = "$count = 0\nwhile (($rs.RunspaceAvailability -ne 'Available') -and ($count++ -lt 60)) {\n    Start-Sleep -Milliseconds 500\n}\nIt 'has an available runspace' {\n    ($rs.RunspaceAvailability -eq 'Available') | Should -BeTrue\n}\n";
+    assert_eq!(summary(in_it), vec![]);
+    // Two statements later.
+    let later = "$start = Get-Date\nwhile (((Get-Date) - $start).TotalSeconds -lt 30 -and ($title -ne $wanted)) {\n    Start-Sleep -Milliseconds 100\n    $title = Get-Title\n}\n$windows = Get-WindowCount\n$title | Should -Be $wanted\n";
+    assert_eq!(summary(later), vec![]);
+    // Past the end of the enclosing block it no longer belongs to this wait.
+    let outside = "function Wait-Title {\n    $start = Get-Date\n    while (((Get-Date) - $start).TotalSeconds -lt 30 -and ($title -ne $wanted)) {\n        Start-Sleep -Milliseconds 100\n        $title = Get-Title\n    }\n}\n$title | Should -Be $wanted\n";
+    assert_eq!(summary(outside), vec![silent(3, 5)]);
+}
+
+#[test]
+fn an_endless_loop_over_a_stream_ends_with_it() {
+    // Copy until the stream has no more bytes.
+    let copy = "$buffer = New-Object byte[](4096)\nwhile ($true) {\n    $count = $zip.Read($buffer, 0, 4096)\n    if ($count -le 0) { break }\n    $out.Write($buffer, 0, $count)\n}\n";
+    assert_eq!(summary(copy), vec![]);
+    let lines = "while ($true) {\n    $line = $reader.ReadLine()\n    if ($null -eq $line) { break }\n    Write-Output $line\n}\n";
+    assert_eq!(summary(lines), vec![]);
+    // Reading without testing what was read never ends.
+    let untested = "while ($true) {\n    $count = $zip.Read($buffer, 0, 4096)\n    $out.Write($buffer, 0, $count)\n}\n";
+    assert_eq!(summary(untested), vec![unbounded(1, 1)]);
+    // A test on something else read nowhere does not end it either.
+    let other = "while ($true) {\n    $count = $zip.Read($buffer, 0, 4096)\n    if ($stop -eq 1) { break }\n}\n";
+    assert_eq!(summary(other), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn a_retest_a_few_statements_after_a_counted_wait_reports_the_give_up() {
+    // Timing is stopped first; the `if` after it says what went missing.
+    let source = "for ($i = 0; $i -lt 120; $i++) {\n    $ip = Get-NetIPAddress $address -ErrorAction SilentlyContinue\n    if ($ip) { break }\n    Start-Sleep -Milliseconds 500\n}\n$watch.Stop()\nif (-not $ip) {\n    Write-Error \"no address $address after 60 s\"\n}\n";
+    assert_eq!(summary(source), vec![]);
+    // A plain message there is heard on success too: no report of the give-up.
+    let plain = "for ($i = 0; $i -lt 120; $i++) {\n    $ip = Get-NetIPAddress $address -ErrorAction SilentlyContinue\n    if ($ip) { break }\n    Start-Sleep -Milliseconds 500\n}\n$watch.Stop()\nWrite-Host 'network step done'\n";
+    assert_eq!(summary(plain), vec![silent(1, 1)]);
+}

@@ -655,3 +655,106 @@ fn a_reading_helper_tested_for_end_of_input_ends_the_loop() {
     let untested = "while True:\n    chunk = recv_frame(conn)\n    reply(conn, chunk)\n";
     assert_eq!(summary(untested), vec![unbounded(1, 1)]);
 }
+
+#[test]
+fn a_unittest_assertion_on_the_clock_is_a_loud_deadline() {
+    // The assertion fails with a message (and the values) once the deadline has passed.
+    let source = "def test_child_ready(self):\n    limit = time.monotonic() + 5\n    while not marker.exists():\n        self.assertLess(time.monotonic(), limit, 'child never wrote its marker')\n        time.sleep(0.01)\n";
+    assert_eq!(summary(source), vec![]);
+    // The same assertion on something else bounds nothing.
+    let unrelated = "def test_child_ready(self):\n    while not marker.exists():\n        self.assertIsNone(child.poll())\n        time.sleep(0.01)\n";
+    assert_eq!(summary(unrelated), vec![unbounded(2, 5)]);
+}
+
+#[test]
+fn a_message_on_the_failing_pass_before_the_last_try_check_is_heard() {
+    // Every failed try prints, the last one included, before the cap returns.
+    let source = "for attempt in range(1, tries + 1):\n    code = run()\n    if code == 0:\n        return 0\n    print(f'try {attempt} failed with {code}')\n    if attempt == tries:\n        return code\n    time.sleep(2)\n";
+    assert_eq!(summary(source), vec![]);
+    // A message before the success check is progress, not the give-up's reason.
+    let progress = "for attempt in range(1, tries + 1):\n    print(f'try {attempt}')\n    code = run()\n    if code == 0:\n        return 0\n    if attempt == tries:\n        return code\n    time.sleep(2)\n";
+    assert_eq!(summary(progress), vec![silent(1, 1)]);
+}
+
+#[test]
+fn an_assertion_right_after_a_deadline_wait_reports_the_give_up() {
+    let source = "limit = time.monotonic() + 10\nwhile time.monotonic() < limit and not server.is_ready():\n    time.sleep(0.1)\nassert server.is_ready(), 'server did not start in 10 s'\n";
+    assert_eq!(summary(source), vec![]);
+    let unittest = source.replace(
+        "assert server.is_ready(), 'server did not start in 10 s'",
+        "self.assertTrue(server.is_ready())",
+    );
+    assert_eq!(summary(&unittest), vec![]);
+    // Plain code after the loop says nothing about the give-up.
+    let silent_case = source.replace(
+        "assert server.is_ready(), 'server did not start in 10 s'",
+        "serve()",
+    );
+    assert_eq!(summary(&silent_case), vec![silent(2, 1)]);
+}
+
+#[test]
+fn a_parser_walking_its_tokens_ends_with_them() {
+    // The next token is looked at each pass; none left ends the loop.
+    let peeking = "def parse_items():\n    items = []\n    while True:\n        token = peek()\n        if token is None:\n            break\n        items.append(parse_item())\n    return items\n";
+    assert_eq!(summary(peeking), vec![]);
+    // A cursor stepped through the text and tested against its length.
+    let cursor = "def parse(self):\n    while True:\n        self.skip_blanks()\n        if self.pos >= len(self.text):\n            break\n        if self.text[self.pos] == '&':\n            self.pos += 1\n            self.parse_reset()\n        else:\n            self.fail('unexpected character')\n";
+    assert_eq!(summary(cursor), vec![]);
+    // A length test on something the loop never steps ends nothing.
+    let unstepped = "def serve(self):\n    while True:\n        if self.pos >= len(self.text):\n            break\n        handle(self.pos)\n";
+    assert_eq!(summary(unstepped), vec![unbounded(2, 5)]);
+}
+
+#[test]
+fn a_retest_after_plain_statements_reports_the_give_up() {
+    let source = "for attempt in range(60):\n    if probe():\n        break\n    time.sleep(1)\nelapsed = time.monotonic() - start\nif not probe():\n    print(f'service down after {elapsed:.0f} s')\n    sys.exit(1)\n";
+    assert_eq!(summary(source), vec![]);
+    // Without the retest nothing reports the give-up.
+    let silent_case = "for attempt in range(60):\n    if probe():\n        break\n    time.sleep(1)\nelapsed = time.monotonic() - start\nserve()\n";
+    assert_eq!(summary(silent_case), vec![silent(1, 1)]);
+}
+
+#[test]
+fn draining_what_is_already_waiting_ends_when_it_is_empty() {
+    let pipe =
+        "def pending(state):\n    while state.pipe.poll():\n        handle(state.pipe.recv())\n";
+    assert_eq!(summary(pipe), vec![]);
+    let queue = "while not jobs.empty():\n    job = jobs.get()\n    run(job)\n";
+    assert_eq!(summary(queue), vec![]);
+    // Polling without taking anything waits for the other side to change.
+    let waiting = "while conn.poll():\n    time.sleep(0.1)\n";
+    assert_eq!(summary(waiting), vec![unbounded(1, 1)]);
+    // A child's exit code polled until it is set is a wait, not a drain.
+    let child = "while proc.poll() is None:\n    time.sleep(1)\n";
+    assert_eq!(summary(child), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn probing_a_new_name_each_pass_is_a_search() {
+    let search =
+        "n = 0\nwhile os.path.exists('run-%d.log' % n):\n    n += 1\nopen('run-%d.log' % n, 'w')\n";
+    assert_eq!(summary(search), vec![]);
+    // Sleeping between probes of the same name is a wait.
+    let wait = "while os.path.exists(lock):\n    n += 1\n    time.sleep(1)\n";
+    assert_eq!(summary(wait), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn reads_by_member_helpers_chunks_and_shrinking_numbers_end() {
+    // A reader's own read_… / recv_… method, tested for the end.
+    let member = "def read_varint(self):\n    value = 0\n    while True:\n        byte = self.read_byte()\n        value = (value << 7) | (byte & 0x7F)\n        if byte & 0x80 == 0:\n            break\n    return value\n";
+    assert_eq!(summary(member), vec![]);
+    let messages = "while True:\n    msg = log.recv_match(type=['PARM'])\n    if msg is None:\n        break\n    params[msg.Name] = msg.Value\n";
+    assert_eq!(summary(messages), vec![]);
+    // Chunks taken from an iterator until none are left.
+    let chunks = "while True:\n    chunk = list(itertools.islice(files, 50))\n    if not chunk:\n        break\n    subprocess.check_call(cmd + chunk)\n";
+    assert_eq!(summary(chunks), vec![]);
+    // Bits shifted out of a number until it is zero.
+    let bits = "def encode(n):\n    out = []\n    while True:\n        out.append(n & 0x7F)\n        n >>= 7\n        if not n:\n            return out\n";
+    assert_eq!(summary(bits), vec![]);
+    // A number that only grows never gets there.
+    let growing =
+        "def spin(n):\n    while True:\n        n <<= 1\n        if not n:\n            return n\n";
+    assert_eq!(summary(growing), vec![unbounded(2, 5)]);
+}
