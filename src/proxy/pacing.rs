@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use crate::rate_limits::backend::Backend;
 use crate::rate_limits::clock::Clock;
+use crate::rate_limits::hold::Advice;
+use crate::rate_limits::learn;
 use crate::rate_limits::owner::{host_name, liveness, Liveness, Owner};
 use crate::rate_limits::pacing::{Admitted, PaceRequest, PacingError, SharedPacer};
 use crate::rate_limits::retry::Classification;
@@ -34,6 +36,9 @@ pub trait Budget: Send + Sync + 'static {
     fn record_failure(&self, id: &str, tokens: u64) -> Result<(), PacingError>;
     /// Gives back a reservation whose request was never sent.
     fn release(&self, id: &str) -> Result<(), PacingError>;
+    /// Folds what an answer taught about `provider` / `model` (limits its
+    /// headers state, a hold) into the shared state.
+    fn advise(&self, provider: &str, model: &str, advice: &Advice) -> Result<(), PacingError>;
 }
 
 impl<B, C> Budget for SharedPacer<B, C>
@@ -70,6 +75,10 @@ where
 
     fn release(&self, id: &str) -> Result<(), PacingError> {
         SharedPacer::release(self, id).map(drop)
+    }
+
+    fn advise(&self, provider: &str, model: &str, advice: &Advice) -> Result<(), PacingError> {
+        SharedPacer::advise(self, provider, model, advice).map(drop)
     }
 }
 
@@ -122,6 +131,48 @@ pub async fn record_failure(
     tokens: u64,
 ) -> Result<(), PacingError> {
     blocking(budget, move |budget| budget.record_failure(&id, tokens)).await
+}
+
+/// What the rate-limit headers of an answer from `provider` say, as advice
+/// for the shared state; `None` when they say nothing (see
+/// [`crate::rate_limits::learn`]).
+pub fn advice_from_headers(
+    headers: &[(String, String)],
+    provider: &str,
+    now_ms: u64,
+) -> Option<Advice> {
+    let learned = learn::learn(headers, provider, now_ms);
+    if learned.is_empty() {
+        return None;
+    }
+    let advice = learn::shared_advice(&learned, now_ms);
+    (!advice.stated.is_empty() || advice.hold.is_some()).then_some(advice)
+}
+
+/// [`Budget::advise`] on the blocking pool, not waited for (counted in
+/// `pending`, so shutdown waits for it); errors go to `on_error`.
+pub fn advise_detached(
+    budget: &Arc<dyn Budget>,
+    pending: &PendingRecords,
+    provider: String,
+    model: String,
+    advice: Advice,
+    on_error: impl FnOnce(PacingError) + Send + 'static,
+) {
+    let budget = Arc::clone(budget);
+    let counter = Arc::clone(&pending.0);
+    counter.fetch_add(1, Ordering::SeqCst);
+    let advise = move || {
+        let result = budget.advise(&provider, &model, &advice);
+        counter.fetch_sub(1, Ordering::SeqCst);
+        if let Err(error) = result {
+            on_error(error);
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => drop(handle.spawn_blocking(advise)),
+        Err(_) => advise(),
+    }
 }
 
 /// How a finished call is recorded.

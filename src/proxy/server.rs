@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -28,6 +28,7 @@ use super::pacing::{self, Budget, Outcome};
 use super::routes::{Dialect, RouteError, Upstream};
 use super::usage::UsageTracker;
 use super::{Hooks, LogSink, ProxyConfig, ProxyError, CLIENT_TOKEN_HEADER};
+use crate::rate_limits::clock::{Clock as _, SystemClock};
 use crate::rate_limits::owner::Owner;
 use crate::rate_limits::pacing::{PaceRequest, PacingError};
 use crate::rate_limits::retry::{classify, ErrorKind, ProviderResponse};
@@ -601,6 +602,7 @@ async fn forward(
                     .metrics
                     .request(&call.upstream.provider, &call.model, queued);
             }
+            learn_from_headers(state, call, response.headers());
         }
         if matches!(status, 429 | 503 | 529) {
             let (head, incoming) = response.into_parts();
@@ -624,7 +626,10 @@ async fn forward(
                     .collect(),
                 body: String::from_utf8_lossy(&error_body).into_owned(),
             };
-            let classification = classify(&provider_response, SystemTime::now());
+            let classification = classify(
+                &provider_response,
+                UNIX_EPOCH + Duration::from_millis(SystemClock.now()),
+            );
             let provider = &upstream.provider;
             let model = call.as_ref().map_or("-", |call| call.model.as_str());
             if status == 429 {
@@ -710,6 +715,35 @@ async fn forward(
         client_headers(&head.headers, answer.headers_mut());
         return Routed::Streaming(answer);
     }
+}
+
+/// Folds the limits an answer's headers state (`x-ratelimit-*`,
+/// `anthropic-ratelimit-*`, `RateLimit`) into the shared state, without
+/// holding up the answer.
+fn learn_from_headers(state: &Arc<State>, call: &Call, headers: &HeaderMap) {
+    let pairs: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(name, _)| name.as_str().contains("ratelimit"))
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    let now_ms = SystemClock.now();
+    let Some(advice) = pacing::advice_from_headers(&pairs, &call.upstream.provider, now_ms) else {
+        return;
+    };
+    let logger = Arc::clone(state);
+    pacing::advise_detached(
+        &state.budget,
+        &state.pending,
+        call.upstream.provider.clone(),
+        call.model.clone(),
+        advice,
+        move |error| logger.log(&format!("proxy: could not fold in stated limits: {error}")),
+    );
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

@@ -664,3 +664,42 @@ fn reaches_an_https_upstream_only_with_a_trusted_certificate() {
                 .and(predicate::str::contains("no `BEGIN CERTIFICATE` block")),
         );
 }
+
+#[test]
+fn the_limits_an_answer_states_tighten_the_shared_budget() {
+    let project = project(100, 4);
+    let upstream = FakeUpstream::start(|seen: &Seen| {
+        provider_like(seen)
+            .header("x-ratelimit-limit-requests", "3")
+            .header("x-ratelimit-limit-tokens", "40000")
+            .header("x-ratelimit-remaining-requests", "2")
+            .header("x-ratelimit-remaining-tokens", "39000")
+            .header("x-ratelimit-reset-requests", "20s")
+            .header("x-ratelimit-reset-tokens", "1.5s")
+    });
+    let proxy = start(&project, &upstream, &["--quiet"]);
+    let answer = post(&proxy.address, "/openai/v1/chat/completions", OPENAI_BODY);
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.header("x-ratelimit-limit-requests"),
+        Some("3"),
+        "headers pass through"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        let status = status_json(&project, "openai", "gpt-4o");
+        if status["stated_limits"]["requests_per_minute"] == 3 || Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        status["stated_limits"]["requests_per_minute"], 3,
+        "{status}"
+    );
+    assert_eq!(
+        status["effective_rpm_limit"], 3,
+        "the provider's 3 beats the profile's 100"
+    );
+    assert_eq!(status["effective_tpm_limit"], 40_000);
+}
