@@ -13,6 +13,9 @@ use super::routes::Dialect;
 pub enum Refusal {
     /// The budget is not free within the longest hold (429).
     RateLimited,
+    /// The provider said the account's quota is used up; the model is held
+    /// until it returns (429, OpenAI's `insufficient_quota`).
+    QuotaHeld,
     /// The request can never fit the budget (400).
     TooLarge,
     /// The body is over the size limit (413).
@@ -36,7 +39,7 @@ impl Refusal {
     /// The HTTP status.
     pub fn status(self) -> u16 {
         match self {
-            Refusal::RateLimited => 429,
+            Refusal::RateLimited | Refusal::QuotaHeld => 429,
             Refusal::TooLarge | Refusal::BadRequest => 400,
             Refusal::BodyTooLarge => 413,
             Refusal::Unauthorized => 401,
@@ -52,6 +55,11 @@ impl Refusal {
         match self {
             Refusal::RateLimited => (
                 "rate_limit_exceeded",
+                "rate_limit_error",
+                "RESOURCE_EXHAUSTED",
+            ),
+            Refusal::QuotaHeld => (
+                "insufficient_quota",
                 "rate_limit_error",
                 "RESOURCE_EXHAUSTED",
             ),
@@ -89,7 +97,7 @@ pub fn error_body(dialect: Dialect, refusal: Refusal, message: &str) -> Value {
             "message": message,
             "type": openai,
             "param": null,
-            "code": if refusal == Refusal::RateLimited { Value::from("rate_limit_exceeded") } else { Value::Null },
+            "code": if matches!(refusal, Refusal::RateLimited | Refusal::QuotaHeld) { Value::from(openai) } else { Value::Null },
         }}),
         Dialect::Anthropic => {
             json!({"type": "error", "error": {"type": anthropic, "message": message}})
@@ -132,6 +140,10 @@ mod tests {
             Value::Null
         );
         assert_eq!(Refusal::Upstream { timed_out: true }.status(), 504);
+        let quota = error_body(Dialect::OpenAi, Refusal::QuotaHeld, "m");
+        assert_eq!(quota["error"]["type"], "insufficient_quota");
+        assert_eq!(quota["error"]["code"], "insufficient_quota");
+        assert_eq!(Refusal::QuotaHeld.status(), 429);
     }
 
     #[test]

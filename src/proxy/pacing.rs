@@ -34,6 +34,15 @@ pub trait Budget: Send + Sync + 'static {
     ) -> Result<f64, PacingError>;
     /// Records a call that was sent but failed other than by a rate limit.
     fn record_failure(&self, id: &str, tokens: u64) -> Result<(), PacingError>;
+    /// Records a refusal that is not a rate limit (spent quota, a bad
+    /// request) as a failure counting `tokens`, and places the hold the
+    /// classification calls for (a spent quota holds the model for everyone).
+    fn record_refusal(
+        &self,
+        id: &str,
+        tokens: u64,
+        classification: &Classification,
+    ) -> Result<(), PacingError>;
     /// Gives back a reservation whose request was never sent.
     fn release(&self, id: &str) -> Result<(), PacingError>;
     /// Folds what an answer taught about `provider` / `model` (limits its
@@ -71,6 +80,16 @@ where
 
     fn record_failure(&self, id: &str, tokens: u64) -> Result<(), PacingError> {
         SharedPacer::record_failure(self, id, tokens).map(drop)
+    }
+
+    fn record_refusal(
+        &self,
+        id: &str,
+        tokens: u64,
+        classification: &Classification,
+    ) -> Result<(), PacingError> {
+        let reservation = SharedPacer::record_failure(self, id, tokens)?;
+        self.hold_after(&reservation, classification, 0.0).map(drop)
     }
 
     fn release(&self, id: &str) -> Result<(), PacingError> {
@@ -173,6 +192,19 @@ pub fn advise_detached(
         Ok(handle) => drop(handle.spawn_blocking(advise)),
         Err(_) => advise(),
     }
+}
+
+/// [`Budget::record_refusal`] off the async threads.
+pub async fn record_refusal(
+    budget: &Arc<dyn Budget>,
+    id: String,
+    tokens: u64,
+    classification: Classification,
+) -> Result<(), PacingError> {
+    blocking(budget, move |budget| {
+        budget.record_refusal(&id, tokens, &classification)
+    })
+    .await
 }
 
 /// How a finished call is recorded.

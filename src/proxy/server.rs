@@ -484,6 +484,14 @@ fn pacing_refusal(state: &State, call: &Call, error: &PacingError) -> Response<P
         PacingError::Scheduler(
             SchedulerError::TooLarge { .. } | SchedulerError::TokensOutOfRange { .. },
         ) => refuse(dialect, Refusal::TooLarge, &error.to_string()),
+        PacingError::Scheduler(SchedulerError::Held { until, .. }) => {
+            let wait = Duration::from_millis(until.saturating_sub(SystemClock.now()));
+            let mut response = refuse(dialect, Refusal::QuotaHeld, &error.to_string());
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from(retry_after_seconds(wait)));
+            response
+        }
         PacingError::Stopped => refuse(dialect, Refusal::Unavailable, "the proxy is shutting down"),
         _ => refuse(
             dialect,
@@ -652,7 +660,9 @@ async fn forward(
                     .ok();
                 } else {
                     let tokens = call.as_ref().map_or(0, |call| call.estimate.input_tokens);
-                    let _ = pacing::record_failure(&state.budget, id, tokens).await;
+                    let _ =
+                        pacing::record_refusal(&state.budget, id, tokens, classification.clone())
+                            .await;
                 }
             }
             let wait = delay

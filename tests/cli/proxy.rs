@@ -703,3 +703,47 @@ fn the_limits_an_answer_states_tighten_the_shared_budget() {
     );
     assert_eq!(status["effective_tpm_limit"], 40_000);
 }
+
+#[test]
+fn a_spent_quota_holds_the_model_and_is_answered_in_the_providers_shape() {
+    let project = project(100, 4);
+    let upstream = FakeUpstream::start(|_: &Seen| {
+        Reply::json(
+            429,
+            r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","code":"insufficient_quota"}}"#,
+        )
+    });
+    let proxy = start(&project, &upstream, &["--quiet"]);
+    let passed = post(&proxy.address, "/openai/v1/chat/completions", OPENAI_BODY);
+    assert_eq!(passed.status, 429);
+    assert_eq!(
+        passed.json()["error"]["code"],
+        "insufficient_quota",
+        "the provider's answer, unchanged"
+    );
+    assert_eq!(
+        upstream.seen().len(),
+        1,
+        "retrying cannot help a spent quota"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let held = loop {
+        let held = post(&proxy.address, "/openai/v1/chat/completions", OPENAI_BODY);
+        if held.status != 429 || held.header("retry-after").is_some() || Instant::now() > deadline {
+            break held;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(held.status, 429, "{}", held.text());
+    assert_eq!(held.json()["error"]["type"], "insufficient_quota");
+    let retry_after: u64 = held.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        retry_after > 3_600,
+        "held for the default day: {retry_after}"
+    );
+    assert_eq!(
+        upstream.seen().len(),
+        1,
+        "the hold keeps calls from the provider"
+    );
+}
