@@ -11,5 +11,7 @@ pub mod exit;
 pub mod paths;
 pub mod persist;
 pub mod process;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 pub mod rate_limits;
 pub mod validate;

@@ -77,6 +77,9 @@ enum LimitsCommand {
     /// Write the per-minute limits a provider's answer states (its rate-limit
     /// headers) into the project profile.
     Learn(super::learn::LearnArgs),
+    /// Serve a local HTTP proxy that paces every SDK and agent pointed at it.
+    #[cfg(feature = "proxy")]
+    Proxy(super::proxy::ProxyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +121,8 @@ pub fn run(project: &ProjectPaths, args: CreditsArgs) -> anyhow::Result<ExitStat
         LimitsCommand::ClearHold(args) => super::pacing::clear_hold(project, args),
         LimitsCommand::Run(args) => super::run::run(project, args),
         LimitsCommand::Learn(args) => super::learn::learn(project, args),
+        #[cfg(feature = "proxy")]
+        LimitsCommand::Proxy(args) => super::proxy::proxy(project, args),
     }
 }
 

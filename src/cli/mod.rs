@@ -6,6 +6,8 @@ mod credits;
 mod learn;
 mod output;
 mod pacing;
+#[cfg(feature = "proxy")]
+mod proxy;
 mod retry;
 mod run;
 mod validate;

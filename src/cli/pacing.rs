@@ -96,6 +96,16 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
+    /// The flags as values, for a command that reads them itself (the
+    /// proxy's `--store`, which also takes `memory`).
+    #[cfg(feature = "proxy")]
+    pub(super) fn new(store: Option<String>, on_store_error: Option<String>) -> Self {
+        Self {
+            store,
+            on_store_error,
+        }
+    }
+
     /// The store and fail mode these flags, the environment and the project choose.
     pub(super) fn choose(&self, project: &ProjectPaths) -> anyhow::Result<StoreChoice> {
         let inputs = ChoiceInputs::from_env(self.store.clone(), self.on_store_error.clone());
@@ -262,6 +272,20 @@ pub(super) fn pacer(
         FailMode::Closed => Box::new(opened),
     };
     Ok(SharedPacer::new(catalog, backend, SystemClock).with_window_margin(window_margin()?))
+}
+
+/// A pacer over state held in this process only (the proxy's `--store
+/// memory`): the project's profiles, an empty state that is never saved.
+#[cfg(feature = "proxy")]
+pub(super) fn memory_pacer(
+    project: &ProjectPaths,
+) -> anyhow::Result<SharedPacer<crate::proxy::memory::InProcessBackend>> {
+    Ok(SharedPacer::new(
+        catalog(project)?,
+        crate::proxy::memory::InProcessBackend::default(),
+        SystemClock,
+    )
+    .with_window_margin(window_margin()?))
 }
 
 /// The environment variable that sets how long after the minute an admitted

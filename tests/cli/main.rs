@@ -11,6 +11,9 @@ mod credits_limits;
 #[path = "../support/fake_provider.rs"]
 mod fake_provider;
 mod fake_provider_checks;
+#[cfg(feature = "proxy")]
+#[path = "../support/fake_upstream.rs"]
+mod fake_upstream;
 mod files;
 mod fixture;
 #[cfg(feature = "redis")]
@@ -22,6 +25,8 @@ mod input;
 mod learn;
 mod load;
 mod pacing;
+#[cfg(feature = "proxy")]
+mod proxy;
 mod python_compat;
 #[path = "../support/python_specsmith.rs"]
 mod python_specsmith;
