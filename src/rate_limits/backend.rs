@@ -26,6 +26,7 @@ use super::scheduler::{
     WaitReason,
 };
 use super::store::{PacingState, StateStore};
+use super::wake::Wake;
 use super::Catalog;
 
 /// What every operation is given besides its own arguments.
@@ -202,6 +203,16 @@ pub trait Backend {
 
     /// Removes all pacing state; true when there was any.
     fn reset(&self) -> Result<bool, PacingError>;
+
+    /// Waits at most `timeout` for a sign that a concurrency slot or a
+    /// place in a queue may have freed, so a waiting acquire looks again at
+    /// once instead of at its next poll. The default, for a store with no
+    /// such sign, returns [`Wake::Unsupported`] at once: the pacer then
+    /// sleeps on its own clock (a fake one in tests), as it always did.
+    fn wait_for_change(&self, timeout: Duration) -> Wake {
+        let _ = timeout;
+        Wake::Unsupported
+    }
 }
 
 /// The model state under `key`, created when missing, with the window margin applied.
@@ -470,6 +481,10 @@ impl<S: StateStore> Backend for S {
 
     fn reset(&self) -> Result<bool, PacingError> {
         Ok(self.clear()?)
+    }
+
+    fn wait_for_change(&self, timeout: Duration) -> Wake {
+        StateStore::wait_for_change(self, timeout)
     }
 }
 

@@ -17,6 +17,7 @@ pub mod secrets;
 pub mod store;
 pub mod store_url;
 pub mod usage;
+pub mod wake;
 pub mod window;
 
 pub use catalog::{Catalog, Layer, LayeredProfile, ProfileFile, ProfileFileError};
