@@ -2,7 +2,11 @@
 //! events, for benchmarks of the CLI at a realistic window size
 //! (`scripts/bench/cli_pair.sh`).
 //!
-//! Usage: `prefill_state STATE_FILE PROVIDER MODEL EVENTS`
+//! Usage: `prefill_state STATE_FILE PROVIDER MODEL EVENTS [1]`
+//!
+//! With a last argument `1` the file is written in state format 1 (events as
+//! a pretty-printed list of objects), which older builds read, so a
+//! benchmark can time a build from before format 2 on the same window.
 //!
 //! The events are spread over the last second and recorded as successes, so
 //! nothing is in flight and the window holds them for about a minute. The
@@ -19,8 +23,10 @@ use specsmith::rate_limits::Profile;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [path, provider, model, events] = args.as_slice() else {
-        return Err("usage: prefill_state STATE_FILE PROVIDER MODEL EVENTS".into());
+    let (path, provider, model, events, format_1) = match args.as_slice() {
+        [path, provider, model, events] => (path, provider, model, events, false),
+        [path, provider, model, events, one] if one == "1" => (path, provider, model, events, true),
+        _ => return Err("usage: prefill_state STATE_FILE PROVIDER MODEL EVENTS [1]".into()),
     };
     let events: u64 = events.parse()?;
     let profile = Profile::new(provider, model, 1_000_000, 1_000_000_000, 1.0, 1_000)?;
@@ -49,5 +55,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         whole.models.insert(key.clone(), state.clone());
         Ok::<_, StoreError>(((), whole))
     })?;
+    // An empty window leaves nothing to write, hence no file.
+    if format_1 && std::path::Path::new(path).exists() {
+        let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
+        json["version"] = 1.into();
+        let list: Vec<serde_json::Value> = state
+            .window()
+            .events()
+            .map(|event| {
+                serde_json::json!({
+                    "sequence": event.sequence,
+                    "at": event.at,
+                    "requests": event.requests,
+                    "tokens": event.tokens,
+                })
+            })
+            .collect();
+        json["models"][&key]["events"] = list.into();
+        std::fs::write(path, serde_json::to_vec_pretty(&json)?)?;
+    }
     Ok(())
 }

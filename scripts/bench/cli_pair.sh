@@ -16,6 +16,8 @@
 # so the window holds about EVENTS events throughout.
 #
 # Usage: scripts/bench/cli_pair.sh [RUNS] [EVENTS...]   (default: 200 0 550 10000)
+# BASELINE=/path/to/an/older/specsmith-rs also times that build, in the same
+# session, on the same windows written in state format 1 (which it reads).
 # Needs: hyperfine, python3.
 set -euo pipefail
 
@@ -41,42 +43,62 @@ setup="$work/setup.sh"
 echo 'set -e' >"$setup"
 commands=(-n "bare start" "$bin --version")
 prepares=(--prepare true)
+builds=("$bin")
+if [[ -n ${BASELINE:-} ]]; then
+    builds+=("$BASELINE")
+fi
+for build in "${builds[@]}"; do
 for events in "${sizes[@]}"; do
+    tag="$events events"
     project="$work/p$events"
+    format=
+    if [[ $build != "$bin" ]]; then
+        tag="$events events, baseline"
+        project="$work/b$events"
+        format=1
+    fi
     mkdir -p "$project"
-    "$bin" --project-dir "$project" credits limits set --provider bench --model m \
+    "$build" --project-dir "$project" credits limits set --provider bench --model m \
         --rpm 1000000 --tpm 1000000000 --target 1 --concurrency 1000 >/dev/null
     state="$project/.specsmith/model-rate-limit-state.json"
-    cli="$bin --project-dir $project credits limits"
+    cli="$build --project-dir $project credits limits"
     # Fresh state before each command's runs.
     cat >>"$setup" <<EOF
 rm -f "$state" "$out"
-"$prefill" "$state" bench m $events
+"$prefill" "$state" bench m $events $format
 EOF
     # hyperfine writes every run's output to one file: before an acquire run
     # it holds the previous acquire's id, or another command's output.
-    commands+=(-n "acquire, $events events" "$cli acquire $request")
+    commands+=(-n "acquire, $tag" "$cli acquire $request")
     prepares+=(--prepare "sh -c 'id=\$(cat $out 2>/dev/null || true); case \$id in rsv-*) $cli record \$id --input-tokens 50 --output-tokens 50 >/dev/null;; esac'")
-    commands+=(-n "record, $events events" "$cli record $fixed --input-tokens 50 --output-tokens 50")
+    commands+=(-n "record, $tag" "$cli record $fixed --input-tokens 50 --output-tokens 50")
     prepares+=(--prepare "sh -c 'id=\$($cli acquire $request --owner-pid $$) && sed -i s/\$id/$fixed/ $state'")
+done
 done
 
 json="$work/times.json"
 hyperfine -N --warmup 3 --runs "$runs" --style basic --setup "sh $setup" \
     --output="$out" --export-json "$json" "${prepares[@]}" "${commands[@]}"
-for events in "${sizes[@]}"; do
-    printf '%6s events at the end: state file %s bytes\n' "$events" \
-        "$(wc -c <"$work/p$events/.specsmith/model-rate-limit-state.json")"
+for project in "$work"/[pb]*; do
+    file="$project/.specsmith/model-rate-limit-state.json"
+    printf '%-8s state file %s bytes at the end\n' "${project##*/}:" "$(cat "$file" 2>/dev/null | wc -c)"
 done
-python3 - "$json" "${sizes[@]}" <<'EOF'
+python3 - "$json" "${BASELINE:+baseline}" "${sizes[@]}" <<'EOF'
 import json, sys
 results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
-bare = results["bare start"]["median"]
-print(f"two bare starts (medians): {2 * bare * 1e3:.2f} ms")
-for events in sys.argv[2:]:
-    acquire = results[f"acquire, {events} events"]["median"]
-    record = results[f"record, {events} events"]["median"]
-    pair = acquire + record
-    print(f"{events:>6} events: acquire {acquire * 1e3:.2f} ms + record {record * 1e3:.2f} ms"
-          f" = {pair * 1e3:.2f} ms, ratio {pair / (2 * bare):.2f}")
+def wall(name):
+    return results[name]["median"]
+def cpu(name):
+    return results[name]["user"] + results[name]["system"]
+bare, bare_cpu = wall("bare start"), cpu("bare start")
+print(f"two bare starts: {2 * bare * 1e3:.2f} ms wall (medians), {2 * bare_cpu * 1e3:.2f} ms CPU (means)")
+rows = [f"{events} events" for events in sys.argv[3:]]
+if sys.argv[2]:
+    rows += [f"{events} events, baseline" for events in sys.argv[3:]]
+for tag in rows:
+    a, r = f"acquire, {tag}", f"record, {tag}"
+    pair, pair_cpu = wall(a) + wall(r), cpu(a) + cpu(r)
+    print(f"{tag:>24}: acquire {wall(a) * 1e3:.2f} + record {wall(r) * 1e3:.2f}"
+          f" = {pair * 1e3:.2f} ms wall, ratio {pair / (2 * bare):.2f};"
+          f" CPU {pair_cpu * 1e3:.2f} ms, ratio {pair_cpu / (2 * bare_cpu):.2f}")
 EOF

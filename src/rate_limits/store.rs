@@ -57,7 +57,7 @@ pub enum StoreError {
     #[error(transparent)]
     Persist(#[from] PersistError),
     /// The file was written by a newer specsmith.
-    #[error("`{path}` has state format version {found}; this specsmith reads version {supported} (upgrade specsmith, or run `credits limits reset-state`)")]
+    #[error("`{path}` has state format version {found}; this specsmith reads versions 1 to {supported} (upgrade specsmith, or run `credits limits reset-state`)")]
     NewerVersion {
         /// The state file.
         path: PathBuf,

@@ -128,6 +128,7 @@ impl Window {
             });
         }
         let mut window = Self::new();
+        window.events.reserve(events.len());
         let first = events.first().map_or(next_sequence, |event| event.sequence);
         window.next_sequence = first;
         let mut last_at = 0;
