@@ -787,10 +787,12 @@ mod tests {
         assert!(ticket.id.starts_with("tkt-"));
     }
 
+    type Answer = Box<dyn Fn(&MemoryStore, Duration) -> Wake + Send + Sync>;
+
     /// A memory store whose waits for room answer as `answer` says.
     struct WakingStore {
         inner: MemoryStore,
-        answer: Box<dyn Fn(&MemoryStore, Duration) -> Wake + Send + Sync>,
+        answer: Answer,
     }
 
     impl StateStore for WakingStore {

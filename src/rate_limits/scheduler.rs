@@ -2220,6 +2220,14 @@ mod tests {
     }
 
     #[test]
+    fn event_columns_with_spaces_and_line_breaks_load_too() {
+        let (state, json) = three_events();
+        let spread = serde_json::to_string_pretty(&json).unwrap();
+        assert!(spread.contains("\"at\": [\n"), "{spread}");
+        assert_eq!(serde_json::from_str::<ModelState>(&spread).unwrap(), state);
+    }
+
+    #[test]
     fn the_format_1_list_of_events_still_loads_as_the_same_state() {
         let (state, mut json) = three_events();
         json["events"] = serde_json::json!([
@@ -2239,7 +2247,22 @@ mod tests {
 
     #[test]
     fn broken_event_columns_are_refused_saying_what_is_wrong() {
-        let cases: [(&str, serde_json::Value, &str); 5] = [
+        let cases: [(&str, serde_json::Value, &str); 8] = [
+            (
+                "at",
+                serde_json::json!([1, -1, 0]),
+                "invalid value: integer `-1`",
+            ),
+            (
+                "tokens",
+                serde_json::json!([1.5, 0, 0]),
+                "invalid type: floating point `1.5`",
+            ),
+            (
+                "released",
+                serde_json::json!("1"),
+                "invalid type: string \"1\"",
+            ),
             (
                 "tokens",
                 serde_json::json!([3, 0]),
