@@ -38,8 +38,9 @@ use super::window::{DEFAULT_WINDOW_MARGIN_MILLIS, MAX_WINDOW_MARGIN_MILLIS};
 use super::Catalog;
 
 /// How often a wait for a concurrency slot held by another process looks
-/// again (100 ms): short enough to add little latency, long enough that a
-/// handful of waiters barely load the lock.
+/// again when the store cannot wake it (100 ms): short enough to add little
+/// latency, long enough that a handful of waiters barely load the lock. Also
+/// the longest slice of a wait while a stop test is set.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How often a waiter that the store wakes when a slot frees looks again
