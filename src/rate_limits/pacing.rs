@@ -44,9 +44,9 @@ use super::Catalog;
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How often a waiter that the store wakes when a slot frees looks again
-/// anyway (1 s): only a slot whose holder died (SIGKILL, a crash) frees with
-/// no one to say so, and a look is what reclaims it. Half the ticket grace,
-/// so each look keeps the waiter's ticket.
+/// anyway (1 s, or half the ticket grace if that is shorter, so the looks
+/// keep the waiter's ticket): only a slot whose holder died (SIGKILL, a
+/// crash) frees with no one to say so, and a look is what reclaims it.
 pub const DEFAULT_WATCHED_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long past its planned wake-up a waiter's ticket stays in the queue
@@ -399,7 +399,10 @@ impl<B: Backend, C: Clock> SharedPacer<B, C> {
                     if reason.is_exact() {
                         self.sleep_unless_stopped(sleep)?;
                     } else if self.wait_for_room(sleep)? {
-                        poll_interval = self.poll_interval.max(DEFAULT_WATCHED_POLL_INTERVAL);
+                        // Looks far enough apart to rarely cost anything,
+                        // close enough to keep the ticket between them.
+                        let watched = DEFAULT_WATCHED_POLL_INTERVAL.min(self.ticket_grace / 2);
+                        poll_interval = self.poll_interval.max(watched);
                     }
                 }
             }
@@ -902,6 +905,31 @@ mod tests {
         assert_eq!(clock.now(), START + 2_500);
         let millis: Vec<u128> = sleeps.iter().map(Duration::as_millis).collect();
         assert_eq!(millis, vec![100, 1_000, 1_000, 500]);
+    }
+
+    #[test]
+    fn watched_looks_stay_close_enough_to_keep_a_short_ticket_grace() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let armed = AtomicBool::new(false);
+        let (pacer, _clock) = waking_pacer(move |_, _| {
+            if armed.swap(true, Ordering::SeqCst) {
+                Wake::TimedOut
+            } else {
+                Wake::Changed
+            }
+        });
+        let pacer = pacer.with_ticket_grace(Duration::from_secs(1));
+        pacer.acquire(&request("m", 1), None, &mut |_| {}).unwrap();
+        let mut sleeps = Vec::new();
+        pacer
+            .acquire(
+                &request("m", 2),
+                Some(Duration::from_millis(1_200)),
+                &mut |notice| sleeps.push(notice.sleep.as_millis()),
+            )
+            .unwrap_err();
+        // The first sleep is cut short at once (the watch is set up).
+        assert_eq!(sleeps, vec![100, 500, 500, 200]);
     }
 
     #[test]
