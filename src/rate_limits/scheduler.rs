@@ -294,8 +294,8 @@ impl From<&Profile> for Limits {
 
 /// The pacing state of one model: its window, its in-flight reservations
 /// and its adaptive concurrency cap.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "ModelRecord", into = "ModelRecord")]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "ModelRecord")]
 pub struct ModelState {
     provider: String,
     model: String,
@@ -867,7 +867,7 @@ pub fn new_reservation_id() -> String {
 /// spelled out rather than flattened from [`Limits`]: serde buffers every
 /// field of a struct with a flattened member before it reads any, which
 /// doubled the cost of loading a full window.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct ModelRecord {
     provider: String,
     model: String,
@@ -901,12 +901,15 @@ struct ModelRecord {
 /// `{"sequence", "at", "requests", "tokens"}` objects is still read.
 struct StoredEvents(Vec<Event>);
 
-impl Serialize for StoredEvents {
+/// A window's events written as [`StoredEvents`] columns, borrowed.
+struct EventColumns<'a>(&'a std::collections::VecDeque<Event>);
+
+impl Serialize for EventColumns<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap as _;
-        let events = &self.0;
+        let events = self.0;
         let mut map = serializer.serialize_map(Some(4))?;
-        map.serialize_entry("first", &events.first().map_or(0, |event| event.sequence))?;
+        map.serialize_entry("first", &events.front().map_or(0, |event| event.sequence))?;
         map.serialize_entry(
             "at",
             &Column(events, |previous: Option<&Event>, event: &Event| {
@@ -929,8 +932,8 @@ impl Serialize for StoredEvents {
     }
 }
 
-/// One column of [`StoredEvents`]: a figure of each event, given the event before it.
-struct Column<'a, F>(&'a [Event], F);
+/// One column of [`EventColumns`]: a figure of each event, given the event before it.
+struct Column<'a, F>(&'a std::collections::VecDeque<Event>, F);
 
 impl<F: Fn(Option<&Event>, &Event) -> u64> Serialize for Column<'_, F> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -941,6 +944,54 @@ impl<F: Fn(Option<&Event>, &Event) -> u64> Serialize for Column<'_, F> {
                 .zip(events.iter())
                 .map(|(previous, event)| figure(previous, event)),
         )
+    }
+}
+
+/// The model state as [`ModelRecord`] lays it out, borrowed: serialising
+/// through an owned record would copy the whole window on every write.
+#[derive(Serialize)]
+struct ModelRecordRef<'a> {
+    provider: &'a str,
+    model: &'a str,
+    rpm_limit: u64,
+    tpm_limit: u64,
+    effective_rpm_limit: u64,
+    effective_tpm_limit: u64,
+    base_concurrency_cap: u32,
+    current_concurrency_cap: u32,
+    success_streak: u32,
+    moving_average_requests: f64,
+    moving_average_tokens: f64,
+    next_sequence: u64,
+    events: EventColumns<'a>,
+    in_flight: Vec<&'a Reservation>,
+    #[serde(skip_serializing_if = "is_zero")]
+    next_ticket: u64,
+    #[serde(skip_serializing_if = "<[Ticket]>::is_empty")]
+    waiters: &'a [Ticket],
+}
+
+impl Serialize for ModelState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ModelRecordRef {
+            provider: &self.provider,
+            model: &self.model,
+            rpm_limit: self.limits.rpm_limit,
+            tpm_limit: self.limits.tpm_limit,
+            effective_rpm_limit: self.limits.effective_rpm_limit,
+            effective_tpm_limit: self.limits.effective_tpm_limit,
+            base_concurrency_cap: self.limits.base_concurrency_cap,
+            current_concurrency_cap: self.current_concurrency_cap,
+            success_streak: self.success_streak,
+            moving_average_requests: self.moving_average_requests,
+            moving_average_tokens: self.moving_average_tokens,
+            next_sequence: self.window.next_sequence(),
+            events: EventColumns(self.window.deque()),
+            in_flight: self.in_flight.values().collect(),
+            next_ticket: self.next_ticket,
+            waiters: &self.waiters,
+        }
+        .serialize(serializer)
     }
 }
 
@@ -1224,29 +1275,6 @@ fn check_reservation(
         }
     }
     Ok(())
-}
-
-impl From<ModelState> for ModelRecord {
-    fn from(state: ModelState) -> Self {
-        Self {
-            next_sequence: state.window.next_sequence(),
-            events: StoredEvents(state.window.events().copied().collect()),
-            provider: state.provider,
-            model: state.model,
-            rpm_limit: state.limits.rpm_limit,
-            tpm_limit: state.limits.tpm_limit,
-            effective_rpm_limit: state.limits.effective_rpm_limit,
-            effective_tpm_limit: state.limits.effective_tpm_limit,
-            base_concurrency_cap: state.limits.base_concurrency_cap,
-            current_concurrency_cap: state.current_concurrency_cap,
-            success_streak: state.success_streak,
-            moving_average_requests: state.moving_average_requests,
-            moving_average_tokens: state.moving_average_tokens,
-            in_flight: state.in_flight.into_values().collect(),
-            next_ticket: state.next_ticket,
-            waiters: state.waiters,
-        }
-    }
 }
 
 /// The state key of a provider and model: `provider::model`, normalised;
