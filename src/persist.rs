@@ -125,6 +125,22 @@ pub fn write_json<T: serde::Serialize + ?Sized>(
     write_atomic(path, &bytes)
 }
 
+/// How hard a write works to outlive the machine, not just the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// The data and the rename are synced to the disk before the write
+    /// returns: a power loss after it loses nothing. For files a user keeps
+    /// (profiles).
+    Synced,
+    /// No sync: the kernel writes the file back in its own time (within
+    /// about 30 s on Linux). A crash of the process still leaves the old
+    /// file or the new one; a power loss or kernel crash may lose the last
+    /// writes (see docs/pacing.md for what that means for pacing state).
+    /// For state whose worth fades within a minute. About 5 ms cheaper a
+    /// write on a shared disk.
+    Unsynced,
+}
+
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the
 /// new one, never a torn one: a temporary file in the same folder is written,
 /// flushed and synced, then renamed over `path`. Creates the folder if needed.
@@ -138,6 +154,15 @@ pub fn write_json<T: serde::Serialize + ?Sized>(
 /// - Temporaries that killed writers left in the folder are removed
 ///   ([`remove_stale_temporaries`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
+    write_atomic_with(path, bytes, Durability::Synced)
+}
+
+/// [`write_atomic`] with the syncs `durability` asks for.
+pub fn write_atomic_with(
+    path: &Path,
+    bytes: &[u8],
+    durability: Durability,
+) -> Result<(), PersistError> {
     let target = resolve_symlinks(path)?;
     let write_error = |source| PersistError::Write {
         path: path.to_owned(),
@@ -174,10 +199,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
             .map_err(write_error)?;
     }
     temp.write_all(bytes).map_err(write_error)?;
-    temp.as_file().sync_all().map_err(write_error)?;
+    if durability == Durability::Synced {
+        temp.as_file().sync_all().map_err(write_error)?;
+    }
     temp.persist(&target)
         .map_err(|error| write_error(error.error))?;
-    sync_dir(dir);
+    if durability == Durability::Synced {
+        sync_dir(dir);
+    }
     remove_stale_temporaries(dir, wall_clock_now());
     Ok(())
 }
@@ -409,6 +438,13 @@ impl FileLock {
             std::thread::sleep(pause.min(timeout - waited));
             pause = (pause * 2).min(Duration::from_millis(25));
         }
+    }
+}
+
+impl FileLock {
+    /// The open lock file.
+    pub fn file(&self) -> &File {
+        &self.file
     }
 }
 

@@ -27,6 +27,7 @@ use super::scheduler::{
     WaitReason,
 };
 use super::store::{PacingState, StateStore};
+use super::wake::Wake;
 use super::Catalog;
 
 /// What every operation is given besides its own arguments.
@@ -212,6 +213,16 @@ pub trait Backend {
 
     /// Removes all pacing state; true when there was any.
     fn reset(&self) -> Result<bool, PacingError>;
+
+    /// Waits at most `timeout` for a sign that a concurrency slot or a
+    /// place in a queue may have freed, so a waiting acquire looks again at
+    /// once instead of at its next poll. The default, for a store with no
+    /// such sign, returns [`Wake::Unsupported`] at once: the pacer then
+    /// sleeps on its own clock (a fake one in tests), as it always did.
+    fn wait_for_change(&self, timeout: Duration) -> Wake {
+        let _ = timeout;
+        Wake::Unsupported
+    }
 }
 
 /// A boxed backend is a backend: the CLI picks its store at run time.
@@ -263,6 +274,10 @@ impl Backend for Box<dyn Backend + Send + Sync> {
 
     fn reset(&self) -> Result<bool, PacingError> {
         self.as_ref().reset()
+    }
+
+    fn wait_for_change(&self, timeout: Duration) -> Wake {
+        self.as_ref().wait_for_change(timeout)
     }
 }
 
@@ -556,6 +571,10 @@ impl<S: StateStore> Backend for S {
 
     fn reset(&self) -> Result<bool, PacingError> {
         Ok(self.clear()?)
+    }
+
+    fn wait_for_change(&self, timeout: Duration) -> Wake {
+        StateStore::wait_for_change(self, timeout)
     }
 }
 

@@ -16,6 +16,7 @@ use super::hold::Advice;
 use super::pacing::{ModelStatus, PacingError};
 use super::retry::retry_delay;
 use super::scheduler::{RateLimitSnapshot, Reservation, RESERVATION_PREFIX};
+use super::wake::Wake;
 
 /// The start of an unpaced reservation's id.
 pub const UNPACED_PREFIX: &str = "rsv-unpaced-";
@@ -189,6 +190,10 @@ impl<B: Backend> Backend for FailOpen<B> {
 
     fn reset(&self) -> Result<bool, PacingError> {
         self.inner.reset()
+    }
+
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Wake {
+        self.inner.wait_for_change(timeout)
     }
 }
 

@@ -22,6 +22,7 @@ pub mod store;
 pub mod store_choice;
 pub mod store_url;
 pub mod usage;
+pub mod wake;
 pub mod window;
 
 pub use catalog::{Catalog, Layer, LayeredProfile, ProfileFile, ProfileFileError};

@@ -61,9 +61,16 @@ impl Owner {
         }
     }
 
-    /// The calling process.
+    /// The calling process (looked up once per process: every write names
+    /// its writer).
     pub fn current() -> Self {
-        Self::process(std::process::id())
+        static CURRENT: std::sync::OnceLock<Owner> = std::sync::OnceLock::new();
+        let pid = std::process::id();
+        match CURRENT.get_or_init(|| Self::process(pid)) {
+            // A forked child has a PID of its own.
+            current if current.pid == pid => current.clone(),
+            _ => Self::process(pid),
+        }
     }
 }
 
@@ -304,8 +311,14 @@ fn read_process_info(pid: u32) -> Option<ProcessInfo> {
     })
 }
 
-/// This machine's host name, or `localhost` when it cannot be read.
+/// This machine's host name, or `localhost` when it cannot be read. Read
+/// once per process: each command asks several times.
 pub fn host_name() -> String {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(read_host_name).clone()
+}
+
+fn read_host_name() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .find_map(|path| std::fs::read_to_string(path).ok())
@@ -339,7 +352,15 @@ fn read_stat(pid: u32) -> Option<ProcessStat> {
     if !cfg!(target_os = "linux") {
         return None;
     }
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // One read where `read_to_string` would probe in growing steps: a
+    // `/proc` file has no size, and a stat line is well under 1 KiB.
+    let mut bytes = Vec::with_capacity(1024);
+    std::io::Read::read_to_end(
+        &mut std::fs::File::open(format!("/proc/{pid}/stat")).ok()?,
+        &mut bytes,
+    )
+    .ok()?;
+    let text = String::from_utf8_lossy(&bytes);
     // The command name (field 2) is in parentheses and may hold spaces or
     // parentheses itself, so fields are counted from the last `)`.
     let after_name = &text[text.rfind(')')? + 1..];

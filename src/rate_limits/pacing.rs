@@ -6,9 +6,13 @@
 //! `release`, `status`, `reset-state`) and the `run` wrapper share.
 //!
 //! Waits for the requests or tokens budget sleep the exact computed time. A
-//! wait for a concurrency slot cannot know when another process will free
-//! it, so it polls the store every [`DEFAULT_POLL_INTERVAL`] (never longer
-//! than the deadline or the earliest lease end allows).
+//! wait for a concurrency slot (or for its turn) cannot know when another
+//! process will free it. Where the store can tell ([`Backend::wait_for_change`]:
+//! the file store on Linux), the waiter is woken the moment a slot or a
+//! place frees, and looks again on its own only every
+//! [`DEFAULT_WATCHED_POLL_INTERVAL`], for slots whose holder died without a
+//! word; elsewhere it polls the store every [`DEFAULT_POLL_INTERVAL`]. Either
+//! way no wait outlasts the deadline or the earliest lease end.
 //!
 //! Waiters are served in arrival order: a waiter takes a ticket in the
 //! shared state on its first refusal, and a later arrival is admitted ahead
@@ -30,13 +34,21 @@ use super::scheduler::{
     WaitReason,
 };
 use super::store::StoreError;
+use super::wake::Wake;
 use super::window::{DEFAULT_WINDOW_MARGIN_MILLIS, MAX_WINDOW_MARGIN_MILLIS};
 use super::Catalog;
 
 /// How often a wait for a concurrency slot held by another process looks
-/// again (100 ms): short enough to add little latency, long enough that a
-/// handful of waiters barely load the lock.
+/// again when the store cannot wake it (100 ms): short enough to add little
+/// latency, long enough that a handful of waiters barely load the lock. Also
+/// the longest slice of a wait while a stop test is set.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How often a waiter that the store wakes when a slot frees looks again
+/// anyway (1 s, or half the ticket grace if that is shorter, so the looks
+/// keep the waiter's ticket): only a slot whose holder died (SIGKILL, a
+/// crash) frees with no one to say so, and a look is what reclaims it.
+pub const DEFAULT_WATCHED_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long past its planned wake-up a waiter's ticket stays in the queue
 /// (2 s): room for a slow wake-up and the lock, short enough that an
@@ -193,7 +205,9 @@ impl<B: Backend, C: Clock> SharedPacer<B, C> {
         self
     }
 
-    /// Sets the interval of concurrency-slot polls.
+    /// Sets the interval of concurrency-slot polls where the store cannot
+    /// wake waiters (a store that can is looked at every
+    /// [`DEFAULT_WATCHED_POLL_INTERVAL`], or this interval if longer).
     pub fn with_poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval.max(Duration::from_millis(1));
         self
@@ -233,6 +247,44 @@ impl<B: Backend, C: Clock> SharedPacer<B, C> {
         }) {
             Some(()) => Err(PacingError::Stopped),
             None => Ok(()),
+        }
+    }
+
+    /// Waits up to `duration` for room to free, woken early by the store
+    /// when it can tell (true then, so later passes poll less often), else
+    /// sleeping on the clock; ends within [`DEFAULT_POLL_INTERVAL`] of the
+    /// stop test turning true.
+    fn wait_for_room(&self, duration: Duration) -> Result<bool, PacingError> {
+        let end = self.clock.now().saturating_add(duration_millis(duration));
+        let mut watched = false;
+        // Each pass waits at least a millisecond of the clock (or returns), so
+        // the loop ends by `end`.
+        loop {
+            if self.stop.as_ref().is_some_and(|stop| stop()) {
+                return Err(PacingError::Stopped);
+            }
+            let before = self.clock.now();
+            let left = end.saturating_sub(before);
+            if left == 0 {
+                return Ok(watched);
+            }
+            let mut slice = Duration::from_millis(left);
+            if self.stop.is_some() {
+                slice = slice.min(DEFAULT_POLL_INTERVAL);
+            }
+            match self.backend.wait_for_change(slice) {
+                Wake::Changed => return Ok(true),
+                Wake::Unsupported => self.clock.sleep(slice),
+                Wake::TimedOut => {
+                    watched = true;
+                    // The store waited in real time; a clock that did not see
+                    // it pass (a fake one) is moved on by what is missing.
+                    let passed = Duration::from_millis(self.clock.now().saturating_sub(before));
+                    if passed < slice {
+                        self.clock.sleep(slice - passed);
+                    }
+                }
+            }
         }
     }
 
@@ -296,6 +348,7 @@ impl<B: Backend, C: Clock> SharedPacer<B, C> {
         let start = self.clock.now();
         let give_up_at = deadline.map(|deadline| start.saturating_add(duration_millis(deadline)));
         let mut ticket: Option<String> = None;
+        let mut poll_interval = self.poll_interval;
         // Each pass either returns or sleeps a bounded time; with a deadline
         // the loop ends by then, without one once the window, the leases and
         // the waiters ahead move on.
@@ -313,7 +366,7 @@ impl<B: Backend, C: Clock> SharedPacer<B, C> {
                 ticket: ticket.as_deref(),
                 waiter: &self.waiter,
                 remaining,
-                poll_interval: self.poll_interval,
+                poll_interval,
                 ticket_grace: self.ticket_grace,
             };
             let attempt = self.with_context(|cx| self.backend.attempt(cx, &spec))?;
@@ -348,7 +401,14 @@ impl<B: Backend, C: Clock> SharedPacer<B, C> {
                         sleep,
                         waited,
                     });
-                    self.sleep_unless_stopped(sleep)?;
+                    if reason.is_exact() {
+                        self.sleep_unless_stopped(sleep)?;
+                    } else if self.wait_for_room(sleep)? {
+                        // Looks far enough apart to rarely cost anything,
+                        // close enough to keep the ticket between them.
+                        let watched = DEFAULT_WATCHED_POLL_INTERVAL.min(self.ticket_grace / 2);
+                        poll_interval = self.poll_interval.max(watched);
+                    }
                 }
             }
         }
@@ -782,6 +842,168 @@ mod tests {
             .acquire(&request("m", 1), Some(Duration::ZERO), &mut |_| {})
             .unwrap();
         assert!(ticket.id.starts_with("tkt-"));
+    }
+
+    type Answer = Box<dyn Fn(&MemoryStore, Duration) -> Wake + Send + Sync>;
+
+    /// A memory store whose waits for room answer as `answer` says.
+    struct WakingStore {
+        inner: MemoryStore,
+        answer: Answer,
+    }
+
+    impl StateStore for WakingStore {
+        fn measure_and_replace<T, E>(
+            &self,
+            change: impl FnMut(
+                crate::rate_limits::store::PacingState,
+            ) -> Result<(T, crate::rate_limits::store::PacingState), E>,
+        ) -> Result<T, E>
+        where
+            E: From<StoreError>,
+        {
+            self.inner.measure_and_replace(change)
+        }
+
+        fn clear(&self) -> Result<bool, StoreError> {
+            self.inner.clear()
+        }
+
+        fn describe(&self) -> String {
+            StateStore::describe(&self.inner)
+        }
+
+        fn wait_for_change(&self, timeout: Duration) -> Wake {
+            (self.answer)(&self.inner, timeout)
+        }
+    }
+
+    fn waking_pacer(
+        answer: impl Fn(&MemoryStore, Duration) -> Wake + Send + Sync + 'static,
+    ) -> (SharedPacer<WakingStore, FakeClock>, FakeClock) {
+        let mut catalog = Catalog::default();
+        catalog.add_layer(
+            Layer::Project,
+            vec![Profile::new("acme", "*", 100, 10_000, 1.0, 1).unwrap()],
+        );
+        let clock = FakeClock::new(START);
+        let store = WakingStore {
+            inner: MemoryStore::default(),
+            answer: Box::new(answer),
+        };
+        let pacer = SharedPacer::new(catalog, store, clock.clone()).with_death_test(|_| false);
+        (pacer, clock)
+    }
+
+    #[test]
+    fn a_waiter_the_store_wakes_is_admitted_when_the_slot_frees_without_polling() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let calls = std::sync::Arc::new(AtomicU32::new(0));
+        let counted = std::sync::Arc::clone(&calls);
+        let (pacer, clock) = waking_pacer(move |store, _| {
+            // First: the watch is set up. Second: the holder finishes.
+            if counted.fetch_add(1, Ordering::SeqCst) == 1 {
+                store
+                    .measure_and_replace(|mut state| {
+                        let model = state.models.get_mut("acme::m").unwrap();
+                        let id = model.in_flight().next().unwrap().id.clone();
+                        model.record_success(START, None, &id, 1, 1).unwrap();
+                        Ok::<_, StoreError>(((), state))
+                    })
+                    .unwrap();
+            }
+            Wake::Changed
+        });
+        pacer.acquire(&request("m", 1), None, &mut |_| {}).unwrap();
+        let mut sleeps = Vec::new();
+        let admitted = pacer
+            .acquire(
+                &request("m", 2),
+                Some(Duration::from_secs(30)),
+                &mut |notice| sleeps.push(notice.sleep),
+            )
+            .unwrap();
+        assert_eq!(admitted.waited, Duration::ZERO, "no time slept");
+        assert_eq!(clock.now(), START);
+        // The first look polls as usual; once the store has shown it can
+        // wake the waiter, looks are a second apart.
+        assert_eq!(
+            sleeps,
+            vec![DEFAULT_POLL_INTERVAL, DEFAULT_WATCHED_POLL_INTERVAL]
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_watched_wait_still_ends_at_its_deadline_on_the_waiters_clock() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let armed = AtomicBool::new(false);
+        let (pacer, clock) = waking_pacer(move |_, _| {
+            if armed.swap(true, Ordering::SeqCst) {
+                Wake::TimedOut
+            } else {
+                Wake::Changed
+            }
+        });
+        pacer.acquire(&request("m", 1), None, &mut |_| {}).unwrap();
+        let mut sleeps = Vec::new();
+        let error = pacer
+            .acquire(
+                &request("m", 2),
+                Some(Duration::from_millis(2_500)),
+                &mut |notice| sleeps.push(notice.sleep),
+            )
+            .unwrap_err();
+        assert!(error.to_string().contains("a concurrency slot"), "{error}");
+        assert_eq!(clock.now(), START + 2_500);
+        let millis: Vec<u128> = sleeps.iter().map(Duration::as_millis).collect();
+        assert_eq!(millis, vec![100, 1_000, 1_000, 500]);
+    }
+
+    #[test]
+    fn watched_looks_stay_close_enough_to_keep_a_short_ticket_grace() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let armed = AtomicBool::new(false);
+        let (pacer, _clock) = waking_pacer(move |_, _| {
+            if armed.swap(true, Ordering::SeqCst) {
+                Wake::TimedOut
+            } else {
+                Wake::Changed
+            }
+        });
+        let pacer = pacer.with_ticket_grace(Duration::from_secs(1));
+        pacer.acquire(&request("m", 1), None, &mut |_| {}).unwrap();
+        let mut sleeps = Vec::new();
+        pacer
+            .acquire(
+                &request("m", 2),
+                Some(Duration::from_millis(1_200)),
+                &mut |notice| sleeps.push(notice.sleep.as_millis()),
+            )
+            .unwrap_err();
+        // The first sleep is cut short at once (the watch is set up).
+        assert_eq!(sleeps, vec![100, 500, 500, 200]);
+    }
+
+    #[test]
+    fn a_watched_wait_ends_soon_after_the_stop_test_says_stop() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let waits = std::sync::Arc::new(AtomicU32::new(0));
+        let counted = std::sync::Arc::clone(&waits);
+        let (pacer, clock) = waking_pacer(move |_, timeout| {
+            assert!(timeout <= DEFAULT_POLL_INTERVAL, "{timeout:?}");
+            counted.fetch_add(1, Ordering::SeqCst);
+            Wake::TimedOut
+        });
+        pacer.acquire(&request("m", 1), None, &mut |_| {}).unwrap();
+        let stop_clock = clock.clone();
+        let pacer = pacer.with_stop(move || stop_clock.now() >= START + 350);
+        let error = pacer
+            .acquire(&request("m", 2), None, &mut |_| {})
+            .unwrap_err();
+        assert!(matches!(error, PacingError::Stopped), "{error}");
+        assert_eq!(clock.now(), START + 400);
+        assert_eq!(waits.load(Ordering::SeqCst), 4);
     }
 
     /// The fake clock, but a sleep also lets other threads run for a moment

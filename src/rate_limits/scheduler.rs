@@ -333,8 +333,8 @@ impl From<&Profile> for Limits {
 
 /// The pacing state of one model: its window, its in-flight reservations
 /// and its adaptive concurrency cap.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "ModelRecord", into = "ModelRecord")]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "ModelRecord")]
 pub struct ModelState {
     provider: String,
     model: String,
@@ -955,19 +955,25 @@ pub fn new_reservation_id() -> String {
     format!("{RESERVATION_PREFIX}{:016x}", fastrand::u64(..))
 }
 
-/// The model state exactly as the state file holds it.
-#[derive(Serialize, Deserialize)]
+/// The model state exactly as the state file holds it. The limits are
+/// spelled out rather than flattened from [`Limits`]: serde buffers every
+/// field of a struct with a flattened member before it reads any, which
+/// doubled the cost of loading a full window.
+#[derive(Deserialize)]
 struct ModelRecord {
     provider: String,
     model: String,
-    #[serde(flatten)]
-    limits: Limits,
+    rpm_limit: u64,
+    tpm_limit: u64,
+    effective_rpm_limit: u64,
+    effective_tpm_limit: u64,
+    base_concurrency_cap: u32,
     current_concurrency_cap: u32,
     success_streak: u32,
     moving_average_requests: f64,
     moving_average_tokens: f64,
     next_sequence: u64,
-    events: Vec<Event>,
+    events: StoredEvents,
     in_flight: Vec<Reservation>,
     #[serde(default, skip_serializing_if = "is_zero")]
     next_ticket: u64,
@@ -977,6 +983,203 @@ struct ModelRecord {
     hold: Option<Hold>,
     #[serde(default, skip_serializing_if = "StatedLimits::is_empty")]
     stated_limits: StatedLimits,
+}
+
+/// A window's events as the state file holds them.
+///
+/// State format 2 writes columns, about 7 bytes an event instead of 70:
+/// `{"first": S, "at": [T, d1, d2, …], "tokens": [n0, n1, …], "released": [k, …]}`
+/// where `S` is the sequence number of the oldest event (the others follow
+/// it one by one), `T` its admission time and each `d` the milliseconds
+/// from the event before, `tokens` what each event counts, and `released`
+/// the offsets (from the oldest, increasing) of the events released unsent,
+/// which count no request. Format 1's list of
+/// `{"sequence", "at", "requests", "tokens"}` objects is still read.
+struct StoredEvents(Vec<Event>);
+
+/// A window's events written as [`StoredEvents`] columns, borrowed.
+struct EventColumns<'a>(&'a std::collections::VecDeque<Event>);
+
+impl Serialize for EventColumns<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let events = self.0;
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("first", &events.front().map_or(0, |event| event.sequence))?;
+        map.serialize_entry(
+            "at",
+            &Column(events, |previous: Option<&Event>, event: &Event| {
+                event
+                    .at
+                    .saturating_sub(previous.map_or(0, |previous| previous.at))
+            }),
+        )?;
+        map.serialize_entry(
+            "tokens",
+            &Column(events, |_: Option<&Event>, event: &Event| event.tokens),
+        )?;
+        let released: Vec<u64> = (0u64..)
+            .zip(events)
+            .filter(|(_, event)| event.requests == 0)
+            .map(|(offset, _)| offset)
+            .collect();
+        map.serialize_entry("released", &released)?;
+        map.end()
+    }
+}
+
+/// One column of [`EventColumns`]: a figure of each event, given the event before it.
+struct Column<'a, F>(&'a std::collections::VecDeque<Event>, F);
+
+impl<F: Fn(Option<&Event>, &Event) -> u64> Serialize for Column<'_, F> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Column(events, figure) = self;
+        let previous = std::iter::once(None).chain(events.iter().map(Some));
+        serializer.collect_seq(
+            previous
+                .zip(events.iter())
+                .map(|(previous, event)| figure(previous, event)),
+        )
+    }
+}
+
+/// The model state as [`ModelRecord`] lays it out, borrowed: serialising
+/// through an owned record would copy the whole window on every write.
+#[derive(Serialize)]
+struct ModelRecordRef<'a> {
+    provider: &'a str,
+    model: &'a str,
+    rpm_limit: u64,
+    tpm_limit: u64,
+    effective_rpm_limit: u64,
+    effective_tpm_limit: u64,
+    base_concurrency_cap: u32,
+    current_concurrency_cap: u32,
+    success_streak: u32,
+    moving_average_requests: f64,
+    moving_average_tokens: f64,
+    next_sequence: u64,
+    events: EventColumns<'a>,
+    in_flight: Vec<&'a Reservation>,
+    #[serde(skip_serializing_if = "is_zero")]
+    next_ticket: u64,
+    #[serde(skip_serializing_if = "<[Ticket]>::is_empty")]
+    waiters: &'a [Ticket],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hold: Option<&'a Hold>,
+    #[serde(skip_serializing_if = "StatedLimits::is_empty")]
+    stated_limits: StatedLimits,
+}
+
+impl Serialize for ModelState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ModelRecordRef {
+            provider: &self.provider,
+            model: &self.model,
+            rpm_limit: self.limits.rpm_limit,
+            tpm_limit: self.limits.tpm_limit,
+            effective_rpm_limit: self.limits.effective_rpm_limit,
+            effective_tpm_limit: self.limits.effective_tpm_limit,
+            base_concurrency_cap: self.limits.base_concurrency_cap,
+            current_concurrency_cap: self.current_concurrency_cap,
+            success_streak: self.success_streak,
+            moving_average_requests: self.moving_average_requests,
+            moving_average_tokens: self.moving_average_tokens,
+            next_sequence: self.window.next_sequence(),
+            events: EventColumns(self.window.deque()),
+            in_flight: self.in_flight.values().collect(),
+            next_ticket: self.next_ticket,
+            waiters: &self.waiters,
+            hold: self.hold.as_ref(),
+            stated_limits: self.stated,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for StoredEvents {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StoredEventsVisitor)
+    }
+}
+
+struct StoredEventsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StoredEventsVisitor {
+    type Value = StoredEvents;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("the window's events: columns, or a list of events")
+    }
+
+    /// Format 1: a list of event objects.
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<StoredEvents, A::Error> {
+        let mut events = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+        // Bounded by the input: each pass consumes one element.
+        while let Some(event) = seq.next_element::<Event>()? {
+            events.push(event);
+        }
+        Ok(StoredEvents(events))
+    }
+
+    /// Format 2: columns.
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StoredEvents, A::Error> {
+        use serde::de::Error as _;
+        let (mut first, mut at, mut tokens, mut released) = (None, None, None, None);
+        // Bounded by the input: each pass consumes one entry.
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match &*key {
+                "first" => first = Some(map.next_value::<u64>()?),
+                "at" => at = Some(map.next_value::<Vec<u64>>()?),
+                "tokens" => tokens = Some(map.next_value::<Vec<u64>>()?),
+                "released" => released = Some(map.next_value::<Vec<u64>>()?),
+                other => {
+                    return Err(A::Error::unknown_field(
+                        other,
+                        &["first", "at", "tokens", "released"],
+                    ))
+                }
+            }
+        }
+        let first = first.ok_or_else(|| A::Error::missing_field("first"))?;
+        let at = at.ok_or_else(|| A::Error::missing_field("at"))?;
+        let tokens = tokens.ok_or_else(|| A::Error::missing_field("tokens"))?;
+        let released = released.unwrap_or_default();
+        if at.len() != tokens.len() {
+            return Err(A::Error::custom(format!(
+                "events: {} times but {} token counts",
+                at.len(),
+                tokens.len()
+            )));
+        }
+        let mut events = Vec::with_capacity(at.len());
+        let mut time = 0u64;
+        let mut released = released.into_iter().peekable();
+        for (offset, (gap, tokens)) in (0u64..).zip(at.into_iter().zip(tokens)) {
+            time = time.checked_add(gap).ok_or_else(|| {
+                A::Error::custom(format!(
+                    "events: the time of event {offset} is out of range"
+                ))
+            })?;
+            // The range is the window's to check (it words it best).
+            let sequence = first.checked_add(offset).ok_or_else(|| {
+                A::Error::custom(format!("events: sequence {first} + {offset} overflows"))
+            })?;
+            let unsent = released.next_if_eq(&offset).is_some();
+            events.push(Event {
+                sequence,
+                at: time,
+                requests: u64::from(!unsent),
+                tokens,
+            });
+        }
+        if let Some(offset) = released.next() {
+            return Err(A::Error::custom(format!(
+                "events: released offset {offset} is out of order or past the last event"
+            )));
+        }
+        Ok(StoredEvents(events))
+    }
 }
 
 fn is_zero(value: &u64) -> bool {
@@ -1031,7 +1234,13 @@ impl TryFrom<ModelRecord> for ModelState {
                 Err(error) => return Err(inconsistent(error.to_string())),
             }
         }
-        let limits = record.limits;
+        let limits = Limits {
+            rpm_limit: record.rpm_limit,
+            tpm_limit: record.tpm_limit,
+            effective_rpm_limit: record.effective_rpm_limit,
+            effective_tpm_limit: record.effective_tpm_limit,
+            base_concurrency_cap: record.base_concurrency_cap,
+        };
         if limits.effective_rpm_limit == 0
             || limits.effective_tpm_limit == 0
             || limits.base_concurrency_cap == 0
@@ -1046,7 +1255,7 @@ impl TryFrom<ModelRecord> for ModelState {
             )));
         }
         let window =
-            Window::from_events(record.events, record.next_sequence).map_err(|source| {
+            Window::from_events(record.events.0, record.next_sequence).map_err(|source| {
                 ModelStateError::Window {
                     label: label.clone(),
                     source,
@@ -1170,27 +1379,6 @@ fn check_reservation(
         }
     }
     Ok(())
-}
-
-impl From<ModelState> for ModelRecord {
-    fn from(state: ModelState) -> Self {
-        Self {
-            next_sequence: state.window.next_sequence(),
-            events: state.window.events().copied().collect(),
-            provider: state.provider,
-            model: state.model,
-            limits: state.limits,
-            current_concurrency_cap: state.current_concurrency_cap,
-            success_streak: state.success_streak,
-            moving_average_requests: state.moving_average_requests,
-            moving_average_tokens: state.moving_average_tokens,
-            in_flight: state.in_flight.into_values().collect(),
-            next_ticket: state.next_ticket,
-            waiters: state.waiters,
-            hold: state.hold,
-            stated_limits: state.stated,
-        }
-    }
 }
 
 /// The state key of a provider and model: `provider::model`, normalised;
@@ -1809,7 +1997,7 @@ mod tests {
         let back: ModelState = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(back, state);
         let mut broken = json;
-        broken["events"][0]["sequence"] = 9.into();
+        broken["events"]["first"] = 9.into();
         let error = serde_json::from_value::<ModelState>(broken)
             .unwrap_err()
             .to_string();
@@ -2058,7 +2246,7 @@ mod tests {
         let mut json = serde_json::to_value(&state).unwrap();
         // The same state, its numbers moved up to just below the limit.
         json["next_sequence"] = (MAX_COUNT - 1).into();
-        json["events"][0]["sequence"] = (MAX_COUNT - 2).into();
+        json["events"]["first"] = (MAX_COUNT - 2).into();
         json["in_flight"][0]["sequence"] = (MAX_COUNT - 2).into();
         let mut state: ModelState = serde_json::from_value(json).unwrap();
         // `early`'s event leaves the window; two more reach the limit.
@@ -2103,7 +2291,7 @@ mod tests {
         missing_event["in_flight"][0]["sequence"] = 5.into();
         assert!(load_error(missing_event).contains("counts on event 5, which was never admitted"),);
         let mut vanished = stored_state();
-        vanished["events"][0]["sequence"] = 1.into();
+        vanished["events"]["first"] = 1.into();
         vanished["next_sequence"] = 2.into();
         assert!(load_error(vanished).contains("event 0 is missing from the window"));
         let mut other_model = stored_state();
@@ -2114,7 +2302,7 @@ mod tests {
         assert!(load_error(cap)
             .contains("model `acme/m`: current_concurrency_cap 3 is above base_concurrency_cap 2"));
         let mut mismatch = stored_state();
-        mismatch["events"][0]["tokens"] = 3.into();
+        mismatch["events"]["tokens"][0] = 3.into();
         assert!(load_error(mismatch).contains("does not match its event 0"));
         let mut twice = stored_state();
         let copy = twice["in_flight"][0].clone();
@@ -2130,6 +2318,118 @@ mod tests {
         sequence["next_sequence"] = u64::MAX.into();
         assert!(load_error(sequence).contains("out of range (0 to 9007199254740991)"));
         assert!(serde_json::from_value::<ModelState>(stored_state()).is_ok());
+    }
+
+    /// A state with a released event between two counted ones, as JSON.
+    fn three_events() -> (ModelState, serde_json::Value) {
+        let profile = profile(100, 1_000, 1.0, 4);
+        let mut state = state(&profile);
+        let first = granted(acquire(&mut state, START, &profile, &request(5, 5)));
+        let second = granted(acquire(&mut state, START + 7, &profile, &request(6, 6)));
+        granted(acquire(&mut state, START + 7, &profile, &request(1, 2)));
+        state
+            .record_success(START + 9, Some(&profile), &first.id, 1, 2)
+            .unwrap();
+        state
+            .release(START + 9, Some(&profile), &second.id)
+            .unwrap();
+        let json = serde_json::to_value(&state).unwrap();
+        (state, json)
+    }
+
+    #[test]
+    fn events_are_stored_as_columns_with_time_gaps_and_released_offsets() {
+        let (_, json) = three_events();
+        assert_eq!(
+            json["events"],
+            serde_json::json!({
+                "first": 0,
+                "at": [START, 7, 0],
+                "tokens": [3, 0, 3],
+                "released": [1],
+            })
+        );
+    }
+
+    #[test]
+    fn event_columns_with_spaces_and_line_breaks_load_too() {
+        let (state, json) = three_events();
+        let spread = serde_json::to_string_pretty(&json).unwrap();
+        assert!(spread.contains("\"at\": [\n"), "{spread}");
+        assert_eq!(serde_json::from_str::<ModelState>(&spread).unwrap(), state);
+    }
+
+    #[test]
+    fn the_format_1_list_of_events_still_loads_as_the_same_state() {
+        let (state, mut json) = three_events();
+        json["events"] = serde_json::json!([
+            { "sequence": 0, "at": START, "requests": 1, "tokens": 3 },
+            { "sequence": 1, "at": START + 7, "requests": 0, "tokens": 0 },
+            { "sequence": 2, "at": START + 7, "requests": 1, "tokens": 3 },
+        ]);
+        let loaded: ModelState = serde_json::from_value(json).unwrap();
+        assert_eq!(loaded, state);
+        let without_release = {
+            let (_, mut json) = three_events();
+            json["events"].as_object_mut().unwrap().remove("released");
+            serde_json::from_value::<ModelState>(json).unwrap()
+        };
+        assert_eq!(without_release.view().rolling_request_count, 3);
+    }
+
+    #[test]
+    fn broken_event_columns_are_refused_saying_what_is_wrong() {
+        let cases: [(&str, serde_json::Value, &str); 8] = [
+            (
+                "at",
+                serde_json::json!([1, -1, 0]),
+                "invalid value: integer `-1`",
+            ),
+            (
+                "tokens",
+                serde_json::json!([1.5, 0, 0]),
+                "invalid type: floating point `1.5`",
+            ),
+            (
+                "released",
+                serde_json::json!("1"),
+                "invalid type: string \"1\"",
+            ),
+            (
+                "tokens",
+                serde_json::json!([3, 0]),
+                "3 times but 2 token counts",
+            ),
+            (
+                "released",
+                serde_json::json!([2, 1]),
+                "released offset 1 is out of order",
+            ),
+            (
+                "released",
+                serde_json::json!([3]),
+                "released offset 3 is out of order or past the last event",
+            ),
+            (
+                "at",
+                serde_json::json!([u64::MAX, 1, 0]),
+                "the time of event 1 is out of range",
+            ),
+            (
+                "first",
+                serde_json::json!(u64::MAX),
+                "sequence 18446744073709551615 + 1 overflows",
+            ),
+        ];
+        for (field, value, expected) in cases {
+            let (_, mut json) = three_events();
+            json["events"][field] = value;
+            let error = load_error(json);
+            assert!(error.contains(expected), "{field}: {error}");
+        }
+        let (_, mut json) = three_events();
+        json["events"]["sequence"] = 0.into();
+        assert!(load_error(json).contains("unknown field `sequence`"));
     }
 
     fn waiter(pid: u32) -> Owner {

@@ -5,16 +5,20 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::scheduler::{model_key, ModelState};
+use super::wake::{self, Wake, Watch};
 use crate::persist::{self, FileLock, PersistError};
 
-/// The state file format this version reads and writes.
-pub const STATE_VERSION: u64 = 1;
+/// The state file format this version writes. It reads every version up to
+/// this one: 2 holds a window's events as compact columns (see the state
+/// file section of docs/pacing.md), 1 as a list of objects.
+pub const STATE_VERSION: u64 = 2;
 
 /// The pacing state of every model, by `provider::model` key.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,7 +57,7 @@ pub enum StoreError {
     #[error(transparent)]
     Persist(#[from] PersistError),
     /// The file was written by a newer specsmith.
-    #[error("`{path}` has state format version {found}; this specsmith reads version {supported} (upgrade specsmith, or run `credits limits reset-state`)")]
+    #[error("`{path}` has state format version {found}; this specsmith reads versions 1 to {supported} (upgrade specsmith, or run `credits limits reset-state`)")]
     NewerVersion {
         /// The state file.
         path: PathBuf,
@@ -90,29 +94,88 @@ pub trait StateStore {
 
     /// Where the state lives, for messages.
     fn describe(&self) -> String;
+
+    /// Waits at most `timeout` for a sign that a concurrency slot or a place
+    /// in a queue may have freed (see [`super::wake`]). A store that cannot
+    /// tell says [`Wake::Unsupported`] at once, and the waiter sleeps on
+    /// its own clock instead; the default.
+    fn wait_for_change(&self, timeout: Duration) -> Wake {
+        let _ = timeout;
+        Wake::Unsupported
+    }
 }
 
-/// The state as the file holds it.
-#[derive(Deserialize)]
+/// The state as the file holds it. Read by hand rather than with a
+/// flattened `extra`, which would make serde buffer the whole file first.
 struct StateRecord {
     version: u64,
     models: BTreeMap<String, ModelState>,
-    #[serde(flatten)]
     extra: Map<String, Value>,
+}
+
+impl<'de> Deserialize<'de> for StateRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(StateRecordVisitor)
+    }
+}
+
+struct StateRecordVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StateRecordVisitor {
+    type Value = StateRecord;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a pacing state object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StateRecord, A::Error> {
+        use serde::de::Error as _;
+        let (mut version, mut models) = (None, None);
+        let mut extra = Map::new();
+        // Bounded by the input: each pass consumes one entry.
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "version" => version = Some(map.next_value()?),
+                "models" => models = Some(map.next_value()?),
+                _ => {
+                    extra.insert(key, map.next_value()?);
+                }
+            }
+        }
+        Ok(StateRecord {
+            version: version.ok_or_else(|| A::Error::missing_field("version"))?,
+            models: models.ok_or_else(|| A::Error::missing_field("models"))?,
+            extra,
+        })
+    }
 }
 
 /// `.specsmith/model-rate-limit-state.json`, shared by every process of a
 /// project. Each change locks the sidecar `.lock` file, reads, changes,
-/// writes atomically and unlocks; no lock is held while anyone sleeps.
-#[derive(Debug, Clone)]
+/// writes atomically and unlocks; no lock is held while anyone sleeps. A
+/// change that frees room for waiters touches the lock file, which wakes
+/// them ([`super::wake`]).
+#[derive(Debug)]
 pub struct FileStore {
     path: PathBuf,
+    /// Set up by the first wait; `None` inside when the lock file cannot be watched.
+    watch: OnceLock<Option<Watch>>,
+}
+
+impl Clone for FileStore {
+    /// The same file; the clone sets up its own watch when it first waits.
+    fn clone(&self) -> Self {
+        Self::new(self.path.clone())
+    }
 }
 
 impl FileStore {
     /// A store on `path`; nothing is created until the first change.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            watch: OnceLock::new(),
+        }
     }
 
     /// The state file.
@@ -144,7 +207,28 @@ impl FileStore {
 /// such rather than as whatever field it happens to break; then every model
 /// is checked for consistency (see [`ModelState`]'s loader) and against its
 /// key. Unknown top-level fields are kept.
+///
+/// A file holding NUL bytes is read as an empty state: specsmith never
+/// writes one (JSON escapes them), and it is what a power loss leaves of a
+/// file whose data the kernel had not yet written back (see
+/// [`persist::Durability::Unsynced`]): there is nothing left in it to keep.
 pub fn parse_state(path: &Path, bytes: &[u8]) -> Result<PacingState, StoreError> {
+    if bytes.contains(&0) {
+        return Ok(PacingState::default());
+    }
+    // The usual case, a well-formed file, in one pass straight into the
+    // state. Anything else is parsed again the slow way below, which checks
+    // the version before the content and words the error.
+    let record = match serde_json::from_slice::<StateRecord>(bytes) {
+        Ok(record) if (1..=STATE_VERSION).contains(&record.version) => record,
+        _ => slow_parse(path, bytes)?,
+    };
+    check_keys(path, record)
+}
+
+/// The careful parse of [`parse_state`]: a JSON value first, then its version,
+/// then the content.
+fn slow_parse(path: &Path, bytes: &[u8]) -> Result<StateRecord, StoreError> {
     let invalid = |message: String| StoreError::Invalid {
         path: path.to_owned(),
         message,
@@ -167,8 +251,16 @@ pub fn parse_state(path: &Path, bytes: &[u8]) -> Result<PacingState, StoreError>
         Some(_) => {}
         None => return Err(invalid("no numeric `version` field".to_owned())),
     }
-    let record: StateRecord =
-        serde_json::from_value(value).map_err(|error| invalid(error.to_string()))?;
+    serde_json::from_value(value).map_err(|error| invalid(error.to_string()))
+}
+
+/// Checks that every model is stored under its own key and no reservation
+/// is in flight under two.
+fn check_keys(path: &Path, record: StateRecord) -> Result<PacingState, StoreError> {
+    let invalid = |message: String| StoreError::Invalid {
+        path: path.to_owned(),
+        message,
+    };
     let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
     for (key, model) in &record.models {
         let view = model.view();
@@ -216,14 +308,17 @@ impl StateStore for FileStore {
                 return Ok(outcome);
             }
         }
-        let _lock = FileLock::acquire(&self.path).map_err(StoreError::from)?;
+        let lock = FileLock::acquire(&self.path).map_err(StoreError::from)?;
         let existed = self.path.exists();
         let old = self.load()?;
         let (outcome, mut new) = change(old.clone())?;
         new.version = STATE_VERSION;
         new.prune();
         if new != old && (existed || !new.models.is_empty()) {
-            persist::write_json(&self.path, &new).map_err(StoreError::from)?;
+            write_state(&self.path, &new)?;
+            if frees_room(&old, &new) {
+                wake::signal(lock.file());
+            }
         }
         Ok(outcome)
     }
@@ -232,12 +327,38 @@ impl StateStore for FileStore {
         format!("the state file `{}`", self.path.display())
     }
 
+    /// The first wait sets up the watch and returns [`Wake::Changed`] at
+    /// once, so the caller looks again: room freed between its last look
+    /// and the watch would otherwise go unseen until its timeout.
+    fn wait_for_change(&self, timeout: Duration) -> Wake {
+        if let Some(watch) = self.watch.get() {
+            return watch
+                .as_ref()
+                .map_or(Wake::Unsupported, |watch| watch.wait(timeout));
+        }
+        let watch = self.watch.get_or_init(|| {
+            // Beside the final target, as the lock itself is.
+            let target =
+                persist::resolve_symlinks(&self.path).unwrap_or_else(|_| self.path.clone());
+            Watch::new(&persist::lock_path(&target))
+        });
+        if watch.is_some() {
+            Wake::Changed
+        } else {
+            Wake::Unsupported
+        }
+    }
+
     fn clear(&self) -> Result<bool, StoreError> {
         // The lock file stays: deleting it while another process holds it
         // would let a third lock a new file and enter at the same time.
-        let _lock = FileLock::acquire(&self.path)?;
+        let lock = FileLock::acquire(&self.path)?;
         match std::fs::remove_file(&self.path) {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                // Waiters' tickets went with it: let them look again.
+                wake::signal(lock.file());
+                Ok(true)
+            }
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(source) => Err(PersistError::Write {
                 path: self.path.clone(),
@@ -246,6 +367,33 @@ impl StateStore for FileStore {
             .into()),
         }
     }
+}
+
+/// True when a model that has waiters got room for them: fewer reservations
+/// in flight or fewer waiters ahead than before, or a higher cap. Budget
+/// waits need no signal, as they sleep the exact time.
+fn frees_room(old: &PacingState, new: &PacingState) -> bool {
+    new.models.iter().any(|(key, now)| {
+        now.waiters().len() > 0
+            && old.models.get(key).is_some_and(|before| {
+                now.in_flight().len() < before.in_flight().len()
+                    || now.waiters().len() < before.waiters().len()
+                    || now.view().current_concurrency_cap > before.view().current_concurrency_cap
+            })
+    })
+}
+
+/// Writes the state file: compact JSON, replaced atomically but not synced
+/// (a pacing window's worth fades within a minute; see
+/// [`persist::Durability::Unsynced`]).
+fn write_state(path: &Path, state: &PacingState) -> Result<(), StoreError> {
+    let mut bytes = serde_json::to_vec(state).map_err(|error| PersistError::Write {
+        path: path.to_owned(),
+        source: io::Error::other(error),
+    })?;
+    bytes.push(b'\n');
+    persist::write_atomic_with(path, &bytes, persist::Durability::Unsynced)?;
+    Ok(())
 }
 
 /// State held in memory, for tests and single-process embedding.
@@ -337,8 +485,10 @@ mod tests {
         assert_eq!(store.load().unwrap(), state);
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(store.path()).unwrap()).unwrap();
-        assert_eq!(json["version"], 1);
-        assert_eq!(json["models"]["acme::m"]["events"][0]["at"], 1_000);
+        assert_eq!(json["version"], 2);
+        assert_eq!(json["models"]["acme::m"]["events"]["at"][0], 1_000);
+        let text = std::fs::read_to_string(store.path()).unwrap();
+        assert_eq!(text.lines().count(), 1, "compact, one line: {text}");
         assert_eq!(json["models"]["acme::m"]["in_flight"][0]["owner"]["pid"], 1);
     }
 
@@ -403,7 +553,7 @@ mod tests {
         let store = FileStore::new(&path);
         let cases = [
             ("{not json", "is invalid at line 1"),
-            (r#"{"version": 2, "models": {}}"#, "state format version 2"),
+            (r#"{"version": 3, "models": {}}"#, "state format version 3"),
             (r#"{"models": {}}"#, "no numeric `version` field"),
             (
                 r#"{"version": 1, "models": {"a::b": {"provider": 1}}}"#,
@@ -420,6 +570,104 @@ mod tests {
             assert!(error.contains(&path.display().to_string()), "{error}");
             assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
         }
+    }
+
+    #[test]
+    fn a_version_1_file_loads_and_the_next_write_upgrades_it_keeping_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        let state = state_with_one_reservation();
+        let mut json = stored_json();
+        json["version"] = 1.into();
+        json["models"]["acme::m"]["events"] = serde_json::json!([
+            { "sequence": 0, "at": 1_000, "requests": 1, "tokens": 7 }
+        ]);
+        json["written_by"] = "an older specsmith".into();
+        std::fs::write(store.path(), serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.models, state.models);
+        assert_eq!(loaded.version, 1);
+        // Any change rewrites the file in the new format, content kept.
+        store
+            .measure_and_replace(|mut state| {
+                state.extra.insert("touched".into(), true.into());
+                Ok::<_, StoreError>(((), state))
+            })
+            .unwrap();
+        let written: Value = serde_json::from_slice(&std::fs::read(store.path()).unwrap()).unwrap();
+        assert_eq!(written["version"], STATE_VERSION);
+        assert_eq!(written["written_by"], "an older specsmith");
+        assert_eq!(
+            written["models"]["acme::m"]["events"],
+            serde_json::json!({ "first": 0, "at": [1_000], "tokens": [7], "released": [] })
+        );
+        assert_eq!(store.load().unwrap().models, state.models);
+    }
+
+    #[test]
+    fn a_file_a_power_loss_zeroed_reads_as_empty_and_is_replaced_on_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        for lost in [vec![0u8; 300], b"{\"version\": 2, \0\0\0".to_vec()] {
+            std::fs::write(store.path(), &lost).unwrap();
+            assert_eq!(store.load().unwrap(), PacingState::default());
+            replace_with(&store, state_with_one_reservation());
+            assert_eq!(store.load().unwrap(), state_with_one_reservation());
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn waiters_are_woken_only_by_changes_that_free_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        let mut state = state_with_one_reservation();
+        let model = state.models.get_mut("acme::m").unwrap();
+        let waiter = model.in_flight().next().unwrap().owner.clone();
+        let ticket = model.join_queue(1_000, waiter, 7, 60_000);
+        replace_with(&store, state.clone());
+        assert_eq!(
+            store.wait_for_change(Duration::ZERO),
+            Wake::Changed,
+            "armed: look again"
+        );
+        assert_eq!(store.wait_for_change(Duration::ZERO), Wake::TimedOut);
+        // A change that frees nothing (the waiter keeps its ticket longer).
+        store
+            .measure_and_replace(|mut state| {
+                state
+                    .models
+                    .get_mut("acme::m")
+                    .unwrap()
+                    .keep_ticket(&ticket.id, 90_000);
+                Ok::<_, StoreError>(((), state))
+            })
+            .unwrap();
+        assert_eq!(store.wait_for_change(Duration::ZERO), Wake::TimedOut);
+        // The slot frees while the waiter waits: it wakes.
+        let waiting = store.clone();
+        assert_eq!(waiting.wait_for_change(Duration::ZERO), Wake::Changed);
+        let woken = std::thread::spawn(move || waiting.wait_for_change(Duration::from_secs(30)));
+        store
+            .measure_and_replace(|mut state| {
+                let model = state.models.get_mut("acme::m").unwrap();
+                model.release(1_001, None, "rsv-1").unwrap();
+                Ok::<_, StoreError>(((), state))
+            })
+            .unwrap();
+        assert_eq!(woken.join().unwrap(), Wake::Changed);
+    }
+
+    #[test]
+    fn a_store_that_cannot_watch_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        // No lock file: nothing was ever written, so nothing can be watched.
+        let store = FileStore::new(dir.path().join("state.json"));
+        assert_eq!(store.wait_for_change(Duration::ZERO), Wake::Unsupported);
+        assert_eq!(
+            MemoryStore::default().wait_for_change(Duration::ZERO),
+            Wake::Unsupported
+        );
     }
 
     #[test]

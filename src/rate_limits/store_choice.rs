@@ -17,6 +17,7 @@ use super::pacing::{ModelStatus, PacingError};
 use super::scheduler::Reservation;
 use super::store::{FileStore, MemoryStore};
 use super::store_url::{StoreUrl, StoreUrlError};
+use super::wake::Wake;
 use crate::persist;
 
 /// The environment variable naming the store.
@@ -357,6 +358,13 @@ impl Backend for OpenStore {
     fn reset(&self) -> Result<bool, PacingError> {
         self.backend()?.reset()
     }
+
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Wake {
+        match self.backend() {
+            Ok(backend) => backend.wait_for_change(timeout),
+            Err(_) => Wake::Unsupported,
+        }
+    }
 }
 
 /// Opens the store `spec` names; `state_file` is the project's. A shared
@@ -469,5 +477,27 @@ mod tests {
             error.contains("pacing-store.json` is invalid: unknown field `colour`"),
             "{error}"
         );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_cli_wrappers_pass_the_file_stores_wake_ups_through() {
+        use super::super::fail_open::FailOpen;
+        use super::super::store::{PacingState, StateStore, StoreError};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        // A first write makes the lock file the waiters watch.
+        FileStore::new(&path)
+            .measure_and_replace(|state: PacingState| Ok::<_, StoreError>(((), state)))
+            .unwrap();
+        let boxed: Box<dyn Backend + Send + Sync> =
+            Box::new(FailOpen::new(open(&StoreSpec::File, &path), |_| {}));
+        let zero = std::time::Duration::ZERO;
+        assert_eq!(
+            boxed.wait_for_change(zero),
+            Wake::Changed,
+            "armed: look again"
+        );
+        assert_eq!(boxed.wait_for_change(zero), Wake::TimedOut);
     }
 }

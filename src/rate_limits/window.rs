@@ -131,7 +131,7 @@ impl Window {
         let first = events.first().map_or(next_sequence, |event| event.sequence);
         window.next_sequence = first;
         let mut last_at = 0;
-        for event in events {
+        for event in &events {
             if event.sequence != window.next_sequence || event.at < last_at || event.requests > 1 {
                 return Err(WindowError::OutOfOrder {
                     sequence: event.sequence,
@@ -143,8 +143,9 @@ impl Window {
             window.next_sequence += 1;
             window.requests += u128::from(event.requests);
             window.tokens += u128::from(event.tokens);
-            window.events.push_back(event);
         }
+        // The loaded events become the window's as they are, no copy.
+        window.events = VecDeque::from(events);
         if next_sequence < window.next_sequence {
             return Err(WindowError::OutOfOrder {
                 sequence: next_sequence,
@@ -154,6 +155,11 @@ impl Window {
         }
         window.next_sequence = next_sequence;
         Ok(window)
+    }
+
+    /// The events still in the window, oldest first, as the window holds them.
+    pub(crate) fn deque(&self) -> &VecDeque<Event> {
+        &self.events
     }
 
     /// The events still in the window, oldest first.

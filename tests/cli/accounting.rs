@@ -131,7 +131,7 @@ fn token_counts_beyond_the_state_range_are_refused_with_the_range() {
         .success();
     let json = state(&project);
     assert_eq!(
-        json["models"]["acme::m"]["events"][0]["tokens"], 9_007_199_254_740_991u64,
+        json["models"]["acme::m"]["events"]["tokens"][0], 9_007_199_254_740_991u64,
         "saturates at the range, never wraps"
     );
     project
@@ -162,7 +162,7 @@ fn a_state_file_at_the_sequence_limit_is_refused_naming_the_file() {
     let mut json = state(&project);
     let model = &mut json["models"]["acme::m"];
     model["next_sequence"] = u64::MAX.into();
-    model["events"][0]["sequence"] = (u64::MAX - 1).into();
+    model["events"]["first"] = (u64::MAX - 1).into();
     model["in_flight"][0]["sequence"] = (u64::MAX - 1).into();
     let text = serde_json::to_string_pretty(&json).unwrap();
     project.write(STATE, &text);
@@ -248,7 +248,7 @@ fn unknown_top_level_fields_survive_a_rewrite() {
     let json = state(&project);
     assert_eq!(json["note"], "kept by a later specsmith");
     assert_eq!(
-        json["models"]["acme::m"]["events"]
+        json["models"]["acme::m"]["events"]["at"]
             .as_array()
             .unwrap()
             .len(),
@@ -263,11 +263,11 @@ fn the_window_margin_keeps_a_request_counted_past_the_minute() {
     // Move the admitted request back to exactly 60 s ago: without a margin
     // it would have left the window.
     let mut json = state(&project);
-    let now = json["models"]["acme::m"]["events"][0]["at"]
+    let now = json["models"]["acme::m"]["events"]["at"][0]
         .as_u64()
         .unwrap();
     let at = now - 60_000;
-    json["models"]["acme::m"]["events"][0]["at"] = at.into();
+    json["models"]["acme::m"]["events"]["at"][0] = at.into();
     json["models"]["acme::m"]["in_flight"][0]["acquired_at"] = at.into();
     project.write(STATE, &serde_json::to_string_pretty(&json).unwrap());
     project
