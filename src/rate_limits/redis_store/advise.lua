@@ -21,10 +21,6 @@ if kind ~= '' and ends > now then
 end
 refresh(now)
 update_moving_averages()
-local reply = view()
-for _, part in ipairs(advice()) do reply[#reply + 1] = part end
-for _, id in ipairs(redis.call('HKEYS', R)) do
-  reply[#reply + 1] = reservation_reply(id, reservation(id))
-end
+local reply = status_reply()
 save(now)
 return reply

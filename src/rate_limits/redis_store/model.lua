@@ -337,3 +337,14 @@ local function reservation_reply(id, record)
   return cjson.encode({ id = id, seq = record.seq, at = record.at, lease = record.lease,
     ein = record.ein, mout = record.mout, est = record.est, owner = record.owner, pg = record.pg })
 end
+
+-- A model's status as the status and advise scripts reply: the view, the
+-- hold and stated limits, then the in-flight reservations.
+local function status_reply()
+  local reply = view()
+  for _, part in ipairs(advice()) do reply[#reply + 1] = part end
+  for _, id in ipairs(redis.call('HKEYS', R)) do
+    reply[#reply + 1] = reservation_reply(id, reservation(id))
+  end
+  return reply
+end
