@@ -812,3 +812,73 @@ fn a_retest_a_few_statements_after_a_counted_wait_reports_the_give_up() {
     let plain = "for ($i = 0; $i -lt 120; $i++) {\n    $ip = Get-NetIPAddress $address -ErrorAction SilentlyContinue\n    if ($ip) { break }\n    Start-Sleep -Milliseconds 500\n}\n$watch.Stop()\nWrite-Host 'network step done'\n";
     assert_eq!(summary(plain), vec![silent(1, 1)]);
 }
+
+#[test]
+fn counter_stepped_on_the_only_path_that_goes_round_again_is_a_cap() {
+    // The other clause of the `if … else` leaves, so every further pass steps the counter.
+    let source = "\
+$tries = 0
+while ($tries -lt 4) {
+    Sync-Mirror
+    if ($LASTEXITCODE -ne 0) {
+        $tries += 1
+        Start-Sleep 5
+        continue
+    } else {
+        break
+    }
+}
+if ($LASTEXITCODE -ne 0) { Write-Error 'mirror never synced'; exit 1 }
+";
+    assert_eq!(summary(source), vec![]);
+    // A budget stepped in `catch` under an `if` whose `else` rethrows.
+    let source = "\
+$left = 3
+while ($true) {
+    try {
+        Invoke-WebRequest $feed -OutFile $out
+        break
+    } catch {
+        if ($left -gt 0) {
+            $left--
+            Start-Sleep 2
+        } else {
+            throw
+        }
+    }
+}
+";
+    assert_eq!(summary(source), vec![]);
+    // The cap holds but the give-up falls through without a word.
+    let source = "\
+$n = 0
+while ($n -lt 10) {
+    Remove-Item $lock -ErrorAction Ignore
+    if (Test-Path $lock) {
+        Start-Sleep -Milliseconds 200
+        $n = $n + 1
+    } else {
+        break
+    }
+}
+";
+    assert_eq!(summary(source), vec![silent(2, 1)]);
+    // Without the `else` the pass that skips the step goes round again too.
+    let source = "\
+$n = 0
+while ($n -lt 10) {
+    if (Test-Path $lock) { $n++ }
+    Start-Sleep 1
+}
+";
+    assert_eq!(summary(source), vec![unbounded(2, 1)]);
+    // An `else` that leaves only under a further `if` does not count.
+    let source = "\
+$n = 0
+while ($n -lt 10) {
+    if (Test-Path $lock) { $n++ } else { if ($force) { break } }
+    Start-Sleep 1
+}
+";
+    assert_eq!(summary(source), vec![unbounded(2, 1)]);
+}
