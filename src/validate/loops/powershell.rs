@@ -939,7 +939,10 @@ impl<'a> Script<'a> {
                 && !self.sleeps_in(position)
                 && guard.breaks_only
                 && !guard.other_exit;
-            if countdown || self.says_after_loop(position, &guard) {
+            if countdown
+                || self.says_after_loop(position, &guard)
+                || (header_guard && self.speaks_on_failing_pass(position) == Some(true))
+            {
                 continue;
             }
             findings.push(finding(
@@ -1829,6 +1832,52 @@ impl<'a> Script<'a> {
                 return Some(false);
             }
             current = self.enclosing[open];
+        }
+        Some(false)
+    }
+
+    /// Whether every pass of loop `position` that fails says so before the loop's
+    /// own cap is checked: a message after the last way out of the body, on every
+    /// path that reaches it (or in a `catch`, where the try failed), so the last
+    /// failing pass reports the give-up (`if ($ok) { return $r }` /
+    /// `Write-Host "try $i failed"`). A banner before the way out says nothing of
+    /// the outcome and does not count. `None` when the budget is spent.
+    fn speaks_on_failing_pass(&self, position: usize) -> Option<bool> {
+        let (open, close) = self.loops[position].body;
+        let close = close.min(self.tokens.len());
+        if !self.budget.spend(close.saturating_sub(open)) {
+            return None;
+        }
+        let mut last_exit = None;
+        for index in open + 1..close {
+            if !self.in_nested_function(index, position) && self.leaving(index, position).is_some()
+            {
+                last_exit = Some(index);
+            }
+        }
+        let from = last_exit.map_or(open + 1, |index| index + 1);
+        for index in from..close {
+            if self.in_nested_function(index, position) || !self.at_command_position(index) {
+                continue;
+            }
+            let in_catch = self.in_catch(index, position);
+            if last_exit.is_none() && !in_catch {
+                continue;
+            }
+            if !(in_catch || self.on_every_path(index, position)?) {
+                continue;
+            }
+            let end = (index..close)
+                .find(|&end| {
+                    matches!(
+                        self.tokens[end].kind,
+                        Kind::Newline | Kind::Semicolon | Kind::Close('}') | Kind::Open('{')
+                    )
+                })
+                .unwrap_or(close);
+            if self.span_exit((index - 1, end), position)?.speaks {
+                return Some(true);
+            }
         }
         Some(false)
     }

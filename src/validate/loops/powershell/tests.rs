@@ -882,3 +882,53 @@ while ($n -lt 10) {
 ";
     assert_eq!(summary(source), vec![unbounded(2, 1)]);
 }
+
+#[test]
+fn a_message_on_every_failing_pass_reports_the_last_try() {
+    // The message comes after the only other way out, so the last failing pass says why.
+    let source = "\
+for ($i = 1; $i -le 3; $i++) {
+    $state = Get-Mirror $name
+    if ($state.Ready) { return $state }
+    Write-Warning \"mirror $name not ready on try $i of 3\"
+    Start-Sleep 5
+}
+return $null
+";
+    assert_eq!(summary(source), vec![]);
+    // A failure reported in `catch`, with the cap in the loop's own condition.
+    let source = "\
+$tries = 0
+do {
+    try {
+        $tries++
+        Invoke-Step
+        $done = $true
+    } catch {
+        Write-Host \"step failed: $_\"
+        Start-Sleep 2
+    }
+} until ($done -or $tries -ge 3)
+";
+    assert_eq!(summary(source), vec![]);
+    // A banner before the way out says nothing about the outcome.
+    let source = "\
+for ($i = 1; $i -le 3; $i++) {
+    Write-Host \"try $i\"
+    if (Test-Mirror) { return $true }
+    Start-Sleep 5
+}
+return $false
+";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
+    // A message only on some failing passes is no report of the give-up.
+    let source = "\
+for ($i = 1; $i -le 3; $i++) {
+    if (Test-Mirror) { return $true }
+    if ($chatty) { Write-Host 'retrying' }
+    Start-Sleep 5
+}
+return $false
+";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
+}
