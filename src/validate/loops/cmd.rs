@@ -456,8 +456,19 @@ fn word_at(chars: &[char], position: usize) -> String {
 }
 
 /// One token of an `if` condition: a run of non-spaces with quoted parts kept whole.
+/// An operand written in parentheses (`if (%1) == () goto done`) is one token too:
+/// cmd compares the text with its parentheses, it opens no block there.
 fn condition_token(chars: &[char], mut position: usize) -> (String, usize) {
     let start = position;
+    if chars.get(position) == Some(&'(') {
+        let close = chars[position..]
+            .iter()
+            .position(|&c| c == ')' || c == '\n')
+            .map(|offset| position + offset);
+        if let Some(close) = close.filter(|&close| chars[close] == ')') {
+            position = close + 1;
+        }
+    }
     let mut quoted = false;
     while let Some(&character) = chars.get(position) {
         match character {

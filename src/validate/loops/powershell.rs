@@ -939,7 +939,10 @@ impl<'a> Script<'a> {
                 && !self.sleeps_in(position)
                 && guard.breaks_only
                 && !guard.other_exit;
-            if countdown || self.says_after_loop(position, &guard) {
+            if countdown
+                || self.says_after_loop(position, &guard)
+                || (header_guard && self.speaks_on_failing_pass(position) == Some(true))
+            {
                 continue;
             }
             findings.push(finding(
@@ -1817,10 +1820,12 @@ impl<'a> Script<'a> {
             }
             let transparent = match self.tokens[open].kind {
                 Kind::Open('(') => !self.loop_conditions.contains(&open),
-                Kind::Open('{') => matches!(
-                    self.keyword_before(open).as_deref(),
-                    Some("try" | "catch" | "finally")
-                ),
+                Kind::Open('{') => {
+                    matches!(
+                        self.keyword_before(open).as_deref(),
+                        Some("try" | "catch" | "finally")
+                    ) || self.only_clause_that_stays(open, position)?
+                }
                 _ => true,
             };
             if !transparent {
@@ -1829,6 +1834,121 @@ impl<'a> Script<'a> {
             current = self.enclosing[open];
         }
         Some(false)
+    }
+
+    /// Whether every pass of loop `position` that fails says so before the loop's
+    /// own cap is checked: a message after the last way out of the body, on every
+    /// path that reaches it (or in a `catch`, where the try failed), so the last
+    /// failing pass reports the give-up (`if ($ok) { return $r }` /
+    /// `Write-Host "try $i failed"`). A banner before the way out says nothing of
+    /// the outcome and does not count. `None` when the budget is spent.
+    fn speaks_on_failing_pass(&self, position: usize) -> Option<bool> {
+        let (open, close) = self.loops[position].body;
+        let close = close.min(self.tokens.len());
+        if !self.budget.spend(close.saturating_sub(open)) {
+            return None;
+        }
+        let mut last_exit = None;
+        for index in open + 1..close {
+            if !self.in_nested_function(index, position) && self.leaving(index, position).is_some()
+            {
+                last_exit = Some(index);
+            }
+        }
+        let from = last_exit.map_or(open + 1, |index| index + 1);
+        for index in from..close {
+            if self.in_nested_function(index, position) || !self.at_command_position(index) {
+                continue;
+            }
+            let in_catch = self.in_catch(index, position);
+            if last_exit.is_none() && !in_catch {
+                continue;
+            }
+            if !(in_catch || self.on_every_path(index, position)?) {
+                continue;
+            }
+            let end = (index..close)
+                .find(|&end| {
+                    matches!(
+                        self.tokens[end].kind,
+                        Kind::Newline | Kind::Semicolon | Kind::Close('}') | Kind::Open('{')
+                    )
+                })
+                .unwrap_or(close);
+            if self.span_exit((index - 1, end), position)?.speaks {
+                return Some(true);
+            }
+        }
+        Some(false)
+    }
+
+    /// Whether the brace at `open` is a clause of an `if … else` whose every other
+    /// clause leaves loop `position` (`if ($failed) { $tries++ } else { break }`):
+    /// every pass that goes round again runs that clause. `None` when the budget is spent.
+    fn only_clause_that_stays(&self, open: usize, position: usize) -> Option<bool> {
+        let Some(head) = self.clause_head(open) else {
+            return Some(false);
+        };
+        let clauses = self.if_clauses(head);
+        let has_else = clauses.last().is_some_and(|clause| clause.0.is_none());
+        if !has_else || !clauses.iter().any(|clause| clause.1 .0 == open) {
+            return Some(false);
+        }
+        for &(_, (block_open, block_close)) in &clauses {
+            if block_open == open {
+                continue;
+            }
+            if !self.budget.spend(block_close.saturating_sub(block_open)) {
+                return None;
+            }
+            // A way out at the clause's own level, not one under a further `if`.
+            let leaves = (block_open + 1..block_close.min(self.tokens.len())).any(|index| {
+                self.enclosing[index] == Some(block_open) && self.leaving(index, position).is_some()
+            });
+            if !leaves {
+                return Some(false);
+            }
+        }
+        Some(true)
+    }
+
+    /// The `if` that starts the chain whose clause block opens at `open`.
+    fn clause_head(&self, open: usize) -> Option<usize> {
+        let mut block = open;
+        // Each step moves to an earlier clause, so this ends within the token count.
+        for _ in 0..self.tokens.len() {
+            let mut cursor = block.checked_sub(1)?;
+            while self.kind(cursor) == Some(Kind::Newline) {
+                cursor = cursor.checked_sub(1)?;
+            }
+            let keyword = if self.word(cursor) == Some("else") {
+                cursor
+            } else if self.kind(cursor) == Some(Kind::Close(')')) {
+                let condition_open = self.pairs[cursor]?;
+                let mut before = condition_open.checked_sub(1)?;
+                while self.kind(before) == Some(Kind::Newline) {
+                    before = before.checked_sub(1)?;
+                }
+                before
+            } else {
+                return None;
+            };
+            match self.word(keyword)? {
+                "if" => return Some(keyword),
+                "elseif" | "else" => {
+                    let mut previous = keyword.checked_sub(1)?;
+                    while self.kind(previous) == Some(Kind::Newline) {
+                        previous = previous.checked_sub(1)?;
+                    }
+                    if self.kind(previous) != Some(Kind::Close('}')) {
+                        return None;
+                    }
+                    block = self.pairs[previous]?;
+                }
+                _ => return None,
+            }
+        }
+        None
     }
 
     /// The word before the brace at `open`, skipping a `[Type]` (as in `catch [Exception] {`).

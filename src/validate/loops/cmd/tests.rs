@@ -87,6 +87,34 @@ fn argument_loops_end_when_the_arguments_run_out() {
 }
 
 #[test]
+fn argument_tests_with_parenthesised_operands_read_the_argument() {
+    // `(%1) == ()` compares the texts with their parentheses; it opens no block.
+    let source = "\
+:opts
+if (%1) == () goto :opts_done
+if (%1) == (fast) (
+    set MODE=fast
+)
+shift
+goto :opts
+:opts_done
+";
+    assert_eq!(summary(source), vec![]);
+    let source = "\
+:opts
+if (%1) == (fast) set MODE=fast & shift & goto :opts
+if (%1) == () goto :opts_done
+shift
+goto :opts
+:opts_done
+";
+    assert_eq!(summary(source), vec![]);
+    // The same header with no `shift` tests an argument that never changes.
+    let source = ":opts\nif (%1) == () goto :opts_done\nset MODE=%1\ngoto :opts\n:opts_done\n";
+    assert_eq!(summary(source), vec![unbounded(1, 1)]);
+}
+
+#[test]
 fn counters_that_do_not_bound_the_loop_are_no_guard() {
     let source = "\
 :loop

@@ -812,3 +812,123 @@ fn a_retest_a_few_statements_after_a_counted_wait_reports_the_give_up() {
     let plain = "for ($i = 0; $i -lt 120; $i++) {\n    $ip = Get-NetIPAddress $address -ErrorAction SilentlyContinue\n    if ($ip) { break }\n    Start-Sleep -Milliseconds 500\n}\n$watch.Stop()\nWrite-Host 'network step done'\n";
     assert_eq!(summary(plain), vec![silent(1, 1)]);
 }
+
+#[test]
+fn counter_stepped_on_the_only_path_that_goes_round_again_is_a_cap() {
+    // The other clause of the `if … else` leaves, so every further pass steps the counter.
+    let source = "\
+$tries = 0
+while ($tries -lt 4) {
+    Sync-Mirror
+    if ($LASTEXITCODE -ne 0) {
+        $tries += 1
+        Start-Sleep 5
+        continue
+    } else {
+        break
+    }
+}
+if ($LASTEXITCODE -ne 0) { Write-Error 'mirror never synced'; exit 1 }
+";
+    assert_eq!(summary(source), vec![]);
+    // A budget stepped in `catch` under an `if` whose `else` rethrows.
+    let source = "\
+$left = 3
+while ($true) {
+    try {
+        Invoke-WebRequest $feed -OutFile $out
+        break
+    } catch {
+        if ($left -gt 0) {
+            $left--
+            Start-Sleep 2
+        } else {
+            throw
+        }
+    }
+}
+";
+    assert_eq!(summary(source), vec![]);
+    // The cap holds but the give-up falls through without a word.
+    let source = "\
+$n = 0
+while ($n -lt 10) {
+    Remove-Item $lock -ErrorAction Ignore
+    if (Test-Path $lock) {
+        Start-Sleep -Milliseconds 200
+        $n = $n + 1
+    } else {
+        break
+    }
+}
+";
+    assert_eq!(summary(source), vec![silent(2, 1)]);
+    // Without the `else` the pass that skips the step goes round again too.
+    let source = "\
+$n = 0
+while ($n -lt 10) {
+    if (Test-Path $lock) { $n++ }
+    Start-Sleep 1
+}
+";
+    assert_eq!(summary(source), vec![unbounded(2, 1)]);
+    // An `else` that leaves only under a further `if` does not count.
+    let source = "\
+$n = 0
+while ($n -lt 10) {
+    if (Test-Path $lock) { $n++ } else { if ($force) { break } }
+    Start-Sleep 1
+}
+";
+    assert_eq!(summary(source), vec![unbounded(2, 1)]);
+}
+
+#[test]
+fn a_message_on_every_failing_pass_reports_the_last_try() {
+    // The message comes after the only other way out, so the last failing pass says why.
+    let source = "\
+for ($i = 1; $i -le 3; $i++) {
+    $state = Get-Mirror $name
+    if ($state.Ready) { return $state }
+    Write-Warning \"mirror $name not ready on try $i of 3\"
+    Start-Sleep 5
+}
+return $null
+";
+    assert_eq!(summary(source), vec![]);
+    // A failure reported in `catch`, with the cap in the loop's own condition.
+    let source = "\
+$tries = 0
+do {
+    try {
+        $tries++
+        Invoke-Step
+        $done = $true
+    } catch {
+        Write-Host \"step failed: $_\"
+        Start-Sleep 2
+    }
+} until ($done -or $tries -ge 3)
+";
+    assert_eq!(summary(source), vec![]);
+    // A banner before the way out says nothing about the outcome.
+    let source = "\
+for ($i = 1; $i -le 3; $i++) {
+    Write-Host \"try $i\"
+    if (Test-Mirror) { return $true }
+    Start-Sleep 5
+}
+return $false
+";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
+    // A message only on some failing passes is no report of the give-up.
+    let source = "\
+for ($i = 1; $i -le 3; $i++) {
+    if (Test-Mirror) { return $true }
+    if ($chatty) { Write-Host 'retrying' }
+    Start-Sleep 5
+}
+return $false
+";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
+}
