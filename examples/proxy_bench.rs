@@ -9,6 +9,9 @@
 //!   route (a profile with limits far above the load, so nothing waits: the
 //!   cost of pacing), with `--store memory` and with the shared state file.
 //!
+//! Then the resident memory the proxy adds per idle client connection and
+//! per streaming connection (500 slow streams held at once).
+//!
 //! Usage: `cargo run --release --example proxy_bench -- BIN [SECONDS] [LEVELS]`
 //! where BIN is a built `specsmith-rs` and LEVELS is a comma-separated list of
 //! `N` (N closed-loop clients, each sending as soon as its answer is in) or
@@ -204,7 +207,11 @@ async fn bench(binary: String, duration: Duration, levels: Vec<Level>) {
     }
     let idle = memory_per_idle_connection(memory, memory_proxy.id()).await;
     println!("proxy memory (--store memory): {idle}");
-    for proxy in [&mut memory_proxy, &mut file_proxy] {
+    // A fresh proxy, so the idle connections' freed memory is not reused.
+    let (mut stream_proxy, streaming) = start_proxy("memory");
+    let held = memory_per_streaming_connection(streaming, stream_proxy.id()).await;
+    println!("proxy memory (--store memory): {held}");
+    for proxy in [&mut memory_proxy, &mut file_proxy, &mut stream_proxy] {
         let _ = proxy.kill();
         let _ = proxy.wait();
     }
@@ -339,7 +346,115 @@ async fn memory_per_idle_connection(address: SocketAddr, pid: u32) -> String {
     )
 }
 
-/// A fake OpenAI upstream: every request gets the same small chat completion.
+/// How many streams `memory_per_streaming_connection` holds open at once.
+const STREAMS: usize = 500;
+/// A slow stream's chunks: one every `CHUNK_EVERY`, then usage and `[DONE]`.
+const CHUNKS: u32 = 150;
+const CHUNK_EVERY: Duration = Duration::from_millis(200);
+const CHUNK: &str = "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok \"}}]}\n\n";
+const LAST: &str = "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":150,\"total_tokens\":162}}\n\ndata: [DONE]\n\n";
+
+/// Holds `STREAMS` slow streaming chat requests open through the proxy at
+/// once (each past its first chunk, so admitted, forwarded and streaming)
+/// and reports the resident memory they add.
+async fn memory_per_streaming_connection(address: SocketAddr, pid: u32) -> String {
+    let open_stream = || async move {
+        let stream = TcpStream::connect(address).await.ok()?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .ok()?;
+        tokio::spawn(connection);
+        let body = REQUEST
+            .replace("MODEL", "gpt-4o-streams")
+            .replace("\"max_tokens\"", "\"stream\":true,\"max_tokens\"");
+        let request = Request::post("/openai/v1/chat/completions")
+            .header("host", "bench")
+            .header("content-type", "application/json")
+            .header("authorization", "Bearer sk-bench-not-a-key")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let mut response =
+            tokio::time::timeout(Duration::from_secs(30), sender.send_request(request))
+                .await
+                .ok()?
+                .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        tokio::time::timeout(Duration::from_secs(30), response.body_mut().frame())
+            .await
+            .ok()??
+            .ok()?;
+        Some((sender, response))
+    };
+    // Warm up: the proxy's pools, buffers and series exist before the measure.
+    let warm: Vec<_> = futures_join((0..16).map(|_| open_stream())).await;
+    drop(warm);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let Some(before) = resident_kib(pid) else {
+        return "not measured (no /proc)".into();
+    };
+    let held: Vec<_> = futures_join((0..STREAMS).map(|_| open_stream()))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = resident_kib(pid).unwrap_or(before);
+    let count = held.len();
+    drop(held);
+    format!(
+        "{before} KiB resident before; {count} concurrent streaming connections add {} KiB ({:.1} KiB each)",
+        after.saturating_sub(before),
+        after.saturating_sub(before) as f64 / count.max(1) as f64
+    )
+}
+
+/// Runs `futures` concurrently, each as its own task, and returns their results.
+async fn futures_join<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
+/// A streamed answer: `CHUNKS` chunks `CHUNK_EVERY` apart, then the usage.
+struct SlowStream {
+    sent: u32,
+    tick: tokio::time::Interval,
+}
+
+impl hyper::body::Body for SlowStream {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        use std::task::Poll;
+        if self.sent > CHUNKS {
+            return Poll::Ready(None);
+        }
+        if self.sent > 0 && self.tick.poll_tick(context).is_pending() {
+            return Poll::Pending;
+        }
+        self.sent += 1;
+        let text = if self.sent > CHUNKS { LAST } else { CHUNK };
+        Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from_static(
+            text.as_bytes(),
+        )))))
+    }
+}
+
+/// A fake OpenAI upstream: every request gets the same small chat completion,
+/// or, when it asks to stream, a slow event stream (`SlowStream`).
 async fn start_upstream() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -353,13 +468,27 @@ async fn start_upstream() -> SocketAddr {
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(
                     |request: Request<hyper::body::Incoming>| async move {
-                        let _ = request.into_body().collect().await;
-                        Ok::<_, Infallible>(
+                        let body = request
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|body| body.to_bytes())
+                            .unwrap_or_default();
+                        let streams = body.windows(13).any(|window| window == b"\"stream\":true");
+                        let answer = if streams {
+                            let mut tick = tokio::time::interval(CHUNK_EVERY);
+                            tick.reset();
+                            Response::builder()
+                                .header("content-type", "text/event-stream")
+                                .body(http_body_util::Either::Left(SlowStream { sent: 0, tick }))
+                        } else {
                             Response::builder()
                                 .header("content-type", "application/json")
-                                .body(Full::new(Bytes::from_static(ANSWER.as_bytes())))
-                                .unwrap(),
-                        )
+                                .body(http_body_util::Either::Right(Full::new(
+                                    Bytes::from_static(ANSWER.as_bytes()),
+                                )))
+                        };
+                        Ok::<_, Infallible>(answer.unwrap())
                     },
                 );
                 let _ = hyper::server::conn::http1::Builder::new()

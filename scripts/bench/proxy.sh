@@ -5,7 +5,7 @@
 # profile), and with pacing on (`--store memory` and the shared state file),
 # side by side, at each level (N: N closed-loop clients; N@RATE: N clients
 # sending RATE requests/s in all on a fixed schedule); then the resident memory
-# per idle connection.
+# per idle connection and per streaming connection (500 slow streams held).
 #
 # Usage: scripts/bench/proxy.sh [SECONDS] [LEVELS]   (default 5 1,64,256,64@1000:
 #        about a minute; every level runs four times SECONDS)

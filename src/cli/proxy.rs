@@ -16,6 +16,7 @@ use crate::exit::ExitStatus;
 use crate::paths::ProjectPaths;
 use crate::proxy::pacing::death_test;
 use crate::proxy::routes::{parse_upstream, RouteError};
+use crate::proxy::upstream_file::{read_upstreams, UPSTREAMS_FILE};
 use crate::proxy::{
     Budget, Hooks, LogSink, ProxyConfig, RouteTable, Upstream, CLIENT_TOKEN_HEADER,
 };
@@ -28,7 +29,8 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8787")]
     listen: SocketAddr,
     /// Add or replace a route: `/NAME/…` goes to URL (repeatable), such as
-    /// `groq=https://api.groq.com/openai` or `openai=http://127.0.0.1:9000`.
+    /// `groq=https://api.groq.com/openai` or `openai=http://127.0.0.1:9000`;
+    /// overrides a route of the same name in `.specsmith/proxy-upstreams.json`.
     #[arg(long, value_name = "NAME=URL", value_parser = parse_route)]
     upstream: Vec<Upstream>,
     /// Longest hold for budget, in seconds, before answering 429 with the real wait.
@@ -127,7 +129,10 @@ pub fn proxy(project: &ProjectPaths, args: ProxyArgs) -> anyhow::Result<ExitStat
                 .with_death_test(is_dead),
         )
     };
-    let mut config = ProxyConfig::new(args.listen, RouteTable::new(args.upstream));
+    let upstreams_file = project.state_dir().join(UPSTREAMS_FILE);
+    let mut upstreams = read_upstreams(&upstreams_file)?;
+    upstreams.extend(args.upstream);
+    let mut config = ProxyConfig::new(args.listen, RouteTable::new(upstreams));
     config.max_wait = args.max_wait;
     config.retry_attempts = args.retries;
     config.retry_max_wait = args.retry_max_wait;

@@ -4,6 +4,7 @@
 //!
 //! - [`routes`]: which path prefix reaches which upstream, and the checks
 //!   that make it no open proxy;
+//! - [`upstream_file`]: further routes from `.specsmith/proxy-upstreams.json`;
 //! - [`estimate`]: the fast local token estimate a request is admitted on;
 //! - [`usage`]: the usage read from answers and streams as they pass;
 //! - [`errors`]: the proxy's own answers in each provider's error shape;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod pacing;
 pub mod routes;
 mod server;
+pub mod upstream_file;
 pub mod usage;
 
 use std::net::SocketAddr;

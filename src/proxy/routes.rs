@@ -126,6 +126,49 @@ pub fn parse_upstream(text: &str) -> Result<Upstream, RouteError> {
 /// `gemini` keep their dialect (and `gemini` the provider key `google`);
 /// any other name speaks the OpenAI dialect under its own provider key.
 pub fn upstream(name: &str, url: &str) -> Result<Upstream, RouteError> {
+    let (provider, dialect) = match name {
+        "openai" => ("openai", Dialect::OpenAi),
+        "anthropic" => ("anthropic", Dialect::Anthropic),
+        "gemini" => ("google", Dialect::Gemini),
+        other => (other, Dialect::OpenAi),
+    };
+    upstream_with(name, url, provider, dialect)
+}
+
+impl Dialect {
+    /// `openai`, `anthropic` or `gemini`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "openai" => Some(Self::OpenAi),
+            "anthropic" => Some(Self::Anthropic),
+            "gemini" => Some(Self::Gemini),
+            _ => None,
+        }
+    }
+}
+
+/// Whether `authority` (`host` or `host:port`) names a loopback host:
+/// `localhost`, `127.0.0.0/8` or `[::1]`.
+pub fn is_loopback_authority(authority: &str) -> bool {
+    let host = if let Some(bracketed) = authority.strip_prefix('[') {
+        bracketed.split(']').next().unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// An upstream named `name` at `url`, paced under `provider` and read in
+/// `dialect`.
+pub fn upstream_with(
+    name: &str,
+    url: &str,
+    provider: &str,
+    dialect: Dialect,
+) -> Result<Upstream, RouteError> {
     let name_ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -165,12 +208,6 @@ pub fn upstream(name: &str, url: &str) -> Result<Upstream, RouteError> {
     {
         return Err(bad("must not contain `.` or `..` segments"));
     }
-    let (provider, dialect) = match name {
-        "openai" => ("openai", Dialect::OpenAi),
-        "anthropic" => ("anthropic", Dialect::Anthropic),
-        "gemini" => ("google", Dialect::Gemini),
-        other => (other, Dialect::OpenAi),
-    };
     Ok(Upstream {
         name: name.to_owned(),
         provider: provider.to_owned(),

@@ -747,3 +747,90 @@ fn a_spent_quota_holds_the_model_and_is_answered_in_the_providers_shape() {
         "the hold keeps calls from the provider"
     );
 }
+
+#[test]
+fn routes_from_the_setting_file_are_paced_under_their_provider_and_flags_override_them() {
+    let project = project(100, 4);
+    let file_upstream = FakeUpstream::start(provider_like);
+    let flag_upstream = FakeUpstream::start(provider_like);
+    let base = file_upstream.url();
+    project.write(
+        ".specsmith/proxy-upstreams.json",
+        &format!(
+            r#"{{"azure": {{"url": "{base}/openai", "provider": "openai"}},
+                "claude-eu": {{"url": "{base}", "provider": "anthropic"}},
+                "openai": {{"url": "{base}/from-the-file"}}}}"#
+        ),
+    );
+    let route = format!("openai={}", flag_upstream.url());
+    let proxy = Proxy::start(&project, &["--upstream", &route]);
+    for path in ["/azure/v1/chat/completions", "/openai/v1/chat/completions"] {
+        let answer = post(&proxy.address, path, OPENAI_BODY);
+        assert_eq!(answer.status, 200, "{path}: {}", answer.text());
+    }
+    let anthropic_body =
+        r#"{"model":"claude-sonnet-4","max_tokens":10,"stream":true,"messages":[]}"#;
+    let streamed = post(&proxy.address, "/claude-eu/v1/messages", anthropic_body);
+    assert_eq!(streamed.status, 200, "{}", streamed.text());
+    assert!(streamed.text().contains("message_delta"));
+
+    let targets: Vec<String> = file_upstream
+        .seen()
+        .into_iter()
+        .map(|seen| seen.target)
+        .collect();
+    assert_eq!(targets, ["/openai/v1/chat/completions", "/v1/messages"]);
+    let overridden: Vec<String> = flag_upstream
+        .seen()
+        .into_iter()
+        .map(|seen| seen.target)
+        .collect();
+    assert_eq!(
+        overridden,
+        ["/v1/chat/completions"],
+        "the flag replaced the file's `openai`"
+    );
+    // Both OpenAI-shaped routes count against the one `openai` budget.
+    let openai = settled_status(&project, "openai", "gpt-4o");
+    assert_eq!(openai["rolling_request_count"], 2, "{openai}");
+    assert_eq!(openai["rolling_token_count"], 24, "{openai}");
+    let anthropic = settled_status(&project, "anthropic", "claude-sonnet-4");
+    assert_eq!(anthropic["rolling_token_count"], 40, "{anthropic}");
+    assert!(proxy.log().contains("/azure -> "), "{}", proxy.log());
+}
+
+#[test]
+fn a_bad_upstreams_file_is_refused_naming_it_and_the_field() {
+    let project = project(100, 4);
+    for (text, field) in [
+        (
+            r#"{"x": {"url": "http://api.example.com/v1"}}"#,
+            "field `url`",
+        ),
+        (
+            r#"{"x": {"url": "https://api.example.com", "dialect": "cohere"}}"#,
+            "field `dialect`",
+        ),
+        (
+            r#"{"metrics": {"url": "https://api.example.com"}}"#,
+            "field `name`",
+        ),
+        (
+            r#"{"x": {"url": "https://api.example.com", "key": "sk-1"}}"#,
+            "unknown field `key`",
+        ),
+    ] {
+        project.write(".specsmith/proxy-upstreams.json", text);
+        project
+            .cmd(&["credits", "limits", "proxy", "--listen", "127.0.0.1:0"])
+            .timeout(Duration::from_secs(20))
+            .assert()
+            .failure()
+            .stdout("")
+            .stderr(
+                predicate::str::contains("proxy-upstreams.json")
+                    .and(predicate::str::contains(field))
+                    .and(predicate::str::contains("panicked").not()),
+            );
+    }
+}
