@@ -3,8 +3,8 @@
 
 Loopback only: a fake upstream here enforces a real limit of RPM requests per
 rolling minute (429 over it), the proxy paces with a profile at that RPM, and
-CLIENTS threads of the OpenAI SDK make CALLS calls each through it; then one
-streamed Anthropic SDK call. Passes when the upstream answered no 429, every
+CLIENTS clients (one of them curl, the others threads of the OpenAI SDK)
+make CALLS calls each through it; then one streamed Anthropic SDK call. Passes when the upstream answered no 429, every
 call succeeded, and the proxy recorded the reported usage.
 
 Usage: scripts/e2e/proxy_sdk.py BIN [CLIENTS] [CALLS] [RPM]
@@ -111,8 +111,19 @@ def main():
                 except Exception as error:  # noqa: BLE001 - reported below
                     failures.append(repr(error))
 
+        def work_with_curl():
+            request = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say ok."}], "max_tokens": 5})
+            for _ in range(CALLS):
+                try:
+                    done = subprocess.run(["curl", "-sS", "--fail-with-body", "--max-time", "180", "-H", "content-type: application/json", "-H", "authorization: Bearer sk-e2e-not-a-key", "--data", request, f"{address}/openai/v1/chat/completions"], capture_output=True, text=True, timeout=200)
+                    assert done.returncode == 0, done.stderr or done.stdout
+                    assert json.loads(done.stdout)["choices"][0]["message"]["content"] == "ok", done.stdout
+                except Exception as error:  # noqa: BLE001 - reported below
+                    failures.append("curl: " + repr(error))
+
         started = time.monotonic()
-        threads = [threading.Thread(target=work) for _ in range(CLIENTS)]
+        # One of the clients is curl, the others the OpenAI SDK.
+        threads = [threading.Thread(target=work_with_curl)] + [threading.Thread(target=work) for _ in range(CLIENTS - 1)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -128,7 +139,7 @@ def main():
 
         status = json.loads(subprocess.run(base + ["credits", "limits", "status", "--provider", "openai", "--model", "gpt-4o-mini", "--json"], env=env, check=True, capture_output=True, text=True, timeout=30).stdout)
         upstream_429 = statuses.count(429)
-        print(f"{CLIENTS} clients x {CALLS} calls at RPM {RPM}: {len(failures)} failed, upstream 429s {upstream_429}, {elapsed:.1f} s; the last minute's recorded tokens {status['rolling_token_count']} (14 per call), in flight {status['in_flight']}")
+        print(f"{CLIENTS} clients (1 curl) x {CALLS} calls at RPM {RPM}: {len(failures)} failed, upstream 429s {upstream_429}, {elapsed:.1f} s; the last minute's recorded tokens {status['rolling_token_count']} (14 per call), in flight {status['in_flight']}")
         print("anthropic stream through the proxy: text", repr(text), "usage", usage.input_tokens, usage.output_tokens)
         ok = not failures and upstream_429 == 0 and status["in_flight"] == 0
         if failures:
