@@ -22,7 +22,6 @@ use crate::rate_limits::clock::format_epoch_millis;
 use crate::rate_limits::clock::{Clock, SystemClock};
 use crate::rate_limits::fail_open::{is_unpaced, FailOpen};
 use crate::rate_limits::hold::{Advice, Hold, StatedLimits};
-use crate::rate_limits::learn;
 use crate::rate_limits::owner::{
     calling_owner, host_name, liveness, Liveness, Owner, ShortLived, SkipReason, MAX_OWNER_WALK,
 };
@@ -466,8 +465,7 @@ pub fn record(project: &ProjectPaths, args: RecordArgs) -> anyhow::Result<ExitSt
             anyhow::bail!("{flag} needs --rate-limited");
         }
     }
-    let answer =
-        super::learn::read_answer_headers(args.headers_file.as_deref(), args.headers.clone())?;
+    let answer = super::learn::read_answer_headers(args.headers_file.as_deref(), args.headers)?;
     let pacer = pacer(project, &args.store)?;
     if !args.rate_limited {
         let input = args.input_tokens.unwrap_or_default();
@@ -475,7 +473,9 @@ pub fn record(project: &ProjectPaths, args: RecordArgs) -> anyhow::Result<ExitSt
         let (reservation, snapshot) = pacer
             .record_success(&args.id, input, output_tokens)
             .map_err(explain)?;
-        learn_from(&pacer, &reservation, &answer.headers)?;
+        pacer
+            .learn_from_headers(&reservation, &answer.headers)
+            .map_err(explain)?;
         let tokens = input.saturating_add(output_tokens);
         if is_unpaced(&reservation.id) && !args.json {
             output::println(&format!(
@@ -515,7 +515,9 @@ pub fn record(project: &ProjectPaths, args: RecordArgs) -> anyhow::Result<ExitSt
     let outcome = pacer
         .record_rate_limit(&args.id, &classification, attempt)
         .map_err(explain)?;
-    learn_from(&pacer, &outcome.reservation, &response.headers)?;
+    pacer
+        .learn_from_headers(&outcome.reservation, &response.headers)
+        .map_err(explain)?;
     let said_something = response.status.is_some() || !response.body.trim().is_empty();
     if said_something
         && !matches!(
@@ -547,28 +549,6 @@ pub fn record(project: &ProjectPaths, args: RecordArgs) -> anyhow::Result<ExitSt
         output::println(&delay.to_string())?;
     }
     Ok(ExitStatus::Success)
-}
-
-/// Folds what an answer's headers say of the provider's limits into the
-/// shared state of the reservation's model (see [`learn::shared_advice`]).
-fn learn_from<B: Backend>(
-    pacer: &SharedPacer<B>,
-    reservation: &Reservation,
-    headers: &[(String, String)],
-) -> anyhow::Result<()> {
-    if headers.is_empty() || reservation.provider.is_empty() {
-        return Ok(());
-    }
-    let now = SystemClock.now();
-    let learned = learn::learn(headers, &reservation.provider, now);
-    let advice = learn::shared_advice(&learned, now);
-    if advice.stated.is_empty() && advice.hold.is_none() {
-        return Ok(());
-    }
-    pacer
-        .advise(&reservation.provider, &reservation.model, &advice)
-        .map_err(explain)?;
-    Ok(())
 }
 
 /// The error body, at most the classifier's 16 MiB, like `classify --body-file`.

@@ -9,7 +9,6 @@ use std::time::Duration;
 use crate::rate_limits::backend::Backend;
 use crate::rate_limits::clock::Clock;
 use crate::rate_limits::hold::Advice;
-use crate::rate_limits::learn;
 use crate::rate_limits::owner::{host_name, liveness, Liveness, Owner};
 use crate::rate_limits::pacing::{Admitted, PaceRequest, PacingError, SharedPacer};
 use crate::rate_limits::retry::Classification;
@@ -150,22 +149,6 @@ pub async fn record_failure(
     tokens: u64,
 ) -> Result<(), PacingError> {
     blocking(budget, move |budget| budget.record_failure(&id, tokens)).await
-}
-
-/// What the rate-limit headers of an answer from `provider` say, as advice
-/// for the shared state; `None` when they say nothing (see
-/// [`crate::rate_limits::learn`]).
-pub fn advice_from_headers(
-    headers: &[(String, String)],
-    provider: &str,
-    now_ms: u64,
-) -> Option<Advice> {
-    let learned = learn::learn(headers, provider, now_ms);
-    if learned.is_empty() {
-        return None;
-    }
-    let advice = learn::shared_advice(&learned, now_ms);
-    (!advice.stated.is_empty() || advice.hold.is_some()).then_some(advice)
 }
 
 /// [`Budget::advise`] on the blocking pool, not waited for (counted in

@@ -742,7 +742,9 @@ fn learn_from_headers(state: &Arc<State>, call: &Call, headers: &HeaderMap) {
         return;
     }
     let now_ms = SystemClock.now();
-    let Some(advice) = pacing::advice_from_headers(&pairs, &call.upstream.provider, now_ms) else {
+    let Some(advice) =
+        crate::rate_limits::learn::advice_from_headers(&pairs, &call.upstream.provider, now_ms)
+    else {
         return;
     };
     let logger = Arc::clone(state);

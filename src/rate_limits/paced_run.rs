@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use super::backend::Backend;
 use super::clock::{duration_millis, sleep_unless, Clock};
-use super::learn::{learn, shared_advice};
 use super::owner::ProcessGroup;
 use super::pacing::{PaceRequest, PacingError, SharedPacer, WaitNotice};
 use super::retry::{
@@ -290,7 +289,7 @@ pub fn run_paced<B: Backend, C: Clock>(
         let counted_tokens = reported.unwrap_or(estimate).total();
         let printed = split_response(&output.stdout);
         if let Some((head, _)) = &printed {
-            learn_from_headers(pacer, &reservation, &head.headers)?;
+            pacer.learn_from_headers(&reservation, &head.headers)?;
         }
         // `curl -i` exits 0 on a 429: the printed status tells.
         let printed_failure = printed
@@ -563,26 +562,6 @@ fn needs_terminal() -> Classification {
 /// Classifies a failed attempt. An HTTP client usually prints the provider's
 /// error body on stdout and its own complaint on stderr; the more specific
 /// verdict wins, stdout's when both are specific, because it is the provider's word.
-/// Folds what a printed answer's headers say of the provider's limits into
-/// the shared state of the reservation's model.
-fn learn_from_headers<B: Backend, C: Clock>(
-    pacer: &SharedPacer<B, C>,
-    reservation: &Reservation,
-    headers: &[(String, String)],
-) -> Result<(), PacingError> {
-    if reservation.provider.is_empty() {
-        return Ok(());
-    }
-    let now = pacer.clock().now();
-    let advice = shared_advice(&learn(headers, &reservation.provider, now), now);
-    if advice.stated.is_empty() && advice.hold.is_none() {
-        return Ok(());
-    }
-    pacer
-        .advise(&reservation.provider, &reservation.model, &advice)
-        .map(drop)
-}
-
 fn classify_failure<C: Clock>(output: &AttemptOutput, clock: &C) -> Classification {
     let now = std::time::UNIX_EPOCH + Duration::from_millis(clock.now());
     if let Some((head, body)) = split_response(&output.stdout) {

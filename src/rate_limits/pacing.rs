@@ -26,6 +26,7 @@ use std::time::Duration;
 use super::backend::{Attempt, AttemptSpec, Backend, Context, Settled, Settlement, Wanted};
 use super::clock::{duration_millis, sleep_unless, Clock, SystemClock};
 use super::hold::{hold_for, Advice, Hold, StatedLimits};
+use super::learn::advice_from_headers;
 use super::owner::{host_name, liveness, Liveness, Owner, ProcessGroup};
 use super::profile::Profile;
 use super::retry::Classification;
@@ -525,6 +526,26 @@ impl<B: Backend, C: Clock> SharedPacer<B, C> {
         };
         self.advise(&reservation.provider, &reservation.model, &advice)?;
         Ok(Some(hold))
+    }
+
+    /// Folds what an answer's headers say of the provider's limits into the
+    /// shared state of `reservation`'s model ([`advice_from_headers`]);
+    /// nothing when they say nothing, or for an unpaced reservation.
+    pub fn learn_from_headers(
+        &self,
+        reservation: &Reservation,
+        headers: &[(String, String)],
+    ) -> Result<(), PacingError> {
+        if reservation.provider.is_empty() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        match advice_from_headers(headers, &reservation.provider, now) {
+            Some(advice) => self
+                .advise(&reservation.provider, &reservation.model, &advice)
+                .map(drop),
+            None => Ok(()),
+        }
     }
 
     /// Applies what an answer taught about `provider` / `model` (stated

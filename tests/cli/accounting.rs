@@ -8,17 +8,7 @@ use predicates::prelude::*;
 use predicates::str::contains;
 use serde_json::Value;
 
-use crate::fixture::{acquire_args, set_args, Project, PROFILES, STATE};
-
-fn acquire(project: &Project) -> String {
-    let output = project.cmd(&acquire_args(&[])).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
+use crate::fixture::{acquire, acquire_args, set_args, Project, PROFILES, STATE};
 
 fn state(project: &Project) -> Value {
     serde_json::from_str(&project.read(STATE)).unwrap()
@@ -95,7 +85,7 @@ fn a_profile_file_holding_a_colliding_name_is_refused_naming_the_file() {
 #[test]
 fn token_counts_beyond_the_state_range_are_refused_with_the_range() {
     let project = Project::with_profile("acme", "m", 10, 1_000_000, 1);
-    let id = acquire(&project);
+    let id = acquire(&project, &[]);
     let before = project.read(STATE);
     for value in ["18446744073709551615", "9007199254740992", "-1"] {
         project
@@ -158,7 +148,7 @@ fn token_counts_beyond_the_state_range_are_refused_with_the_range() {
 #[test]
 fn a_state_file_at_the_sequence_limit_is_refused_naming_the_file() {
     let project = Project::with_profile("acme", "m", 10, 1_000_000, 1);
-    acquire(&project);
+    acquire(&project, &[]);
     let mut json = state(&project);
     let model = &mut json["models"]["acme::m"];
     model["next_sequence"] = u64::MAX.into();
@@ -181,7 +171,7 @@ type Breaking = fn(&mut Value);
 #[test]
 fn inconsistent_state_files_are_refused_naming_the_file_and_left_alone() {
     let project = Project::with_profile("acme", "m", 10, 1_000_000, 2);
-    acquire(&project);
+    acquire(&project, &[]);
     let file = project.root().join(STATE).display().to_string();
     let original = state(&project);
     let broken: Vec<(Breaking, &str)> = vec![
@@ -240,11 +230,11 @@ fn inconsistent_state_files_are_refused_naming_the_file_and_left_alone() {
 #[test]
 fn unknown_top_level_fields_survive_a_rewrite() {
     let project = Project::with_profile("acme", "m", 10, 1_000_000, 2);
-    acquire(&project);
+    acquire(&project, &[]);
     let mut json = state(&project);
     json["note"] = "kept by a later specsmith".into();
     project.write(STATE, &serde_json::to_string_pretty(&json).unwrap());
-    acquire(&project);
+    acquire(&project, &[]);
     let json = state(&project);
     assert_eq!(json["note"], "kept by a later specsmith");
     assert_eq!(
@@ -259,7 +249,7 @@ fn unknown_top_level_fields_survive_a_rewrite() {
 #[test]
 fn the_window_margin_keeps_a_request_counted_past_the_minute() {
     let project = Project::with_profile("acme", "m", 1, 1_000_000, 5);
-    acquire(&project);
+    acquire(&project, &[]);
     // Move the admitted request back to exactly 60 s ago: without a margin
     // it would have left the window.
     let mut json = state(&project);

@@ -50,6 +50,17 @@ pub fn acquire_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
+/// `acquire_args(extra)` run in `project`, which must succeed: the reservation id.
+pub fn acquire(project: &Project, extra: &[&str]) -> String {
+    let output = project.cmd(&acquire_args(extra)).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
 pub struct Project {
     dir: TempDir,
 }

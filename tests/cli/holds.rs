@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use predicates::prelude::*;
 use serde_json::Value;
 
-use crate::fixture::{acquire_args, Project};
+use crate::fixture::{acquire, acquire_args, Project};
+use crate::harness::status_json;
 
 const QUOTA_BODY: &str = r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
 
@@ -15,22 +16,10 @@ fn project() -> Project {
     Project::with_profile("acme", "m", 100, 100_000, 4)
 }
 
-fn acquire_id(project: &Project) -> String {
-    let output = project
-        .cmd(&acquire_args(&[
-            "--owner-pid",
-            &std::process::id().to_string(),
-        ]))
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
 #[test]
 fn a_spent_quota_holds_every_process_with_exit_77_until_cleared() {
     let project = project();
-    let id = acquire_id(&project);
+    let id = acquire(&project, &[]);
     project
         .cmd(&[
             "credits",
@@ -94,7 +83,7 @@ fn a_spent_quota_holds_every_process_with_exit_77_until_cleared() {
         .stdout(predicate::str::starts_with(
             "Cleared the hold on `acme/m`: quota until",
         ));
-    acquire_id(&project);
+    acquire(&project, &[]);
     project
         .cmd(&[
             "credits",
@@ -113,7 +102,7 @@ fn a_spent_quota_holds_every_process_with_exit_77_until_cleared() {
 #[test]
 fn a_prescribed_wait_is_a_shared_backoff_that_other_processes_wait_out() {
     let project = project();
-    let id = acquire_id(&project);
+    let id = acquire(&project, &[]);
     project
         .cmd(&[
             "credits",
@@ -215,28 +204,10 @@ fn clear_hold_refuses_bad_names_and_a_model_without_a_profile() {
     assert!(!project.exists(".specsmith/model-rate-limit-state.json"));
 }
 
-fn status_of(project: &Project) -> Value {
-    let output = project
-        .cmd(&[
-            "credits",
-            "limits",
-            "status",
-            "--provider",
-            "acme",
-            "--model",
-            "m",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
 #[test]
 fn record_learns_the_providers_limits_from_a_headers_file_and_paces_with_the_lower() {
     let project = project();
-    let id = acquire_id(&project);
+    let id = acquire(&project, &[]);
     let headers = project.write(
         "answer.txt",
         "HTTP/2 200\r\ncontent-type: application/json\r\nx-ratelimit-limit-requests: 3\r\n\
@@ -259,7 +230,7 @@ fn record_learns_the_providers_limits_from_a_headers_file_and_paces_with_the_low
         ])
         .assert()
         .success();
-    let status = status_of(&project);
+    let status = status_json(&project, "acme", "m");
     assert_eq!(status["stated_limits"]["requests_per_minute"], 3);
     assert_eq!(status["stated_limits"]["tokens_per_minute"], 40_000);
     assert_eq!(
@@ -287,8 +258,8 @@ fn record_learns_the_providers_limits_from_a_headers_file_and_paces_with_the_low
             "provider says 3 requests per minute",
         ));
     // One request is in the window: two more fit, the fourth waits.
-    acquire_id(&project);
-    acquire_id(&project);
+    acquire(&project, &[]);
+    acquire(&project, &[]);
     project
         .cmd(&acquire_args(&["--timeout", "0"]))
         .assert()
@@ -299,7 +270,7 @@ fn record_learns_the_providers_limits_from_a_headers_file_and_paces_with_the_low
 #[test]
 fn a_spent_budget_in_the_headers_holds_every_process_until_its_reset() {
     let project = project();
-    let id = acquire_id(&project);
+    let id = acquire(&project, &[]);
     project
         .cmd(&[
             "credits",
@@ -318,8 +289,8 @@ fn a_spent_budget_in_the_headers_holds_every_process_until_its_reset() {
         .assert()
         .success();
     // No reset time: nothing to hold until.
-    assert!(status_of(&project).get("hold").is_none());
-    let id = acquire_id(&project);
+    assert!(status_json(&project, "acme", "m").get("hold").is_none());
+    let id = acquire(&project, &[]);
     project
         .cmd(&[
             "credits",
@@ -337,7 +308,7 @@ fn a_spent_budget_in_the_headers_holds_every_process_until_its_reset() {
         ])
         .assert()
         .success();
-    let status = status_of(&project);
+    let status = status_json(&project, "acme", "m");
     assert_eq!(status["hold"]["kind"], "exhausted");
     project
         .cmd(&acquire_args(&["--timeout", "1"]))
@@ -349,7 +320,7 @@ fn a_spent_budget_in_the_headers_holds_every_process_until_its_reset() {
 #[test]
 fn record_rate_limited_takes_retry_after_from_the_headers() {
     let project = project();
-    let id = acquire_id(&project);
+    let id = acquire(&project, &[]);
     project
         .cmd(&[
             "credits",
@@ -440,7 +411,7 @@ fi"#,
         stdout.starts_with("HTTP/1.1 200 OK"),
         "only the final answer: {stdout}"
     );
-    let status = status_of(&project);
+    let status = status_json(&project, "acme", "m");
     assert_eq!(status["stated_limits"]["requests_per_minute"], 7);
     assert_eq!(status["stated_limits"]["tokens_per_minute"], 9_000);
     assert_eq!(status["rolling_request_count"], 2);

@@ -6,39 +6,12 @@ use std::time::{Duration, Instant};
 use predicates::prelude::*;
 use serde_json::Value;
 
-use crate::fixture::{acquire_args, Project, STATE};
+use crate::fixture::{acquire, acquire_args, Project, STATE};
+use crate::harness::status_json;
 
 /// A project with one profile: `acme/m` at target 1 (effective = given).
 fn project_with(rpm: u64, tpm: u64, concurrency: u32) -> Project {
     Project::with_profile("acme", "m", rpm, tpm, concurrency)
-}
-
-fn acquire(project: &Project, extra: &[&str]) -> String {
-    let output = project.cmd(&acquire_args(extra)).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-fn status_json(project: &Project) -> Value {
-    let output = project
-        .cmd(&[
-            "credits",
-            "limits",
-            "status",
-            "--provider",
-            "acme",
-            "--model",
-            "m",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 /// The binary as a plain std command, to run many at once.
@@ -63,7 +36,7 @@ fn acquire_prints_an_id_that_record_settles_with_actual_tokens() {
         id.starts_with("rsv-") && id.len() == 20 && !id.contains('\n'),
         "{id}"
     );
-    let status = status_json(&project);
+    let status = status_json(&project, "acme", "m");
     assert_eq!(status["rolling_request_count"], 1);
     assert_eq!(status["rolling_token_count"], 150);
     assert_eq!(status["in_flight"], 1);
@@ -87,7 +60,7 @@ fn acquire_prints_an_id_that_record_settles_with_actual_tokens() {
         .assert()
         .success()
         .stdout(format!("Recorded `{id}`: 42 tokens (estimated 150)\n"));
-    let status = status_json(&project);
+    let status = status_json(&project, "acme", "m");
     assert_eq!(status["rolling_token_count"], 42);
     assert_eq!(status["in_flight"], 0);
     assert_eq!(status["reservations"], serde_json::json!([]));
@@ -97,7 +70,7 @@ fn acquire_prints_an_id_that_record_settles_with_actual_tokens() {
 fn status_json_has_every_anchor_field() {
     let project = project_with(10, 1000, 2);
     acquire(&project, &[]);
-    let status = status_json(&project);
+    let status = status_json(&project, "acme", "m");
     for field in [
         "provider",
         "model",
@@ -209,7 +182,7 @@ fn an_expired_lease_frees_the_slot_for_a_blocked_acquire() {
         elapsed >= Duration::from_millis(700) && elapsed < Duration::from_secs(8),
         "{elapsed:?}"
     );
-    let status = status_json(&project);
+    let status = status_json(&project, "acme", "m");
     assert_eq!(status["in_flight"], 1);
     // The first reservation's request still counts; its unused estimate does not.
     assert_eq!(status["rolling_request_count"], 2);
@@ -271,7 +244,7 @@ fn rate_limited_record_prints_the_delay_and_halves_the_cap() {
         .success()
         .stdout("7.5\n")
         .stderr("");
-    let status = status_json(&project);
+    let status = status_json(&project, "acme", "m");
     assert_eq!(status["current_concurrency_cap"], 2);
     assert_eq!(status["in_flight"], 0);
 }
@@ -596,7 +569,7 @@ fn racing_processes_get_exactly_the_budget() {
     admitted.sort();
     admitted.dedup();
     assert_eq!(admitted.len(), 10, "ids are unique");
-    let status = status_json(&project);
+    let status = status_json(&project, "acme", "m");
     assert_eq!(status["rolling_request_count"], 10);
     assert_eq!(status["in_flight"], 10);
 }
@@ -614,7 +587,7 @@ fn a_killed_holders_slot_comes_back() {
     holder.kill().unwrap();
     holder.wait().unwrap();
     acquire(&project, &["--timeout", "0"]);
-    let status = status_json(&project);
+    let status = status_json(&project, "acme", "m");
     assert_eq!(status["in_flight"], 1);
     assert_eq!(
         status["rolling_token_count"], 150,
@@ -640,7 +613,7 @@ fn the_calling_script_owns_the_reservation_and_its_death_frees_it() {
     while !id_file.exists() && started.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let status = status_json(&project);
+    let status = status_json(&project, "acme", "m");
     assert_eq!(
         status["reservations"][0]["owner"]["pid"],
         u64::from(script.id())

@@ -129,6 +129,22 @@ pub fn hold_until(advice: &[BudgetAdvice]) -> Option<u64> {
         .max()
 }
 
+/// What the rate-limit headers of an answer from `provider` say, as advice
+/// for the model's shared state ([`shared_advice`]); `None` when they say
+/// nothing worth storing.
+pub fn advice_from_headers(
+    headers: &[(String, String)],
+    provider: &str,
+    now_ms: u64,
+) -> Option<Advice> {
+    let learned = super::learn(headers, provider, now_ms);
+    if learned.is_empty() {
+        return None;
+    }
+    let advice = shared_advice(&learned, now_ms);
+    (!advice.stated.is_empty() || advice.hold.is_some()).then_some(advice)
+}
+
 /// The longest hold a spent budget places (24 h): a daily budget resets
 /// within a day; a reset time further out is not believed.
 pub const MAX_EXHAUSTED_HOLD_MILLIS: u64 = 24 * 60 * 60 * 1000;

@@ -33,7 +33,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::Serialize;
 
 pub use advice::{
-    advise, hold_until, shared_advice, BudgetAdvice, ProfileBudget, MAX_EXHAUSTED_HOLD_MILLIS,
+    advice_from_headers, advise, hold_until, shared_advice, BudgetAdvice, ProfileBudget,
+    MAX_EXHAUSTED_HOLD_MILLIS,
 };
 
 use super::retry::{self, HeaderError, HeadersFile};

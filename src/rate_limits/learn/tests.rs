@@ -507,3 +507,31 @@ fn shared_advice_states_the_per_minute_limits_and_holds_until_the_latest_spent_r
         .unwrap();
     assert_eq!(held.until, NOW + MAX_EXHAUSTED_HOLD_MILLIS);
 }
+
+#[test]
+fn headers_that_state_nothing_give_no_advice() {
+    assert_eq!(
+        advice_from_headers(
+            &pairs(&[("content-type", "application/json")]),
+            "openai",
+            NOW
+        ),
+        None
+    );
+    // Spent with no reset and no limit: nothing to store either.
+    assert_eq!(
+        advice_from_headers(
+            &pairs(&[("x-ratelimit-remaining-requests", "0")]),
+            "openai",
+            NOW
+        ),
+        None
+    );
+    let stated = advice_from_headers(
+        &pairs(&[("x-ratelimit-limit-requests", "60")]),
+        "openai",
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(stated.stated.requests_per_minute, Some(60));
+}
