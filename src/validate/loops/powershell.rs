@@ -979,6 +979,10 @@ impl<'a> Script<'a> {
         let sleeps = self.sleeps_in(position);
         match candidate.shape {
             LoopShape::While | LoopShape::DoWhile | LoopShape::DoUntil => {
+                if let Some(command) = self.status_tested(condition, candidate.body) {
+                    // `do { Add-Computer … } until ($?)` goes round until a command succeeds.
+                    return Some(Shape::Wait(command));
+                }
                 if !sleeps && self.condition_reassigned(condition, candidate.body) {
                     // A search: each pass tries a new value (`do { $name = New-Name } while (Test-Path $name)`).
                     return None;
@@ -1138,6 +1142,30 @@ impl<'a> Script<'a> {
             || word.starts_with("get-hns")
             || word.starts_with("test-")
             || (self.probing.contains(word) && self.at_command_position(index))
+    }
+
+    /// When the condition tests how the last command ended (`$?`, `$LASTEXITCODE`),
+    /// the command it waits for: the body's last one, or the variable itself.
+    fn status_tested(&self, condition: (usize, usize), body: (usize, usize)) -> Option<String> {
+        let status = self.inside(condition).into_iter().find(|&index| {
+            self.kind(index) == Some(Kind::Variable)
+                && matches!(self.tokens[index].text.as_str(), "?" | "lastexitcode")
+        })?;
+        let end = body.1.min(self.tokens.len());
+        let last_token = (body.0 + 1..end).rev().find(|&index| {
+            self.enclosing[index] == Some(body.0)
+                && !matches!(self.tokens[index].kind, Kind::Newline | Kind::Semicolon)
+        });
+        let last_command = last_token.and_then(|last| {
+            (self.statement_start(last)..=last)
+                .find(|&index| self.word(index).is_some() && self.at_command_position(index))
+        });
+        let named = last_command.unwrap_or(status);
+        Some(slice(
+            self.chars,
+            self.tokens[named].start,
+            self.tokens[named].end,
+        ))
     }
 
     /// Whether the body gives a variable the condition tests a new value

@@ -932,3 +932,24 @@ return $false
 ";
     assert_eq!(summary(source), vec![silent(1, 1)]);
 }
+
+#[test]
+fn a_condition_on_the_last_command_status_is_a_wait_for_that_command() {
+    // Each pass retries the command until it succeeds; nothing else ends the loop.
+    let one_line = "do {Join-Domain -Name $domain -ea SilentlyContinue} until ($?)\n";
+    assert_eq!(summary(one_line), vec![unbounded(1, 1)]);
+    let message = &scan(one_line)[0].message;
+    assert!(message.contains("waits for `Join-Domain`"), "{message}");
+    // The exit code of a native command, tested in a `while` after the call.
+    let exit_code =
+        "Invoke-Setup\n  while ($LASTEXITCODE -ne 0) {\n    setup.exe /quiet | Out-Null\n}\n";
+    assert_eq!(summary(exit_code), vec![unbounded(2, 3)]);
+    assert!(
+        scan(exit_code)[0].message.contains("waits for `setup.exe`"),
+        "{}",
+        scan(exit_code)[0].message
+    );
+    // With a counter in the condition and a message after the loop it is a capped retry.
+    let capped = "$n = 0\ndo {\n    $n++\n    New-Share -Path $path\n} until ($? -or $n -ge 5)\nif (-not $?) { throw \"no share after $n tries\" }\n";
+    assert_eq!(summary(capped), vec![]);
+}
