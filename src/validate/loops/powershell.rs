@@ -557,6 +557,10 @@ impl<'a> Script<'a> {
                         leaves = true;
                         speaks |= self.argument(index).is_some();
                     }
+                    _ if is_exception_helper(word) => {
+                        leaves = true;
+                        speaks |= self.argument(index).is_some();
+                    }
                     "echo" | "write" => speaks = true,
                     _ => {
                         let (called_leaves, called_speaks) =
@@ -991,6 +995,10 @@ impl<'a> Script<'a> {
                     return Some(Shape::Wait(probe));
                 }
                 if let Some(probe) = self.probe_assigned_for(condition, candidate.body) {
+                    if !sleeps && self.follows_a_cursor(condition, candidate.body) {
+                        // Paging: each pass asks for the page the previous answer named.
+                        return None;
+                    }
                     return Some(Shape::Wait(probe));
                 }
                 sleeps.then(|| {
@@ -1255,6 +1263,60 @@ impl<'a> Script<'a> {
             }
         }
         None
+    }
+
+    /// Whether the body walks a cursor through the answers: a variable the condition
+    /// tests is assigned from a request that is handed a variable which the body in
+    /// turn assigns from that answer (`$page = Invoke-RestMethod $uri` …
+    /// `$uri = $page.nextLink`). Each pass asks for something new.
+    fn follows_a_cursor(&self, condition: (usize, usize), body: (usize, usize)) -> bool {
+        let tested: HashSet<&str> = self
+            .inside(condition)
+            .into_iter()
+            .filter(|&index| self.kind(index) == Some(Kind::Variable))
+            .map(|index| self.tokens[index].text.as_str())
+            .collect();
+        let from = self.guard_parts.partition_point(|&index| index <= body.0);
+        let to = self.guard_parts.partition_point(|&index| index < body.1);
+        let parts = &self.guard_parts[from..to.max(from)];
+        // Each assignment in the body: (variable, the variables its value reads).
+        let assignments: Vec<(&str, Vec<&str>)> = parts
+            .iter()
+            .filter(|&&index| {
+                self.kind(index) == Some(Kind::Variable)
+                    && self
+                        .tokens
+                        .get(index + 1)
+                        .is_some_and(|next| next.kind == Kind::Operator && next.text == "=")
+            })
+            .map(|&index| {
+                let mut read = Vec::new();
+                let mut cursor = index + 2;
+                while let Some(value) = self.tokens.get(cursor) {
+                    if matches!(
+                        value.kind,
+                        Kind::Newline | Kind::Semicolon | Kind::Close('}')
+                    ) || !self.budget.spend(1)
+                    {
+                        break;
+                    }
+                    if value.kind == Kind::Variable {
+                        read.push(value.text.as_str());
+                    }
+                    cursor += 1;
+                }
+                (self.tokens[index].text.as_str(), read)
+            })
+            .collect();
+        assignments.iter().any(|(answer, request_inputs)| {
+            tested.contains(answer)
+                && request_inputs.iter().any(|input| {
+                    input != answer
+                        && assignments
+                            .iter()
+                            .any(|(name, reads)| name == input && reads.contains(answer))
+                })
+        })
     }
 
     /// Whether some statement of loop `position`'s body leaves it (`break`, `return`, `exit`, `throw`).
@@ -1931,13 +1993,39 @@ impl<'a> Script<'a> {
             }
             // A way out at the clause's own level, not one under a further `if`.
             let leaves = (block_open + 1..block_close.min(self.tokens.len())).any(|index| {
-                self.enclosing[index] == Some(block_open) && self.leaving(index, position).is_some()
+                self.enclosing[index] == Some(block_open)
+                    && (self.leaving(index, position).is_some()
+                        || self.sets_condition_flag(index, position))
             });
             if !leaves {
                 return Some(false);
             }
         }
         Some(true)
+    }
+
+    /// Whether token `index` sets a flag that loop `position`'s own condition tests
+    /// (`$assigned = $true` under `while ($attempts -le 100 -and -not $assigned)`):
+    /// the pass that runs it is the last.
+    fn sets_condition_flag(&self, index: usize, position: usize) -> bool {
+        let Some(condition) = self.loops[position].condition else {
+            return false;
+        };
+        let token = &self.tokens[index];
+        let constant = |offset: usize| {
+            self.tokens.get(index + offset).is_some_and(|value| {
+                value.kind == Kind::Variable && matches!(value.text.as_str(), "true" | "false")
+            })
+        };
+        token.kind == Kind::Variable
+            && self
+                .tokens
+                .get(index + 1)
+                .is_some_and(|next| next.kind == Kind::Operator && next.text == "=")
+            && constant(2)
+            && self.inside(condition).iter().any(|&tested| {
+                self.kind(tested) == Some(Kind::Variable) && self.tokens[tested].text == token.text
+            })
     }
 
     /// The `if` that starts the chain whose clause block opens at `open`.
@@ -2039,6 +2127,7 @@ impl<'a> Script<'a> {
             }
             "exit" | "throw" => Some(false),
             "write-error" if self.stops_on_error(index) => Some(false),
+            _ if is_exception_helper(word) => Some(false),
             _ => self
                 .helpers
                 .get(word)
@@ -2098,6 +2187,8 @@ impl<'a> Script<'a> {
                     // `Fail-Json $result 'timed out'` (Ansible modules) reports and ends the run.
                     let fails = word.starts_with("fail-") && self.argument(index).is_some();
                     let helper_speaks = self.helpers.get(word).is_some_and(|&(_, speaks)| speaks);
+                    // `New-InvalidOperationException @params` raises what it is handed.
+                    let raises = is_exception_helper(word) && self.argument(index).is_some();
                     // `Set-ExitCode -ErrorMessage '…'`: a command handed the message to report.
                     let hands_a_message = (index + 1..close.min(self.tokens.len()))
                         .take_while(|&argument| {
@@ -2111,7 +2202,8 @@ impl<'a> Script<'a> {
                                 parameter.starts_with('-') && parameter.ends_with("message")
                             })
                         });
-                    exit.speaks |= writes || logs || fails || helper_speaks || hands_a_message;
+                    exit.speaks |=
+                        writes || logs || fails || helper_speaks || hands_a_message || raises;
                 }
             }
         }
@@ -2221,6 +2313,12 @@ impl<'a> Script<'a> {
             ));
         }
     }
+}
+
+/// `New-InvalidOperationException`, `New-ObjectNotFoundException`, …: the shared
+/// helpers of DSC modules build an error record from what they are handed and throw it.
+fn is_exception_helper(word: &str) -> bool {
+    word.len() > "new-exception".len() && word.starts_with("new-") && word.ends_with("exception")
 }
 
 /// `-Wait` and its unambiguous abbreviations, with or without `:$true`.

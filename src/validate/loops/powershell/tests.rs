@@ -953,3 +953,50 @@ fn a_condition_on_the_last_command_status_is_a_wait_for_that_command() {
     let capped = "$n = 0\ndo {\n    $n++\n    New-Share -Path $path\n} until ($? -or $n -ge 5)\nif (-not $?) { throw \"no share after $n tries\" }\n";
     assert_eq!(summary(capped), vec![]);
 }
+
+#[test]
+fn an_exception_helper_given_a_message_leaves_and_says_why() {
+    // DSC modules raise through `New-…Exception` helpers of a shared module.
+    let counted = "$waited = 0\nwhile ((Get-VMNetworkAdapter -VMName $vm).IpAddresses.Count -lt 1) {\n    Start-Sleep -Seconds 2\n    $waited += 2\n    if ($waited -gt $limit) {\n        New-ObjectNotFoundException -Message ($text -f $vm)\n    }\n}\n";
+    assert_eq!(summary(counted), vec![]);
+    // The message may come in a splatted hashtable, in an `if` right after a deadline wait.
+    let splatted = "$clock = [System.Diagnostics.Stopwatch]::StartNew()\ndo {\n    $server = Connect-Db -Name $name\n    if ($server.Status -eq 'Online') { break }\n    Start-Sleep -Seconds 2\n} until ($clock.Elapsed.TotalSeconds -ge $limit)\nif ($server.Status -ne 'Online') {\n    $failure = @{ Message = \"$name not online after $limit s\" }\n    New-InvalidOperationException @failure\n}\n";
+    assert_eq!(summary(splatted), vec![]);
+    // Without it, the deadline's give-up is silent.
+    let bare = splatted.replace("    New-InvalidOperationException @failure\n", "");
+    assert_eq!(summary(&bare), vec![silent(2, 1)]);
+    // Called bare it still leaves, but says nothing.
+    let quiet = counted.replace(" -Message ($text -f $vm)", "");
+    assert_eq!(summary(&quiet), vec![silent(2, 1)]);
+}
+
+#[test]
+fn a_clause_that_sets_the_flag_the_condition_tests_ends_the_loop() {
+    // The counter is stepped on the only path that goes round again: the other clause
+    // sets the flag that makes the condition false.
+    let source = "$tries = 1\n$mounted = $false\ndo {\n    $disk | Mount-Letter\n    if ((Get-Letter $disk) -ne 0) {\n        $mounted = $true\n    } else {\n        Start-Sleep -Seconds 2\n        $tries++\n    }\n} while ($tries -le 50 -and -not $mounted)\nif (-not $mounted) { throw 'no drive letter after 50 tries' }\n";
+    assert_eq!(summary(source), vec![]);
+    // Without the message after the loop the give-up is silent.
+    let quiet = source.replace(
+        "if (-not $mounted) { throw 'no drive letter after 50 tries' }\n",
+        "",
+    );
+    assert_eq!(summary(&quiet), vec![silent(3, 1)]);
+    // A flag the condition does not test ends nothing: the counter is not stepped every pass.
+    let other = source.replace("$mounted = $true\n", "$seen = $true\n");
+    assert_eq!(summary(&other), vec![unbounded(3, 1)]);
+}
+
+#[test]
+fn paging_through_answers_that_name_the_next_page_is_not_a_wait() {
+    // Each pass requests the page the previous answer pointed to; the server ends it.
+    let source = "do {\n    $answer = Invoke-RestMethod -Uri $next -Headers $headers\n    $items += $answer.value\n    $next = $answer.nextLink\n} until ([string]::IsNullOrEmpty($answer.nextLink))\n";
+    assert_eq!(summary(source), vec![]);
+    // Asking the same thing again until the answer changes is a wait.
+    let same = source.replace("    $next = $answer.nextLink\n", "");
+    assert_eq!(summary(&same), vec![unbounded(1, 1)]);
+    // Sleeping between requests is polling (an operation whose answer names the status
+    // link to ask next): a wait.
+    let paced = source.replace("    $items", "    Start-Sleep -Seconds 5\n    $items");
+    assert_eq!(summary(&paced), vec![unbounded(1, 1)]);
+}
