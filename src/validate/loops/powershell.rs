@@ -992,11 +992,14 @@ impl<'a> Script<'a> {
                     return None;
                 }
                 if let Some(probe) = self.probe_within(condition) {
+                    if !sleeps && self.asks_something_new(condition, candidate.body) {
+                        return None;
+                    }
                     return Some(Shape::Wait(probe));
                 }
                 if let Some(probe) = self.probe_assigned_for(condition, candidate.body) {
-                    if !sleeps && self.follows_a_cursor(condition, candidate.body) {
-                        // Paging: each pass asks for the page the previous answer named.
+                    if !sleeps && self.asks_something_new(condition, candidate.body) {
+                        // Paging, a walk up a tree, a fresh name: each pass asks anew.
                         return None;
                     }
                     return Some(Shape::Wait(probe));
@@ -1070,6 +1073,35 @@ impl<'a> Script<'a> {
                     break;
                 }
                 cursor += 1;
+            }
+        }
+        // A walk: a variable stepped along a finite structure (`$node = $node.Parent`), or
+        // looked up at an index the body steps (`$name = Get-Name $command $index`).
+        let stepped: HashSet<&str> = parts
+            .iter()
+            .filter(|&&index| {
+                let is_step = |token: Option<&Token>| {
+                    token.is_some_and(|token| {
+                        token.kind == Kind::Operator
+                            && matches!(token.text.as_str(), "++" | "--" | "+=" | "-=")
+                    })
+                };
+                self.kind(index) == Some(Kind::Variable)
+                    && (is_step(self.tokens.get(index + 1))
+                        || is_step(index.checked_sub(1).map(|before| &self.tokens[before])))
+            })
+            .map(|&index| self.tokens[index].text.as_str())
+            .collect();
+        if let Some(assignments) = self.assignments_in((open, close)) {
+            for assignment in &assignments {
+                let walks = !assignment.probes
+                    && (assignment.member_of_itself
+                        || assignment.reads.iter().any(|input| {
+                            !assignment.targets.contains(input) && stepped.contains(input)
+                        }));
+                if walks {
+                    read.extend(assignment.targets.iter().copied());
+                }
             }
         }
         if read.is_empty() {
@@ -1265,58 +1297,121 @@ impl<'a> Script<'a> {
         None
     }
 
-    /// Whether the body walks a cursor through the answers: a variable the condition
-    /// tests is assigned from a request that is handed a variable which the body in
-    /// turn assigns from that answer (`$page = Invoke-RestMethod $uri` …
-    /// `$uri = $page.nextLink`). Each pass asks for something new.
-    fn follows_a_cursor(&self, condition: (usize, usize), body: (usize, usize)) -> bool {
-        let tested: HashSet<&str> = self
-            .inside(condition)
-            .into_iter()
-            .filter(|&index| self.kind(index) == Some(Kind::Variable))
-            .map(|index| self.tokens[index].text.as_str())
-            .collect();
-        let from = self.guard_parts.partition_point(|&index| index <= body.0);
-        let to = self.guard_parts.partition_point(|&index| index < body.1);
-        let parts = &self.guard_parts[from..to.max(from)];
-        // Each assignment in the body: (variable, the variables its value reads).
-        let assignments: Vec<(&str, Vec<&str>)> = parts
-            .iter()
-            .filter(|&&index| {
-                self.kind(index) == Some(Kind::Variable)
-                    && self
-                        .tokens
-                        .get(index + 1)
-                        .is_some_and(|next| next.kind == Kind::Operator && next.text == "=")
+    /// Whether each pass asks the outside world about something new, so the loop
+    /// walks a finite space instead of waiting (only without a sleep): what the probe
+    /// is handed is renewed every pass, from its own value (`$dir = Split-Path $dir`),
+    /// from the previous answer (`$uri = $page.nextLink` after
+    /// `$page = Invoke-RestMethod $uri`), or from a fresh name (`GetRandomFileName()`).
+    fn asks_something_new(&self, condition: (usize, usize), body: (usize, usize)) -> bool {
+        let Some(assignments) = self.assignments_in(body) else {
+            return false;
+        };
+        let renewed = |input: &str, answer: Option<&str>| {
+            assignments.iter().any(|assignment| {
+                assignment.targets.contains(&input)
+                    && (assignment.fresh
+                        || assignment.reads.contains(&input)
+                        || answer.is_some_and(|answer| {
+                            answer != input && assignment.reads.contains(&answer)
+                        }))
             })
-            .map(|&index| {
-                let mut read = Vec::new();
-                let mut cursor = index + 2;
-                while let Some(value) = self.tokens.get(cursor) {
-                    if matches!(
-                        value.kind,
-                        Kind::Newline | Kind::Semicolon | Kind::Close('}')
-                    ) || !self.budget.spend(1)
-                    {
-                        break;
-                    }
-                    if value.kind == Kind::Variable {
-                        read.push(value.text.as_str());
-                    }
-                    cursor += 1;
-                }
-                (self.tokens[index].text.as_str(), read)
-            })
-            .collect();
-        assignments.iter().any(|(answer, request_inputs)| {
-            tested.contains(answer)
-                && request_inputs.iter().any(|input| {
-                    input != answer
-                        && assignments
-                            .iter()
-                            .any(|(name, reads)| name == input && reads.contains(answer))
+        };
+        let inside = self.inside(condition);
+        // A probe in the condition itself: what its parentheses hand it.
+        let direct = inside.iter().any(|&index| {
+            self.is_probe(index)
+                && self.enclosing[index].is_some_and(|open| {
+                    self.inside((open, self.close_of(open)))
+                        .into_iter()
+                        .filter(|&input| self.kind(input) == Some(Kind::Variable))
+                        .any(|input| renewed(self.tokens[input].text.as_str(), None))
                 })
+        });
+        if direct {
+            return true;
+        }
+        // A probe's answer stored in a variable the condition tests.
+        let tested: HashSet<&str> = inside
+            .iter()
+            .filter(|&&index| self.kind(index) == Some(Kind::Variable))
+            .map(|&index| self.tokens[index].text.as_str())
+            .collect();
+        assignments.iter().any(|assignment| {
+            assignment.probes
+                && assignment
+                    .targets
+                    .iter()
+                    .any(|answer| tested.contains(answer))
+                && (assignment.fresh
+                    || assignment.reads.iter().any(|input| {
+                        !assignment.targets.contains(input)
+                            && assignment
+                                .targets
+                                .iter()
+                                .any(|answer| renewed(input, Some(answer)))
+                    }))
         })
+    }
+
+    /// Every assignment (`$a = …`, `$a, $b = …`) in a loop body, outside functions it
+    /// defines; `None` when the budget is spent.
+    fn assignments_in(&self, (open, close): (usize, usize)) -> Option<Vec<Assignment<'_>>> {
+        let end = close.min(self.tokens.len());
+        if !self.budget.spend(end.saturating_sub(open)) {
+            return None;
+        }
+        let mut assignments = Vec::new();
+        for equals in open + 1..end {
+            let token = &self.tokens[equals];
+            if token.kind != Kind::Operator || token.text != "=" {
+                continue;
+            }
+            let start = self.statement_start(equals).max(open + 1);
+            let targets: Vec<&str> = (start..equals)
+                .filter(|&index| self.kind(index) == Some(Kind::Variable))
+                .map(|index| self.tokens[index].text.as_str())
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            let member_of_itself = self.tokens.get(equals + 1).is_some_and(|value| {
+                value.kind == Kind::Variable && targets.contains(&value.text.as_str())
+            }) && self
+                .tokens
+                .get(equals + 2)
+                .is_some_and(|dot| dot.text == ".");
+            let mut assignment = Assignment {
+                targets,
+                reads: Vec::new(),
+                probes: false,
+                fresh: false,
+                member_of_itself,
+            };
+            for index in equals + 1..end {
+                let value = &self.tokens[index];
+                if matches!(value.kind, Kind::Newline | Kind::Semicolon)
+                    && self.enclosing[index] == self.enclosing[equals]
+                {
+                    break;
+                }
+                if value.kind == Kind::Variable {
+                    assignment.reads.push(value.text.as_str());
+                }
+                assignment.probes |= self.is_probe(index);
+                assignment.fresh |= self.word(index).is_some_and(|word| FRESH_NAMES.contains(&word))
+                    // `"$dir\$([IO.Path]::GetRandomFileName())"`: a subexpression is code.
+                    || (value.kind == Kind::Text
+                        && self
+                            .chars
+                            .get(value.start)
+                            .is_some_and(|quote| DOUBLE_QUOTES.contains(quote))
+                        && value.text.split("$(").skip(1).any(|code| {
+                            FRESH_NAMES.iter().any(|name| code.contains(name))
+                        }));
+            }
+            assignments.push(assignment);
+        }
+        Some(assignments)
     }
 
     /// Whether some statement of loop `position`'s body leaves it (`break`, `return`, `exit`, `throw`).
@@ -2332,6 +2427,15 @@ const MAX_TRY_HOPS: usize = 4;
 /// How many straight-line statements after a loop may hold its give-up message.
 const STATEMENTS_AFTER_LOOP: usize = 4;
 
+/// Calls that make up a new name each time they run.
+const FRESH_NAMES: &[&str] = &[
+    "getrandomfilename",
+    "gettempfilename",
+    "newguid",
+    "new-guid",
+    "get-random",
+];
+
 /// Commands whose answer comes from the outside world: files, services,
 /// processes, jobs, the network.
 const PROBES: &[&str] = &[
@@ -2394,6 +2498,20 @@ impl Exit {
     fn guard(self) -> Guard {
         Guard::of(self.leaves, self.speaks)
     }
+}
+
+/// One assignment in a loop body.
+struct Assignment<'a> {
+    /// The variables assigned.
+    targets: Vec<&'a str>,
+    /// The variables its value reads.
+    reads: Vec<&'a str>,
+    /// Its value asks the outside world.
+    probes: bool,
+    /// Its value is a fresh name (`GetRandomFileName()`, `New-Guid`).
+    fresh: bool,
+    /// Its value is a member of what it assigns (`$node = $node.Parent`).
+    member_of_itself: bool,
 }
 
 /// What a loop body's guards give.

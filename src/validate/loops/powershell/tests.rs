@@ -1000,3 +1000,35 @@ fn paging_through_answers_that_name_the_next_page_is_not_a_wait() {
     let paced = source.replace("    $items", "    Start-Sleep -Seconds 5\n    $items");
     assert_eq!(summary(&paced), vec![unbounded(1, 1)]);
 }
+
+#[test]
+fn walks_that_ask_about_something_new_each_pass_are_not_waits() {
+    // Up the folder tree: the probe's answer is about a new folder each pass.
+    let walk_up = "function Test-Root { param($dir) return (Test-Path (Join-Path $dir '.root')), ($dir -eq '') }\n$found, $top = Test-Root $dir\nwhile (-not $found -and -not $top) {\n    $dir, $rest = Split-Path $dir\n    $found, $top = Test-Root $dir\n}\n";
+    assert_eq!(summary(walk_up), vec![]);
+    // The probe in the condition, handed the walked folder.
+    let direct = "while (-not (Test-Path (Join-Path $dir 'config.json'))) {\n    $dir = Split-Path $dir -Parent\n}\n";
+    assert_eq!(summary(direct), vec![]);
+    // A fresh random name, made inside a string's subexpression, probed by a helper that catches.
+    let fresh = "function Test-Key { param($path) try { Test-Path $path } catch { $false } }\ndo {\n    $key = \"$root\\$([IO.Path]::GetRandomFileName())\"\n    $taken = Test-Key $key\n} until (-not $taken)\n";
+    assert_eq!(summary(fresh), vec![]);
+    // Asking about the same folder again is a wait, with or without a sleep.
+    let same =
+        "while (-not (Test-Path (Join-Path $dir 'ready.flag'))) {\n    $count = $count + 1\n}\n";
+    assert_eq!(summary(same), vec![unbounded(1, 1)]);
+    let paced = direct.replace("-Parent\n", "-Parent\n    Start-Sleep 1\n");
+    assert_eq!(summary(&paced), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn endless_walks_that_leave_at_the_end_of_the_structure_pass() {
+    // A parent chain, left when it runs out.
+    let parents = "$node = $start\nwhile ($true) {\n    if ($node -is [Stop]) { $last = $node }\n    if ($null -eq $node) { break }\n    $node = $node.Parent\n}\n";
+    assert_eq!(summary(parents), vec![]);
+    // An index walk over a list looked up through a helper, left when nothing is there.
+    let index = "do {\n    $name = Get-ParameterAt $command $position\n    if (-not $name) { break }\n    if ($bound[$name] -eq $null) { $bound[$name] = $value; break } else { $position++ }\n} while ($true)\n";
+    assert_eq!(summary(index), vec![]);
+    // Without the step the lookup asks the same thing forever.
+    let stuck = index.replace(" else { $position++ }", "");
+    assert_eq!(summary(&stuck), vec![unbounded(1, 1)]);
+}
