@@ -1801,13 +1801,20 @@ impl<'a> Script<'a> {
             if !guarded {
                 continue;
             }
+            let first_condition = clauses.first().and_then(|clause| clause.0);
             for clause in &clauses {
                 let exit = self.block_exit(clause.1, position)?;
                 if exit.leaves {
                     result.blocks.push(clause.1);
                     result.breaks_only &= !exit.ends;
                 }
-                result.guard_speaks |= exit.speaks;
+                // Only a clause the give-up pass runs reports the give-up.
+                let runs_at_the_cap = match (clause.0, first_condition) {
+                    (Some(condition), _) => self.true_at_the_cap(condition, &body) != Some(false),
+                    (None, Some(first)) => self.true_at_the_cap(first, &body) != Some(true),
+                    (None, None) => true,
+                };
+                result.guard_speaks |= exit.speaks && runs_at_the_cap;
                 result.guard = result.guard.max(exit.guard());
             }
         }
@@ -1839,6 +1846,88 @@ impl<'a> Script<'a> {
             }
         }
         Some(result)
+    }
+
+    /// Whether a single comparison of a counter or a clock with a bound
+    /// (`$n -ge 10`, `$tries -lt $max`, `(Get-Date) -gt $deadline`) holds once the
+    /// counter or clock has run to its bound: `None` for any other condition.
+    fn true_at_the_cap(&self, condition: (usize, usize), body: &[usize]) -> Option<bool> {
+        let tokens = self.inside(condition);
+        let comparisons: Vec<(usize, &str)> = tokens
+            .iter()
+            .enumerate()
+            .filter_map(|(at, &index)| {
+                let word = self.word(index)?;
+                let operator = word.strip_prefix('-')?;
+                let operator = if operator.len() == 3 {
+                    operator.trim_start_matches(['c', 'i'])
+                } else {
+                    operator
+                };
+                matches!(
+                    operator,
+                    "gt" | "ge" | "lt" | "le" | "eq" | "ne" | "and" | "or" | "not" | "xor"
+                )
+                .then_some((at, operator))
+            })
+            .collect();
+        let [(at, operator)] = comparisons.as_slice() else {
+            return None;
+        };
+        if tokens.iter().any(|&index| self.tokens[index].text == "!") {
+            return None;
+        }
+        let quantity = |indices: &[usize]| -> Option<bool> {
+            // Some(true): rises toward its bound; Some(false): falls.
+            indices.iter().find_map(|&index| {
+                if self.is_clock(index) {
+                    return Some(true);
+                }
+                let name = (self.kind(index) == Some(Kind::Variable))
+                    .then(|| self.tokens[index].text.as_str())?;
+                let steps: Vec<&str> = body
+                    .iter()
+                    .filter(|&&part| self.tokens[part].text == name)
+                    .filter_map(|&part| {
+                        let after = self.tokens.get(part + 1).map(|token| token.text.as_str());
+                        let before = part
+                            .checked_sub(1)
+                            .map(|before| self.tokens[before].text.as_str());
+                        [after, before]
+                            .into_iter()
+                            .flatten()
+                            .find(|text| matches!(*text, "++" | "--" | "+=" | "-="))
+                    })
+                    .collect();
+                if steps.is_empty() {
+                    return None;
+                }
+                let falls = steps.iter().all(|step| matches!(*step, "--" | "-="));
+                let rises = steps.iter().all(|step| matches!(*step, "++" | "+="));
+                (falls || rises).then_some(rises)
+            })
+        };
+        let (left, right) = tokens.split_at(*at);
+        let right = &right[1..];
+        // `(Get-Date) -lt $deadline`: the clock read now is what runs to the bound.
+        let reads_now =
+            |indices: &[usize]| indices.iter().any(|&index| self.is_time_reference(index));
+        let (rises, flipped) = match (reads_now(left), reads_now(right)) {
+            (true, false) => (true, false),
+            (false, true) => (true, true),
+            _ => match (quantity(left), quantity(right)) {
+                (Some(rises), None) => (rises, false),
+                (None, Some(rises)) => (rises, true),
+                _ => return None,
+            },
+        };
+        // With the quantity on the left: does the comparison hold once it is past its bound?
+        let high = match (*operator, flipped) {
+            ("gt" | "ge" | "eq", false) | ("lt" | "le" | "eq", true) => true,
+            ("lt" | "le" | "ne", false) | ("gt" | "ge" | "ne", true) => false,
+            _ => return None,
+        };
+        Some(high == rises)
     }
 
     /// `(condition, block)` of each clause of the `if` at `index`.

@@ -1032,3 +1032,26 @@ fn endless_walks_that_leave_at_the_end_of_the_structure_pass() {
     let stuck = index.replace(" else { $position++ }", "");
     assert_eq!(summary(&stuck), vec![unbounded(1, 1)]);
 }
+
+#[test]
+fn only_a_message_on_the_branch_the_cap_takes_reports_the_give_up() {
+    // The message runs on every pass but the last, so the give-up is silent.
+    let before_cap = "$n = 0\nwhile (-not (Test-Path $flag) -and $n -lt 10) {\n    $n++\n    if ($n -lt 10) { Write-Host \"not there yet, try $n\" }\n    Start-Sleep 1\n}\n";
+    assert_eq!(summary(before_cap), vec![silent(2, 1)]);
+    // The same test written the other way round, and with a falling counter.
+    let flipped = before_cap.replace("if ($n -lt 10)", "if (10 -gt $n)");
+    assert_eq!(summary(&flipped), vec![silent(2, 1)]);
+    let falling = "$left = 10\nwhile (-not (Test-Path $flag) -and $left -gt 0) {\n    $left--\n    if ($left -gt 0) { Write-Host \"$left tries left\" }\n    Start-Sleep 1\n}\n";
+    assert_eq!(summary(falling), vec![silent(2, 1)]);
+    // A message on the pass that reaches the cap, or in the else of the early passes, reports it.
+    let at_cap = before_cap.replace("if ($n -lt 10)", "if ($n -ge 10)");
+    assert_eq!(summary(&at_cap), vec![]);
+    let in_else = before_cap.replace(
+        "if ($n -lt 10) { Write-Host \"not there yet, try $n\" }",
+        "if ($n -lt 10) { Write-Verbose 'again' } else { Write-Warning \"$flag missing after $n tries\" }",
+    );
+    assert_eq!(summary(&in_else), vec![]);
+    // A deadline: the message must come when the clock has passed it.
+    let clock = "$deadline = (Get-Date).AddMinutes(2)\nwhile (-not (Test-Path $flag) -and (Get-Date) -lt $deadline) {\n    if ((Get-Date) -lt $deadline.AddSeconds(-5)) { Write-Host 'waiting' }\n    Start-Sleep 1\n}\n";
+    assert_eq!(summary(clock), vec![silent(2, 1)]);
+}
