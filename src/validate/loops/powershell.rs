@@ -889,9 +889,13 @@ impl<'a> Script<'a> {
             let header_guard = match &shape {
                 Shape::Endless => false,
                 Shape::Retry => true,
-                Shape::Wait(_) => candidate
-                    .condition
-                    .is_some_and(|condition| self.is_guard_condition(condition, &guard.counters)),
+                Shape::Wait(_) => candidate.condition.is_some_and(|condition| {
+                    self.is_guard_condition(condition, &guard.counters)
+                        || self
+                            .invoked_script_blocks(condition)
+                            .into_iter()
+                            .any(|block| self.is_guard_condition(block, &guard.counters))
+                }),
             };
             // `while ($sent -lt 300) { …; Start-Sleep 1 }` counts rounds and waits for nothing.
             let counted = matches!(shape, Shape::Wait(_))
@@ -1846,6 +1850,57 @@ impl<'a> Script<'a> {
             }
         }
         Some(result)
+    }
+
+    /// The values (from `=` to the end of the statement) last assigned, before the
+    /// loop, to script blocks its condition runs (`until ($done.Invoke())`,
+    /// `while (-not (& $ready))`): a deadline may be kept there.
+    fn invoked_script_blocks(&self, condition: (usize, usize)) -> Vec<(usize, usize)> {
+        let invoked: Vec<&str> = self
+            .inside(condition)
+            .into_iter()
+            .filter(|&index| self.kind(index) == Some(Kind::Variable))
+            .filter(|&index| {
+                let called = self
+                    .tokens
+                    .get(index + 1)
+                    .is_some_and(|dot| dot.text == ".")
+                    && self.word(index + 2) == Some("invoke");
+                let run = index
+                    .checked_sub(1)
+                    .is_some_and(|before| self.tokens[before].text == "&");
+                called || run
+            })
+            .map(|index| self.tokens[index].text.as_str())
+            .collect();
+        let mut blocks = Vec::new();
+        for name in invoked {
+            let before = self
+                .guard_parts
+                .partition_point(|&index| index < condition.0);
+            let assigned = self.guard_parts[..before].iter().rev().find(|&&index| {
+                self.kind(index) == Some(Kind::Variable)
+                    && self.tokens[index].text == name
+                    && self
+                        .tokens
+                        .get(index + 1)
+                        .is_some_and(|next| next.text == "=")
+            });
+            let Some(&variable) = assigned else {
+                continue;
+            };
+            let equals = variable + 1;
+            let end = (equals + 1..condition.0)
+                .find(|&index| {
+                    matches!(self.tokens[index].kind, Kind::Newline | Kind::Semicolon)
+                        && self.enclosing[index] == self.enclosing[equals]
+                })
+                .unwrap_or(condition.0);
+            if self.budget.spend(end.saturating_sub(equals)) {
+                blocks.push((equals, end));
+            }
+        }
+        blocks
     }
 
     /// Whether a single comparison of a counter or a clock with a bound

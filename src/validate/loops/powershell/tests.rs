@@ -1055,3 +1055,14 @@ fn only_a_message_on_the_branch_the_cap_takes_reports_the_give_up() {
     let clock = "$deadline = (Get-Date).AddMinutes(2)\nwhile (-not (Test-Path $flag) -and (Get-Date) -lt $deadline) {\n    if ((Get-Date) -lt $deadline.AddSeconds(-5)) { Write-Host 'waiting' }\n    Start-Sleep 1\n}\n";
     assert_eq!(summary(clock), vec![silent(2, 1)]);
 }
+
+#[test]
+fn a_deadline_kept_in_a_script_block_the_condition_runs_counts() {
+    let source = "$stop = [DateTimeOffset]::Now.AddSeconds(600)\n$done = {\n    $state -eq 'Running' -or [DateTimeOffset]::Now -ge $stop\n}\ndo {\n    $state = Get-EmulatorState\n    Start-Sleep -Seconds 5\n} until ($done.Invoke())\nif ($state -ne 'Running') { Write-Error 'emulator not running after 600 s' }\n";
+    assert_eq!(summary(source), vec![]);
+    let run_with_ampersand = source.replace("$done.Invoke()", "& $done");
+    assert_eq!(summary(&run_with_ampersand), vec![]);
+    // A block that only tests the state keeps no deadline.
+    let no_clock = source.replace(" -or [DateTimeOffset]::Now -ge $stop", "");
+    assert_eq!(summary(&no_clock), vec![unbounded(5, 1)]);
+}
