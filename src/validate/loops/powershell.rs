@@ -14,13 +14,39 @@ use super::text::{
 use super::LoopFinding;
 use crate::validate::diagnostic::{FindingKind, Rule};
 
-/// Scans one file's text; see [`super::scan`].
+/// How many dot-sourced files one script may take helpers from.
+const MAX_SOURCED_FILES: usize = 8;
+
+/// Scans one file's text; see [`super::scan`]. Files it dot-sources are not read.
 pub fn scan(source: &str) -> Vec<LoopFinding> {
+    scan_with(source, &|_| None)
+}
+
+/// Scans one file's text, as [`scan`] does, reading the files it dot-sources
+/// by a literal path (`. "$PSScriptRoot/lib/common.ps1"`, `. .\helpers.ps1`,
+/// `. (Join-Path $PSScriptRoot 'logging.ps1')`): functions defined there that
+/// always leave or that say why count as they do for functions of the file.
+/// `resolve` gets the path relative to the script's folder, with `/`
+/// separators, and returns the file's text or `None`.
+pub fn scan_with(source: &str, resolve: &dyn Fn(&str) -> Option<String>) -> Vec<LoopFinding> {
     // Callers remove a byte-order mark; one left over is still not text.
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let chars: Vec<char> = source.chars().collect();
     let tokens = tokenize(&chars);
-    let script = Script::new(&chars, tokens);
+    let mut sourced = HashMap::new();
+    for path in dot_sourced_paths(&chars, &tokens)
+        .into_iter()
+        .take(MAX_SOURCED_FILES)
+    {
+        let Some(text) = resolve(&path) else {
+            continue;
+        };
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let library: Vec<char> = text.chars().collect();
+        let library_tokens = tokenize(&library);
+        sourced.extend(Script::new(&library, library_tokens, HashMap::new()).helpers);
+    }
+    let script = Script::new(&chars, tokens, sourced);
     let mut findings = Vec::new();
     script.check_loops(&mut findings);
     script.check_endless_reads(&mut findings);
@@ -394,7 +420,8 @@ struct Script<'a> {
 }
 
 impl<'a> Script<'a> {
-    fn new(chars: &'a [char], tokens: Vec<Token>) -> Self {
+    /// `sourced`: helpers of the files the script dot-sources, as `helpers` holds them.
+    fn new(chars: &'a [char], tokens: Vec<Token>, sourced: HashMap<String, (bool, bool)>) -> Self {
         let pairs = pair_brackets(&tokens);
         let mut script = Script {
             chars,
@@ -457,7 +484,7 @@ impl<'a> Script<'a> {
             .collect();
         let all_parts = script.guard_parts.clone();
         script.clocks = script.clock_variables(&all_parts);
-        script.helpers = script.find_helpers();
+        script.helpers = script.find_helpers(&sourced);
         script.probing = script.find_probing_helpers();
         script
     }
@@ -526,12 +553,17 @@ impl<'a> Script<'a> {
 
     /// Whether each function of the file always ends the script (`exit`, `throw`)
     /// and whether it says why.
-    fn find_helpers(&self) -> HashMap<String, (bool, bool)> {
-        let mut helpers: HashMap<String, (bool, bool)> = HashMap::new();
+    fn find_helpers(
+        &self,
+        sourced: &HashMap<String, (bool, bool)>,
+    ) -> HashMap<String, (bool, bool)> {
+        let mut helpers = sourced.clone();
         // A helper may call another; a few rounds settle the chains scripts use.
         for _ in 0..3 {
             let known = helpers.clone();
-            helpers = self.helper_round(&known);
+            // A function of the file wins over a dot-sourced one of the same name.
+            helpers = sourced.clone();
+            helpers.extend(self.helper_round(&known));
         }
         helpers
     }
@@ -2552,6 +2584,85 @@ impl<'a> Script<'a> {
             ));
         }
     }
+}
+
+/// The files a script dot-sources by a literal path, relative to its folder with
+/// `/` separators: `. "$PSScriptRoot\lib.ps1"`, `. ./lib.ps1`,
+/// `. (Join-Path $PSScriptRoot 'lib.ps1')`. Paths built from other variables are left out.
+fn dot_sourced_paths(chars: &[char], tokens: &[Token]) -> Vec<String> {
+    let mut paths = Vec::new();
+    for (index, token) in tokens.iter().enumerate() {
+        let at_command = index == 0
+            || matches!(
+                tokens[index - 1].kind,
+                Kind::Newline | Kind::Semicolon | Kind::Open('{') | Kind::Close('}')
+            );
+        let spaced = chars
+            .get(token.end)
+            .is_some_and(|next| *next == ' ' || *next == '\t');
+        if token.kind != Kind::Operator || token.text != "." || !at_command || !spaced {
+            continue;
+        }
+        let line_end = tokens[index..]
+            .iter()
+            .find(|next| matches!(next.kind, Kind::Newline | Kind::Semicolon))
+            .map_or(chars.len(), |next| next.start);
+        let written = slice(chars, token.end, line_end);
+        if let Some(path) = literal_script_path(written.trim()) {
+            paths.push(path);
+        }
+    }
+    paths
+}
+
+/// The path a dot-source statement names, relative to the script's folder.
+fn literal_script_path(written: &str) -> Option<String> {
+    let unquote = |text: &str| text.trim().trim_matches(['"', '\'']).to_string();
+    let path = match written
+        .strip_prefix('(')
+        .and_then(|inner| inner.strip_suffix(')'))
+    {
+        Some(inner) => {
+            let mut words = inner.split_whitespace();
+            if !words.next()?.eq_ignore_ascii_case("join-path") {
+                return None;
+            }
+            let parts: Vec<String> = words
+                .filter(|word| !word.starts_with('-'))
+                .map(unquote)
+                .collect();
+            let (base, rest) = parts.split_first()?;
+            if !is_script_root(base) || rest.is_empty() {
+                return None;
+            }
+            rest.join("/")
+        }
+        None => {
+            let path = unquote(written);
+            let path = path.replace('\\', "/");
+            let lower = path.to_lowercase();
+            let root_end = ["$psscriptroot", "${psscriptroot}"]
+                .iter()
+                .find(|root| lower.starts_with(*root))
+                .map(|root| root.len());
+            match root_end {
+                Some(end) => path[end..].trim_start_matches('/').to_string(),
+                None => path.strip_prefix("./").unwrap_or(&path).to_string(),
+            }
+        }
+    };
+    let path = path.replace('\\', "/");
+    let literal = !path.is_empty()
+        && !path.contains(['$', '(', ')', '`', ' '])
+        && path.to_lowercase().ends_with(".ps1");
+    literal.then_some(path)
+}
+
+fn is_script_root(word: &str) -> bool {
+    matches!(
+        word.to_lowercase().as_str(),
+        "$psscriptroot" | "${psscriptroot}"
+    )
 }
 
 /// `New-InvalidOperationException`, `New-ObjectNotFoundException`, …: the shared

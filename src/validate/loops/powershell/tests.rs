@@ -1066,3 +1066,28 @@ fn a_deadline_kept_in_a_script_block_the_condition_runs_counts() {
     let no_clock = source.replace(" -or [DateTimeOffset]::Now -ge $stop", "");
     assert_eq!(summary(&no_clock), vec![unbounded(5, 1)]);
 }
+
+#[test]
+fn helpers_of_a_dot_sourced_file_count_like_the_script_s_own() {
+    use super::scan_with;
+    let library = "function Tell-Failure($text) { Write-Host \"FAILED: $text\" }\nfunction Stop-Run($text) { Write-Host $text; exit 1 }\n";
+    let resolve = |path: &str| (path == "../common/logging.ps1").then(|| library.to_string());
+    // The retry's message helper is defined in the dot-sourced file.
+    let script = ". \"$PSScriptRoot\\..\\common\\logging.ps1\"\nfor ($try = 1; $try -le 5; $try++) {\n    if (Test-Connection $server -Count 1 -Quiet) { break }\n    if ($try -eq 5) { Tell-Failure \"$server unreachable\"; break }\n    Start-Sleep -Seconds 2\n}\n";
+    let findings = scan_with(script, &resolve);
+    assert!(findings.is_empty(), "{findings:?}");
+    // Not read, the helper is unknown and the give-up looks silent.
+    assert_eq!(summary(script), vec![silent(2, 1)]);
+    // Join-Path on the script's folder, and an exiting helper as the guard's way out.
+    let joined = ". (Join-Path $PSScriptRoot '../common/logging.ps1')\nwhile (-not (Test-Path $marker)) {\n    $waited++\n    if ($waited -gt 30) { Stop-Run \"no $marker after 30 s\" }\n    Start-Sleep -Seconds 1\n}\n";
+    assert!(scan_with(joined, &resolve).is_empty());
+    assert_eq!(summary(joined), vec![unbounded(2, 1)]);
+    // A path built from another variable is not followed.
+    let dynamic = joined.replace("$PSScriptRoot", "$commonDir");
+    let findings = scan_with(&dynamic, &resolve);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(
+        (findings[0].kind, findings[0].line, findings[0].column),
+        (crate::validate::diagnostic::FindingKind::Unbounded, 2, 1)
+    );
+}
