@@ -2262,17 +2262,34 @@ impl<'a> Script<'a> {
             if !self.budget.spend(block_close.saturating_sub(block_open)) {
                 return None;
             }
-            // A way out at the clause's own level, not one under a further `if`.
-            let leaves = (block_open + 1..block_close.min(self.tokens.len())).any(|index| {
-                self.enclosing[index] == Some(block_open)
-                    && (self.leaving(index, position).is_some()
-                        || self.sets_condition_flag(index, position))
-            });
-            if !leaves {
+            if !self.always_leaves((block_open, block_close), position, 3) {
                 return Some(false);
             }
         }
         Some(true)
+    }
+
+    /// Whether every path through a clause block leaves loop `position` (or sets the
+    /// flag its condition tests): a way out at the block's own level, or an inner
+    /// `if … else` whose every clause does, followed `depth` levels down.
+    fn always_leaves(&self, (open, close): (usize, usize), position: usize, depth: usize) -> bool {
+        (open + 1..close.min(self.tokens.len())).any(|index| {
+            if self.enclosing[index] != Some(open) {
+                return false;
+            }
+            if self.leaving(index, position).is_some() || self.sets_condition_flag(index, position)
+            {
+                return true;
+            }
+            if depth == 0 || self.word(index) != Some("if") || !self.at_command_position(index) {
+                return false;
+            }
+            let clauses = self.if_clauses(index);
+            clauses.last().is_some_and(|clause| clause.0.is_none())
+                && clauses
+                    .iter()
+                    .all(|clause| self.always_leaves(clause.1, position, depth - 1))
+        })
     }
 
     /// Whether token `index` sets a flag that loop `position`'s own condition tests

@@ -1091,3 +1091,14 @@ fn helpers_of_a_dot_sourced_file_count_like_the_script_s_own() {
         (crate::validate::diagnostic::FindingKind::Unbounded, 2, 1)
     );
 }
+
+#[test]
+fn a_last_try_that_rethrows_on_every_branch_leaves() {
+    // The counter is stepped in the clause that goes round again; the other clause
+    // throws on both of its own branches.
+    let source = "$tries = 0\n$done = $false\nwhile (-not $done) {\n    try {\n        Invoke-Step @arguments\n        $done = $true\n    } catch {\n        if ($tries -ge $limit) {\n            if ($_.Exception.Message -match 'expired') { throw 'the credential expired' } else { throw }\n        } else {\n            Start-Sleep -Seconds 2\n            $tries++\n        }\n    }\n}\n";
+    assert_eq!(summary(source), vec![]);
+    // One branch that falls through makes the counter no cap of every pass.
+    let leaky = source.replace(" else { throw }", " else { Write-Verbose 'giving up' }");
+    assert_eq!(summary(&leaky), vec![unbounded(3, 1)]);
+}
