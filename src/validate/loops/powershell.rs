@@ -1019,6 +1019,10 @@ impl<'a> Script<'a> {
         let sleeps = self.sleeps_in(position);
         match candidate.shape {
             LoopShape::While | LoopShape::DoWhile | LoopShape::DoUntil => {
+                if self.prompts_each_pass(position) {
+                    // A person answers each pass, and an answer leaves: not a wait on the world.
+                    return None;
+                }
                 if let Some(command) = self.status_tested(condition, candidate.body) {
                     // `do { Add-Computer … } until ($?)` goes round until a command succeeds.
                     return Some(Shape::Wait(command));
@@ -1218,6 +1222,49 @@ impl<'a> Script<'a> {
             || word.starts_with("get-hns")
             || word.starts_with("test-")
             || (self.probing.contains(word) && self.at_command_position(index))
+    }
+
+    /// Whether every pass of loop `position` asks a person (`$answer = Read-Host …` at
+    /// the body's own level) and an `if` or `switch` on that answer leaves the loop.
+    fn prompts_each_pass(&self, position: usize) -> bool {
+        let (open, close) = self.loops[position].body;
+        let end = close.min(self.tokens.len());
+        let answers: HashSet<&str> = (open + 1..end)
+            .filter(|&index| {
+                self.enclosing[index] == Some(open)
+                    && self.kind(index) == Some(Kind::Variable)
+                    && self
+                        .tokens
+                        .get(index + 1)
+                        .is_some_and(|next| next.text == "=")
+                    && self.word(index + 2) == Some("read-host")
+            })
+            .map(|index| self.tokens[index].text.as_str())
+            .collect();
+        if answers.is_empty() {
+            return false;
+        }
+        (open + 1..end).any(|index| {
+            if !matches!(self.word(index), Some("if" | "switch"))
+                || !self.at_command_position(index)
+            {
+                return false;
+            }
+            let Some((test_open, test_close)) = self.bracket_after(index, '(') else {
+                return false;
+            };
+            let tests_answer = self.inside((test_open, test_close)).iter().any(|&inner| {
+                self.kind(inner) == Some(Kind::Variable)
+                    && answers.contains(self.tokens[inner].text.as_str())
+            });
+            let Some(block) = self.bracket_after(test_close, '{') else {
+                return false;
+            };
+            tests_answer
+                && self
+                    .span_exit(block, position)
+                    .is_some_and(|exit| exit.leaves)
+        })
     }
 
     /// When the condition tests how the last command ended (`$?`, `$LASTEXITCODE`),

@@ -1102,3 +1102,19 @@ fn a_last_try_that_rethrows_on_every_branch_leaves() {
     let leaky = source.replace(" else { throw }", " else { Write-Verbose 'giving up' }");
     assert_eq!(summary(&leaky), vec![unbounded(3, 1)]);
 }
+
+#[test]
+fn a_prompt_whose_answer_can_leave_is_not_a_wait() {
+    // Each pass asks the user; any answer but yes exits.
+    let source = "$state = Get-ClusterState\nwhile ($state -eq 'active') {\n    $answer = Read-Host 'Leave the cluster? (y/n)'\n    switch ($answer) {\n        y { Leave-Cluster; Start-Sleep 10 }\n        default { Write-Host 'cannot continue in a cluster'; exit }\n    }\n    $state = Get-ClusterState\n}\n";
+    assert_eq!(summary(source), vec![]);
+    // If no answer leaves, the loop still waits on the cluster.
+    let no_way_out = source.replace("; exit }", " }");
+    assert_eq!(summary(&no_way_out), vec![unbounded(2, 1)]);
+    // A prompt asked only on some passes does not drive the loop.
+    let sometimes = source.replace(
+        "    $answer = Read-Host 'Leave the cluster? (y/n)'\n",
+        "    if ($interactive) { $answer = Read-Host 'Leave the cluster? (y/n)' }\n",
+    );
+    assert_eq!(summary(&sometimes), vec![unbounded(2, 1)]);
+}
