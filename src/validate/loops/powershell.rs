@@ -905,6 +905,10 @@ impl<'a> Script<'a> {
                 LoopShape::Pipeline => &self.tokens[self.statement_start(candidate.keyword)],
                 _ => &self.tokens[candidate.keyword],
             };
+            if matches!(shape, Shape::Wait(_)) && self.stops_what_runs_too_long(position) {
+                // A job pool that stops each job past its deadline: every job ends.
+                continue;
+            }
             let header = self.header(candidate);
             let Some(guard) = self.find_guard(position) else {
                 findings.push(finding(
@@ -1222,6 +1226,35 @@ impl<'a> Script<'a> {
             || word.starts_with("get-hns")
             || word.starts_with("test-")
             || (self.probing.contains(word) && self.at_command_position(index))
+    }
+
+    /// Whether the body of loop `position` stops what it waits for once that has run
+    /// past a deadline: an `if` comparing the clock whose block runs `Stop-Job` or
+    /// `Stop-Process` (`if (((Get-Date) - $job.PSBeginTime).TotalSeconds -ge $limit) { Stop-Job $job }`).
+    fn stops_what_runs_too_long(&self, position: usize) -> bool {
+        let (open, close) = self.loops[position].body;
+        let end = close.min(self.tokens.len());
+        if !self.budget.spend(end.saturating_sub(open)) {
+            return false;
+        }
+        (open + 1..end).any(|index| {
+            if self.word(index) != Some("if")
+                || !self.at_command_position(index)
+                || self.in_nested_function(index, position)
+            {
+                return false;
+            }
+            self.if_clauses(index)
+                .into_iter()
+                .any(|(condition, (block_open, block_close))| {
+                    condition.is_some_and(|condition| {
+                        self.is_guard_condition(condition, &HashSet::new())
+                    }) && (block_open + 1..block_close.min(self.tokens.len())).any(|inner| {
+                        matches!(self.word(inner), Some("stop-job" | "stop-process"))
+                            && self.at_command_position(inner)
+                    })
+                })
+        })
     }
 
     /// Whether every pass of loop `position` asks a person (`$answer = Read-Host …` at

@@ -1118,3 +1118,16 @@ fn a_prompt_whose_answer_can_leave_is_not_a_wait() {
     );
     assert_eq!(summary(&sometimes), vec![unbounded(2, 1)]);
 }
+
+#[test]
+fn a_job_pool_that_stops_jobs_past_their_deadline_ends() {
+    // Finished jobs are counted off; a running job past its time limit is stopped.
+    let source = "$done = 0\nwhile ($done -ne $work.Count) {\n    foreach ($job in (Get-Job | Where-Object State -ne 'Running')) { $done++; Receive-Job $job; Remove-Job $job }\n    Start-Sleep 1\n    foreach ($job in (Get-Job -State Running)) {\n        if (((Get-Date) - $job.PSBeginTime).TotalSeconds -ge $limit) { Stop-Job $job }\n    }\n}\n";
+    assert_eq!(summary(source), vec![]);
+    // Without the stop, a job that hangs keeps the pool waiting.
+    let no_stop = source.replace(
+        "{ Stop-Job $job }",
+        "{ Write-Host \"$($job.Name) is slow\" }",
+    );
+    assert_eq!(summary(&no_stop), vec![unbounded(2, 1)]);
+}
