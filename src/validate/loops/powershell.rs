@@ -986,6 +986,7 @@ impl<'a> Script<'a> {
             if countdown
                 || self.says_after_loop(position, &guard)
                 || (header_guard && self.speaks_on_failing_pass(position) == Some(true))
+                || self.callers_assert_what_it_waited_for(position)
             {
                 continue;
             }
@@ -1255,6 +1256,96 @@ impl<'a> Script<'a> {
                     })
                 })
         })
+    }
+
+    /// Whether loop `position` ends the function it is in, and every call of that
+    /// function is followed, within a few statements, by a Pester `Should` on what the
+    /// loop waited for (a statement that asks the same probe as the loop's condition):
+    /// the caller then reports the give-up (`WaitForStatus …` / `(Get-Service x).Status | Should Be 'Running'`).
+    fn callers_assert_what_it_waited_for(&self, position: usize) -> bool {
+        let candidate = &self.loops[position];
+        let Some(condition) = candidate.condition else {
+            return false;
+        };
+        let asked: HashSet<&str> = self
+            .inside(condition)
+            .into_iter()
+            .filter(|&index| self.is_probe(index))
+            .filter_map(|index| self.word(index))
+            .collect();
+        if asked.is_empty() {
+            return false;
+        }
+        let end = match candidate.shape {
+            LoopShape::DoWhile | LoopShape::DoUntil => condition.1,
+            _ => candidate.body.1,
+        };
+        let Some((name, (_, function_close))) = self
+            .functions
+            .iter()
+            .filter(|(_, (open, close))| *open < candidate.keyword && end < *close)
+            .min_by_key(|(_, (open, close))| close - open)
+        else {
+            return false;
+        };
+        if self.next_significant(end) != Some(*function_close) {
+            return false;
+        }
+        let calls: Vec<usize> = (0..self.tokens.len())
+            .filter(|&index| {
+                self.word(index) == Some(name.as_str())
+                    && self.at_command_position(index)
+                    && self
+                        .tokens
+                        .get(index.wrapping_sub(1))
+                        .is_none_or(|before| before.kind != Kind::Word || before.text != "function")
+            })
+            .collect();
+        !calls.is_empty()
+            && calls.iter().all(|&call| {
+                let Some(next) = (call..self.tokens.len())
+                    .find(|&index| {
+                        matches!(self.tokens[index].kind, Kind::Newline | Kind::Semicolon)
+                    })
+                    .and_then(|line_end| self.next_significant(line_end))
+                else {
+                    return false;
+                };
+                self.asserts_soon_after_asking(next, &asked)
+            })
+    }
+
+    /// Like [`Self::asserts_soon_after`], for a `Should` whose statement asks one of `asked`.
+    fn asserts_soon_after_asking(&self, start: usize, asked: &HashSet<&str>) -> bool {
+        let mut depth: usize = 0;
+        let mut statements = 0;
+        for index in start..self.tokens.len() {
+            if !self.budget.spend(1) {
+                return false;
+            }
+            match self.tokens[index].kind {
+                Kind::Open(_) => depth += 1,
+                Kind::Close(_) if depth == 0 => return false,
+                Kind::Close(_) => depth -= 1,
+                Kind::Newline | Kind::Semicolon if depth == 0 => {
+                    statements += 1;
+                    if statements > STATEMENTS_AFTER_LOOP {
+                        return false;
+                    }
+                }
+                _ => {
+                    if self.word(index) == Some("should") && self.at_command_position(index) {
+                        let statement = self.statement_start(index);
+                        let asks = (statement..index)
+                            .any(|part| self.word(part).is_some_and(|word| asked.contains(word)));
+                        if asks {
+                            return true;
+                        }
+                    }
+                }
+            }
+        }
+        false
     }
 
     /// Whether every pass of loop `position` asks a person (`$answer = Read-Host …` at

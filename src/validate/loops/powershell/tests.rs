@@ -1131,3 +1131,17 @@ fn a_job_pool_that_stops_jobs_past_their_deadline_ends() {
     );
     assert_eq!(summary(&no_stop), vec![unbounded(2, 1)]);
 }
+
+#[test]
+fn a_wait_helper_whose_callers_assert_what_it_waited_for_reports_the_give_up() {
+    let helper = "function Wait-State {\n    param($name, $state)\n    while (((Get-Service $name).Status -ne $state) -and ($n++ -lt 4)) {\n        Start-Sleep -Milliseconds 500\n    }\n}\n";
+    // Every caller checks the service state with Pester right after.
+    let asserted = format!("{helper}It 'starts' {{\n    Wait-State -name agent -state Running\n    (Get-Service agent).Status | Should -Be 'Running'\n}}\n");
+    assert_eq!(summary(&asserted), vec![]);
+    // An assertion on something else does not reveal the give-up.
+    let unrelated = format!("{helper}It 'starts' {{\n    Wait-State -name agent -state Running\n    $log | Should -Not -Contain 'error'\n}}\n");
+    assert_eq!(summary(&unrelated), vec![silent(3, 5)]);
+    // Nor does a caller that asserts nothing.
+    let one_silent_caller = format!("{asserted}Wait-State -name agent -state Stopped\n");
+    assert_eq!(summary(&one_silent_caller), vec![silent(3, 5)]);
+}
