@@ -1803,6 +1803,22 @@ impl<'a> Script<'a> {
                 _ => break,
             }
         }
+        // `1 -eq 1`: two equal numbers compared.
+        if let [left, operator, right] = indices {
+            let number = |index: usize| {
+                (self.kind(index) == Some(Kind::Number))
+                    .then(|| self.tokens[index].text.parse::<i64>().ok())
+                    .flatten()
+            };
+            if let (Some(left), Some(right)) = (number(*left), number(*right)) {
+                let value = match self.tokens[*operator].text.as_str() {
+                    "-eq" | "-ieq" | "-ceq" => left == right,
+                    "-ne" | "-ine" | "-cne" => left != right,
+                    _ => return None,
+                };
+                return Some(value != negated);
+            }
+        }
         let [single] = indices else {
             return None;
         };

@@ -28,6 +28,8 @@ fn every_endless_shape_is_unbounded() {
         ("  do { poll } while ($true)", 3),
         ("do {\n  poll\n}\nuntil ($false)", 1),
         ("Do { poll } Until (0)", 1),
+        ("while (1 -eq 1) { poll }", 1),
+        ("do { poll } until (1 -ne 1)", 1),
     ];
     for (source, column) in cases {
         assert_eq!(summary(source), vec![unbounded(1, column)], "{source}");
