@@ -2439,6 +2439,11 @@ impl<'a> Script<'a> {
         };
         let clauses = self.if_clauses(head);
         let has_else = clauses.last().is_some_and(|clause| clause.0.is_none());
+        if let [(Some(test), (block_open, _))] = clauses.as_slice() {
+            // `if (-not $found) { $tries++ }` under `while ((-not $found) -and $tries -lt 5)`:
+            // a pass that skips the clause fails the loop's own condition and ends it.
+            return Some(*block_open == open && self.is_continuation_conjunct(*test, position));
+        }
         if !has_else || !clauses.iter().any(|clause| clause.1 .0 == open) {
             return Some(false);
         }
@@ -2454,6 +2459,42 @@ impl<'a> Script<'a> {
             }
         }
         Some(true)
+    }
+
+    /// Whether the test of an `if` (between the parentheses `test`) is, as written, one
+    /// of the `-and` parts of the condition loop `position` needs to go round again
+    /// (a `while` or `do … while`).
+    fn is_continuation_conjunct(&self, test: (usize, usize), position: usize) -> bool {
+        let candidate = &self.loops[position];
+        let Some(condition) = candidate.condition else {
+            return false;
+        };
+        if !matches!(candidate.shape, LoopShape::While | LoopShape::DoWhile) {
+            return false;
+        }
+        let strip = |mut part: &[usize]| {
+            // Each round drops a pair of parentheses, so it ends within the part's length.
+            while let [first, .., last] = part {
+                if self.kind(*first) == Some(Kind::Open('(')) && self.pairs[*first] == Some(*last) {
+                    part = &part[1..part.len() - 1];
+                } else {
+                    break;
+                }
+            }
+            part.iter()
+                .map(|&index| self.tokens[index].text.as_str())
+                .collect::<Vec<&str>>()
+        };
+        let tested = strip(&self.inside(test));
+        if tested.is_empty() {
+            return false;
+        }
+        let inside = self.inside(condition);
+        inside
+            .split(|&index| {
+                self.enclosing[index] == Some(condition.0) && self.word(index) == Some("-and")
+            })
+            .any(|part| strip(part) == tested)
     }
 
     /// Whether every path through a clause block leaves loop `position` (or sets the

@@ -1147,3 +1147,13 @@ fn a_wait_helper_whose_callers_assert_what_it_waited_for_reports_the_give_up() {
     let one_silent_caller = format!("{asserted}Wait-State -name agent -state Stopped\n");
     assert_eq!(summary(&one_silent_caller), vec![silent(3, 5)]);
 }
+
+#[test]
+fn a_counter_stepped_under_the_loop_s_own_continuation_test_is_a_cap() {
+    // The clause runs exactly on the passes that go round again.
+    let source = "$tries = 0\ndo {\n    $found = $true\n    try { $domain = Get-Domain $name } catch { $found = $false }\n    if (-not $found) {\n        $tries++\n        Start-Sleep -Seconds 5\n    }\n} while ((-not $found) -and $tries -lt $limit)\nif ($tries -eq $limit) { Write-Warning \"no domain $name after $limit tries\" }\n";
+    assert_eq!(summary(source), vec![]);
+    // A clause on another test does not run on every such pass.
+    let other = source.replace("if (-not $found) {", "if ($verbose) {");
+    assert_eq!(summary(&other), vec![unbounded(2, 1)]);
+}
