@@ -224,7 +224,7 @@ fn scan_file(
     FileOutcome::Scanned(findings)
 }
 
-/// The text of a file a shell script sources by the literal path `sourced`:
+/// The text of a file a shell or PowerShell script sources by the literal path `sourced`:
 /// looked up beside the script, then from the project root (where CI runs
 /// scripts from). `None` for anything that leaves the project, is not a
 /// regular file, is larger than the size limit or is binary.

@@ -508,3 +508,46 @@ fn a_helper_in_a_sourced_file_that_always_exits_ends_an_option_loop() {
         .collect();
     assert_eq!(flagged, ["scripts/dynamic.sh:2", "scripts/escape.sh:2"]);
 }
+
+#[test]
+fn a_message_helper_in_a_dot_sourced_powershell_file_reports_the_give_up() {
+    let project = Project::new();
+    project.write(
+        "eng/common/logging.ps1",
+        "function Tell-Failure($text) {\n    Write-Host \"FAILED: $text\"\n}\n",
+    );
+    let retry = "for ($try = 1; $try -le 5; $try++) {\n    if (Test-Connection $server -Count 1 -Quiet) { break }\n    if ($try -eq 5) { Tell-Failure \"$server unreachable\"; break }\n    Start-Sleep -Seconds 2\n}\n";
+    // Found beside the script through $PSScriptRoot, with `..` and either separator.
+    project.write(
+        "eng/scripts/ping.ps1",
+        &format!(". \"$PSScriptRoot\\..\\common\\logging.ps1\"\n{retry}"),
+    );
+    project.write(
+        "eng/scripts/ping-joined.ps1",
+        &format!(". (Join-Path $PSScriptRoot '../common/logging.ps1')\n{retry}"),
+    );
+    // A path from another variable is not read: the give-up looks silent.
+    project.write(
+        "eng/scripts/ping-dynamic.ps1",
+        &format!(". \"$commonDir/logging.ps1\"\n{retry}"),
+    );
+    let output = project
+        .cmd(&["validate", "--format", "json"])
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let flagged: Vec<String> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|finding| {
+            format!(
+                "{}:{}:{}",
+                finding["path"].as_str().unwrap(),
+                finding["line"],
+                finding["kind"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(flagged, ["eng/scripts/ping-dynamic.ps1:2:silent-fallback"]);
+}

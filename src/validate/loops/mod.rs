@@ -46,10 +46,12 @@ pub fn scan(language: Language, source: &str) -> Vec<LoopFinding> {
     scan_with(language, source, &|_| None)
 }
 
-/// [`scan`], with `resolve` reading the files a shell script sources by a
-/// literal path (`. ./lib.sh`), so helpers defined there that always exit
-/// count as exits. `resolve` gets the path as written and returns the text,
-/// or `None`; the other languages never call it.
+/// [`scan`], with `resolve` reading the files a shell or PowerShell script
+/// sources by a literal path (`. ./lib.sh`, `. "$PSScriptRoot/lib.ps1"`), so
+/// helpers defined there that always exit (or, in PowerShell, say why) count
+/// as they would in the script. `resolve` gets the path relative to the
+/// script's folder and returns the text, or `None`; batch and Python never
+/// call it.
 pub fn scan_with(
     language: Language,
     source: &str,
@@ -57,7 +59,7 @@ pub fn scan_with(
 ) -> Vec<LoopFinding> {
     let mut findings = match language {
         Language::Shell => shell::scan_with(source, resolve),
-        Language::PowerShell => powershell::scan(source),
+        Language::PowerShell => powershell::scan_with(source, resolve),
         Language::Batch => cmd::scan(source),
         Language::Python => python::scan(source),
     };

@@ -14,13 +14,39 @@ use super::text::{
 use super::LoopFinding;
 use crate::validate::diagnostic::{FindingKind, Rule};
 
-/// Scans one file's text; see [`super::scan`].
+/// How many dot-sourced files one script may take helpers from.
+const MAX_SOURCED_FILES: usize = 8;
+
+/// Scans one file's text; see [`super::scan`]. Files it dot-sources are not read.
 pub fn scan(source: &str) -> Vec<LoopFinding> {
+    scan_with(source, &|_| None)
+}
+
+/// Scans one file's text, as [`scan`] does, reading the files it dot-sources
+/// by a literal path (`. "$PSScriptRoot/lib/common.ps1"`, `. .\helpers.ps1`,
+/// `. (Join-Path $PSScriptRoot 'logging.ps1')`): functions defined there that
+/// always leave or that say why count as they do for functions of the file.
+/// `resolve` gets the path relative to the script's folder, with `/`
+/// separators, and returns the file's text or `None`.
+pub fn scan_with(source: &str, resolve: &dyn Fn(&str) -> Option<String>) -> Vec<LoopFinding> {
     // Callers remove a byte-order mark; one left over is still not text.
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let chars: Vec<char> = source.chars().collect();
     let tokens = tokenize(&chars);
-    let script = Script::new(&chars, tokens);
+    let mut sourced = HashMap::new();
+    for path in dot_sourced_paths(&chars, &tokens)
+        .into_iter()
+        .take(MAX_SOURCED_FILES)
+    {
+        let Some(text) = resolve(&path) else {
+            continue;
+        };
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let library: Vec<char> = text.chars().collect();
+        let library_tokens = tokenize(&library);
+        sourced.extend(Script::new(&library, library_tokens, HashMap::new()).helpers);
+    }
+    let script = Script::new(&chars, tokens, sourced);
     let mut findings = Vec::new();
     script.check_loops(&mut findings);
     script.check_endless_reads(&mut findings);
@@ -394,7 +420,8 @@ struct Script<'a> {
 }
 
 impl<'a> Script<'a> {
-    fn new(chars: &'a [char], tokens: Vec<Token>) -> Self {
+    /// `sourced`: helpers of the files the script dot-sources, as `helpers` holds them.
+    fn new(chars: &'a [char], tokens: Vec<Token>, sourced: HashMap<String, (bool, bool)>) -> Self {
         let pairs = pair_brackets(&tokens);
         let mut script = Script {
             chars,
@@ -457,7 +484,7 @@ impl<'a> Script<'a> {
             .collect();
         let all_parts = script.guard_parts.clone();
         script.clocks = script.clock_variables(&all_parts);
-        script.helpers = script.find_helpers();
+        script.helpers = script.find_helpers(&sourced);
         script.probing = script.find_probing_helpers();
         script
     }
@@ -526,12 +553,17 @@ impl<'a> Script<'a> {
 
     /// Whether each function of the file always ends the script (`exit`, `throw`)
     /// and whether it says why.
-    fn find_helpers(&self) -> HashMap<String, (bool, bool)> {
-        let mut helpers: HashMap<String, (bool, bool)> = HashMap::new();
+    fn find_helpers(
+        &self,
+        sourced: &HashMap<String, (bool, bool)>,
+    ) -> HashMap<String, (bool, bool)> {
+        let mut helpers = sourced.clone();
         // A helper may call another; a few rounds settle the chains scripts use.
         for _ in 0..3 {
             let known = helpers.clone();
-            helpers = self.helper_round(&known);
+            // A function of the file wins over a dot-sourced one of the same name.
+            helpers = sourced.clone();
+            helpers.extend(self.helper_round(&known));
         }
         helpers
     }
@@ -554,6 +586,10 @@ impl<'a> Script<'a> {
                 match word {
                     "exit" => leaves = true,
                     "throw" => {
+                        leaves = true;
+                        speaks |= self.argument(index).is_some();
+                    }
+                    _ if is_exception_helper(word) => {
                         leaves = true;
                         speaks |= self.argument(index).is_some();
                     }
@@ -869,6 +905,10 @@ impl<'a> Script<'a> {
                 LoopShape::Pipeline => &self.tokens[self.statement_start(candidate.keyword)],
                 _ => &self.tokens[candidate.keyword],
             };
+            if matches!(shape, Shape::Wait(_)) && self.stops_what_runs_too_long(position) {
+                // A job pool that stops each job past its deadline: every job ends.
+                continue;
+            }
             let header = self.header(candidate);
             let Some(guard) = self.find_guard(position) else {
                 findings.push(finding(
@@ -885,9 +925,13 @@ impl<'a> Script<'a> {
             let header_guard = match &shape {
                 Shape::Endless => false,
                 Shape::Retry => true,
-                Shape::Wait(_) => candidate
-                    .condition
-                    .is_some_and(|condition| self.is_guard_condition(condition, &guard.counters)),
+                Shape::Wait(_) => candidate.condition.is_some_and(|condition| {
+                    self.is_guard_condition(condition, &guard.counters)
+                        || self
+                            .invoked_script_blocks(condition)
+                            .into_iter()
+                            .any(|block| self.is_guard_condition(block, &guard.counters))
+                }),
             };
             // `while ($sent -lt 300) { …; Start-Sleep 1 }` counts rounds and waits for nothing.
             let counted = matches!(shape, Shape::Wait(_))
@@ -942,6 +986,7 @@ impl<'a> Script<'a> {
             if countdown
                 || self.says_after_loop(position, &guard)
                 || (header_guard && self.speaks_on_failing_pass(position) == Some(true))
+                || self.callers_assert_what_it_waited_for(position)
             {
                 continue;
             }
@@ -979,14 +1024,29 @@ impl<'a> Script<'a> {
         let sleeps = self.sleeps_in(position);
         match candidate.shape {
             LoopShape::While | LoopShape::DoWhile | LoopShape::DoUntil => {
+                if self.prompts_each_pass(position) {
+                    // A person answers each pass, and an answer leaves: not a wait on the world.
+                    return None;
+                }
+                if let Some(command) = self.status_tested(condition, candidate.body) {
+                    // `do { Add-Computer … } until ($?)` goes round until a command succeeds.
+                    return Some(Shape::Wait(command));
+                }
                 if !sleeps && self.condition_reassigned(condition, candidate.body) {
                     // A search: each pass tries a new value (`do { $name = New-Name } while (Test-Path $name)`).
                     return None;
                 }
                 if let Some(probe) = self.probe_within(condition) {
+                    if !sleeps && self.asks_something_new(condition, candidate.body) {
+                        return None;
+                    }
                     return Some(Shape::Wait(probe));
                 }
                 if let Some(probe) = self.probe_assigned_for(condition, candidate.body) {
+                    if !sleeps && self.asks_something_new(condition, candidate.body) {
+                        // Paging, a walk up a tree, a fresh name: each pass asks anew.
+                        return None;
+                    }
                     return Some(Shape::Wait(probe));
                 }
                 sleeps.then(|| {
@@ -1058,6 +1118,35 @@ impl<'a> Script<'a> {
                     break;
                 }
                 cursor += 1;
+            }
+        }
+        // A walk: a variable stepped along a finite structure (`$node = $node.Parent`), or
+        // looked up at an index the body steps (`$name = Get-Name $command $index`).
+        let stepped: HashSet<&str> = parts
+            .iter()
+            .filter(|&&index| {
+                let is_step = |token: Option<&Token>| {
+                    token.is_some_and(|token| {
+                        token.kind == Kind::Operator
+                            && matches!(token.text.as_str(), "++" | "--" | "+=" | "-=")
+                    })
+                };
+                self.kind(index) == Some(Kind::Variable)
+                    && (is_step(self.tokens.get(index + 1))
+                        || is_step(index.checked_sub(1).map(|before| &self.tokens[before])))
+            })
+            .map(|&index| self.tokens[index].text.as_str())
+            .collect();
+        if let Some(assignments) = self.assignments_in((open, close)) {
+            for assignment in &assignments {
+                let walks = !assignment.probes
+                    && (assignment.member_of_itself
+                        || assignment.reads.iter().any(|input| {
+                            !assignment.targets.contains(input) && stepped.contains(input)
+                        }));
+                if walks {
+                    read.extend(assignment.targets.iter().copied());
+                }
             }
         }
         if read.is_empty() {
@@ -1138,6 +1227,192 @@ impl<'a> Script<'a> {
             || word.starts_with("get-hns")
             || word.starts_with("test-")
             || (self.probing.contains(word) && self.at_command_position(index))
+    }
+
+    /// Whether the body of loop `position` stops what it waits for once that has run
+    /// past a deadline: an `if` comparing the clock whose block runs `Stop-Job` or
+    /// `Stop-Process` (`if (((Get-Date) - $job.PSBeginTime).TotalSeconds -ge $limit) { Stop-Job $job }`).
+    fn stops_what_runs_too_long(&self, position: usize) -> bool {
+        let (open, close) = self.loops[position].body;
+        let end = close.min(self.tokens.len());
+        if !self.budget.spend(end.saturating_sub(open)) {
+            return false;
+        }
+        (open + 1..end).any(|index| {
+            if self.word(index) != Some("if")
+                || !self.at_command_position(index)
+                || self.in_nested_function(index, position)
+            {
+                return false;
+            }
+            self.if_clauses(index)
+                .into_iter()
+                .any(|(condition, (block_open, block_close))| {
+                    condition.is_some_and(|condition| {
+                        self.is_guard_condition(condition, &HashSet::new())
+                    }) && (block_open + 1..block_close.min(self.tokens.len())).any(|inner| {
+                        matches!(self.word(inner), Some("stop-job" | "stop-process"))
+                            && self.at_command_position(inner)
+                    })
+                })
+        })
+    }
+
+    /// Whether loop `position` ends the function it is in, and every call of that
+    /// function is followed, within a few statements, by a Pester `Should` on what the
+    /// loop waited for (a statement that asks the same probe as the loop's condition):
+    /// the caller then reports the give-up (`WaitForStatus …` / `(Get-Service x).Status | Should Be 'Running'`).
+    fn callers_assert_what_it_waited_for(&self, position: usize) -> bool {
+        let candidate = &self.loops[position];
+        let Some(condition) = candidate.condition else {
+            return false;
+        };
+        let asked: HashSet<&str> = self
+            .inside(condition)
+            .into_iter()
+            .filter(|&index| self.is_probe(index))
+            .filter_map(|index| self.word(index))
+            .collect();
+        if asked.is_empty() {
+            return false;
+        }
+        let end = match candidate.shape {
+            LoopShape::DoWhile | LoopShape::DoUntil => condition.1,
+            _ => candidate.body.1,
+        };
+        let Some((name, (_, function_close))) = self
+            .functions
+            .iter()
+            .filter(|(_, (open, close))| *open < candidate.keyword && end < *close)
+            .min_by_key(|(_, (open, close))| close - open)
+        else {
+            return false;
+        };
+        if self.next_significant(end) != Some(*function_close) {
+            return false;
+        }
+        let calls: Vec<usize> = (0..self.tokens.len())
+            .filter(|&index| {
+                self.word(index) == Some(name.as_str())
+                    && self.at_command_position(index)
+                    && self
+                        .tokens
+                        .get(index.wrapping_sub(1))
+                        .is_none_or(|before| before.kind != Kind::Word || before.text != "function")
+            })
+            .collect();
+        !calls.is_empty()
+            && calls.iter().all(|&call| {
+                let Some(next) = (call..self.tokens.len())
+                    .find(|&index| {
+                        matches!(self.tokens[index].kind, Kind::Newline | Kind::Semicolon)
+                    })
+                    .and_then(|line_end| self.next_significant(line_end))
+                else {
+                    return false;
+                };
+                self.asserts_soon_after_asking(next, &asked)
+            })
+    }
+
+    /// Like [`Self::asserts_soon_after`], for a `Should` whose statement asks one of `asked`.
+    fn asserts_soon_after_asking(&self, start: usize, asked: &HashSet<&str>) -> bool {
+        let mut depth: usize = 0;
+        let mut statements = 0;
+        for index in start..self.tokens.len() {
+            if !self.budget.spend(1) {
+                return false;
+            }
+            match self.tokens[index].kind {
+                Kind::Open(_) => depth += 1,
+                Kind::Close(_) if depth == 0 => return false,
+                Kind::Close(_) => depth -= 1,
+                Kind::Newline | Kind::Semicolon if depth == 0 => {
+                    statements += 1;
+                    if statements > STATEMENTS_AFTER_LOOP {
+                        return false;
+                    }
+                }
+                _ => {
+                    if self.word(index) == Some("should") && self.at_command_position(index) {
+                        let statement = self.statement_start(index);
+                        let asks = (statement..index)
+                            .any(|part| self.word(part).is_some_and(|word| asked.contains(word)));
+                        if asks {
+                            return true;
+                        }
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    /// Whether every pass of loop `position` asks a person (`$answer = Read-Host …` at
+    /// the body's own level) and an `if` or `switch` on that answer leaves the loop.
+    fn prompts_each_pass(&self, position: usize) -> bool {
+        let (open, close) = self.loops[position].body;
+        let end = close.min(self.tokens.len());
+        let answers: HashSet<&str> = (open + 1..end)
+            .filter(|&index| {
+                self.enclosing[index] == Some(open)
+                    && self.kind(index) == Some(Kind::Variable)
+                    && self
+                        .tokens
+                        .get(index + 1)
+                        .is_some_and(|next| next.text == "=")
+                    && self.word(index + 2) == Some("read-host")
+            })
+            .map(|index| self.tokens[index].text.as_str())
+            .collect();
+        if answers.is_empty() {
+            return false;
+        }
+        (open + 1..end).any(|index| {
+            if !matches!(self.word(index), Some("if" | "switch"))
+                || !self.at_command_position(index)
+            {
+                return false;
+            }
+            let Some((test_open, test_close)) = self.bracket_after(index, '(') else {
+                return false;
+            };
+            let tests_answer = self.inside((test_open, test_close)).iter().any(|&inner| {
+                self.kind(inner) == Some(Kind::Variable)
+                    && answers.contains(self.tokens[inner].text.as_str())
+            });
+            let Some(block) = self.bracket_after(test_close, '{') else {
+                return false;
+            };
+            tests_answer
+                && self
+                    .span_exit(block, position)
+                    .is_some_and(|exit| exit.leaves)
+        })
+    }
+
+    /// When the condition tests how the last command ended (`$?`, `$LASTEXITCODE`),
+    /// the command it waits for: the body's last one, or the variable itself.
+    fn status_tested(&self, condition: (usize, usize), body: (usize, usize)) -> Option<String> {
+        let status = self.inside(condition).into_iter().find(|&index| {
+            self.kind(index) == Some(Kind::Variable)
+                && matches!(self.tokens[index].text.as_str(), "?" | "lastexitcode")
+        })?;
+        let end = body.1.min(self.tokens.len());
+        let last_token = (body.0 + 1..end).rev().find(|&index| {
+            self.enclosing[index] == Some(body.0)
+                && !matches!(self.tokens[index].kind, Kind::Newline | Kind::Semicolon)
+        });
+        let last_command = last_token.and_then(|last| {
+            (self.statement_start(last)..=last)
+                .find(|&index| self.word(index).is_some() && self.at_command_position(index))
+        });
+        let named = last_command.unwrap_or(status);
+        Some(slice(
+            self.chars,
+            self.tokens[named].start,
+            self.tokens[named].end,
+        ))
     }
 
     /// Whether the body gives a variable the condition tests a new value
@@ -1227,6 +1502,123 @@ impl<'a> Script<'a> {
             }
         }
         None
+    }
+
+    /// Whether each pass asks the outside world about something new, so the loop
+    /// walks a finite space instead of waiting (only without a sleep): what the probe
+    /// is handed is renewed every pass, from its own value (`$dir = Split-Path $dir`),
+    /// from the previous answer (`$uri = $page.nextLink` after
+    /// `$page = Invoke-RestMethod $uri`), or from a fresh name (`GetRandomFileName()`).
+    fn asks_something_new(&self, condition: (usize, usize), body: (usize, usize)) -> bool {
+        let Some(assignments) = self.assignments_in(body) else {
+            return false;
+        };
+        let renewed = |input: &str, answer: Option<&str>| {
+            assignments.iter().any(|assignment| {
+                assignment.targets.contains(&input)
+                    && (assignment.fresh
+                        || assignment.reads.contains(&input)
+                        || answer.is_some_and(|answer| {
+                            answer != input && assignment.reads.contains(&answer)
+                        }))
+            })
+        };
+        let inside = self.inside(condition);
+        // A probe in the condition itself: what its parentheses hand it.
+        let direct = inside.iter().any(|&index| {
+            self.is_probe(index)
+                && self.enclosing[index].is_some_and(|open| {
+                    self.inside((open, self.close_of(open)))
+                        .into_iter()
+                        .filter(|&input| self.kind(input) == Some(Kind::Variable))
+                        .any(|input| renewed(self.tokens[input].text.as_str(), None))
+                })
+        });
+        if direct {
+            return true;
+        }
+        // A probe's answer stored in a variable the condition tests.
+        let tested: HashSet<&str> = inside
+            .iter()
+            .filter(|&&index| self.kind(index) == Some(Kind::Variable))
+            .map(|&index| self.tokens[index].text.as_str())
+            .collect();
+        assignments.iter().any(|assignment| {
+            assignment.probes
+                && assignment
+                    .targets
+                    .iter()
+                    .any(|answer| tested.contains(answer))
+                && (assignment.fresh
+                    || assignment.reads.iter().any(|input| {
+                        !assignment.targets.contains(input)
+                            && assignment
+                                .targets
+                                .iter()
+                                .any(|answer| renewed(input, Some(answer)))
+                    }))
+        })
+    }
+
+    /// Every assignment (`$a = …`, `$a, $b = …`) in a loop body, outside functions it
+    /// defines; `None` when the budget is spent.
+    fn assignments_in(&self, (open, close): (usize, usize)) -> Option<Vec<Assignment<'_>>> {
+        let end = close.min(self.tokens.len());
+        if !self.budget.spend(end.saturating_sub(open)) {
+            return None;
+        }
+        let mut assignments = Vec::new();
+        for equals in open + 1..end {
+            let token = &self.tokens[equals];
+            if token.kind != Kind::Operator || token.text != "=" {
+                continue;
+            }
+            let start = self.statement_start(equals).max(open + 1);
+            let targets: Vec<&str> = (start..equals)
+                .filter(|&index| self.kind(index) == Some(Kind::Variable))
+                .map(|index| self.tokens[index].text.as_str())
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            let member_of_itself = self.tokens.get(equals + 1).is_some_and(|value| {
+                value.kind == Kind::Variable && targets.contains(&value.text.as_str())
+            }) && self
+                .tokens
+                .get(equals + 2)
+                .is_some_and(|dot| dot.text == ".");
+            let mut assignment = Assignment {
+                targets,
+                reads: Vec::new(),
+                probes: false,
+                fresh: false,
+                member_of_itself,
+            };
+            for index in equals + 1..end {
+                let value = &self.tokens[index];
+                if matches!(value.kind, Kind::Newline | Kind::Semicolon)
+                    && self.enclosing[index] == self.enclosing[equals]
+                {
+                    break;
+                }
+                if value.kind == Kind::Variable {
+                    assignment.reads.push(value.text.as_str());
+                }
+                assignment.probes |= self.is_probe(index);
+                assignment.fresh |= self.word(index).is_some_and(|word| FRESH_NAMES.contains(&word))
+                    // `"$dir\$([IO.Path]::GetRandomFileName())"`: a subexpression is code.
+                    || (value.kind == Kind::Text
+                        && self
+                            .chars
+                            .get(value.start)
+                            .is_some_and(|quote| DOUBLE_QUOTES.contains(quote))
+                        && value.text.split("$(").skip(1).any(|code| {
+                            FRESH_NAMES.iter().any(|name| code.contains(name))
+                        }));
+            }
+            assignments.push(assignment);
+        }
+        Some(assignments)
     }
 
     /// Whether some statement of loop `position`'s body leaves it (`break`, `return`, `exit`, `throw`).
@@ -1409,6 +1801,22 @@ impl<'a> Script<'a> {
                     indices = rest;
                 }
                 _ => break,
+            }
+        }
+        // `1 -eq 1`: two equal numbers compared.
+        if let [left, operator, right] = indices {
+            let number = |index: usize| {
+                (self.kind(index) == Some(Kind::Number))
+                    .then(|| self.tokens[index].text.parse::<i64>().ok())
+                    .flatten()
+            };
+            if let (Some(left), Some(right)) = (number(*left), number(*right)) {
+                let value = match self.tokens[*operator].text.as_str() {
+                    "-eq" | "-ieq" | "-ceq" => left == right,
+                    "-ne" | "-ine" | "-cne" => left != right,
+                    _ => return None,
+                };
+                return Some(value != negated);
             }
         }
         let [single] = indices else {
@@ -1616,13 +2024,20 @@ impl<'a> Script<'a> {
             if !guarded {
                 continue;
             }
+            let first_condition = clauses.first().and_then(|clause| clause.0);
             for clause in &clauses {
                 let exit = self.block_exit(clause.1, position)?;
                 if exit.leaves {
                     result.blocks.push(clause.1);
                     result.breaks_only &= !exit.ends;
                 }
-                result.guard_speaks |= exit.speaks;
+                // Only a clause the give-up pass runs reports the give-up.
+                let runs_at_the_cap = match (clause.0, first_condition) {
+                    (Some(condition), _) => self.true_at_the_cap(condition, &body) != Some(false),
+                    (None, Some(first)) => self.true_at_the_cap(first, &body) != Some(true),
+                    (None, None) => true,
+                };
+                result.guard_speaks |= exit.speaks && runs_at_the_cap;
                 result.guard = result.guard.max(exit.guard());
             }
         }
@@ -1654,6 +2069,139 @@ impl<'a> Script<'a> {
             }
         }
         Some(result)
+    }
+
+    /// The values (from `=` to the end of the statement) last assigned, before the
+    /// loop, to script blocks its condition runs (`until ($done.Invoke())`,
+    /// `while (-not (& $ready))`): a deadline may be kept there.
+    fn invoked_script_blocks(&self, condition: (usize, usize)) -> Vec<(usize, usize)> {
+        let invoked: Vec<&str> = self
+            .inside(condition)
+            .into_iter()
+            .filter(|&index| self.kind(index) == Some(Kind::Variable))
+            .filter(|&index| {
+                let called = self
+                    .tokens
+                    .get(index + 1)
+                    .is_some_and(|dot| dot.text == ".")
+                    && self.word(index + 2) == Some("invoke");
+                let run = index
+                    .checked_sub(1)
+                    .is_some_and(|before| self.tokens[before].text == "&");
+                called || run
+            })
+            .map(|index| self.tokens[index].text.as_str())
+            .collect();
+        let mut blocks = Vec::new();
+        for name in invoked {
+            let before = self
+                .guard_parts
+                .partition_point(|&index| index < condition.0);
+            let assigned = self.guard_parts[..before].iter().rev().find(|&&index| {
+                self.kind(index) == Some(Kind::Variable)
+                    && self.tokens[index].text == name
+                    && self
+                        .tokens
+                        .get(index + 1)
+                        .is_some_and(|next| next.text == "=")
+            });
+            let Some(&variable) = assigned else {
+                continue;
+            };
+            let equals = variable + 1;
+            let end = (equals + 1..condition.0)
+                .find(|&index| {
+                    matches!(self.tokens[index].kind, Kind::Newline | Kind::Semicolon)
+                        && self.enclosing[index] == self.enclosing[equals]
+                })
+                .unwrap_or(condition.0);
+            if self.budget.spend(end.saturating_sub(equals)) {
+                blocks.push((equals, end));
+            }
+        }
+        blocks
+    }
+
+    /// Whether a single comparison of a counter or a clock with a bound
+    /// (`$n -ge 10`, `$tries -lt $max`, `(Get-Date) -gt $deadline`) holds once the
+    /// counter or clock has run to its bound: `None` for any other condition.
+    fn true_at_the_cap(&self, condition: (usize, usize), body: &[usize]) -> Option<bool> {
+        let tokens = self.inside(condition);
+        let comparisons: Vec<(usize, &str)> = tokens
+            .iter()
+            .enumerate()
+            .filter_map(|(at, &index)| {
+                let word = self.word(index)?;
+                let operator = word.strip_prefix('-')?;
+                let operator = if operator.len() == 3 {
+                    operator.trim_start_matches(['c', 'i'])
+                } else {
+                    operator
+                };
+                matches!(
+                    operator,
+                    "gt" | "ge" | "lt" | "le" | "eq" | "ne" | "and" | "or" | "not" | "xor"
+                )
+                .then_some((at, operator))
+            })
+            .collect();
+        let [(at, operator)] = comparisons.as_slice() else {
+            return None;
+        };
+        if tokens.iter().any(|&index| self.tokens[index].text == "!") {
+            return None;
+        }
+        let quantity = |indices: &[usize]| -> Option<bool> {
+            // Some(true): rises toward its bound; Some(false): falls.
+            indices.iter().find_map(|&index| {
+                if self.is_clock(index) {
+                    return Some(true);
+                }
+                let name = (self.kind(index) == Some(Kind::Variable))
+                    .then(|| self.tokens[index].text.as_str())?;
+                let steps: Vec<&str> = body
+                    .iter()
+                    .filter(|&&part| self.tokens[part].text == name)
+                    .filter_map(|&part| {
+                        let after = self.tokens.get(part + 1).map(|token| token.text.as_str());
+                        let before = part
+                            .checked_sub(1)
+                            .map(|before| self.tokens[before].text.as_str());
+                        [after, before]
+                            .into_iter()
+                            .flatten()
+                            .find(|text| matches!(*text, "++" | "--" | "+=" | "-="))
+                    })
+                    .collect();
+                if steps.is_empty() {
+                    return None;
+                }
+                let falls = steps.iter().all(|step| matches!(*step, "--" | "-="));
+                let rises = steps.iter().all(|step| matches!(*step, "++" | "+="));
+                (falls || rises).then_some(rises)
+            })
+        };
+        let (left, right) = tokens.split_at(*at);
+        let right = &right[1..];
+        // `(Get-Date) -lt $deadline`: the clock read now is what runs to the bound.
+        let reads_now =
+            |indices: &[usize]| indices.iter().any(|&index| self.is_time_reference(index));
+        let (rises, flipped) = match (reads_now(left), reads_now(right)) {
+            (true, false) => (true, false),
+            (false, true) => (true, true),
+            _ => match (quantity(left), quantity(right)) {
+                (Some(rises), None) => (rises, false),
+                (None, Some(rises)) => (rises, true),
+                _ => return None,
+            },
+        };
+        // With the quantity on the left: does the comparison hold once it is past its bound?
+        let high = match (*operator, flipped) {
+            ("gt" | "ge" | "eq", false) | ("lt" | "le" | "eq", true) => true,
+            ("lt" | "le" | "ne", false) | ("gt" | "ge" | "ne", true) => false,
+            _ => return None,
+        };
+        Some(high == rises)
     }
 
     /// `(condition, block)` of each clause of the `if` at `index`.
@@ -1891,6 +2439,11 @@ impl<'a> Script<'a> {
         };
         let clauses = self.if_clauses(head);
         let has_else = clauses.last().is_some_and(|clause| clause.0.is_none());
+        if let [(Some(test), (block_open, _))] = clauses.as_slice() {
+            // `if (-not $found) { $tries++ }` under `while ((-not $found) -and $tries -lt 5)`:
+            // a pass that skips the clause fails the loop's own condition and ends it.
+            return Some(*block_open == open && self.is_continuation_conjunct(*test, position));
+        }
         if !has_else || !clauses.iter().any(|clause| clause.1 .0 == open) {
             return Some(false);
         }
@@ -1901,15 +2454,94 @@ impl<'a> Script<'a> {
             if !self.budget.spend(block_close.saturating_sub(block_open)) {
                 return None;
             }
-            // A way out at the clause's own level, not one under a further `if`.
-            let leaves = (block_open + 1..block_close.min(self.tokens.len())).any(|index| {
-                self.enclosing[index] == Some(block_open) && self.leaving(index, position).is_some()
-            });
-            if !leaves {
+            if !self.always_leaves((block_open, block_close), position, 3) {
                 return Some(false);
             }
         }
         Some(true)
+    }
+
+    /// Whether the test of an `if` (between the parentheses `test`) is, as written, one
+    /// of the `-and` parts of the condition loop `position` needs to go round again
+    /// (a `while` or `do … while`).
+    fn is_continuation_conjunct(&self, test: (usize, usize), position: usize) -> bool {
+        let candidate = &self.loops[position];
+        let Some(condition) = candidate.condition else {
+            return false;
+        };
+        if !matches!(candidate.shape, LoopShape::While | LoopShape::DoWhile) {
+            return false;
+        }
+        let strip = |mut part: &[usize]| {
+            // Each round drops a pair of parentheses, so it ends within the part's length.
+            while let [first, .., last] = part {
+                if self.kind(*first) == Some(Kind::Open('(')) && self.pairs[*first] == Some(*last) {
+                    part = &part[1..part.len() - 1];
+                } else {
+                    break;
+                }
+            }
+            part.iter()
+                .map(|&index| self.tokens[index].text.as_str())
+                .collect::<Vec<&str>>()
+        };
+        let tested = strip(&self.inside(test));
+        if tested.is_empty() {
+            return false;
+        }
+        let inside = self.inside(condition);
+        inside
+            .split(|&index| {
+                self.enclosing[index] == Some(condition.0) && self.word(index) == Some("-and")
+            })
+            .any(|part| strip(part) == tested)
+    }
+
+    /// Whether every path through a clause block leaves loop `position` (or sets the
+    /// flag its condition tests): a way out at the block's own level, or an inner
+    /// `if … else` whose every clause does, followed `depth` levels down.
+    fn always_leaves(&self, (open, close): (usize, usize), position: usize, depth: usize) -> bool {
+        (open + 1..close.min(self.tokens.len())).any(|index| {
+            if self.enclosing[index] != Some(open) {
+                return false;
+            }
+            if self.leaving(index, position).is_some() || self.sets_condition_flag(index, position)
+            {
+                return true;
+            }
+            if depth == 0 || self.word(index) != Some("if") || !self.at_command_position(index) {
+                return false;
+            }
+            let clauses = self.if_clauses(index);
+            clauses.last().is_some_and(|clause| clause.0.is_none())
+                && clauses
+                    .iter()
+                    .all(|clause| self.always_leaves(clause.1, position, depth - 1))
+        })
+    }
+
+    /// Whether token `index` sets a flag that loop `position`'s own condition tests
+    /// (`$assigned = $true` under `while ($attempts -le 100 -and -not $assigned)`):
+    /// the pass that runs it is the last.
+    fn sets_condition_flag(&self, index: usize, position: usize) -> bool {
+        let Some(condition) = self.loops[position].condition else {
+            return false;
+        };
+        let token = &self.tokens[index];
+        let constant = |offset: usize| {
+            self.tokens.get(index + offset).is_some_and(|value| {
+                value.kind == Kind::Variable && matches!(value.text.as_str(), "true" | "false")
+            })
+        };
+        token.kind == Kind::Variable
+            && self
+                .tokens
+                .get(index + 1)
+                .is_some_and(|next| next.kind == Kind::Operator && next.text == "=")
+            && constant(2)
+            && self.inside(condition).iter().any(|&tested| {
+                self.kind(tested) == Some(Kind::Variable) && self.tokens[tested].text == token.text
+            })
     }
 
     /// The `if` that starts the chain whose clause block opens at `open`.
@@ -2011,6 +2643,7 @@ impl<'a> Script<'a> {
             }
             "exit" | "throw" => Some(false),
             "write-error" if self.stops_on_error(index) => Some(false),
+            _ if is_exception_helper(word) => Some(false),
             _ => self
                 .helpers
                 .get(word)
@@ -2070,6 +2703,8 @@ impl<'a> Script<'a> {
                     // `Fail-Json $result 'timed out'` (Ansible modules) reports and ends the run.
                     let fails = word.starts_with("fail-") && self.argument(index).is_some();
                     let helper_speaks = self.helpers.get(word).is_some_and(|&(_, speaks)| speaks);
+                    // `New-InvalidOperationException @params` raises what it is handed.
+                    let raises = is_exception_helper(word) && self.argument(index).is_some();
                     // `Set-ExitCode -ErrorMessage '…'`: a command handed the message to report.
                     let hands_a_message = (index + 1..close.min(self.tokens.len()))
                         .take_while(|&argument| {
@@ -2083,7 +2718,8 @@ impl<'a> Script<'a> {
                                 parameter.starts_with('-') && parameter.ends_with("message")
                             })
                         });
-                    exit.speaks |= writes || logs || fails || helper_speaks || hands_a_message;
+                    exit.speaks |=
+                        writes || logs || fails || helper_speaks || hands_a_message || raises;
                 }
             }
         }
@@ -2195,6 +2831,91 @@ impl<'a> Script<'a> {
     }
 }
 
+/// The files a script dot-sources by a literal path, relative to its folder with
+/// `/` separators: `. "$PSScriptRoot\lib.ps1"`, `. ./lib.ps1`,
+/// `. (Join-Path $PSScriptRoot 'lib.ps1')`. Paths built from other variables are left out.
+fn dot_sourced_paths(chars: &[char], tokens: &[Token]) -> Vec<String> {
+    let mut paths = Vec::new();
+    for (index, token) in tokens.iter().enumerate() {
+        let at_command = index == 0
+            || matches!(
+                tokens[index - 1].kind,
+                Kind::Newline | Kind::Semicolon | Kind::Open('{') | Kind::Close('}')
+            );
+        let spaced = chars
+            .get(token.end)
+            .is_some_and(|next| *next == ' ' || *next == '\t');
+        if token.kind != Kind::Operator || token.text != "." || !at_command || !spaced {
+            continue;
+        }
+        let line_end = tokens[index..]
+            .iter()
+            .find(|next| matches!(next.kind, Kind::Newline | Kind::Semicolon))
+            .map_or(chars.len(), |next| next.start);
+        let written = slice(chars, token.end, line_end);
+        if let Some(path) = literal_script_path(written.trim()) {
+            paths.push(path);
+        }
+    }
+    paths
+}
+
+/// The path a dot-source statement names, relative to the script's folder.
+fn literal_script_path(written: &str) -> Option<String> {
+    let unquote = |text: &str| text.trim().trim_matches(['"', '\'']).to_string();
+    let path = match written
+        .strip_prefix('(')
+        .and_then(|inner| inner.strip_suffix(')'))
+    {
+        Some(inner) => {
+            let mut words = inner.split_whitespace();
+            if !words.next()?.eq_ignore_ascii_case("join-path") {
+                return None;
+            }
+            let parts: Vec<String> = words
+                .filter(|word| !word.starts_with('-'))
+                .map(unquote)
+                .collect();
+            let (base, rest) = parts.split_first()?;
+            if !is_script_root(base) || rest.is_empty() {
+                return None;
+            }
+            rest.join("/")
+        }
+        None => {
+            let path = unquote(written);
+            let path = path.replace('\\', "/");
+            let lower = path.to_lowercase();
+            let root_end = ["$psscriptroot", "${psscriptroot}"]
+                .iter()
+                .find(|root| lower.starts_with(*root))
+                .map(|root| root.len());
+            match root_end {
+                Some(end) => path[end..].trim_start_matches('/').to_string(),
+                None => path.strip_prefix("./").unwrap_or(&path).to_string(),
+            }
+        }
+    };
+    let path = path.replace('\\', "/");
+    let literal = !path.is_empty()
+        && !path.contains(['$', '(', ')', '`', ' '])
+        && path.to_lowercase().ends_with(".ps1");
+    literal.then_some(path)
+}
+
+fn is_script_root(word: &str) -> bool {
+    matches!(
+        word.to_lowercase().as_str(),
+        "$psscriptroot" | "${psscriptroot}"
+    )
+}
+
+/// `New-InvalidOperationException`, `New-ObjectNotFoundException`, …: the shared
+/// helpers of DSC modules build an error record from what they are handed and throw it.
+fn is_exception_helper(word: &str) -> bool {
+    word.len() > "new-exception".len() && word.starts_with("new-") && word.ends_with("exception")
+}
+
 /// `-Wait` and its unambiguous abbreviations, with or without `:$true`.
 fn is_wait_switch(text: &str) -> bool {
     let name = text.split(':').next().unwrap_or(text);
@@ -2205,6 +2926,15 @@ fn is_wait_switch(text: &str) -> bool {
 const MAX_TRY_HOPS: usize = 4;
 /// How many straight-line statements after a loop may hold its give-up message.
 const STATEMENTS_AFTER_LOOP: usize = 4;
+
+/// Calls that make up a new name each time they run.
+const FRESH_NAMES: &[&str] = &[
+    "getrandomfilename",
+    "gettempfilename",
+    "newguid",
+    "new-guid",
+    "get-random",
+];
 
 /// Commands whose answer comes from the outside world: files, services,
 /// processes, jobs, the network.
@@ -2268,6 +2998,20 @@ impl Exit {
     fn guard(self) -> Guard {
         Guard::of(self.leaves, self.speaks)
     }
+}
+
+/// One assignment in a loop body.
+struct Assignment<'a> {
+    /// The variables assigned.
+    targets: Vec<&'a str>,
+    /// The variables its value reads.
+    reads: Vec<&'a str>,
+    /// Its value asks the outside world.
+    probes: bool,
+    /// Its value is a fresh name (`GetRandomFileName()`, `New-Guid`).
+    fresh: bool,
+    /// Its value is a member of what it assigns (`$node = $node.Parent`).
+    member_of_itself: bool,
 }
 
 /// What a loop body's guards give.

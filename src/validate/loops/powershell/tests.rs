@@ -28,6 +28,8 @@ fn every_endless_shape_is_unbounded() {
         ("  do { poll } while ($true)", 3),
         ("do {\n  poll\n}\nuntil ($false)", 1),
         ("Do { poll } Until (0)", 1),
+        ("while (1 -eq 1) { poll }", 1),
+        ("do { poll } until (1 -ne 1)", 1),
     ];
     for (source, column) in cases {
         assert_eq!(summary(source), vec![unbounded(1, column)], "{source}");
@@ -931,4 +933,227 @@ for ($i = 1; $i -le 3; $i++) {
 return $false
 ";
     assert_eq!(summary(source), vec![silent(1, 1)]);
+}
+
+#[test]
+fn a_condition_on_the_last_command_status_is_a_wait_for_that_command() {
+    // Each pass retries the command until it succeeds; nothing else ends the loop.
+    let one_line = "do {Join-Domain -Name $domain -ea SilentlyContinue} until ($?)\n";
+    assert_eq!(summary(one_line), vec![unbounded(1, 1)]);
+    let message = &scan(one_line)[0].message;
+    assert!(message.contains("waits for `Join-Domain`"), "{message}");
+    // The exit code of a native command, tested in a `while` after the call.
+    let exit_code =
+        "Invoke-Setup\n  while ($LASTEXITCODE -ne 0) {\n    setup.exe /quiet | Out-Null\n}\n";
+    assert_eq!(summary(exit_code), vec![unbounded(2, 3)]);
+    assert!(
+        scan(exit_code)[0].message.contains("waits for `setup.exe`"),
+        "{}",
+        scan(exit_code)[0].message
+    );
+    // With a counter in the condition and a message after the loop it is a capped retry.
+    let capped = "$n = 0\ndo {\n    $n++\n    New-Share -Path $path\n} until ($? -or $n -ge 5)\nif (-not $?) { throw \"no share after $n tries\" }\n";
+    assert_eq!(summary(capped), vec![]);
+}
+
+#[test]
+fn an_exception_helper_given_a_message_leaves_and_says_why() {
+    // DSC modules raise through `New-…Exception` helpers of a shared module.
+    let counted = "$waited = 0\nwhile ((Get-VMNetworkAdapter -VMName $vm).IpAddresses.Count -lt 1) {\n    Start-Sleep -Seconds 2\n    $waited += 2\n    if ($waited -gt $limit) {\n        New-ObjectNotFoundException -Message ($text -f $vm)\n    }\n}\n";
+    assert_eq!(summary(counted), vec![]);
+    // The message may come in a splatted hashtable, in an `if` right after a deadline wait.
+    let splatted = "$clock = [System.Diagnostics.Stopwatch]::StartNew()\ndo {\n    $server = Connect-Db -Name $name\n    if ($server.Status -eq 'Online') { break }\n    Start-Sleep -Seconds 2\n} until ($clock.Elapsed.TotalSeconds -ge $limit)\nif ($server.Status -ne 'Online') {\n    $failure = @{ Message = \"$name not online after $limit s\" }\n    New-InvalidOperationException @failure\n}\n";
+    assert_eq!(summary(splatted), vec![]);
+    // Without it, the deadline's give-up is silent.
+    let bare = splatted.replace("    New-InvalidOperationException @failure\n", "");
+    assert_eq!(summary(&bare), vec![silent(2, 1)]);
+    // Called bare it still leaves, but says nothing.
+    let quiet = counted.replace(" -Message ($text -f $vm)", "");
+    assert_eq!(summary(&quiet), vec![silent(2, 1)]);
+}
+
+#[test]
+fn a_clause_that_sets_the_flag_the_condition_tests_ends_the_loop() {
+    // The counter is stepped on the only path that goes round again: the other clause
+    // sets the flag that makes the condition false.
+    let source = "$tries = 1\n$mounted = $false\ndo {\n    $disk | Mount-Letter\n    if ((Get-Letter $disk) -ne 0) {\n        $mounted = $true\n    } else {\n        Start-Sleep -Seconds 2\n        $tries++\n    }\n} while ($tries -le 50 -and -not $mounted)\nif (-not $mounted) { throw 'no drive letter after 50 tries' }\n";
+    assert_eq!(summary(source), vec![]);
+    // Without the message after the loop the give-up is silent.
+    let quiet = source.replace(
+        "if (-not $mounted) { throw 'no drive letter after 50 tries' }\n",
+        "",
+    );
+    assert_eq!(summary(&quiet), vec![silent(3, 1)]);
+    // A flag the condition does not test ends nothing: the counter is not stepped every pass.
+    let other = source.replace("$mounted = $true\n", "$seen = $true\n");
+    assert_eq!(summary(&other), vec![unbounded(3, 1)]);
+}
+
+#[test]
+fn paging_through_answers_that_name_the_next_page_is_not_a_wait() {
+    // Each pass requests the page the previous answer pointed to; the server ends it.
+    let source = "do {\n    $answer = Invoke-RestMethod -Uri $next -Headers $headers\n    $items += $answer.value\n    $next = $answer.nextLink\n} until ([string]::IsNullOrEmpty($answer.nextLink))\n";
+    assert_eq!(summary(source), vec![]);
+    // Asking the same thing again until the answer changes is a wait.
+    let same = source.replace("    $next = $answer.nextLink\n", "");
+    assert_eq!(summary(&same), vec![unbounded(1, 1)]);
+    // Sleeping between requests is polling (an operation whose answer names the status
+    // link to ask next): a wait.
+    let paced = source.replace("    $items", "    Start-Sleep -Seconds 5\n    $items");
+    assert_eq!(summary(&paced), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn walks_that_ask_about_something_new_each_pass_are_not_waits() {
+    // Up the folder tree: the probe's answer is about a new folder each pass.
+    let walk_up = "function Test-Root { param($dir) return (Test-Path (Join-Path $dir '.root')), ($dir -eq '') }\n$found, $top = Test-Root $dir\nwhile (-not $found -and -not $top) {\n    $dir, $rest = Split-Path $dir\n    $found, $top = Test-Root $dir\n}\n";
+    assert_eq!(summary(walk_up), vec![]);
+    // The probe in the condition, handed the walked folder.
+    let direct = "while (-not (Test-Path (Join-Path $dir 'config.json'))) {\n    $dir = Split-Path $dir -Parent\n}\n";
+    assert_eq!(summary(direct), vec![]);
+    // A fresh random name, made inside a string's subexpression, probed by a helper that catches.
+    let fresh = "function Test-Key { param($path) try { Test-Path $path } catch { $false } }\ndo {\n    $key = \"$root\\$([IO.Path]::GetRandomFileName())\"\n    $taken = Test-Key $key\n} until (-not $taken)\n";
+    assert_eq!(summary(fresh), vec![]);
+    // Asking about the same folder again is a wait, with or without a sleep.
+    let same =
+        "while (-not (Test-Path (Join-Path $dir 'ready.flag'))) {\n    $count = $count + 1\n}\n";
+    assert_eq!(summary(same), vec![unbounded(1, 1)]);
+    let paced = direct.replace("-Parent\n", "-Parent\n    Start-Sleep 1\n");
+    assert_eq!(summary(&paced), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn endless_walks_that_leave_at_the_end_of_the_structure_pass() {
+    // A parent chain, left when it runs out.
+    let parents = "$node = $start\nwhile ($true) {\n    if ($node -is [Stop]) { $last = $node }\n    if ($null -eq $node) { break }\n    $node = $node.Parent\n}\n";
+    assert_eq!(summary(parents), vec![]);
+    // An index walk over a list looked up through a helper, left when nothing is there.
+    let index = "do {\n    $name = Get-ParameterAt $command $position\n    if (-not $name) { break }\n    if ($bound[$name] -eq $null) { $bound[$name] = $value; break } else { $position++ }\n} while ($true)\n";
+    assert_eq!(summary(index), vec![]);
+    // Without the step the lookup asks the same thing forever.
+    let stuck = index.replace(" else { $position++ }", "");
+    assert_eq!(summary(&stuck), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn only_a_message_on_the_branch_the_cap_takes_reports_the_give_up() {
+    // The message runs on every pass but the last, so the give-up is silent.
+    let before_cap = "$n = 0\nwhile (-not (Test-Path $flag) -and $n -lt 10) {\n    $n++\n    if ($n -lt 10) { Write-Host \"not there yet, try $n\" }\n    Start-Sleep 1\n}\n";
+    assert_eq!(summary(before_cap), vec![silent(2, 1)]);
+    // The same test written the other way round, and with a falling counter.
+    let flipped = before_cap.replace("if ($n -lt 10)", "if (10 -gt $n)");
+    assert_eq!(summary(&flipped), vec![silent(2, 1)]);
+    let falling = "$left = 10\nwhile (-not (Test-Path $flag) -and $left -gt 0) {\n    $left--\n    if ($left -gt 0) { Write-Host \"$left tries left\" }\n    Start-Sleep 1\n}\n";
+    assert_eq!(summary(falling), vec![silent(2, 1)]);
+    // A message on the pass that reaches the cap, or in the else of the early passes, reports it.
+    let at_cap = before_cap.replace("if ($n -lt 10)", "if ($n -ge 10)");
+    assert_eq!(summary(&at_cap), vec![]);
+    let in_else = before_cap.replace(
+        "if ($n -lt 10) { Write-Host \"not there yet, try $n\" }",
+        "if ($n -lt 10) { Write-Verbose 'again' } else { Write-Warning \"$flag missing after $n tries\" }",
+    );
+    assert_eq!(summary(&in_else), vec![]);
+    // A deadline: the message must come when the clock has passed it.
+    let clock = "$deadline = (Get-Date).AddMinutes(2)\nwhile (-not (Test-Path $flag) -and (Get-Date) -lt $deadline) {\n    if ((Get-Date) -lt $deadline.AddSeconds(-5)) { Write-Host 'waiting' }\n    Start-Sleep 1\n}\n";
+    assert_eq!(summary(clock), vec![silent(2, 1)]);
+}
+
+#[test]
+fn a_deadline_kept_in_a_script_block_the_condition_runs_counts() {
+    let source = "$stop = [DateTimeOffset]::Now.AddSeconds(600)\n$done = {\n    $state -eq 'Running' -or [DateTimeOffset]::Now -ge $stop\n}\ndo {\n    $state = Get-EmulatorState\n    Start-Sleep -Seconds 5\n} until ($done.Invoke())\nif ($state -ne 'Running') { Write-Error 'emulator not running after 600 s' }\n";
+    assert_eq!(summary(source), vec![]);
+    let run_with_ampersand = source.replace("$done.Invoke()", "& $done");
+    assert_eq!(summary(&run_with_ampersand), vec![]);
+    // A block that only tests the state keeps no deadline.
+    let no_clock = source.replace(" -or [DateTimeOffset]::Now -ge $stop", "");
+    assert_eq!(summary(&no_clock), vec![unbounded(5, 1)]);
+}
+
+#[test]
+fn helpers_of_a_dot_sourced_file_count_like_the_script_s_own() {
+    use super::scan_with;
+    let library = "function Tell-Failure($text) { Write-Host \"FAILED: $text\" }\nfunction Stop-Run($text) { Write-Host $text; exit 1 }\n";
+    let resolve = |path: &str| (path == "../common/logging.ps1").then(|| library.to_string());
+    // The retry's message helper is defined in the dot-sourced file.
+    let script = ". \"$PSScriptRoot\\..\\common\\logging.ps1\"\nfor ($try = 1; $try -le 5; $try++) {\n    if (Test-Connection $server -Count 1 -Quiet) { break }\n    if ($try -eq 5) { Tell-Failure \"$server unreachable\"; break }\n    Start-Sleep -Seconds 2\n}\n";
+    let findings = scan_with(script, &resolve);
+    assert!(findings.is_empty(), "{findings:?}");
+    // Not read, the helper is unknown and the give-up looks silent.
+    assert_eq!(summary(script), vec![silent(2, 1)]);
+    // Join-Path on the script's folder, and an exiting helper as the guard's way out.
+    let joined = ". (Join-Path $PSScriptRoot '../common/logging.ps1')\nwhile (-not (Test-Path $marker)) {\n    $waited++\n    if ($waited -gt 30) { Stop-Run \"no $marker after 30 s\" }\n    Start-Sleep -Seconds 1\n}\n";
+    assert!(scan_with(joined, &resolve).is_empty());
+    assert_eq!(summary(joined), vec![unbounded(2, 1)]);
+    // A path built from another variable is not followed.
+    let dynamic = joined.replace("$PSScriptRoot", "$commonDir");
+    let findings = scan_with(&dynamic, &resolve);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(
+        (findings[0].kind, findings[0].line, findings[0].column),
+        (crate::validate::diagnostic::FindingKind::Unbounded, 2, 1)
+    );
+}
+
+#[test]
+fn a_last_try_that_rethrows_on_every_branch_leaves() {
+    // The counter is stepped in the clause that goes round again; the other clause
+    // throws on both of its own branches.
+    let source = "$tries = 0\n$done = $false\nwhile (-not $done) {\n    try {\n        Invoke-Step @arguments\n        $done = $true\n    } catch {\n        if ($tries -ge $limit) {\n            if ($_.Exception.Message -match 'expired') { throw 'the credential expired' } else { throw }\n        } else {\n            Start-Sleep -Seconds 2\n            $tries++\n        }\n    }\n}\n";
+    assert_eq!(summary(source), vec![]);
+    // One branch that falls through makes the counter no cap of every pass.
+    let leaky = source.replace(" else { throw }", " else { Write-Verbose 'giving up' }");
+    assert_eq!(summary(&leaky), vec![unbounded(3, 1)]);
+}
+
+#[test]
+fn a_prompt_whose_answer_can_leave_is_not_a_wait() {
+    // Each pass asks the user; any answer but yes exits.
+    let source = "$state = Get-ClusterState\nwhile ($state -eq 'active') {\n    $answer = Read-Host 'Leave the cluster? (y/n)'\n    switch ($answer) {\n        y { Leave-Cluster; Start-Sleep 10 }\n        default { Write-Host 'cannot continue in a cluster'; exit }\n    }\n    $state = Get-ClusterState\n}\n";
+    assert_eq!(summary(source), vec![]);
+    // If no answer leaves, the loop still waits on the cluster.
+    let no_way_out = source.replace("; exit }", " }");
+    assert_eq!(summary(&no_way_out), vec![unbounded(2, 1)]);
+    // A prompt asked only on some passes does not drive the loop.
+    let sometimes = source.replace(
+        "    $answer = Read-Host 'Leave the cluster? (y/n)'\n",
+        "    if ($interactive) { $answer = Read-Host 'Leave the cluster? (y/n)' }\n",
+    );
+    assert_eq!(summary(&sometimes), vec![unbounded(2, 1)]);
+}
+
+#[test]
+fn a_job_pool_that_stops_jobs_past_their_deadline_ends() {
+    // Finished jobs are counted off; a running job past its time limit is stopped.
+    let source = "$done = 0\nwhile ($done -ne $work.Count) {\n    foreach ($job in (Get-Job | Where-Object State -ne 'Running')) { $done++; Receive-Job $job; Remove-Job $job }\n    Start-Sleep 1\n    foreach ($job in (Get-Job -State Running)) {\n        if (((Get-Date) - $job.PSBeginTime).TotalSeconds -ge $limit) { Stop-Job $job }\n    }\n}\n";
+    assert_eq!(summary(source), vec![]);
+    // Without the stop, a job that hangs keeps the pool waiting.
+    let no_stop = source.replace(
+        "{ Stop-Job $job }",
+        "{ Write-Host \"$($job.Name) is slow\" }",
+    );
+    assert_eq!(summary(&no_stop), vec![unbounded(2, 1)]);
+}
+
+#[test]
+fn a_wait_helper_whose_callers_assert_what_it_waited_for_reports_the_give_up() {
+    let helper = "function Wait-State {\n    param($name, $state)\n    while (((Get-Service $name).Status -ne $state) -and ($n++ -lt 4)) {\n        Start-Sleep -Milliseconds 500\n    }\n}\n";
+    // Every caller checks the service state with Pester right after.
+    let asserted = format!("{helper}It 'starts' {{\n    Wait-State -name agent -state Running\n    (Get-Service agent).Status | Should -Be 'Running'\n}}\n");
+    assert_eq!(summary(&asserted), vec![]);
+    // An assertion on something else does not reveal the give-up.
+    let unrelated = format!("{helper}It 'starts' {{\n    Wait-State -name agent -state Running\n    $log | Should -Not -Contain 'error'\n}}\n");
+    assert_eq!(summary(&unrelated), vec![silent(3, 5)]);
+    // Nor does a caller that asserts nothing.
+    let one_silent_caller = format!("{asserted}Wait-State -name agent -state Stopped\n");
+    assert_eq!(summary(&one_silent_caller), vec![silent(3, 5)]);
+}
+
+#[test]
+fn a_counter_stepped_under_the_loop_s_own_continuation_test_is_a_cap() {
+    // The clause runs exactly on the passes that go round again.
+    let source = "$tries = 0\ndo {\n    $found = $true\n    try { $domain = Get-Domain $name } catch { $found = $false }\n    if (-not $found) {\n        $tries++\n        Start-Sleep -Seconds 5\n    }\n} while ((-not $found) -and $tries -lt $limit)\nif ($tries -eq $limit) { Write-Warning \"no domain $name after $limit tries\" }\n";
+    assert_eq!(summary(source), vec![]);
+    // A clause on another test does not run on every such pass.
+    let other = source.replace("if (-not $found) {", "if ($verbose) {");
+    assert_eq!(summary(&other), vec![unbounded(2, 1)]);
 }
