@@ -163,7 +163,7 @@ fn assert_on_deadline_guards() {
 fn silent_fallbacks_are_reported() {
     let cases = [
         "while True:\n    if time.monotonic() > deadline:\n        break\n    time.sleep(1)\n",
-        "while True:\n    if time.time() > deadline:\n        return\n",
+        "while True:\n    if time.time() > deadline:\n        return\n    if ready():\n        break\n",
         "while True:\n    if time.time() > deadline:\n        raise TimeoutError\n",
         "while True:\n    if time.time() > deadline:\n        sys.exit(1)\n",
     ];
@@ -757,4 +757,61 @@ fn reads_by_member_helpers_chunks_and_shrinking_numbers_end() {
     let growing =
         "def spin(n):\n    while True:\n        n <<= 1\n        if not n:\n            return n\n";
     assert_eq!(summary(growing), vec![unbounded(2, 5)]);
+}
+
+#[test]
+fn a_time_budget_that_waits_for_nothing_ends_normally() {
+    // A benchmark runs until its budget is spent and returns what it measured.
+    let source = "def bench(budget=0.1):\n    start = monotonic()\n    rounds = 0\n    while True:\n        rounds = step(rounds)\n        now = monotonic()\n        if now - start > budget:\n            return rounds / (now - start)\n";
+    assert_eq!(summary(source), vec![]);
+    // Ending the program at the deadline is a failure, and this one says nothing.
+    let exits = source.replace("return rounds / (now - start)", "sys.exit(1)");
+    assert_eq!(summary(&exits), vec![silent(4, 5)]);
+    // A loop that sleeps between passes waits for something: its silent return is a give-up.
+    let waits = source.replace("rounds = step(rounds)", "time.sleep(1)");
+    assert_eq!(summary(&waits), vec![silent(4, 5)]);
+}
+
+#[test]
+fn a_range_retry_that_prints_on_every_failing_pass_reports_the_give_up() {
+    // The last failing pass prints like the others, then the loop runs out.
+    let source = "def fetch(url):\n    for attempt in range(3):\n        answer = get(url)\n        if answer.ok:\n            return answer\n        pause = 2 ** attempt\n        print(f'{url}: {answer.status}, try {attempt + 1}/3')\n        time.sleep(pause)\n    return None\n";
+    assert_eq!(summary(source), vec![]);
+    // A message before the success test is progress, not the reason for giving up.
+    let progress = "def fetch(url):\n    for attempt in range(3):\n        print(f'try {attempt + 1}')\n        answer = get(url)\n        if answer.ok:\n            return answer\n        time.sleep(1)\n    return None\n";
+    assert_eq!(summary(progress), vec![silent(2, 5)]);
+}
+
+#[test]
+fn an_item_cap_on_a_paced_for_loop_is_its_normal_end() {
+    // Reaching the limit is normal completion; the sleep only paces requests.
+    let source = "for done, item in enumerate(items):\n    if limit and done >= limit:\n        break\n    upload(item)\n    time.sleep(0.5)\n";
+    assert_eq!(summary(source), vec![]);
+    // A success exit beside the cap makes it a retry again, with a silent give-up.
+    let retry = "for attempt in range(30):\n    if attempt >= limit:\n        break\n    if probe():\n        break\n    time.sleep(0.5)\n";
+    assert_eq!(summary(retry), vec![silent(1, 1)]);
+}
+
+#[test]
+fn a_loop_that_prompts_through_a_helper_ends_at_end_of_input() {
+    let source = "def choose():\n    return prompt('Operation: ')\n\ndef main():\n    while True:\n        operation = choose()\n        generate(operation)\n";
+    assert_eq!(summary(source), vec![]);
+    let nested = "def choose(names):\n    name = None\n    while name not in names:\n        name = input('Name: ')\n    return name\n\nwhile True:\n    build(self.choose(names))\n";
+    assert_eq!(summary(nested), vec![]);
+    // A helper that does not read from the user leaves the loop endless.
+    let other = source.replace("prompt('Operation: ')", "menu.show()");
+    assert_eq!(summary(&other), vec![unbounded(5, 5)]);
+}
+
+#[test]
+fn paging_through_a_listing_with_a_pacing_sleep_is_not_a_wait() {
+    // The cursor goes into the next request and comes back from its answer.
+    let source = "def fetch_all(client, path):\n    page = client.get_parameters(Path=path)\n    items = page['Parameters']\n    token = page.get('NextToken')\n    while token:\n        page = client.get_parameters(\n            Path=path, NextToken=token\n        )\n        items.extend(page['Parameters'])\n        token = page.get('NextToken')\n        if len(items) % 100 == 0:\n            time.sleep(0.5)\n    return items\n";
+    assert_eq!(summary(source), vec![]);
+    // A status read back from a call that is not given it is a wait.
+    let polling = "def wait_done(client, job):\n    state = client.describe(job)\n    while state != 'done':\n        time.sleep(5)\n        state = client.describe(job)\n";
+    assert_eq!(summary(polling), vec![unbounded(3, 5)]);
+    // Filtering a list of jobs until none is left waits for them to finish.
+    let pool = "while pending:\n    pending = [job for job in pending if not job.done()]\n    time.sleep(1)\n";
+    assert_eq!(summary(pool), vec![unbounded(1, 1)]);
 }
