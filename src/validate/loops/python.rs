@@ -69,6 +69,16 @@ static HAS_PENDING: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("valid regex")
 });
+/// Blocking on a condition or an event until it is signalled, with a timeout or
+/// none (`cond.wait(timeout=5)`, `ready.wait(1)`, `cond.wait()`); not a call over
+/// several futures (`futures.wait(pending, return_when=…)`), which returns when one is done.
+static WAIT_CALL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\.wait\s*\(\s*(?:\)|timeout\s*=|[^,()]*\))").expect("valid regex")
+});
+/// A condition that is one name, maybe negated: `flag`, `not self.stop`.
+static NAME_CONDITION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\(?\s*(?:not\s+)?([A-Za-z_][\w.]*)\s*\)?$").expect("valid regex")
+});
 /// A sleep call.
 static SLEEP_CALL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:\b(?:time|asyncio|trio|anyio)\.)?\bsleep\s*\(").expect("valid regex")
@@ -614,14 +624,17 @@ impl Context<'_> {
             findings.push(unscanned(statement));
             return;
         };
-        let sleeps = body
-            .iter()
-            .any(|&(inner, _)| has_sleep_call(&self.statements[inner].code));
+        // A `while` that blocks on a condition or event with a timeout
+        // (`ready.wait(timeout=left)`) pauses between tests as a sleep does.
+        let sleeps = body.iter().any(|&(inner, _)| {
+            let code = &self.statements[inner].code;
+            has_sleep_call(code) || (statement.keyword == "while" && WAIT_CALL.is_match(code))
+        });
         if statement.keyword == "while" && self.drains(header, &body) {
             return;
         }
         let shape = match statement.keyword.as_str() {
-            "while" if always_true(header) => Shape::Endless,
+            "while" if always_true(header) || self.never_changed(header, &body) => Shape::Endless,
             "while" => match PROBE.find(header) {
                 Some(probe) => Shape::Wait(probe.as_str().trim_end_matches([' ', '(']).to_string()),
                 None if sleeps && !self.follows_a_cursor(header, &body) => {
@@ -826,6 +839,22 @@ impl Context<'_> {
             current = statement.parent;
         }
         None
+    }
+
+    /// Whether the condition is one name that the loop body never mentions
+    /// (`flag = True` / `while flag:`): nothing in the loop changes it, so only
+    /// a signal handler or another thread could end the loop.
+    fn never_changed(&self, header: &str, body: &[(usize, usize)]) -> bool {
+        let Some(captures) = NAME_CONDITION.captures(header.trim()) else {
+            return false;
+        };
+        let name = &captures[1];
+        if matches!(name, "True" | "False" | "None") {
+            return false;
+        }
+        !body
+            .iter()
+            .any(|&(index, _)| mentions(&self.statements[index].code, name))
     }
 
     /// Whether the condition tests a cursor the body passes to a call and takes back
@@ -1145,8 +1174,11 @@ impl Context<'_> {
         // Plain statements (`watch.stop()`) may come before the `if` that retests.
         for _ in 0..STATEMENTS_AFTER_LOOP {
             let statement = &self.statements[next];
+            // An assertion retests what the loop waited for: it is never skipped.
             let plain = statement.children.is_empty()
                 && !COMPOUND.contains(&statement.keyword.as_str())
+                && statement.keyword != "assert"
+                && !TEST_ASSERTION.is_match(&statement.code)
                 && !self.statement_speaks(next)
                 && simple_statements(&statement.code).all(|simple| !self.exit_of(simple).leaves);
             match rest.next() {
@@ -1322,6 +1354,17 @@ fn find_input_readers(context: &Context<'_>) -> HashSet<String> {
         }
     }
     readers
+}
+
+/// Whether `name` occurs in `code` as a whole name, alone or as the start of a
+/// path (`stack` in `stack.pop()` and `stack[0]`, not in `backstack` or `a.stack`).
+fn mentions(code: &str, name: &str) -> bool {
+    code.match_indices(name).any(|(start, _)| {
+        let before = code[..start].chars().next_back();
+        let after = code[start + name.len()..].chars().next();
+        !before.is_some_and(|c| c.is_alphanumeric() || matches!(c, '_' | '.'))
+            && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
 }
 
 /// Whether `name` appears among the arguments of a call in `expression` (blanked code).

@@ -815,3 +815,35 @@ fn paging_through_a_listing_with_a_pacing_sleep_is_not_a_wait() {
     let pool = "while pending:\n    pending = [job for job in pending if not job.done()]\n    time.sleep(1)\n";
     assert_eq!(summary(pool), vec![unbounded(1, 1)]);
 }
+
+#[test]
+fn a_flag_the_loop_never_touches_never_ends_it() {
+    // Nothing in the body changes `keep`: only a key press leaves.
+    let source = "keep = True\nwhile keep:\n    frame = camera.read()\n    show(frame)\n    if key() == 'q':\n        break\n";
+    assert_eq!(summary(source), vec![unbounded(2, 1)]);
+    let negated = "def serve(self):\n    while not self.stop:\n        handle(self.accept())\n";
+    assert_eq!(summary(negated), vec![unbounded(2, 5)]);
+    // A flag the body sets, or a collection it takes from, can end the loop.
+    let set = "done = False\nwhile not done:\n    done = step()\n";
+    assert_eq!(summary(set), vec![]);
+    let popped = "while stack:\n    node = stack.pop()\n    visit(node)\n";
+    assert_eq!(summary(popped), vec![]);
+    let indexed = "while todo:\n    handle(todo[0])\n    del todo[0]\n";
+    assert_eq!(summary(indexed), vec![]);
+}
+
+#[test]
+fn a_timed_wait_on_a_condition_paces_a_deadline_loop() {
+    // The deadline leaves with `break` and nothing after the loop says so.
+    let source = "def confirm(self, mid, limit):\n    with self.cond:\n        while mid not in self.acked and time.time() < limit:\n            left = limit - time.time()\n            if left <= 0:\n                break\n            self.cond.wait(timeout=left)\n        self.acked.discard(mid)\n";
+    assert_eq!(summary(source), vec![silent(3, 9)]);
+    // A wait on an event with no deadline is unbounded.
+    let endless = "while not ready.is_set():\n    ready.wait(1)\n";
+    assert_eq!(summary(endless), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn an_assertion_after_plain_statements_is_not_skipped() {
+    let source = "limit = time.time() + 3\nwhile time.time() < limit and not got.is_set():\n    time.sleep(0.05)\nassert events, 'no event arrived'\nfirst = events[0]\nuse(first)\n";
+    assert_eq!(summary(source), vec![]);
+}
