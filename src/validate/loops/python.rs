@@ -103,9 +103,14 @@ static CALL_NAME: LazyLock<Regex> =
 /// A handler for the end of input or of an iterator.
 static END_OF_INPUT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(?:EOFError|StopIteration)\b").expect("valid regex"));
+/// The other side of a connection going away, as an exception a read raises.
+static CONNECTION_CLOSED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(?:\w*Disconnect\w*|\w*ConnectionClosed\w*|ConnectionResetError|BrokenPipeError|IncompleteReadError|EOFError)\b")
+        .expect("valid regex")
+});
 /// Reading the next piece of a stream or collection that ends.
 static READ_CALL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\.(?:read|readline|readlines|recv|recvfrom|pop|popleft|get_nowait|next_token|peek)\s*\(|\b(?:next|peek|islice)\s*\(|(?:^|[^\w])(?:read|recv)_\w+\s*\(")
+    Regex::new(r"\.(?:read|readline|readlines|recv|recvfrom|receive(?:_\w+)?|pop|popleft|get_nowait|next_token|peek)\s*\(|\b(?:next|peek|islice)\s*\(|(?:^|[^\w])(?:read|recv)_\w+\s*\(")
         .expect("valid regex")
 });
 
@@ -646,7 +651,10 @@ impl Context<'_> {
             _ if sleeps && self.leaves_early(&body) => Shape::Retry,
             _ => return,
         };
-        if shape == Shape::Endless && !sleeps && self.ends_with_its_input(&body) {
+        if shape == Shape::Endless
+            && !sleeps
+            && (self.ends_with_its_input(&body) || self.read_until_closed(index, &body))
+        {
             return;
         }
         if let Some((scope, quiet)) = self.timeout_scope(index) {
@@ -689,6 +697,11 @@ impl Context<'_> {
             return;
         }
         let clocks = clock_variables(self.statements, &body);
+        if matches!(shape, Shape::Wait(_))
+            && self.drains_with_item_deadlines(header, &body, &clocks)
+        {
+            return;
+        }
         let is_guard_condition = |condition: &str| {
             COMPARISON.is_match(condition)
                 && (TIME_CALL.is_match(condition)
@@ -839,6 +852,92 @@ impl Context<'_> {
             current = statement.parent;
         }
         None
+    }
+
+    /// Whether an endless loop reads a connection (`await ws.receive_text()`) inside a
+    /// `try` of the same function that handles the connection closing: the read
+    /// raises when the other side goes away, which ends the loop.
+    fn read_until_closed(&self, index: usize, body: &[(usize, usize)]) -> bool {
+        let reads = body
+            .iter()
+            .any(|&(inner, _)| READ_CALL.is_match(&self.statements[inner].code));
+        if !reads {
+            return false;
+        }
+        let mut current = self.statements[index].parent;
+        // Each step moves to a parent, so this ends within the statement count.
+        while let Some(parent) = current {
+            let statement = &self.statements[parent];
+            if is_scope(statement) {
+                return false;
+            }
+            if statement.keyword == "try" {
+                let handled = self
+                    .siblings_after(parent)
+                    .iter()
+                    .take_while(|&&clause| {
+                        matches!(
+                            self.statements[clause].keyword.as_str(),
+                            "except" | "else" | "finally"
+                        )
+                    })
+                    .any(|&clause| {
+                        self.statements[clause].keyword == "except"
+                            && CONNECTION_CLOSED.is_match(&self.statements[clause].code)
+                    });
+                if handled {
+                    return true;
+                }
+            }
+            current = statement.parent;
+        }
+        false
+    }
+
+    /// Whether a `while jobs:` takes finished jobs out of the collection it tests
+    /// (`jobs.remove(job)`, `jobs = [j for j in jobs if …]`) and compares a clock in
+    /// the body (`if time.monotonic() - job.started > limit: job.kill()`): every job
+    /// leaves by finishing or by its own deadline, so the collection empties.
+    fn drains_with_item_deadlines(
+        &self,
+        header: &str,
+        body: &[(usize, usize)],
+        clocks: &[String],
+    ) -> bool {
+        let Some(captures) = NAME_CONDITION.captures(header.trim()) else {
+            return false;
+        };
+        if header.trim_start().starts_with("not") {
+            return false;
+        }
+        let jobs = &captures[1];
+        let takes =
+            [".remove(", ".pop(", ".discard(", ".popleft("].map(|method| format!("{jobs}{method}"));
+        let delete = format!("del {jobs}[");
+        let drained = body.iter().any(|&(index, _)| {
+            let statement = &self.statements[index];
+            let code: String = statement
+                .code
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            takes.iter().any(|take| code.contains(take.as_str()))
+                || statement.code.trim_start().starts_with(&delete)
+                || statement
+                    .assignments
+                    .iter()
+                    .any(|(name, value)| name == jobs && mentions(value, jobs))
+        });
+        let timed = body.iter().any(|&(index, _)| {
+            let statement = &self.statements[index];
+            matches!(statement.keyword.as_str(), "if" | "elif") && {
+                let condition = header_body(statement);
+                COMPARISON.is_match(condition)
+                    && (TIME_CALL.is_match(condition)
+                        || clocks.iter().any(|clock| contains_word(condition, clock)))
+            }
+        });
+        drained && timed
     }
 
     /// Whether the condition is one name that the loop body never mentions

@@ -847,3 +847,31 @@ fn an_assertion_after_plain_statements_is_not_skipped() {
     let source = "limit = time.time() + 3\nwhile time.time() < limit and not got.is_set():\n    time.sleep(0.05)\nassert events, 'no event arrived'\nfirst = events[0]\nuse(first)\n";
     assert_eq!(summary(source), vec![]);
 }
+
+#[test]
+fn a_job_pool_whose_jobs_have_their_own_deadline_empties() {
+    // Each job leaves by finishing or by being stopped past its deadline.
+    let source = "while running:\n    for job in list(running):\n        if job.poll() is not None:\n            running.remove(job)\n        elif time.monotonic() - job.started > limit:\n            print(f'{job.name} timed out')\n            job.kill()\n    time.sleep(1)\n";
+    assert_eq!(summary(source), vec![]);
+    let rebuilt = "while pending:\n    now = time.monotonic()\n    pending = [job for job in pending if not job.done()]\n    for job in pending:\n        if now - job.started > limit:\n            job.cancel()\n    time.sleep(1)\n";
+    assert_eq!(summary(rebuilt), vec![]);
+    // Without a deadline the pool waits for its jobs as long as they take.
+    let untimed = "while running:\n    for job in list(running):\n        if job.poll() is not None:\n            running.remove(job)\n    time.sleep(1)\n";
+    assert_eq!(summary(untimed), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn reading_a_connection_until_it_closes_ends_there() {
+    // The read raises when the client goes away, and the handler is outside the loop.
+    let source = "async def endpoint(ws):\n    await hub.connect(ws)\n    try:\n        while True:\n            data = await ws.receive_text()\n            await hub.handle(ws, data)\n    except WebSocketDisconnect:\n        await hub.disconnect(ws)\n";
+    assert_eq!(summary(source), vec![]);
+    // Handling something else leaves a loop that never ends by itself.
+    let other = source.replace("WebSocketDisconnect", "ValueError");
+    assert_eq!(summary(&other), vec![unbounded(4, 9)]);
+    // Without a read, the handler ends nothing.
+    let no_read = source.replace(
+        "data = await ws.receive_text()",
+        "data = await hub.next_event()",
+    );
+    assert_eq!(summary(&no_read), vec![unbounded(4, 9)]);
+}
