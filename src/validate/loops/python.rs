@@ -788,7 +788,7 @@ impl Context<'_> {
             && !sleeps
             && body_guard.completes_only
             && !body_guard.other_exit;
-        if countdown || self.says_after_loop(index, &body_guard) {
+        if countdown || self.says_after_loop(index, &body_guard) || self.callers_report(index) {
             return;
         }
         findings.push(finding(
@@ -1250,6 +1250,96 @@ impl Context<'_> {
                 return false;
             }
             current = self.statements[at].parent;
+        }
+        false
+    }
+
+    /// Whether the function holding the loop hands its give-up to callers that all
+    /// report it: every call in the file is asserted with a message, tested by an
+    /// `if` that speaks, or assigned to a name that such an assertion or `if`
+    /// checks within the next few statements (`msgs = wait_for(topic)` /
+    /// `assert msgs, "nothing arrived"`).
+    fn callers_report(&self, index: usize) -> bool {
+        let mut current = self.statements[index].parent;
+        let function = loop {
+            let Some(parent) = current else {
+                return false;
+            };
+            match self.statements[parent].keyword.as_str() {
+                "def" => break parent,
+                "class" => return false,
+                _ => current = self.statements[parent].parent,
+            }
+        };
+        let name: String = header_body(&self.statements[function])
+            .chars()
+            .take_while(|&c| c.is_alphanumeric() || c == '_')
+            .collect();
+        if name.is_empty() {
+            return false;
+        }
+        let mut calls = 0;
+        for (at, statement) in self.statements.iter().enumerate() {
+            if at == function
+                || !CALL_NAME
+                    .captures_iter(&statement.code)
+                    .any(|captures| captures[1] == *name)
+            {
+                continue;
+            }
+            if !self.budget.spend(1) {
+                return false;
+            }
+            calls += 1;
+            if !self.checks_loudly(at) {
+                return false;
+            }
+        }
+        calls > 0
+    }
+
+    /// Whether the call in statement `index` has its result checked with a message.
+    fn checks_loudly(&self, index: usize) -> bool {
+        let statement = &self.statements[index];
+        let asserted = |code: &str| {
+            (first_keyword(code) == "assert" && has_top_level_comma(code))
+                || TEST_ASSERTION.is_match(code)
+        };
+        if asserted(&statement.code) {
+            return true;
+        }
+        if matches!(statement.keyword.as_str(), "if" | "elif") {
+            return if_chain(self.statements, index)
+                .iter()
+                .any(|&clause| self.block_speaks(clause));
+        }
+        let Some((targets, _)) = statement.code.split_once('=') else {
+            return false;
+        };
+        let targets: Vec<&str> = targets
+            .split(',')
+            .map(str::trim)
+            .filter(|target| !target.is_empty())
+            .collect();
+        let checks = |code: &str| targets.iter().any(|target| mentions(code, target));
+        for &next in self
+            .siblings_after(index)
+            .iter()
+            .take(STATEMENTS_AFTER_LOOP + 1)
+        {
+            let following = &self.statements[next];
+            if asserted(&following.code) && checks(&following.code) {
+                return true;
+            }
+            if following.keyword == "if" {
+                return checks(header_body(following))
+                    && if_chain(self.statements, next)
+                        .iter()
+                        .any(|&clause| self.block_speaks(clause));
+            }
+            if !following.children.is_empty() || COMPOUND.contains(&following.keyword.as_str()) {
+                return false;
+            }
         }
         false
     }

@@ -875,3 +875,17 @@ fn reading_a_connection_until_it_closes_ends_there() {
     );
     assert_eq!(summary(&no_read), vec![unbounded(4, 9)]);
 }
+
+#[test]
+fn callers_that_check_the_result_with_a_message_report_the_give_up() {
+    let helper = "def wait_for(topic, limit):\n    got = []\n    end = time.time() + limit\n    while time.time() < end:\n        if collect(topic, got):\n            break\n        time.sleep(0.05)\n    return got\n\n";
+    let asserted = format!("{helper}def test_state():\n    msgs = wait_for('state', 3)\n    assert msgs, 'no state message arrived'\n");
+    assert_eq!(summary(&asserted), vec![]);
+    let tested = format!("{helper}def main():\n    if not wait_for('state', 3):\n        print('no state message arrived')\n        sys.exit(1)\n");
+    assert_eq!(summary(&tested), vec![]);
+    // One caller that ignores the result leaves the give-up silent.
+    let ignored = format!("{asserted}\ndef other():\n    wait_for('config', 3)\n    build()\n");
+    assert_eq!(summary(&ignored), vec![silent(4, 5)]);
+    // No caller in the file: nothing reports it.
+    assert_eq!(summary(helper), vec![silent(4, 5)]);
+}
