@@ -31,9 +31,10 @@ static COMPARISON: LazyLock<Regex> =
 /// `name += …` / `name -= …`.
 static AUGMENTED: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^([A-Za-z_][\w.]*)\s*[+-]=").expect("valid regex"));
-/// `name = …` (also annotated), capturing the name and the right side.
+/// `name = …` (also annotated), capturing the name and the right side, which
+/// may span the lines of a bracketed call.
 static ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^([A-Za-z_][\w.]*)\s*(?::[^=]*)?=([^=].*)$").expect("valid regex")
+    Regex::new(r"(?s)^([A-Za-z_][\w.]*)\s*(?::[^=]*)?=([^=].*)$").expect("valid regex")
 });
 /// `name >>= …` / `name //= …`: a number shrinking toward zero.
 static SHRINKING: LazyLock<Regex> =
@@ -68,6 +69,16 @@ static HAS_PENDING: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("valid regex")
 });
+/// Blocking on a condition or an event until it is signalled, with a timeout or
+/// none (`cond.wait(timeout=5)`, `ready.wait(1)`, `cond.wait()`); not a call over
+/// several futures (`futures.wait(pending, return_when=…)`), which returns when one is done.
+static WAIT_CALL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\.wait\s*\(\s*(?:\)|timeout\s*=|[^,()]*\))").expect("valid regex")
+});
+/// A condition that is one name, maybe negated: `flag`, `not self.stop`.
+static NAME_CONDITION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\(?\s*(?:not\s+)?([A-Za-z_][\w.]*)\s*\)?$").expect("valid regex")
+});
 /// A sleep call.
 static SLEEP_CALL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:\b(?:time|asyncio|trio|anyio)\.)?\bsleep\s*\(").expect("valid regex")
@@ -80,15 +91,26 @@ static PROBE: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("valid regex")
 });
-/// Reading a line from the user: end of input raises `EOFError`.
-static INPUT_CALL: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?:^|[^\w.])(?:raw_)?input\s*\(").expect("valid regex"));
+/// Reading a line from the user: end of input raises (`EOFError` from `input`,
+/// prompt_toolkit's `prompt`; `click.prompt` aborts).
+static INPUT_CALL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:^|[^\w.])(?:(?:raw_)?input|(?:click\.|typer\.)?prompt)\s*\(")
+        .expect("valid regex")
+});
+/// A call by name (`name(`, `self.name(`); group 1 is the name.
+static CALL_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b([A-Za-z_]\w*)\s*\(").expect("valid regex"));
 /// A handler for the end of input or of an iterator.
 static END_OF_INPUT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(?:EOFError|StopIteration)\b").expect("valid regex"));
+/// The other side of a connection going away, as an exception a read raises.
+static CONNECTION_CLOSED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(?:\w*Disconnect\w*|\w*ConnectionClosed\w*|ConnectionResetError|BrokenPipeError|IncompleteReadError|EOFError)\b")
+        .expect("valid regex")
+});
 /// Reading the next piece of a stream or collection that ends.
 static READ_CALL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\.(?:read|readline|readlines|recv|recvfrom|pop|popleft|get_nowait|next_token|peek)\s*\(|\b(?:next|peek|islice)\s*\(|(?:^|[^\w])(?:read|recv)_\w+\s*\(")
+    Regex::new(r"\.(?:read|readline|readlines|recv|recvfrom|receive(?:_\w+)?|pop|popleft|get_nowait|next_token|peek)\s*\(|\b(?:next|peek|islice)\s*\(|(?:^|[^\w])(?:read|recv)_\w+\s*\(")
         .expect("valid regex")
 });
 
@@ -118,10 +140,12 @@ pub fn scan(source: &str) -> Vec<LoopFinding> {
         chars: &chars,
         imports_itertools,
         helpers: HashMap::new(),
+        readers: HashSet::new(),
         roots,
         budget: Budget::new(),
     };
     context.helpers = find_helpers(&context);
+    context.readers = find_input_readers(&context);
     let in_loop = loop_ancestry(&statements);
     let mut findings = Vec::new();
     for (index, statement) in statements.iter().enumerate() {
@@ -542,6 +566,8 @@ struct Context<'a> {
     imports_itertools: bool,
     /// Functions defined in the file: name → (always leaves the program, says why).
     helpers: HashMap<String, (bool, bool)>,
+    /// Functions defined in the file that read a line from the user.
+    readers: HashSet<String>,
     /// Statements at the top of the file (no parent), in order.
     roots: Vec<usize>,
     budget: Budget,
@@ -603,24 +629,32 @@ impl Context<'_> {
             findings.push(unscanned(statement));
             return;
         };
-        let sleeps = body
-            .iter()
-            .any(|&(inner, _)| has_sleep_call(&self.statements[inner].code));
+        // A `while` that blocks on a condition or event with a timeout
+        // (`ready.wait(timeout=left)`) pauses between tests as a sleep does.
+        let sleeps = body.iter().any(|&(inner, _)| {
+            let code = &self.statements[inner].code;
+            has_sleep_call(code) || (statement.keyword == "while" && WAIT_CALL.is_match(code))
+        });
         if statement.keyword == "while" && self.drains(header, &body) {
             return;
         }
         let shape = match statement.keyword.as_str() {
-            "while" if always_true(header) => Shape::Endless,
+            "while" if always_true(header) || self.never_changed(header, &body) => Shape::Endless,
             "while" => match PROBE.find(header) {
                 Some(probe) => Shape::Wait(probe.as_str().trim_end_matches([' ', '(']).to_string()),
-                None if sleeps => Shape::Wait(header.to_string()),
+                None if sleeps && !self.follows_a_cursor(header, &body) => {
+                    Shape::Wait(header.to_string())
+                }
                 None => return,
             },
             _ if endless_for(header, self.imports_itertools) => Shape::Endless,
             _ if sleeps && self.leaves_early(&body) => Shape::Retry,
             _ => return,
         };
-        if shape == Shape::Endless && !sleeps && self.ends_with_its_input(&body) {
+        if shape == Shape::Endless
+            && !sleeps
+            && (self.ends_with_its_input(&body) || self.read_until_closed(index, &body))
+        {
             return;
         }
         if let Some((scope, quiet)) = self.timeout_scope(index) {
@@ -663,6 +697,11 @@ impl Context<'_> {
             return;
         }
         let clocks = clock_variables(self.statements, &body);
+        if matches!(shape, Shape::Wait(_))
+            && self.drains_with_item_deadlines(header, &body, &clocks)
+        {
+            return;
+        }
         let is_guard_condition = |condition: &str| {
             COMPARISON.is_match(condition)
                 && (TIME_CALL.is_match(condition)
@@ -724,14 +763,32 @@ impl Context<'_> {
         if body_guard.guard == Guard::Loud {
             return;
         }
+        // A `for` over items whose only way out early is an item cap (`if done >= limit:
+        // break`) ends normally there; its sleep paces the work, it waits for nothing.
+        if shape == Shape::Retry
+            && body_guard.guard != Guard::None
+            && body_guard.completes_only
+            && !body_guard.other_exit
+        {
+            return;
+        }
+        // A retry whose cap is its own range: a message on every failing pass, after
+        // the body's ways out, is also said on the last one.
+        if shape == Shape::Retry
+            && body_guard.guard == Guard::None
+            && self.speaks_before_guard(index, &body_guard)
+        {
+            return;
+        }
         // A loop that waits for nothing (no sleep, no other way out) and whose only
-        // exit is its own cap or deadline with `break` ends normally there.
+        // exit is its own cap or deadline, by `break` or `return`, ends normally there:
+        // that is a countdown or a time budget.
         let countdown = shape == Shape::Endless
             && !header_guard
             && !sleeps
-            && body_guard.breaks_only
+            && body_guard.completes_only
             && !body_guard.other_exit;
-        if countdown || self.says_after_loop(index, &body_guard) {
+        if countdown || self.says_after_loop(index, &body_guard) || self.callers_report(index) {
             return;
         }
         findings.push(finding(
@@ -797,6 +854,145 @@ impl Context<'_> {
         None
     }
 
+    /// Whether an endless loop reads a connection (`await ws.receive_text()`) inside a
+    /// `try` of the same function that handles the connection closing: the read
+    /// raises when the other side goes away, which ends the loop.
+    fn read_until_closed(&self, index: usize, body: &[(usize, usize)]) -> bool {
+        let reads = body
+            .iter()
+            .any(|&(inner, _)| READ_CALL.is_match(&self.statements[inner].code));
+        if !reads {
+            return false;
+        }
+        let mut current = self.statements[index].parent;
+        // Each step moves to a parent, so this ends within the statement count.
+        while let Some(parent) = current {
+            let statement = &self.statements[parent];
+            if is_scope(statement) {
+                return false;
+            }
+            if statement.keyword == "try" {
+                let handled = self
+                    .siblings_after(parent)
+                    .iter()
+                    .take_while(|&&clause| {
+                        matches!(
+                            self.statements[clause].keyword.as_str(),
+                            "except" | "else" | "finally"
+                        )
+                    })
+                    .any(|&clause| {
+                        self.statements[clause].keyword == "except"
+                            && CONNECTION_CLOSED.is_match(&self.statements[clause].code)
+                    });
+                if handled {
+                    return true;
+                }
+            }
+            current = statement.parent;
+        }
+        false
+    }
+
+    /// Whether a `while jobs:` takes finished jobs out of the collection it tests
+    /// (`jobs.remove(job)`, `jobs = [j for j in jobs if …]`) and compares a clock in
+    /// the body (`if time.monotonic() - job.started > limit: job.kill()`): every job
+    /// leaves by finishing or by its own deadline, so the collection empties.
+    fn drains_with_item_deadlines(
+        &self,
+        header: &str,
+        body: &[(usize, usize)],
+        clocks: &[String],
+    ) -> bool {
+        let Some(captures) = NAME_CONDITION.captures(header.trim()) else {
+            return false;
+        };
+        if header.trim_start().starts_with("not") {
+            return false;
+        }
+        let jobs = &captures[1];
+        let takes =
+            [".remove(", ".pop(", ".discard(", ".popleft("].map(|method| format!("{jobs}{method}"));
+        let delete = format!("del {jobs}[");
+        let drained = body.iter().any(|&(index, _)| {
+            let statement = &self.statements[index];
+            let code: String = statement
+                .code
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            takes.iter().any(|take| code.contains(take.as_str()))
+                || statement.code.trim_start().starts_with(&delete)
+                || statement
+                    .assignments
+                    .iter()
+                    .any(|(name, value)| name == jobs && mentions(value, jobs))
+        });
+        let timed = body.iter().any(|&(index, _)| {
+            let statement = &self.statements[index];
+            matches!(statement.keyword.as_str(), "if" | "elif") && {
+                let condition = header_body(statement);
+                COMPARISON.is_match(condition)
+                    && (TIME_CALL.is_match(condition)
+                        || clocks.iter().any(|clock| contains_word(condition, clock)))
+            }
+        });
+        drained && timed
+    }
+
+    /// Whether the condition is one name that the loop body never mentions
+    /// (`flag = True` / `while flag:`): nothing in the loop changes it, so only
+    /// a signal handler or another thread could end the loop.
+    fn never_changed(&self, header: &str, body: &[(usize, usize)]) -> bool {
+        let Some(captures) = NAME_CONDITION.captures(header.trim()) else {
+            return false;
+        };
+        let name = &captures[1];
+        if matches!(name, "True" | "False" | "None") {
+            return false;
+        }
+        !body
+            .iter()
+            .any(|&(index, _)| mentions(&self.statements[index].code, name))
+    }
+
+    /// Whether the condition tests a cursor the body passes to a call and takes back
+    /// from its answer (`x = client.list(NextToken=token)` / `token = x.get("NextToken")`):
+    /// the loop pages through a listing until it ends; a sleep there only paces it.
+    fn follows_a_cursor(&self, header: &str, body: &[(usize, usize)]) -> bool {
+        let assignments: Vec<(&str, &str)> = body
+            .iter()
+            .flat_map(|&(index, _)| self.statements[index].assignments.iter())
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        dotted_names(header).any(|cursor| {
+            if !assignments.iter().any(|&(name, _)| name == cursor) {
+                return false;
+            }
+            // The names the cursor's next value is computed from, through the body's assignments.
+            let mut sources: Vec<&str> = vec![cursor];
+            // Each round adds a name or stops, so it ends within `assignments.len()` rounds.
+            for _ in 0..=assignments.len() {
+                let before = sources.len();
+                for &(name, value) in &assignments {
+                    if sources.contains(&name) {
+                        for used in dotted_names(value) {
+                            if !sources.contains(&used) {
+                                sources.push(used);
+                            }
+                        }
+                    }
+                }
+                if sources.len() == before {
+                    break;
+                }
+            }
+            assignments
+                .iter()
+                .any(|&(name, value)| sources.contains(&name) && passed_to_call(value, cursor))
+        })
+    }
+
     /// Whether some statement of the body leaves the loop (`break`, `return`, `raise`, an exit).
     fn leaves_early(&self, body: &[(usize, usize)]) -> bool {
         body.iter().any(|&(index, inner_loops)| {
@@ -815,7 +1011,7 @@ impl Context<'_> {
         let mut assigned: Vec<(&str, &str)> = Vec::new();
         for &(index, _) in body {
             let statement = &statements[index];
-            if INPUT_CALL.is_match(&statement.code) {
+            if INPUT_CALL.is_match(&statement.code) || self.calls_reader(&statement.code) {
                 return true;
             }
             if statement.keyword == "except" && END_OF_INPUT.is_match(&statement.code) {
@@ -885,6 +1081,15 @@ impl Context<'_> {
         })
     }
 
+    /// Whether `code` calls a function of the file that reads from the user
+    /// (`operation = select_operation(service)`), whose end of input ends the loop too.
+    fn calls_reader(&self, code: &str) -> bool {
+        !self.readers.is_empty()
+            && CALL_NAME
+                .captures_iter(code)
+                .any(|captures| self.readers.contains(&captures[1]))
+    }
+
     /// Counters advanced on every path through the loop body: statements
     /// directly in it (or in its `try` / `except` / `finally` / `with` blocks),
     /// never reset to a constant inside the loop; the loop's own variable for a `for`.
@@ -933,7 +1138,7 @@ impl Context<'_> {
         let statements = self.statements;
         let mut result = BodyGuard {
             guard: Guard::None,
-            breaks_only: true,
+            completes_only: true,
             other_exit: false,
             other_break: false,
             clauses: HashSet::new(),
@@ -948,13 +1153,13 @@ impl Context<'_> {
                         Guard::Silent
                     });
                     // A failed `assert` raises: never a normal end.
-                    result.breaks_only = false;
+                    result.completes_only = false;
                 }
                 _ if TEST_ASSERTION.is_match(&statement.code)
                     && mentions_guard(&statement.code) =>
                 {
                     result.guard = Guard::Loud;
-                    result.breaks_only = false;
+                    result.completes_only = false;
                 }
                 "if" => {
                     let chain = if_chain(statements, index);
@@ -971,7 +1176,7 @@ impl Context<'_> {
                         };
                         if exit.leaves {
                             result.clauses.insert(clause);
-                            result.breaks_only &= !exit.ends;
+                            result.completes_only &= !exit.fails;
                         }
                         result.guard = result.guard.max(exit.guard());
                     }
@@ -980,7 +1185,7 @@ impl Context<'_> {
             }
         }
         if result.guard == Guard::None {
-            result.breaks_only = false;
+            result.completes_only = false;
         }
         // Any other way out (a success `break`, a `return`) makes the cap a give-up.
         for &(index, inner_loops) in body {
@@ -1001,6 +1206,8 @@ impl Context<'_> {
     /// Whether the loop body says something on the give-up pass before its guard
     /// leaves: a message at the top of the body after every other way out and before
     /// the guard's `if` (`if ok: return 0` / `print("try failed")` / `if n == max: return 1`).
+    /// With no guard clause in the body (a `for` over a range of tries), the cap is
+    /// reached at the end of the body, so a message anywhere after the last way out counts.
     fn speaks_before_guard(&self, index: usize, body_guard: &BodyGuard) -> bool {
         let mut spoke = false;
         for &child in &self.statements[index].children {
@@ -1029,7 +1236,7 @@ impl Context<'_> {
                 spoke = true;
             }
         }
-        false
+        body_guard.clauses.is_empty() && spoke
     }
 
     /// Whether statement `index` lies in one of `clauses`.
@@ -1043,6 +1250,96 @@ impl Context<'_> {
                 return false;
             }
             current = self.statements[at].parent;
+        }
+        false
+    }
+
+    /// Whether the function holding the loop hands its give-up to callers that all
+    /// report it: every call in the file is asserted with a message, tested by an
+    /// `if` that speaks, or assigned to a name that such an assertion or `if`
+    /// checks within the next few statements (`msgs = wait_for(topic)` /
+    /// `assert msgs, "nothing arrived"`).
+    fn callers_report(&self, index: usize) -> bool {
+        let mut current = self.statements[index].parent;
+        let function = loop {
+            let Some(parent) = current else {
+                return false;
+            };
+            match self.statements[parent].keyword.as_str() {
+                "def" => break parent,
+                "class" => return false,
+                _ => current = self.statements[parent].parent,
+            }
+        };
+        let name: String = header_body(&self.statements[function])
+            .chars()
+            .take_while(|&c| c.is_alphanumeric() || c == '_')
+            .collect();
+        if name.is_empty() {
+            return false;
+        }
+        let mut calls = 0;
+        for (at, statement) in self.statements.iter().enumerate() {
+            if at == function
+                || !CALL_NAME
+                    .captures_iter(&statement.code)
+                    .any(|captures| captures[1] == *name)
+            {
+                continue;
+            }
+            if !self.budget.spend(1) {
+                return false;
+            }
+            calls += 1;
+            if !self.checks_loudly(at) {
+                return false;
+            }
+        }
+        calls > 0
+    }
+
+    /// Whether the call in statement `index` has its result checked with a message.
+    fn checks_loudly(&self, index: usize) -> bool {
+        let statement = &self.statements[index];
+        let asserted = |code: &str| {
+            (first_keyword(code) == "assert" && has_top_level_comma(code))
+                || TEST_ASSERTION.is_match(code)
+        };
+        if asserted(&statement.code) {
+            return true;
+        }
+        if matches!(statement.keyword.as_str(), "if" | "elif") {
+            return if_chain(self.statements, index)
+                .iter()
+                .any(|&clause| self.block_speaks(clause));
+        }
+        let Some((targets, _)) = statement.code.split_once('=') else {
+            return false;
+        };
+        let targets: Vec<&str> = targets
+            .split(',')
+            .map(str::trim)
+            .filter(|target| !target.is_empty())
+            .collect();
+        let checks = |code: &str| targets.iter().any(|target| mentions(code, target));
+        for &next in self
+            .siblings_after(index)
+            .iter()
+            .take(STATEMENTS_AFTER_LOOP + 1)
+        {
+            let following = &self.statements[next];
+            if asserted(&following.code) && checks(&following.code) {
+                return true;
+            }
+            if following.keyword == "if" {
+                return checks(header_body(following))
+                    && if_chain(self.statements, next)
+                        .iter()
+                        .any(|&clause| self.block_speaks(clause));
+            }
+            if !following.children.is_empty() || COMPOUND.contains(&following.keyword.as_str()) {
+                return false;
+            }
         }
         false
     }
@@ -1066,8 +1363,11 @@ impl Context<'_> {
         // Plain statements (`watch.stop()`) may come before the `if` that retests.
         for _ in 0..STATEMENTS_AFTER_LOOP {
             let statement = &self.statements[next];
+            // An assertion retests what the loop waited for: it is never skipped.
             let plain = statement.children.is_empty()
                 && !COMPOUND.contains(&statement.keyword.as_str())
+                && statement.keyword != "assert"
+                && !TEST_ASSERTION.is_match(&statement.code)
                 && !self.statement_speaks(next)
                 && simple_statements(&statement.code).all(|simple| !self.exit_of(simple).leaves);
             match rest.next() {
@@ -1113,7 +1413,7 @@ impl Context<'_> {
                 result.speaks |= exit.speaks;
                 if exit.leaves && (!exit.is_break || inner_loops + nested_loops == 0) {
                     result.leaves = true;
-                    result.ends |= !exit.is_break;
+                    result.fails |= !exit.is_break && !exit.is_return;
                 }
             }
         }
@@ -1131,7 +1431,10 @@ impl Context<'_> {
                 exit.leaves = true;
                 exit.is_break = true;
             }
-            "return" => exit.leaves = true,
+            "return" => {
+                exit.leaves = true;
+                exit.is_return = true;
+            }
             "raise" => {
                 exit.leaves = true;
                 // A bare `raise` or `raise error` passes on an exception that carries its message.
@@ -1165,8 +1468,9 @@ struct Exit {
     leaves: bool,
     speaks: bool,
     is_break: bool,
-    /// Leaves by something other than `break` (`return`, `raise`, an exit).
-    ends: bool,
+    is_return: bool,
+    /// Leaves by `raise` or by ending the program: a failure, never a normal end.
+    fails: bool,
 }
 
 impl Exit {
@@ -1178,8 +1482,9 @@ impl Exit {
 /// What a loop body's guards give.
 struct BodyGuard {
     guard: Guard,
-    /// Every guard that leaves does so with `break`, as a countdown's normal end does.
-    breaks_only: bool,
+    /// Every guard that leaves does so with `break` or `return`, as the end of a
+    /// countdown or of a time budget does; none raises or ends the program.
+    completes_only: bool,
     /// The loop has a way out that is not a guard.
     other_exit: bool,
     /// One of those ways out is a `break`, which lands right after the loop.
@@ -1215,6 +1520,73 @@ fn find_helpers(context: &Context<'_>) -> HashMap<String, (bool, bool)> {
         }
     }
     helpers
+}
+
+/// Functions of the file with a call that reads a line from the user anywhere in
+/// their body (nested functions and classes aside).
+fn find_input_readers(context: &Context<'_>) -> HashSet<String> {
+    let mut readers = HashSet::new();
+    for (index, statement) in context.statements.iter().enumerate() {
+        if statement.keyword != "def" {
+            continue;
+        }
+        let name: String = header_body(statement)
+            .chars()
+            .take_while(|&c| c.is_alphanumeric() || c == '_')
+            .collect();
+        let reads = context.descendants(index).is_some_and(|body| {
+            body.iter()
+                .any(|&(inner, _)| INPUT_CALL.is_match(&context.statements[inner].code))
+        });
+        if reads && !name.is_empty() {
+            readers.insert(name);
+        }
+    }
+    readers
+}
+
+/// Whether `name` occurs in `code` as a whole name, alone or as the start of a
+/// path (`stack` in `stack.pop()` and `stack[0]`, not in `backstack` or `a.stack`).
+fn mentions(code: &str, name: &str) -> bool {
+    code.match_indices(name).any(|(start, _)| {
+        let before = code[..start].chars().next_back();
+        let after = code[start + name.len()..].chars().next();
+        !before.is_some_and(|c| c.is_alphanumeric() || matches!(c, '_' | '.'))
+            && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
+/// Whether `name` appears among the arguments of a call in `expression` (blanked code).
+fn passed_to_call(expression: &str, name: &str) -> bool {
+    let mut open: Vec<bool> = Vec::new();
+    let mut previous = ' ';
+    let mut word = String::new();
+    for character in expression.chars().chain(std::iter::once(' ')) {
+        if character.is_alphanumeric() || matches!(character, '_' | '.') {
+            word.push(character);
+            previous = character;
+            continue;
+        }
+        if !word.is_empty() {
+            if word == name && open.last() == Some(&true) {
+                return true;
+            }
+            word.clear();
+        }
+        match character {
+            // A parenthesis right after a name or a closing bracket is a call.
+            '(' => open.push(previous.is_alphanumeric() || matches!(previous, '_' | ')' | ']')),
+            '[' | '{' => open.push(false),
+            ')' | ']' | '}' => {
+                open.pop();
+            }
+            _ => {}
+        }
+        if !character.is_whitespace() {
+            previous = character;
+        }
+    }
+    false
 }
 
 /// Names in an expression, dotted paths whole (`self.pos`) and each prefix-free part.

@@ -163,7 +163,7 @@ fn assert_on_deadline_guards() {
 fn silent_fallbacks_are_reported() {
     let cases = [
         "while True:\n    if time.monotonic() > deadline:\n        break\n    time.sleep(1)\n",
-        "while True:\n    if time.time() > deadline:\n        return\n",
+        "while True:\n    if time.time() > deadline:\n        return\n    if ready():\n        break\n",
         "while True:\n    if time.time() > deadline:\n        raise TimeoutError\n",
         "while True:\n    if time.time() > deadline:\n        sys.exit(1)\n",
     ];
@@ -757,4 +757,135 @@ fn reads_by_member_helpers_chunks_and_shrinking_numbers_end() {
     let growing =
         "def spin(n):\n    while True:\n        n <<= 1\n        if not n:\n            return n\n";
     assert_eq!(summary(growing), vec![unbounded(2, 5)]);
+}
+
+#[test]
+fn a_time_budget_that_waits_for_nothing_ends_normally() {
+    // A benchmark runs until its budget is spent and returns what it measured.
+    let source = "def bench(budget=0.1):\n    start = monotonic()\n    rounds = 0\n    while True:\n        rounds = step(rounds)\n        now = monotonic()\n        if now - start > budget:\n            return rounds / (now - start)\n";
+    assert_eq!(summary(source), vec![]);
+    // Ending the program at the deadline is a failure, and this one says nothing.
+    let exits = source.replace("return rounds / (now - start)", "sys.exit(1)");
+    assert_eq!(summary(&exits), vec![silent(4, 5)]);
+    // A loop that sleeps between passes waits for something: its silent return is a give-up.
+    let waits = source.replace("rounds = step(rounds)", "time.sleep(1)");
+    assert_eq!(summary(&waits), vec![silent(4, 5)]);
+}
+
+#[test]
+fn a_range_retry_that_prints_on_every_failing_pass_reports_the_give_up() {
+    // The last failing pass prints like the others, then the loop runs out.
+    let source = "def fetch(url):\n    for attempt in range(3):\n        answer = get(url)\n        if answer.ok:\n            return answer\n        pause = 2 ** attempt\n        print(f'{url}: {answer.status}, try {attempt + 1}/3')\n        time.sleep(pause)\n    return None\n";
+    assert_eq!(summary(source), vec![]);
+    // A message before the success test is progress, not the reason for giving up.
+    let progress = "def fetch(url):\n    for attempt in range(3):\n        print(f'try {attempt + 1}')\n        answer = get(url)\n        if answer.ok:\n            return answer\n        time.sleep(1)\n    return None\n";
+    assert_eq!(summary(progress), vec![silent(2, 5)]);
+}
+
+#[test]
+fn an_item_cap_on_a_paced_for_loop_is_its_normal_end() {
+    // Reaching the limit is normal completion; the sleep only paces requests.
+    let source = "for done, item in enumerate(items):\n    if limit and done >= limit:\n        break\n    upload(item)\n    time.sleep(0.5)\n";
+    assert_eq!(summary(source), vec![]);
+    // A success exit beside the cap makes it a retry again, with a silent give-up.
+    let retry = "for attempt in range(30):\n    if attempt >= limit:\n        break\n    if probe():\n        break\n    time.sleep(0.5)\n";
+    assert_eq!(summary(retry), vec![silent(1, 1)]);
+}
+
+#[test]
+fn a_loop_that_prompts_through_a_helper_ends_at_end_of_input() {
+    let source = "def choose():\n    return prompt('Operation: ')\n\ndef main():\n    while True:\n        operation = choose()\n        generate(operation)\n";
+    assert_eq!(summary(source), vec![]);
+    let nested = "def choose(names):\n    name = None\n    while name not in names:\n        name = input('Name: ')\n    return name\n\nwhile True:\n    build(self.choose(names))\n";
+    assert_eq!(summary(nested), vec![]);
+    // A helper that does not read from the user leaves the loop endless.
+    let other = source.replace("prompt('Operation: ')", "menu.show()");
+    assert_eq!(summary(&other), vec![unbounded(5, 5)]);
+}
+
+#[test]
+fn paging_through_a_listing_with_a_pacing_sleep_is_not_a_wait() {
+    // The cursor goes into the next request and comes back from its answer.
+    let source = "def fetch_all(client, path):\n    page = client.get_parameters(Path=path)\n    items = page['Parameters']\n    token = page.get('NextToken')\n    while token:\n        page = client.get_parameters(\n            Path=path, NextToken=token\n        )\n        items.extend(page['Parameters'])\n        token = page.get('NextToken')\n        if len(items) % 100 == 0:\n            time.sleep(0.5)\n    return items\n";
+    assert_eq!(summary(source), vec![]);
+    // A status read back from a call that is not given it is a wait.
+    let polling = "def wait_done(client, job):\n    state = client.describe(job)\n    while state != 'done':\n        time.sleep(5)\n        state = client.describe(job)\n";
+    assert_eq!(summary(polling), vec![unbounded(3, 5)]);
+    // Filtering a list of jobs until none is left waits for them to finish.
+    let pool = "while pending:\n    pending = [job for job in pending if not job.done()]\n    time.sleep(1)\n";
+    assert_eq!(summary(pool), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn a_flag_the_loop_never_touches_never_ends_it() {
+    // Nothing in the body changes `keep`: only a key press leaves.
+    let source = "keep = True\nwhile keep:\n    frame = camera.read()\n    show(frame)\n    if key() == 'q':\n        break\n";
+    assert_eq!(summary(source), vec![unbounded(2, 1)]);
+    let negated = "def serve(self):\n    while not self.stop:\n        handle(self.accept())\n";
+    assert_eq!(summary(negated), vec![unbounded(2, 5)]);
+    // A flag the body sets, or a collection it takes from, can end the loop.
+    let set = "done = False\nwhile not done:\n    done = step()\n";
+    assert_eq!(summary(set), vec![]);
+    let popped = "while stack:\n    node = stack.pop()\n    visit(node)\n";
+    assert_eq!(summary(popped), vec![]);
+    let indexed = "while todo:\n    handle(todo[0])\n    del todo[0]\n";
+    assert_eq!(summary(indexed), vec![]);
+}
+
+#[test]
+fn a_timed_wait_on_a_condition_paces_a_deadline_loop() {
+    // The deadline leaves with `break` and nothing after the loop says so.
+    let source = "def confirm(self, mid, limit):\n    with self.cond:\n        while mid not in self.acked and time.time() < limit:\n            left = limit - time.time()\n            if left <= 0:\n                break\n            self.cond.wait(timeout=left)\n        self.acked.discard(mid)\n";
+    assert_eq!(summary(source), vec![silent(3, 9)]);
+    // A wait on an event with no deadline is unbounded.
+    let endless = "while not ready.is_set():\n    ready.wait(1)\n";
+    assert_eq!(summary(endless), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn an_assertion_after_plain_statements_is_not_skipped() {
+    let source = "limit = time.time() + 3\nwhile time.time() < limit and not got.is_set():\n    time.sleep(0.05)\nassert events, 'no event arrived'\nfirst = events[0]\nuse(first)\n";
+    assert_eq!(summary(source), vec![]);
+}
+
+#[test]
+fn a_job_pool_whose_jobs_have_their_own_deadline_empties() {
+    // Each job leaves by finishing or by being stopped past its deadline.
+    let source = "while running:\n    for job in list(running):\n        if job.poll() is not None:\n            running.remove(job)\n        elif time.monotonic() - job.started > limit:\n            print(f'{job.name} timed out')\n            job.kill()\n    time.sleep(1)\n";
+    assert_eq!(summary(source), vec![]);
+    let rebuilt = "while pending:\n    now = time.monotonic()\n    pending = [job for job in pending if not job.done()]\n    for job in pending:\n        if now - job.started > limit:\n            job.cancel()\n    time.sleep(1)\n";
+    assert_eq!(summary(rebuilt), vec![]);
+    // Without a deadline the pool waits for its jobs as long as they take.
+    let untimed = "while running:\n    for job in list(running):\n        if job.poll() is not None:\n            running.remove(job)\n    time.sleep(1)\n";
+    assert_eq!(summary(untimed), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn reading_a_connection_until_it_closes_ends_there() {
+    // The read raises when the client goes away, and the handler is outside the loop.
+    let source = "async def endpoint(ws):\n    await hub.connect(ws)\n    try:\n        while True:\n            data = await ws.receive_text()\n            await hub.handle(ws, data)\n    except WebSocketDisconnect:\n        await hub.disconnect(ws)\n";
+    assert_eq!(summary(source), vec![]);
+    // Handling something else leaves a loop that never ends by itself.
+    let other = source.replace("WebSocketDisconnect", "ValueError");
+    assert_eq!(summary(&other), vec![unbounded(4, 9)]);
+    // Without a read, the handler ends nothing.
+    let no_read = source.replace(
+        "data = await ws.receive_text()",
+        "data = await hub.next_event()",
+    );
+    assert_eq!(summary(&no_read), vec![unbounded(4, 9)]);
+}
+
+#[test]
+fn callers_that_check_the_result_with_a_message_report_the_give_up() {
+    let helper = "def wait_for(topic, limit):\n    got = []\n    end = time.time() + limit\n    while time.time() < end:\n        if collect(topic, got):\n            break\n        time.sleep(0.05)\n    return got\n\n";
+    let asserted = format!("{helper}def test_state():\n    msgs = wait_for('state', 3)\n    assert msgs, 'no state message arrived'\n");
+    assert_eq!(summary(&asserted), vec![]);
+    let tested = format!("{helper}def main():\n    if not wait_for('state', 3):\n        print('no state message arrived')\n        sys.exit(1)\n");
+    assert_eq!(summary(&tested), vec![]);
+    // One caller that ignores the result leaves the give-up silent.
+    let ignored = format!("{asserted}\ndef other():\n    wait_for('config', 3)\n    build()\n");
+    assert_eq!(summary(&ignored), vec![silent(4, 5)]);
+    // No caller in the file: nothing reports it.
+    assert_eq!(summary(helper), vec![silent(4, 5)]);
 }
