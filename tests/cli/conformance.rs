@@ -565,6 +565,7 @@ fn holds_and_stated_limits(run: &mut Run) {
         stated: StatedLimits {
             requests_per_minute: Some(3),
             tokens_per_minute: Some(100_000),
+            ..StatedLimits::default()
         },
         ..Advice::default()
     };

@@ -163,6 +163,8 @@ pub fn shared_advice(learned: &LearnedLimits, now_ms: u64) -> Advice {
     let stated = StatedLimits {
         requests_per_minute: per_minute(Dimension::Requests),
         tokens_per_minute: per_minute(Dimension::Tokens),
+        input_tokens_per_minute: per_minute(Dimension::InputTokens),
+        output_tokens_per_minute: per_minute(Dimension::OutputTokens),
     };
     let spent = learned
         .limits

@@ -513,6 +513,9 @@ fn parse_status(reply: &[String]) -> Result<ModelStatus, Failure> {
     let stated = StatedLimits {
         requests_per_minute: stated_limit(rpm, "stated rpm")?,
         tokens_per_minute: stated_limit(tpm, "stated tpm")?,
+        // Not kept by the scripts yet: the budgets beyond RPM and TPM are
+        // paced by the whole-state stores only (docs/pacing.md).
+        ..StatedLimits::default()
     };
     let mut reservations = reply[18..]
         .iter()
@@ -524,6 +527,7 @@ fn parse_status(reply: &[String]) -> Result<ModelStatus, Failure> {
         reservations,
         hold,
         stated,
+        budgets: Vec::new(),
     })
 }
 
@@ -605,6 +609,25 @@ impl Backend for RedisStore {
                     value,
                 }));
             }
+        }
+        let extended = spec.profile.extended();
+        if !extended.is_empty() {
+            let set = [
+                (extended.rpd, "requests per day"),
+                (extended.tpd, "tokens per day"),
+                (extended.itpm, "input tokens per minute"),
+                (extended.otpm, "output tokens per minute"),
+            ];
+            let budgets: Vec<&str> = set
+                .iter()
+                .filter(|(limit, _)| limit.is_some())
+                .map(|(_, name)| *name)
+                .collect();
+            return Ok(Attempt::Failed(SchedulerError::NotPacedByStore {
+                label,
+                budgets: budgets.join(", "),
+                store: self.describe(),
+            }));
         }
         let effective_tpm_limit = spec.profile.effective_tpm_limit();
         if estimate > effective_tpm_limit {
