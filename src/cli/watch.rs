@@ -86,6 +86,16 @@ fn frame(statuses: &[ModelStatus], now: u64, interval: Duration) -> String {
             output::thousands(snapshot.rolling_token_count),
             output::thousands(snapshot.effective_tpm_limit)
         ));
+        for budget in &status.budgets {
+            lines.push(format!(
+                "  {:<9} {} {} of {} {}",
+                budget.budget.short(),
+                bar(budget.used, budget.effective_limit),
+                output::thousands(budget.used),
+                output::thousands(budget.effective_limit),
+                budget.budget.describe()
+            ));
+        }
         lines.push(format!(
             "  in flight {}, cap {} (profile {})",
             snapshot.in_flight, snapshot.current_concurrency_cap, snapshot.base_concurrency_cap
@@ -104,8 +114,20 @@ fn plain_lines(statuses: &[ModelStatus], now: u64) -> Vec<String> {
         .iter()
         .map(|status| {
             let snapshot = &status.snapshot;
+            let budgets: String = status
+                .budgets
+                .iter()
+                .map(|budget| {
+                    format!(
+                        " {} {}/{}",
+                        budget.budget.short().to_lowercase(),
+                        budget.used,
+                        budget.effective_limit
+                    )
+                })
+                .collect();
             format!(
-                "{time} {} requests {}/{} tokens {}/{} in_flight {} cap {}/{}",
+                "{time} {} requests {}/{} tokens {}/{}{budgets} in_flight {} cap {}/{}",
                 output::cell(&format!("{}/{}", snapshot.provider, snapshot.model)),
                 snapshot.rolling_request_count,
                 snapshot.effective_rpm_limit,

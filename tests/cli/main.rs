@@ -8,6 +8,7 @@ mod concurrency;
 mod conformance;
 mod crash;
 mod credits_limits;
+mod extended_limits;
 #[path = "../support/fake_provider.rs"]
 mod fake_provider;
 mod fake_provider_checks;
