@@ -64,18 +64,6 @@ pub enum SchedulerError {
         /// The limit paced with.
         limit: u64,
     },
-    /// The profile sets budgets (per day, input or output per minute) that
-    /// the store in use does not pace yet; admitting without them would
-    /// over-send.
-    #[error("`{label}` sets {budgets}, which {store} does not pace yet: use the state file (`--store file`) or take them out of the profile (`credits limits set … --rpd 0 --tpd 0 --itpm 0 --otpm 0`)")]
-    NotPacedByStore {
-        /// `provider/model`.
-        label: String,
-        /// The budgets set, in words.
-        budgets: String,
-        /// The store, described.
-        store: String,
-    },
     /// No profile governs this provider and model.
     #[error("no rate-limit profile for `{label}`")]
     NoProfile {
