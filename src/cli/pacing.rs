@@ -795,6 +795,8 @@ fn detail(status: &ModelStatus, now: u64) -> String {
             status.stated.output_tokens_per_minute,
             "output tokens per minute",
         ),
+        (status.stated.requests_per_day, "requests per day"),
+        (status.stated.tokens_per_day, "tokens per day"),
     ] {
         if let Some(stated) = stated {
             lines.push(format!(

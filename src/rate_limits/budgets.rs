@@ -102,8 +102,8 @@ impl Paced {
             limits: [
                 pair(extended.itpm, stated.input_tokens_per_minute),
                 pair(extended.otpm, stated.output_tokens_per_minute),
-                pair(extended.rpd, None),
-                pair(extended.tpd, None),
+                pair(extended.rpd, stated.requests_per_day),
+                pair(extended.tpd, stated.tokens_per_day),
             ],
             daily_reset: extended.daily_reset.clone(),
         }

@@ -107,6 +107,12 @@ pub struct StatedLimits {
     /// Output tokens per minute (Anthropic's `output-tokens` budget).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_tokens_per_minute: Option<u64>,
+    /// Requests per day (Groq, Cerebras, an IETF policy of a day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_day: Option<u64>,
+    /// Tokens per day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_day: Option<u64>,
 }
 
 impl StatedLimits {
@@ -116,6 +122,8 @@ impl StatedLimits {
             && self.tokens_per_minute.is_none()
             && self.input_tokens_per_minute.is_none()
             && self.output_tokens_per_minute.is_none()
+            && self.requests_per_day.is_none()
+            && self.tokens_per_day.is_none()
     }
 
     /// `self` with every limit `newer` states replaced.
@@ -129,6 +137,8 @@ impl StatedLimits {
             output_tokens_per_minute: newer
                 .output_tokens_per_minute
                 .or(self.output_tokens_per_minute),
+            requests_per_day: newer.requests_per_day.or(self.requests_per_day),
+            tokens_per_day: newer.tokens_per_day.or(self.tokens_per_day),
         }
     }
 }
@@ -269,12 +279,14 @@ mod tests {
             tokens_per_minute: Some(30_000),
             input_tokens_per_minute: Some(10_000),
             output_tokens_per_minute: None,
+            ..StatedLimits::default()
         };
         let newer = StatedLimits {
             requests_per_minute: None,
             tokens_per_minute: Some(20_000),
             input_tokens_per_minute: None,
             output_tokens_per_minute: Some(4_000),
+            ..StatedLimits::default()
         };
         assert_eq!(
             old.updated(newer),
@@ -283,6 +295,7 @@ mod tests {
                 tokens_per_minute: Some(20_000),
                 input_tokens_per_minute: Some(10_000),
                 output_tokens_per_minute: Some(4_000),
+                ..StatedLimits::default()
             }
         );
     }

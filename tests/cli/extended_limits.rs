@@ -2,7 +2,6 @@
 //! --daily-reset --daily-reset-zone`, the companion file, and how `acquire`
 //! and `status` pace and show them.
 
-use predicates::prelude::*;
 use predicates::str::{contains, diff, is_empty};
 use serde_json::{json, Value};
 

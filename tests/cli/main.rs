@@ -26,6 +26,7 @@ mod input;
 mod learn;
 mod load;
 mod pacing;
+mod provider_limits;
 #[cfg(feature = "proxy")]
 mod proxy;
 mod python_compat;

@@ -483,10 +483,10 @@ fn parse_reservation(text: &str, provider: &str, model: &str) -> Result<Reservat
 }
 
 /// A model's status from the scripts' reply: the thirteen figures of the
-/// view, the five of the hold and stated limits, the three of the budgets
+/// view, the five of the hold and stated limits, the five of the budgets
 /// beyond RPM and TPM, then the reservations.
 fn parse_status(reply: &[String]) -> Result<ModelStatus, Failure> {
-    if reply.len() < 21 {
+    if reply.len() < 23 {
         return Err(Failure::Reply(format!(
             "status answered {} values",
             reply.len()
@@ -512,17 +512,19 @@ fn parse_status(reply: &[String]) -> Result<ModelStatus, Failure> {
     let stated_limit = |text: &str, what: &str| -> Result<Option<u64>, Failure> {
         Ok(Some(number(text, what)?).filter(|&limit| limit > 0))
     };
-    let [itpm, otpm, uses] = &reply[18..21] else {
-        unreachable!("a slice of three");
+    let [itpm, otpm, rpd, tpd, uses] = &reply[18..23] else {
+        unreachable!("a slice of five");
     };
     let stated = StatedLimits {
         requests_per_minute: stated_limit(rpm, "stated rpm")?,
         tokens_per_minute: stated_limit(tpm, "stated tpm")?,
         input_tokens_per_minute: stated_limit(itpm, "stated itpm")?,
         output_tokens_per_minute: stated_limit(otpm, "stated otpm")?,
+        requests_per_day: stated_limit(rpd, "stated rpd")?,
+        tokens_per_day: stated_limit(tpd, "stated tpd")?,
     };
     let budgets = parse_budget_uses(uses)?;
-    let mut reservations = reply[21..]
+    let mut reservations = reply[23..]
         .iter()
         .map(|record| parse_reservation(record, &snapshot.provider, &snapshot.model))
         .collect::<Result<Vec<_>, _>>()?;
@@ -1027,6 +1029,8 @@ impl Backend for RedisStore {
         invocation
             .arg(stated(advice.stated.input_tokens_per_minute))
             .arg(stated(advice.stated.output_tokens_per_minute))
+            .arg(stated(advice.stated.requests_per_day))
+            .arg(stated(advice.stated.tokens_per_day))
             .arg(budgets_pack(Some(target.profile), (cx.now)()));
         let reply: Vec<String> =
             self.with_connection(|link| Ok(invocation.invoke(link.like())?))?;

@@ -42,7 +42,7 @@ end
 
 local NUMERIC = { 'rpm', 'tpm', 'erpm', 'etpm', 'base', 'cap', 'streak', 'mar', 'mat',
                   'first', 'next', 'reqs', 'toks', 'last', 'nt', 'exp', 'srpm', 'stpm', 'hu',
-                  'sitpm', 'sotpm' }
+                  'sitpm', 'sotpm', 'srpd', 'stpd' }
 -- Text fields besides provider and model: the hold's kind and reason, the
 -- budgets' minute and day tallies.
 local TEXT = { 'provider', 'model', 'hk', 'hr', 'bm', 'bd' }
@@ -70,6 +70,7 @@ local function create(provider, model)
          erpm = profile.erpm, etpm = profile.etpm, base = profile.base, cap = profile.base,
          streak = 0, mar = 0, mat = 0, first = 0, next = 0, reqs = 0, toks = 0, last = 0, nt = 0,
          exp = 0, srpm = 0, stpm = 0, hu = 0, hk = '', hr = '', sitpm = 0, sotpm = 0,
+         srpd = 0, stpd = 0,
          bm = '', bd = '' }
 end
 
@@ -262,7 +263,7 @@ end
 local function paced()
   if not ext then return nil end
   return { paced_limit(ext.itpm, st.sitpm), paced_limit(ext.otpm, st.sotpm),
-           paced_limit(ext.rpd, nil), paced_limit(ext.tpd, nil) }
+           paced_limit(ext.rpd, st.srpd), paced_limit(ext.tpd, st.stpd) }
 end
 local BUDGETS = { 'input_tokens_per_minute', 'output_tokens_per_minute',
                   'requests_per_day', 'tokens_per_day' }
@@ -515,10 +516,10 @@ local function advice()
   return { st.hk, int(st.hu), st.hr, int(st.srpm), int(st.stpm) }
 end
 
--- The stated input and output tokens per minute (0 for none) and the
--- budgets' uses, as strings.
+-- The stated input and output tokens per minute and requests and tokens
+-- per day (0 for none), and the budgets' uses, as strings.
 local function budget_reply(now)
-  return { int(st.sitpm), int(st.sotpm), budget_uses(now) }
+  return { int(st.sitpm), int(st.sotpm), int(st.srpd), int(st.stpd), budget_uses(now) }
 end
 
 -- Saves the meta hash and refreshes every key's TTL, or drops the model
@@ -528,7 +529,8 @@ local function save(now)
   local waiting = redis.call('HLEN', W)
   if st.reqs == 0 and st.toks == 0 and in_flight() == 0 and waiting == 0
       and st.cap >= st.base and st.hu == 0 and st.srpm == 0 and st.stpm == 0
-      and st.sitpm == 0 and st.sotpm == 0 and st.bm == '' and st.bd == '' then
+      and st.sitpm == 0 and st.sotpm == 0 and st.srpd == 0 and st.stpd == 0
+      and st.bm == '' and st.bd == '' then
     redis.call('DEL', M, E, R, L, W)
     return
   end
