@@ -629,7 +629,7 @@ fn budget_text(budget: &BudgetUse) -> String {
         None => text.push_str(" (stated by the provider"),
     }
     if let Some(frees_at) = budget.frees_at {
-        text.push_str(&format!("; frees from {}", format_epoch_millis(frees_at)));
+        text.push_str(&format!("; frees at {}", format_epoch_millis(frees_at)));
     }
     text.push(')');
     text

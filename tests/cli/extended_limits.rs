@@ -173,7 +173,7 @@ fn a_spent_daily_budget_refuses_at_once_with_the_reset_time_and_status_shows_it(
         .assert()
         .success()
         .stdout(contains(
-            "Budget: acme/m RPD 1 of 1 requests per day (profile limit 1; frees from 20",
+            "Budget: acme/m RPD 1 of 1 requests per day (profile limit 1; frees at 20",
         ));
     // An output estimate over the OTPM can never be admitted.
     project
