@@ -166,6 +166,40 @@ fn timestamp(now: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rate_limits::budgets::{Budget, BudgetUse};
+
+    #[test]
+    fn budgets_beyond_rpm_and_tpm_get_a_bar_and_plain_fields() {
+        let status = ModelStatus {
+            snapshot: crate::rate_limits::scheduler::RateLimitSnapshot {
+                provider: "acme".into(),
+                model: "m".into(),
+                effective_rpm_limit: 10,
+                effective_tpm_limit: 1_000,
+                ..Default::default()
+            },
+            reservations: Vec::new(),
+            hold: None,
+            stated: Default::default(),
+            budgets: vec![BudgetUse {
+                budget: Budget::OutputTokensPerMinute,
+                limit: Some(400),
+                effective_limit: 400,
+                used: 200,
+                frees_at: None,
+            }],
+        };
+        let now = 1_796_169_600_000;
+        assert_eq!(
+            plain_lines(std::slice::from_ref(&status), now),
+            ["2026-12-02T00:00:00Z acme/m requests 0/10 tokens 0/1000 otpm 200/400 in_flight 0 cap 0/0"]
+        );
+        let frame = frame(&[status], now, Duration::from_secs(2));
+        assert!(
+            frame.contains(&format!("  OTPM      {} 200 of 400 output tokens per minute", bar(200, 400))),
+            "{frame}"
+        );
+    }
 
     #[test]
     fn bars_fill_with_use_and_stop_at_the_limit() {

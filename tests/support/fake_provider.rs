@@ -128,6 +128,9 @@ pub struct FakeProvider {
     acceptor: Option<JoinHandle<()>>,
 }
 
+/// Admitted requests' (arrival, input, output) in the window, and the day's count.
+type Split = (VecDeque<(Instant, u64, u64)>, u64);
+
 struct Shared {
     config: FakeProviderConfig,
     started: Instant,
@@ -136,7 +139,7 @@ struct Shared {
     window: Mutex<VecDeque<(Instant, u64)>>,
     /// Admitted requests' (arrival, input, output) for the split budgets,
     /// and the requests of the day; locked around the whole admission.
-    split: Mutex<(VecDeque<(Instant, u64, u64)>, u64)>,
+    split: Mutex<Split>,
     log: Mutex<Vec<LoggedRequest>>,
 }
 
@@ -657,7 +660,7 @@ fn peek(shared: &Shared, now: Instant) -> Limits {
 /// request of `input` + `output` tokens would overrun, with the wait, if any.
 fn refuse_split(
     shared: &Shared,
-    split: &mut (VecDeque<(Instant, u64, u64)>, u64),
+    split: &mut Split,
     now: Instant,
     input: u64,
     output: u64,
@@ -708,7 +711,7 @@ fn refuse_split(
 /// fields for the day, as they stand at `now`.
 fn split_headers(
     shared: &Shared,
-    split: &mut (VecDeque<(Instant, u64, u64)>, u64),
+    split: &mut Split,
     now: Instant,
 ) -> Vec<(String, String)> {
     let config = &shared.config;
