@@ -196,7 +196,10 @@ mod tests {
         );
         let frame = frame(&[status], now, Duration::from_secs(2));
         assert!(
-            frame.contains(&format!("  OTPM      {} 200 of 400 output tokens per minute", bar(200, 400))),
+            frame.contains(&format!(
+                "  OTPM      {} 200 of 400 output tokens per minute",
+                bar(200, 400)
+            )),
             "{frame}"
         );
     }

@@ -709,11 +709,7 @@ fn refuse_split(
 
 /// Anthropic's headers for requests and the split budgets, and the IETF
 /// fields for the day, as they stand at `now`.
-fn split_headers(
-    shared: &Shared,
-    split: &mut Split,
-    now: Instant,
-) -> Vec<(String, String)> {
+fn split_headers(shared: &Shared, split: &mut Split, now: Instant) -> Vec<(String, String)> {
     let config = &shared.config;
     let scale = u64::from(config.time_scale.max(1));
     let instant = |at: Instant| {
