@@ -262,8 +262,10 @@ local function paced_limit(own, stated)
 end
 local function paced()
   if not ext then return nil end
-  return { paced_limit(ext.itpm, st.sitpm), paced_limit(ext.otpm, st.sotpm),
-           paced_limit(ext.rpd, st.srpd), paced_limit(ext.tpd, st.stpd) }
+  local limits = { paced_limit(ext.itpm, st.sitpm), paced_limit(ext.otpm, st.sotpm),
+                   paced_limit(ext.rpd, st.srpd), paced_limit(ext.tpd, st.stpd) }
+  limits.any = limits[1] or limits[2] or limits[3] or limits[4]
+  return limits
 end
 local BUDGETS = { 'input_tokens_per_minute', 'output_tokens_per_minute',
                   'requests_per_day', 'tokens_per_day' }
@@ -324,7 +326,7 @@ end
 -- Budgets::wait: nil | wait, reason | 'over', budget, amount, limit.
 local function budgets_wait(now, input, output)
   local limits = paced()
-  if not limits then return nil end
+  if not limits or not limits.any then return nil end
   local t = tally()
   local _, ends = period(now)
   local longest, longest_reason = nil, nil
