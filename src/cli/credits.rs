@@ -7,10 +7,14 @@ use serde_json::{Map, Value};
 
 use super::output::{self, Align};
 pub(super) use super::values::parse_name;
-use super::values::{parse_concurrency, parse_limit, parse_target};
+use super::values::{
+    parse_concurrency, parse_daily_reset, parse_limit, parse_optional_limit, parse_target,
+    parse_zone,
+};
 use crate::exit::ExitStatus;
 use crate::paths::{self, ProjectPaths};
 use crate::rate_limits::defaults::builtin_profiles;
+use crate::rate_limits::extended::{DailyReset, ExtendedLimits, COMPANION_FILE};
 use crate::rate_limits::profile::{self, Profile};
 use crate::rate_limits::{Catalog, Layer, LayeredProfile, ProfileFile};
 
@@ -102,6 +106,61 @@ struct SetArgs {
     /// Requests that may be in flight at once (> 0).
     #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = profile::DEFAULT_CONCURRENCY_CAP, value_parser = parse_concurrency)]
     concurrency: u32,
+    /// Requests per day the provider allows; 0 removes the limit. Kept in
+    /// the companion file, beside the profile file Python specsmith reads.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_optional_limit)]
+    rpd: Option<u64>,
+    /// Tokens (input and output) per day; 0 removes the limit.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_optional_limit)]
+    tpd: Option<u64>,
+    /// Input tokens per minute, apart from output (Anthropic's ITPM); 0 removes the limit.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_optional_limit)]
+    itpm: Option<u64>,
+    /// Output tokens per minute, apart from input (Anthropic's OTPM); 0 removes the limit.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_optional_limit)]
+    otpm: Option<u64>,
+    /// When the per-day budgets reset: `rolling` (each request counts for
+    /// the 24 h after it; the default) or a time of day `HH:MM`.
+    #[arg(long, value_name = "HH:MM|rolling", value_parser = parse_daily_reset)]
+    daily_reset: Option<String>,
+    /// The time zone of `--daily-reset HH:MM` (IANA name; default `UTC`).
+    #[arg(long, value_name = "ZONE", requires = "daily_reset", value_parser = parse_zone)]
+    daily_reset_zone: Option<String>,
+}
+
+impl SetArgs {
+    /// The daily reset the flags ask for, if any.
+    fn daily_reset(&self) -> anyhow::Result<Option<DailyReset>> {
+        Ok(
+            match (self.daily_reset.as_deref(), self.daily_reset_zone.as_deref()) {
+                (Some("rolling"), Some(_)) => anyhow::bail!(
+                    "--daily-reset-zone: a rolling daily window has no time zone (give --daily-reset HH:MM)"
+                ),
+                (Some("rolling"), None) => Some(DailyReset::Rolling),
+                (Some(time), zone) => Some(DailyReset::at(time, zone.unwrap_or("UTC"))?),
+                (None, _) => None,
+            },
+        )
+    }
+
+    /// `base` (the profile's limits beyond RPM and TPM so far) with the
+    /// flags applied, `reset` being [`SetArgs::daily_reset`].
+    fn extended(&self, mut base: ExtendedLimits, reset: Option<&DailyReset>) -> ExtendedLimits {
+        for (slot, flag) in [
+            (&mut base.rpd, self.rpd),
+            (&mut base.tpd, self.tpd),
+            (&mut base.itpm, self.itpm),
+            (&mut base.otpm, self.otpm),
+        ] {
+            if let Some(limit) = flag {
+                *slot = (limit > 0).then_some(limit);
+            }
+        }
+        if let Some(reset) = reset {
+            base.daily_reset = reset.clone();
+        }
+        base
+    }
 }
 
 pub fn run(project: &ProjectPaths, args: CreditsArgs) -> anyhow::Result<ExitStatus> {
@@ -163,14 +222,25 @@ fn set(project: &ProjectPaths, args: SetArgs) -> anyhow::Result<()> {
     )?
     .with_source("override");
     let path = project.profiles_file();
-    let saved = profile.clone();
-    ProfileFile::update(&path, |file| {
-        file.upsert(profile);
-        Ok(())
+    // Checked before the lock, so a bad combination writes nothing.
+    let reset = args.daily_reset()?;
+    let saved = ProfileFile::update(&path, |file| {
+        let before = file
+            .profiles()
+            .iter()
+            .rev()
+            .find(|one| one.key() == profile.key())
+            .map(|one| one.extended().clone())
+            .unwrap_or_default();
+        let extended = args.extended(before, reset.as_ref());
+        let profile = profile.with_extended(extended);
+        file.upsert(profile.clone());
+        Ok(profile)
     })
     .context("profile not saved")?;
+    let more = describe_extended(saved.extended());
     output::println(&format!(
-        "Saved {} (RPM {}, TPM {}, target {:.2}, concurrency {}; effective RPM {}, TPM {}) to `{}`",
+        "Saved {} (RPM {}, TPM {}, target {:.2}, concurrency {}; effective RPM {}, TPM {}{}) to `{}`{}",
         saved.label(),
         output::thousands(saved.rpm_limit()),
         output::thousands(saved.tpm_limit()),
@@ -178,9 +248,41 @@ fn set(project: &ProjectPaths, args: SetArgs) -> anyhow::Result<()> {
         saved.concurrency_cap(),
         output::thousands(saved.effective_rpm_limit()),
         output::thousands(saved.effective_tpm_limit()),
-        output::shown(&path)
+        if more.is_empty() {
+            String::new()
+        } else {
+            format!("; {more}")
+        },
+        output::shown(&path),
+        if saved.extended().is_empty() {
+            String::new()
+        } else {
+            format!(" and `{COMPANION_FILE}`")
+        }
     ))?;
     Ok(())
+}
+
+/// `ITPM 30,000, RPD 100 (resets 00:00 America/Los_Angeles)`; empty when none is set.
+fn describe_extended(extended: &ExtendedLimits) -> String {
+    let mut parts: Vec<String> = [
+        ("ITPM", extended.itpm),
+        ("OTPM", extended.otpm),
+        ("RPD", extended.rpd),
+        ("TPD", extended.tpd),
+    ]
+    .into_iter()
+    .filter_map(|(name, limit)| Some(format!("{name} {}", output::thousands(limit?))))
+    .collect();
+    if extended.has_daily() {
+        if let Some(last) = parts.last_mut() {
+            last.push_str(&match &extended.daily_reset {
+                DailyReset::Rolling => " (rolling 24 h)".to_owned(),
+                fixed => format!(" (resets {fixed})"),
+            });
+        }
+    }
+    parts.join(", ")
 }
 
 fn remove(project: &ProjectPaths, provider: &str, model: &str) -> anyhow::Result<()> {
@@ -264,6 +366,16 @@ struct ProfileJson<'a> {
     source: String,
     #[serde(flatten)]
     extra: &'a Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rpd_limit: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tpd_limit: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    itpm_limit: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    otpm_limit: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    daily_reset: Option<String>,
 }
 
 fn print_profiles_json(entries: &[LayeredProfile]) -> anyhow::Result<()> {
@@ -280,6 +392,14 @@ fn print_profiles_json(entries: &[LayeredProfile]) -> anyhow::Result<()> {
                 concurrency_cap: profile.concurrency_cap(),
                 source: entry.layer.to_string(),
                 extra: &profile.extra,
+                rpd_limit: profile.extended().rpd,
+                tpd_limit: profile.extended().tpd,
+                itpm_limit: profile.extended().itpm,
+                otpm_limit: profile.extended().otpm,
+                daily_reset: profile
+                    .extended()
+                    .has_daily()
+                    .then(|| profile.extended().daily_reset.to_string()),
             }
         })
         .collect();
@@ -300,6 +420,12 @@ fn print_profile_table(entries: &[LayeredProfile], with_source: bool) -> anyhow:
     if with_source {
         headers.push(("SOURCE", Align::Left));
     }
+    let with_more = entries
+        .iter()
+        .any(|entry| !entry.profile.extended().is_empty());
+    if with_more {
+        headers.push(("OTHER LIMITS", Align::Left));
+    }
     let mut table = output::table(&headers);
     for entry in entries {
         let profile = &entry.profile;
@@ -315,6 +441,9 @@ fn print_profile_table(entries: &[LayeredProfile], with_source: bool) -> anyhow:
         ];
         if with_source {
             row.push(entry.layer.to_string());
+        }
+        if with_more {
+            row.push(describe_extended(profile.extended()));
         }
         table.add_row(row);
     }

@@ -120,10 +120,41 @@ pub fn learn(project: &ProjectPaths, args: LearnArgs) -> anyhow::Result<ExitStat
         ),
         limits.families
     ))?;
+    let before = current.as_ref().map(Profile::extended);
+    for (what, old, new) in [
+        (
+            "ITPM",
+            before.and_then(|one| one.itpm),
+            updated.extended().itpm,
+        ),
+        (
+            "OTPM",
+            before.and_then(|one| one.otpm),
+            updated.extended().otpm,
+        ),
+        (
+            "RPD",
+            before.and_then(|one| one.rpd),
+            updated.extended().rpd,
+        ),
+        (
+            "TPD",
+            before.and_then(|one| one.tpd),
+            updated.extended().tpd,
+        ),
+    ] {
+        if let Some(new) = new.filter(|new| Some(*new) != old || limits.states(what)) {
+            output::println(&format!(
+                "  {} (in `{}`)",
+                change(what, old, new),
+                crate::rate_limits::extended::COMPANION_FILE
+            ))?;
+        }
+    }
     for limit in &learned.limits {
         let written = matches!(
             (limit.dimension, limit.window),
-            (Dimension::Requests | Dimension::Tokens, Window::Minute)
+            (_, Window::Minute) | (Dimension::Requests | Dimension::Tokens, Window::Day)
         );
         if let (false, Some(value)) = (written, limit.limit) {
             output::println(&format!(
@@ -140,6 +171,7 @@ pub fn learn(project: &ProjectPaths, args: LearnArgs) -> anyhow::Result<ExitStat
     }
     let unchanged = current.as_ref().is_some_and(|current| {
         (current.rpm_limit(), current.tpm_limit()) == (updated.rpm_limit(), updated.tpm_limit())
+            && current.extended() == updated.extended()
     });
     let in_file = ProfileFile::load(&path)?
         .profiles()
@@ -173,10 +205,16 @@ pub fn learn(project: &ProjectPaths, args: LearnArgs) -> anyhow::Result<ExitStat
     Ok(ExitStatus::Success)
 }
 
-/// The per-minute requests and tokens limits the headers state.
+/// The per-minute requests and tokens limits the headers state, and the
+/// budgets beyond them (input and output tokens per minute, requests and
+/// tokens per day).
 struct PerMinute {
     requests: Option<u64>,
     tokens: Option<u64>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    daily_requests: Option<u64>,
+    daily_tokens: Option<u64>,
     /// The header families they came from, for messages.
     families: String,
 }
@@ -195,15 +233,35 @@ impl From<&LearnedLimits> for PerMinute {
             .map(|limit| limit.family.headers())
             .collect();
         families.dedup();
+        let stated = |dimension, window| {
+            learned
+                .find(dimension, window)
+                .and_then(|limit| limit.limit)
+        };
         Self {
             requests: requests.and_then(|limit| limit.limit),
             tokens: tokens.and_then(|limit| limit.limit),
+            input_tokens: stated(Dimension::InputTokens, Window::Minute),
+            output_tokens: stated(Dimension::OutputTokens, Window::Minute),
+            daily_requests: stated(Dimension::Requests, Window::Day),
+            daily_tokens: stated(Dimension::Tokens, Window::Day),
             families: families.join(" and "),
         }
     }
 }
 
 impl PerMinute {
+    /// True when the headers state the budget `short` (`ITPM`, `OTPM`, `RPD`, `TPD`).
+    fn states(&self, short: &str) -> bool {
+        match short {
+            "ITPM" => self.input_tokens.is_some(),
+            "OTPM" => self.output_tokens.is_some(),
+            "RPD" => self.daily_requests.is_some(),
+            "TPD" => self.daily_tokens.is_some(),
+            _ => false,
+        }
+    }
+
     /// `base` with the learned limits, or a new profile at the default target
     /// and concurrency when there is no base and both limits were learned.
     fn apply(
@@ -233,7 +291,21 @@ impl PerMinute {
         if let Some(base) = base.filter(|base| base.key() == profile.key()) {
             profile.extra = base.extra.clone();
         }
-        Ok(profile)
+        // The budgets beyond RPM and TPM: what the headers state replaces
+        // the base's; a daily reset the headers cannot tell is kept (a new
+        // one is rolling, which never admits more than the provider's day).
+        let mut extended = base.map(|base| base.extended().clone()).unwrap_or_default();
+        for (slot, learned) in [
+            (&mut extended.itpm, self.input_tokens),
+            (&mut extended.otpm, self.output_tokens),
+            (&mut extended.rpd, self.daily_requests),
+            (&mut extended.tpd, self.daily_tokens),
+        ] {
+            if let Some(learned) = learned.filter(|&limit| limit > 0) {
+                *slot = Some(learned);
+            }
+        }
+        Ok(profile.with_extended(extended))
     }
 }
 

@@ -18,6 +18,7 @@ use super::{HintedError, StatusError};
 use crate::exit::ExitStatus;
 use crate::paths::{self, ProjectPaths};
 use crate::rate_limits::backend::Backend;
+use crate::rate_limits::budgets::BudgetUse;
 use crate::rate_limits::clock::format_epoch_millis;
 use crate::rate_limits::clock::{Clock, SystemClock};
 use crate::rate_limits::fail_open::{is_unpaced, FailOpen};
@@ -609,6 +610,29 @@ struct StatusJson<'a> {
     hold: Option<&'a Hold>,
     #[serde(skip_serializing_if = "StatedLimits::is_empty")]
     stated_limits: StatedLimits,
+    #[serde(skip_serializing_if = "<[BudgetUse]>::is_empty")]
+    budgets: &'a [BudgetUse],
+}
+
+/// A budget beyond RPM and TPM as `status` shows it:
+/// `ITPM 600 of 1,000 input tokens per minute (frees 2026-12-02T08:00:00Z)`.
+fn budget_text(budget: &BudgetUse) -> String {
+    let mut text = format!(
+        "{} {} of {} {}",
+        budget.budget.short(),
+        output::thousands(budget.used),
+        output::thousands(budget.effective_limit),
+        budget.budget.describe()
+    );
+    match budget.limit {
+        Some(limit) => text.push_str(&format!(" (profile limit {}", output::thousands(limit))),
+        None => text.push_str(" (stated by the provider"),
+    }
+    if let Some(frees_at) = budget.frees_at {
+        text.push_str(&format!("; frees at {}", format_epoch_millis(frees_at)));
+    }
+    text.push(')');
+    text
 }
 
 pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitStatus> {
@@ -626,6 +650,7 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
                 reservations: &status.reservations,
                 hold: status.hold.as_ref(),
                 stated_limits: status.stated,
+                budgets: &status.budgets,
             })
             .collect();
         match (&args.provider, rows.as_slice()) {
@@ -657,6 +682,14 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
     print_status_table(&statuses)?;
     let now = SystemClock.now();
     for status in &statuses {
+        for budget in &status.budgets {
+            output::println(&format!(
+                "Budget: {}/{} {}",
+                output::cell(&status.snapshot.provider),
+                output::cell(&status.snapshot.model),
+                budget_text(budget)
+            ))?;
+        }
         if let Some(hold) = &status.hold {
             output::println(&format!(
                 "Hold: {}/{} {}",
@@ -752,6 +785,28 @@ fn detail(status: &ModelStatus, now: u64) -> String {
             "  provider says {} tokens per minute",
             output::thousands(tpm)
         ));
+    }
+    for (stated, what) in [
+        (
+            status.stated.input_tokens_per_minute,
+            "input tokens per minute",
+        ),
+        (
+            status.stated.output_tokens_per_minute,
+            "output tokens per minute",
+        ),
+        (status.stated.requests_per_day, "requests per day"),
+        (status.stated.tokens_per_day, "tokens per day"),
+    ] {
+        if let Some(stated) = stated {
+            lines.push(format!(
+                "  provider says {} {what}",
+                output::thousands(stated)
+            ));
+        }
+    }
+    for budget in &status.budgets {
+        lines.push(format!("  budget       {}", budget_text(budget)));
     }
     if let Some(hold) = &status.hold {
         lines.push(format!("  hold         {}", hold_text(hold, now)));

@@ -68,6 +68,32 @@ pub fn parse_limit(value: &str) -> Result<u64, String> {
     whole_in(value, 1, MAX_LIMIT, "a whole number")
 }
 
+/// `--rpd`, `--tpd`, `--itpm`, `--otpm`: a limit, or 0 to remove it.
+pub fn parse_optional_limit(value: &str) -> Result<u64, String> {
+    whole_in(value, 0, MAX_LIMIT, "a whole number (0 removes the limit)")
+}
+
+/// `--daily-reset`: `rolling`, or a time of day `HH:MM`.
+pub fn parse_daily_reset(value: &str) -> Result<String, String> {
+    let text = value.trim();
+    if text.eq_ignore_ascii_case("rolling") {
+        return Ok("rolling".to_owned());
+    }
+    crate::rate_limits::extended::DailyReset::at(text, "UTC")
+        .map(|_| text.to_owned())
+        .map_err(|_| "must be `rolling` or a time of day HH:MM, from 00:00 to 23:59".to_owned())
+}
+
+/// `--daily-reset-zone`: an IANA time-zone name.
+pub fn parse_zone(value: &str) -> Result<String, String> {
+    let text = value.trim();
+    crate::rate_limits::extended::DailyReset::at("00:00", text)
+        .map(|_| text.to_owned())
+        .map_err(|_| {
+            "must be an IANA time-zone name such as `America/Los_Angeles` or `UTC`".to_owned()
+        })
+}
+
 /// `--concurrency`.
 pub fn parse_concurrency(value: &str) -> Result<u32, String> {
     whole_in(value, 1, u64::from(u32::MAX), "a whole number").map(|number| number as u32)

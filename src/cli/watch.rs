@@ -86,6 +86,16 @@ fn frame(statuses: &[ModelStatus], now: u64, interval: Duration) -> String {
             output::thousands(snapshot.rolling_token_count),
             output::thousands(snapshot.effective_tpm_limit)
         ));
+        for budget in &status.budgets {
+            lines.push(format!(
+                "  {:<9} {} {} of {} {}",
+                budget.budget.short(),
+                bar(budget.used, budget.effective_limit),
+                output::thousands(budget.used),
+                output::thousands(budget.effective_limit),
+                budget.budget.describe()
+            ));
+        }
         lines.push(format!(
             "  in flight {}, cap {} (profile {})",
             snapshot.in_flight, snapshot.current_concurrency_cap, snapshot.base_concurrency_cap
@@ -104,8 +114,20 @@ fn plain_lines(statuses: &[ModelStatus], now: u64) -> Vec<String> {
         .iter()
         .map(|status| {
             let snapshot = &status.snapshot;
+            let budgets: String = status
+                .budgets
+                .iter()
+                .map(|budget| {
+                    format!(
+                        " {} {}/{}",
+                        budget.budget.short().to_lowercase(),
+                        budget.used,
+                        budget.effective_limit
+                    )
+                })
+                .collect();
             format!(
-                "{time} {} requests {}/{} tokens {}/{} in_flight {} cap {}/{}",
+                "{time} {} requests {}/{} tokens {}/{}{budgets} in_flight {} cap {}/{}",
                 output::cell(&format!("{}/{}", snapshot.provider, snapshot.model)),
                 snapshot.rolling_request_count,
                 snapshot.effective_rpm_limit,
@@ -144,6 +166,43 @@ fn timestamp(now: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rate_limits::budgets::{Budget, BudgetUse};
+
+    #[test]
+    fn budgets_beyond_rpm_and_tpm_get_a_bar_and_plain_fields() {
+        let status = ModelStatus {
+            snapshot: crate::rate_limits::scheduler::RateLimitSnapshot {
+                provider: "acme".into(),
+                model: "m".into(),
+                effective_rpm_limit: 10,
+                effective_tpm_limit: 1_000,
+                ..Default::default()
+            },
+            reservations: Vec::new(),
+            hold: None,
+            stated: Default::default(),
+            budgets: vec![BudgetUse {
+                budget: Budget::OutputTokensPerMinute,
+                limit: Some(400),
+                effective_limit: 400,
+                used: 200,
+                frees_at: None,
+            }],
+        };
+        let now = 1_796_169_600_000;
+        assert_eq!(
+            plain_lines(std::slice::from_ref(&status), now),
+            ["2026-12-02T00:00:00Z acme/m requests 0/10 tokens 0/1000 otpm 200/400 in_flight 0 cap 0/0"]
+        );
+        let frame = frame(&[status], now, Duration::from_secs(2));
+        assert!(
+            frame.contains(&format!(
+                "  OTPM      {} 200 of 400 output tokens per minute",
+                bar(200, 400)
+            )),
+            "{frame}"
+        );
+    }
 
     #[test]
     fn bars_fill_with_use_and_stop_at_the_limit() {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::defaults::builtin_profiles;
+use super::extended::{CompanionEntry, CompanionError, COMPANION_FILE};
 use super::profile::{normalize_name, profile_key, Profile, WILDCARD};
 use crate::persist::{self, FileLock, PersistError};
 
@@ -24,6 +25,15 @@ pub enum ProfileFileError {
         label: String,
         /// The profile file.
         path: PathBuf,
+    },
+    /// An entry of the companion file breaks a rule.
+    #[error("`{path}`: {source}")]
+    Companion {
+        /// The companion file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: CompanionError,
     },
 }
 
@@ -58,26 +68,60 @@ pub struct LayeredProfile {
     pub layer: Layer,
 }
 
-/// One profile file: a JSON array of profile objects, as Python specsmith writes it.
+/// One profile file: a JSON array of profile objects, as Python specsmith
+/// writes it, joined with its companion file of the limits Python specsmith
+/// does not know ([`super::extended`]).
 #[derive(Debug, Clone)]
 pub struct ProfileFile {
     path: PathBuf,
     profiles: Vec<Profile>,
+    /// Companion entries whose profile is not in the file (removed by Python
+    /// specsmith, say): kept as they are, so no limit is lost unseen.
+    unjoined: Vec<CompanionEntry>,
+}
+
+/// The companion file beside the profile file `path`.
+pub fn companion_path(path: &Path) -> PathBuf {
+    path.with_file_name(COMPANION_FILE)
 }
 
 impl ProfileFile {
-    /// Reads `path`; a missing file holds no profiles. Never creates anything.
+    /// Reads `path` and its companion file; a missing file holds no
+    /// profiles. Never creates anything.
     pub fn load(path: &Path) -> Result<Self, ProfileFileError> {
-        let profiles = persist::read_json(path)?.unwrap_or_default();
+        let mut profiles: Vec<Profile> = persist::read_json(path)?.unwrap_or_default();
+        let companion = companion_path(path);
+        let entries: Vec<CompanionEntry> = persist::read_json(&companion)?.unwrap_or_default();
+        let mut unjoined = Vec::new();
+        for entry in entries {
+            let limits = entry
+                .limits()
+                .map_err(|source| ProfileFileError::Companion {
+                    path: companion.clone(),
+                    source,
+                })?;
+            let key = profile_key(&entry.provider, &entry.model);
+            let mut joined = false;
+            for profile in profiles.iter_mut().filter(|profile| profile.key() == key) {
+                *profile = profile.clone().with_extended(limits.clone());
+                joined = true;
+            }
+            if !joined {
+                unjoined.push(entry);
+            }
+        }
         Ok(Self {
             path: path.to_owned(),
             profiles,
+            unjoined,
         })
     }
 
     /// Reads `path` under its lock, lets `change` edit the profiles, and
     /// writes the result atomically. When `change` fails, or the file cannot
-    /// be read, the file is left exactly as it was.
+    /// be read, the file is left exactly as it was. The companion file is
+    /// written when a profile holds a limit beyond RPM and TPM, and removed
+    /// when none does any more.
     pub fn update<T>(
         path: &Path,
         change: impl FnOnce(&mut ProfileFile) -> Result<T, ProfileFileError>,
@@ -85,7 +129,35 @@ impl ProfileFile {
         let _lock = FileLock::acquire(path)?;
         let mut file = Self::load(path)?;
         let outcome = change(&mut file)?;
+        let mut entries: Vec<CompanionEntry> = file
+            .profiles
+            .iter()
+            .filter(|profile| !profile.extended().is_empty())
+            .map(|profile| {
+                CompanionEntry::new(profile.provider(), profile.model(), profile.extended())
+            })
+            .collect();
+        entries.extend(file.unjoined.iter().cloned());
+        // The profile file first: it is the one a refusal (read-only, no
+        // room) most likely hits, and a crash between the two writes leaves
+        // at worst a companion entry no profile joins, which is kept.
         persist::write_json(path, &file.profiles)?;
+        let companion = companion_path(path);
+        if entries.is_empty() {
+            match std::fs::remove_file(&companion) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(PersistError::Write {
+                        path: companion,
+                        source,
+                    }
+                    .into())
+                }
+            }
+        } else {
+            persist::write_json(&companion, &entries)?;
+        }
         Ok(outcome)
     }
 
@@ -264,6 +336,7 @@ mod tests {
     #[test]
     fn upsert_replaces_in_place_and_keeps_unknown_fields() {
         let mut file = ProfileFile {
+            unjoined: Vec::new(),
             path: PathBuf::from("x.json"),
             profiles: vec![
                 profile("a", "1", 1),
@@ -283,6 +356,7 @@ mod tests {
     #[test]
     fn install_adds_only_missing_keys_and_remove_reports_absence() {
         let mut file = ProfileFile {
+            unjoined: Vec::new(),
             path: PathBuf::from("x.json"),
             profiles: vec![profile("openai", "gpt-4o", 1)],
         };

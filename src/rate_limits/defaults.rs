@@ -4,6 +4,18 @@
 
 use super::profile::{Profile, DEFAULT_CONCURRENCY_CAP, DEFAULT_UTILIZATION_TARGET};
 
+// No built-in profile sets the limits beyond RPM and TPM (per day, input
+// and output tokens per minute), on purpose. Anthropic's rate-limit page
+// (docs.anthropic.com/en/api/rate-limits) publishes ITPM and OTPM per usage
+// tier (Tier 1, Claude Sonnet 4: 50 RPM, 30,000 ITPM, 8,000 OTPM), and
+// Google publishes Gemini's requests per day per tier, but the RPM and TPM
+// below are Python specsmith's, which match no single tier (2,000 RPM is no
+// Tier 1 figure), the tiers were renamed and renumbered more than once, and
+// an account's tier cannot be known here. Pairing them with one tier's ITPM
+// would be a guess. The account's real limits come from its answers'
+// headers instead: pacing uses them at once, and `credits limits learn`
+// writes them to the project (docs/pacing.md).
+
 /// `source` recorded for built-in profiles, as Python specsmith writes it.
 pub const BUILTIN_SOURCE: &str = "default";
 

@@ -101,12 +101,29 @@ pub struct StatedLimits {
     /// Tokens per minute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_per_minute: Option<u64>,
+    /// Input tokens per minute (Anthropic's `input-tokens` budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens_per_minute: Option<u64>,
+    /// Output tokens per minute (Anthropic's `output-tokens` budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens_per_minute: Option<u64>,
+    /// Requests per day (Groq, Cerebras, an IETF policy of a day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_day: Option<u64>,
+    /// Tokens per day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_day: Option<u64>,
 }
 
 impl StatedLimits {
     /// True when the provider stated nothing.
     pub fn is_empty(&self) -> bool {
-        self.requests_per_minute.is_none() && self.tokens_per_minute.is_none()
+        self.requests_per_minute.is_none()
+            && self.tokens_per_minute.is_none()
+            && self.input_tokens_per_minute.is_none()
+            && self.output_tokens_per_minute.is_none()
+            && self.requests_per_day.is_none()
+            && self.tokens_per_day.is_none()
     }
 
     /// `self` with every limit `newer` states replaced.
@@ -114,6 +131,14 @@ impl StatedLimits {
         StatedLimits {
             requests_per_minute: newer.requests_per_minute.or(self.requests_per_minute),
             tokens_per_minute: newer.tokens_per_minute.or(self.tokens_per_minute),
+            input_tokens_per_minute: newer
+                .input_tokens_per_minute
+                .or(self.input_tokens_per_minute),
+            output_tokens_per_minute: newer
+                .output_tokens_per_minute
+                .or(self.output_tokens_per_minute),
+            requests_per_day: newer.requests_per_day.or(self.requests_per_day),
+            tokens_per_day: newer.tokens_per_day.or(self.tokens_per_day),
         }
     }
 }
@@ -252,16 +277,25 @@ mod tests {
         let old = StatedLimits {
             requests_per_minute: Some(500),
             tokens_per_minute: Some(30_000),
+            input_tokens_per_minute: Some(10_000),
+            output_tokens_per_minute: None,
+            ..StatedLimits::default()
         };
         let newer = StatedLimits {
             requests_per_minute: None,
             tokens_per_minute: Some(20_000),
+            input_tokens_per_minute: None,
+            output_tokens_per_minute: Some(4_000),
+            ..StatedLimits::default()
         };
         assert_eq!(
             old.updated(newer),
             StatedLimits {
                 requests_per_minute: Some(500),
                 tokens_per_minute: Some(20_000),
+                input_tokens_per_minute: Some(10_000),
+                output_tokens_per_minute: Some(4_000),
+                ..StatedLimits::default()
             }
         );
     }

@@ -4,9 +4,11 @@
 //! Nothing here parses command lines or prints: the CLI does that.
 
 pub mod backend;
+pub mod budgets;
 pub mod catalog;
 pub mod clock;
 pub mod defaults;
+pub mod extended;
 pub mod fail_open;
 pub mod hold;
 pub mod learn;

@@ -144,6 +144,9 @@ pub struct ModelStatus {
     pub hold: Option<Hold>,
     /// The per-minute limits the provider last stated.
     pub stated: StatedLimits,
+    /// The budgets beyond RPM and TPM the model is paced with, and their use
+    /// (empty on the Redis store, which does not pace them yet).
+    pub budgets: Vec<crate::rate_limits::budgets::BudgetUse>,
 }
 
 type DeathTest = Box<dyn Fn(&Owner) -> bool + Send + Sync>;
@@ -383,6 +386,7 @@ impl<B: Backend, C: Clock> SharedPacer<B, C> {
                 Attempt::GiveUp { reason, needed } => {
                     return Err(SchedulerError::DeadlineExceeded {
                         label: format!("{provider}/{model}"),
+                        until: self.clock.now().saturating_add(duration_millis(needed)),
                         reason,
                         waited,
                         needed,

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::extended::ExtendedLimits;
+
 /// The utilization target a profile gets when none is given.
 pub const DEFAULT_UTILIZATION_TARGET: f64 = 0.7;
 /// The concurrency cap a profile gets when none is given.
@@ -73,6 +75,9 @@ pub struct Profile {
     pub source: String,
     /// Fields this version does not interpret, kept for round trips.
     pub extra: Map<String, Value>,
+    /// Limits beyond RPM and TPM; kept in the companion file, never in the
+    /// profile file Python specsmith reads ([`super::extended`]).
+    extended: ExtendedLimits,
 }
 
 impl Profile {
@@ -101,7 +106,19 @@ impl Profile {
             concurrency_cap,
             source: "local".to_owned(),
             extra: Map::new(),
+            extended: ExtendedLimits::default(),
         })
+    }
+
+    /// Sets the limits beyond RPM and TPM.
+    pub fn with_extended(mut self, extended: ExtendedLimits) -> Self {
+        self.extended = extended;
+        self
+    }
+
+    /// The limits beyond RPM and TPM (per day, input and output per minute).
+    pub fn extended(&self) -> &ExtendedLimits {
+        &self.extended
     }
 
     /// Sets the `source` value written to the file.

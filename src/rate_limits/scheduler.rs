@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::budgets::{Budget, BudgetUse, Budgets, Paced, StoredBudgets};
 use super::clock::{duration_millis, Clock, SystemClock};
 use super::hold::{Advice, Hold, StatedLimits};
 use super::owner::{Owner, ProcessGroup};
@@ -49,6 +50,19 @@ pub enum SchedulerError {
         estimate: u64,
         /// Tokens per minute the profile budgets for.
         effective_tpm_limit: u64,
+    },
+    /// One part of the request alone exceeds a budget beyond RPM and TPM
+    /// (input or output tokens per minute, requests or tokens per day).
+    #[error("request for `{label}` needs {amount} of its {}, more than the effective limit of {limit}: it can never be admitted", .budget.describe())]
+    OverBudget {
+        /// `provider/model`.
+        label: String,
+        /// The budget.
+        budget: Budget,
+        /// What the request asks of it.
+        amount: u64,
+        /// The limit paced with.
+        limit: u64,
     },
     /// No profile governs this provider and model.
     #[error("no rate-limit profile for `{label}`")]
@@ -96,10 +110,13 @@ pub enum SchedulerError {
         reason: String,
     },
     /// The wait for budget would end after the deadline.
-    #[error("{}", timed_out_message(.label, *.reason, *.waited, *.needed))]
+    #[error("{}", timed_out_message(.label, *.reason, *.waited, *.needed, *.until))]
     DeadlineExceeded {
         /// `provider/model`.
         label: String,
+        /// When the wait would have ended (Unix-epoch ms), shown for the
+        /// per-day budgets, whose waits can be hours; 0 when unknown.
+        until: u64,
         /// What the request was waiting for.
         reason: WaitReason,
         /// Time already spent waiting.
@@ -115,11 +132,28 @@ fn timed_out_message(
     reason: WaitReason,
     waited: Duration,
     needed: Duration,
+    frees_at: u64,
 ) -> String {
     let (bound, until) = match reason {
         WaitReason::Concurrency => ("up to ", " (until the earliest lease ends)"),
         WaitReason::Queue => ("about ", ""),
-        WaitReason::Requests | WaitReason::Tokens | WaitReason::Hold => ("", ""),
+        WaitReason::Requests
+        | WaitReason::Tokens
+        | WaitReason::Hold
+        | WaitReason::InputTokens
+        | WaitReason::OutputTokens => ("", ""),
+        WaitReason::DailyRequests | WaitReason::DailyTokens => {
+            return format!(
+                "gave up after {:.1} s waiting for {reason} of `{label}`: it frees in {}{}",
+                waited.as_secs_f64(),
+                super::budgets::format_wait(needed),
+                if frees_at > 0 {
+                    format!(", at {}", super::clock::format_epoch_millis(frees_at))
+                } else {
+                    String::new()
+                }
+            );
+        }
     };
     format!(
         "timed out after {:.1} s waiting for {reason} of `{label}`: the wait would have been {bound}{:.1} s more{until}",
@@ -144,6 +178,25 @@ pub enum WaitReason {
     /// A hold the provider's answer placed: a shared backoff, or a budget
     /// the provider says is spent until its reset.
     Hold,
+    /// The input-tokens-per-minute budget.
+    InputTokens,
+    /// The output-tokens-per-minute budget.
+    OutputTokens,
+    /// The requests-per-day budget.
+    DailyRequests,
+    /// The tokens-per-day budget.
+    DailyTokens,
+}
+
+impl From<Budget> for WaitReason {
+    fn from(budget: Budget) -> Self {
+        match budget {
+            Budget::InputTokensPerMinute => WaitReason::InputTokens,
+            Budget::OutputTokensPerMinute => WaitReason::OutputTokens,
+            Budget::RequestsPerDay => WaitReason::DailyRequests,
+            Budget::TokensPerDay => WaitReason::DailyTokens,
+        }
+    }
 }
 
 impl WaitReason {
@@ -151,10 +204,7 @@ impl WaitReason {
     /// concurrency slot may free at any moment before its bound, and a turn
     /// comes when the waiters ahead are admitted or leave.
     pub fn is_exact(self) -> bool {
-        matches!(
-            self,
-            WaitReason::Requests | WaitReason::Tokens | WaitReason::Hold
-        )
+        !matches!(self, WaitReason::Concurrency | WaitReason::Queue)
     }
 }
 
@@ -166,6 +216,10 @@ impl fmt::Display for WaitReason {
             WaitReason::Concurrency => "a concurrency slot",
             WaitReason::Queue => "its turn behind earlier waiters",
             WaitReason::Hold => "the end of the provider's hold",
+            WaitReason::InputTokens => "the input-tokens-per-minute budget",
+            WaitReason::OutputTokens => "the output-tokens-per-minute budget",
+            WaitReason::DailyRequests => "the requests-per-day budget",
+            WaitReason::DailyTokens => "the tokens-per-day budget",
         })
     }
 }
@@ -349,6 +403,11 @@ pub struct ModelState {
     waiters: Vec<Ticket>,
     hold: Option<Hold>,
     stated: StatedLimits,
+    /// The tallies of the budgets beyond RPM and TPM.
+    budgets: Budgets,
+    /// Those budgets' limits, from the last profile seen (not stored: each
+    /// operation brings its profile).
+    paced: Paced,
 }
 
 impl ModelState {
@@ -369,6 +428,8 @@ impl ModelState {
             waiters: Vec::new(),
             hold: None,
             stated: StatedLimits::default(),
+            budgets: Budgets::default(),
+            paced: Paced::new(profile, StatedLimits::default()),
         }
     }
 
@@ -461,6 +522,13 @@ impl ModelState {
             && self.current_concurrency_cap >= self.limits.base_concurrency_cap
             && self.hold.is_none()
             && self.stated.is_empty()
+            && self.budgets.is_empty()
+    }
+
+    /// How each budget beyond RPM and TPM stands (those the profile or the
+    /// provider limits), as of the last refresh.
+    pub fn budget_uses(&self, now: u64) -> Vec<BudgetUse> {
+        self.budgets.uses(now, self.window.span(), &self.paced)
     }
 
     /// The standing hold, if any.
@@ -498,6 +566,10 @@ impl ModelState {
     pub fn refresh(&mut self, now: u64, profile: Option<&Profile>) -> Vec<Reservation> {
         if let Some(profile) = profile {
             self.apply_limits(Limits::paced(profile, self.stated));
+            self.paced = Paced::new(profile, self.stated);
+            // Without a profile the budgets' limits are unknown: their
+            // tallies wait for the next operation that brings one.
+            self.budgets.expire(now, self.window.span(), &self.paced);
         }
         if self.hold.as_ref().is_some_and(|hold| hold.until <= now) {
             self.hold = None;
@@ -528,6 +600,12 @@ impl ModelState {
         for id in ids {
             if let Some(reservation) = self.in_flight.remove(&id) {
                 self.window.set_tokens(reservation.sequence, 0);
+                self.budgets.reconcile(
+                    reservation.acquired_at,
+                    estimate_parts(&reservation),
+                    (0, 0),
+                    false,
+                );
                 reclaimed.push(reservation);
             }
         }
@@ -614,14 +692,33 @@ impl ModelState {
         let request_wait = self
             .window
             .request_wait(now, self.limits.effective_rpm_limit);
-        if request_wait > 0 || token_wait > 0 {
-            let reason = if request_wait >= token_wait {
+        let budget_wait = self
+            .budgets
+            .wait(
+                now,
+                self.window.span(),
+                &self.paced,
+                request.estimated_input_tokens,
+                request.max_output_tokens,
+            )
+            .map_err(|over| SchedulerError::OverBudget {
+                label: self.label(),
+                budget: over.budget,
+                amount: over.amount,
+                limit: over.limit,
+            })?;
+        if request_wait > 0 || token_wait > 0 || budget_wait.is_some() {
+            let mut reason = if request_wait >= token_wait {
                 WaitReason::Requests
             } else {
                 WaitReason::Tokens
             };
+            let mut wait = request_wait.max(token_wait);
+            if let Some((longer, budget)) = budget_wait.filter(|(longer, _)| *longer > wait) {
+                (wait, reason) = (longer, budget.into());
+            }
             return Ok(Decision::Wait {
-                retry_after: Duration::from_millis(request_wait.max(token_wait)),
+                retry_after: Duration::from_millis(wait),
                 reason,
             });
         }
@@ -671,6 +768,12 @@ impl ModelState {
             lease_expires_at: now.saturating_add(duration_millis(request.lease)),
             owner: request.owner.clone(),
         };
+        self.budgets.admit(
+            reservation.acquired_at,
+            reservation.estimated_input_tokens,
+            reservation.max_output_tokens,
+            &self.paced,
+        );
         self.in_flight.insert(id, reservation.clone());
         self.update_moving_averages();
         Ok(Decision::Granted(reservation))
@@ -787,6 +890,12 @@ impl ModelState {
             reservation.sequence,
             actual_input_tokens.saturating_add(actual_output_tokens),
         );
+        self.budgets.reconcile(
+            reservation.acquired_at,
+            estimate_parts(&reservation),
+            (actual_input_tokens, actual_output_tokens),
+            false,
+        );
         if self.current_concurrency_cap < self.limits.base_concurrency_cap {
             self.success_streak += 1;
             if self.success_streak >= RESTORE_AFTER_SUCCESSES {
@@ -831,6 +940,12 @@ impl ModelState {
         self.refresh(now, profile);
         let reservation = self.take(id)?;
         self.window.cancel(reservation.sequence);
+        self.budgets.reconcile(
+            reservation.acquired_at,
+            estimate_parts(&reservation),
+            (0, 0),
+            true,
+        );
         Ok(reservation)
     }
 
@@ -848,6 +963,12 @@ impl ModelState {
         self.refresh(now, profile);
         let reservation = self.take(id)?;
         self.window.set_tokens(reservation.sequence, tokens);
+        self.budgets.reconcile(
+            reservation.acquired_at,
+            estimate_parts(&reservation),
+            split_tokens(&reservation, tokens),
+            false,
+        );
         self.update_moving_averages();
         Ok(reservation)
     }
@@ -900,6 +1021,13 @@ impl ModelState {
         });
         if still_counted {
             self.window.set_tokens(reservation.sequence, tokens);
+            // Reclaiming counted nothing of it; what it used counts again.
+            self.budgets.reconcile(
+                reservation.acquired_at,
+                (0, 0),
+                split_tokens(reservation, tokens),
+                false,
+            );
         }
         if rate_limited {
             self.success_streak = 0;
@@ -949,6 +1077,21 @@ impl ModelState {
     }
 }
 
+/// What a reservation's estimate counts of input and output tokens.
+fn estimate_parts(reservation: &Reservation) -> (u64, u64) {
+    (
+        reservation.estimated_input_tokens,
+        reservation.max_output_tokens,
+    )
+}
+
+/// `tokens` a call used when only the total is known, split as input up to
+/// its estimate and the rest as output.
+fn split_tokens(reservation: &Reservation, tokens: u64) -> (u64, u64) {
+    let input = tokens.min(reservation.estimated_input_tokens);
+    (input, tokens - input)
+}
+
 /// A fresh reservation id: `rsv-` and 64 random bits in hex, unique across
 /// processes without coordination.
 pub fn new_reservation_id() -> String {
@@ -983,6 +1126,8 @@ struct ModelRecord {
     hold: Option<Hold>,
     #[serde(default, skip_serializing_if = "StatedLimits::is_empty")]
     stated_limits: StatedLimits,
+    #[serde(default)]
+    budgets: Option<StoredBudgets>,
 }
 
 /// A window's events as the state file holds them.
@@ -1069,6 +1214,8 @@ struct ModelRecordRef<'a> {
     hold: Option<&'a Hold>,
     #[serde(skip_serializing_if = "StatedLimits::is_empty")]
     stated_limits: StatedLimits,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    budgets: Option<StoredBudgets>,
 }
 
 impl Serialize for ModelState {
@@ -1092,6 +1239,7 @@ impl Serialize for ModelState {
             waiters: &self.waiters,
             hold: self.hold.as_ref(),
             stated_limits: self.stated,
+            budgets: (!self.budgets.is_empty()).then(|| self.budgets.stored()),
         }
         .serialize(serializer)
     }
@@ -1298,6 +1446,8 @@ impl TryFrom<ModelRecord> for ModelState {
             }
             previous = Some(ticket.number);
         }
+        let budgets =
+            Budgets::from_stored(record.budgets.unwrap_or_default()).map_err(inconsistent)?;
         Ok(Self {
             provider: record.provider,
             model: record.model,
@@ -1312,6 +1462,8 @@ impl TryFrom<ModelRecord> for ModelState {
             waiters: record.waiters,
             hold: record.hold,
             stated: record.stated_limits,
+            budgets,
+            paced: Paced::default(),
         })
     }
 }
@@ -1524,6 +1676,7 @@ impl<C: Clock> Scheduler<C> {
                 if remaining.is_zero() || (reason.is_exact() && retry_after > remaining) {
                     return Err(SchedulerError::DeadlineExceeded {
                         label: profile_label(provider, model),
+                        until: now.saturating_add(duration_millis(retry_after)),
                         reason,
                         waited: Duration::from_millis(now.saturating_sub(start)),
                         needed: retry_after,
@@ -2050,6 +2203,7 @@ mod tests {
             error,
             SchedulerError::DeadlineExceeded {
                 label: "acme/m".into(),
+                until: START + SPAN,
                 reason: WaitReason::Requests,
                 waited: Duration::ZERO,
                 needed: Duration::from_millis(SPAN - 15_000)
@@ -2081,6 +2235,7 @@ mod tests {
             error,
             SchedulerError::DeadlineExceeded {
                 label: "acme/m".into(),
+                until: START + duration_millis(DEFAULT_LEASE),
                 reason: WaitReason::Concurrency,
                 waited: Duration::from_secs(5),
                 needed: DEFAULT_LEASE - Duration::from_secs(5)
@@ -2671,6 +2826,7 @@ mod tests {
             stated: StatedLimits {
                 requests_per_minute: Some(4),
                 tokens_per_minute: Some(1_000_000),
+                ..StatedLimits::default()
             },
             ..Advice::default()
         };
@@ -2702,5 +2858,117 @@ mod tests {
         let mut reloaded = reloaded;
         reloaded.refresh(START + 1, Some(&profile));
         assert_eq!(reloaded.view().effective_rpm_limit, 2);
+    }
+
+    fn extended(rpm: u64, limits: crate::rate_limits::extended::ExtendedLimits) -> Profile {
+        profile(rpm, 1_000_000, 1.0, 8).with_extended(limits)
+    }
+
+    #[test]
+    fn input_and_output_budgets_wait_apart_and_reconcile_with_the_answer() {
+        use crate::rate_limits::extended::ExtendedLimits;
+        let profile = extended(
+            100,
+            ExtendedLimits {
+                itpm: Some(1_000),
+                otpm: Some(100),
+                ..ExtendedLimits::default()
+            },
+        );
+        let mut state = state(&profile);
+        let first = granted(acquire(&mut state, START, &profile, &request(600, 80)));
+        // Input has room (900 ≤ 1,000), output does not (110 > 100).
+        assert_eq!(
+            acquire(&mut state, START + 10, &profile, &request(300, 30)),
+            Decision::Wait {
+                retry_after: Duration::from_millis(SPAN - 10),
+                reason: WaitReason::OutputTokens
+            }
+        );
+        // The answer used 10 output tokens, not 80: the second now fits.
+        state
+            .record_success(START + 20, Some(&profile), &first.id, 600, 10)
+            .unwrap();
+        let second = granted(acquire(&mut state, START + 30, &profile, &request(300, 30)));
+        assert!(matches!(
+            acquire(&mut state, START + 40, &profile, &request(200, 1)),
+            Decision::Wait {
+                reason: WaitReason::InputTokens,
+                ..
+            }
+        ));
+        // Released unsent, its tokens come back; the tallies survive a reload.
+        state
+            .release(START + 50, Some(&profile), &second.id)
+            .unwrap();
+        let mut reloaded: ModelState =
+            serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+        granted(acquire(
+            &mut reloaded,
+            START + 60,
+            &profile,
+            &request(400, 90),
+        ));
+        let uses = reloaded.budget_uses(START + 60);
+        assert_eq!((uses[0].used, uses[1].used), (1_000, 100));
+        assert_eq!(
+            reloaded.try_acquire(START + 70, &profile, &request(1, 101), new_reservation_id()),
+            Err(SchedulerError::OverBudget {
+                label: "acme/m".into(),
+                budget: Budget::OutputTokensPerMinute,
+                amount: 101,
+                limit: 100
+            })
+        );
+        // A minute and the margin later everything has left.
+        reloaded.refresh(START + 60 + SPAN, Some(&profile));
+        assert!(reloaded
+            .budget_uses(START + 60 + SPAN)
+            .iter()
+            .all(|one| one.used == 0));
+    }
+
+    #[test]
+    fn a_daily_wait_longer_than_the_deadline_fails_at_once_naming_the_reset() {
+        use crate::rate_limits::extended::ExtendedLimits;
+        // START is 2023-11-14T22:13:20Z: the day resets 1 h 46 min 40 s later.
+        let profile = extended(
+            100,
+            ExtendedLimits {
+                rpd: Some(2),
+                daily_reset: "00:00 UTC".parse().unwrap(),
+                ..ExtendedLimits::default()
+            },
+        );
+        let clock = FakeClock::new(START);
+        let scheduler = Scheduler::new(catalog(profile), clock.clone());
+        let first = scheduler.acquire("acme", "m", 1, 1, None).unwrap();
+        scheduler.acquire("acme", "m", 1, 1, None).unwrap();
+        // A recorded success keeps its request counted for the day.
+        scheduler.record_success(&first.id, 1, 1).unwrap();
+        let error = scheduler
+            .acquire("acme", "m", 1, 1, Some(Duration::from_secs(300)))
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                SchedulerError::DeadlineExceeded {
+                    reason: WaitReason::DailyRequests,
+                    until: 1_700_006_400_000,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(clock.now(), START, "gave up without sleeping");
+        assert_eq!(
+            error.to_string(),
+            "gave up after 0.0 s waiting for the requests-per-day budget of `acme/m`: it frees in 1 h 46 min, at 2023-11-15T00:00:00Z"
+        );
+        // After the reset a new day begins.
+        clock.advance(Duration::from_millis(1_700_006_400_000 - START));
+        scheduler
+            .acquire("acme", "m", 1, 1, Some(Duration::ZERO))
+            .unwrap();
     }
 }

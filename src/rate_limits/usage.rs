@@ -83,7 +83,18 @@ fn visit_at_depth(value: &Value, found: &mut dyn FnMut(TokenUsage), depth: usize
         Value::Object(object) => {
             for (container, input_field, output_field) in USAGE_SHAPES {
                 if let Some(Value::Object(usage)) = object.get(container) {
-                    let input = usage.get(input_field).and_then(Value::as_u64);
+                    let mut input = usage.get(input_field).and_then(Value::as_u64);
+                    // Anthropic counts cache writes toward its input-tokens
+                    // budget (ITPM) and, for current models, not cache reads;
+                    // its `input_tokens` leaves both out.
+                    if input_field == "input_tokens" {
+                        if let Some(written) = usage
+                            .get("cache_creation_input_tokens")
+                            .and_then(Value::as_u64)
+                        {
+                            input = Some(input.unwrap_or(0).saturating_add(written));
+                        }
+                    }
                     let output = usage.get(output_field).and_then(Value::as_u64);
                     if input.is_some() || output.is_some() {
                         found(TokenUsage {
@@ -111,6 +122,16 @@ fn visit_at_depth(value: &Value, found: &mut dyn FnMut(TokenUsage), depth: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anthropic_cache_writes_count_as_input_and_cache_reads_do_not() {
+        let message = r#"{"type":"message","usage":{"input_tokens":10,"cache_creation_input_tokens":500,
+            "cache_read_input_tokens":4000,"output_tokens":20}}"#;
+        assert_eq!(find_usage(message), usage(510, 20));
+        let reads_only =
+            r#"{"usage":{"input_tokens":10,"cache_read_input_tokens":4000,"output_tokens":2}}"#;
+        assert_eq!(find_usage(reads_only), usage(10, 2));
+    }
 
     fn usage(input_tokens: u64, output_tokens: u64) -> Option<TokenUsage> {
         Some(TokenUsage {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use specsmith::rate_limits::backend::{Attempt, AttemptSpec, Backend, Context};
 use specsmith::rate_limits::clock::{Clock, FakeClock};
+use specsmith::rate_limits::extended::ExtendedLimits;
 use specsmith::rate_limits::hold::{Advice, Hold, HoldKind, StatedLimits};
 use specsmith::rate_limits::owner::{Owner, ProcessGroup};
 use specsmith::rate_limits::pacing::{ModelStatus, PaceRequest, PacingError, SharedPacer};
@@ -565,6 +566,7 @@ fn holds_and_stated_limits(run: &mut Run) {
         stated: StatedLimits {
             requests_per_minute: Some(3),
             tokens_per_minute: Some(100_000),
+            ..StatedLimits::default()
         },
         ..Advice::default()
     };
@@ -579,6 +581,117 @@ fn holds_and_stated_limits(run: &mut Run) {
     let (reason, _) = deadline_error(run.acquire(&request("m", 1, 1), Some(Duration::ZERO)));
     assert_eq!(reason, WaitReason::Requests);
     run.status("m");
+}
+
+/// `acme/*` with input and output tokens per minute and requests per day
+/// resetting at midnight UTC (START is 2023-11-14T22:13:20Z: 1 h 46 min 40 s before).
+fn budgets_catalog() -> Catalog {
+    let mut catalog = Catalog::default();
+    let limits = ExtendedLimits {
+        itpm: Some(1_000),
+        otpm: Some(100),
+        rpd: Some(5),
+        daily_reset: "00:00 UTC".parse().unwrap(),
+        ..ExtendedLimits::default()
+    };
+    catalog.add_layer(
+        Layer::Project,
+        vec![Profile::new("acme", "*", 100, 1_000_000, 1.0, 4)
+            .unwrap()
+            .with_extended(limits)],
+    );
+    catalog
+}
+
+fn budgets_beyond_rpm_and_tpm(run: &mut Run) {
+    let first = run.acquire(&request("m", 600, 80), None).unwrap();
+    // Output has no room for 30 more (80 + 30 > 100), input has.
+    run.clock.advance(Duration::from_millis(10));
+    let (reason, needed) =
+        deadline_error(run.acquire(&request("m", 300, 30), Some(Duration::ZERO)));
+    assert_eq!(
+        (reason, needed),
+        (WaitReason::OutputTokens, Duration::from_millis(60_990))
+    );
+    // The answer used 10 output tokens: the second fits now.
+    let (_, snapshot) = run.pacer.record_success(&first.id, 600, 10).unwrap();
+    run.note(("success", &snapshot));
+    let second = run
+        .acquire(&request("m", 300, 30), Some(Duration::ZERO))
+        .unwrap();
+    let (reason, _) = deadline_error(run.acquire(&request("m", 200, 1), Some(Duration::ZERO)));
+    assert_eq!(reason, WaitReason::InputTokens);
+    let released = run.pacer.release(&second.id).unwrap();
+    run.note(("release", &released));
+    let third = run
+        .acquire(&request("m", 100, 50), Some(Duration::ZERO))
+        .unwrap();
+    let failed = run.pacer.record_failure(&third.id, 120).unwrap();
+    run.note(("failure", &failed));
+    let status = run.status("m");
+    assert_eq!(status.budgets.len(), 3);
+    assert_eq!((status.budgets[0].used, status.budgets[1].used), (700, 30));
+    assert_eq!(
+        status.budgets[2].used, 2,
+        "the released request does not count"
+    );
+    // A part alone over its budget can never be admitted.
+    let error = run.acquire(&request("m", 1, 101), None).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            PacingError::Scheduler(SchedulerError::OverBudget {
+                amount: 101,
+                limit: 100,
+                ..
+            })
+        ),
+        "{error:?}"
+    );
+    // Three more requests spend the day; the next waits for midnight.
+    for _ in 0..3 {
+        run.acquire(&request("m", 1, 1), Some(Duration::ZERO))
+            .unwrap();
+    }
+    let (reason, needed) =
+        deadline_error(run.acquire(&request("m", 1, 1), Some(Duration::from_secs(60))));
+    assert_eq!(reason, WaitReason::DailyRequests);
+    assert_eq!(needed, Duration::from_millis(6_400_000 - 10));
+    run.status("m");
+    // A stated input limit lower than the profile's paces at the target.
+    let stated = Advice {
+        stated: StatedLimits {
+            input_tokens_per_minute: Some(500),
+            ..StatedLimits::default()
+        },
+        ..Advice::default()
+    };
+    let mut advised = run.pacer.advise("acme", "m", &stated).unwrap();
+    by_sequence(&mut advised);
+    run.note(("advise", &advised));
+    assert_eq!(advised.budgets[0].effective_limit, 500);
+    assert_eq!(advised.stated.input_tokens_per_minute, Some(500));
+    // After midnight a new day begins; the minute budgets have emptied too.
+    run.clock.advance(needed);
+    let after = run
+        .acquire(&request("m", 400, 50), Some(Duration::ZERO))
+        .unwrap();
+    assert_eq!(after.acquired_at, START + 6_400_000);
+    let status = run.status("m");
+    assert_eq!(status.budgets[2].used, 1);
+    assert_eq!(
+        status.budgets[2].frees_at,
+        Some(START + 6_400_000 + 86_400_000)
+    );
+}
+
+#[test]
+fn conformance_budgets_beyond_rpm_and_tpm() {
+    conform(
+        "conformance_budgets_beyond_rpm_and_tpm",
+        budgets_catalog(),
+        budgets_beyond_rpm_and_tpm,
+    );
 }
 
 #[test]
@@ -705,6 +818,7 @@ const SCENARIOS: &[Scenario] = &[
         || catalog(100, 10_000, 10),
         holds_and_stated_limits,
     ),
+    ("budgets", budgets_catalog, budgets_beyond_rpm_and_tpm),
     (
         "status and reset",
         || catalog(100, 1_000, 10),

@@ -162,3 +162,48 @@ fn unknown_paths_and_bad_bodies_get_openai_errors_not_a_hang() {
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("\"invalid_request_error\""));
 }
+
+#[test]
+fn meters_output_tokens_and_the_day_apart_and_says_so_in_anthropic_and_ietf_headers() {
+    let provider = FakeProvider::start(FakeProviderConfig {
+        rpm: 100,
+        tpm: 1_000_000,
+        window: Duration::from_secs(2),
+        latency: Duration::ZERO,
+        output_tpm: Some(50),
+        daily_requests: Some(3),
+        ..FakeProviderConfig::default()
+    })
+    .unwrap();
+    // Each answer reports 20 completion tokens: two fit 50, a third does not.
+    for index in 0..2 {
+        let answer = call(&provider, &format!("o{index}"), 40);
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(
+            answer.header("anthropic-ratelimit-output-tokens-limit"),
+            Some("50")
+        );
+        let remaining = (50 - 20 * (index + 1)).to_string();
+        assert_eq!(
+            answer.header("anthropic-ratelimit-output-tokens-remaining"),
+            Some(remaining.as_str())
+        );
+        assert_eq!(
+            answer.header("ratelimit-policy"),
+            Some("\"daily\";q=3;w=86400")
+        );
+        let left = format!("\"daily\";r={};", 2 - index);
+        assert!(answer.header("ratelimit").unwrap().starts_with(&left));
+    }
+    let refused = call(&provider, "o2", 40);
+    assert_eq!(refused.status, 429);
+    assert!(refused.body.contains("output_tokens"), "{}", refused.body);
+    // Once the window moves, the day's last request goes, then the day is spent.
+    std::thread::sleep(Duration::from_millis(2_100));
+    assert_eq!(call(&provider, "o3", 40).status, 200);
+    std::thread::sleep(Duration::from_millis(2_100));
+    let spent = call(&provider, "o4", 40);
+    assert_eq!(spent.status, 429);
+    assert!(spent.body.contains("daily_requests"), "{}", spent.body);
+    assert_eq!(provider.count_status(200), 3);
+}

@@ -24,6 +24,8 @@ fn learn_args<'a>(provider: &'a str, model: &'a str, extra: &[&'a str]) -> Vec<&
     args
 }
 
+const COMPANION: &str = ".specsmith/model-rate-limits-extended.json";
+
 fn profiles(project: &Project) -> Value {
     serde_json::from_str(&project.read(PROFILES)).unwrap()
 }
@@ -86,7 +88,7 @@ fn an_existing_profile_keeps_its_target_concurrency_and_unknown_fields() {
         .assert()
         .success()
         .stdout(diff(
-            "anthropic/claude-sonnet-4: RPM 50 → 4,000, TPM 40,000 (unchanged) (from anthropic-ratelimit-* headers)\n  not written (profiles hold no such limit yet): input tokens per minute 2,000,000\n".to_owned()
+            "anthropic/claude-sonnet-4: RPM 50 → 4,000, TPM 40,000 (unchanged) (from anthropic-ratelimit-* headers)\n  ITPM 2,000,000 (new) (in `model-rate-limits-extended.json`)\n".to_owned()
                 + &format!("Saved to `{}/.specsmith/model-rate-limits.json`\n", project.root().display()),
         ));
     let saved = profiles(&project);
@@ -98,7 +100,16 @@ fn an_existing_profile_keeps_its_target_concurrency_and_unknown_fields() {
     assert_eq!(claude["concurrency_cap"], 3);
     assert_eq!(claude["concurrency_by_bucket"]["reasoning"], 1);
     assert_eq!(claude["tpm_thinking_budget"], 4096);
+    assert!(
+        claude.get("itpm_limit").is_none(),
+        "Python specsmith refuses it"
+    );
     assert_eq!(saved[1]["rpm_limit"], 7);
+    let companion: Value = serde_json::from_str(&project.read(COMPANION)).unwrap();
+    assert_eq!(
+        companion,
+        serde_json::json!([{"provider": "anthropic", "model": "claude-sonnet-4", "itpm_limit": 2000000}])
+    );
 }
 
 #[test]
@@ -139,7 +150,7 @@ fn groq_requests_per_day_are_not_taken_for_a_per_minute_limit() {
         .assert()
         .success()
         .stdout(contains(
-            "groq/llama-3.1-8b-instant: RPM 30 (unchanged), TPM 6,000 → 18,000 (from x-ratelimit-* headers)\n  not written (profiles hold no such limit yet): requests per day 14,400\n",
+            "groq/llama-3.1-8b-instant: RPM 30 (unchanged), TPM 6,000 → 18,000 (from x-ratelimit-* headers)\n  RPD 14,400 (new) (in `model-rate-limits-extended.json`)\n",
         ));
     let saved = profiles(&project);
     assert_eq!(
@@ -148,6 +159,12 @@ fn groq_requests_per_day_are_not_taken_for_a_per_minute_limit() {
             saved[0]["tpm_limit"].as_u64()
         ),
         (Some(30), Some(18000))
+    );
+    let companion: Value = serde_json::from_str(&project.read(COMPANION)).unwrap();
+    assert_eq!(companion[0]["rpd_limit"], 14400);
+    assert_eq!(
+        companion[0]["daily_reset"], "rolling",
+        "Groq states no reset time"
     );
 }
 

@@ -8,6 +8,7 @@ mod concurrency;
 mod conformance;
 mod crash;
 mod credits_limits;
+mod extended_limits;
 #[path = "../support/fake_provider.rs"]
 mod fake_provider;
 mod fake_provider_checks;
@@ -25,6 +26,7 @@ mod input;
 mod learn;
 mod load;
 mod pacing;
+mod provider_limits;
 #[cfg(feature = "proxy")]
 mod proxy;
 mod python_compat;

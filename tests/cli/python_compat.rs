@@ -447,3 +447,99 @@ fn fields_of_later_python_releases_survive_our_rewrites() {
     assert_eq!(theirs, our_list(&project));
     assert_same_effective(&project, &specsmith, "google/gemini-2.5-pro", "0.70");
 }
+
+#[test]
+fn limits_python_does_not_know_stay_out_of_its_way_both_directions() {
+    let Some(specsmith) =
+        require_python_specsmith("limits_python_does_not_know_stay_out_of_its_way_both_directions")
+    else {
+        return;
+    };
+    let project = Project::new();
+    let set = |rpm: &str, extra: &[&str]| {
+        let mut args = vec![
+            "credits",
+            "limits",
+            "set",
+            "--provider",
+            "acme",
+            "--model",
+            "big",
+            "--rpm",
+            rpm,
+            "--tpm",
+            "45000",
+            "--concurrency",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        ours(&project, &args);
+    };
+    set(
+        "120",
+        &[
+            "--itpm",
+            "30000",
+            "--otpm",
+            "8000",
+            "--rpd",
+            "500",
+            "--daily-reset",
+            "00:00",
+            "--daily-reset-zone",
+            "America/Los_Angeles",
+        ],
+    );
+    let file: Value = serde_json::from_str(&project.read(PROFILES)).unwrap();
+    let known = [
+        "provider",
+        "model",
+        "rpm_limit",
+        "tpm_limit",
+        "utilization_target",
+        "concurrency_cap",
+        "source",
+    ];
+    for key in file[0].as_object().unwrap().keys() {
+        assert!(
+            known.contains(&key.as_str()),
+            "`{key}` would crash Python specsmith"
+        );
+    }
+    // Python reads our files, new limits and all, with our numbers.
+    assert_eq!(python_list(&project, &specsmith), our_list(&project));
+    // Python rewrites the profile: the new limits stay joined to it.
+    python(
+        &project,
+        &specsmith,
+        &[
+            "credits",
+            "limits",
+            "set",
+            "--provider",
+            "acme",
+            "--model",
+            "big",
+            "--rpm",
+            "200",
+            "--tpm",
+            "50000",
+            "--concurrency",
+            "3",
+        ],
+    );
+    let listed: Value =
+        serde_json::from_str(&ours(&project, &["credits", "limits", "list", "--json"])).unwrap();
+    let big = &listed[0];
+    assert_eq!(
+        (big["rpm_limit"].as_u64(), big["tpm_limit"].as_u64()),
+        (Some(200), Some(50_000))
+    );
+    assert_eq!(
+        (big["itpm_limit"].as_u64(), big["otpm_limit"].as_u64()),
+        (Some(30_000), Some(8_000))
+    );
+    assert_eq!(big["rpd_limit"], 500);
+    assert_eq!(big["daily_reset"], "00:00 America/Los_Angeles");
+    assert_eq!(python_list(&project, &specsmith), our_list(&project));
+}

@@ -15,6 +15,16 @@
 //!   status and the `x-fake-client` header, so a test can measure waits and
 //!   count 429s.
 //!
+//! With [`FakeProviderConfig::input_tpm`], `output_tpm` or `daily_requests`
+//! set it also meters input and output tokens apart (Anthropic's ITPM and
+//! OTPM) and requests per day, says so in Anthropic's
+//! `anthropic-ratelimit-{requests,input-tokens,output-tokens}-*` headers and
+//! the IETF `RateLimit-Policy: "daily";q=…;w=86400` / `RateLimit` fields, and
+//! answers `429` when one is spent. With [`FakeProviderConfig::time_scale`]
+//! above 1 its clock runs that many times faster for what it *says* (resets,
+//! waits, RFC 3339 instants from [`FakeProviderConfig::virtual_epoch_ms`]),
+//! so a test can pace minutes in seconds with a clock scaled the same way.
+//!
 //! Everything is bounded: header and body sizes, read and write timeouts,
 //! connections, the log, and shutdown (dropping the provider stops the accept
 //! loop and joins it).
@@ -62,6 +72,19 @@ pub struct FakeProviderConfig {
     pub latency: Duration,
     /// Connections served at once; further ones get a 503 at once.
     pub max_connections: usize,
+    /// Input (prompt) tokens allowed in any window, apart from output; `None`: unmetered.
+    pub input_tpm: Option<u64>,
+    /// Output (completion) tokens allowed in any window; `None`: unmetered.
+    pub output_tpm: Option<u64>,
+    /// Requests allowed in the provider's day (from its start); `None`: unmetered.
+    pub daily_requests: Option<u64>,
+    /// How many times faster than real time the provider's clock runs in
+    /// what it says: `window` is real, every reset and wait it reports is
+    /// multiplied by this (1: real time).
+    pub time_scale: u32,
+    /// The provider's clock at its start (Unix-epoch ms) for RFC 3339 resets,
+    /// when `time_scale` is above 1 (real time otherwise).
+    pub virtual_epoch_ms: u64,
 }
 
 impl Default for FakeProviderConfig {
@@ -74,6 +97,11 @@ impl Default for FakeProviderConfig {
             completion_tokens: 20,
             latency: Duration::from_millis(20),
             max_connections: 64,
+            input_tpm: None,
+            output_tpm: None,
+            daily_requests: None,
+            time_scale: 1,
+            virtual_epoch_ms: 0,
         }
     }
 }
@@ -100,12 +128,18 @@ pub struct FakeProvider {
     acceptor: Option<JoinHandle<()>>,
 }
 
+/// Admitted requests' (arrival, input, output) in the window, and the day's count.
+type Split = (VecDeque<(Instant, u64, u64)>, u64);
+
 struct Shared {
     config: FakeProviderConfig,
     started: Instant,
     stopping: AtomicBool,
     connections: AtomicUsize,
     window: Mutex<VecDeque<(Instant, u64)>>,
+    /// Admitted requests' (arrival, input, output) for the split budgets,
+    /// and the requests of the day; locked around the whole admission.
+    split: Mutex<Split>,
     log: Mutex<Vec<LoggedRequest>>,
 }
 
@@ -120,6 +154,7 @@ impl FakeProvider {
             stopping: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
             window: Mutex::new(VecDeque::new()),
+            split: Mutex::new((VecDeque::new(), 0)),
             log: Mutex::new(Vec::new()),
         });
         let acceptor_shared = Arc::clone(&shared);
@@ -286,7 +321,33 @@ fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
     let cost = prompt_tokens + completion_tokens;
     let client = request.header("x-fake-client").map(str::to_owned);
     let arrived = Instant::now();
-    let outcome = admit(shared, arrived, cost);
+    let mut split = lock(&shared.split);
+    let outcome = match refuse_split(
+        shared,
+        &mut split,
+        arrived,
+        prompt_tokens,
+        completion_tokens,
+    ) {
+        Some((exhausted, wait)) => Admission::Refused {
+            limits: peek(shared, arrived),
+            exhausted,
+            wait,
+        },
+        None => {
+            let outcome = admit(shared, arrived, cost);
+            if matches!(outcome, Admission::Granted(_)) {
+                split
+                    .0
+                    .push_back((arrived, prompt_tokens, completion_tokens));
+                split.1 += 1;
+            }
+            outcome
+        }
+    };
+    let extra_headers = split_headers(shared, &mut split, arrived);
+    drop(split);
+    let outcome = scaled(outcome, shared.config.time_scale);
     let mut log_entry = LoggedRequest {
         arrived,
         status: 200,
@@ -304,7 +365,9 @@ fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
                 prompt_tokens,
                 completion_tokens,
             );
-            write_response(&mut writer, 200, &limits.headers(), &body)
+            let mut headers = limits.headers();
+            headers.extend(extra_headers);
+            write_response(&mut writer, 200, &headers, &body)
         }
         Admission::Refused {
             limits,
@@ -317,6 +380,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             lock_log_push(shared, log_entry);
             let (limit, used, requested, short) = match exhausted {
                 "requests" => (limits.rpm, limits.rpm - limits.remaining_requests, 1, "RPM"),
+                "input_tokens" | "output_tokens" | "daily_requests" => (0, 0, 0, exhausted),
                 _ => (
                     limits.tpm,
                     limits.tpm - limits.remaining_tokens,
@@ -329,15 +393,25 @@ fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             } else {
                 "tokens"
             };
-            let message = format!(
+            let message = if short == exhausted {
+                format!(
+                    "This request would exceed your organization's rate limit of {exhausted} for {model}. \
+                     Please try again in {wait}.",
+                    model = shared.config.model,
+                    wait = format_reset(wait),
+                )
+            } else {
+                format!(
                 "Rate limit reached for {model} in organization org-fakeprovider on {unit} per min ({short}): \
                  Limit {limit}, Used {used}, Requested {requested}. Please try again in {wait}. \
                  Visit https://platform.openai.com/account/rate-limits to learn more.",
                 model = shared.config.model,
                 wait = format_reset(wait),
-            );
+            )
+            };
             let body = error_body(&message, exhausted, "rate_limit_exceeded");
             let mut headers = limits.headers();
+            headers.extend(extra_headers);
             headers.push((
                 "retry-after".to_owned(),
                 wait.as_secs_f64().ceil().max(1.0).to_string(),
@@ -557,6 +631,178 @@ fn admit(shared: &Shared, now: Instant, cost: u64) -> Admission {
             exhausted: "requests",
             wait,
         }
+    }
+}
+
+/// The window's standing as a refusal reports it, nothing admitted.
+fn peek(shared: &Shared, now: Instant) -> Limits {
+    let config = &shared.config;
+    let window = lock(&shared.window);
+    let live: Vec<&(Instant, u64)> = window
+        .iter()
+        .filter(|(at, _)| now.duration_since(*at) < config.window)
+        .collect();
+    let tokens: u64 = live.iter().map(|(_, tokens)| tokens).sum();
+    let reset = live.first().map_or(Duration::ZERO, |(at, _)| {
+        (*at + config.window).saturating_duration_since(now)
+    });
+    Limits {
+        rpm: config.rpm,
+        tpm: config.tpm,
+        remaining_requests: config.rpm.saturating_sub(live.len() as u64),
+        remaining_tokens: config.tpm.saturating_sub(tokens),
+        reset_requests: reset,
+        reset_tokens: reset,
+    }
+}
+
+/// The split budget (input, output tokens per window, requests per day) a
+/// request of `input` + `output` tokens would overrun, with the wait, if any.
+fn refuse_split(
+    shared: &Shared,
+    split: &mut Split,
+    now: Instant,
+    input: u64,
+    output: u64,
+) -> Option<(&'static str, Duration)> {
+    let config = &shared.config;
+    while split
+        .0
+        .front()
+        .is_some_and(|(at, _, _)| now.duration_since(*at) >= config.window)
+    {
+        split.0.pop_front();
+    }
+    if config.daily_requests.is_some_and(|daily| split.1 >= daily) {
+        let day = Duration::from_secs(86_400) / config.time_scale.max(1);
+        return Some(("daily_requests", day.saturating_sub(now - shared.started)));
+    }
+    for (limit, amount, column, name) in [
+        (config.input_tpm, input, 0, "input_tokens"),
+        (config.output_tpm, output, 1, "output_tokens"),
+    ] {
+        let Some(limit) = limit else { continue };
+        let used: u64 = split
+            .0
+            .iter()
+            .map(|entry| if column == 0 { entry.1 } else { entry.2 })
+            .sum();
+        if used + amount > limit {
+            let mut left = used;
+            let mut wait = config.window;
+            for (at, entry_input, entry_output) in &split.0 {
+                left -= if column == 0 {
+                    *entry_input
+                } else {
+                    *entry_output
+                };
+                if left + amount <= limit {
+                    wait = (*at + config.window).saturating_duration_since(now);
+                    break;
+                }
+            }
+            return Some((name, wait));
+        }
+    }
+    None
+}
+
+/// Anthropic's headers for requests and the split budgets, and the IETF
+/// fields for the day, as they stand at `now`.
+fn split_headers(shared: &Shared, split: &mut Split, now: Instant) -> Vec<(String, String)> {
+    let config = &shared.config;
+    let scale = u64::from(config.time_scale.max(1));
+    let instant = |at: Instant| {
+        let real = at.saturating_duration_since(shared.started).as_millis() as u64;
+        let millis = if scale > 1 {
+            config.virtual_epoch_ms + real * scale
+        } else {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_millis() as u64)
+                + at.saturating_duration_since(now).as_millis() as u64
+        };
+        jiff::Timestamp::from_millisecond(millis as i64)
+            .map(|stamp| stamp.to_string())
+            .unwrap_or_default()
+    };
+    let mut headers = Vec::new();
+    if config.input_tpm.is_none() && config.output_tpm.is_none() && config.daily_requests.is_none()
+    {
+        return headers;
+    }
+    let reset = split
+        .0
+        .front()
+        .map_or(now + config.window, |(at, _, _)| *at + config.window);
+    let requests = lock(&shared.window)
+        .iter()
+        .filter(|(at, _)| now.duration_since(*at) < config.window)
+        .count() as u64;
+    let mut budget = |name: &str, limit: u64, used: u64| {
+        headers.push((
+            format!("anthropic-ratelimit-{name}-limit"),
+            limit.to_string(),
+        ));
+        headers.push((
+            format!("anthropic-ratelimit-{name}-remaining"),
+            limit.saturating_sub(used).to_string(),
+        ));
+        headers.push((format!("anthropic-ratelimit-{name}-reset"), instant(reset)));
+    };
+    budget("requests", config.rpm, requests);
+    if let Some(limit) = config.input_tpm {
+        budget(
+            "input-tokens",
+            limit,
+            split.0.iter().map(|entry| entry.1).sum(),
+        );
+    }
+    if let Some(limit) = config.output_tpm {
+        budget(
+            "output-tokens",
+            limit,
+            split.0.iter().map(|entry| entry.2).sum(),
+        );
+    }
+    if let Some(daily) = config.daily_requests {
+        let day = Duration::from_secs(86_400) / config.time_scale.max(1);
+        let left = day.saturating_sub(now - shared.started).as_secs_f64() * scale as f64;
+        headers.push((
+            "ratelimit-policy".to_owned(),
+            format!("\"daily\";q={daily};w=86400"),
+        ));
+        headers.push((
+            "ratelimit".to_owned(),
+            format!(
+                "\"daily\";r={};t={}",
+                daily.saturating_sub(split.1),
+                left.ceil() as u64
+            ),
+        ));
+    }
+    headers
+}
+
+/// `outcome` with every duration it reports in the provider's scaled time.
+fn scaled(outcome: Admission, scale: u32) -> Admission {
+    let scale = scale.max(1);
+    let limits = |limits: Limits| Limits {
+        reset_requests: limits.reset_requests * scale,
+        reset_tokens: limits.reset_tokens * scale,
+        ..limits
+    };
+    match outcome {
+        Admission::Granted(granted) => Admission::Granted(limits(granted)),
+        Admission::Refused {
+            limits: refused,
+            exhausted,
+            wait,
+        } => Admission::Refused {
+            limits: limits(refused),
+            exhausted,
+            wait: wait * scale,
+        },
     }
 }
 

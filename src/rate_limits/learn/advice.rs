@@ -160,9 +160,18 @@ pub fn shared_advice(learned: &LearnedLimits, now_ms: u64) -> Advice {
             .find(dimension, Window::Minute)
             .and_then(|limit| limit.limit)
     };
+    let per_day = |dimension| {
+        learned
+            .find(dimension, Window::Day)
+            .and_then(|limit| limit.limit)
+    };
     let stated = StatedLimits {
         requests_per_minute: per_minute(Dimension::Requests),
         tokens_per_minute: per_minute(Dimension::Tokens),
+        input_tokens_per_minute: per_minute(Dimension::InputTokens),
+        output_tokens_per_minute: per_minute(Dimension::OutputTokens),
+        requests_per_day: per_day(Dimension::Requests),
+        tokens_per_day: per_day(Dimension::Tokens),
     };
     let spent = learned
         .limits

@@ -509,6 +509,35 @@ fn shared_advice_states_the_per_minute_limits_and_holds_until_the_latest_spent_r
 }
 
 #[test]
+fn shared_advice_states_input_output_and_daily_limits_apart() {
+    // Anthropic's documented names, with the IETF fields for a daily policy.
+    let headers = pairs(&[
+        ("anthropic-ratelimit-requests-limit", "50"),
+        ("anthropic-ratelimit-input-tokens-limit", "30000"),
+        ("anthropic-ratelimit-input-tokens-remaining", "29000"),
+        (
+            "anthropic-ratelimit-input-tokens-reset",
+            "2026-12-02T00:00:20Z",
+        ),
+        ("anthropic-ratelimit-output-tokens-limit", "8000"),
+        ("anthropic-ratelimit-output-tokens-remaining", "7990"),
+        (
+            "anthropic-ratelimit-output-tokens-reset",
+            "2026-12-02T00:00:05Z",
+        ),
+        ("ratelimit-policy", "\"daily\";q=1000;w=86400"),
+        ("ratelimit", "\"daily\";r=900;t=3600"),
+    ]);
+    let advice = shared_advice(&learn(&headers, "anthropic", NOW), NOW);
+    assert_eq!(advice.stated.requests_per_minute, Some(50));
+    assert_eq!(advice.stated.input_tokens_per_minute, Some(30_000));
+    assert_eq!(advice.stated.output_tokens_per_minute, Some(8_000));
+    assert_eq!(advice.stated.requests_per_day, Some(1_000));
+    assert_eq!(advice.stated.tokens_per_minute, None);
+    assert_eq!(advice.hold, None, "nothing is spent");
+}
+
+#[test]
 fn headers_that_state_nothing_give_no_advice() {
     assert_eq!(
         advice_from_headers(

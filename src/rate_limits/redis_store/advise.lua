@@ -1,6 +1,7 @@
 -- What an answer taught about a model (ModelState::advise, then status_on).
 -- ARGV from 12: '1' to clear the standing hold first, the stated rpm or '',
--- the stated tpm or '', a hold's kind or '', its end in ms, its reason.
+-- the stated tpm or '', a hold's kind or '', its end in ms, its reason, the
+-- stated input and output tokens per minute, requests and tokens per day or ''.
 -- Replies: {view..., advice..., reservation, ...}, as status.
 if not load() then create(ARGV[9], ARGV[10]) end
 local now = clock()
@@ -9,6 +10,10 @@ refresh(now)
 if ARGV[12] == '1' then st.hk, st.hu, st.hr = '', 0, '' end
 if ARGV[13] ~= '' then st.srpm = tonumber(ARGV[13]) end
 if ARGV[14] ~= '' then st.stpm = tonumber(ARGV[14]) end
+if ARGV[18] ~= '' then st.sitpm = tonumber(ARGV[18]) end
+if ARGV[19] ~= '' then st.sotpm = tonumber(ARGV[19]) end
+if ARGV[20] ~= '' then st.srpd = tonumber(ARGV[20]) end
+if ARGV[21] ~= '' then st.stpd = tonumber(ARGV[21]) end
 local SEVERITY = { backoff = 1, exhausted = 2, quota = 3 }
 local kind, ends = ARGV[15], tonumber(ARGV[16])
 if kind ~= '' and ends > now then
@@ -21,6 +26,6 @@ if kind ~= '' and ends > now then
 end
 refresh(now)
 update_moving_averages()
-local reply = status_reply()
+local reply = status_reply(now)
 save(now)
 return reply

@@ -7,6 +7,7 @@
 -- and the ids.
 -- Replies: {'granted', reservation} | {'owners', id, owner, group, ...} |
 -- {'held', until, reason} (a quota hold) | {'giveup', reason, needed} |
+-- {'over', budget, amount, limit} (a part alone over a budget's limit) |
 -- {'sleep', reason, retry_after, sleep, ticket}.
 local id, held, new_ticket, waiter = ARGV[12], ARGV[13], ARGV[14], ARGV[15]
 local ein, mout, estimate = tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
@@ -72,13 +73,25 @@ local retry_after, reason
 local token_wait_ = token_wait(now, st.etpm, estimate) or SPAN
 local request_wait = requests_wait(now, st.erpm, 1) or SPAN
 local queue = waiters()
+local budget_wait, budget_reason, over_amount, over_limit = nil, nil, nil, nil
+if st.hu <= now then
+  budget_wait, budget_reason, over_amount, over_limit = budgets_wait(now, ein, mout)
+  if budget_wait == 'over' then
+    if held then redis.call('HDEL', W, held) end
+    save(now)
+    return { 'over', budget_reason, int(over_amount), int(over_limit) }
+  end
+end
 if st.hu > now then
   retry_after, reason = math.max(st.hu - now, 1), 'hold'
-elseif request_wait > 0 or token_wait_ > 0 then
+elseif request_wait > 0 or token_wait_ > 0 or budget_wait then
   if request_wait >= token_wait_ then
     retry_after, reason = request_wait, 'requests'
   else
     retry_after, reason = token_wait_, 'tokens'
+  end
+  if budget_wait and budget_wait > retry_after then
+    retry_after, reason = budget_wait, budget_reason
   end
 elseif in_flight() >= st.cap then
   local earliest = redis.call('ZRANGE', L, 0, 0, 'WITHSCORES')
@@ -104,6 +117,7 @@ else
     local record = { seq = int(sequence), at = int(now), lease = int(now + lease),
       ein = int(ein), mout = int(mout), est = int(estimate), owner = owner, pg = group }
     put_reservation(id, record)
+    budgets_admit(now, ein, mout)
     record.lease = now + lease
     update_moving_averages()
     save(now)
@@ -133,7 +147,7 @@ if check then
   end
 end
 
-local exact = reason == 'requests' or reason == 'tokens' or reason == 'hold'
+local exact = reason ~= 'concurrency' and reason ~= 'queue'
 local sleep = retry_after
 if not exact and poll < sleep then sleep = poll end
 if remaining then

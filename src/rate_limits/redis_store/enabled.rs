@@ -12,6 +12,7 @@ use super::{escape_key, unescape_key, DEFAULT_PREFIX, TTL_SLACK};
 use crate::rate_limits::backend::{
     Attempt, AttemptSpec, Backend, Context, Settled, Settlement, Wanted,
 };
+use crate::rate_limits::budgets::{Budget, BudgetUse};
 use crate::rate_limits::clock::duration_millis;
 use crate::rate_limits::hold::{Advice, Hold, HoldKind, StatedLimits};
 use crate::rate_limits::owner::{Owner, ProcessGroup};
@@ -482,9 +483,10 @@ fn parse_reservation(text: &str, provider: &str, model: &str) -> Result<Reservat
 }
 
 /// A model's status from the scripts' reply: the thirteen figures of the
-/// view, the five of the hold and stated limits, then the reservations.
+/// view, the five of the hold and stated limits, the five of the budgets
+/// beyond RPM and TPM, then the reservations.
 fn parse_status(reply: &[String]) -> Result<ModelStatus, Failure> {
-    if reply.len() < 18 {
+    if reply.len() < 23 {
         return Err(Failure::Reply(format!(
             "status answered {} values",
             reply.len()
@@ -510,11 +512,19 @@ fn parse_status(reply: &[String]) -> Result<ModelStatus, Failure> {
     let stated_limit = |text: &str, what: &str| -> Result<Option<u64>, Failure> {
         Ok(Some(number(text, what)?).filter(|&limit| limit > 0))
     };
+    let [itpm, otpm, rpd, tpd, uses] = &reply[18..23] else {
+        unreachable!("a slice of five");
+    };
     let stated = StatedLimits {
         requests_per_minute: stated_limit(rpm, "stated rpm")?,
         tokens_per_minute: stated_limit(tpm, "stated tpm")?,
+        input_tokens_per_minute: stated_limit(itpm, "stated itpm")?,
+        output_tokens_per_minute: stated_limit(otpm, "stated otpm")?,
+        requests_per_day: stated_limit(rpd, "stated rpd")?,
+        tokens_per_day: stated_limit(tpd, "stated tpd")?,
     };
-    let mut reservations = reply[18..]
+    let budgets = parse_budget_uses(uses)?;
+    let mut reservations = reply[23..]
         .iter()
         .map(|record| parse_reservation(record, &snapshot.provider, &snapshot.model))
         .collect::<Result<Vec<_>, _>>()?;
@@ -524,7 +534,72 @@ fn parse_status(reply: &[String]) -> Result<ModelStatus, Failure> {
         reservations,
         hold,
         stated,
+        budgets,
     })
+}
+
+/// The last ARGV of every model script: the profile's limits beyond RPM and
+/// TPM, `itpm,otpm,rpd,tpd,period start,period end` (empty where unset; the
+/// period of a fixed daily reset holding `now`, empty for a rolling day).
+fn budgets_pack(profile: Option<&Profile>, now: u64) -> String {
+    let Some(profile) = profile else {
+        return String::new();
+    };
+    let extended = profile.extended();
+    let text = |limit: Option<u64>| limit.map(|limit| limit.to_string()).unwrap_or_default();
+    let (start, end) = extended
+        .daily_reset
+        .period(now)
+        .map_or((String::new(), String::new()), |(start, end)| {
+            (start.to_string(), end.to_string())
+        });
+    format!(
+        "{},{},{},{},{start},{end}",
+        text(extended.itpm),
+        text(extended.otpm),
+        text(extended.rpd),
+        text(extended.tpd)
+    )
+}
+
+/// A budget by the name the scripts use (its serde name).
+fn budget_named(name: &str) -> Result<Budget, Failure> {
+    Budget::ALL
+        .into_iter()
+        .find(|budget| {
+            serde_json::to_value(budget)
+                .ok()
+                .and_then(|value| value.as_str().map(str::to_owned))
+                == Some(name.to_owned())
+        })
+        .ok_or_else(|| Failure::Reply(format!("budget `{name}`")))
+}
+
+/// `budget:profile limit:limit:used:frees at` entries joined by `,`.
+fn parse_budget_uses(text: &str) -> Result<Vec<BudgetUse>, Failure> {
+    text.split(',')
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let parts: Vec<&str> = entry.split(':').collect();
+            let [budget, own, limit, used, frees] = parts.as_slice() else {
+                return Err(Failure::Reply(format!("budget use `{entry}`")));
+            };
+            let optional = |text: &str, what: &str| -> Result<Option<u64>, Failure> {
+                if text.is_empty() {
+                    Ok(None)
+                } else {
+                    number(text, what).map(Some)
+                }
+            };
+            Ok(BudgetUse {
+                budget: budget_named(budget)?,
+                limit: optional(own, "budget's profile limit")?,
+                effective_limit: number(limit, "budget's limit")?,
+                used: number(used, "budget's use")?,
+                frees_at: optional(frees, "budget's end")?,
+            })
+        })
+        .collect()
 }
 
 /// `ModelState::view` from the scripts' thirteen figures.
@@ -568,6 +643,10 @@ fn reason(text: &str) -> Result<WaitReason, Failure> {
         "concurrency" => WaitReason::Concurrency,
         "queue" => WaitReason::Queue,
         "hold" => WaitReason::Hold,
+        "input_tokens" => WaitReason::InputTokens,
+        "output_tokens" => WaitReason::OutputTokens,
+        "daily_requests" => WaitReason::DailyRequests,
+        "daily_tokens" => WaitReason::DailyTokens,
         other => return Err(Failure::Reply(format!("wait reason `{other}`"))),
     })
 }
@@ -662,6 +741,7 @@ impl Backend for RedisStore {
             for id in &dead {
                 invocation.arg(id);
             }
+            invocation.arg(budgets_pack(Some(spec.profile), (cx.now)()));
             let mut index = redis::cmd("SET");
             index
                 .arg(self.index_key(spec.reservation_id))
@@ -688,6 +768,14 @@ impl Backend for RedisStore {
                     ("owners", owners) => {
                         dead = Self::dead_ids(cx, owners)?;
                         return Ok(None);
+                    }
+                    ("over", [budget, amount, limit]) => {
+                        Attempt::Failed(SchedulerError::OverBudget {
+                            label: format!("{}/{}", spec.provider, spec.model),
+                            budget: budget_named(budget)?,
+                            amount: number(amount, "amount")?,
+                            limit: number(limit, "limit")?,
+                        })
                     }
                     ("giveup", [why, needed]) => Attempt::GiveUp {
                         reason: reason(why)?,
@@ -759,7 +847,9 @@ impl Backend for RedisStore {
             } => {
                 invocation
                     .arg("success")
-                    .arg(input_tokens.saturating_add(*output_tokens).min(MAX_COUNT));
+                    .arg(input_tokens.saturating_add(*output_tokens).min(MAX_COUNT))
+                    .arg((*input_tokens).min(MAX_COUNT))
+                    .arg((*output_tokens).min(MAX_COUNT));
             }
             Settlement::RateLimit {
                 retry_after_seconds,
@@ -788,6 +878,7 @@ impl Backend for RedisStore {
                     .arg(group);
             }
         }
+        invocation.arg(budgets_pack(profile, (cx.now)()));
         let renew = matches!(settlement, Settlement::Renew { .. });
         let index = if let Settlement::Renew { lease, .. } = settlement {
             let ttl = duration_millis(*lease)
@@ -850,7 +941,9 @@ impl Backend for RedisStore {
             .arg(reservation.sequence)
             .arg(reservation.acquired_at)
             .arg(tokens.min(MAX_COUNT))
-            .arg(if rate_limited { "1" } else { "0" });
+            .arg(if rate_limited { "1" } else { "0" })
+            .arg(reservation.estimated_input_tokens.min(MAX_COUNT))
+            .arg(budgets_pack(profile, (cx.now)()));
         let counted: i64 = self.with_connection(|link| Ok(invocation.invoke(link.like())?))?;
         Ok(counted == 1)
     }
@@ -933,6 +1026,12 @@ impl Backend for RedisStore {
                 .arg(&hold.reason),
             None => invocation.arg("").arg(0).arg(""),
         };
+        invocation
+            .arg(stated(advice.stated.input_tokens_per_minute))
+            .arg(stated(advice.stated.output_tokens_per_minute))
+            .arg(stated(advice.stated.requests_per_day))
+            .arg(stated(advice.stated.tokens_per_day))
+            .arg(budgets_pack(Some(target.profile), (cx.now)()));
         let reply: Vec<String> =
             self.with_connection(|link| Ok(invocation.invoke(link.like())?))?;
         parse_status(&reply).map_err(|failure| self.unavailable(failure))
@@ -1003,6 +1102,7 @@ impl RedisStore {
         for id in &dead {
             invocation.arg(id);
         }
+        invocation.arg(budgets_pack(*profile, (cx.now)()));
         let reply: Vec<String> =
             self.with_connection(|link| Ok(invocation.invoke(link.like())?))?;
         if reply.is_empty() {

@@ -8,7 +8,8 @@
 --       (a minute plus the window margin), 3 the profile's utilization
 --       target when a profile follows, else '',
 --       4..8 its rpm, tpm, effective rpm, effective tpm and concurrency cap,
---       9 provider, 10 model, 11 TTL slack in ms; the operation's own from 12.
+--       9 provider, 10 model, 11 TTL slack in ms; the operation's own from 12;
+--       last of all, the budgets beyond RPM and TPM (see the Budgets section).
 -- Replicate the writes, not the script (which reads TIME): the default
 -- since Redis 5, asked for explicitly for older servers.
 redis.replicate_commands()
@@ -40,9 +41,11 @@ if ARGV[3] ~= '' then
 end
 
 local NUMERIC = { 'rpm', 'tpm', 'erpm', 'etpm', 'base', 'cap', 'streak', 'mar', 'mat',
-                  'first', 'next', 'reqs', 'toks', 'last', 'nt', 'exp', 'srpm', 'stpm', 'hu' }
--- Text fields besides provider and model: the hold's kind and reason.
-local TEXT = { 'provider', 'model', 'hk', 'hr' }
+                  'first', 'next', 'reqs', 'toks', 'last', 'nt', 'exp', 'srpm', 'stpm', 'hu',
+                  'sitpm', 'sotpm', 'srpd', 'stpd' }
+-- Text fields besides provider and model: the hold's kind and reason, the
+-- budgets' minute and day tallies.
+local TEXT = { 'provider', 'model', 'hk', 'hr', 'bm', 'bd' }
 
 -- Loads the meta hash; false when the model has no state.
 local function load()
@@ -53,6 +56,8 @@ local function load()
   for _, field in ipairs(NUMERIC) do st[field] = tonumber(st[field]) or 0 end
   st.hk = st.hk or ''
   st.hr = st.hr or ''
+  st.bm = st.bm or ''
+  st.bd = st.bd or ''
   loaded = {}
   for field, value in pairs(st) do loaded[field] = value end
   return true
@@ -64,7 +69,9 @@ local function create(provider, model)
   st = { provider = provider, model = model, rpm = profile.rpm, tpm = profile.tpm,
          erpm = profile.erpm, etpm = profile.etpm, base = profile.base, cap = profile.base,
          streak = 0, mar = 0, mat = 0, first = 0, next = 0, reqs = 0, toks = 0, last = 0, nt = 0,
-         exp = 0, srpm = 0, stpm = 0, hu = 0, hk = '', hr = '' }
+         exp = 0, srpm = 0, stpm = 0, hu = 0, hk = '', hr = '', sitpm = 0, sotpm = 0,
+         srpd = 0, stpd = 0,
+         bm = '', bd = '' }
 end
 
 -- Now in ms: the client's (tests) or the server's, never before the last time seen.
@@ -185,6 +192,245 @@ local function drop_reservation(id)
   redis.call('ZREM', L, id)
 end
 
+-- profile::effective_limit: limit × target floored (a product within a few
+-- ulps of a whole number is that number), at least 1, never above the limit.
+local function effective(limit, target)
+  local product = limit * target
+  local nearest = math.floor(product + 0.5)
+  local floored = math.floor(product)
+  if math.abs(product - nearest) <= math.max(math.abs(nearest), 1) * 8 * 2.220446049250313e-16 then
+    floored = nearest
+  end
+  if floored < 1 then floored = 1 end
+  if floored > limit then floored = limit end
+  return floored
+end
+
+-- Budgets beyond RPM and TPM (src/rate_limits/budgets.rs): input and output
+-- tokens per minute, requests and tokens per day. The last ARGV holds the
+-- profile's limits, 'itpm,otpm,rpd,tpd,period start,period end' (each ''
+-- when unset; the period of a fixed daily reset as the client's clock puts
+-- it, '' for a rolling day). The tallies live in the meta hash as
+-- 'at:a:b' entries joined by ',': `bm` (admitted at, input, output) and
+-- `bd` (latest admission of the minute, requests, tokens).
+local DAY, DAY_ENTRY = 86400000, 60000
+local ext = nil
+do
+  local a, b, c, d, e, f = string.match(ARGV[#ARGV] or '',
+    '^(%d*),(%d*),(%d*),(%d*),(%d*),(%d*)$')
+  if a and profile then
+    ext = { itpm = tonumber(a), otpm = tonumber(b), rpd = tonumber(c), tpd = tonumber(d),
+            pstart = tonumber(e), pend = tonumber(f) }
+  end
+end
+
+-- The tallies, decoded once per script, with their totals.
+local tallies = nil
+local function decode_tally(text)
+  local list = {}
+  for at, x, y in string.gmatch(text, '(%d+):(%d+):(%d+)') do
+    list[#list + 1] = { tonumber(at), tonumber(x), tonumber(y) }
+  end
+  return list
+end
+local function tally()
+  if tallies then return tallies end
+  tallies = { m = decode_tally(st.bm), d = decode_tally(st.bd), mi = 0, mo = 0, dr = 0, dt = 0 }
+  for _, e in ipairs(tallies.m) do tallies.mi, tallies.mo = tallies.mi + e[2], tallies.mo + e[3] end
+  for _, e in ipairs(tallies.d) do tallies.dr, tallies.dt = tallies.dr + e[2], tallies.dt + e[3] end
+  return tallies
+end
+local function encode_tally(list)
+  local parts = {}
+  for i, e in ipairs(list) do parts[i] = int(e[1]) .. ':' .. int(e[2]) .. ':' .. int(e[3]) end
+  return table.concat(parts, ',')
+end
+local function store_tallies()
+  if tallies then st.bm, st.bd = encode_tally(tallies.m), encode_tally(tallies.d) end
+end
+
+-- budgets::Paced: each limit the lower of the profile's and the stated one,
+-- at the profile's target; nil where neither sets one (or with no profile).
+local function paced_limit(own, stated)
+  local best = nil
+  if own then best = effective(own, profile.target) end
+  if stated and stated > 0 then
+    local lowered = effective(stated, profile.target)
+    if not best or lowered < best then best = lowered end
+  end
+  return best
+end
+local function paced()
+  if not ext then return nil end
+  local limits = { paced_limit(ext.itpm, st.sitpm), paced_limit(ext.otpm, st.sotpm),
+                   paced_limit(ext.rpd, st.srpd), paced_limit(ext.tpd, st.stpd) }
+  limits.any = limits[1] or limits[2] or limits[3] or limits[4]
+  return limits
+end
+local BUDGETS = { 'input_tokens_per_minute', 'output_tokens_per_minute',
+                  'requests_per_day', 'tokens_per_day' }
+local BUDGET_REASONS = { 'input_tokens', 'output_tokens', 'daily_requests', 'daily_tokens' }
+
+-- DailyReset::period at `now`: nil for a rolling day.
+local function period(now)
+  if not ext or not ext.pend then return nil end
+  if now >= ext.pend then return ext.pend, ext.pend + DAY end
+  return ext.pstart, ext.pend
+end
+
+-- The entries of `list` from `keep` on (a copy: unpack overflows the stack
+-- on long lists).
+local function drop_front(list, keep)
+  local kept = {}
+  for i = keep, #list do kept[#kept + 1] = list[i] end
+  return kept
+end
+
+-- Budgets::expire.
+local function budgets_expire(now)
+  local limits = paced()
+  if not limits then return end
+  if st.bm == '' and st.bd == '' and not tallies then return end
+  local t = tally()
+  if not limits[1] and not limits[2] then t.m, t.mi, t.mo = {}, 0, 0 end
+  local keep = 1
+  while t.m[keep] and t.m[keep][1] + SPAN <= now do
+    t.mi, t.mo = t.mi - t.m[keep][2], t.mo - t.m[keep][3]
+    keep = keep + 1
+  end
+  if keep > 1 then t.m = drop_front(t.m, keep) end
+  if not limits[3] and not limits[4] then t.d, t.dr, t.dt = {}, 0, 0 end
+  local start = period(now)
+  keep = 1
+  while t.d[keep] do
+    local at = t.d[keep][1]
+    local counts
+    if start then counts = at >= start else counts = at + DAY > now end
+    if counts then break end
+    t.dr, t.dt = t.dr - t.d[keep][2], t.dt - t.d[keep][3]
+    keep = keep + 1
+  end
+  if keep > 1 then t.d = drop_front(t.d, keep) end
+end
+
+-- Budgets::freed_after.
+local function freed_after(list, needed, column, span, now)
+  local freed = 0
+  for _, e in ipairs(list) do
+    freed = freed + e[column]
+    if freed >= needed then return math.max(e[1] + span - now, 0) end
+  end
+  return span
+end
+
+-- Budgets::wait: nil | wait, reason | 'over', budget, amount, limit.
+local function budgets_wait(now, input, output)
+  local limits = paced()
+  if not limits or not limits.any then return nil end
+  local t = tally()
+  local _, ends = period(now)
+  local longest, longest_reason = nil, nil
+  for i = 1, 4 do
+    local limit = limits[i]
+    if limit then
+      local amount, total
+      if i == 1 then amount, total = input, t.mi
+      elseif i == 2 then amount, total = output, t.mo
+      elseif i == 3 then amount, total = 1, t.dr
+      else amount, total = input + output, t.dt end
+      if amount > limit then return 'over', BUDGETS[i], amount, limit end
+      local needed = total + amount - limit
+      if needed > 0 then
+        local wait
+        if i >= 3 and ends then wait = ends - now
+        elseif i >= 3 then wait = freed_after(t.d, needed, i - 1, DAY, now)
+        else wait = freed_after(t.m, needed, i + 1, SPAN, now) end
+        if wait < 1 then wait = 1 end
+        if not longest or wait > longest then longest, longest_reason = wait, BUDGET_REASONS[i] end
+      end
+    end
+  end
+  return longest, longest_reason
+end
+
+-- Budgets::admit.
+local function budgets_admit(at, input, output)
+  local limits = paced()
+  if not limits then return end
+  local t = tally()
+  if limits[1] or limits[2] then
+    local last = t.m[#t.m]
+    if last and last[1] == at then
+      last[2], last[3] = last[2] + input, last[3] + output
+    else
+      t.m[#t.m + 1] = { at, input, output }
+    end
+    t.mi, t.mo = t.mi + input, t.mo + output
+  end
+  if limits[3] or limits[4] then
+    local last = t.d[#t.d]
+    if last and math.floor(last[1] / DAY_ENTRY) == math.floor(at / DAY_ENTRY) then
+      last[1] = math.max(last[1], at)
+      last[2], last[3] = last[2] + 1, last[3] + input + output
+    else
+      t.d[#t.d + 1] = { at, 1, input + output }
+    end
+    t.dr, t.dt = t.dr + 1, t.dt + input + output
+  end
+end
+
+-- Budgets::reconcile: what the request admitted at `at` counts goes from
+-- (fi, fo) to (ti, to); `unsent` takes its request off the day.
+local function budgets_reconcile(at, fi, fo, ti, to, unsent)
+  if st.bm == '' and st.bd == '' and not tallies then return end
+  local t = tally()
+  for _, e in ipairs(t.m) do
+    if e[1] == at then
+      local input, output = math.max(e[2] - fi, 0) + ti, math.max(e[3] - fo, 0) + to
+      t.mi, t.mo = t.mi - e[2] + input, t.mo - e[3] + output
+      e[2], e[3] = input, output
+      break
+    end
+  end
+  local bucket = math.floor(at / DAY_ENTRY)
+  for _, e in ipairs(t.d) do
+    if math.floor(e[1] / DAY_ENTRY) == bucket then
+      local requests = e[2]
+      if unsent then requests = math.max(requests - 1, 0) end
+      local tokens = math.max(e[3] - (fi + fo), 0) + ti + to
+      t.dr, t.dt = t.dr - e[2] + requests, t.dt - e[3] + tokens
+      e[2], e[3] = requests, tokens
+      break
+    end
+  end
+end
+
+-- Budgets::uses, as 'budget:profile limit or empty:limit:used:frees at or empty' joined by ','.
+local function budget_uses(now)
+  local limits = paced()
+  if not limits then return '' end
+  local t = tally()
+  local _, ends = period(now)
+  local own = { ext.itpm, ext.otpm, ext.rpd, ext.tpd }
+  local totals = { t.mi, t.mo, t.dr, t.dt }
+  local parts = {}
+  for i = 1, 4 do
+    if limits[i] then
+      local frees = ''
+      if totals[i] > 0 then
+        if i >= 3 and ends then frees = int(ends)
+        elseif i >= 3 and t.d[1] then frees = int(t.d[1][1] + DAY)
+        elseif i < 3 and t.m[1] then frees = int(t.m[1][1] + SPAN) end
+      end
+      local mine = ''
+      if own[i] then mine = int(own[i]) end
+      parts[#parts + 1] = BUDGETS[i] .. ':' .. mine .. ':' .. int(limits[i]) .. ':'
+        .. int(totals[i]) .. ':' .. frees
+    end
+  end
+  return table.concat(parts, ',')
+end
+
 -- ModelState::reclaim for the given ids: the slot frees, the estimate goes,
 -- the request stays counted.
 local function reclaim(ids)
@@ -193,6 +439,8 @@ local function reclaim(ids)
     if record then
       drop_reservation(id)
       set_tokens(tonumber(record.seq), 0)
+      budgets_reconcile(tonumber(record.at), tonumber(record.ein), tonumber(record.mout), 0, 0,
+        false)
     end
   end
 end
@@ -228,20 +476,6 @@ local function reclaim_dead(ids)
   reclaim(reservations)
 end
 
--- profile::effective_limit: limit × target floored (a product within a few
--- ulps of a whole number is that number), at least 1, never above the limit.
-local function effective(limit, target)
-  local product = limit * target
-  local nearest = math.floor(product + 0.5)
-  local floored = math.floor(product)
-  if math.abs(product - nearest) <= math.max(math.abs(nearest), 1) * 8 * 2.220446049250313e-16 then
-    floored = nearest
-  end
-  if floored < 1 then floored = 1 end
-  if floored > limit then floored = limit end
-  return floored
-end
-
 -- ModelState::apply_limits with Limits::paced: the profile's limits, each
 -- effective one lowered to a limit the provider stated, at the profile's target.
 local function apply_limits()
@@ -260,6 +494,7 @@ end
 local function refresh(now)
   apply_limits()
   if st.hu > 0 and st.hu <= now then st.hk, st.hu, st.hr = '', 0, '' end
+  budgets_expire(now)
   expire(now)
   local raw = redis.call('HGETALL', W)
   for i = 1, #raw, 2 do
@@ -283,16 +518,27 @@ local function advice()
   return { st.hk, int(st.hu), st.hr, int(st.srpm), int(st.stpm) }
 end
 
+-- The stated input and output tokens per minute and requests and tokens
+-- per day (0 for none), and the budgets' uses, as strings.
+local function budget_reply(now)
+  return { int(st.sitpm), int(st.sotpm), int(st.srpd), int(st.stpd), budget_uses(now) }
+end
+
 -- Saves the meta hash and refreshes every key's TTL, or drops the model
 -- when nothing of it matters any more (PacingState::prune).
 local function save(now)
+  store_tallies()
   local waiting = redis.call('HLEN', W)
   if st.reqs == 0 and st.toks == 0 and in_flight() == 0 and waiting == 0
-      and st.cap >= st.base and st.hu == 0 and st.srpm == 0 and st.stpm == 0 then
+      and st.cap >= st.base and st.hu == 0 and st.srpm == 0 and st.stpm == 0
+      and st.sitpm == 0 and st.sotpm == 0 and st.srpd == 0 and st.stpd == 0
+      and st.bm == '' and st.bd == '' then
     redis.call('DEL', M, E, R, L, W)
     return
   end
   local ttl = SPAN + SLACK
+  -- A day's tally lives as long as a day can count it.
+  if st.bd ~= '' then ttl = DAY + SLACK end
   local latest = redis.call('ZRANGE', L, -1, -1, 'WITHSCORES')
   if latest[2] and tonumber(latest[2]) > now then ttl = ttl + tonumber(latest[2]) - now end
   if st.hu > now and st.hu - now + SLACK > ttl then ttl = st.hu - now + SLACK end
@@ -339,10 +585,11 @@ local function reservation_reply(id, record)
 end
 
 -- A model's status as the status and advise scripts reply: the view, the
--- hold and stated limits, then the in-flight reservations.
-local function status_reply()
+-- hold and stated limits, the budgets, then the in-flight reservations.
+local function status_reply(now)
   local reply = view()
   for _, part in ipairs(advice()) do reply[#reply + 1] = part end
+  for _, part in ipairs(budget_reply(now)) do reply[#reply + 1] = part end
   for _, id in ipairs(redis.call('HKEYS', R)) do
     reply[#reply + 1] = reservation_reply(id, reservation(id))
   end

@@ -1,6 +1,7 @@
 -- Ends or renews a reservation (backend::settle_on).
 -- ARGV from 12: reservation id, kind ('success', 'rate_limit', 'failure',
--- 'release' or 'renew'), then for success and failure the tokens to count;
+-- 'release' or 'renew'), then for success and failure the tokens to count
+-- (for success then its input and output tokens apart);
 -- for renew the lease in ms and the process group JSON or ''.
 -- Replies: {'unknown'} | {'settled', reservation, view...}.
 local id, kind = ARGV[12], ARGV[13]
@@ -21,8 +22,10 @@ if kind == 'renew' then
 else
   drop_reservation(id)
   local sequence = tonumber(record.seq)
+  local at, ein, mout = tonumber(record.at), tonumber(record.ein), tonumber(record.mout)
   if kind == 'success' then
     set_tokens(sequence, tonumber(ARGV[14]))
+    budgets_reconcile(at, ein, mout, tonumber(ARGV[15]), tonumber(ARGV[16]), false)
     if st.cap < st.base then
       st.streak = st.streak + 1
       if st.streak >= 3 then
@@ -36,10 +39,14 @@ else
     st.cap = math.max(math.ceil(st.cap / 2), 1)
     update_moving_averages()
   elseif kind == 'failure' then
-    set_tokens(sequence, tonumber(ARGV[14]))
+    local tokens = tonumber(ARGV[14])
+    set_tokens(sequence, tokens)
+    local input = math.min(tokens, ein)
+    budgets_reconcile(at, ein, mout, input, tokens - input, false)
     update_moving_averages()
   else
     cancel(sequence)
+    budgets_reconcile(at, ein, mout, 0, 0, true)
   end
 end
 local reply = { 'settled', reservation_reply(id, record) }

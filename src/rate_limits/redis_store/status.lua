@@ -13,6 +13,6 @@ local now = clock()
 reclaim_dead(dead)
 refresh(now)
 update_moving_averages()
-local reply = status_reply()
+local reply = status_reply(now)
 save(now)
 return reply
