@@ -144,7 +144,7 @@ fn timed_out_message(
         | WaitReason::OutputTokens => ("", ""),
         WaitReason::DailyRequests | WaitReason::DailyTokens => {
             return format!(
-                "gave up after {:.1} s waiting for {reason} of `{label}`: it frees in {}{}",
+                "timed out after {:.1} s waiting for {reason} of `{label}`: it frees in {}{}",
                 waited.as_secs_f64(),
                 super::budgets::format_wait(needed),
                 if frees_at > 0 {
@@ -2963,7 +2963,7 @@ mod tests {
         assert_eq!(clock.now(), START, "gave up without sleeping");
         assert_eq!(
             error.to_string(),
-            "gave up after 0.0 s waiting for the requests-per-day budget of `acme/m`: it frees in 1 h 46 min, at 2023-11-15T00:00:00Z"
+            "timed out after 0.0 s waiting for the requests-per-day budget of `acme/m`: it frees in 1 h 46 min, at 2023-11-15T00:00:00Z"
         );
         // After the reset a new day begins.
         clock.advance(Duration::from_millis(1_700_006_400_000 - START));
