@@ -21,7 +21,7 @@ use crate::rate_limits::backend::Backend;
 use crate::rate_limits::clock::format_epoch_millis;
 use crate::rate_limits::clock::{Clock, SystemClock};
 use crate::rate_limits::fail_open::{is_unpaced, FailOpen};
-use crate::rate_limits::hold::{Advice, Hold, StatedLimits};
+use crate::rate_limits::hold::{Advice, Hold, StatedLimits, UnseenUse};
 use crate::rate_limits::owner::{
     calling_owner, host_name, liveness, Liveness, Owner, ShortLived, SkipReason, MAX_OWNER_WALK,
 };
@@ -609,6 +609,8 @@ struct StatusJson<'a> {
     hold: Option<&'a Hold>,
     #[serde(skip_serializing_if = "StatedLimits::is_empty")]
     stated_limits: StatedLimits,
+    #[serde(skip_serializing_if = "UnseenUse::is_empty")]
+    unseen_use: UnseenUse,
 }
 
 pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitStatus> {
@@ -626,6 +628,7 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
                 reservations: &status.reservations,
                 hold: status.hold.as_ref(),
                 stated_limits: status.stated,
+                unseen_use: status.unseen,
             })
             .collect();
         match (&args.provider, rows.as_slice()) {
@@ -752,6 +755,19 @@ fn detail(status: &ModelStatus, now: u64) -> String {
             "  provider says {} tokens per minute",
             output::thousands(tpm)
         ));
+    }
+    let unseen = status.unseen;
+    for (count, what, until) in [
+        (unseen.requests, "requests", unseen.requests_until),
+        (unseen.tokens, "tokens", unseen.tokens_until),
+    ] {
+        if count > 0 {
+            lines.push(format!(
+                "  provider counts {} more {what} than this window (another client of the key), for {:.0} s",
+                output::thousands(count),
+                until.saturating_sub(now) as f64 / 1000.0
+            ));
+        }
     }
     if let Some(hold) = &status.hold {
         lines.push(format!("  hold         {}", hold_text(hold, now)));

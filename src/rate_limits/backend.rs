@@ -439,6 +439,7 @@ pub fn status_on(
         reservations: model_state.in_flight().cloned().collect(),
         hold: model_state.hold().cloned(),
         stated: model_state.stated_limits(),
+        unseen: model_state.unseen_use(),
     }
 }
 

@@ -182,6 +182,7 @@ impl<B: Backend> Backend for FailOpen<B> {
                     reservations: Vec::new(),
                     hold: None,
                     stated: Default::default(),
+                    unseen: Default::default(),
                 })
             }
             other => other,

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use super::backend::{Attempt, AttemptSpec, Backend, Context, Settled, Settlement, Wanted};
 use super::clock::{duration_millis, sleep_unless, Clock, SystemClock};
-use super::hold::{hold_for, Advice, Hold, StatedLimits};
+use super::hold::{hold_for, Advice, Hold, StatedLimits, UnseenUse};
 use super::learn::advice_from_headers;
 use super::owner::{host_name, liveness, Liveness, Owner, ProcessGroup};
 use super::profile::Profile;
@@ -144,6 +144,9 @@ pub struct ModelStatus {
     pub hold: Option<Hold>,
     /// The per-minute limits the provider last stated.
     pub stated: StatedLimits,
+    /// Use the provider counts that our window does not (another client of
+    /// the key), while it still counts.
+    pub unseen: UnseenUse,
 }
 
 type DeathTest = Box<dyn Fn(&Owner) -> bool + Send + Sync>;

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::clock::{duration_millis, Clock, SystemClock};
-use super::hold::{Advice, Hold, StatedLimits};
+use super::hold::{wait_with_unseen, Advice, Hold, StatedLimits, UnseenUse};
 use super::owner::{Owner, ProcessGroup};
 use super::profile::{check_name, normalize_name, Profile, KEY_SEPARATOR};
 use super::retry::{retry_delay, Classification};
@@ -349,6 +349,7 @@ pub struct ModelState {
     waiters: Vec<Ticket>,
     hold: Option<Hold>,
     stated: StatedLimits,
+    unseen: UnseenUse,
 }
 
 impl ModelState {
@@ -369,6 +370,7 @@ impl ModelState {
             waiters: Vec::new(),
             hold: None,
             stated: StatedLimits::default(),
+            unseen: UnseenUse::default(),
         }
     }
 
@@ -461,6 +463,7 @@ impl ModelState {
             && self.current_concurrency_cap >= self.limits.base_concurrency_cap
             && self.hold.is_none()
             && self.stated.is_empty()
+            && self.unseen.is_empty()
     }
 
     /// The standing hold, if any.
@@ -473,6 +476,12 @@ impl ModelState {
         self.stated
     }
 
+    /// The use another client of the key made that the provider counts and
+    /// our window does not, while it still counts.
+    pub fn unseen_use(&self) -> UnseenUse {
+        self.unseen
+    }
+
     /// Applies what an answer taught: the stated limits (pacing then uses
     /// the lower of the profile's and the provider's, at the profile's
     /// utilization target), and a hold merged with any that stands.
@@ -483,6 +492,15 @@ impl ModelState {
             self.hold = None;
         }
         self.stated = self.stated.updated(advice.stated);
+        // The provider's count includes ours: only the excess is another
+        // client's, and each answer replaces what the last one said.
+        self.unseen.update(
+            advice.provider_use,
+            self.window.requests(),
+            self.window.tokens(),
+            now,
+            self.window.span(),
+        );
         if let Some(hold) = advice.hold.clone().filter(|hold| hold.until > now) {
             self.hold = Some(match self.hold.take() {
                 Some(standing) => standing.merge(hold),
@@ -502,6 +520,7 @@ impl ModelState {
         if self.hold.as_ref().is_some_and(|hold| hold.until <= now) {
             self.hold = None;
         }
+        self.unseen.expire(now);
         self.window.expire(now);
         self.waiters.retain(|ticket| ticket.expires_at > now);
         self.reclaim(|reservation| reservation.lease_expires_at <= now)
@@ -604,16 +623,14 @@ impl ModelState {
         }
         let estimate = request.estimated_tokens();
         let token_limit = self.limits.effective_tpm_limit;
-        let Some(token_wait) = self.window.token_wait(now, token_limit, estimate) else {
+        let Some(token_wait) = self.tokens_wait(now, estimate) else {
             return Err(SchedulerError::TooLarge {
                 label: self.label(),
                 estimate,
                 effective_tpm_limit: token_limit,
             });
         };
-        let request_wait = self
-            .window
-            .request_wait(now, self.limits.effective_rpm_limit);
+        let request_wait = self.requests_wait(now, 1).unwrap_or(self.window.span());
         if request_wait > 0 || token_wait > 0 {
             let reason = if request_wait >= token_wait {
                 WaitReason::Requests
@@ -722,13 +739,36 @@ impl ModelState {
     /// Milliseconds from `now` until `requests` more requests and `tokens`
     /// more tokens fit the budgets together; `None` when they never can.
     fn ready_in(&self, now: u64, requests: u64, tokens: u64) -> Option<u64> {
-        let requests = self
-            .window
-            .requests_wait(now, self.limits.effective_rpm_limit, requests)?;
-        let tokens = self
-            .window
-            .token_wait(now, self.limits.effective_tpm_limit, tokens)?;
+        let requests = self.requests_wait(now, requests)?;
+        let tokens = self.tokens_wait(now, tokens)?;
         Some(requests.max(tokens))
+    }
+
+    /// Milliseconds from `now` until `extra` more requests fit the
+    /// effective RPM beside the window and the provider's unseen use;
+    /// `None` when they never can.
+    fn requests_wait(&self, now: u64, extra: u64) -> Option<u64> {
+        let limit = self.limits.effective_rpm_limit;
+        wait_with_unseen(
+            now,
+            self.unseen.requests,
+            self.unseen.requests_until,
+            |more| {
+                self.window
+                    .requests_wait(now, limit, extra.saturating_add(more))
+            },
+        )
+    }
+
+    /// Milliseconds from `now` until `estimate` more tokens fit the
+    /// effective TPM beside the window and the provider's unseen use;
+    /// `None` when the estimate alone exceeds it.
+    fn tokens_wait(&self, now: u64, estimate: u64) -> Option<u64> {
+        let limit = self.limits.effective_tpm_limit;
+        wait_with_unseen(now, self.unseen.tokens, self.unseen.tokens_until, |more| {
+            self.window
+                .token_wait(now, limit, estimate.saturating_add(more))
+        })
     }
 
     /// Gives the window's events fresh sequence numbers from 0 once they
@@ -983,6 +1023,8 @@ struct ModelRecord {
     hold: Option<Hold>,
     #[serde(default, skip_serializing_if = "StatedLimits::is_empty")]
     stated_limits: StatedLimits,
+    #[serde(default, skip_serializing_if = "UnseenUse::is_empty")]
+    unseen_use: UnseenUse,
 }
 
 /// A window's events as the state file holds them.
@@ -1069,6 +1111,8 @@ struct ModelRecordRef<'a> {
     hold: Option<&'a Hold>,
     #[serde(skip_serializing_if = "StatedLimits::is_empty")]
     stated_limits: StatedLimits,
+    #[serde(skip_serializing_if = "UnseenUse::is_empty")]
+    unseen_use: UnseenUse,
 }
 
 impl Serialize for ModelState {
@@ -1092,6 +1136,7 @@ impl Serialize for ModelState {
             waiters: &self.waiters,
             hold: self.hold.as_ref(),
             stated_limits: self.stated,
+            unseen_use: self.unseen,
         }
         .serialize(serializer)
     }
@@ -1286,6 +1331,13 @@ impl TryFrom<ModelRecord> for ModelState {
                 record.next_ticket
             )));
         }
+        let unseen = record.unseen_use;
+        if unseen.requests > MAX_COUNT || unseen.tokens > MAX_COUNT {
+            return Err(inconsistent(format!(
+                "unseen_use {} requests, {} tokens is out of range (0 to {MAX_COUNT})",
+                unseen.requests, unseen.tokens
+            )));
+        }
         let mut previous = None;
         for ticket in &record.waiters {
             if ticket.number >= record.next_ticket
@@ -1312,6 +1364,7 @@ impl TryFrom<ModelRecord> for ModelState {
             waiters: record.waiters,
             hold: record.hold,
             stated: record.stated_limits,
+            unseen: record.unseen_use,
         })
     }
 }
@@ -2661,6 +2714,143 @@ mod tests {
         let mut state = state(&profile);
         state.advise(START, Some(&profile), &hold(HoldKind::Quota, START));
         assert_eq!(state.hold(), None);
+    }
+
+    fn counted(requests: Option<(u64, u64)>, tokens: Option<(u64, u64)>) -> Advice {
+        use crate::rate_limits::hold::{CountedUse, ProviderUse};
+        let part = |(used, resets_at): (u64, u64)| CountedUse {
+            used,
+            resets_at: Some(resets_at),
+        };
+        Advice {
+            provider_use: ProviderUse {
+                requests: requests.map(part),
+                tokens: tokens.map(part),
+            },
+            ..Advice::default()
+        }
+    }
+
+    #[test]
+    fn requests_another_client_used_count_until_the_providers_reset() {
+        let profile = profile(10, 100_000, 1.0, 10);
+        let mut state = state(&profile);
+        for _ in 0..2 {
+            let reservation = granted(acquire(&mut state, START, &profile, &request(1, 1)));
+            state
+                .record_success(START, Some(&profile), &reservation.id, 1, 1)
+                .unwrap();
+        }
+        // The provider counts 7 of its 10 used, our window 2: 5 are another
+        // client's, until the provider's reset 20 s from now.
+        state.advise(
+            START + 1_000,
+            Some(&profile),
+            &counted(Some((7, START + 21_000)), None),
+        );
+        let unseen = state.unseen_use();
+        assert_eq!(
+            (unseen.requests, unseen.requests_until),
+            (5, START + 21_000)
+        );
+        for _ in 0..3 {
+            granted(acquire(&mut state, START + 1_000, &profile, &request(1, 1)));
+        }
+        assert_eq!(
+            acquire(&mut state, START + 1_000, &profile, &request(1, 1)),
+            Decision::Wait {
+                retry_after: Duration::from_millis(20_000),
+                reason: WaitReason::Requests,
+            },
+            "the fourth waits for the other client's use to leave, not for our window"
+        );
+        assert!(!state.is_idle());
+        // It survives a reload, and leaves at the reset.
+        let mut reloaded: ModelState =
+            serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+        assert_eq!(reloaded.unseen_use(), unseen);
+        granted(acquire(
+            &mut reloaded,
+            START + 21_000,
+            &profile,
+            &request(1, 1),
+        ));
+        assert!(reloaded.unseen_use().is_empty());
+    }
+
+    #[test]
+    fn unseen_tokens_wait_for_whichever_frees_room_first() {
+        let profile = profile(100, 1_000, 1.0, 10);
+        let mut state = state(&profile);
+        let first = granted(acquire(&mut state, START, &profile, &request(300, 0)));
+        state
+            .record_success(START, Some(&profile), &first.id, 300, 0)
+            .unwrap();
+        // The provider counts 900 used: 600 unseen, until 50 s from now.
+        state.advise(
+            START,
+            Some(&profile),
+            &counted(None, Some((900, START + 50_000))),
+        );
+        // 300 + 600 + 200 > 1,000. Our 300 leave at SPAN (61 s), the unseen
+        // 600 at 50 s: then 300 + 200 fit.
+        assert_eq!(
+            acquire(&mut state, START, &profile, &request(200, 0)),
+            Decision::Wait {
+                retry_after: Duration::from_millis(50_000),
+                reason: WaitReason::Tokens,
+            }
+        );
+        // 100 fit beside everything now.
+        granted(acquire(&mut state, START, &profile, &request(100, 0)));
+        // An estimate over the TPM alone is still refused at once; one that
+        // fits only once the unseen use leaves is a wait, not an error.
+        assert!(state
+            .try_acquire(START, &profile, &request(1_001, 0), new_reservation_id())
+            .is_err());
+        assert!(matches!(
+            acquire(&mut state, START, &profile, &request(600, 0)),
+            Decision::Wait {
+                reason: WaitReason::Tokens,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn the_next_answer_replaces_the_unseen_use_and_ours_is_never_counted_twice() {
+        let profile = profile(10, 100_000, 1.0, 10);
+        let mut state = state(&profile);
+        granted(acquire(&mut state, START, &profile, &request(1, 1)));
+        granted(acquire(&mut state, START, &profile, &request(1, 1)));
+        // The provider counts no more than our own two: nothing unseen.
+        state.advise(
+            START,
+            Some(&profile),
+            &counted(Some((2, START + 30_000)), None),
+        );
+        assert!(state.unseen_use().is_empty());
+        assert!(!state.is_idle());
+        state.advise(
+            START,
+            Some(&profile),
+            &counted(Some((6, START + 30_000)), None),
+        );
+        assert_eq!(state.unseen_use().requests, 4);
+        // A later answer says the other client's use went down: it replaces.
+        state.advise(
+            START + 5_000,
+            Some(&profile),
+            &counted(Some((3, START + 30_000)), None),
+        );
+        assert_eq!(state.unseen_use().requests, 1);
+        // A reset far off (or none) lasts at most one window span.
+        state.advise(
+            START + 5_000,
+            Some(&profile),
+            &counted(Some((9, START + 3_600_000)), None),
+        );
+        assert_eq!(state.unseen_use().requests_until, START + 5_000 + SPAN);
     }
 
     #[test]

@@ -581,6 +581,70 @@ fn holds_and_stated_limits(run: &mut Run) {
     run.status("m");
 }
 
+/// Another client of the key: the provider counts more use than our window
+/// holds, and every store paces against what is really left until the
+/// provider's reset.
+fn unseen_use(run: &mut Run) {
+    let mut last = None;
+    for _ in 0..2 {
+        let reservation = run.acquire(&request("m", 1, 1), None).unwrap();
+        run.pacer.record_success(&reservation.id, 1, 1).unwrap();
+        last = Some(reservation);
+    }
+    let headers: Vec<(String, String)> = [
+        ("x-ratelimit-limit-requests", "10"),
+        ("x-ratelimit-remaining-requests", "3"),
+        ("x-ratelimit-reset-requests", "20s"),
+        ("x-ratelimit-limit-tokens", "1000"),
+        ("x-ratelimit-remaining-tokens", "400"),
+        ("x-ratelimit-reset-tokens", "30s"),
+    ]
+    .iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect();
+    run.pacer
+        .learn_from_headers(&last.unwrap(), &headers)
+        .unwrap();
+    let status = run.status("m");
+    // 7 requests and 600 tokens used at the provider, 2 and 4 in our window.
+    assert_eq!(
+        (status.unseen.requests, status.unseen.tokens),
+        (5, 596),
+        "{:?}",
+        status.unseen
+    );
+    for _ in 0..3 {
+        run.acquire(&request("m", 1, 1), Some(Duration::ZERO))
+            .unwrap();
+    }
+    let (reason, needed) = deadline_error(run.acquire(&request("m", 1, 1), Some(Duration::ZERO)));
+    assert_eq!(
+        (reason, needed),
+        (WaitReason::Requests, Duration::from_secs(20))
+    );
+    run.clock.advance(Duration::from_secs(20));
+    // The requests are free again; 10 + 596 + 401 tokens are not, until 30 s.
+    let (reason, needed) = deadline_error(run.acquire(&request("m", 1, 400), Some(Duration::ZERO)));
+    assert_eq!(
+        (reason, needed),
+        (WaitReason::Tokens, Duration::from_secs(10))
+    );
+    run.clock.advance(Duration::from_secs(10));
+    run.acquire(&request("m", 1, 400), Some(Duration::ZERO))
+        .unwrap();
+    let status = run.status("m");
+    assert!(status.unseen.is_empty(), "{:?}", status.unseen);
+}
+
+#[test]
+fn conformance_unseen_use_tightens_the_window() {
+    conform(
+        "conformance_unseen_use_tightens_the_window",
+        catalog(10, 1_000, 10),
+        unseen_use,
+    );
+}
+
 #[test]
 fn conformance_holds_and_stated_limits() {
     conform(
@@ -705,6 +769,7 @@ const SCENARIOS: &[Scenario] = &[
         || catalog(100, 10_000, 10),
         holds_and_stated_limits,
     ),
+    ("unseen use", || catalog(10, 1_000, 10), unseen_use),
     (
         "status and reset",
         || catalog(100, 1_000, 10),

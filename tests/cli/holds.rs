@@ -421,3 +421,55 @@ fi"#,
         "the 429's estimate, then the actual use"
     );
 }
+
+#[test]
+fn record_tightens_the_window_by_use_the_provider_counts_from_another_client() {
+    let project = project();
+    let id = acquire(&project, &[]);
+    // The provider counts 8 of 10 requests used; our window holds 1.
+    project
+        .cmd(&[
+            "credits",
+            "limits",
+            "record",
+            &id,
+            "--input-tokens",
+            "100",
+            "--output-tokens",
+            "50",
+            "--header",
+            "x-ratelimit-limit-requests: 10",
+            "--header",
+            "x-ratelimit-remaining-requests: 2",
+            "--header",
+            "x-ratelimit-reset-requests: 30s",
+        ])
+        .assert()
+        .success();
+    let status = status_json(&project, "acme", "m");
+    assert_eq!(status["unseen_use"]["requests"], 7, "{status}");
+    assert!(status["unseen_use"].get("tokens").is_none(), "{status}");
+    project
+        .cmd(&[
+            "credits",
+            "limits",
+            "status",
+            "--provider",
+            "acme",
+            "--model",
+            "m",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "provider counts 7 more requests than this window (another client of the key), for ",
+        ));
+    // 1 ours + 7 unseen + 2 = the stated 10: the next waits for the reset.
+    acquire(&project, &["--timeout", "0"]);
+    acquire(&project, &["--timeout", "0"]);
+    project
+        .cmd(&acquire_args(&["--timeout", "0"]))
+        .assert()
+        .code(75)
+        .stderr(predicate::str::contains("requests-per-minute"));
+}

@@ -1,6 +1,8 @@
 -- What an answer taught about a model (ModelState::advise, then status_on).
 -- ARGV from 12: '1' to clear the standing hold first, the stated rpm or '',
--- the stated tpm or '', a hold's kind or '', its end in ms, its reason.
+-- the stated tpm or '', a hold's kind or '', its end in ms, its reason,
+-- the requests the provider counts as used or '', their reset in ms (0 for
+-- none), the tokens likewise.
 -- Replies: {view..., advice..., reservation, ...}, as status.
 if not load() then create(ARGV[9], ARGV[10]) end
 local now = clock()
@@ -19,6 +21,9 @@ if kind ~= '' and ends > now then
     st.hk, st.hu, st.hr = kind, ends, ARGV[17]
   end
 end
+-- UnseenUse::update: the provider's count includes ours.
+if ARGV[18] ~= '' then st.ur, st.uru = unseen_part(tonumber(ARGV[18]), st.reqs, tonumber(ARGV[19]), now) end
+if ARGV[20] ~= '' then st.ut, st.utu = unseen_part(tonumber(ARGV[20]), st.toks, tonumber(ARGV[21]), now) end
 refresh(now)
 update_moving_averages()
 local reply = status_reply()

@@ -13,7 +13,7 @@ use crate::rate_limits::backend::{
     Attempt, AttemptSpec, Backend, Context, Settled, Settlement, Wanted,
 };
 use crate::rate_limits::clock::duration_millis;
-use crate::rate_limits::hold::{Advice, Hold, HoldKind, StatedLimits};
+use crate::rate_limits::hold::{Advice, Hold, HoldKind, StatedLimits, UnseenUse};
 use crate::rate_limits::owner::{Owner, ProcessGroup};
 use crate::rate_limits::pacing::{ModelStatus, PacingError};
 use crate::rate_limits::profile::{Profile, KEY_SEPARATOR};
@@ -482,9 +482,10 @@ fn parse_reservation(text: &str, provider: &str, model: &str) -> Result<Reservat
 }
 
 /// A model's status from the scripts' reply: the thirteen figures of the
-/// view, the five of the hold and stated limits, then the reservations.
+/// view, the five of the hold and stated limits, the four of the unseen
+/// use, then the reservations.
 fn parse_status(reply: &[String]) -> Result<ModelStatus, Failure> {
-    if reply.len() < 18 {
+    if reply.len() < 22 {
         return Err(Failure::Reply(format!(
             "status answered {} values",
             reply.len()
@@ -514,7 +515,16 @@ fn parse_status(reply: &[String]) -> Result<ModelStatus, Failure> {
         requests_per_minute: stated_limit(rpm, "stated rpm")?,
         tokens_per_minute: stated_limit(tpm, "stated tpm")?,
     };
-    let mut reservations = reply[18..]
+    let [requests, requests_until, tokens, tokens_until] = &reply[18..22] else {
+        unreachable!("a slice of four");
+    };
+    let unseen = UnseenUse {
+        requests: number(requests, "unseen requests")?,
+        requests_until: number(requests_until, "unseen requests' end")?,
+        tokens: number(tokens, "unseen tokens")?,
+        tokens_until: number(tokens_until, "unseen tokens' end")?,
+    };
+    let mut reservations = reply[22..]
         .iter()
         .map(|record| parse_reservation(record, &snapshot.provider, &snapshot.model))
         .collect::<Result<Vec<_>, _>>()?;
@@ -524,6 +534,7 @@ fn parse_status(reply: &[String]) -> Result<ModelStatus, Failure> {
         reservations,
         hold,
         stated,
+        unseen,
     })
 }
 
@@ -933,6 +944,14 @@ impl Backend for RedisStore {
                 .arg(&hold.reason),
             None => invocation.arg("").arg(0).arg(""),
         };
+        for counted in [advice.provider_use.requests, advice.provider_use.tokens] {
+            match counted {
+                Some(counted) => invocation
+                    .arg(counted.used)
+                    .arg(counted.resets_at.unwrap_or_default()),
+                None => invocation.arg("").arg(0),
+            };
+        }
         let reply: Vec<String> =
             self.with_connection(|link| Ok(invocation.invoke(link.like())?))?;
         parse_status(&reply).map_err(|failure| self.unavailable(failure))
