@@ -17,7 +17,7 @@ pub(super) use super::values::{parse_lease, parse_seconds};
 use super::{HintedError, StatusError};
 use crate::exit::ExitStatus;
 use crate::paths::{self, ProjectPaths};
-use crate::rate_limits::backend::Backend;
+use crate::rate_limits::backend::{Backend, ProviderHold};
 use crate::rate_limits::clock::format_epoch_millis;
 use crate::rate_limits::clock::{Clock, SystemClock};
 use crate::rate_limits::fail_open::{is_unpaced, FailOpen};
@@ -237,9 +237,10 @@ pub struct ClearHoldArgs {
     /// Provider key.
     #[arg(long, value_parser = parse_name)]
     provider: String,
-    /// Model key.
+    /// Model key; without it, the hold on every model of the provider (the
+    /// account was out) is cleared.
     #[arg(long, value_parser = parse_name)]
-    model: String,
+    model: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -326,7 +327,7 @@ pub(super) fn explain(error: PacingError) -> anyhow::Error {
             "add one with `specsmith-rs credits limits set`, or `credits limits defaults --install`",
         )
         .into(),
-        PacingError::Scheduler(SchedulerError::Held { .. }) => {
+        PacingError::Scheduler(SchedulerError::Held { .. } | SchedulerError::ProviderHeld { .. }) => {
             StatusError::new(ExitStatus::Held, error.to_string()).into()
         }
         PacingError::Unavailable { .. } => {
@@ -611,6 +612,9 @@ struct StatusJson<'a> {
     stated_limits: StatedLimits,
     #[serde(skip_serializing_if = "UnseenUse::is_empty")]
     unseen_use: UnseenUse,
+    /// The hold on every model of the provider, if one stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider_hold: Option<&'a Hold>,
 }
 
 pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitStatus> {
@@ -619,11 +623,18 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
     }
     let choice = args.store.choose(project)?;
     let state_file = project.state_file();
-    let statuses = read_status(project, &args)?;
+    let (statuses, provider_holds) = read_status_and_holds(project, &args)?;
+    let provider_hold = |provider: &str| {
+        provider_holds
+            .iter()
+            .find(|held| held.provider == provider)
+            .map(|held| &held.hold)
+    };
     if args.json {
         let rows: Vec<StatusJson> = statuses
             .iter()
             .map(|status| StatusJson {
+                provider_hold: provider_hold(&status.snapshot.provider),
                 snapshot: &status.snapshot,
                 reservations: &status.reservations,
                 hold: status.hold.as_ref(),
@@ -639,7 +650,15 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
     }
     if args.provider.is_some() {
         if let Some(status) = statuses.first() {
-            output::println(&detail(status, SystemClock.now()))?;
+            let now = SystemClock.now();
+            let mut text = detail(status, now);
+            if let Some(hold) = provider_hold(&status.snapshot.provider) {
+                text.push_str(&format!(
+                    "\n  hold         every model of the provider: {}",
+                    hold_text(hold, now)
+                ));
+            }
+            output::println(&text)?;
         }
         return Ok(ExitStatus::Success);
     }
@@ -647,7 +666,7 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
         StoreSpec::File => format!("Store: the state file `{}`", output::shown(&state_file)),
         StoreSpec::Redis(url) => format!("Store: {} (from {})", url.masked(), choice.store_source),
     };
-    if statuses.is_empty() {
+    if statuses.is_empty() && provider_holds.is_empty() {
         let place = match &choice.store {
             StoreSpec::File => format!("`{}`", output::shown(&state_file)),
             StoreSpec::Redis(url) => url.masked(),
@@ -657,8 +676,17 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
         ))?;
         return Ok(ExitStatus::Success);
     }
-    print_status_table(&statuses)?;
+    if !statuses.is_empty() {
+        print_status_table(&statuses)?;
+    }
     let now = SystemClock.now();
+    for held in &provider_holds {
+        output::println(&format!(
+            "Hold: {} (every model) {}",
+            output::cell(&held.provider),
+            hold_text(&held.hold, now)
+        ))?;
+    }
     for status in &statuses {
         if let Some(hold) = &status.hold {
             output::println(&format!(
@@ -682,6 +710,14 @@ pub(super) fn read_status(
     project: &ProjectPaths,
     args: &StatusArgs,
 ) -> anyhow::Result<Vec<ModelStatus>> {
+    Ok(read_status_and_holds(project, args)?.0)
+}
+
+/// [`read_status`], with the provider-wide holds standing.
+fn read_status_and_holds(
+    project: &ProjectPaths,
+    args: &StatusArgs,
+) -> anyhow::Result<(Vec<ModelStatus>, Vec<ProviderHold>)> {
     let choice = args.store.choose(project)?;
     let catalog = catalog(project)?;
     let state_file = project.state_file();
@@ -697,7 +733,12 @@ pub(super) fn read_status(
         shared => store_choice::open(shared, &state_file),
     };
     let pacer = SharedPacer::new(catalog, store, SystemClock).with_window_margin(window_margin()?);
-    collect_status(project, &pacer, args)
+    let statuses = collect_status(project, &pacer, args)?;
+    let mut holds = pacer.provider_holds().map_err(explain)?;
+    if let Some(provider) = &args.provider {
+        holds.retain(|held| held.provider == provider.trim().to_lowercase());
+    }
+    Ok((statuses, holds))
 }
 
 fn collect_status<B: Backend>(
@@ -832,7 +873,21 @@ fn hold_text(hold: &Hold, now: u64) -> String {
 
 pub fn clear_hold(project: &ProjectPaths, args: ClearHoldArgs) -> anyhow::Result<ExitStatus> {
     let pacer = pacer(project, &args.store)?;
-    let before = pacer.status(&args.provider, &args.model).map_err(explain)?;
+    let Some(model) = &args.model else {
+        let provider = &args.provider;
+        let before = pacer.provider_holds().map_err(explain)?;
+        let Some(held) = before.into_iter().find(|held| held.provider == *provider) else {
+            output::println(&format!("No hold on every model of `{provider}`"))?;
+            return Ok(ExitStatus::Success);
+        };
+        pacer.hold_provider(provider, None, true).map_err(explain)?;
+        output::println(&format!(
+            "Cleared the hold on every model of `{provider}`: {}",
+            hold_text(&held.hold, SystemClock.now())
+        ))?;
+        return Ok(ExitStatus::Success);
+    };
+    let before = pacer.status(&args.provider, model).map_err(explain)?;
     let label = format!("{}/{}", before.snapshot.provider, before.snapshot.model);
     let Some(hold) = before.hold else {
         output::println(&format!("No hold on `{label}`"))?;
@@ -843,7 +898,7 @@ pub fn clear_hold(project: &ProjectPaths, args: ClearHoldArgs) -> anyhow::Result
         ..Advice::default()
     };
     pacer
-        .advise(&args.provider, &args.model, &advice)
+        .advise(&args.provider, model, &advice)
         .map_err(explain)?;
     output::println(&format!(
         "Cleared the hold on `{label}`: {}",

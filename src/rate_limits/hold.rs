@@ -312,6 +312,7 @@ mod tests {
             retry_after_seconds,
             status_code: Some(429),
             resets_at: None,
+            whole_account: false,
             message: "said".to_owned(),
         }
     }

@@ -555,6 +555,7 @@ fn needs_terminal() -> Classification {
         retry_after_seconds: None,
         status_code: None,
         resets_at: None,
+        whole_account: false,
         message: "the command stopped to use the terminal, and `run` could not give it the terminal (it is not in the terminal's foreground); run it in the foreground, or give the command its input another way".to_owned(),
     }
 }

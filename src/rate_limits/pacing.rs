@@ -23,7 +23,9 @@
 
 use std::time::Duration;
 
-use super::backend::{Attempt, AttemptSpec, Backend, Context, Settled, Settlement, Wanted};
+use super::backend::{
+    Attempt, AttemptSpec, Backend, Context, ProviderHold, Settled, Settlement, Wanted,
+};
 use super::clock::{duration_millis, sleep_unless, Clock, SystemClock};
 use super::hold::{hold_for, Advice, Hold, StatedLimits, UnseenUse};
 use super::learn::advice_from_headers;
@@ -509,7 +511,9 @@ impl<B: Backend, C: Clock> SharedPacer<B, C> {
 
     /// Places on `reservation`'s model the hold its failed call's
     /// `classification` calls for ([`hold_for`]), so every process of the
-    /// fleet respects it; returns the hold placed.
+    /// fleet respects it; returns the hold placed. When the provider said
+    /// the whole account is out (`whole_account`), the hold is placed on
+    /// every model of the provider instead.
     pub fn hold_after(
         &self,
         reservation: &Reservation,
@@ -522,6 +526,10 @@ impl<B: Backend, C: Clock> SharedPacer<B, C> {
         if reservation.provider.is_empty() {
             // An unpaced reservation (the store was unavailable): no model to hold.
             return Ok(None);
+        }
+        if classification.whole_account && hold.kind.refuses() {
+            self.hold_provider(&reservation.provider, Some(&hold), false)?;
+            return Ok(Some(hold));
         }
         let advice = Advice {
             hold: Some(hold.clone()),
@@ -571,6 +579,28 @@ impl<B: Backend, C: Clock> SharedPacer<B, C> {
             profile,
         };
         self.with_context(|cx| self.backend.advise(cx, &target, advice))
+    }
+
+    /// Places `hold` on every model of `provider` (after removing the one
+    /// that stands, when `clear`); returns the provider-wide hold standing
+    /// afterwards.
+    pub fn hold_provider(
+        &self,
+        provider: &str,
+        hold: Option<&Hold>,
+        clear: bool,
+    ) -> Result<Option<Hold>, PacingError> {
+        let provider = super::profile::check_name("provider", provider).map_err(|_| {
+            SchedulerError::NoProfile {
+                label: format!("{provider}/*"),
+            }
+        })?;
+        self.with_context(|cx| self.backend.hold_provider(cx, &provider, hold, clear))
+    }
+
+    /// The provider-wide holds standing now, sorted by provider.
+    pub fn provider_holds(&self) -> Result<Vec<ProviderHold>, PacingError> {
+        self.with_context(|cx| self.backend.provider_holds(cx))
     }
 
     /// Releases a reservation whose request was never sent.
@@ -769,6 +799,7 @@ mod tests {
             status_code: Some(429),
             message: String::new(),
             resets_at: None,
+            whole_account: false,
         };
         let outcome = pacer
             .record_rate_limit(&second.reservation.id, &classification, 3)

@@ -95,6 +95,18 @@ pub enum SchedulerError {
         /// What the provider said.
         reason: String,
     },
+    /// The provider said the whole account is out (billing, credits, a
+    /// spend cap): every model of the provider is refused until the hold
+    /// ends or is cleared.
+    #[error("every model of `{provider}` is on hold until {}: {reason} (the account is out; clear it with `credits limits clear-hold --provider {provider}` once it is restored)", super::clock::format_epoch_millis(*.until))]
+    ProviderHeld {
+        /// Provider, normalised.
+        provider: String,
+        /// When the hold ends (Unix-epoch milliseconds).
+        until: u64,
+        /// What the provider said.
+        reason: String,
+    },
     /// The wait for budget would end after the deadline.
     #[error("{}", timed_out_message(.label, *.reason, *.waited, *.needed))]
     DeadlineExceeded {
@@ -1757,6 +1769,7 @@ mod tests {
             status_code: Some(429),
             message: String::new(),
             resets_at: None,
+            whole_account: false,
         }
     }
 

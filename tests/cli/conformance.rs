@@ -166,6 +166,7 @@ fn rate_limit() -> Classification {
         status_code: Some(429),
         message: String::new(),
         resets_at: None,
+        whole_account: false,
     }
 }
 
@@ -636,6 +637,81 @@ fn unseen_use(run: &mut Run) {
     assert!(status.unseen.is_empty(), "{:?}", status.unseen);
 }
 
+/// The account is out: a hold on every model of the provider, including
+/// models with no state yet, until its end or a clear.
+fn provider_holds(run: &mut Run) {
+    let reservation = run.acquire(&request("m", 1, 1), None).unwrap();
+    let out = Classification {
+        kind: ErrorKind::QuotaExhausted,
+        is_rate_limit: false,
+        retryable: false,
+        retry_after_seconds: None,
+        status_code: Some(400),
+        message: "Your credit balance is too low to access the Anthropic API.".to_owned(),
+        resets_at: Some(std::time::UNIX_EPOCH + Duration::from_millis(START + 3_600_000)),
+        whole_account: true,
+    };
+    let outcome = run
+        .pacer
+        .record_rate_limit(&reservation.id, &out, 1)
+        .unwrap();
+    run.note(("rate limit", outcome.delay_seconds));
+    let holds = run.pacer.provider_holds().unwrap();
+    run.note(("provider holds", &holds));
+    assert_eq!(holds.len(), 1);
+    assert_eq!(
+        (holds[0].provider.as_str(), holds[0].hold.until),
+        ("acme", START + 3_600_000)
+    );
+    assert_eq!(
+        run.status("m").hold,
+        None,
+        "the hold is the provider's, not the model's"
+    );
+    for model in ["m", "never-seen"] {
+        let refused = run.acquire(&request(model, 1, 1), None).unwrap_err();
+        assert!(
+            matches!(
+                &refused,
+                PacingError::Scheduler(SchedulerError::ProviderHeld { provider, until, .. })
+                    if provider == "acme" && *until == START + 3_600_000
+            ),
+            "{refused}"
+        );
+    }
+    // A shorter hold does not shorten it; it ends by itself.
+    let shorter = Hold::new(HoldKind::Quota, START + 1_000, "again");
+    let standing = run
+        .pacer
+        .hold_provider("acme", Some(&shorter), false)
+        .unwrap();
+    assert_eq!(standing.map(|hold| hold.until), Some(START + 3_600_000));
+    run.clock.advance(Duration::from_millis(3_600_000));
+    assert!(run.pacer.provider_holds().unwrap().is_empty());
+    run.acquire(&request("never-seen", 1, 1), Some(Duration::ZERO))
+        .unwrap();
+    // Placed again, then cleared at once.
+    let again = Hold::new(HoldKind::Quota, START + 7_200_000, "spend cap");
+    run.pacer
+        .hold_provider("acme", Some(&again), false)
+        .unwrap();
+    run.acquire(&request("m", 1, 1), Some(Duration::ZERO))
+        .unwrap_err();
+    assert_eq!(run.pacer.hold_provider("acme", None, true).unwrap(), None);
+    run.acquire(&request("m", 1, 1), Some(Duration::ZERO))
+        .unwrap();
+    run.status_all();
+}
+
+#[test]
+fn conformance_provider_wide_holds() {
+    conform(
+        "conformance_provider_wide_holds",
+        catalog(100, 10_000, 10),
+        provider_holds,
+    );
+}
+
 #[test]
 fn conformance_unseen_use_tightens_the_window() {
     conform(
@@ -770,6 +846,11 @@ const SCENARIOS: &[Scenario] = &[
         holds_and_stated_limits,
     ),
     ("unseen use", || catalog(10, 1_000, 10), unseen_use),
+    (
+        "provider holds",
+        || catalog(100, 10_000, 10),
+        provider_holds,
+    ),
     (
         "status and reset",
         || catalog(100, 1_000, 10),

@@ -5,7 +5,10 @@
 -- lease ms, time left ms or '' (no deadline), poll interval ms, ticket
 -- grace ms, '1' to hand back owners before waiting, the count of dead ids
 -- and the ids.
+-- KEYS[6], on a single server: the provider's hold hash (a cluster's client
+-- looks at it before the script, since it lives in another slot).
 -- Replies: {'granted', reservation} | {'owners', id, owner, group, ...} |
+-- {'provider_held', until, reason} (every model of the provider is held) |
 -- {'held', until, reason} (a quota hold) | {'giveup', reason, needed} |
 -- {'sleep', reason, retry_after, sleep, ticket}.
 local id, held, new_ticket, waiter = ARGV[12], ARGV[13], ARGV[14], ARGV[15]
@@ -19,6 +22,15 @@ if held == '' then held = nil end
 
 if not load() then create(ARGV[9], ARGV[10]) end
 local now = clock()
+if KEYS[6] then
+  local provider_hold = redis.call('HMGET', KEYS[6], 'until', 'reason')
+  local ends = tonumber(provider_hold[1])
+  if ends and ends > now then
+    if held then redis.call('HDEL', W, held) end
+    save(now)
+    return { 'provider_held', int(ends), provider_hold[2] }
+  end
+end
 reclaim_dead(dead)
 local existing = reservation(id)
 if existing then

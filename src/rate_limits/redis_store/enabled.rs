@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::{escape_key, unescape_key, DEFAULT_PREFIX, TTL_SLACK};
 use crate::rate_limits::backend::{
-    Attempt, AttemptSpec, Backend, Context, Settled, Settlement, Wanted,
+    Attempt, AttemptSpec, Backend, Context, ProviderHold, Settled, Settlement, Wanted,
 };
 use crate::rate_limits::clock::duration_millis;
 use crate::rate_limits::hold::{Advice, Hold, HoldKind, StatedLimits, UnseenUse};
@@ -41,6 +41,8 @@ static LOST: LazyLock<Script> = LazyLock::new(|| script(include_str!("lost.lua")
 static OWNERS: LazyLock<Script> = LazyLock::new(|| script(include_str!("owners.lua")));
 static STATUS: LazyLock<Script> = LazyLock::new(|| script(include_str!("status.lua")));
 static ADVISE: LazyLock<Script> = LazyLock::new(|| script(include_str!("advise.lua")));
+static PROVIDER_HOLD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("provider_hold.lua")));
 
 /// The most SCAN calls one `status` or `reset` makes: a bound on the walk
 /// (at 1,000 keys a call, a billion keys).
@@ -317,6 +319,34 @@ impl RedisStore {
     /// `<prefix>{<escaped provider::model>}`: every key of the model starts so.
     fn model_base(&self, key: &str) -> String {
         format!("{}{{{}}}", self.prefix, escape_key(key))
+    }
+
+    /// `<prefix>{<escaped provider>}:p`: the hold on every model of a
+    /// provider. A provider name has no `::`, so its tag is no model's.
+    fn provider_key(&self, provider: &str) -> String {
+        format!("{}{{{}}}:p", self.prefix, escape_key(provider))
+    }
+
+    /// The provider hold standing in `key` at `now`, read by the client (a
+    /// cluster's attempt script cannot reach the key's slot).
+    fn read_provider_hold(&self, key: &str, now: u64) -> Result<Option<Hold>, PacingError> {
+        let read: Vec<Option<String>> = self.with_connection(|link| {
+            Ok(redis::cmd("HMGET")
+                .arg(key)
+                .arg("until")
+                .arg("reason")
+                .query(link.like())?)
+        })?;
+        let (Some(Some(until)), reason) = (read.first(), read.get(1)) else {
+            return Ok(None);
+        };
+        let until =
+            number(until, "provider hold end").map_err(|failure| self.unavailable(failure))?;
+        Ok((until > now).then(|| Hold {
+            kind: HoldKind::Quota,
+            until,
+            reason: reason.cloned().flatten().unwrap_or_default(),
+        }))
     }
 
     fn index_key(&self, id: &str) -> String {
@@ -637,6 +667,17 @@ impl Backend for RedisStore {
             crate::rate_limits::scheduler::TICKET_PREFIX,
             fastrand::u64(..)
         );
+        let provider_key = self.provider_key(spec.provider);
+        if self.cluster {
+            if let Some(hold) = self.read_provider_hold(&provider_key, (cx.now)())? {
+                // A ticket this waiter holds lapses by itself within its grace.
+                return Ok(Attempt::Failed(SchedulerError::ProviderHeld {
+                    provider: spec.provider.to_owned(),
+                    until: hold.until,
+                    reason: hold.reason,
+                }));
+            }
+        }
         let mut dead: Vec<String> = Vec::new();
         let mut check = true;
         // At most two passes: the second after the client looked for dead
@@ -650,6 +691,9 @@ impl Backend for RedisStore {
                 spec.provider,
                 spec.model,
             );
+            if !self.cluster {
+                invocation.key(&provider_key);
+            }
             invocation
                 .arg(spec.reservation_id)
                 .arg(spec.ticket.unwrap_or(""))
@@ -696,6 +740,13 @@ impl Backend for RedisStore {
                         until: number(until, "hold end")?,
                         reason: why.clone(),
                     }),
+                    ("provider_held", [until, why]) => {
+                        Attempt::Failed(SchedulerError::ProviderHeld {
+                            provider: spec.provider.to_owned(),
+                            until: number(until, "provider hold end")?,
+                            reason: why.clone(),
+                        })
+                    }
                     ("owners", owners) => {
                         dead = Self::dead_ids(cx, owners)?;
                         return Ok(None);
@@ -955,6 +1006,64 @@ impl Backend for RedisStore {
         let reply: Vec<String> =
             self.with_connection(|link| Ok(invocation.invoke(link.like())?))?;
         parse_status(&reply).map_err(|failure| self.unavailable(failure))
+    }
+
+    fn hold_provider(
+        &self,
+        cx: &Context<'_>,
+        provider: &str,
+        hold: Option<&Hold>,
+        clear: bool,
+    ) -> Result<Option<Hold>, PacingError> {
+        let mut invocation = PROVIDER_HOLD.prepare_invoke();
+        invocation.key(self.provider_key(provider));
+        let now = if self.client_time {
+            (cx.now)().to_string()
+        } else {
+            String::new()
+        };
+        invocation
+            .arg(now)
+            .arg(if clear { "1" } else { "" })
+            .arg(hold.map_or(0, |hold| hold.until))
+            .arg(hold.map_or("", |hold| hold.reason.as_str()))
+            .arg(duration_millis(TTL_SLACK));
+        let reply: Vec<String> =
+            self.with_connection(|link| Ok(invocation.invoke(link.like())?))?;
+        match reply.as_slice() {
+            [] => Ok(None),
+            [until, reason] => Ok(Some(Hold {
+                kind: HoldKind::Quota,
+                until: number(until, "provider hold end")
+                    .map_err(|failure| self.unavailable(failure))?,
+                reason: reason.clone(),
+            })),
+            other => Err(self.unavailable(Failure::Reply(format!(
+                "provider hold answered {} values",
+                other.len()
+            )))),
+        }
+    }
+
+    fn provider_holds(&self, cx: &Context<'_>) -> Result<Vec<ProviderHold>, PacingError> {
+        let pattern = format!("{}{{*}}:p", glob_escape(&self.prefix));
+        let now = (cx.now)();
+        let mut holds = Vec::new();
+        for key in self.scan(&pattern)? {
+            let provider = key
+                .strip_prefix(&self.prefix)
+                .and_then(|rest| rest.strip_prefix('{'))
+                .and_then(|rest| rest.strip_suffix("}:p"))
+                .and_then(unescape_key);
+            let Some(provider) = provider else {
+                continue;
+            };
+            if let Some(hold) = self.read_provider_hold(&key, now)? {
+                holds.push(ProviderHold { provider, hold });
+            }
+        }
+        holds.sort_by(|one, other| one.provider.cmp(&other.provider));
+        Ok(holds)
     }
 
     /// Deletes every key under the prefix (SCAN and UNLINK in batches). A

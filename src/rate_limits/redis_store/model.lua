@@ -4,6 +4,7 @@
 -- KEYS: 1 meta hash, 2 events hash (sequence -> "at:requests:tokens"),
 --       3 reservations hash (id -> record), 4 lease ends (sorted set, id by
 --       lease end), 5 waiters hash (ticket id -> record). One hash tag.
+--       An operation may add keys of its own after these (attempt: 6).
 -- ARGV: 1 client time in ms or '' for the server's TIME, 2 span in ms
 --       (a minute plus the window margin), 3 the profile's utilization
 --       target when a profile follows, else '',
@@ -348,7 +349,7 @@ local function save(now)
   -- half the slack of what is needed, so most writes set no TTL at all.
   if st.exp < now + ttl - SLACK / 2 then
     st.exp = now + ttl
-    for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, int(ttl)) end
+    for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], int(ttl)) end
   else
     for key in pairs(fresh) do redis.call('PEXPIRE', key, int(st.exp - now)) end
   end
