@@ -161,6 +161,17 @@ pub struct RecordArgs {
         conflicts_with = "rate_limited"
     )]
     output_tokens: Option<u64>,
+    /// Reasoning (thinking) tokens the provider reported apart from the
+    /// output tokens (Gemini's `thoughtsTokenCount`); they count with them.
+    /// OpenAI's and Anthropic's output counts already include them.
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = parse_tokens,
+        conflicts_with = "rate_limited"
+    )]
+    reasoning_tokens: Option<u64>,
     /// The call was refused with a rate limit: prints the seconds to wait before retrying.
     #[arg(long)]
     rate_limited: bool,
@@ -470,7 +481,10 @@ pub fn record(project: &ProjectPaths, args: RecordArgs) -> anyhow::Result<ExitSt
     let pacer = pacer(project, &args.store)?;
     if !args.rate_limited {
         let input = args.input_tokens.unwrap_or_default();
-        let output_tokens = args.output_tokens.unwrap_or_default();
+        let output_tokens = args
+            .output_tokens
+            .unwrap_or_default()
+            .saturating_add(args.reasoning_tokens.unwrap_or_default());
         let (reservation, snapshot) = pacer
             .record_success(&args.id, input, output_tokens)
             .map_err(explain)?;

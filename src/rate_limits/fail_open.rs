@@ -361,7 +361,10 @@ mod tests {
         let warnings = Arc::new(Mutex::new(Vec::new()));
         let pacer = pacer(&warnings);
         let hold = Hold::new(super::super::hold::HoldKind::Quota, u64::MAX, "credits");
-        assert_eq!(pacer.hold_provider("acme", Some(&hold), false).unwrap(), None);
+        assert_eq!(
+            pacer.hold_provider("acme", Some(&hold), false).unwrap(),
+            None
+        );
         assert_eq!(warnings.lock().unwrap().len(), 1);
         // Reading holds is not a pacing call: it says the store is down.
         assert!(matches!(

@@ -342,9 +342,14 @@ impl<B: Backend, C: Clock> SharedPacer<B, C> {
                     label: format!("{}/{}", request.provider, request.model),
                 }
             })?;
+        // A reasoning model may think beyond its visible output: the
+        // profile's thinking budget counts as output until the call's real
+        // use is recorded.
         let acquire_request = AcquireRequest {
             estimated_input_tokens: request.estimated_input_tokens,
-            max_output_tokens: request.max_output_tokens,
+            max_output_tokens: request
+                .max_output_tokens
+                .saturating_add(profile.tpm_thinking_budget()),
             owner: request.owner.clone(),
             lease: request.lease,
         };
@@ -723,6 +728,49 @@ mod tests {
                 waited: Duration::ZERO
             }]
         );
+    }
+
+    #[test]
+    fn the_thinking_budget_joins_every_estimate_and_the_real_use_replaces_it() {
+        let mut profile = Profile::new("acme", "m", 100, 10_000, 1.0, 5).unwrap();
+        profile
+            .extra
+            .insert("tpm_thinking_budget".into(), 4_000.into());
+        let mut catalog = Catalog::default();
+        catalog.add_layer(crate::rate_limits::Layer::Project, vec![profile]);
+        let clock = FakeClock::new(START);
+        let pacer = SharedPacer::new(catalog, MemoryStore::default(), clock.clone());
+        let admitted = pacer
+            .acquire(&request("m", 1), Some(Duration::ZERO), &mut |_| {})
+            .unwrap();
+        // 100 in + 100 out + 4,000 of thinking.
+        assert_eq!(admitted.reservation.max_output_tokens, 4_100);
+        assert_eq!(admitted.reservation.estimated_tokens, 4_200);
+        pacer
+            .acquire(&request("m", 1), Some(Duration::ZERO), &mut |_| {})
+            .unwrap();
+        let error = pacer
+            .acquire(&request("m", 1), Some(Duration::ZERO), &mut |_| {})
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                PacingError::Scheduler(SchedulerError::DeadlineExceeded {
+                    reason: WaitReason::Tokens,
+                    ..
+                })
+            ),
+            "{error}"
+        );
+        // The call thought 1,000 tokens (in its output count): the rest of
+        // the budget comes back, and a third request fits.
+        let (_, snapshot) = pacer
+            .record_success(&admitted.reservation.id, 100, 1_100)
+            .unwrap();
+        assert_eq!(snapshot.rolling_token_count, 1_200 + 4_200);
+        pacer
+            .acquire(&request("m", 1), Some(Duration::ZERO), &mut |_| {})
+            .unwrap();
     }
 
     #[test]
