@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use super::output::{self, Align};
 use super::values::{
-    parse_attempt, parse_name, parse_pid, parse_reservation_id, parse_status, parse_tokens,
+    parse_attempt, parse_bucket, parse_name, parse_pid, parse_reservation_id, parse_status,
+    parse_tokens,
 };
 pub(super) use super::values::{parse_lease, parse_seconds};
 use super::{HintedError, StatusError};
@@ -29,7 +30,9 @@ use crate::rate_limits::pacing::{
     ModelStatus, PaceRequest, PacingError, SharedPacer, WaitNotice, MAX_WINDOW_MARGIN,
 };
 use crate::rate_limits::retry::{classify, ErrorKind, ProviderResponse, DEFAULT_DELAY_CAP_SECONDS};
-use crate::rate_limits::scheduler::{RateLimitSnapshot, Reservation, SchedulerError};
+use crate::rate_limits::scheduler::{
+    normalize_bucket, RateLimitSnapshot, Reservation, SchedulerError,
+};
 use crate::rate_limits::store::{FileStore, MemoryStore, StateStore};
 use crate::rate_limits::store_choice::{
     self, ChoiceInputs, FailMode, OpenStore, StoreChoice, StoreSpec,
@@ -62,6 +65,11 @@ pub struct RequestArgs {
     /// Seconds a reservation may stay in flight before its slot is reclaimed (at least 1).
     #[arg(long, value_name = "SECS", allow_hyphen_values = true, value_parser = parse_lease, default_value = DEFAULT_LEASE_SECONDS)]
     lease: Duration,
+    /// The concurrency bucket the call counts in (`reasoning`, `background`…):
+    /// its own cap from the profile's `concurrency_by_bucket`, inside the
+    /// model's shared RPM, TPM and concurrency cap.
+    #[arg(long, value_name = "NAME", value_parser = parse_bucket)]
+    bucket: Option<String>,
 }
 
 impl RequestArgs {
@@ -74,6 +82,7 @@ impl RequestArgs {
             max_output_tokens: self.max_output_tokens,
             owner,
             lease: self.lease,
+            bucket: self.bucket,
         }
     }
 }
@@ -343,6 +352,9 @@ pub(super) fn explain(error: PacingError) -> anyhow::Error {
         }
         PacingError::Unavailable { .. } => {
             StatusError::new(ExitStatus::StoreUnavailable, error.to_string()).into()
+        }
+        PacingError::Scheduler(SchedulerError::UnknownBucket { .. }) => {
+            anyhow::anyhow!("--bucket: {error}")
         }
         other => other.into(),
     }
@@ -629,6 +641,60 @@ struct StatusJson<'a> {
     /// The hold on every model of the provider, if one stands.
     #[serde(skip_serializing_if = "Option::is_none")]
     provider_hold: Option<&'a Hold>,
+    /// The profile's concurrency buckets and what each holds in flight.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    buckets: Vec<BucketJson>,
+}
+
+/// One concurrency bucket of a model, as `status` shows it.
+#[derive(Serialize)]
+struct BucketJson {
+    bucket: String,
+    in_flight: u64,
+    cap: u32,
+}
+
+/// The buckets `status`'s profile sets for its model, with the in-flight
+/// reservations of each; empty when the profile sets none.
+fn buckets_of(catalog: &Catalog, status: &ModelStatus) -> Vec<BucketJson> {
+    let Some(entry) = catalog.resolve(&status.snapshot.provider, &status.snapshot.model) else {
+        return Vec::new();
+    };
+    let mut buckets: Vec<BucketJson> = entry
+        .profile
+        .concurrency_by_bucket()
+        .into_iter()
+        .map(|(name, cap)| {
+            let bucket = normalize_bucket(&name);
+            let in_flight = status
+                .reservations
+                .iter()
+                .filter(|reservation| reservation.bucket.as_ref() == Some(&bucket))
+                .count() as u64;
+            BucketJson {
+                bucket,
+                in_flight,
+                cap,
+            }
+        })
+        .collect();
+    buckets.sort_by(|one, other| one.bucket.cmp(&other.bucket));
+    buckets
+}
+
+fn buckets_text(buckets: &[BucketJson]) -> String {
+    buckets
+        .iter()
+        .map(|bucket| {
+            format!(
+                "{} {}/{}",
+                output::cell(&bucket.bucket),
+                bucket.in_flight,
+                bucket.cap
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitStatus> {
@@ -638,6 +704,7 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
     let choice = args.store.choose(project)?;
     let state_file = project.state_file();
     let (statuses, provider_holds) = read_status_and_holds(project, &args)?;
+    let profiles = catalog(project)?;
     let provider_hold = |provider: &str| {
         provider_holds
             .iter()
@@ -649,6 +716,7 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
             .iter()
             .map(|status| StatusJson {
                 provider_hold: provider_hold(&status.snapshot.provider),
+                buckets: buckets_of(&profiles, status),
                 snapshot: &status.snapshot,
                 reservations: &status.reservations,
                 hold: status.hold.as_ref(),
@@ -666,6 +734,10 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
         if let Some(status) = statuses.first() {
             let now = SystemClock.now();
             let mut text = detail(status, now);
+            let buckets = buckets_of(&profiles, status);
+            if !buckets.is_empty() {
+                text.push_str(&format!("\n  buckets      {}", buckets_text(&buckets)));
+            }
             if let Some(hold) = provider_hold(&status.snapshot.provider) {
                 text.push_str(&format!(
                     "\n  hold         every model of the provider: {}",
@@ -694,6 +766,17 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
         print_status_table(&statuses)?;
     }
     let now = SystemClock.now();
+    for status in &statuses {
+        let buckets = buckets_of(&profiles, status);
+        if !buckets.is_empty() {
+            output::println(&format!(
+                "Buckets: {}/{} {}",
+                output::cell(&status.snapshot.provider),
+                output::cell(&status.snapshot.model),
+                buckets_text(&buckets)
+            ))?;
+        }
+    }
     for held in &provider_holds {
         output::println(&format!(
             "Hold: {} (every model) {}",

@@ -534,6 +534,7 @@ async fn forward(
                 max_output_tokens: call.estimate.max_output_tokens,
                 owner: state.owner.clone(),
                 lease: state.config.lease,
+                bucket: None,
             };
             match pacing::acquire(&state.budget, request, deadline).await {
                 Ok(admitted) => {

@@ -713,6 +713,7 @@ mod tests {
             max_output_tokens: 5,
             owner: owner(),
             lease: DEFAULT_LEASE,
+            bucket: None,
         };
         let waiter = owner();
         let spec = AttemptSpec {

@@ -68,6 +68,7 @@ fn unpaced_reservation(spec: &AttemptSpec<'_>, now: u64) -> Reservation {
         acquired_at: now,
         lease_expires_at: now.saturating_add(super::clock::duration_millis(spec.request.lease)),
         owner: spec.request.owner.clone(),
+        bucket: spec.request.bucket.clone(),
     }
 }
 
@@ -85,6 +86,7 @@ fn uncounted(id: &str, settlement: &Settlement) -> Settled {
         acquired_at: 0,
         lease_expires_at: 0,
         owner: super::owner::Owner::current(),
+        bucket: None,
     };
     let delay_seconds = match *settlement {
         Settlement::RateLimit {
@@ -317,6 +319,7 @@ mod tests {
             max_output_tokens: 10,
             owner: Owner::current(),
             lease: DEFAULT_LEASE,
+            bucket: None,
         }
     }
 

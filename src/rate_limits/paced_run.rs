@@ -633,6 +633,7 @@ mod tests {
                 max_output_tokens: 50,
                 owner: Owner::process(std::process::id()),
                 lease: Duration::from_secs(600),
+                bucket: None,
             },
             max_attempts,
             deadline,

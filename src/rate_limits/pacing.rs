@@ -33,8 +33,8 @@ use super::owner::{host_name, liveness, Liveness, Owner, ProcessGroup};
 use super::profile::Profile;
 use super::retry::Classification;
 use super::scheduler::{
-    model_key, new_reservation_id, AcquireRequest, RateLimitSnapshot, Reservation, SchedulerError,
-    WaitReason,
+    model_key, new_reservation_id, normalize_bucket, AcquireRequest, RateLimitSnapshot,
+    Reservation, SchedulerError, WaitReason,
 };
 use super::store::StoreError;
 use super::wake::Wake;
@@ -99,6 +99,9 @@ pub struct PaceRequest {
     pub owner: Owner,
     /// How long the reservation may stay in flight before it is reclaimed.
     pub lease: Duration,
+    /// The concurrency bucket of the model it counts in (see
+    /// [`AcquireRequest::bucket`]).
+    pub bucket: Option<String>,
 }
 
 /// An admitted request and how long it waited.
@@ -352,6 +355,7 @@ impl<B: Backend, C: Clock> SharedPacer<B, C> {
                 .saturating_add(profile.tpm_thinking_budget()),
             owner: request.owner.clone(),
             lease: request.lease,
+            bucket: request.bucket.as_deref().map(normalize_bucket),
         };
         // One id for every pass, so a pass repeated after a lost reply finds
         // its grant rather than taking a second one.
@@ -706,6 +710,7 @@ mod tests {
                 process_group: None,
             },
             lease: DEFAULT_LEASE,
+            bucket: None,
         }
     }
 

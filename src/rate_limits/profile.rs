@@ -109,10 +109,11 @@ fn check_later_fields(extra: &Map<String, Value>) -> Result<(), ProfileError> {
 
 /// Limits for one provider/model path (either part may be the wildcard `*`).
 ///
-/// Provider and model are stored trimmed and lower-cased. Fields that this
-/// version does not use (for example `concurrency_by_bucket` or
-/// `tpm_thinking_budget`, written by later Python releases) are kept in
-/// [`Profile::extra`] and written back unchanged.
+/// Provider and model are stored trimmed and lower-cased. Fields of later
+/// Python releases (`concurrency_by_bucket`, `tpm_thinking_budget`, read by
+/// [`Profile::concurrency_by_bucket`] and [`Profile::tpm_thinking_budget`])
+/// and fields this version does not use are kept in [`Profile::extra`] and
+/// written back unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "ProfileRecord", into = "ProfileRecord")]
 pub struct Profile {

@@ -107,6 +107,17 @@ pub enum SchedulerError {
         /// What the provider said.
         reason: String,
     },
+    /// The request names a concurrency bucket its model's profile has no
+    /// cap for (`concurrency_by_bucket`).
+    #[error("`{label}` has no concurrency bucket `{bucket}` ({})", known_buckets(.known))]
+    UnknownBucket {
+        /// `provider/model`.
+        label: String,
+        /// The bucket asked for, normalised.
+        bucket: String,
+        /// The buckets the profile sets, normalised and sorted.
+        known: Vec<String>,
+    },
     /// The wait for budget would end after the deadline.
     #[error("{}", timed_out_message(.label, *.reason, *.waited, *.needed))]
     DeadlineExceeded {
@@ -122,6 +133,14 @@ pub enum SchedulerError {
     },
 }
 
+fn known_buckets(known: &[String]) -> String {
+    if known.is_empty() {
+        "its profile sets no `concurrency_by_bucket`".to_owned()
+    } else {
+        format!("its profile's buckets: {}", known.join(", "))
+    }
+}
+
 fn timed_out_message(
     label: &str,
     reason: WaitReason,
@@ -129,7 +148,9 @@ fn timed_out_message(
     needed: Duration,
 ) -> String {
     let (bound, until) = match reason {
-        WaitReason::Concurrency => ("up to ", " (until the earliest lease ends)"),
+        WaitReason::Concurrency | WaitReason::Bucket => {
+            ("up to ", " (until the earliest lease ends)")
+        }
         WaitReason::Queue => ("about ", ""),
         WaitReason::Requests | WaitReason::Tokens | WaitReason::Hold => ("", ""),
     };
@@ -156,6 +177,8 @@ pub enum WaitReason {
     /// A hold the provider's answer placed: a shared backoff, or a budget
     /// the provider says is spent until its reset.
     Hold,
+    /// A free slot of the request's concurrency bucket (`--bucket`).
+    Bucket,
 }
 
 impl WaitReason {
@@ -178,6 +201,7 @@ impl fmt::Display for WaitReason {
             WaitReason::Concurrency => "a concurrency slot",
             WaitReason::Queue => "its turn behind earlier waiters",
             WaitReason::Hold => "the end of the provider's hold",
+            WaitReason::Bucket => "a slot of its concurrency bucket",
         })
     }
 }
@@ -193,6 +217,9 @@ pub struct AcquireRequest {
     pub owner: Owner,
     /// How long the reservation may stay in flight before it is reclaimed.
     pub lease: Duration,
+    /// The concurrency bucket of the model it counts in (`reasoning`,
+    /// `background`…), whose cap the profile's `concurrency_by_bucket` sets.
+    pub bucket: Option<String>,
 }
 
 impl AcquireRequest {
@@ -226,6 +253,34 @@ pub struct Reservation {
     pub lease_expires_at: u64,
     /// The process that holds it.
     pub owner: Owner,
+    /// The concurrency bucket it counts in, normalised, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+}
+
+/// The normalised form of a bucket name: trimmed and lower-cased.
+pub fn normalize_bucket(bucket: &str) -> String {
+    bucket.trim().to_lowercase()
+}
+
+/// The cap of `bucket` in `profile`, or the error naming the buckets it has.
+pub fn bucket_cap(profile: &Profile, bucket: &str) -> Result<u32, SchedulerError> {
+    let bucket = normalize_bucket(bucket);
+    let buckets = profile.concurrency_by_bucket();
+    buckets
+        .iter()
+        .find(|(name, _)| normalize_bucket(name) == bucket)
+        .map(|(_, cap)| *cap)
+        .ok_or_else(|| {
+            let mut known: Vec<String> =
+                buckets.keys().map(|name| normalize_bucket(name)).collect();
+            known.sort();
+            SchedulerError::UnknownBucket {
+                label: profile.label(),
+                bucket,
+                known,
+            }
+        })
 }
 
 /// A waiter's place in a model's queue: waiters are admitted in the order of
@@ -618,6 +673,10 @@ impl ModelState {
                 });
             }
         }
+        let bucket = match &request.bucket {
+            Some(bucket) => Some((normalize_bucket(bucket), bucket_cap(profile, bucket)?)),
+            None => None,
+        };
         if let Some(hold) = &self.hold {
             if hold.kind.refuses() {
                 return Err(SchedulerError::Held {
@@ -666,6 +725,23 @@ impl ModelState {
                 reason: WaitReason::Concurrency,
             });
         }
+        if let Some((name, cap)) = &bucket {
+            let holding: Vec<u64> = self
+                .in_flight
+                .values()
+                .filter(|reservation| reservation.bucket.as_ref() == Some(name))
+                .map(|reservation| reservation.lease_expires_at)
+                .collect();
+            if holding.len() >= *cap as usize {
+                let earliest_lease_end = holding.iter().copied().min().unwrap_or(now);
+                return Ok(Decision::Wait {
+                    retry_after: Duration::from_millis(
+                        earliest_lease_end.saturating_sub(now).max(1),
+                    ),
+                    reason: WaitReason::Bucket,
+                });
+            }
+        }
         let number = ticket.and_then(|id| {
             self.waiters
                 .iter()
@@ -699,6 +775,7 @@ impl ModelState {
             acquired_at: self.window.latest().unwrap_or(now),
             lease_expires_at: now.saturating_add(duration_millis(request.lease)),
             owner: request.owner.clone(),
+            bucket: bucket.map(|(name, _)| name),
         };
         self.in_flight.insert(id, reservation.clone());
         self.update_moving_averages();
@@ -1517,6 +1594,7 @@ impl<C: Clock> Scheduler<C> {
             max_output_tokens,
             owner: self.owner.clone(),
             lease: self.lease,
+            bucket: None,
         }
     }
 
@@ -1735,6 +1813,7 @@ mod tests {
                 process_group: None,
             },
             lease: DEFAULT_LEASE,
+            bucket: None,
         }
     }
 
@@ -2727,6 +2806,98 @@ mod tests {
         let mut state = state(&profile);
         state.advise(START, Some(&profile), &hold(HoldKind::Quota, START));
         assert_eq!(state.hold(), None);
+    }
+
+    fn bucketed(bucket: Option<&str>) -> AcquireRequest {
+        AcquireRequest {
+            bucket: bucket.map(str::to_owned),
+            ..request(1, 1)
+        }
+    }
+
+    #[test]
+    fn each_bucket_has_its_own_cap_inside_the_models() {
+        let mut profile = profile(100, 100_000, 1.0, 3);
+        profile.extra.insert(
+            "concurrency_by_bucket".into(),
+            serde_json::json!({"Reasoning": 1, "background": 2}),
+        );
+        let mut state = state(&profile);
+        let reasoning = granted(acquire(
+            &mut state,
+            START,
+            &profile,
+            &bucketed(Some("reasoning")),
+        ));
+        assert_eq!(reasoning.bucket.as_deref(), Some("reasoning"));
+        assert_eq!(
+            acquire(
+                &mut state,
+                START + 10,
+                &profile,
+                &bucketed(Some(" REASONING "))
+            ),
+            Decision::Wait {
+                retry_after: Duration::from_millis(DEFAULT_LEASE.as_millis() as u64 - 10),
+                reason: WaitReason::Bucket,
+            },
+            "the reasoning bucket is full until its one lease ends"
+        );
+        granted(acquire(
+            &mut state,
+            START,
+            &profile,
+            &bucketed(Some("background")),
+        ));
+        granted(acquire(&mut state, START, &profile, &bucketed(None)));
+        // The model's cap of 3 binds before the background bucket's 2.
+        assert!(matches!(
+            acquire(&mut state, START, &profile, &bucketed(Some("background"))),
+            Decision::Wait {
+                reason: WaitReason::Concurrency,
+                ..
+            }
+        ));
+        // It survives a reload; a recorded reasoning call frees its bucket.
+        let mut state: ModelState =
+            serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+        state
+            .record_success(START, Some(&profile), &reasoning.id, 1, 1)
+            .unwrap();
+        granted(acquire(
+            &mut state,
+            START,
+            &profile,
+            &bucketed(Some("reasoning")),
+        ));
+        // An unknown bucket is refused for good, naming the ones there are.
+        let error = state
+            .try_acquire(
+                START,
+                &profile,
+                &bucketed(Some("longform")),
+                new_reservation_id(),
+            )
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`acme/m` has no concurrency bucket `longform` (its profile's buckets: background, reasoning)"
+        );
+        let plain = self::profile(100, 100_000, 1.0, 3);
+        let error = ModelState::new("acme", "m", &plain)
+            .try_acquire(
+                START,
+                &plain,
+                &bucketed(Some("reasoning")),
+                new_reservation_id(),
+            )
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("its profile sets no `concurrency_by_bucket`"),
+            "{error}"
+        );
     }
 
     fn counted(requests: Option<(u64, u64)>, tokens: Option<(u64, u64)>) -> Advice {

@@ -486,6 +486,7 @@ mod tests {
                 process_group: None,
             },
             lease: DEFAULT_LEASE,
+            bucket: None,
         };
         let decision = model
             .try_acquire(1_000, &profile, &request, "rsv-1".into())

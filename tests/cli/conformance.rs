@@ -108,6 +108,7 @@ impl Run {
             max_output_tokens: request.max_output_tokens,
             owner: request.owner.clone(),
             lease: request.lease,
+            bucket: None,
         };
         let key = format!("{}::{}", request.provider, request.model);
         let spec = AttemptSpec {
@@ -154,6 +155,7 @@ fn request(model: &str, input: u64, output: u64) -> PaceRequest {
         max_output_tokens: output,
         owner: owner(1),
         lease: DEFAULT_LEASE,
+        bucket: None,
     }
 }
 
@@ -712,6 +714,67 @@ fn conformance_provider_wide_holds() {
     );
 }
 
+fn bucket_catalog() -> Catalog {
+    let mut profile = Profile::new("acme", "*", 100, 10_000, 1.0, 3).unwrap();
+    profile.extra.insert(
+        "concurrency_by_bucket".into(),
+        serde_json::json!({"reasoning": 1, "background": 2}),
+    );
+    let mut catalog = Catalog::default();
+    catalog.add_layer(Layer::Project, vec![profile]);
+    catalog
+}
+
+fn in_bucket(bucket: Option<&str>) -> PaceRequest {
+    PaceRequest {
+        bucket: bucket.map(str::to_owned),
+        ..request("m", 1, 1)
+    }
+}
+
+/// Concurrency buckets: each its own cap inside the model's.
+fn buckets(run: &mut Run) {
+    let reasoning = run.acquire(&in_bucket(Some("reasoning")), None).unwrap();
+    assert_eq!(reasoning.bucket.as_deref(), Some("reasoning"));
+    let (reason, needed) =
+        deadline_error(run.acquire(&in_bucket(Some("reasoning")), Some(Duration::ZERO)));
+    assert_eq!((reason, needed), (WaitReason::Bucket, DEFAULT_LEASE));
+    run.acquire(&in_bucket(Some("background")), Some(Duration::ZERO))
+        .unwrap();
+    run.acquire(&in_bucket(None), Some(Duration::ZERO)).unwrap();
+    let (reason, _) =
+        deadline_error(run.acquire(&in_bucket(Some("background")), Some(Duration::ZERO)));
+    assert_eq!(
+        reason,
+        WaitReason::Concurrency,
+        "the model's cap binds first"
+    );
+    let status = run.status("m");
+    let held: Vec<Option<&str>> = status
+        .reservations
+        .iter()
+        .map(|reservation| reservation.bucket.as_deref())
+        .collect();
+    assert_eq!(held, [Some("reasoning"), Some("background"), None]);
+    run.pacer.record_success(&reasoning.id, 1, 1).unwrap();
+    run.acquire(&in_bucket(Some("reasoning")), Some(Duration::ZERO))
+        .unwrap();
+    let unknown = run
+        .acquire(&in_bucket(Some("longform")), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        unknown.contains("no concurrency bucket `longform`"),
+        "{unknown}"
+    );
+    run.status("m");
+}
+
+#[test]
+fn conformance_concurrency_buckets() {
+    conform("conformance_concurrency_buckets", bucket_catalog(), buckets);
+}
+
 #[test]
 fn conformance_unseen_use_tightens_the_window() {
     conform(
@@ -846,6 +909,7 @@ const SCENARIOS: &[Scenario] = &[
         holds_and_stated_limits,
     ),
     ("unseen use", || catalog(10, 1_000, 10), unseen_use),
+    ("buckets", bucket_catalog, buckets),
     (
         "provider holds",
         || catalog(100, 10_000, 10),

@@ -19,7 +19,8 @@ use crate::rate_limits::pacing::{ModelStatus, PacingError};
 use crate::rate_limits::profile::{Profile, KEY_SEPARATOR};
 use crate::rate_limits::retry::retry_delay;
 use crate::rate_limits::scheduler::{
-    model_key, Limits, RateLimitSnapshot, Reservation, SchedulerError, WaitReason,
+    bucket_cap, model_key, normalize_bucket, Limits, RateLimitSnapshot, Reservation,
+    SchedulerError, WaitReason,
 };
 use crate::rate_limits::store_url::{
     command_error, connect_error, connection_info, StoreConnectError, StoreConnection, StoreUrl,
@@ -111,6 +112,8 @@ struct StoredReservation {
     owner: String,
     #[serde(default)]
     pg: String,
+    #[serde(default)]
+    bk: Option<String>,
 }
 
 /// What went wrong talking to the server, before it names the store.
@@ -508,6 +511,7 @@ fn parse_reservation(text: &str, provider: &str, model: &str) -> Result<Reservat
         acquired_at: number(&stored.at, "admission time")?,
         lease_expires_at: number(&stored.lease, "lease end")?,
         owner: parse_owner(&stored.owner, &stored.pg)?,
+        bucket: stored.bk.filter(|bucket| !bucket.is_empty()),
     })
 }
 
@@ -609,6 +613,7 @@ fn reason(text: &str) -> Result<WaitReason, Failure> {
         "concurrency" => WaitReason::Concurrency,
         "queue" => WaitReason::Queue,
         "hold" => WaitReason::Hold,
+        "bucket" => WaitReason::Bucket,
         other => return Err(Failure::Reply(format!("wait reason `{other}`"))),
     })
 }
@@ -655,6 +660,13 @@ impl Backend for RedisStore {
                 effective_tpm_limit,
             }));
         }
+        let bucket = match &request.bucket {
+            Some(bucket) => match bucket_cap(spec.profile, bucket) {
+                Ok(cap) => Some((normalize_bucket(bucket), cap)),
+                Err(error) => return Ok(Attempt::Failed(error)),
+            },
+            None => None,
+        };
         let base = self.model_base(spec.key);
         let (owner, group) = owner_json(&request.owner);
         let (waiter, _) = owner_json(spec.waiter);
@@ -717,6 +729,10 @@ impl Backend for RedisStore {
             for id in &dead {
                 invocation.arg(id);
             }
+            match &bucket {
+                Some((name, cap)) => invocation.arg(name).arg(*cap),
+                None => invocation.arg("").arg(0),
+            };
             let mut index = redis::cmd("SET");
             index
                 .arg(self.index_key(spec.reservation_id))

@@ -377,7 +377,8 @@ end
 -- A reservation as the client reads it back.
 local function reservation_reply(id, record)
   return cjson.encode({ id = id, seq = record.seq, at = record.at, lease = record.lease,
-    ein = record.ein, mout = record.mout, est = record.est, owner = record.owner, pg = record.pg })
+    ein = record.ein, mout = record.mout, est = record.est, owner = record.owner, pg = record.pg,
+    bk = record.bk })
 end
 
 -- A model's status as the status and advise scripts reply: the view, the
