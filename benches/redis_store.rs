@@ -53,6 +53,7 @@ fn request() -> PaceRequest {
         max_output_tokens: 500,
         owner: Owner::current(),
         lease: DEFAULT_LEASE,
+        bucket: None,
     }
 }
 

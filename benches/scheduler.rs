@@ -54,6 +54,7 @@ fn state_machine(c: &mut Criterion) {
         max_output_tokens: 100,
         owner: Owner::current(),
         lease: DEFAULT_LEASE,
+        bucket: None,
     };
     let mut group = c.benchmark_group("state_machine_acquire_record");
     group.throughput(Throughput::Elements(1));

@@ -37,6 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_output_tokens: 100,
         owner: Owner::current(),
         lease: Duration::from_secs(600),
+        bucket: None,
     };
     let end = SystemClock.now();
     let start = end.saturating_sub(1_000);

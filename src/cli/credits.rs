@@ -67,7 +67,7 @@ enum LimitsCommand {
     /// Wait for rate-limit budget and take a reservation; prints its id.
     Acquire(super::pacing::AcquireArgs),
     /// Record how a reserved call went: its actual tokens, or a rate limit.
-    Record(super::pacing::RecordArgs),
+    Record(Box<super::pacing::RecordArgs>),
     /// Give back a reservation whose call was never sent.
     Release(super::pacing::ReleaseArgs),
     /// Show the rolling-window figures shared by every process of the project.
@@ -173,7 +173,7 @@ pub fn run(project: &ProjectPaths, args: CreditsArgs) -> anyhow::Result<ExitStat
         LimitsCommand::Defaults { install, json } => success(defaults(project, install, json)),
         LimitsCommand::Classify(args) => success(super::retry::classify(args)),
         LimitsCommand::Acquire(args) => super::pacing::acquire(project, args),
-        LimitsCommand::Record(args) => super::pacing::record(project, args),
+        LimitsCommand::Record(args) => super::pacing::record(project, *args),
         LimitsCommand::Release(args) => super::pacing::release(project, args),
         LimitsCommand::Status(args) => super::pacing::status(project, args),
         LimitsCommand::ResetState(args) => super::pacing::reset_state(project, args),

@@ -11,18 +11,19 @@ use serde::Serialize;
 
 use super::output::{self, Align};
 use super::values::{
-    parse_attempt, parse_name, parse_pid, parse_reservation_id, parse_status, parse_tokens,
+    parse_attempt, parse_bucket, parse_name, parse_pid, parse_reservation_id, parse_status,
+    parse_tokens,
 };
 pub(super) use super::values::{parse_lease, parse_seconds};
 use super::{HintedError, StatusError};
 use crate::exit::ExitStatus;
 use crate::paths::{self, ProjectPaths};
-use crate::rate_limits::backend::Backend;
+use crate::rate_limits::backend::{Backend, ProviderHold};
 use crate::rate_limits::budgets::BudgetUse;
 use crate::rate_limits::clock::format_epoch_millis;
 use crate::rate_limits::clock::{Clock, SystemClock};
 use crate::rate_limits::fail_open::{is_unpaced, FailOpen};
-use crate::rate_limits::hold::{Advice, Hold, StatedLimits};
+use crate::rate_limits::hold::{Advice, Hold, StatedLimits, UnseenUse};
 use crate::rate_limits::owner::{
     calling_owner, host_name, liveness, Liveness, Owner, ShortLived, SkipReason, MAX_OWNER_WALK,
 };
@@ -30,7 +31,9 @@ use crate::rate_limits::pacing::{
     ModelStatus, PaceRequest, PacingError, SharedPacer, WaitNotice, MAX_WINDOW_MARGIN,
 };
 use crate::rate_limits::retry::{classify, ErrorKind, ProviderResponse, DEFAULT_DELAY_CAP_SECONDS};
-use crate::rate_limits::scheduler::{RateLimitSnapshot, Reservation, SchedulerError};
+use crate::rate_limits::scheduler::{
+    normalize_bucket, RateLimitSnapshot, Reservation, SchedulerError,
+};
 use crate::rate_limits::store::{FileStore, MemoryStore, StateStore};
 use crate::rate_limits::store_choice::{
     self, ChoiceInputs, FailMode, OpenStore, StoreChoice, StoreSpec,
@@ -63,6 +66,11 @@ pub struct RequestArgs {
     /// Seconds a reservation may stay in flight before its slot is reclaimed (at least 1).
     #[arg(long, value_name = "SECS", allow_hyphen_values = true, value_parser = parse_lease, default_value = DEFAULT_LEASE_SECONDS)]
     lease: Duration,
+    /// The concurrency bucket the call counts in (`reasoning`, `background`…):
+    /// its own cap from the profile's `concurrency_by_bucket`, inside the
+    /// model's shared RPM, TPM and concurrency cap.
+    #[arg(long, value_name = "NAME", value_parser = parse_bucket)]
+    bucket: Option<String>,
 }
 
 impl RequestArgs {
@@ -75,6 +83,7 @@ impl RequestArgs {
             max_output_tokens: self.max_output_tokens,
             owner,
             lease: self.lease,
+            bucket: self.bucket,
         }
     }
 }
@@ -162,6 +171,17 @@ pub struct RecordArgs {
         conflicts_with = "rate_limited"
     )]
     output_tokens: Option<u64>,
+    /// Reasoning (thinking) tokens the provider reported apart from the
+    /// output tokens (Gemini's `thoughtsTokenCount`); they count with them.
+    /// OpenAI's and Anthropic's output counts already include them.
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = parse_tokens,
+        conflicts_with = "rate_limited"
+    )]
+    reasoning_tokens: Option<u64>,
     /// The call was refused with a rate limit: prints the seconds to wait before retrying.
     #[arg(long)]
     rate_limited: bool,
@@ -238,9 +258,10 @@ pub struct ClearHoldArgs {
     /// Provider key.
     #[arg(long, value_parser = parse_name)]
     provider: String,
-    /// Model key.
+    /// Model key; without it, the hold on every model of the provider (the
+    /// account was out) is cleared.
     #[arg(long, value_parser = parse_name)]
-    model: String,
+    model: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -327,11 +348,14 @@ pub(super) fn explain(error: PacingError) -> anyhow::Error {
             "add one with `specsmith-rs credits limits set`, or `credits limits defaults --install`",
         )
         .into(),
-        PacingError::Scheduler(SchedulerError::Held { .. }) => {
+        PacingError::Scheduler(SchedulerError::Held { .. } | SchedulerError::ProviderHeld { .. }) => {
             StatusError::new(ExitStatus::Held, error.to_string()).into()
         }
         PacingError::Unavailable { .. } => {
             StatusError::new(ExitStatus::StoreUnavailable, error.to_string()).into()
+        }
+        PacingError::Scheduler(SchedulerError::UnknownBucket { .. }) => {
+            anyhow::anyhow!("--bucket: {error}")
         }
         other => other.into(),
     }
@@ -470,7 +494,10 @@ pub fn record(project: &ProjectPaths, args: RecordArgs) -> anyhow::Result<ExitSt
     let pacer = pacer(project, &args.store)?;
     if !args.rate_limited {
         let input = args.input_tokens.unwrap_or_default();
-        let output_tokens = args.output_tokens.unwrap_or_default();
+        let output_tokens = args
+            .output_tokens
+            .unwrap_or_default()
+            .saturating_add(args.reasoning_tokens.unwrap_or_default());
         let (reservation, snapshot) = pacer
             .record_success(&args.id, input, output_tokens)
             .map_err(explain)?;
@@ -612,6 +639,65 @@ struct StatusJson<'a> {
     stated_limits: StatedLimits,
     #[serde(skip_serializing_if = "<[BudgetUse]>::is_empty")]
     budgets: &'a [BudgetUse],
+    #[serde(skip_serializing_if = "UnseenUse::is_empty")]
+    unseen_use: UnseenUse,
+    /// The hold on every model of the provider, if one stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider_hold: Option<&'a Hold>,
+    /// The profile's concurrency buckets and what each holds in flight.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    buckets: Vec<BucketJson>,
+}
+
+/// One concurrency bucket of a model, as `status` shows it.
+#[derive(Serialize)]
+struct BucketJson {
+    bucket: String,
+    in_flight: u64,
+    cap: u32,
+}
+
+/// The buckets `status`'s profile sets for its model, with the in-flight
+/// reservations of each; empty when the profile sets none.
+fn buckets_of(catalog: &Catalog, status: &ModelStatus) -> Vec<BucketJson> {
+    let Some(entry) = catalog.resolve(&status.snapshot.provider, &status.snapshot.model) else {
+        return Vec::new();
+    };
+    let mut buckets: Vec<BucketJson> = entry
+        .profile
+        .concurrency_by_bucket()
+        .into_iter()
+        .map(|(name, cap)| {
+            let bucket = normalize_bucket(&name);
+            let in_flight = status
+                .reservations
+                .iter()
+                .filter(|reservation| reservation.bucket.as_ref() == Some(&bucket))
+                .count() as u64;
+            BucketJson {
+                bucket,
+                in_flight,
+                cap,
+            }
+        })
+        .collect();
+    buckets.sort_by(|one, other| one.bucket.cmp(&other.bucket));
+    buckets
+}
+
+fn buckets_text(buckets: &[BucketJson]) -> String {
+    buckets
+        .iter()
+        .map(|bucket| {
+            format!(
+                "{} {}/{}",
+                output::cell(&bucket.bucket),
+                bucket.in_flight,
+                bucket.cap
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A budget beyond RPM and TPM as `status` shows it:
@@ -641,16 +727,26 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
     }
     let choice = args.store.choose(project)?;
     let state_file = project.state_file();
-    let statuses = read_status(project, &args)?;
+    let (statuses, provider_holds) = read_status_and_holds(project, &args)?;
+    let profiles = catalog(project)?;
+    let provider_hold = |provider: &str| {
+        provider_holds
+            .iter()
+            .find(|held| held.provider == provider)
+            .map(|held| &held.hold)
+    };
     if args.json {
         let rows: Vec<StatusJson> = statuses
             .iter()
             .map(|status| StatusJson {
+                provider_hold: provider_hold(&status.snapshot.provider),
+                buckets: buckets_of(&profiles, status),
                 snapshot: &status.snapshot,
                 reservations: &status.reservations,
                 hold: status.hold.as_ref(),
                 stated_limits: status.stated,
                 budgets: &status.budgets,
+                unseen_use: status.unseen,
             })
             .collect();
         match (&args.provider, rows.as_slice()) {
@@ -661,7 +757,19 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
     }
     if args.provider.is_some() {
         if let Some(status) = statuses.first() {
-            output::println(&detail(status, SystemClock.now()))?;
+            let now = SystemClock.now();
+            let mut text = detail(status, now);
+            let buckets = buckets_of(&profiles, status);
+            if !buckets.is_empty() {
+                text.push_str(&format!("\n  buckets      {}", buckets_text(&buckets)));
+            }
+            if let Some(hold) = provider_hold(&status.snapshot.provider) {
+                text.push_str(&format!(
+                    "\n  hold         every model of the provider: {}",
+                    hold_text(hold, now)
+                ));
+            }
+            output::println(&text)?;
         }
         return Ok(ExitStatus::Success);
     }
@@ -669,7 +777,7 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
         StoreSpec::File => format!("Store: the state file `{}`", output::shown(&state_file)),
         StoreSpec::Redis(url) => format!("Store: {} (from {})", url.masked(), choice.store_source),
     };
-    if statuses.is_empty() {
+    if statuses.is_empty() && provider_holds.is_empty() {
         let place = match &choice.store {
             StoreSpec::File => format!("`{}`", output::shown(&state_file)),
             StoreSpec::Redis(url) => url.masked(),
@@ -679,7 +787,9 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
         ))?;
         return Ok(ExitStatus::Success);
     }
-    print_status_table(&statuses)?;
+    if !statuses.is_empty() {
+        print_status_table(&statuses)?;
+    }
     let now = SystemClock.now();
     for status in &statuses {
         for budget in &status.budgets {
@@ -690,6 +800,24 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
                 budget_text(budget)
             ))?;
         }
+        let buckets = buckets_of(&profiles, status);
+        if !buckets.is_empty() {
+            output::println(&format!(
+                "Buckets: {}/{} {}",
+                output::cell(&status.snapshot.provider),
+                output::cell(&status.snapshot.model),
+                buckets_text(&buckets)
+            ))?;
+        }
+    }
+    for held in &provider_holds {
+        output::println(&format!(
+            "Hold: {} (every model) {}",
+            output::cell(&held.provider),
+            hold_text(&held.hold, now)
+        ))?;
+    }
+    for status in &statuses {
         if let Some(hold) = &status.hold {
             output::println(&format!(
                 "Hold: {}/{} {}",
@@ -712,6 +840,14 @@ pub(super) fn read_status(
     project: &ProjectPaths,
     args: &StatusArgs,
 ) -> anyhow::Result<Vec<ModelStatus>> {
+    Ok(read_status_and_holds(project, args)?.0)
+}
+
+/// [`read_status`], with the provider-wide holds standing.
+fn read_status_and_holds(
+    project: &ProjectPaths,
+    args: &StatusArgs,
+) -> anyhow::Result<(Vec<ModelStatus>, Vec<ProviderHold>)> {
     let choice = args.store.choose(project)?;
     let catalog = catalog(project)?;
     let state_file = project.state_file();
@@ -727,7 +863,12 @@ pub(super) fn read_status(
         shared => store_choice::open(shared, &state_file),
     };
     let pacer = SharedPacer::new(catalog, store, SystemClock).with_window_margin(window_margin()?);
-    collect_status(project, &pacer, args)
+    let statuses = collect_status(project, &pacer, args)?;
+    let mut holds = pacer.provider_holds().map_err(explain)?;
+    if let Some(provider) = &args.provider {
+        holds.retain(|held| held.provider == provider.trim().to_lowercase());
+    }
+    Ok((statuses, holds))
 }
 
 fn collect_status<B: Backend>(
@@ -808,6 +949,19 @@ fn detail(status: &ModelStatus, now: u64) -> String {
     for budget in &status.budgets {
         lines.push(format!("  budget       {}", budget_text(budget)));
     }
+    let unseen = status.unseen;
+    for (count, what, until) in [
+        (unseen.requests, "requests", unseen.requests_until),
+        (unseen.tokens, "tokens", unseen.tokens_until),
+    ] {
+        if count > 0 {
+            lines.push(format!(
+                "  provider counts {} more {what} than this window (another client of the key), for {:.0} s",
+                output::thousands(count),
+                until.saturating_sub(now) as f64 / 1000.0
+            ));
+        }
+    }
     if let Some(hold) = &status.hold {
         lines.push(format!("  hold         {}", hold_text(hold, now)));
     }
@@ -871,7 +1025,21 @@ fn hold_text(hold: &Hold, now: u64) -> String {
 
 pub fn clear_hold(project: &ProjectPaths, args: ClearHoldArgs) -> anyhow::Result<ExitStatus> {
     let pacer = pacer(project, &args.store)?;
-    let before = pacer.status(&args.provider, &args.model).map_err(explain)?;
+    let Some(model) = &args.model else {
+        let provider = &args.provider;
+        let before = pacer.provider_holds().map_err(explain)?;
+        let Some(held) = before.into_iter().find(|held| held.provider == *provider) else {
+            output::println(&format!("No hold on every model of `{provider}`"))?;
+            return Ok(ExitStatus::Success);
+        };
+        pacer.hold_provider(provider, None, true).map_err(explain)?;
+        output::println(&format!(
+            "Cleared the hold on every model of `{provider}`: {}",
+            hold_text(&held.hold, SystemClock.now())
+        ))?;
+        return Ok(ExitStatus::Success);
+    };
+    let before = pacer.status(&args.provider, model).map_err(explain)?;
     let label = format!("{}/{}", before.snapshot.provider, before.snapshot.model);
     let Some(hold) = before.hold else {
         output::println(&format!("No hold on `{label}`"))?;
@@ -882,7 +1050,7 @@ pub fn clear_hold(project: &ProjectPaths, args: ClearHoldArgs) -> anyhow::Result
         ..Advice::default()
     };
     pacer
-        .advise(&args.provider, &args.model, &advice)
+        .advise(&args.provider, model, &advice)
         .map_err(explain)?;
     output::println(&format!(
         "Cleared the hold on `{label}`: {}",

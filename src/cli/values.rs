@@ -33,6 +33,20 @@ pub fn parse_name(value: &str) -> Result<String, String> {
     }
 }
 
+/// `--bucket`: a concurrency bucket name, trimmed and lower-cased, not
+/// empty, no control characters (whether the profile has it is checked
+/// against the profile, which the parser cannot see).
+pub fn parse_bucket(value: &str) -> Result<String, String> {
+    let bucket = crate::rate_limits::scheduler::normalize_bucket(value);
+    if bucket.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if bucket.chars().any(char::is_control) {
+        return Err("must not contain control characters".to_owned());
+    }
+    Ok(bucket)
+}
+
 /// A reservation id as `acquire` printed it: not empty, no control characters
 /// (an id is echoed in messages).
 pub fn parse_reservation_id(value: &str) -> Result<String, String> {

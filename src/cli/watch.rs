@@ -181,6 +181,7 @@ mod tests {
             reservations: Vec::new(),
             hold: None,
             stated: Default::default(),
+            unseen: Default::default(),
             budgets: vec![BudgetUse {
                 budget: Budget::OutputTokensPerMinute,
                 limit: Some(400),

@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::rate_limits::backend::{
-    attempt_on, settle_on, status_on, Attempt, AttemptSpec, Backend, Context, Settled, Settlement,
-    Wanted,
+    attempt_on, settle_on, status_on, Attempt, AttemptSpec, Backend, Context, ProviderHold,
+    Settled, Settlement, Wanted,
 };
-use crate::rate_limits::hold::Advice;
+use crate::rate_limits::hold::{Advice, Hold};
 use crate::rate_limits::pacing::{ModelStatus, PacingError};
 use crate::rate_limits::scheduler::{model_key, ModelState, Reservation, SchedulerError};
 
@@ -24,11 +24,21 @@ use crate::rate_limits::scheduler::{model_key, ModelState, Reservation, Schedule
 #[derive(Debug, Default)]
 pub struct InProcessBackend {
     models: Mutex<BTreeMap<String, ModelState>>,
+    provider_holds: Mutex<BTreeMap<String, Hold>>,
 }
 
 impl InProcessBackend {
     fn models(&self) -> MutexGuard<'_, BTreeMap<String, ModelState>> {
         self.models.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn provider_holds_now(&self, now: u64) -> MutexGuard<'_, BTreeMap<String, Hold>> {
+        let mut holds = self
+            .provider_holds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        holds.retain(|_, hold| hold.until > now);
+        holds
     }
 }
 
@@ -38,6 +48,18 @@ impl Backend for InProcessBackend {
     }
 
     fn attempt(&self, cx: &Context<'_>, spec: &AttemptSpec<'_>) -> Result<Attempt, PacingError> {
+        if let Some(hold) = self.provider_holds_now((cx.now)()).get(spec.provider) {
+            let error = SchedulerError::ProviderHeld {
+                provider: spec.provider.to_owned(),
+                until: hold.until,
+                reason: hold.reason.clone(),
+            };
+            if let (Some(held), Some(model_state)) = (spec.ticket, self.models().get_mut(spec.key))
+            {
+                model_state.leave_queue(held);
+            }
+            return Ok(Attempt::Failed(error));
+        }
         let mut models = self.models();
         let model_state = models
             .entry(spec.key.to_owned())
@@ -146,9 +168,47 @@ impl Backend for InProcessBackend {
 
     fn reset(&self) -> Result<bool, PacingError> {
         let mut models = self.models();
-        let had_any = !models.is_empty();
+        let mut holds = self
+            .provider_holds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let had_any = !models.is_empty() || !holds.is_empty();
         models.clear();
+        holds.clear();
         Ok(had_any)
+    }
+
+    fn hold_provider(
+        &self,
+        cx: &Context<'_>,
+        provider: &str,
+        hold: Option<&Hold>,
+        clear: bool,
+    ) -> Result<Option<Hold>, PacingError> {
+        let now = (cx.now)();
+        let mut holds = self.provider_holds_now(now);
+        if clear {
+            holds.remove(provider);
+        }
+        if let Some(hold) = hold.filter(|hold| hold.until > now) {
+            let merged = match holds.remove(provider) {
+                Some(standing) => standing.merge(hold.clone()),
+                None => hold.clone(),
+            };
+            holds.insert(provider.to_owned(), merged);
+        }
+        Ok(holds.get(provider).cloned())
+    }
+
+    fn provider_holds(&self, cx: &Context<'_>) -> Result<Vec<ProviderHold>, PacingError> {
+        Ok(self
+            .provider_holds_now((cx.now)())
+            .iter()
+            .map(|(provider, hold)| ProviderHold {
+                provider: provider.clone(),
+                hold: hold.clone(),
+            })
+            .collect())
     }
 }
 
@@ -188,6 +248,7 @@ mod tests {
                 process_group: None,
             },
             lease: DEFAULT_LEASE,
+            bucket: None,
         }
     }
 

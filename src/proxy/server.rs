@@ -484,7 +484,9 @@ fn pacing_refusal(state: &State, call: &Call, error: &PacingError) -> Response<P
         PacingError::Scheduler(
             SchedulerError::TooLarge { .. } | SchedulerError::TokensOutOfRange { .. },
         ) => refuse(dialect, Refusal::TooLarge, &error.to_string()),
-        PacingError::Scheduler(SchedulerError::Held { until, .. }) => {
+        PacingError::Scheduler(
+            SchedulerError::Held { until, .. } | SchedulerError::ProviderHeld { until, .. },
+        ) => {
             let wait = Duration::from_millis(until.saturating_sub(SystemClock.now()));
             let mut response = refuse(dialect, Refusal::QuotaHeld, &error.to_string());
             response
@@ -532,6 +534,7 @@ async fn forward(
                 max_output_tokens: call.estimate.max_output_tokens,
                 owner: state.owner.clone(),
                 lease: state.config.lease,
+                bucket: None,
             };
             match pacing::acquire(&state.budget, request, deadline).await {
                 Ok(admitted) => {

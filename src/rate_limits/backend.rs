@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use super::clock::duration_millis;
-use super::hold::Advice;
+use super::hold::{Advice, Hold};
 use super::owner::{Owner, ProcessGroup};
 use super::pacing::{ModelStatus, PacingError};
 use super::profile::Profile;
@@ -166,6 +166,15 @@ pub struct Wanted<'a> {
     pub profile: &'a Profile,
 }
 
+/// A hold on every model of one provider: the account is out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderHold {
+    /// Provider, normalised.
+    pub provider: String,
+    /// The hold.
+    pub hold: Hold,
+}
+
 /// The operations of shared pacing, each applied atomically.
 pub trait Backend {
     /// Where the state lives, for messages (credentials masked).
@@ -213,6 +222,22 @@ pub trait Backend {
 
     /// Removes all pacing state; true when there was any.
     fn reset(&self) -> Result<bool, PacingError>;
+
+    /// Places `hold` on every model of `provider` (merged with one that
+    /// stands: the later end wins), after removing the standing one when
+    /// `clear`; returns the hold that stands afterwards. Every later
+    /// [`Backend::attempt`] for any model of the provider is refused with
+    /// [`SchedulerError::ProviderHeld`] until it ends.
+    fn hold_provider(
+        &self,
+        cx: &Context<'_>,
+        provider: &str,
+        hold: Option<&Hold>,
+        clear: bool,
+    ) -> Result<Option<Hold>, PacingError>;
+
+    /// The provider-wide holds standing now, sorted by provider.
+    fn provider_holds(&self, cx: &Context<'_>) -> Result<Vec<ProviderHold>, PacingError>;
 
     /// Waits at most `timeout` for a sign that a concurrency slot or a
     /// place in a queue may have freed, so a waiting acquire looks again at
@@ -274,6 +299,20 @@ impl Backend for Box<dyn Backend + Send + Sync> {
 
     fn reset(&self) -> Result<bool, PacingError> {
         self.as_ref().reset()
+    }
+
+    fn hold_provider(
+        &self,
+        cx: &Context<'_>,
+        provider: &str,
+        hold: Option<&Hold>,
+        clear: bool,
+    ) -> Result<Option<Hold>, PacingError> {
+        self.as_ref().hold_provider(cx, provider, hold, clear)
+    }
+
+    fn provider_holds(&self, cx: &Context<'_>) -> Result<Vec<ProviderHold>, PacingError> {
+        self.as_ref().provider_holds(cx)
     }
 
     fn wait_for_change(&self, timeout: Duration) -> Wake {
@@ -440,6 +479,7 @@ pub fn status_on(
         hold: model_state.hold().cloned(),
         stated: model_state.stated_limits(),
         budgets: model_state.budget_uses(now),
+        unseen: model_state.unseen_use(),
     }
 }
 
@@ -451,6 +491,21 @@ impl<S: StateStore> Backend for S {
     fn attempt(&self, cx: &Context<'_>, spec: &AttemptSpec<'_>) -> Result<Attempt, PacingError> {
         self.measure_and_replace(|mut state: PacingState| {
             let now = (cx.now)();
+            state.provider_holds.retain(|_, hold| hold.until > now);
+            if let Some(hold) = state.provider_hold(spec.provider, now) {
+                let error = SchedulerError::ProviderHeld {
+                    provider: spec.provider.to_owned(),
+                    until: hold.until,
+                    reason: hold.reason.clone(),
+                };
+                let Some(held) = spec.ticket else {
+                    return Err(PacingError::from(error));
+                };
+                if let Some(model_state) = state.models.get_mut(spec.key) {
+                    model_state.leave_queue(held);
+                }
+                return Ok((Attempt::Failed(error), state));
+            }
             let model_state = model_entry(
                 &mut state,
                 cx.window_margin_millis,
@@ -574,6 +629,49 @@ impl<S: StateStore> Backend for S {
         Ok(self.clear()?)
     }
 
+    fn hold_provider(
+        &self,
+        cx: &Context<'_>,
+        provider: &str,
+        hold: Option<&Hold>,
+        clear: bool,
+    ) -> Result<Option<Hold>, PacingError> {
+        self.measure_and_replace(|mut state: PacingState| {
+            let now = (cx.now)();
+            state
+                .provider_holds
+                .retain(|_, standing| standing.until > now);
+            if clear {
+                state.provider_holds.remove(provider);
+            }
+            if let Some(hold) = hold.filter(|hold| hold.until > now) {
+                let merged = match state.provider_holds.remove(provider) {
+                    Some(standing) => standing.merge(hold.clone()),
+                    None => hold.clone(),
+                };
+                state.provider_holds.insert(provider.to_owned(), merged);
+            }
+            let standing = state.provider_holds.get(provider).cloned();
+            Ok::<_, PacingError>((standing, state))
+        })
+    }
+
+    fn provider_holds(&self, cx: &Context<'_>) -> Result<Vec<ProviderHold>, PacingError> {
+        self.measure_and_replace(|state: PacingState| {
+            let now = (cx.now)();
+            let holds = state
+                .provider_holds
+                .iter()
+                .filter(|(_, hold)| hold.until > now)
+                .map(|(provider, hold)| ProviderHold {
+                    provider: provider.clone(),
+                    hold: hold.clone(),
+                })
+                .collect();
+            Ok::<_, PacingError>((holds, state))
+        })
+    }
+
     fn wait_for_change(&self, timeout: Duration) -> Wake {
         StateStore::wait_for_change(self, timeout)
     }
@@ -616,6 +714,7 @@ mod tests {
             max_output_tokens: 5,
             owner: owner(),
             lease: DEFAULT_LEASE,
+            bucket: None,
         };
         let waiter = owner();
         let spec = AttemptSpec {

@@ -11,8 +11,10 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::backend::{Attempt, AttemptSpec, Backend, Context, Settled, Settlement, Wanted};
-use super::hold::Advice;
+use super::backend::{
+    Attempt, AttemptSpec, Backend, Context, ProviderHold, Settled, Settlement, Wanted,
+};
+use super::hold::{Advice, Hold};
 use super::pacing::{ModelStatus, PacingError};
 use super::retry::retry_delay;
 use super::scheduler::{RateLimitSnapshot, Reservation, RESERVATION_PREFIX};
@@ -66,6 +68,7 @@ fn unpaced_reservation(spec: &AttemptSpec<'_>, now: u64) -> Reservation {
         acquired_at: now,
         lease_expires_at: now.saturating_add(super::clock::duration_millis(spec.request.lease)),
         owner: spec.request.owner.clone(),
+        bucket: spec.request.bucket.clone(),
     }
 }
 
@@ -83,6 +86,7 @@ fn uncounted(id: &str, settlement: &Settlement) -> Settled {
         acquired_at: 0,
         lease_expires_at: 0,
         owner: super::owner::Owner::current(),
+        bucket: None,
     };
     let delay_seconds = match *settlement {
         Settlement::RateLimit {
@@ -183,6 +187,7 @@ impl<B: Backend> Backend for FailOpen<B> {
                     hold: None,
                     stated: Default::default(),
                     budgets: Vec::new(),
+                    unseen: Default::default(),
                 })
             }
             other => other,
@@ -191,6 +196,28 @@ impl<B: Backend> Backend for FailOpen<B> {
 
     fn reset(&self) -> Result<bool, PacingError> {
         self.inner.reset()
+    }
+
+    /// Best effort, like [`Backend::advise`]: with the store down, the hold
+    /// is dropped with the warning.
+    fn hold_provider(
+        &self,
+        cx: &Context<'_>,
+        provider: &str,
+        hold: Option<&Hold>,
+        clear: bool,
+    ) -> Result<Option<Hold>, PacingError> {
+        match self.inner.hold_provider(cx, provider, hold, clear) {
+            Err(error @ PacingError::Unavailable { .. }) => {
+                self.warn_once(&error);
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
+    fn provider_holds(&self, cx: &Context<'_>) -> Result<Vec<ProviderHold>, PacingError> {
+        self.inner.provider_holds(cx)
     }
 
     fn wait_for_change(&self, timeout: std::time::Duration) -> Wake {
@@ -260,6 +287,18 @@ mod tests {
         fn reset(&self) -> Result<bool, PacingError> {
             Err(Self::error())
         }
+        fn hold_provider(
+            &self,
+            _: &Context<'_>,
+            _: &str,
+            _: Option<&Hold>,
+            _: bool,
+        ) -> Result<Option<Hold>, PacingError> {
+            Err(Self::error())
+        }
+        fn provider_holds(&self, _: &Context<'_>) -> Result<Vec<ProviderHold>, PacingError> {
+            Err(Self::error())
+        }
     }
 
     fn pacer(warnings: &Arc<Mutex<Vec<String>>>) -> SharedPacer<FailOpen<Down>, FakeClock> {
@@ -281,6 +320,7 @@ mod tests {
             max_output_tokens: 10,
             owner: Owner::current(),
             lease: DEFAULT_LEASE,
+            bucket: None,
         }
     }
 
@@ -321,6 +361,23 @@ mod tests {
     }
 
     #[test]
+    fn a_provider_hold_while_the_store_is_down_is_dropped_with_the_warning() {
+        let warnings = Arc::new(Mutex::new(Vec::new()));
+        let pacer = pacer(&warnings);
+        let hold = Hold::new(super::super::hold::HoldKind::Quota, u64::MAX, "credits");
+        assert_eq!(
+            pacer.hold_provider("acme", Some(&hold), false).unwrap(),
+            None
+        );
+        assert_eq!(warnings.lock().unwrap().len(), 1);
+        // Reading holds is not a pacing call: it says the store is down.
+        assert!(matches!(
+            pacer.provider_holds(),
+            Err(PacingError::Unavailable { .. })
+        ));
+    }
+
+    #[test]
     fn a_rate_limit_while_unpaced_still_gets_the_providers_wait_or_the_backoff() {
         let warnings = Arc::new(Mutex::new(Vec::new()));
         let pacer = pacer(&warnings);
@@ -332,6 +389,7 @@ mod tests {
             retry_after_seconds: Some(7.0),
             status_code: Some(429),
             resets_at: None,
+            whole_account: false,
             message: String::new(),
         };
         let outcome = pacer

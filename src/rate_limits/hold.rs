@@ -143,6 +143,132 @@ impl StatedLimits {
     }
 }
 
+/// What the provider counts as used of one per-minute budget, by every
+/// client of the key, as one answer's headers said (`limit - remaining`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountedUse {
+    /// Requests or tokens the provider counts as used.
+    pub used: u64,
+    /// When the provider's budget is whole again (Unix-epoch milliseconds).
+    pub resets_at: Option<u64>,
+}
+
+/// The per-minute use the provider counts for a model's key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderUse {
+    /// Of the requests-per-minute budget.
+    pub requests: Option<CountedUse>,
+    /// Of the tokens-per-minute budget.
+    pub tokens: Option<CountedUse>,
+}
+
+impl ProviderUse {
+    /// True when the answer said nothing of use.
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_none() && self.tokens.is_none()
+    }
+}
+
+/// Use the provider counts that our own window does not hold: requests and
+/// tokens of another client of the same key. It counts against the budget
+/// beside the window until the provider's reset (at most one window span
+/// after the answer), then leaves at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnseenUse {
+    /// Requests counted beside the window.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub requests: u64,
+    /// When they leave (Unix-epoch milliseconds).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub requests_until: u64,
+    /// Tokens counted beside the window.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tokens: u64,
+    /// When they leave (Unix-epoch milliseconds).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tokens_until: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+impl UnseenUse {
+    /// True when nothing unseen counts.
+    pub fn is_empty(&self) -> bool {
+        self.requests == 0 && self.tokens == 0
+    }
+
+    /// Drops each part whose time has come.
+    pub fn expire(&mut self, now: u64) {
+        if self.requests_until <= now {
+            (self.requests, self.requests_until) = (0, 0);
+        }
+        if self.tokens_until <= now {
+            (self.tokens, self.tokens_until) = (0, 0);
+        }
+    }
+
+    /// Replaces the parts `counted` speaks of by what the provider counts
+    /// beyond our own window (`own_requests`, `own_tokens`) at `now`; each
+    /// lasts until the provider's reset, at most `span` milliseconds (a
+    /// per-minute budget forgets use within its window), a full `span`
+    /// when the provider names no reset.
+    pub fn update(
+        &mut self,
+        counted: ProviderUse,
+        own_requests: u64,
+        own_tokens: u64,
+        now: u64,
+        span: u64,
+    ) {
+        let part = |counted: CountedUse, own: u64| {
+            let unseen = counted
+                .used
+                .saturating_sub(own)
+                .min(super::window::MAX_COUNT);
+            let last = now.saturating_add(span);
+            let until = counted
+                .resets_at
+                .filter(|&reset| reset > now)
+                .map_or(last, |reset| reset.min(last));
+            if unseen == 0 {
+                (0, 0)
+            } else {
+                (unseen, until)
+            }
+        };
+        if let Some(counted) = counted.requests {
+            (self.requests, self.requests_until) = part(counted, own_requests);
+        }
+        if let Some(counted) = counted.tokens {
+            (self.tokens, self.tokens_until) = part(counted, own_tokens);
+        }
+    }
+}
+
+/// Milliseconds until a window's wait `wait(extra)` (`None`: never) is
+/// over when `unseen` more count beside the window until `until`: either
+/// the window frees room for them too, or they leave at `until` and the
+/// window frees room for the rest. `None` only when the window alone can
+/// never make room.
+pub fn wait_with_unseen(
+    now: u64,
+    unseen: u64,
+    until: u64,
+    wait: impl Fn(u64) -> Option<u64>,
+) -> Option<u64> {
+    let alone = wait(0);
+    if unseen == 0 || until <= now {
+        return alone;
+    }
+    let after_they_leave = alone.map(|wait| wait.max(until - now));
+    match (wait(unseen), after_they_leave) {
+        (Some(together), Some(after)) => Some(together.min(after)),
+        (together, after) => together.or(after),
+    }
+}
+
 /// The hold a failed call's classification places on its model, if any:
 ///
 /// - `quota_exhausted`: a quota hold until the provider's reset time, else
@@ -195,6 +321,8 @@ pub struct Advice {
     pub hold: Option<Hold>,
     /// Remove the standing hold first (`credits limits clear-hold`).
     pub clear_hold: bool,
+    /// The use the provider counts, by every client of the key.
+    pub provider_use: ProviderUse,
 }
 
 #[cfg(test)]
@@ -209,6 +337,7 @@ mod tests {
             retry_after_seconds,
             status_code: Some(429),
             resets_at: None,
+            whole_account: false,
             message: "said".to_owned(),
         }
     }

@@ -555,6 +555,7 @@ fn needs_terminal() -> Classification {
         retry_after_seconds: None,
         status_code: None,
         resets_at: None,
+        whole_account: false,
         message: "the command stopped to use the terminal, and `run` could not give it the terminal (it is not in the terminal's foreground); run it in the foreground, or give the command its input another way".to_owned(),
     }
 }
@@ -632,6 +633,7 @@ mod tests {
                 max_output_tokens: 50,
                 owner: Owner::process(std::process::id()),
                 lease: Duration::from_secs(600),
+                bucket: None,
             },
             max_attempts,
             deadline,

@@ -23,16 +23,18 @@
 
 use std::time::Duration;
 
-use super::backend::{Attempt, AttemptSpec, Backend, Context, Settled, Settlement, Wanted};
+use super::backend::{
+    Attempt, AttemptSpec, Backend, Context, ProviderHold, Settled, Settlement, Wanted,
+};
 use super::clock::{duration_millis, sleep_unless, Clock, SystemClock};
-use super::hold::{hold_for, Advice, Hold, StatedLimits};
+use super::hold::{hold_for, Advice, Hold, StatedLimits, UnseenUse};
 use super::learn::advice_from_headers;
 use super::owner::{host_name, liveness, Liveness, Owner, ProcessGroup};
 use super::profile::Profile;
 use super::retry::Classification;
 use super::scheduler::{
-    model_key, new_reservation_id, AcquireRequest, RateLimitSnapshot, Reservation, SchedulerError,
-    WaitReason,
+    model_key, new_reservation_id, normalize_bucket, AcquireRequest, RateLimitSnapshot,
+    Reservation, SchedulerError, WaitReason,
 };
 use super::store::StoreError;
 use super::wake::Wake;
@@ -97,6 +99,9 @@ pub struct PaceRequest {
     pub owner: Owner,
     /// How long the reservation may stay in flight before it is reclaimed.
     pub lease: Duration,
+    /// The concurrency bucket of the model it counts in (see
+    /// [`AcquireRequest::bucket`]).
+    pub bucket: Option<String>,
 }
 
 /// An admitted request and how long it waited.
@@ -147,6 +152,9 @@ pub struct ModelStatus {
     /// The budgets beyond RPM and TPM the model is paced with, and their use
     /// (empty on the Redis store, which does not pace them yet).
     pub budgets: Vec<crate::rate_limits::budgets::BudgetUse>,
+    /// Use the provider counts that our window does not (another client of
+    /// the key), while it still counts.
+    pub unseen: UnseenUse,
 }
 
 type DeathTest = Box<dyn Fn(&Owner) -> bool + Send + Sync>;
@@ -340,11 +348,17 @@ impl<B: Backend, C: Clock> SharedPacer<B, C> {
                     label: format!("{}/{}", request.provider, request.model),
                 }
             })?;
+        // A reasoning model may think beyond its visible output: the
+        // profile's thinking budget counts as output until the call's real
+        // use is recorded.
         let acquire_request = AcquireRequest {
             estimated_input_tokens: request.estimated_input_tokens,
-            max_output_tokens: request.max_output_tokens,
+            max_output_tokens: request
+                .max_output_tokens
+                .saturating_add(profile.tpm_thinking_budget()),
             owner: request.owner.clone(),
             lease: request.lease,
+            bucket: request.bucket.as_deref().map(normalize_bucket),
         };
         // One id for every pass, so a pass repeated after a lost reply finds
         // its grant rather than taking a second one.
@@ -510,7 +524,9 @@ impl<B: Backend, C: Clock> SharedPacer<B, C> {
 
     /// Places on `reservation`'s model the hold its failed call's
     /// `classification` calls for ([`hold_for`]), so every process of the
-    /// fleet respects it; returns the hold placed.
+    /// fleet respects it; returns the hold placed. When the provider said
+    /// the whole account is out (`whole_account`), the hold is placed on
+    /// every model of the provider instead.
     pub fn hold_after(
         &self,
         reservation: &Reservation,
@@ -523,6 +539,10 @@ impl<B: Backend, C: Clock> SharedPacer<B, C> {
         if reservation.provider.is_empty() {
             // An unpaced reservation (the store was unavailable): no model to hold.
             return Ok(None);
+        }
+        if classification.whole_account && hold.kind.refuses() {
+            self.hold_provider(&reservation.provider, Some(&hold), false)?;
+            return Ok(Some(hold));
         }
         let advice = Advice {
             hold: Some(hold.clone()),
@@ -572,6 +592,28 @@ impl<B: Backend, C: Clock> SharedPacer<B, C> {
             profile,
         };
         self.with_context(|cx| self.backend.advise(cx, &target, advice))
+    }
+
+    /// Places `hold` on every model of `provider` (after removing the one
+    /// that stands, when `clear`); returns the provider-wide hold standing
+    /// afterwards.
+    pub fn hold_provider(
+        &self,
+        provider: &str,
+        hold: Option<&Hold>,
+        clear: bool,
+    ) -> Result<Option<Hold>, PacingError> {
+        let provider = super::profile::check_name("provider", provider).map_err(|_| {
+            SchedulerError::NoProfile {
+                label: format!("{provider}/*"),
+            }
+        })?;
+        self.with_context(|cx| self.backend.hold_provider(cx, &provider, hold, clear))
+    }
+
+    /// The provider-wide holds standing now, sorted by provider.
+    pub fn provider_holds(&self) -> Result<Vec<ProviderHold>, PacingError> {
+        self.with_context(|cx| self.backend.provider_holds(cx))
     }
 
     /// Releases a reservation whose request was never sent.
@@ -672,6 +714,7 @@ mod tests {
                 process_group: None,
             },
             lease: DEFAULT_LEASE,
+            bucket: None,
         }
     }
 
@@ -694,6 +737,49 @@ mod tests {
                 waited: Duration::ZERO
             }]
         );
+    }
+
+    #[test]
+    fn the_thinking_budget_joins_every_estimate_and_the_real_use_replaces_it() {
+        let mut profile = Profile::new("acme", "m", 100, 10_000, 1.0, 5).unwrap();
+        profile
+            .extra
+            .insert("tpm_thinking_budget".into(), 4_000.into());
+        let mut catalog = Catalog::default();
+        catalog.add_layer(crate::rate_limits::Layer::Project, vec![profile]);
+        let clock = FakeClock::new(START);
+        let pacer = SharedPacer::new(catalog, MemoryStore::default(), clock.clone());
+        let admitted = pacer
+            .acquire(&request("m", 1), Some(Duration::ZERO), &mut |_| {})
+            .unwrap();
+        // 100 in + 100 out + 4,000 of thinking.
+        assert_eq!(admitted.reservation.max_output_tokens, 4_100);
+        assert_eq!(admitted.reservation.estimated_tokens, 4_200);
+        pacer
+            .acquire(&request("m", 1), Some(Duration::ZERO), &mut |_| {})
+            .unwrap();
+        let error = pacer
+            .acquire(&request("m", 1), Some(Duration::ZERO), &mut |_| {})
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                PacingError::Scheduler(SchedulerError::DeadlineExceeded {
+                    reason: WaitReason::Tokens,
+                    ..
+                })
+            ),
+            "{error}"
+        );
+        // The call thought 1,000 tokens (in its output count): the rest of
+        // the budget comes back, and a third request fits.
+        let (_, snapshot) = pacer
+            .record_success(&admitted.reservation.id, 100, 1_100)
+            .unwrap();
+        assert_eq!(snapshot.rolling_token_count, 1_200 + 4_200);
+        pacer
+            .acquire(&request("m", 1), Some(Duration::ZERO), &mut |_| {})
+            .unwrap();
     }
 
     #[test]
@@ -770,6 +856,7 @@ mod tests {
             status_code: Some(429),
             message: String::new(),
             resets_at: None,
+            whole_account: false,
         };
         let outcome = pacer
             .record_rate_limit(&second.reservation.id, &classification, 3)

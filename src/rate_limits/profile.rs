@@ -1,5 +1,7 @@
 //! One provider/model rate-limit profile, with the rules every profile obeys.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -53,14 +55,67 @@ pub enum ProfileError {
     /// The utilization target was outside (0, 1].
     #[error("utilization_target must be greater than 0 and at most 1, got {0}")]
     Target(f64),
+    /// A field of the later Python releases holds a value of the wrong shape.
+    #[error("{field} {rule}, got {value}")]
+    Field {
+        /// The field's name in the file (`tpm_thinking_budget`, `concurrency_by_bucket`).
+        field: &'static str,
+        /// What the field must hold.
+        rule: &'static str,
+        /// The value found, as JSON.
+        value: String,
+    },
+}
+
+/// The field of later Python releases holding thinking tokens added to
+/// every request's estimate.
+pub const THINKING_BUDGET_FIELD: &str = "tpm_thinking_budget";
+/// The field of later Python releases holding per-bucket concurrency caps.
+pub const BUCKETS_FIELD: &str = "concurrency_by_bucket";
+
+/// Checks the fields of later Python releases that this version honours:
+/// `tpm_thinking_budget` a whole number of tokens (0 to 2^53 − 1),
+/// `concurrency_by_bucket` an object of bucket names to caps of at least 1.
+fn check_later_fields(extra: &Map<String, Value>) -> Result<(), ProfileError> {
+    if let Some(value) = extra.get(THINKING_BUDGET_FIELD) {
+        if value
+            .as_u64()
+            .is_none_or(|tokens| tokens > super::window::MAX_COUNT)
+        {
+            return Err(ProfileError::Field {
+                field: THINKING_BUDGET_FIELD,
+                rule: "must be a whole number of tokens from 0 to 9007199254740991",
+                value: value.to_string(),
+            });
+        }
+    }
+    if let Some(value) = extra.get(BUCKETS_FIELD) {
+        let rule = "must map bucket names to concurrency caps from 1 to 4294967295";
+        let bad = || ProfileError::Field {
+            field: BUCKETS_FIELD,
+            rule,
+            value: value.to_string(),
+        };
+        let buckets = value.as_object().ok_or_else(bad)?;
+        for (name, cap) in buckets {
+            let fits = cap
+                .as_u64()
+                .is_some_and(|cap| cap >= 1 && cap <= u64::from(u32::MAX));
+            if name.trim().is_empty() || name.chars().any(char::is_control) || !fits {
+                return Err(bad());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Limits for one provider/model path (either part may be the wildcard `*`).
 ///
-/// Provider and model are stored trimmed and lower-cased. Fields that this
-/// version does not use (for example `concurrency_by_bucket` or
-/// `tpm_thinking_budget`, written by later Python releases) are kept in
-/// [`Profile::extra`] and written back unchanged.
+/// Provider and model are stored trimmed and lower-cased. Fields of later
+/// Python releases (`concurrency_by_bucket`, `tpm_thinking_budget`, read by
+/// [`Profile::concurrency_by_bucket`] and [`Profile::tpm_thinking_budget`])
+/// and fields this version does not use are kept in [`Profile::extra`] and
+/// written back unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "ProfileRecord", into = "ProfileRecord")]
 pub struct Profile {
@@ -175,6 +230,35 @@ impl Profile {
     /// Tokens per minute to budget for: max(1, floor(tpm_limit × target)).
     pub fn effective_tpm_limit(&self) -> u64 {
         effective_limit(self.tpm_limit, self.utilization_target)
+    }
+
+    /// Thinking tokens a reasoning model may spend beyond its visible output
+    /// (`tpm_thinking_budget`, a field of later Python releases): added to
+    /// every request's estimate. 0 when the profile has none.
+    pub fn tpm_thinking_budget(&self) -> u64 {
+        self.extra
+            .get(THINKING_BUDGET_FIELD)
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    }
+
+    /// The concurrency cap of each bucket of this model
+    /// (`concurrency_by_bucket`, a field of later Python releases), by
+    /// bucket name as written; empty when the profile has none.
+    pub fn concurrency_by_bucket(&self) -> BTreeMap<String, u32> {
+        self.extra
+            .get(BUCKETS_FIELD)
+            .and_then(Value::as_object)
+            .map(|buckets| {
+                buckets
+                    .iter()
+                    .filter_map(|(name, cap)| {
+                        let cap = u32::try_from(cap.as_u64()?).ok()?;
+                        (cap >= 1).then(|| (name.clone(), cap))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Any `limit` at this profile's utilization target: max(1, floor(limit × target)).
@@ -353,6 +437,7 @@ impl TryFrom<ProfileRecord> for Profile {
             concurrency_cap,
         )
         .map_err(invalid)?;
+        check_later_fields(&record.extra).map_err(invalid)?;
         profile.source = record.source;
         profile.extra = record.extra;
         Ok(profile)
@@ -377,6 +462,49 @@ impl From<Profile> for ProfileRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(extra: &str) -> Result<Profile, String> {
+        let text = format!(
+            r#"{{"provider": "acme", "model": "m", "rpm_limit": 10, "tpm_limit": 100{extra}}}"#
+        );
+        serde_json::from_str::<Profile>(&text).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn the_later_fields_are_read_and_checked_but_kept_as_written() {
+        let profile = parse(
+            r#", "tpm_thinking_budget": 4096, "concurrency_by_bucket": {"reasoning": 1, "background": 3}"#,
+        )
+        .unwrap();
+        assert_eq!(profile.tpm_thinking_budget(), 4_096);
+        assert_eq!(
+            profile.concurrency_by_bucket(),
+            BTreeMap::from([("background".to_owned(), 3), ("reasoning".to_owned(), 1)])
+        );
+        assert_eq!(
+            serde_json::to_value(&profile).unwrap()["concurrency_by_bucket"]["reasoning"],
+            1
+        );
+        let plain = parse("").unwrap();
+        assert_eq!(
+            (
+                plain.tpm_thinking_budget(),
+                plain.concurrency_by_bucket().len()
+            ),
+            (0, 0)
+        );
+        for (extra, expected) in [
+            (r#", "tpm_thinking_budget": -1"#, "tpm_thinking_budget must be a whole number of tokens from 0 to 9007199254740991, got -1"),
+            (r#", "tpm_thinking_budget": "4k""#, "tpm_thinking_budget must be a whole number"),
+            (r#", "concurrency_by_bucket": [1]"#, "concurrency_by_bucket must map bucket names to concurrency caps"),
+            (r#", "concurrency_by_bucket": {"reasoning": 0}"#, "got {\"reasoning\":0}"),
+            (r#", "concurrency_by_bucket": {" ": 1}"#, "concurrency_by_bucket must map"),
+        ] {
+            let error = parse(extra).unwrap_err();
+            assert!(error.contains(expected), "{extra}: {error}");
+            assert!(error.contains("profile `acme/m`"), "{error}");
+        }
+    }
 
     #[test]
     fn names_are_trimmed_and_lower_cased() {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::budgets::{Budget, BudgetUse, Budgets, Paced, StoredBudgets};
 use super::clock::{duration_millis, Clock, SystemClock};
-use super::hold::{Advice, Hold, StatedLimits};
+use super::hold::{wait_with_unseen, Advice, Hold, StatedLimits, UnseenUse};
 use super::owner::{Owner, ProcessGroup};
 use super::profile::{check_name, normalize_name, Profile, KEY_SEPARATOR};
 use super::retry::{retry_delay, Classification};
@@ -109,6 +109,29 @@ pub enum SchedulerError {
         /// What the provider said.
         reason: String,
     },
+    /// The provider said the whole account is out (billing, credits, a
+    /// spend cap): every model of the provider is refused until the hold
+    /// ends or is cleared.
+    #[error("every model of `{provider}` is on hold until {}: {reason} (the account is out; clear it with `credits limits clear-hold --provider {provider}` once it is restored)", super::clock::format_epoch_millis(*.until))]
+    ProviderHeld {
+        /// Provider, normalised.
+        provider: String,
+        /// When the hold ends (Unix-epoch milliseconds).
+        until: u64,
+        /// What the provider said.
+        reason: String,
+    },
+    /// The request names a concurrency bucket its model's profile has no
+    /// cap for (`concurrency_by_bucket`).
+    #[error("`{label}` has no concurrency bucket `{bucket}` ({})", known_buckets(.known))]
+    UnknownBucket {
+        /// `provider/model`.
+        label: String,
+        /// The bucket asked for, normalised.
+        bucket: String,
+        /// The buckets the profile sets, normalised and sorted.
+        known: Vec<String>,
+    },
     /// The wait for budget would end after the deadline.
     #[error("{}", timed_out_message(.label, *.reason, *.waited, *.needed, *.until))]
     DeadlineExceeded {
@@ -127,6 +150,14 @@ pub enum SchedulerError {
     },
 }
 
+fn known_buckets(known: &[String]) -> String {
+    if known.is_empty() {
+        "its profile sets no `concurrency_by_bucket`".to_owned()
+    } else {
+        format!("its profile's buckets: {}", known.join(", "))
+    }
+}
+
 fn timed_out_message(
     label: &str,
     reason: WaitReason,
@@ -135,7 +166,9 @@ fn timed_out_message(
     frees_at: u64,
 ) -> String {
     let (bound, until) = match reason {
-        WaitReason::Concurrency => ("up to ", " (until the earliest lease ends)"),
+        WaitReason::Concurrency | WaitReason::Bucket => {
+            ("up to ", " (until the earliest lease ends)")
+        }
         WaitReason::Queue => ("about ", ""),
         WaitReason::Requests
         | WaitReason::Tokens
@@ -186,6 +219,8 @@ pub enum WaitReason {
     DailyRequests,
     /// The tokens-per-day budget.
     DailyTokens,
+    /// A free slot of the request's concurrency bucket (`--bucket`).
+    Bucket,
 }
 
 impl From<Budget> for WaitReason {
@@ -220,6 +255,7 @@ impl fmt::Display for WaitReason {
             WaitReason::OutputTokens => "the output-tokens-per-minute budget",
             WaitReason::DailyRequests => "the requests-per-day budget",
             WaitReason::DailyTokens => "the tokens-per-day budget",
+            WaitReason::Bucket => "a slot of its concurrency bucket",
         })
     }
 }
@@ -235,6 +271,9 @@ pub struct AcquireRequest {
     pub owner: Owner,
     /// How long the reservation may stay in flight before it is reclaimed.
     pub lease: Duration,
+    /// The concurrency bucket of the model it counts in (`reasoning`,
+    /// `background`…), whose cap the profile's `concurrency_by_bucket` sets.
+    pub bucket: Option<String>,
 }
 
 impl AcquireRequest {
@@ -268,6 +307,34 @@ pub struct Reservation {
     pub lease_expires_at: u64,
     /// The process that holds it.
     pub owner: Owner,
+    /// The concurrency bucket it counts in, normalised, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+}
+
+/// The normalised form of a bucket name: trimmed and lower-cased.
+pub fn normalize_bucket(bucket: &str) -> String {
+    bucket.trim().to_lowercase()
+}
+
+/// The cap of `bucket` in `profile`, or the error naming the buckets it has.
+pub fn bucket_cap(profile: &Profile, bucket: &str) -> Result<u32, SchedulerError> {
+    let bucket = normalize_bucket(bucket);
+    let buckets = profile.concurrency_by_bucket();
+    buckets
+        .iter()
+        .find(|(name, _)| normalize_bucket(name) == bucket)
+        .map(|(_, cap)| *cap)
+        .ok_or_else(|| {
+            let mut known: Vec<String> =
+                buckets.keys().map(|name| normalize_bucket(name)).collect();
+            known.sort();
+            SchedulerError::UnknownBucket {
+                label: profile.label(),
+                bucket,
+                known,
+            }
+        })
 }
 
 /// A waiter's place in a model's queue: waiters are admitted in the order of
@@ -408,6 +475,7 @@ pub struct ModelState {
     /// Those budgets' limits, from the last profile seen (not stored: each
     /// operation brings its profile).
     paced: Paced,
+    unseen: UnseenUse,
 }
 
 impl ModelState {
@@ -430,6 +498,7 @@ impl ModelState {
             stated: StatedLimits::default(),
             budgets: Budgets::default(),
             paced: Paced::new(profile, StatedLimits::default()),
+            unseen: UnseenUse::default(),
         }
     }
 
@@ -522,6 +591,7 @@ impl ModelState {
             && self.current_concurrency_cap >= self.limits.base_concurrency_cap
             && self.hold.is_none()
             && self.stated.is_empty()
+            && self.unseen.is_empty()
             && self.budgets.is_empty()
     }
 
@@ -541,6 +611,12 @@ impl ModelState {
         self.stated
     }
 
+    /// The use another client of the key made that the provider counts and
+    /// our window does not, while it still counts.
+    pub fn unseen_use(&self) -> UnseenUse {
+        self.unseen
+    }
+
     /// Applies what an answer taught: the stated limits (pacing then uses
     /// the lower of the profile's and the provider's, at the profile's
     /// utilization target), and a hold merged with any that stands.
@@ -551,6 +627,15 @@ impl ModelState {
             self.hold = None;
         }
         self.stated = self.stated.updated(advice.stated);
+        // The provider's count includes ours: only the excess is another
+        // client's, and each answer replaces what the last one said.
+        self.unseen.update(
+            advice.provider_use,
+            self.window.requests(),
+            self.window.tokens(),
+            now,
+            self.window.span(),
+        );
         if let Some(hold) = advice.hold.clone().filter(|hold| hold.until > now) {
             self.hold = Some(match self.hold.take() {
                 Some(standing) => standing.merge(hold),
@@ -574,6 +659,7 @@ impl ModelState {
         if self.hold.as_ref().is_some_and(|hold| hold.until <= now) {
             self.hold = None;
         }
+        self.unseen.expire(now);
         self.window.expire(now);
         self.waiters.retain(|ticket| ticket.expires_at > now);
         self.reclaim(|reservation| reservation.lease_expires_at <= now)
@@ -665,6 +751,10 @@ impl ModelState {
                 });
             }
         }
+        let bucket = match &request.bucket {
+            Some(bucket) => Some((normalize_bucket(bucket), bucket_cap(profile, bucket)?)),
+            None => None,
+        };
         if let Some(hold) = &self.hold {
             if hold.kind.refuses() {
                 return Err(SchedulerError::Held {
@@ -682,16 +772,14 @@ impl ModelState {
         }
         let estimate = request.estimated_tokens();
         let token_limit = self.limits.effective_tpm_limit;
-        let Some(token_wait) = self.window.token_wait(now, token_limit, estimate) else {
+        let Some(token_wait) = self.tokens_wait(now, estimate) else {
             return Err(SchedulerError::TooLarge {
                 label: self.label(),
                 estimate,
                 effective_tpm_limit: token_limit,
             });
         };
-        let request_wait = self
-            .window
-            .request_wait(now, self.limits.effective_rpm_limit);
+        let request_wait = self.requests_wait(now, 1).unwrap_or(self.window.span());
         let budget_wait = self
             .budgets
             .wait(
@@ -734,6 +822,23 @@ impl ModelState {
                 reason: WaitReason::Concurrency,
             });
         }
+        if let Some((name, cap)) = &bucket {
+            let holding: Vec<u64> = self
+                .in_flight
+                .values()
+                .filter(|reservation| reservation.bucket.as_ref() == Some(name))
+                .map(|reservation| reservation.lease_expires_at)
+                .collect();
+            if holding.len() >= *cap as usize {
+                let earliest_lease_end = holding.iter().copied().min().unwrap_or(now);
+                return Ok(Decision::Wait {
+                    retry_after: Duration::from_millis(
+                        earliest_lease_end.saturating_sub(now).max(1),
+                    ),
+                    reason: WaitReason::Bucket,
+                });
+            }
+        }
         let number = ticket.and_then(|id| {
             self.waiters
                 .iter()
@@ -767,6 +872,7 @@ impl ModelState {
             acquired_at: self.window.latest().unwrap_or(now),
             lease_expires_at: now.saturating_add(duration_millis(request.lease)),
             owner: request.owner.clone(),
+            bucket: bucket.map(|(name, _)| name),
         };
         self.budgets.admit(
             reservation.acquired_at,
@@ -825,13 +931,36 @@ impl ModelState {
     /// Milliseconds from `now` until `requests` more requests and `tokens`
     /// more tokens fit the budgets together; `None` when they never can.
     fn ready_in(&self, now: u64, requests: u64, tokens: u64) -> Option<u64> {
-        let requests = self
-            .window
-            .requests_wait(now, self.limits.effective_rpm_limit, requests)?;
-        let tokens = self
-            .window
-            .token_wait(now, self.limits.effective_tpm_limit, tokens)?;
+        let requests = self.requests_wait(now, requests)?;
+        let tokens = self.tokens_wait(now, tokens)?;
         Some(requests.max(tokens))
+    }
+
+    /// Milliseconds from `now` until `extra` more requests fit the
+    /// effective RPM beside the window and the provider's unseen use;
+    /// `None` when they never can.
+    fn requests_wait(&self, now: u64, extra: u64) -> Option<u64> {
+        let limit = self.limits.effective_rpm_limit;
+        wait_with_unseen(
+            now,
+            self.unseen.requests,
+            self.unseen.requests_until,
+            |more| {
+                self.window
+                    .requests_wait(now, limit, extra.saturating_add(more))
+            },
+        )
+    }
+
+    /// Milliseconds from `now` until `estimate` more tokens fit the
+    /// effective TPM beside the window and the provider's unseen use;
+    /// `None` when the estimate alone exceeds it.
+    fn tokens_wait(&self, now: u64, estimate: u64) -> Option<u64> {
+        let limit = self.limits.effective_tpm_limit;
+        wait_with_unseen(now, self.unseen.tokens, self.unseen.tokens_until, |more| {
+            self.window
+                .token_wait(now, limit, estimate.saturating_add(more))
+        })
     }
 
     /// Gives the window's events fresh sequence numbers from 0 once they
@@ -1128,6 +1257,8 @@ struct ModelRecord {
     stated_limits: StatedLimits,
     #[serde(default)]
     budgets: Option<StoredBudgets>,
+    #[serde(default, skip_serializing_if = "UnseenUse::is_empty")]
+    unseen_use: UnseenUse,
 }
 
 /// A window's events as the state file holds them.
@@ -1216,6 +1347,8 @@ struct ModelRecordRef<'a> {
     stated_limits: StatedLimits,
     #[serde(skip_serializing_if = "Option::is_none")]
     budgets: Option<StoredBudgets>,
+    #[serde(skip_serializing_if = "UnseenUse::is_empty")]
+    unseen_use: UnseenUse,
 }
 
 impl Serialize for ModelState {
@@ -1240,6 +1373,7 @@ impl Serialize for ModelState {
             hold: self.hold.as_ref(),
             stated_limits: self.stated,
             budgets: (!self.budgets.is_empty()).then(|| self.budgets.stored()),
+            unseen_use: self.unseen,
         }
         .serialize(serializer)
     }
@@ -1434,6 +1568,13 @@ impl TryFrom<ModelRecord> for ModelState {
                 record.next_ticket
             )));
         }
+        let unseen = record.unseen_use;
+        if unseen.requests > MAX_COUNT || unseen.tokens > MAX_COUNT {
+            return Err(inconsistent(format!(
+                "unseen_use {} requests, {} tokens is out of range (0 to {MAX_COUNT})",
+                unseen.requests, unseen.tokens
+            )));
+        }
         let mut previous = None;
         for ticket in &record.waiters {
             if ticket.number >= record.next_ticket
@@ -1464,6 +1605,7 @@ impl TryFrom<ModelRecord> for ModelState {
             stated: record.stated_limits,
             budgets,
             paced: Paced::default(),
+            unseen: record.unseen_use,
         })
     }
 }
@@ -1604,6 +1746,7 @@ impl<C: Clock> Scheduler<C> {
             max_output_tokens,
             owner: self.owner.clone(),
             lease: self.lease,
+            bucket: None,
         }
     }
 
@@ -1823,6 +1966,7 @@ mod tests {
                 process_group: None,
             },
             lease: DEFAULT_LEASE,
+            bucket: None,
         }
     }
 
@@ -1857,6 +2001,7 @@ mod tests {
             status_code: Some(429),
             message: String::new(),
             resets_at: None,
+            whole_account: false,
         }
     }
 
@@ -2816,6 +2961,235 @@ mod tests {
         let mut state = state(&profile);
         state.advise(START, Some(&profile), &hold(HoldKind::Quota, START));
         assert_eq!(state.hold(), None);
+    }
+
+    fn bucketed(bucket: Option<&str>) -> AcquireRequest {
+        AcquireRequest {
+            bucket: bucket.map(str::to_owned),
+            ..request(1, 1)
+        }
+    }
+
+    #[test]
+    fn each_bucket_has_its_own_cap_inside_the_models() {
+        let mut profile = profile(100, 100_000, 1.0, 3);
+        profile.extra.insert(
+            "concurrency_by_bucket".into(),
+            serde_json::json!({"Reasoning": 1, "background": 2}),
+        );
+        let mut state = state(&profile);
+        let reasoning = granted(acquire(
+            &mut state,
+            START,
+            &profile,
+            &bucketed(Some("reasoning")),
+        ));
+        assert_eq!(reasoning.bucket.as_deref(), Some("reasoning"));
+        assert_eq!(
+            acquire(
+                &mut state,
+                START + 10,
+                &profile,
+                &bucketed(Some(" REASONING "))
+            ),
+            Decision::Wait {
+                retry_after: Duration::from_millis(DEFAULT_LEASE.as_millis() as u64 - 10),
+                reason: WaitReason::Bucket,
+            },
+            "the reasoning bucket is full until its one lease ends"
+        );
+        granted(acquire(
+            &mut state,
+            START,
+            &profile,
+            &bucketed(Some("background")),
+        ));
+        granted(acquire(&mut state, START, &profile, &bucketed(None)));
+        // The model's cap of 3 binds before the background bucket's 2.
+        assert!(matches!(
+            acquire(&mut state, START, &profile, &bucketed(Some("background"))),
+            Decision::Wait {
+                reason: WaitReason::Concurrency,
+                ..
+            }
+        ));
+        // It survives a reload; a recorded reasoning call frees its bucket.
+        let mut state: ModelState =
+            serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+        state
+            .record_success(START, Some(&profile), &reasoning.id, 1, 1)
+            .unwrap();
+        granted(acquire(
+            &mut state,
+            START,
+            &profile,
+            &bucketed(Some("reasoning")),
+        ));
+        // An unknown bucket is refused for good, naming the ones there are.
+        let error = state
+            .try_acquire(
+                START,
+                &profile,
+                &bucketed(Some("longform")),
+                new_reservation_id(),
+            )
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`acme/m` has no concurrency bucket `longform` (its profile's buckets: background, reasoning)"
+        );
+        let plain = self::profile(100, 100_000, 1.0, 3);
+        let error = ModelState::new("acme", "m", &plain)
+            .try_acquire(
+                START,
+                &plain,
+                &bucketed(Some("reasoning")),
+                new_reservation_id(),
+            )
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("its profile sets no `concurrency_by_bucket`"),
+            "{error}"
+        );
+    }
+
+    fn counted(requests: Option<(u64, u64)>, tokens: Option<(u64, u64)>) -> Advice {
+        use crate::rate_limits::hold::{CountedUse, ProviderUse};
+        let part = |(used, resets_at): (u64, u64)| CountedUse {
+            used,
+            resets_at: Some(resets_at),
+        };
+        Advice {
+            provider_use: ProviderUse {
+                requests: requests.map(part),
+                tokens: tokens.map(part),
+            },
+            ..Advice::default()
+        }
+    }
+
+    #[test]
+    fn requests_another_client_used_count_until_the_providers_reset() {
+        let profile = profile(10, 100_000, 1.0, 10);
+        let mut state = state(&profile);
+        for _ in 0..2 {
+            let reservation = granted(acquire(&mut state, START, &profile, &request(1, 1)));
+            state
+                .record_success(START, Some(&profile), &reservation.id, 1, 1)
+                .unwrap();
+        }
+        // The provider counts 7 of its 10 used, our window 2: 5 are another
+        // client's, until the provider's reset 20 s from now.
+        state.advise(
+            START + 1_000,
+            Some(&profile),
+            &counted(Some((7, START + 21_000)), None),
+        );
+        let unseen = state.unseen_use();
+        assert_eq!(
+            (unseen.requests, unseen.requests_until),
+            (5, START + 21_000)
+        );
+        for _ in 0..3 {
+            granted(acquire(&mut state, START + 1_000, &profile, &request(1, 1)));
+        }
+        assert_eq!(
+            acquire(&mut state, START + 1_000, &profile, &request(1, 1)),
+            Decision::Wait {
+                retry_after: Duration::from_millis(20_000),
+                reason: WaitReason::Requests,
+            },
+            "the fourth waits for the other client's use to leave, not for our window"
+        );
+        assert!(!state.is_idle());
+        // It survives a reload, and leaves at the reset.
+        let mut reloaded: ModelState =
+            serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+        assert_eq!(reloaded.unseen_use(), unseen);
+        granted(acquire(
+            &mut reloaded,
+            START + 21_000,
+            &profile,
+            &request(1, 1),
+        ));
+        assert!(reloaded.unseen_use().is_empty());
+    }
+
+    #[test]
+    fn unseen_tokens_wait_for_whichever_frees_room_first() {
+        let profile = profile(100, 1_000, 1.0, 10);
+        let mut state = state(&profile);
+        let first = granted(acquire(&mut state, START, &profile, &request(300, 0)));
+        state
+            .record_success(START, Some(&profile), &first.id, 300, 0)
+            .unwrap();
+        // The provider counts 900 used: 600 unseen, until 50 s from now.
+        state.advise(
+            START,
+            Some(&profile),
+            &counted(None, Some((900, START + 50_000))),
+        );
+        // 300 + 600 + 200 > 1,000. Our 300 leave at SPAN (61 s), the unseen
+        // 600 at 50 s: then 300 + 200 fit.
+        assert_eq!(
+            acquire(&mut state, START, &profile, &request(200, 0)),
+            Decision::Wait {
+                retry_after: Duration::from_millis(50_000),
+                reason: WaitReason::Tokens,
+            }
+        );
+        // 100 fit beside everything now.
+        granted(acquire(&mut state, START, &profile, &request(100, 0)));
+        // An estimate over the TPM alone is still refused at once; one that
+        // fits only once the unseen use leaves is a wait, not an error.
+        assert!(state
+            .try_acquire(START, &profile, &request(1_001, 0), new_reservation_id())
+            .is_err());
+        assert!(matches!(
+            acquire(&mut state, START, &profile, &request(600, 0)),
+            Decision::Wait {
+                reason: WaitReason::Tokens,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn the_next_answer_replaces_the_unseen_use_and_ours_is_never_counted_twice() {
+        let profile = profile(10, 100_000, 1.0, 10);
+        let mut state = state(&profile);
+        granted(acquire(&mut state, START, &profile, &request(1, 1)));
+        granted(acquire(&mut state, START, &profile, &request(1, 1)));
+        // The provider counts no more than our own two: nothing unseen.
+        state.advise(
+            START,
+            Some(&profile),
+            &counted(Some((2, START + 30_000)), None),
+        );
+        assert!(state.unseen_use().is_empty());
+        assert!(!state.is_idle());
+        state.advise(
+            START,
+            Some(&profile),
+            &counted(Some((6, START + 30_000)), None),
+        );
+        assert_eq!(state.unseen_use().requests, 4);
+        // A later answer says the other client's use went down: it replaces.
+        state.advise(
+            START + 5_000,
+            Some(&profile),
+            &counted(Some((3, START + 30_000)), None),
+        );
+        assert_eq!(state.unseen_use().requests, 1);
+        // A reset far off (or none) lasts at most one window span.
+        state.advise(
+            START + 5_000,
+            Some(&profile),
+            &counted(Some((9, START + 3_600_000)), None),
+        );
+        assert_eq!(state.unseen_use().requests_until, START + 5_000 + SPAN);
     }
 
     #[test]

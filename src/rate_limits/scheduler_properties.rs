@@ -141,6 +141,7 @@ fn request(input: u64, output: u64, lease_seconds: u64, pid: u32) -> AcquireRequ
             process_group: None,
         },
         lease: Duration::from_secs(lease_seconds),
+        bucket: None,
     }
 }
 

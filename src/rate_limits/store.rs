@@ -11,6 +11,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::hold::Hold;
+use super::profile::normalize_name;
 use super::scheduler::{model_key, ModelState};
 use super::wake::{self, Wake, Watch};
 use crate::persist::{self, FileLock, PersistError};
@@ -27,6 +29,10 @@ pub struct PacingState {
     pub version: u64,
     /// Per-model state.
     pub models: BTreeMap<String, ModelState>,
+    /// Holds on every model of a provider (the account is out), by
+    /// normalised provider name; an ended hold may linger until the next write.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub provider_holds: BTreeMap<String, Hold>,
     /// Top-level fields this version does not use, written back unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -37,6 +43,7 @@ impl Default for PacingState {
         Self {
             version: STATE_VERSION,
             models: BTreeMap::new(),
+            provider_holds: BTreeMap::new(),
             extra: Map::new(),
         }
     }
@@ -47,6 +54,13 @@ impl PacingState {
     /// reduced cap, so the state holds only what still matters.
     pub fn prune(&mut self) {
         self.models.retain(|_, model| !model.is_idle());
+    }
+
+    /// The hold on every model of `provider` standing at `now`, if any.
+    pub fn provider_hold(&self, provider: &str, now: u64) -> Option<&Hold> {
+        self.provider_holds
+            .get(provider)
+            .filter(|hold| hold.until > now)
     }
 }
 
@@ -110,6 +124,7 @@ pub trait StateStore {
 struct StateRecord {
     version: u64,
     models: BTreeMap<String, ModelState>,
+    provider_holds: BTreeMap<String, Hold>,
     extra: Map<String, Value>,
 }
 
@@ -131,12 +146,14 @@ impl<'de> serde::de::Visitor<'de> for StateRecordVisitor {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StateRecord, A::Error> {
         use serde::de::Error as _;
         let (mut version, mut models) = (None, None);
+        let mut provider_holds = BTreeMap::new();
         let mut extra = Map::new();
         // Bounded by the input: each pass consumes one entry.
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "version" => version = Some(map.next_value()?),
                 "models" => models = Some(map.next_value()?),
+                "provider_holds" => provider_holds = map.next_value()?,
                 _ => {
                     extra.insert(key, map.next_value()?);
                 }
@@ -145,6 +162,7 @@ impl<'de> serde::de::Visitor<'de> for StateRecordVisitor {
         Ok(StateRecord {
             version: version.ok_or_else(|| A::Error::missing_field("version"))?,
             models: models.ok_or_else(|| A::Error::missing_field("models"))?,
+            provider_holds,
             extra,
         })
     }
@@ -282,9 +300,17 @@ fn check_keys(path: &Path, record: StateRecord) -> Result<PacingState, StoreErro
             }
         }
     }
+    for provider in record.provider_holds.keys() {
+        if normalize_name(provider).as_deref() != Some(provider.as_str()) || provider == "*" {
+            return Err(invalid(format!(
+                "the provider hold of `{provider}` does not name a normalised provider"
+            )));
+        }
+    }
     Ok(PacingState {
         version: record.version,
         models: record.models,
+        provider_holds: record.provider_holds,
         extra: record.extra,
     })
 }
@@ -460,6 +486,7 @@ mod tests {
                 process_group: None,
             },
             lease: DEFAULT_LEASE,
+            bucket: None,
         };
         let decision = model
             .try_acquire(1_000, &profile, &request, "rsv-1".into())

@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::backend::{Attempt, AttemptSpec, Backend, Context, Settled, Settlement, Wanted};
-use super::hold::Advice;
+use super::backend::{
+    Attempt, AttemptSpec, Backend, Context, ProviderHold, Settled, Settlement, Wanted,
+};
+use super::hold::{Advice, Hold};
 use super::pacing::{ModelStatus, PacingError};
 use super::scheduler::Reservation;
 use super::store::{FileStore, MemoryStore};
@@ -357,6 +359,20 @@ impl Backend for OpenStore {
 
     fn reset(&self) -> Result<bool, PacingError> {
         self.backend()?.reset()
+    }
+
+    fn hold_provider(
+        &self,
+        cx: &Context<'_>,
+        provider: &str,
+        hold: Option<&Hold>,
+        clear: bool,
+    ) -> Result<Option<Hold>, PacingError> {
+        self.backend()?.hold_provider(cx, provider, hold, clear)
+    }
+
+    fn provider_holds(&self, cx: &Context<'_>) -> Result<Vec<ProviderHold>, PacingError> {
+        self.backend()?.provider_holds(cx)
     }
 
     fn wait_for_change(&self, timeout: std::time::Duration) -> Wake {

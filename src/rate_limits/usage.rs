@@ -16,14 +16,23 @@ pub struct TokenUsage {
     pub output_tokens: u64,
 }
 
-/// Field names per provider: (object holding usage, input field, output field).
-const USAGE_SHAPES: [(&str, &str, &str); 3] = [
+/// Field names per provider: (object holding usage, input field, output
+/// field, reasoning tokens reported apart from the output, if any).
+/// OpenAI's `completion_tokens` and Anthropic's `output_tokens` already
+/// include reasoning (thinking) tokens; Gemini counts its thoughts apart, in
+/// `thoughtsTokenCount`, and they are output all the same.
+const USAGE_SHAPES: [(&str, &str, &str, Option<&str>); 3] = [
     // OpenAI and OpenAI-compatible APIs.
-    ("usage", "prompt_tokens", "completion_tokens"),
+    ("usage", "prompt_tokens", "completion_tokens", None),
     // Anthropic.
-    ("usage", "input_tokens", "output_tokens"),
+    ("usage", "input_tokens", "output_tokens", None),
     // Google Gemini and Vertex.
-    ("usageMetadata", "promptTokenCount", "candidatesTokenCount"),
+    (
+        "usageMetadata",
+        "promptTokenCount",
+        "candidatesTokenCount",
+        Some("thoughtsTokenCount"),
+    ),
 ];
 
 /// Finds the usage in `output`. Streams report usage piecemeal (Anthropic
@@ -81,7 +90,7 @@ fn visit_at_depth(value: &Value, found: &mut dyn FnMut(TokenUsage), depth: usize
     }
     match value {
         Value::Object(object) => {
-            for (container, input_field, output_field) in USAGE_SHAPES {
+            for (container, input_field, output_field, apart) in USAGE_SHAPES {
                 if let Some(Value::Object(usage)) = object.get(container) {
                     let mut input = usage.get(input_field).and_then(Value::as_u64);
                     // Anthropic counts cache writes toward its input-tokens
@@ -95,7 +104,13 @@ fn visit_at_depth(value: &Value, found: &mut dyn FnMut(TokenUsage), depth: usize
                             input = Some(input.unwrap_or(0).saturating_add(written));
                         }
                     }
-                    let output = usage.get(output_field).and_then(Value::as_u64);
+                    let thoughts = apart.and_then(|field| usage.get(field)?.as_u64());
+                    let output = match (usage.get(output_field).and_then(Value::as_u64), thoughts) {
+                        (None, None) => None,
+                        (output, thoughts) => {
+                            Some(output.unwrap_or(0).saturating_add(thoughts.unwrap_or(0)))
+                        }
+                    };
                     if input.is_some() || output.is_some() {
                         found(TokenUsage {
                             input_tokens: input.unwrap_or(0),
@@ -165,6 +180,18 @@ mod tests {
         let text = r#"{"candidates":[{"content":{}}],
             "usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":12,"totalTokenCount":16}}"#;
         assert_eq!(find_usage(text), usage(4, 12));
+    }
+
+    #[test]
+    fn thinking_tokens_count_as_output_once() {
+        // Gemini counts thoughts apart from the candidates: they add up.
+        let gemini = r#"{"usageMetadata":{"promptTokenCount":9,"candidatesTokenCount":40,
+            "thoughtsTokenCount":1200,"totalTokenCount":1249}}"#;
+        assert_eq!(find_usage(gemini), usage(9, 1_240));
+        // OpenAI's completion tokens already hold the reasoning tokens.
+        let openai = r#"{"usage":{"prompt_tokens":75,"completion_tokens":1186,
+            "completion_tokens_details":{"reasoning_tokens":1024}}}"#;
+        assert_eq!(find_usage(openai), usage(75, 1_186));
     }
 
     #[test]

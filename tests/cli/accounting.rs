@@ -374,3 +374,87 @@ fn a_waiter_in_another_process_is_not_passed_and_its_death_frees_the_queue() {
         .get("waiters")
         .is_none());
 }
+
+/// A profile of later Python releases: a thinking budget and bucket caps.
+fn thinking_project(extra: &str) -> Project {
+    let project = Project::new();
+    project.write(
+        PROFILES,
+        &format!(
+            r#"[{{"provider": "acme", "model": "m", "rpm_limit": 100, "tpm_limit": 10000,
+  "utilization_target": 1.0, "concurrency_cap": 4, "source": "local"{extra}}}]"#
+        ),
+    );
+    project
+}
+
+#[test]
+fn the_thinking_budget_joins_the_estimate_and_record_counts_reasoning_tokens() {
+    let project = thinking_project(r#", "tpm_thinking_budget": 4000"#);
+    let output = project.cmd(&acquire_args(&["--json"])).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let acquired: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(acquired["max_output_tokens"], 4_050, "{acquired}");
+    assert_eq!(acquired["estimated_tokens"], 4_150);
+    let id = acquired["reservation_id"].as_str().unwrap();
+    // Gemini-style: 20 visible output tokens and 900 thoughts reported apart.
+    project
+        .cmd(&[
+            "credits",
+            "limits",
+            "record",
+            id,
+            "--input-tokens",
+            "100",
+            "--output-tokens",
+            "20",
+            "--reasoning-tokens",
+            "900",
+        ])
+        .assert()
+        .success()
+        .stdout(contains("1,020 tokens (estimated 4,150)"));
+    let status = crate::harness::status_json(&project, "acme", "m");
+    assert_eq!(status["rolling_token_count"], 1_020);
+    // Bad input: one line naming the flag, nothing recorded.
+    let id = acquire(&project, &[]);
+    for (flags, expected) in [
+        (vec!["--reasoning-tokens", "-1"], "--reasoning-tokens"),
+        (
+            vec!["--rate-limited", "--reasoning-tokens", "5"],
+            "--reasoning-tokens",
+        ),
+    ] {
+        let mut args = vec!["credits", "limits", "record", id.as_str()];
+        if !flags.contains(&"--rate-limited") {
+            args.extend(["--input-tokens", "1", "--output-tokens", "1"]);
+        }
+        args.extend(flags.iter().copied());
+        project
+            .cmd(&args)
+            .assert()
+            .code(2)
+            .stderr(contains(expected));
+    }
+    let status = crate::harness::status_json(&project, "acme", "m");
+    assert_eq!(status["in_flight"], 1, "the reservation is still in flight");
+}
+
+#[test]
+fn a_malformed_later_field_is_an_error_naming_the_file_and_field() {
+    let project = thinking_project(r#", "tpm_thinking_budget": "lots""#);
+    let output = project
+        .cmd(&acquire_args(&[]))
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("model-rate-limits.json"), "{stderr}");
+    assert!(
+        stderr.contains("tpm_thinking_budget must be a whole number of tokens"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!project.exists(STATE));
+}

@@ -109,6 +109,7 @@ impl Run {
             max_output_tokens: request.max_output_tokens,
             owner: request.owner.clone(),
             lease: request.lease,
+            bucket: None,
         };
         let key = format!("{}::{}", request.provider, request.model);
         let spec = AttemptSpec {
@@ -155,6 +156,7 @@ fn request(model: &str, input: u64, output: u64) -> PaceRequest {
         max_output_tokens: output,
         owner: owner(1),
         lease: DEFAULT_LEASE,
+        bucket: None,
     }
 }
 
@@ -167,6 +169,7 @@ fn rate_limit() -> Classification {
         status_code: Some(429),
         message: String::new(),
         resets_at: None,
+        whole_account: false,
     }
 }
 
@@ -819,12 +822,219 @@ const SCENARIOS: &[Scenario] = &[
         holds_and_stated_limits,
     ),
     ("budgets", budgets_catalog, budgets_beyond_rpm_and_tpm),
+    ("unseen use", || catalog(10, 1_000, 10), unseen_use),
+    ("buckets", bucket_catalog, buckets),
+    (
+        "provider holds",
+        || catalog(100, 10_000, 10),
+        provider_holds,
+    ),
     (
         "status and reset",
         || catalog(100, 1_000, 10),
         wanted_status_and_reset,
     ),
 ];
+
+/// Another client of the key: the provider counts more use than our window
+/// holds, and every store paces against what is really left until the
+/// provider's reset.
+fn unseen_use(run: &mut Run) {
+    let mut last = None;
+    for _ in 0..2 {
+        let reservation = run.acquire(&request("m", 1, 1), None).unwrap();
+        run.pacer.record_success(&reservation.id, 1, 1).unwrap();
+        last = Some(reservation);
+    }
+    let headers: Vec<(String, String)> = [
+        ("x-ratelimit-limit-requests", "10"),
+        ("x-ratelimit-remaining-requests", "3"),
+        ("x-ratelimit-reset-requests", "20s"),
+        ("x-ratelimit-limit-tokens", "1000"),
+        ("x-ratelimit-remaining-tokens", "400"),
+        ("x-ratelimit-reset-tokens", "30s"),
+    ]
+    .iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect();
+    run.pacer
+        .learn_from_headers(&last.unwrap(), &headers)
+        .unwrap();
+    let status = run.status("m");
+    // 7 requests and 600 tokens used at the provider, 2 and 4 in our window.
+    assert_eq!(
+        (status.unseen.requests, status.unseen.tokens),
+        (5, 596),
+        "{:?}",
+        status.unseen
+    );
+    for _ in 0..3 {
+        run.acquire(&request("m", 1, 1), Some(Duration::ZERO))
+            .unwrap();
+    }
+    let (reason, needed) = deadline_error(run.acquire(&request("m", 1, 1), Some(Duration::ZERO)));
+    assert_eq!(
+        (reason, needed),
+        (WaitReason::Requests, Duration::from_secs(20))
+    );
+    run.clock.advance(Duration::from_secs(20));
+    // The requests are free again; 10 + 596 + 401 tokens are not, until 30 s.
+    let (reason, needed) = deadline_error(run.acquire(&request("m", 1, 400), Some(Duration::ZERO)));
+    assert_eq!(
+        (reason, needed),
+        (WaitReason::Tokens, Duration::from_secs(10))
+    );
+    run.clock.advance(Duration::from_secs(10));
+    run.acquire(&request("m", 1, 400), Some(Duration::ZERO))
+        .unwrap();
+    let status = run.status("m");
+    assert!(status.unseen.is_empty(), "{:?}", status.unseen);
+}
+
+/// The account is out: a hold on every model of the provider, including
+/// models with no state yet, until its end or a clear.
+fn provider_holds(run: &mut Run) {
+    let reservation = run.acquire(&request("m", 1, 1), None).unwrap();
+    let out = Classification {
+        kind: ErrorKind::QuotaExhausted,
+        is_rate_limit: false,
+        retryable: false,
+        retry_after_seconds: None,
+        status_code: Some(400),
+        message: "Your credit balance is too low to access the Anthropic API.".to_owned(),
+        resets_at: Some(std::time::UNIX_EPOCH + Duration::from_millis(START + 3_600_000)),
+        whole_account: true,
+    };
+    let outcome = run
+        .pacer
+        .record_rate_limit(&reservation.id, &out, 1)
+        .unwrap();
+    run.note(("rate limit", outcome.delay_seconds));
+    let holds = run.pacer.provider_holds().unwrap();
+    run.note(("provider holds", &holds));
+    assert_eq!(holds.len(), 1);
+    assert_eq!(
+        (holds[0].provider.as_str(), holds[0].hold.until),
+        ("acme", START + 3_600_000)
+    );
+    assert_eq!(
+        run.status("m").hold,
+        None,
+        "the hold is the provider's, not the model's"
+    );
+    for model in ["m", "never-seen"] {
+        let refused = run.acquire(&request(model, 1, 1), None).unwrap_err();
+        assert!(
+            matches!(
+                &refused,
+                PacingError::Scheduler(SchedulerError::ProviderHeld { provider, until, .. })
+                    if provider == "acme" && *until == START + 3_600_000
+            ),
+            "{refused}"
+        );
+    }
+    // A shorter hold does not shorten it; it ends by itself.
+    let shorter = Hold::new(HoldKind::Quota, START + 1_000, "again");
+    let standing = run
+        .pacer
+        .hold_provider("acme", Some(&shorter), false)
+        .unwrap();
+    assert_eq!(standing.map(|hold| hold.until), Some(START + 3_600_000));
+    run.clock.advance(Duration::from_millis(3_600_000));
+    assert!(run.pacer.provider_holds().unwrap().is_empty());
+    run.acquire(&request("never-seen", 1, 1), Some(Duration::ZERO))
+        .unwrap();
+    // Placed again, then cleared at once.
+    let again = Hold::new(HoldKind::Quota, START + 7_200_000, "spend cap");
+    run.pacer
+        .hold_provider("acme", Some(&again), false)
+        .unwrap();
+    run.acquire(&request("m", 1, 1), Some(Duration::ZERO))
+        .unwrap_err();
+    assert_eq!(run.pacer.hold_provider("acme", None, true).unwrap(), None);
+    run.acquire(&request("m", 1, 1), Some(Duration::ZERO))
+        .unwrap();
+    run.status_all();
+}
+
+#[test]
+fn conformance_provider_wide_holds() {
+    conform(
+        "conformance_provider_wide_holds",
+        catalog(100, 10_000, 10),
+        provider_holds,
+    );
+}
+
+fn bucket_catalog() -> Catalog {
+    let mut profile = Profile::new("acme", "*", 100, 10_000, 1.0, 3).unwrap();
+    profile.extra.insert(
+        "concurrency_by_bucket".into(),
+        serde_json::json!({"reasoning": 1, "background": 2}),
+    );
+    let mut catalog = Catalog::default();
+    catalog.add_layer(Layer::Project, vec![profile]);
+    catalog
+}
+
+fn in_bucket(bucket: Option<&str>) -> PaceRequest {
+    PaceRequest {
+        bucket: bucket.map(str::to_owned),
+        ..request("m", 1, 1)
+    }
+}
+
+/// Concurrency buckets: each its own cap inside the model's.
+fn buckets(run: &mut Run) {
+    let reasoning = run.acquire(&in_bucket(Some("reasoning")), None).unwrap();
+    assert_eq!(reasoning.bucket.as_deref(), Some("reasoning"));
+    let (reason, needed) =
+        deadline_error(run.acquire(&in_bucket(Some("reasoning")), Some(Duration::ZERO)));
+    assert_eq!((reason, needed), (WaitReason::Bucket, DEFAULT_LEASE));
+    run.acquire(&in_bucket(Some("background")), Some(Duration::ZERO))
+        .unwrap();
+    run.acquire(&in_bucket(None), Some(Duration::ZERO)).unwrap();
+    let (reason, _) =
+        deadline_error(run.acquire(&in_bucket(Some("background")), Some(Duration::ZERO)));
+    assert_eq!(
+        reason,
+        WaitReason::Concurrency,
+        "the model's cap binds first"
+    );
+    let status = run.status("m");
+    let held: Vec<Option<&str>> = status
+        .reservations
+        .iter()
+        .map(|reservation| reservation.bucket.as_deref())
+        .collect();
+    assert_eq!(held, [Some("reasoning"), Some("background"), None]);
+    run.pacer.record_success(&reasoning.id, 1, 1).unwrap();
+    run.acquire(&in_bucket(Some("reasoning")), Some(Duration::ZERO))
+        .unwrap();
+    let unknown = run
+        .acquire(&in_bucket(Some("longform")), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        unknown.contains("no concurrency bucket `longform`"),
+        "{unknown}"
+    );
+    run.status("m");
+}
+
+#[test]
+fn conformance_concurrency_buckets() {
+    conform("conformance_concurrency_buckets", bucket_catalog(), buckets);
+}
+
+#[test]
+fn conformance_unseen_use_tightens_the_window() {
+    conform(
+        "conformance_unseen_use_tightens_the_window",
+        catalog(10, 1_000, 10),
+        unseen_use,
+    );
+}
 
 /// The whole suite once on a three-node Redis Cluster: every model's keys
 /// in one slot, status and reset across every primary.

@@ -12,6 +12,9 @@ use crate::harness::status_json;
 
 const QUOTA_BODY: &str = r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
 
+/// Google's free tier with `limit: 0` for one model: a quota of that model, not the account's.
+const MODEL_QUOTA_BODY: &str = r#"{"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details.\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 0, model: gemini-2.5-pro","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":"GenerateContentRequestsPerModelPerDay-FreeTier"}]}]}}"#;
+
 fn project() -> Project {
     Project::with_profile("acme", "m", 100, 100_000, 4)
 }
@@ -30,7 +33,7 @@ fn a_spent_quota_holds_every_process_with_exit_77_until_cleared() {
             "--status",
             "429",
             "--error",
-            QUOTA_BODY,
+            MODEL_QUOTA_BODY,
         ])
         .assert()
         .success();
@@ -420,4 +423,133 @@ fi"#,
         150 + 15,
         "the 429's estimate, then the actual use"
     );
+}
+
+#[test]
+fn record_tightens_the_window_by_use_the_provider_counts_from_another_client() {
+    let project = project();
+    let id = acquire(&project, &[]);
+    // The provider counts 8 of 10 requests used; our window holds 1.
+    project
+        .cmd(&[
+            "credits",
+            "limits",
+            "record",
+            &id,
+            "--input-tokens",
+            "100",
+            "--output-tokens",
+            "50",
+            "--header",
+            "x-ratelimit-limit-requests: 10",
+            "--header",
+            "x-ratelimit-remaining-requests: 2",
+            "--header",
+            "x-ratelimit-reset-requests: 30s",
+        ])
+        .assert()
+        .success();
+    let status = status_json(&project, "acme", "m");
+    assert_eq!(status["unseen_use"]["requests"], 7, "{status}");
+    assert!(status["unseen_use"].get("tokens").is_none(), "{status}");
+    project
+        .cmd(&[
+            "credits",
+            "limits",
+            "status",
+            "--provider",
+            "acme",
+            "--model",
+            "m",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "provider counts 7 more requests than this window (another client of the key), for ",
+        ));
+    // 1 ours + 7 unseen + 2 = the stated 10: the next waits for the reset.
+    acquire(&project, &["--timeout", "0"]);
+    acquire(&project, &["--timeout", "0"]);
+    project
+        .cmd(&acquire_args(&["--timeout", "0"]))
+        .assert()
+        .code(75)
+        .stderr(predicate::str::contains("requests-per-minute"));
+}
+
+#[test]
+fn an_account_that_is_out_holds_every_model_of_the_provider_until_cleared() {
+    let project = project();
+    project
+        .cmd(&crate::fixture::set_args("acme", "other", "100"))
+        .assert()
+        .success();
+    let id = acquire(&project, &[]);
+    project
+        .cmd(&[
+            "credits",
+            "limits",
+            "record",
+            &id,
+            "--rate-limited",
+            "--status",
+            "429",
+            "--error",
+            QUOTA_BODY,
+        ])
+        .assert()
+        .success();
+    // Another model of the provider, in another process: refused at once.
+    let other = [
+        "credits",
+        "limits",
+        "acquire",
+        "--provider",
+        "acme",
+        "--model",
+        "other",
+        "--input-tokens",
+        "1",
+        "--max-output-tokens",
+        "1",
+    ];
+    project
+        .cmd(&other)
+        .assert()
+        .code(77)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "every model of `acme` is on hold until",
+        ))
+        .stderr(predicate::str::contains("You exceeded your current quota"))
+        .stderr(predicate::str::contains(
+            "credits limits clear-hold --provider acme`",
+        ));
+    project
+        .cmd(&["credits", "limits", "status"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "Hold: acme (every model) quota until ",
+        ));
+    let json = status_json(&project, "acme", "other");
+    assert_eq!(json["provider_hold"]["kind"], "quota", "{json}");
+    assert!(
+        json.get("hold").is_none(),
+        "no hold of the model's own: {json}"
+    );
+    project
+        .cmd(&["credits", "limits", "clear-hold", "--provider", "acme"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(
+            "Cleared the hold on every model of `acme`: quota until",
+        ));
+    project.cmd(&other).assert().success();
+    acquire(&project, &[]);
+    project
+        .cmd(&["credits", "limits", "clear-hold", "--provider", "ACME"])
+        .assert()
+        .success()
+        .stdout("No hold on every model of `acme`\n");
 }

@@ -639,3 +639,135 @@ fn an_owner_pid_that_does_not_exist_is_refused() {
         .code(2)
         .stderr(format!("error: --owner-pid {pid}: no such process\n"));
 }
+
+/// `acme/m` at concurrency 3 with buckets `reasoning` (1) and `background` (2).
+fn bucket_project() -> Project {
+    let project = Project::new();
+    project.write(
+        crate::fixture::PROFILES,
+        r#"[{"provider": "acme", "model": "m", "rpm_limit": 100, "tpm_limit": 100000,
+  "utilization_target": 1.0, "concurrency_cap": 3, "source": "local",
+  "concurrency_by_bucket": {"reasoning": 1, "background": 2}}]"#,
+    );
+    project
+}
+
+#[test]
+fn acquire_and_run_honour_the_bucket_caps_and_status_shows_them() {
+    let project = bucket_project();
+    let before = project.read(crate::fixture::PROFILES);
+    let id = acquire(&project, &["--bucket", "Reasoning", "--timeout", "0"]);
+    project
+        .cmd(&acquire_args(&["--bucket", "reasoning", "--timeout", "0"]))
+        .assert()
+        .code(75)
+        .stderr(predicate::str::contains(
+            "waiting for a slot of its concurrency bucket of `acme/m`",
+        ));
+    // Another bucket, and the model's shared cap, still have room.
+    acquire(&project, &["--bucket", "background", "--timeout", "0"]);
+    project
+        .cmd(&["credits", "limits", "status"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "Buckets: acme/m background 1/2, reasoning 1/1",
+        ));
+    let status = status_json(&project, "acme", "m");
+    assert_eq!(status["buckets"][1]["bucket"], "reasoning", "{status}");
+    assert_eq!(status["buckets"][1]["in_flight"], 1);
+    assert_eq!(status["buckets"][1]["cap"], 1);
+    let buckets: Vec<&str> = status["reservations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|reservation| reservation["bucket"].as_str().unwrap_or(""))
+        .collect();
+    assert!(buckets.contains(&"reasoning") && buckets.contains(&"background"));
+    project
+        .cmd(&[
+            "credits",
+            "limits",
+            "status",
+            "--provider",
+            "acme",
+            "--model",
+            "m",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "  buckets      background 1/2, reasoning 1/1",
+        ));
+    // `run` in the full bucket waits for it; freed, it runs.
+    let run = |timeout: &str| {
+        project
+            .cmd(&[
+                "credits",
+                "limits",
+                "run",
+                "--provider",
+                "acme",
+                "--model",
+                "m",
+                "--input-tokens",
+                "1",
+                "--max-output-tokens",
+                "1",
+                "--bucket",
+                "reasoning",
+                "--deadline",
+                timeout,
+                "--",
+                "true",
+            ])
+            .assert()
+    };
+    run("0.3").code(75);
+    project
+        .cmd(&["credits", "limits", "release", &id])
+        .assert()
+        .success();
+    run("5").success();
+    assert_eq!(
+        project.read(crate::fixture::PROFILES),
+        before,
+        "profiles untouched"
+    );
+}
+
+#[test]
+fn a_bad_or_unknown_bucket_is_one_line_naming_the_flag() {
+    let project = bucket_project();
+    for (bucket, expected) in [
+        (
+            "longform",
+            "error: --bucket: `acme/m` has no concurrency bucket `longform` (its profile's buckets: background, reasoning)\n",
+        ),
+        (" ", "for '--bucket <NAME>': must not be empty"),
+        ("a\u{7}b", "for '--bucket <NAME>': must not contain control characters"),
+    ] {
+        let output = project
+            .cmd(&acquire_args(&["--bucket", bucket]))
+            .assert()
+            .code(2)
+            .stdout("")
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains(expected), "{bucket:?}: {stderr}");
+        if bucket == "longform" {
+            assert_eq!(stderr, expected);
+        }
+    }
+    assert!(!project.exists(STATE), "a refused acquire leaves no state");
+    // A model whose profile sets no buckets says so.
+    let plain = project_with(10, 1000, 1);
+    plain
+        .cmd(&acquire_args(&["--bucket", "reasoning"]))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "its profile sets no `concurrency_by_bucket`",
+        ));
+}

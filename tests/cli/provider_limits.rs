@@ -105,6 +105,7 @@ fn rate_limited(retry_after: Option<f64>) -> Classification {
         status_code: Some(429),
         message: String::new(),
         resets_at: None,
+        whole_account: false,
     }
 }
 
@@ -149,6 +150,7 @@ fn paced_workers_with_a_profile_twice_too_high_meet_at_most_one_429_after_the_fi
                         process_group: None,
                     },
                     lease: Duration::from_secs(600),
+                    bucket: None,
                 };
                 let body = chat_body("m", PROMPT, MAX_OUT);
                 // Bounded: each worker makes at most this many calls.

@@ -44,6 +44,7 @@ fn request() -> PaceRequest {
         max_output_tokens: 10,
         owner: Owner::current(),
         lease: DEFAULT_LEASE,
+        bucket: None,
     }
 }
 
@@ -304,6 +305,7 @@ fn time_comes_from_the_server_and_never_steps_back() {
             max_output_tokens: 1,
             owner: Owner::current(),
             lease: DEFAULT_LEASE,
+            bucket: None,
         };
         let id = format!("rsv-{index:016x}");
         let spec = AttemptSpec {

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::{Dimension, LearnedLimits, Window};
-use crate::rate_limits::hold::{Advice, Hold, HoldKind, StatedLimits};
+use crate::rate_limits::hold::{Advice, CountedUse, Hold, HoldKind, ProviderUse, StatedLimits};
 use crate::rate_limits::profile::{effective_limit, Profile};
 
 /// The limits a profile sets, per budget, before its utilization target.
@@ -142,7 +142,8 @@ pub fn advice_from_headers(
         return None;
     }
     let advice = shared_advice(&learned, now_ms);
-    (!advice.stated.is_empty() || advice.hold.is_some()).then_some(advice)
+    (!advice.stated.is_empty() || advice.hold.is_some() || !advice.provider_use.is_empty())
+        .then_some(advice)
 }
 
 /// The longest hold a spent budget places (24 h): a daily budget resets
@@ -153,7 +154,9 @@ pub const MAX_EXHAUSTED_HOLD_MILLIS: u64 = 24 * 60 * 60 * 1000;
 /// request and token limits the provider states, and, when a budget has
 /// nothing left (`remaining: 0`) and its reset is ahead, a hold until the
 /// latest such reset (at most [`MAX_EXHAUSTED_HOLD_MILLIS`] away), so no
-/// process sends a request that must fail.
+/// process sends a request that must fail; and the per-minute use the
+/// provider counts (`limit - remaining`), by which the model's state
+/// tightens its window when another client shares the key.
 pub fn shared_advice(learned: &LearnedLimits, now_ms: u64) -> Advice {
     let per_minute = |dimension| {
         learned
@@ -189,9 +192,20 @@ pub fn shared_advice(learned: &LearnedLimits, now_ms: u64) -> Advice {
             ),
         )
     });
+    let counted = |dimension| {
+        let limit = learned.find(dimension, Window::Minute)?;
+        Some(CountedUse {
+            used: limit.used()?,
+            resets_at: limit.reset_at_ms,
+        })
+    };
     Advice {
         stated,
         hold,
         clear_hold: false,
+        provider_use: ProviderUse {
+            requests: counted(Dimension::Requests),
+            tokens: counted(Dimension::Tokens),
+        },
     }
 }

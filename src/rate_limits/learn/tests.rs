@@ -564,3 +564,52 @@ fn headers_that_state_nothing_give_no_advice() {
     .unwrap();
     assert_eq!(stated.stated.requests_per_minute, Some(60));
 }
+
+#[test]
+fn shared_advice_carries_the_use_the_provider_counts_per_minute() {
+    use crate::rate_limits::hold::CountedUse;
+    let headers = pairs(&[
+        ("x-ratelimit-limit-requests", "500"),
+        ("x-ratelimit-limit-tokens", "30000"),
+        ("x-ratelimit-remaining-requests", "480"),
+        ("x-ratelimit-remaining-tokens", "21000"),
+        ("x-ratelimit-reset-requests", "2.4s"),
+        ("x-ratelimit-reset-tokens", "18s"),
+    ]);
+    let advice = advice_from_headers(&headers, "openai", NOW).unwrap();
+    assert_eq!(
+        advice.provider_use.requests,
+        Some(CountedUse {
+            used: 20,
+            resets_at: Some(NOW + 2_400)
+        })
+    );
+    assert_eq!(
+        advice.provider_use.tokens,
+        Some(CountedUse {
+            used: 9_000,
+            resets_at: Some(NOW + 18_000)
+        })
+    );
+    // Anthropic's input-token budget is not the combined one: only its
+    // `tokens` budget (and requests) count here.
+    let anthropic = pairs(&[
+        ("anthropic-ratelimit-input-tokens-limit", "40000"),
+        ("anthropic-ratelimit-input-tokens-remaining", "1000"),
+        ("anthropic-ratelimit-requests-limit", "50"),
+        ("anthropic-ratelimit-requests-remaining", "41"),
+        ("anthropic-ratelimit-requests-reset", "2026-12-02T00:00:30Z"),
+    ]);
+    let advice = advice_from_headers(&anthropic, "anthropic", NOW).unwrap();
+    assert_eq!(advice.provider_use.requests.map(|used| used.used), Some(9));
+    assert_eq!(advice.provider_use.tokens, None);
+    // A remaining count alone, with no limit, says nothing of use.
+    assert_eq!(
+        advice_from_headers(
+            &pairs(&[("x-ratelimit-remaining-requests", "3")]),
+            "openai",
+            NOW
+        ),
+        None
+    );
+}

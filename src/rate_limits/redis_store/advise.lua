@@ -1,7 +1,9 @@
 -- What an answer taught about a model (ModelState::advise, then status_on).
 -- ARGV from 12: '1' to clear the standing hold first, the stated rpm or '',
 -- the stated tpm or '', a hold's kind or '', its end in ms, its reason, the
--- stated input and output tokens per minute, requests and tokens per day or ''.
+-- stated input and output tokens per minute, requests and tokens per day or '',
+-- the requests the provider counts as used or '', their reset in ms (0 for
+-- none), the tokens likewise; last, the profile's budgets (model.lua).
 -- Replies: {view..., advice..., reservation, ...}, as status.
 if not load() then create(ARGV[9], ARGV[10]) end
 local now = clock()
@@ -24,6 +26,9 @@ if kind ~= '' and ends > now then
     st.hk, st.hu, st.hr = kind, ends, ARGV[17]
   end
 end
+-- UnseenUse::update: the provider's count includes ours.
+if ARGV[22] ~= '' then st.ur, st.uru = unseen_part(tonumber(ARGV[22]), st.reqs, tonumber(ARGV[23]), now) end
+if ARGV[24] ~= '' then st.ut, st.utu = unseen_part(tonumber(ARGV[24]), st.toks, tonumber(ARGV[25]), now) end
 refresh(now)
 update_moving_averages()
 local reply = status_reply(now)

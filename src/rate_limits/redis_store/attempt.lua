@@ -4,8 +4,11 @@
 -- the holder's owner JSON (no process group), its process group JSON or '',
 -- lease ms, time left ms or '' (no deadline), poll interval ms, ticket
 -- grace ms, '1' to hand back owners before waiting, the count of dead ids
--- and the ids.
+-- and the ids, then the request's bucket or '' and the bucket's cap.
+-- KEYS[6], on a single server: the provider's hold hash (a cluster's client
+-- looks at it before the script, since it lives in another slot).
 -- Replies: {'granted', reservation} | {'owners', id, owner, group, ...} |
+-- {'provider_held', until, reason} (every model of the provider is held) |
 -- {'held', until, reason} (a quota hold) | {'giveup', reason, needed} |
 -- {'over', budget, amount, limit} (a part alone over a budget's limit) |
 -- {'sleep', reason, retry_after, sleep, ticket}.
@@ -17,9 +20,37 @@ local poll, grace, check = tonumber(ARGV[23]), tonumber(ARGV[24]), ARGV[25] == '
 local dead = {}
 for i = 1, tonumber(ARGV[26]) do dead[i] = ARGV[26 + i] end
 if held == '' then held = nil end
+local bucket = ARGV[27 + #dead]
+local bucket_cap = tonumber(ARGV[28 + #dead])
+if bucket == '' then bucket = nil end
+
+-- The in-flight reservations of the request's bucket: how many, and the
+-- earliest lease end among them.
+local function bucket_holding()
+  local count, earliest = 0, nil
+  local raw = redis.call('HGETALL', R)
+  for i = 1, #raw, 2 do
+    local record = cjson.decode(raw[i + 1])
+    if record.bk == bucket then
+      count = count + 1
+      local lease = tonumber(record.lease)
+      if earliest == nil or lease < earliest then earliest = lease end
+    end
+  end
+  return count, earliest
+end
 
 if not load() then create(ARGV[9], ARGV[10]) end
 local now = clock()
+if KEYS[6] then
+  local provider_hold = redis.call('HMGET', KEYS[6], 'until', 'reason')
+  local ends = tonumber(provider_hold[1])
+  if ends and ends > now then
+    if held then redis.call('HDEL', W, held) end
+    save(now)
+    return { 'provider_held', int(ends), provider_hold[2] }
+  end
+end
 reclaim_dead(dead)
 local existing = reservation(id)
 if existing then
@@ -70,6 +101,8 @@ if st.hu > now and st.hk == 'quota' then
   return { 'held', int(st.hu), st.hr }
 end
 local retry_after, reason
+local bucket_count, bucket_lease = 0, nil
+if bucket then bucket_count, bucket_lease = bucket_holding() else bucket_cap = 1 end
 local token_wait_ = token_wait(now, st.etpm, estimate) or SPAN
 local request_wait = requests_wait(now, st.erpm, 1) or SPAN
 local queue = waiters()
@@ -97,6 +130,8 @@ elseif in_flight() >= st.cap then
   local earliest = redis.call('ZRANGE', L, 0, 0, 'WITHSCORES')
   local lease_end = tonumber(earliest[2]) or now
   retry_after, reason = math.max(lease_end - now, 1), 'concurrency'
+elseif bucket_count >= bucket_cap then
+  retry_after, reason = math.max((bucket_lease or now) - now, 1), 'bucket'
 else
   local number = nil
   if held then
@@ -115,7 +150,8 @@ else
     st.toks = st.toks + math.min(estimate, MAX_COUNT)
     put_event(sequence, now, 1, math.min(estimate, MAX_COUNT))
     local record = { seq = int(sequence), at = int(now), lease = int(now + lease),
-      ein = int(ein), mout = int(mout), est = int(estimate), owner = owner, pg = group }
+      ein = int(ein), mout = int(mout), est = int(estimate), owner = owner, pg = group,
+      bk = bucket }
     put_reservation(id, record)
     budgets_admit(now, ein, mout)
     record.lease = now + lease

@@ -2,9 +2,9 @@
 //! it says the build has no Redis support.
 
 use crate::rate_limits::backend::{
-    Attempt, AttemptSpec, Backend, Context, Settled, Settlement, Wanted,
+    Attempt, AttemptSpec, Backend, Context, ProviderHold, Settled, Settlement, Wanted,
 };
-use crate::rate_limits::hold::Advice;
+use crate::rate_limits::hold::{Advice, Hold};
 use crate::rate_limits::pacing::{ModelStatus, PacingError};
 use crate::rate_limits::scheduler::Reservation;
 use crate::rate_limits::store_url::{StoreUrl, Timeouts};
@@ -102,6 +102,20 @@ impl Backend for RedisStore {
     }
 
     fn reset(&self) -> Result<bool, PacingError> {
+        self.unavailable()
+    }
+
+    fn hold_provider(
+        &self,
+        _cx: &Context<'_>,
+        _provider: &str,
+        _hold: Option<&Hold>,
+        _clear: bool,
+    ) -> Result<Option<Hold>, PacingError> {
+        self.unavailable()
+    }
+
+    fn provider_holds(&self, _cx: &Context<'_>) -> Result<Vec<ProviderHold>, PacingError> {
         self.unavailable()
     }
 }

@@ -10,17 +10,18 @@ use serde::Deserialize;
 
 use super::{escape_key, unescape_key, DEFAULT_PREFIX, TTL_SLACK};
 use crate::rate_limits::backend::{
-    Attempt, AttemptSpec, Backend, Context, Settled, Settlement, Wanted,
+    Attempt, AttemptSpec, Backend, Context, ProviderHold, Settled, Settlement, Wanted,
 };
 use crate::rate_limits::budgets::{Budget, BudgetUse};
 use crate::rate_limits::clock::duration_millis;
-use crate::rate_limits::hold::{Advice, Hold, HoldKind, StatedLimits};
+use crate::rate_limits::hold::{Advice, Hold, HoldKind, StatedLimits, UnseenUse};
 use crate::rate_limits::owner::{Owner, ProcessGroup};
 use crate::rate_limits::pacing::{ModelStatus, PacingError};
 use crate::rate_limits::profile::{Profile, KEY_SEPARATOR};
 use crate::rate_limits::retry::retry_delay;
 use crate::rate_limits::scheduler::{
-    model_key, Limits, RateLimitSnapshot, Reservation, SchedulerError, WaitReason,
+    bucket_cap, model_key, normalize_bucket, Limits, RateLimitSnapshot, Reservation,
+    SchedulerError, WaitReason,
 };
 use crate::rate_limits::store_url::{
     command_error, connect_error, connection_info, StoreConnectError, StoreConnection, StoreUrl,
@@ -42,6 +43,8 @@ static LOST: LazyLock<Script> = LazyLock::new(|| script(include_str!("lost.lua")
 static OWNERS: LazyLock<Script> = LazyLock::new(|| script(include_str!("owners.lua")));
 static STATUS: LazyLock<Script> = LazyLock::new(|| script(include_str!("status.lua")));
 static ADVISE: LazyLock<Script> = LazyLock::new(|| script(include_str!("advise.lua")));
+static PROVIDER_HOLD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("provider_hold.lua")));
 
 /// The most SCAN calls one `status` or `reset` makes: a bound on the walk
 /// (at 1,000 keys a call, a billion keys).
@@ -110,6 +113,8 @@ struct StoredReservation {
     owner: String,
     #[serde(default)]
     pg: String,
+    #[serde(default)]
+    bk: Option<String>,
 }
 
 /// What went wrong talking to the server, before it names the store.
@@ -320,6 +325,34 @@ impl RedisStore {
         format!("{}{{{}}}", self.prefix, escape_key(key))
     }
 
+    /// `<prefix>{<escaped provider>}:p`: the hold on every model of a
+    /// provider. A provider name has no `::`, so its tag is no model's.
+    fn provider_key(&self, provider: &str) -> String {
+        format!("{}{{{}}}:p", self.prefix, escape_key(provider))
+    }
+
+    /// The provider hold standing in `key` at `now`, read by the client (a
+    /// cluster's attempt script cannot reach the key's slot).
+    fn read_provider_hold(&self, key: &str, now: u64) -> Result<Option<Hold>, PacingError> {
+        let read: Vec<Option<String>> = self.with_connection(|link| {
+            Ok(redis::cmd("HMGET")
+                .arg(key)
+                .arg("until")
+                .arg("reason")
+                .query(link.like())?)
+        })?;
+        let (Some(Some(until)), reason) = (read.first(), read.get(1)) else {
+            return Ok(None);
+        };
+        let until =
+            number(until, "provider hold end").map_err(|failure| self.unavailable(failure))?;
+        Ok((until > now).then(|| Hold {
+            kind: HoldKind::Quota,
+            until,
+            reason: reason.cloned().flatten().unwrap_or_default(),
+        }))
+    }
+
     fn index_key(&self, id: &str) -> String {
         format!("{}rsv:{id}", self.prefix)
     }
@@ -479,14 +512,15 @@ fn parse_reservation(text: &str, provider: &str, model: &str) -> Result<Reservat
         acquired_at: number(&stored.at, "admission time")?,
         lease_expires_at: number(&stored.lease, "lease end")?,
         owner: parse_owner(&stored.owner, &stored.pg)?,
+        bucket: stored.bk.filter(|bucket| !bucket.is_empty()),
     })
 }
 
 /// A model's status from the scripts' reply: the thirteen figures of the
-/// view, the five of the hold and stated limits, the five of the budgets
-/// beyond RPM and TPM, then the reservations.
+/// view, the five of the hold and stated limits, the four of the unseen
+/// use, the five of the budgets beyond RPM and TPM, then the reservations.
 fn parse_status(reply: &[String]) -> Result<ModelStatus, Failure> {
-    if reply.len() < 23 {
+    if reply.len() < 27 {
         return Err(Failure::Reply(format!(
             "status answered {} values",
             reply.len()
@@ -512,7 +546,7 @@ fn parse_status(reply: &[String]) -> Result<ModelStatus, Failure> {
     let stated_limit = |text: &str, what: &str| -> Result<Option<u64>, Failure> {
         Ok(Some(number(text, what)?).filter(|&limit| limit > 0))
     };
-    let [itpm, otpm, rpd, tpd, uses] = &reply[18..23] else {
+    let [itpm, otpm, rpd, tpd, uses] = &reply[22..27] else {
         unreachable!("a slice of five");
     };
     let stated = StatedLimits {
@@ -523,8 +557,17 @@ fn parse_status(reply: &[String]) -> Result<ModelStatus, Failure> {
         requests_per_day: stated_limit(rpd, "stated rpd")?,
         tokens_per_day: stated_limit(tpd, "stated tpd")?,
     };
-    let budgets = parse_budget_uses(uses)?;
-    let mut reservations = reply[23..]
+    let [requests, requests_until, tokens, tokens_until] = &reply[18..22] else {
+        unreachable!("a slice of four");
+    };
+    let unseen = UnseenUse {
+        requests: number(requests, "unseen requests")?,
+        requests_until: number(requests_until, "unseen requests' end")?,
+        tokens: number(tokens, "unseen tokens")?,
+        tokens_until: number(tokens_until, "unseen tokens' end")?,
+    };
+        let budgets = parse_budget_uses(uses)?;
+    let mut reservations = reply[27..]
         .iter()
         .map(|record| parse_reservation(record, &snapshot.provider, &snapshot.model))
         .collect::<Result<Vec<_>, _>>()?;
@@ -535,6 +578,7 @@ fn parse_status(reply: &[String]) -> Result<ModelStatus, Failure> {
         hold,
         stated,
         budgets,
+        unseen,
     })
 }
 
@@ -647,6 +691,7 @@ fn reason(text: &str) -> Result<WaitReason, Failure> {
         "output_tokens" => WaitReason::OutputTokens,
         "daily_requests" => WaitReason::DailyRequests,
         "daily_tokens" => WaitReason::DailyTokens,
+        "bucket" => WaitReason::Bucket,
         other => return Err(Failure::Reply(format!("wait reason `{other}`"))),
     })
 }
@@ -693,6 +738,13 @@ impl Backend for RedisStore {
                 effective_tpm_limit,
             }));
         }
+        let bucket = match &request.bucket {
+            Some(bucket) => match bucket_cap(spec.profile, bucket) {
+                Ok(cap) => Some((normalize_bucket(bucket), cap)),
+                Err(error) => return Ok(Attempt::Failed(error)),
+            },
+            None => None,
+        };
         let base = self.model_base(spec.key);
         let (owner, group) = owner_json(&request.owner);
         let (waiter, _) = owner_json(spec.waiter);
@@ -705,6 +757,17 @@ impl Backend for RedisStore {
             crate::rate_limits::scheduler::TICKET_PREFIX,
             fastrand::u64(..)
         );
+        let provider_key = self.provider_key(spec.provider);
+        if self.cluster {
+            if let Some(hold) = self.read_provider_hold(&provider_key, (cx.now)())? {
+                // A ticket this waiter holds lapses by itself within its grace.
+                return Ok(Attempt::Failed(SchedulerError::ProviderHeld {
+                    provider: spec.provider.to_owned(),
+                    until: hold.until,
+                    reason: hold.reason,
+                }));
+            }
+        }
         let mut dead: Vec<String> = Vec::new();
         let mut check = true;
         // At most two passes: the second after the client looked for dead
@@ -718,6 +781,9 @@ impl Backend for RedisStore {
                 spec.provider,
                 spec.model,
             );
+            if !self.cluster {
+                invocation.key(&provider_key);
+            }
             invocation
                 .arg(spec.reservation_id)
                 .arg(spec.ticket.unwrap_or(""))
@@ -741,6 +807,10 @@ impl Backend for RedisStore {
             for id in &dead {
                 invocation.arg(id);
             }
+            match &bucket {
+                Some((name, cap)) => invocation.arg(name).arg(*cap),
+                None => invocation.arg("").arg(0),
+            };
             invocation.arg(budgets_pack(Some(spec.profile), (cx.now)()));
             let mut index = redis::cmd("SET");
             index
@@ -765,6 +835,13 @@ impl Backend for RedisStore {
                         until: number(until, "hold end")?,
                         reason: why.clone(),
                     }),
+                    ("provider_held", [until, why]) => {
+                        Attempt::Failed(SchedulerError::ProviderHeld {
+                            provider: spec.provider.to_owned(),
+                            until: number(until, "provider hold end")?,
+                            reason: why.clone(),
+                        })
+                    }
                     ("owners", owners) => {
                         dead = Self::dead_ids(cx, owners)?;
                         return Ok(None);
@@ -1030,11 +1107,77 @@ impl Backend for RedisStore {
             .arg(stated(advice.stated.input_tokens_per_minute))
             .arg(stated(advice.stated.output_tokens_per_minute))
             .arg(stated(advice.stated.requests_per_day))
-            .arg(stated(advice.stated.tokens_per_day))
-            .arg(budgets_pack(Some(target.profile), (cx.now)()));
+            .arg(stated(advice.stated.tokens_per_day));
+        for counted in [advice.provider_use.requests, advice.provider_use.tokens] {
+            match counted {
+                Some(counted) => invocation
+                    .arg(counted.used)
+                    .arg(counted.resets_at.unwrap_or_default()),
+                None => invocation.arg("").arg(0),
+            };
+        }
+        invocation.arg(budgets_pack(Some(target.profile), (cx.now)()));
         let reply: Vec<String> =
             self.with_connection(|link| Ok(invocation.invoke(link.like())?))?;
         parse_status(&reply).map_err(|failure| self.unavailable(failure))
+    }
+
+    fn hold_provider(
+        &self,
+        cx: &Context<'_>,
+        provider: &str,
+        hold: Option<&Hold>,
+        clear: bool,
+    ) -> Result<Option<Hold>, PacingError> {
+        let mut invocation = PROVIDER_HOLD.prepare_invoke();
+        invocation.key(self.provider_key(provider));
+        let now = if self.client_time {
+            (cx.now)().to_string()
+        } else {
+            String::new()
+        };
+        invocation
+            .arg(now)
+            .arg(if clear { "1" } else { "" })
+            .arg(hold.map_or(0, |hold| hold.until))
+            .arg(hold.map_or("", |hold| hold.reason.as_str()))
+            .arg(duration_millis(TTL_SLACK));
+        let reply: Vec<String> =
+            self.with_connection(|link| Ok(invocation.invoke(link.like())?))?;
+        match reply.as_slice() {
+            [] => Ok(None),
+            [until, reason] => Ok(Some(Hold {
+                kind: HoldKind::Quota,
+                until: number(until, "provider hold end")
+                    .map_err(|failure| self.unavailable(failure))?,
+                reason: reason.clone(),
+            })),
+            other => Err(self.unavailable(Failure::Reply(format!(
+                "provider hold answered {} values",
+                other.len()
+            )))),
+        }
+    }
+
+    fn provider_holds(&self, cx: &Context<'_>) -> Result<Vec<ProviderHold>, PacingError> {
+        let pattern = format!("{}{{*}}:p", glob_escape(&self.prefix));
+        let now = (cx.now)();
+        let mut holds = Vec::new();
+        for key in self.scan(&pattern)? {
+            let provider = key
+                .strip_prefix(&self.prefix)
+                .and_then(|rest| rest.strip_prefix('{'))
+                .and_then(|rest| rest.strip_suffix("}:p"))
+                .and_then(unescape_key);
+            let Some(provider) = provider else {
+                continue;
+            };
+            if let Some(hold) = self.read_provider_hold(&key, now)? {
+                holds.push(ProviderHold { provider, hold });
+            }
+        }
+        holds.sort_by(|one, other| one.provider.cmp(&other.provider));
+        Ok(holds)
     }
 
     /// Deletes every key under the prefix (SCAN and UNLINK in batches). A

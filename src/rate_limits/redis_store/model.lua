@@ -4,6 +4,7 @@
 -- KEYS: 1 meta hash, 2 events hash (sequence -> "at:requests:tokens"),
 --       3 reservations hash (id -> record), 4 lease ends (sorted set, id by
 --       lease end), 5 waiters hash (ticket id -> record). One hash tag.
+--       An operation may add keys of its own after these (attempt: 6).
 -- ARGV: 1 client time in ms or '' for the server's TIME, 2 span in ms
 --       (a minute plus the window margin), 3 the profile's utilization
 --       target when a profile follows, else '',
@@ -42,7 +43,7 @@ end
 
 local NUMERIC = { 'rpm', 'tpm', 'erpm', 'etpm', 'base', 'cap', 'streak', 'mar', 'mat',
                   'first', 'next', 'reqs', 'toks', 'last', 'nt', 'exp', 'srpm', 'stpm', 'hu',
-                  'sitpm', 'sotpm', 'srpd', 'stpd' }
+                  'sitpm', 'sotpm', 'srpd', 'stpd', 'ur', 'uru', 'ut', 'utu' }
 -- Text fields besides provider and model: the hold's kind and reason, the
 -- budgets' minute and day tallies.
 local TEXT = { 'provider', 'model', 'hk', 'hr', 'bm', 'bd' }
@@ -70,7 +71,7 @@ local function create(provider, model)
          erpm = profile.erpm, etpm = profile.etpm, base = profile.base, cap = profile.base,
          streak = 0, mar = 0, mat = 0, first = 0, next = 0, reqs = 0, toks = 0, last = 0, nt = 0,
          exp = 0, srpm = 0, stpm = 0, hu = 0, hk = '', hr = '', sitpm = 0, sotpm = 0,
-         srpd = 0, stpd = 0,
+         srpd = 0, stpd = 0, ur = 0, uru = 0, ut = 0, utu = 0,
          bm = '', bd = '' }
 end
 
@@ -153,14 +154,49 @@ local function wait_until_freed(now, needed, which)
 end
 
 -- Window::requests_wait / token_wait: nil when `extra` alone exceeds the limit.
-local function requests_wait(now, limit, extra)
+local function window_requests_wait(now, limit, extra)
   if extra > limit then return nil end
   return wait_until_freed(now, st.reqs + extra - limit, 'requests')
 end
 
-local function token_wait(now, limit, estimate)
+local function window_token_wait(now, limit, estimate)
   if estimate > limit then return nil end
   return wait_until_freed(now, st.toks + estimate - limit, 'tokens')
+end
+
+-- hold::wait_with_unseen: the window's wait with `unseen` more counted
+-- beside it until `ends`.
+local function with_unseen(now, unseen, ends, wait)
+  local alone = wait(0)
+  if unseen == 0 or ends <= now then return alone end
+  local together = wait(unseen)
+  local after = nil
+  if alone then after = math.max(alone, ends - now) end
+  if together and after then return math.min(together, after) end
+  return together or after
+end
+
+-- ModelState::requests_wait / tokens_wait: the window and the provider's
+-- unseen use together.
+local function requests_wait(now, limit, extra)
+  return with_unseen(now, st.ur, st.uru,
+    function(more) return window_requests_wait(now, limit, extra + more) end)
+end
+
+local function token_wait(now, limit, estimate)
+  return with_unseen(now, st.ut, st.utu,
+    function(more) return window_token_wait(now, limit, estimate + more) end)
+end
+
+-- UnseenUse::update for one part: what the provider counts beyond our
+-- window, until its reset (at most a span away, a span when none).
+local function unseen_part(used, own, reset, now)
+  local unseen = used - own
+  if unseen <= 0 then return 0, 0 end
+  if unseen > MAX_COUNT then unseen = MAX_COUNT end
+  local ends = now + SPAN
+  if reset > now and reset < ends then ends = reset end
+  return unseen, ends
 end
 
 local function update_moving_averages()
@@ -495,6 +531,8 @@ local function refresh(now)
   apply_limits()
   if st.hu > 0 and st.hu <= now then st.hk, st.hu, st.hr = '', 0, '' end
   budgets_expire(now)
+  if st.uru <= now then st.ur, st.uru = 0, 0 end
+  if st.utu <= now then st.ut, st.utu = 0, 0 end
   expire(now)
   local raw = redis.call('HGETALL', W)
   for i = 1, #raw, 2 do
@@ -513,9 +551,11 @@ local function view()
 end
 
 -- The hold and the stated limits, as strings: kind ('' for none), end,
--- reason, stated rpm, stated tpm (0 for none).
+-- reason, stated rpm, stated tpm (0 for none); then the unseen use:
+-- requests, their end, tokens, their end.
 local function advice()
-  return { st.hk, int(st.hu), st.hr, int(st.srpm), int(st.stpm) }
+  return { st.hk, int(st.hu), st.hr, int(st.srpm), int(st.stpm),
+           int(st.ur), int(st.uru), int(st.ut), int(st.utu) }
 end
 
 -- The stated input and output tokens per minute and requests and tokens
@@ -532,6 +572,7 @@ local function save(now)
   if st.reqs == 0 and st.toks == 0 and in_flight() == 0 and waiting == 0
       and st.cap >= st.base and st.hu == 0 and st.srpm == 0 and st.stpm == 0
       and st.sitpm == 0 and st.sotpm == 0 and st.srpd == 0 and st.stpd == 0
+      and st.ur == 0 and st.ut == 0
       and st.bm == '' and st.bd == '' then
     redis.call('DEL', M, E, R, L, W)
     return
@@ -553,7 +594,7 @@ local function save(now)
   -- half the slack of what is needed, so most writes set no TTL at all.
   if st.exp < now + ttl - SLACK / 2 then
     st.exp = now + ttl
-    for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, int(ttl)) end
+    for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], int(ttl)) end
   else
     for key in pairs(fresh) do redis.call('PEXPIRE', key, int(st.exp - now)) end
   end
@@ -581,7 +622,8 @@ end
 -- A reservation as the client reads it back.
 local function reservation_reply(id, record)
   return cjson.encode({ id = id, seq = record.seq, at = record.at, lease = record.lease,
-    ein = record.ein, mout = record.mout, est = record.est, owner = record.owner, pg = record.pg })
+    ein = record.ein, mout = record.mout, est = record.est, owner = record.owner, pg = record.pg,
+    bk = record.bk })
 end
 
 -- A model's status as the status and advise scripts reply: the view, the

@@ -122,6 +122,12 @@ pub struct Classification {
         serialize_with = "timestamps::serialize_moment"
     )]
     pub resets_at: Option<SystemTime>,
+    /// For [`ErrorKind::QuotaExhausted`]: the provider says the whole
+    /// account is out (billing, credits, a spend cap or monthly allowance),
+    /// not one model's quota, so every model of the provider is held. Not
+    /// written in JSON: `classify --json` keeps the anchor's fields.
+    #[serde(skip)]
+    pub whole_account: bool,
 }
 
 /// Classifies a failed call. `now` is the moment HTTP-dates and reset
@@ -200,6 +206,7 @@ pub fn classify(response: &ProviderResponse, now: SystemTime) -> Classification 
         ErrorKind::QuotaExhausted => text::stated_access_return(&haystack),
         _ => None,
     };
+    let whole_account = kind == ErrorKind::QuotaExhausted && verdict::whole_account(&evidence);
     Classification {
         kind,
         is_rate_limit: kind == ErrorKind::RateLimit,
@@ -211,6 +218,7 @@ pub fn classify(response: &ProviderResponse, now: SystemTime) -> Classification 
             2 * MAX_MESSAGE_CHARS,
         ))),
         resets_at,
+        whole_account,
     }
 }
 

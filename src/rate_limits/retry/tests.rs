@@ -1443,3 +1443,65 @@ fn quota_verdicts_carry_the_time_access_returns() {
     let json = serde_json::to_value(classify(&response(Some(429), &[], cohere), now())).unwrap();
     assert!(json.get("resets_at").is_none(), "{json}");
 }
+
+#[test]
+fn only_answers_that_say_the_account_is_out_hold_the_whole_provider() {
+    let cases: &[(&str, Option<u16>, &str, bool)] = &[
+        (
+            "OpenAI insufficient_quota",
+            Some(429),
+            r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#,
+            true,
+        ),
+        (
+            "Anthropic credit balance too low",
+            Some(400),
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."}}"#,
+            true,
+        ),
+        (
+            "Anthropic API usage limits",
+            Some(400),
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"You have reached your specified API usage limits. You will regain access on 2026-04-01 at 00:00 UTC."}}"#,
+            true,
+        ),
+        (
+            "DeepSeek insufficient balance",
+            Some(402),
+            r#"{"error":{"message":"Insufficient Balance","type":"unknown_error","param":null,"code":"invalid_request_error"}}"#,
+            true,
+        ),
+        (
+            "xAI credits or monthly spending limit",
+            Some(429),
+            r#""Your team 16f2151a-40f4-4a80-8ad0-cae00c27e8dd has either used all available credits or reached its monthly spending limit. To continue making API requests, please purchase more credits or raise your spending limit.""#,
+            true,
+        ),
+        (
+            "Google free tier with limit: 0 for one model",
+            Some(429),
+            r#"{"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details.\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 0, model: gemini-2.5-pro","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":"GenerateContentRequestsPerModelPerDay-FreeTier"}]}]}}"#,
+            false,
+        ),
+        (
+            "a rate limit is never account-wide",
+            Some(429),
+            r#"{"error":{"message":"Rate limit reached for gpt-4o on tokens per min (TPM): Limit 30000, Used 30000, Requested 500. Please try again in 1s.","type":"tokens","code":"rate_limit_exceeded"}}"#,
+            false,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, status, body, want) in cases {
+        let verdict = classify(&response(*status, &[], body), now());
+        if verdict.whole_account != *want {
+            failures.push(format!(
+                "{name}: whole_account {} (kind {:?})",
+                verdict.whole_account, verdict.kind
+            ));
+        }
+        if *want {
+            assert_eq!(verdict.kind, QuotaExhausted, "{name}");
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}

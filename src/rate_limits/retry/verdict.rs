@@ -119,6 +119,27 @@ impl Evidence<'_> {
     }
 }
 
+/// For a `quota_exhausted` verdict: true when the evidence says the whole
+/// account is out (billing, credits, a spend cap, a monthly allowance,
+/// OpenAI's `insufficient_quota`), so every model of the provider fails
+/// alike; false for a quota of one model or metric (Google's per-model
+/// `QuotaFailure` violations, a free tier with `limit: 0`) and when nothing
+/// says which. Holding one model too few costs one more refused call per
+/// model; holding a whole provider wrongly stops every model, so only
+/// positive evidence counts.
+pub(super) fn whole_account(evidence: &Evidence) -> bool {
+    if evidence.zero_limit() || !evidence.violations.is_empty() {
+        return false;
+    }
+    let text = evidence.text;
+    evidence.status == Some(402)
+        || evidence.has_code(HARD_QUOTA_CODES)
+        || evidence.has_code(SOFT_QUOTA_CODES)
+        || HARD_QUOTA.found_in(text)
+        || SOFT_QUOTA.found_in(text)
+        || text::states_allowance(text)
+}
+
 /// Decides the kind and whether retrying can succeed.
 pub(super) fn decide(evidence: &Evidence) -> (ErrorKind, bool) {
     let status = evidence.status;
