@@ -26,7 +26,7 @@ REPO_ROOT = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
 LANGUAGES = ("sh", "powershell", "batch", "python")
 VERDICTS = ("ok", "unbounded", "silent-fallback", "none")
 VIOLATIONS = ("unbounded", "silent-fallback")
-SETS = ("dev", "test")
+SETS = ("dev", "dev4", "test")
 
 
 class InputError(Exception):
@@ -302,7 +302,7 @@ def parse_args(argv):
         "else specsmith-rs on PATH)",
     )
     parser.add_argument(
-        "--set", dest="set_name", choices=("dev", "test", "all"), default="dev",
+        "--set", dest="set_name", choices=("dev", "dev4", "test", "all"), default="dev",
         help="which repositories to score (default: dev)",
     )
     parser.add_argument("--corpus", default=os.path.join(HERE, "corpus.tsv"), help="corpus.tsv")
@@ -318,8 +318,8 @@ def parse_args(argv):
         help="seconds one repository's validate run may take (default: 600)",
     )
     args = parser.parse_args(argv)
-    if args.details and args.set_name != "dev":
-        parser.error("--details is only for the dev set")
+    if args.details and args.set_name not in ("dev", "dev4"):
+        parser.error("--details is only for the dev sets")
     if args.timeout <= 0:
         parser.error("--timeout must be a positive number of seconds")
     return args
