@@ -685,10 +685,11 @@ impl<'t> Analyzer<'t> {
         });
     }
 
-    /// Does every pass that goes round again print, after the body's first
-    /// way out: an `else` of the `if` that leaves on success, or a plain
-    /// message after it (`if helm install …; then break; else echo "failed,
-    /// retrying"; fi`)? The last failing pass then says why the loop ends.
+    /// Does every pass that goes round again print on the failed try: in an
+    /// `else` of the `if` that leaves on success, or as the statement right
+    /// after the body's first way out (`if helm install …; then break; else
+    /// echo "failed, retrying"; fi`, `deploy && break; echo "try $i failed"`)?
+    /// The last failing pass then says why the loop ends.
     fn announces_every_failing_pass(&self, body: &[AndOr], counters: &[&str]) -> bool {
         let Some(exit) = body
             .iter()
@@ -712,9 +713,11 @@ impl<'t> Analyzer<'t> {
             },
             _ => false,
         };
-        let after_exit = body[exit + 1..]
-            .iter()
-            .any(|and_or| match &*and_or.pipelines {
+        // Right after the way out, before anything else runs: the failed
+        // try's own message, not a progress line of a later step.
+        let after_exit = body
+            .get(exit + 1)
+            .is_some_and(|and_or| match &*and_or.pipelines {
                 [pipeline] => {
                     matches!(&*pipeline.commands, [Command::Simple(_)])
                         && self.pipeline_announces(pipeline)
@@ -2162,7 +2165,7 @@ impl<'t> Analyzer<'t> {
         };
         let joined = |connector: Connector| last.connectors.contains(&connector);
         // Mixed connectors are read as a guard, as before.
-        !(joined(other_connector(ending)) && !joined(ending))
+        joined(ending) || !joined(other_connector(ending))
     }
 
     fn list_has_guard_test(&self, list: &[AndOr], incremented: &[&str]) -> bool {

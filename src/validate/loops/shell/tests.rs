@@ -1120,6 +1120,11 @@ fn a_retry_that_says_so_on_every_failing_pass_reports_its_give_up() {
         "n=0\nwhile [ $n -lt 5 ]; do\n  if deploy; then\n    break\n  fi\n  n=$((n + 1))\n  sleep 2\ndone\nnext_step\n",
         &[(SILENT, 2, 1)],
     );
+    // A progress line after another step is not the failed try's message.
+    expect(
+        "for i in $(seq 1 5); do\n  deploy && break\n  cleanup\n  echo \"sleeping after round $i\"\n  sleep 2\ndone\nnext_step\n",
+        &[(SILENT, 1, 1)],
+    );
 }
 
 #[test]
