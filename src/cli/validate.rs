@@ -54,10 +54,10 @@ pub fn run(root: &Path, args: ValidateArgs) -> anyhow::Result<ExitStatus> {
         ..Options::new(root)
     };
     let report = library::run(&options)?;
-    let mut buffer = Vec::new();
-    report::render(&report, args.format.into(), &mut buffer).context("cannot render the report")?;
-    let mut stdout = io::stdout().lock();
-    stdout.write_all(&buffer)?;
+    // Streamed through a buffer rather than rendered whole first: a report of
+    // tens of thousands of findings would otherwise be held twice in memory.
+    let mut stdout = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    report::render(&report, args.format.into(), &mut stdout).context("cannot render the report")?;
     stdout.flush()?;
     Ok(if report.has_errors() {
         ExitStatus::Error

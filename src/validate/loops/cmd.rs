@@ -19,10 +19,10 @@ pub fn scan(source: &str) -> Vec<LoopFinding> {
     // Callers remove a byte-order mark; one left over is still not text.
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let mut parser = Parser::default();
-    for logical in logical_lines(source) {
+    for_each_logical_line(source, |logical| {
         parser.segments = logical.segments;
         parser.parse_line(logical.line, &logical.chars);
-    }
+    });
     let too_deep = parser.too_deep;
     let script = Script::new(parser);
     let mut findings = Vec::new();
@@ -52,9 +52,9 @@ struct LogicalLine {
     segments: Vec<(usize, usize)>,
 }
 
-/// Physical lines joined where a line ends in a `^` continuation.
-fn logical_lines(source: &str) -> Vec<LogicalLine> {
-    let mut lines = Vec::new();
+/// Calls `visit` on each run of physical lines joined where a line ends in a
+/// `^` continuation, one at a time, so only one line's characters are held.
+fn for_each_logical_line(source: &str, mut visit: impl FnMut(LogicalLine)) {
     let mut pending: Option<LogicalLine> = None;
     for (index, raw) in source.split('\n').enumerate() {
         let mut text: Vec<char> = raw
@@ -77,13 +77,12 @@ fn logical_lines(source: &str) -> Vec<LogicalLine> {
             pending = Some(logical);
         } else {
             logical.chars.extend(text);
-            lines.push(logical);
+            visit(logical);
         }
     }
     if let Some(rest) = pending {
-        lines.push(rest);
+        visit(rest);
     }
-    lines
 }
 
 /// What a command does, as far as loops care.
@@ -679,6 +678,12 @@ impl Script {
             budget: Budget::new(),
             labels: HashMap::new(),
         };
+        let label_count = script
+            .commands
+            .iter()
+            .filter(|command| matches!(command.action, Action::Label(_)))
+            .count();
+        script.labels.reserve(label_count);
         for (index, command) in script.commands.iter().enumerate() {
             if let Action::Label(name) = &command.action {
                 script.labels.entry(name.clone()).or_default().push(index);
@@ -940,20 +945,28 @@ impl Script {
     }
 
     fn check_goto_loops(&self, findings: &mut Vec<LoopFinding>) {
-        // label → (last backward goto, whether one of them always jumps)
-        let mut loops: std::collections::BTreeMap<usize, (usize, bool)> =
+        // label → (last backward goto, whether one of them always jumps, every
+        // goto back to it), so each loop looks only at its own jumps: a file of
+        // many loops stays linear.
+        let mut loops: std::collections::BTreeMap<usize, (usize, bool, Vec<usize>)> =
             std::collections::BTreeMap::new();
         for &(label, goto, unconditional) in &self.back_jumps {
-            let entry = loops.entry(label).or_insert((goto, unconditional));
+            let entry = loops
+                .entry(label)
+                .or_insert((goto, unconditional, Vec::new()));
             entry.0 = entry.0.max(goto);
             entry.1 |= unconditional;
+            entry.2.push(goto);
         }
-        for (label, (goto, unconditional)) in loops {
-            let name = self.label_name(label);
-            let header = format!(":{name} … goto {name}");
+        for (label, (goto, unconditional, jumps)) in loops {
+            // Named only for a finding: most loops need no message.
+            let header = || {
+                let name = self.label_name(label);
+                format!(":{name} … goto {name}")
+            };
             let start = &self.commands[label];
             if !self.budget.spend(goto - label) {
-                report(findings, Guard::Unscanned, start, &header, String::new);
+                report(findings, Guard::Unscanned, start, &header(), String::new);
                 continue;
             }
             let body: Vec<usize> = (label + 1..goto).collect();
@@ -968,10 +981,9 @@ impl Script {
             let repeat_conditions: Vec<&str> = if unconditional {
                 Vec::new()
             } else {
-                self.back_jumps
+                jumps
                     .iter()
-                    .filter(|&&(other, _, _)| other == label)
-                    .flat_map(|&(_, jump, _)| self.commands[jump].frames.iter())
+                    .flat_map(|&jump| self.commands[jump].frames.iter())
                     .filter(|&&frame| {
                         matches!(self.frames[frame].kind, FrameKind::If | FrameKind::Else)
                     })
@@ -1034,10 +1046,7 @@ impl Script {
                 .iter()
                 .any(|condition| self.is_guard_condition(condition, &counters));
             // `command || goto retry` repeats on a command's failure, like `if errorlevel 1`.
-            let retries_on_failure = self
-                .back_jumps
-                .iter()
-                .any(|&(other, jump, _)| other == label && self.commands[jump].chained);
+            let retries_on_failure = jumps.iter().any(|&jump| self.commands[jump].chained);
             let asks_outside = retries_on_failure
                 || repeat_conditions.iter().any(|condition| {
                     condition.contains("errorlevel") || condition.contains("exist")
@@ -1053,6 +1062,10 @@ impl Script {
                 Guard::None if header_guard => Guard::Silent,
                 other => other,
             };
+            if guard == Guard::Loud {
+                continue;
+            }
+            let header = header();
             report(findings, guard, start, &header, || {
                 let kind = match repeat_conditions.first() {
                     Some(condition) => {

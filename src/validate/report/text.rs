@@ -50,8 +50,12 @@ pub(super) fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
 }
 
 /// A message on one line, whatever a scanner put in it.
-fn one_line(message: &str) -> String {
-    message.replace(['\r', '\n'], " ")
+fn one_line(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.contains(['\r', '\n']) {
+        message.replace(['\r', '\n'], " ").into()
+    } else {
+        message.into()
+    }
 }
 
 #[cfg(test)]

@@ -69,6 +69,8 @@ enum Endless {
 struct WaitScope<'t> {
     /// Variables the body assigns, with their values.
     assigned: Vec<(&'t str, &'t str)>,
+    /// Whether the body sleeps on its own passes (not only inside an inner wait).
+    paced: bool,
     /// Variables assigned by functions of the script the body calls, with the function.
     helpers: Vec<(&'t str, String)>,
 }
@@ -140,6 +142,12 @@ pub(super) struct Analyzer<'t> {
     pub budget_spent_at: Option<usize>,
     pub findings: Vec<LocalFinding>,
     pub embedded: Vec<EmbeddedScript>,
+    /// What runs after each `if`, `case` or group being walked, innermost
+    /// last; `None` where a loop body, a function or a substitution starts,
+    /// past which nothing runs right after a loop in it.
+    continuations: Vec<Option<&'t [AndOr]>>,
+    /// Names of the functions whose bodies are being walked, innermost last.
+    enclosing_functions: Vec<&'t str>,
 }
 
 const MESSAGE_FIX: &str = "add a deadline (e.g. `(( SECONDS > deadline ))`) or an iteration cap \
@@ -166,6 +174,8 @@ impl<'t> Analyzer<'t> {
             budget_spent_at: None,
             findings: Vec::new(),
             embedded: Vec::new(),
+            continuations: Vec::new(),
+            enclosing_functions: Vec::new(),
         }
     }
 
@@ -282,7 +292,7 @@ impl<'t> Analyzer<'t> {
 
     // ---- walking -------------------------------------------------------
 
-    pub(super) fn walk_list(&mut self, list: &[AndOr], context: Context) {
+    pub(super) fn walk_list(&mut self, list: &'t [AndOr], context: Context) {
         for (position, and_or) in list.iter().enumerate() {
             for pipeline in &and_or.pipelines {
                 self.walk_pipeline(pipeline, context, &list[position + 1..]);
@@ -291,7 +301,9 @@ impl<'t> Analyzer<'t> {
     }
 
     /// `after`: what runs next once a loop in this pipeline ends.
-    fn walk_pipeline(&mut self, pipeline: &Pipeline, context: Context, after: &[AndOr]) {
+    fn walk_pipeline(&mut self, pipeline: &'t Pipeline, context: Context, after: &'t [AndOr]) {
+        // Only a compound that runs alone is followed by `after` in the same shell.
+        let alone = pipeline.commands.len() == 1;
         for (index, command) in pipeline.commands.iter().enumerate() {
             match command {
                 Command::Loop(lp) => {
@@ -300,42 +312,73 @@ impl<'t> Analyzer<'t> {
                     };
                     self.walk_loop(lp, context, feed, after);
                 }
-                _ => self.walk_command(command, context),
+                _ => self.walk_command(command, context, alone.then_some(after)),
             }
         }
     }
 
-    fn walk_command(&mut self, command: &Command, context: Context) {
+    /// `after`: what runs once `command` ends, when that is known.
+    fn walk_command(&mut self, command: &'t Command, context: Context, after: Option<&'t [AndOr]>) {
         match command {
             Command::Simple(simple) => self.walk_simple(simple, context),
             Command::Loop(lp) => self.walk_loop(lp, context, Feed::default(), &[]),
             Command::If(_) | Command::Case(_) | Command::Group(_) => {
+                self.continuations.push(after);
                 for list in command.branch_lists() {
                     self.walk_list(list, context);
                 }
+                self.continuations.pop();
             }
-            Command::Function(function) => self.walk_command(&function.body, context),
+            Command::Function(function) => {
+                let name = match literal(self.raw(&function.name)) {
+                    Cow::Borrowed(name) => name,
+                    Cow::Owned(_) => "",
+                };
+                self.continuations.push(None);
+                self.enclosing_functions.push(name);
+                self.walk_command(&function.body, context, None);
+                self.enclosing_functions.pop();
+                self.continuations.pop();
+            }
             Command::Arithmetic(..) => {}
         }
     }
 
-    fn walk_words(&mut self, words: &[Word], context: Context) {
+    /// What runs right after a loop whose own list ends with it: the
+    /// statements after the innermost enclosing `if`, `case` or group that
+    /// has any (`if [ -f "$pid" ]; then …; while …; done; fi; if [ "$status" … ]`).
+    fn continuation(&self) -> &'t [AndOr] {
+        for entry in self.continuations.iter().rev() {
+            match entry {
+                None => return &[],
+                Some(list) if !list.is_empty() => return list,
+                Some(_) => {}
+            }
+        }
+        &[]
+    }
+
+    fn walk_words(&mut self, words: &'t [Word], context: Context) {
         for word in words {
             for substitution in &word.substitutions {
+                self.continuations.push(None);
                 self.walk_list(substitution, context);
+                self.continuations.pop();
             }
         }
     }
 
-    fn walk_redirects(&mut self, redirects: &[Redirect], context: Context) {
+    fn walk_redirects(&mut self, redirects: &'t [Redirect], context: Context) {
         for redirect in redirects {
             for substitution in &redirect.target.substitutions {
+                self.continuations.push(None);
                 self.walk_list(substitution, context);
+                self.continuations.pop();
             }
         }
     }
 
-    fn walk_simple(&mut self, simple: &Simple, context: Context) {
+    fn walk_simple(&mut self, simple: &'t Simple, context: Context) {
         self.walk_words(&simple.words, context);
         self.walk_redirects(&simple.redirects, context);
         let Some(name) = self.command_name(simple) else {
@@ -437,17 +480,24 @@ impl<'t> Analyzer<'t> {
         });
     }
 
-    fn walk_loop(&mut self, lp: &Loop, context: Context, feed: Feed, after: &[AndOr]) {
+    fn walk_loop(&mut self, lp: &'t Loop, context: Context, feed: Feed, after: &'t [AndOr]) {
         if !context.under_deadline {
+            let after = if after.is_empty() {
+                self.continuation()
+            } else {
+                after
+            };
             self.check_loop(lp, feed, after);
         }
         let inner = Context {
             in_loop: true,
             ..context
         };
+        self.continuations.push(None);
         self.walk_words(&lp.words, inner);
         self.walk_list(&lp.condition, inner);
         self.walk_list(&lp.body, inner);
+        self.continuations.pop();
         self.walk_redirects(&lp.redirects, context);
     }
 
@@ -476,10 +526,9 @@ impl<'t> Analyzer<'t> {
         if self.runs_at_most_once(&lp.body) || self.consumes_arguments(lp) {
             return;
         }
-        let header = self.header(lp);
         let mut guards = Guards::default();
         let counters = self.counters(lp);
-        let condition_guard = self.list_has_guard_test(&lp.condition, &counters);
+        let condition_guard = self.condition_has_guard(lp, &counters);
         if matches!(endless, Endless::Stream(_)) && condition_guard {
             // `while read -r line && (( SECONDS < deadline ))`: the loop ends by its
             // condition, and what follows the loop is out of sight.
@@ -515,6 +564,11 @@ impl<'t> Analyzer<'t> {
             // cap is the loop's normal end, not a give-up.
             return;
         }
+        if guards.found && guards.announced {
+            return;
+        }
+        // Built only for a finding: most loops need no message.
+        let header = self.header(lp);
         let message = match (&endless, guards.found, guards.announced) {
             (_, true, true) => return,
             (_, true, false) => (
@@ -578,7 +632,7 @@ impl<'t> Analyzer<'t> {
                 counted_words
             }
             LoopKind::ForArithmetic => true,
-            LoopKind::While | LoopKind::Until => self.list_has_guard_test(&lp.condition, &counters),
+            LoopKind::While | LoopKind::Until => self.condition_has_guard(lp, &counters),
             LoopKind::Select => false,
         };
         if !counted || !self.list_sleeps(&lp.body) || !self.has_other_exit(&lp.body, 0, &counters) {
@@ -593,6 +647,7 @@ impl<'t> Analyzer<'t> {
         } else if self.list_breaks(&lp.body, 0) {
             // Success and give-up both reach what follows: only a test there can tell them apart.
             self.announces_on_a_test(&lp.body, &counters)
+                || self.announces_every_failing_pass(&lp.body, &counters)
                 || self.explains_after(
                     after,
                     &self.with_body_variables(lp, &counters),
@@ -600,12 +655,20 @@ impl<'t> Analyzer<'t> {
                 )
         } else {
             // Success leaves the function or the script: what follows runs only on give-up.
-            after.first().is_some_and(|and_or| {
-                and_or
-                    .pipelines
-                    .iter()
-                    .any(|pipeline| self.pipeline_announces(pipeline))
-            })
+            self.announces_every_failing_pass(&lp.body, &counters)
+                || after.first().is_some_and(|and_or| {
+                    and_or
+                        .pipelines
+                        .iter()
+                        .any(|pipeline| self.pipeline_announces(pipeline))
+                })
+                || (after
+                    .first()
+                    .is_some_and(|and_or| self.returns_failure(and_or))
+                    && self
+                        .enclosing_functions
+                        .last()
+                        .is_some_and(|name| self.every_call_reports_failure(name)))
         };
         if announced {
             return;
@@ -620,6 +683,191 @@ impl<'t> Analyzer<'t> {
                  that path (e.g. `echo \"gave up after $attempts tries\" >&2`) before failing"
             ),
         });
+    }
+
+    /// Does every pass that goes round again print on the failed try: in an
+    /// `else` of the `if` that leaves on success, or as the statement right
+    /// after the body's first way out (`if helm install …; then break; else
+    /// echo "failed, retrying"; fi`, `deploy && break; echo "try $i failed"`)?
+    /// The last failing pass then says why the loop ends.
+    fn announces_every_failing_pass(&self, body: &[AndOr], counters: &[&str]) -> bool {
+        let Some(exit) = body
+            .iter()
+            .position(|and_or| self.has_other_exit(std::slice::from_ref(and_or), 0, counters))
+        else {
+            return false;
+        };
+        let in_else = match &*body[exit].pipelines {
+            [pipeline] => match &*pipeline.commands {
+                [Command::If(chain)] => {
+                    chain
+                        .branches
+                        .iter()
+                        .all(|(_, branch)| self.has_other_exit(branch, 0, counters))
+                        && chain.otherwise.as_ref().is_some_and(|otherwise| {
+                            self.list_announces(otherwise)
+                                && !self.has_other_exit(otherwise, 0, counters)
+                        })
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        // Right after the way out, before anything else runs: the failed
+        // try's own message, not a progress line of a later step.
+        let after_exit = body
+            .get(exit + 1)
+            .is_some_and(|and_or| match &*and_or.pipelines {
+                [pipeline] => {
+                    matches!(&*pipeline.commands, [Command::Simple(_)])
+                        && self.pipeline_announces(pipeline)
+                }
+                _ => false,
+            });
+        in_else || after_exit
+    }
+
+    /// Is `and_or` a plain `return N` with a failing status?
+    fn returns_failure(&self, and_or: &AndOr) -> bool {
+        match &*and_or.pipelines {
+            [pipeline] => match &*pipeline.commands {
+                [Command::Simple(simple)] => {
+                    self.command_name(simple).as_deref() == Some("return")
+                        && self
+                            .arguments(simple)
+                            .first()
+                            .is_some_and(|word| !matches!(self.raw(word), "0" | "$?"))
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// Is `name` called somewhere in the file, and does every call print
+    /// when it fails: `name || echo FAIL`, `name; [ $? = 0 ] && echo OK ||
+    /// echo FAIL`, `if ! name; then echo …`, `if name; then …; else echo …`?
+    /// Then a helper whose wait gives up with a bare `return 1` is reported
+    /// by its callers.
+    fn every_call_reports_failure(&self, name: &str) -> bool {
+        let mut calls = 0usize;
+        let mut reported = 0usize;
+        self.count_reported_calls(self.program, name, &mut calls, &mut reported);
+        calls > 0 && calls == reported
+    }
+
+    fn count_reported_calls(
+        &self,
+        list: &[AndOr],
+        name: &str,
+        calls: &mut usize,
+        reported: &mut usize,
+    ) {
+        if !self.spend(1 + body_size(list)) {
+            return;
+        }
+        let calls_it = |pipeline: &Pipeline| {
+            pipeline.commands.iter().any(|command| {
+                matches!(command, Command::Simple(simple)
+                    if self.command_name(simple).as_deref() == Some(name))
+            })
+        };
+        for (index, and_or) in list.iter().enumerate() {
+            let pipelines = &and_or.pipelines;
+            if let Some(call) = pipelines.iter().position(calls_it) {
+                *calls += 1;
+                let or_announces = |and_or: &AndOr, from: usize| {
+                    (from + 1..and_or.pipelines.len()).any(|next| {
+                        and_or.connectors[next - 1] == Connector::Or
+                            && self.pipeline_announces(&and_or.pipelines[next])
+                    })
+                };
+                let status_tested_next = pipelines.len() == 1
+                    && list.get(index + 1).is_some_and(|next| {
+                        next.pipelines
+                            .first()
+                            .is_some_and(|pipeline| self.pipeline_text(pipeline).contains("$?"))
+                            && or_announces(next, 0)
+                    });
+                if or_announces(and_or, call) || status_tested_next {
+                    *reported += 1;
+                }
+            }
+            for command in pipelines.iter().flat_map(|pipeline| &pipeline.commands) {
+                match command {
+                    Command::If(chain) => {
+                        for (number, (condition, body)) in chain.branches.iter().enumerate() {
+                            let tested = condition.last().and_then(|last| {
+                                last.pipelines.iter().find(|pipeline| calls_it(pipeline))
+                            });
+                            if let Some(pipeline) = tested {
+                                *calls += 1;
+                                let failing = if pipeline.negated {
+                                    self.list_announces(body)
+                                } else {
+                                    chain.branches[number + 1..]
+                                        .iter()
+                                        .any(|(_, later)| self.list_announces(later))
+                                        || chain
+                                            .otherwise
+                                            .as_ref()
+                                            .is_some_and(|otherwise| self.list_announces(otherwise))
+                                };
+                                if failing {
+                                    *reported += 1;
+                                }
+                                // The call itself is counted; look at the rest of the condition.
+                                let rest = &condition[..condition.len() - 1];
+                                self.count_reported_calls(rest, name, calls, reported);
+                            } else {
+                                self.count_reported_calls(condition, name, calls, reported);
+                            }
+                            self.count_reported_calls(body, name, calls, reported);
+                        }
+                        if let Some(otherwise) = &chain.otherwise {
+                            self.count_reported_calls(otherwise, name, calls, reported);
+                        }
+                    }
+                    Command::Case(_) | Command::Group(_) => {
+                        for list in command.branch_lists() {
+                            self.count_reported_calls(list, name, calls, reported);
+                        }
+                    }
+                    Command::Loop(inner) => {
+                        self.count_reported_calls(&inner.condition, name, calls, reported);
+                        self.count_reported_calls(&inner.body, name, calls, reported);
+                    }
+                    Command::Function(function) => {
+                        if let Command::Group(body) = &function.body {
+                            self.count_reported_calls(body, name, calls, reported);
+                        }
+                    }
+                    Command::Simple(_) | Command::Arithmetic(..) => {}
+                }
+            }
+        }
+    }
+
+    /// The source text of `pipeline`, from its first word to its last.
+    fn pipeline_text(&self, pipeline: &Pipeline) -> &'t str {
+        let words = pipeline
+            .commands
+            .iter()
+            .filter_map(|command| match command {
+                Command::Simple(simple) => Some(&simple.words),
+                _ => None,
+            });
+        let mut start = usize::MAX;
+        let mut end = 0;
+        for word in words.flatten() {
+            start = start.min(word.start);
+            end = end.max(word.end);
+        }
+        if start < end {
+            self.span(start, end)
+        } else {
+            ""
+        }
     }
 
     /// `counters` and every variable the loop's body assigns: after the loop,
@@ -652,14 +900,20 @@ impl<'t> Analyzer<'t> {
             })
     }
 
-    /// Does `list` run `sleep` anywhere (its loops included)?
+    /// Does `list` run `sleep` between its own passes: anywhere, in its `for`
+    /// loops too, but not only inside an inner `while`/`until`, whose sleep
+    /// paces that inner wait (an outer loop over items that waits on each is
+    /// no retry)?
     fn list_sleeps(&self, list: &[AndOr]) -> bool {
         list.iter()
             .flat_map(|and_or| &and_or.pipelines)
             .flat_map(|pipeline| &pipeline.commands)
             .any(|command| match command {
                 Command::Simple(simple) => self.command_name(simple).as_deref() == Some("sleep"),
-                Command::Loop(inner) => self.list_sleeps(&inner.body),
+                Command::Loop(inner) => {
+                    !matches!(inner.kind, LoopKind::While | LoopKind::Until)
+                        && self.list_sleeps(&inner.body)
+                }
                 Command::If(_) | Command::Case(_) | Command::Group(_) => {
                     command.branch_lists().any(|list| self.list_sleeps(list))
                 }
@@ -973,7 +1227,11 @@ impl<'t> Analyzer<'t> {
         self.collect_assignments(&lp.body, &mut assigned);
         let mut helpers = Vec::new();
         self.collect_called_assignments(&lp.body, &mut helpers);
-        let scope = WaitScope { assigned, helpers };
+        let scope = WaitScope {
+            assigned,
+            helpers,
+            paced: self.list_sleeps(&lp.body),
+        };
         let last = lp.condition.last()?;
         last.pipelines
             .iter()
@@ -1102,9 +1360,9 @@ impl<'t> Analyzer<'t> {
         // the outside world): the loop walks that data.
         let changed_by_body = |word: &Word| {
             let raw = self.raw(word);
-            assigned
-                .iter()
-                .any(|(variable, value)| references(raw, variable) && !self.value_waits(value))
+            assigned.iter().any(|(variable, value)| {
+                references(raw, variable) && !self.assigned_value_waits(variable, value, scope)
+            })
         };
         let from_words = || {
             arguments.iter().find_map(|word| {
@@ -1117,9 +1375,9 @@ impl<'t> Analyzer<'t> {
                         // `status=$(kubectl get …)` in the body, `[ "$status" != Ready ]` here.
                         let raw = self.raw(word);
                         assigned.iter().find_map(|(variable, value)| {
-                            (references(raw, variable) && self.value_waits(value)).then(|| {
-                                format!("`{}`", first_command_of(value).unwrap_or(variable))
-                            })
+                            (references(raw, variable)
+                                && self.assigned_value_waits(variable, value, scope))
+                            .then(|| format!("`{}`", source_command(variable, value, assigned)))
                         })
                     })
             })
@@ -1198,6 +1456,28 @@ impl<'t> Analyzer<'t> {
 
     /// Is `value` (an assignment's right side) the output of a command that
     /// depends on the outside world: `$(kubectl get …)`, `` `cat state` ``?
+    /// Does the body's `variable=value` bring news from outside: a value that
+    /// waits ([`Self::value_waits`]), or, in a loop that sleeps between
+    /// passes, a command's output that never builds on the variable's old
+    /// value (directly or through another variable the body sets)? Such a
+    /// loop polls a state (`status=$(echo "$(request)" | parse)` until it is
+    /// no longer `pending`); a walk computes the next value from the last one.
+    fn assigned_value_waits(&self, variable: &str, value: &str, scope: &WaitScope<'_>) -> bool {
+        if self.value_waits(value) {
+            return true;
+        }
+        let runs_command = value.contains("$(") || value.contains('`');
+        scope.paced
+            && runs_command
+            && !self.mentions_time(value)
+            && !references(value, variable)
+            && scope.assigned.iter().all(|(other, other_value)| {
+                *other == variable
+                    || !references(value, other)
+                    || !references(other_value, variable)
+            })
+    }
+
     fn value_waits(&self, value: &str) -> bool {
         // `status=$?` after `wait "$pid"`, and `count=$($count+1)`, which runs a
         // command instead of counting: neither is data the loop advances.
@@ -1356,11 +1636,7 @@ impl<'t> Analyzer<'t> {
                 }
             }
         }
-        let looks_at_arguments = |text: &str| {
-            subjects.iter().any(|subject| {
-                text.contains(&format!("${subject}")) || text.contains(&format!("${{{subject}"))
-            })
-        };
+        let looks_at_arguments = |text: &str| subjects.iter().any(|subject| expands(text, subject));
         let header = self.span(lp.keyword, lp.header_end);
         (looks_at_arguments(header) || self.exhaustion_leaves(body, &looks_at_arguments))
             && self.shifts_or_leaves(body)
@@ -1800,59 +2076,16 @@ impl<'t> Analyzer<'t> {
 
     /// Names the body sets to a value that does not build on their own (`n=0`).
     fn list_resets(&self, list: &[AndOr], names: &mut Vec<&'t str>) {
-        for command in list
-            .iter()
-            .flat_map(|and_or| &and_or.pipelines)
-            .flat_map(|pipeline| &pipeline.commands)
-        {
-            match command {
-                Command::Simple(simple) => {
-                    let index = self.command_index(simple).unwrap_or(simple.words.len());
-                    let declares = matches!(
-                        self.command_name(simple).as_deref(),
-                        Some("local" | "declare" | "typeset" | "export" | "readonly")
-                    );
-                    for (position, word) in simple.words.iter().enumerate() {
-                        if position < index || (declares && position > index) {
-                            let raw = self.raw(word);
-                            if let Some((variable, value)) = assignment(raw) {
-                                let appends = raw.as_bytes().get(variable.len()) == Some(&b'+');
-                                if !appends && !references(value, variable) {
-                                    names.push(variable);
-                                }
-                            }
-                        }
-                    }
-                }
-                Command::Arithmetic(start, end) => {
-                    let text = self.span(*start, *end);
-                    if let Some(equals) = text.find('=') {
-                        let before = text[..equals].trim_end();
-                        let plain = !text[equals + 1..].starts_with('=')
-                            && !before
-                                .ends_with(['+', '-', '*', '/', '%', '<', '>', '!', '&', '|', '^']);
-                        if plain {
-                            if let Some((_, name)) = identifiers(before).last() {
-                                if !identifiers(&text[equals + 1..]).any(|(_, other)| other == name)
-                                {
-                                    names.push(name);
-                                }
-                            }
-                        }
-                    }
-                }
-                Command::Loop(inner) => {
-                    self.list_resets(&inner.condition, names);
-                    self.list_resets(&inner.body, names);
-                }
-                Command::If(_) | Command::Case(_) | Command::Group(_) => {
-                    for list in command.branch_lists() {
-                        self.list_resets(list, names);
-                    }
-                }
-                Command::Function(_) => {}
+        self.for_each_assignment(list, false, &mut |assigned| {
+            let reads_itself = if assigned.arithmetic {
+                identifiers(assigned.value).any(|(_, other)| other == assigned.name)
+            } else {
+                references(assigned.value, assigned.name)
+            };
+            if !assigned.compound && !reads_itself {
+                names.push(assigned.name);
             }
-        }
+        });
     }
 
     fn list_increments(&self, list: &[AndOr], names: &mut Vec<&'t str>) {
@@ -1908,6 +2141,31 @@ impl<'t> Analyzer<'t> {
                 arithmetic_updates(raw, names);
             }
         }
+    }
+
+    /// Does a test of a counter or the clock in the loop's condition end the
+    /// loop by itself? The last and-or list decides: `while busy && [ $n -lt
+    /// 9 ]` and `until ready || [ $n -ge 9 ]` end on the test, but `while
+    /// busy || [ $n -lt 9 ]` goes on while `busy` holds, however far `n` runs.
+    fn condition_has_guard(&self, lp: &Loop, counters: &[&str]) -> bool {
+        let Some((last, before)) = lp.condition.split_last() else {
+            return false;
+        };
+        if !last
+            .pipelines
+            .iter()
+            .any(|pipeline| self.pipeline_is_guard_test(pipeline, counters))
+        {
+            return self.list_has_guard_test(before, counters);
+        }
+        let ending = if lp.kind == LoopKind::Until {
+            Connector::Or
+        } else {
+            Connector::And
+        };
+        let joined = |connector: Connector| last.connectors.contains(&connector);
+        // Mixed connectors are read as a guard, as before.
+        joined(ending) || !joined(other_connector(ending))
     }
 
     fn list_has_guard_test(&self, list: &[AndOr], incremented: &[&str]) -> bool {
@@ -2359,7 +2617,24 @@ impl<'t> Analyzer<'t> {
 
     // ---- time variables --------------------------------------------------
 
+    /// Every assignment in `list` and the functions it defines, as `(name, value)`.
     fn collect_assignments(&self, list: &[AndOr], assignments: &mut Vec<(&'t str, &'t str)>) {
+        self.for_each_assignment(list, true, &mut |assigned| {
+            assignments.push((assigned.name, assigned.value));
+        });
+    }
+
+    /// Calls `visit` on every assignment `list` runs, in nested lists and
+    /// loops too, and in the bodies of functions it defines when
+    /// `into_functions`: `name=value` before a command or as an argument of
+    /// `local`/`declare`/`typeset`/`export`/`readonly`, `name+=value`, and
+    /// `(( name = value ))` or `(( name op= value ))`.
+    fn for_each_assignment(
+        &self,
+        list: &[AndOr],
+        into_functions: bool,
+        visit: &mut dyn FnMut(Assignment<'t>),
+    ) {
         for command in list
             .iter()
             .flat_map(|and_or| &and_or.pipelines)
@@ -2374,40 +2649,66 @@ impl<'t> Analyzer<'t> {
                     );
                     for (position, word) in simple.words.iter().enumerate() {
                         if position < index || (declares && position > index) {
-                            if let Some(pair) = assignment(self.raw(word)) {
-                                assignments.push(pair);
+                            let raw = self.raw(word);
+                            if let Some((name, value)) = assignment(raw) {
+                                visit(Assignment {
+                                    name,
+                                    value,
+                                    compound: raw.as_bytes().get(name.len()) == Some(&b'+'),
+                                    arithmetic: false,
+                                });
                             }
                         }
                     }
                 }
                 Command::Arithmetic(start, end) => {
-                    // `(( deadline = SECONDS + 60 ))`
+                    // `(( deadline = SECONDS + 60 ))`, `(( n += 1 ))`
                     let text = self.span(*start, *end);
                     if let Some(equals) = text.find('=') {
-                        if !text[equals + 1..].starts_with('=') {
-                            if let Some((_, name)) = identifiers(&text[..equals]).last() {
-                                assignments.push((name, &text[equals + 1..]));
+                        let value = &text[equals + 1..];
+                        let before = text[..equals].trim_end();
+                        if !value.starts_with('=') {
+                            if let Some((_, name)) = identifiers(before).last() {
+                                visit(Assignment {
+                                    name,
+                                    value,
+                                    compound: before.ends_with([
+                                        '+', '-', '*', '/', '%', '<', '>', '!', '&', '|', '^',
+                                    ]),
+                                    arithmetic: true,
+                                });
                             }
                         }
                     }
                 }
-                Command::Loop(lp) => {
-                    self.collect_assignments(&lp.condition, assignments);
-                    self.collect_assignments(&lp.body, assignments);
+                Command::Loop(inner) => {
+                    self.for_each_assignment(&inner.condition, into_functions, visit);
+                    self.for_each_assignment(&inner.body, into_functions, visit);
                 }
                 Command::If(_) | Command::Case(_) | Command::Group(_) => {
                     for list in command.branch_lists() {
-                        self.collect_assignments(list, assignments);
+                        self.for_each_assignment(list, into_functions, visit);
                     }
                 }
                 Command::Function(function) => {
-                    if let Command::Group(list) = &function.body {
-                        self.collect_assignments(list, assignments);
+                    if let (true, Command::Group(list)) = (into_functions, &function.body) {
+                        self.for_each_assignment(list, into_functions, visit);
                     }
                 }
             }
         }
     }
+}
+
+/// One assignment the script makes, as [`Analyzer::for_each_assignment`] finds it.
+struct Assignment<'t> {
+    name: &'t str,
+    /// The text after `=`, as written.
+    value: &'t str,
+    /// `name+=value` or `(( name op= value ))`: builds on the old value.
+    compound: bool,
+    /// Inside `(( … ))`, where names are read without `$`.
+    arithmetic: bool,
 }
 
 /// How many and-or lists `list` holds at its top level: the work of one pass over it.
@@ -2512,6 +2813,44 @@ fn is_short_cluster_with(argument: &str, letter: char) -> bool {
             .chars()
             .all(|character| character.is_ascii_alphanumeric())
         && argument[1..].contains(letter)
+}
+
+/// `&&` for `||` and the reverse.
+fn other_connector(connector: Connector) -> Connector {
+    match connector {
+        Connector::And => Connector::Or,
+        Connector::Or => Connector::And,
+    }
+}
+
+/// The command to name for a wait on `variable`: the first one its value
+/// runs, or, when that only passes data on (`echo "$result" | parse`), the
+/// first one run by a variable of the body that the value reads.
+fn source_command<'a>(
+    variable: &'a str,
+    value: &'a str,
+    assigned: &[(&'a str, &'a str)],
+) -> &'a str {
+    let first = first_command_of(value);
+    if matches!(first, None | Some("echo" | "printf")) {
+        let upstream = assigned.iter().find_map(|(other, other_value)| {
+            (*other != variable && references(value, other))
+                .then(|| first_command_of(other_value))
+                .flatten()
+        });
+        if let Some(name) = upstream {
+            return name;
+        }
+    }
+    first.unwrap_or(variable)
+}
+
+/// Does `text` hold `$subject` or `${subject` (a prefix of a longer name counts)?
+fn expands(text: &str, subject: &str) -> bool {
+    text.match_indices('$').any(|(dollar, _)| {
+        let rest = &text[dollar + 1..];
+        rest.strip_prefix('{').unwrap_or(rest).starts_with(subject)
+    })
 }
 
 /// Does `value` read the variable `name` (`$name`, `${name…}`, or bare inside

@@ -466,6 +466,9 @@ impl<'t> Parser<'t> {
                 break;
             }
         }
+        // Most lists hold one or two and-or lists: growth left room for four,
+        // and a file of one-line loops keeps all of them alive at once.
+        list.shrink_to_fit();
         list
     }
 
@@ -924,6 +927,7 @@ impl<'t> Parser<'t> {
         if simple.words.is_empty() && simple.redirects.is_empty() {
             return None;
         }
+        simple.words.shrink_to_fit();
         simple.command = simple
             .words
             .iter()

@@ -1076,3 +1076,96 @@ fn a_retry_reported_by_a_test_of_its_state_after_the_loop_is_clean() {
         &[(SILENT, 1, 1)],
     );
 }
+
+#[test]
+fn a_poll_of_a_state_the_body_rereads_between_sleeps_is_unbounded() {
+    // The state comes from a request each pass, through a parsing step.
+    expect(
+        "state=pending\nwhile [ \"$state\" = pending ] || [ \"$state\" = busy ]; do\n  sleep 1\n  answer=$(ask \"$job\")\n  state=$(echo \"$answer\" | field status)\ndone\n",
+        &[(UNBOUNDED, 2, 1)],
+    );
+    let message = &scan(
+        "while [ \"$s\" = pending ]; do\n  sleep 1\n  r=$(ask)\n  s=$(echo \"$r\" | pick)\ndone\n",
+    )[0]
+    .message;
+    assert!(message.contains("waits for `ask`"), "{message}");
+    // A walk computes the next value from the last one, even when paced.
+    clean(
+        "while [ -n \"$rest\" ]; do\n  rest=$(echo \"$rest\" | cut -d' ' -f2-)\n  sleep 1\ndone\n",
+    );
+}
+
+#[test]
+fn a_loop_over_items_that_waits_on_each_is_no_retry() {
+    // The sleep paces the inner wait; the outer loop walks the items and its
+    // early `break` is a failure reported later, not a success.
+    expect(
+        "i=0\nwhile [ $i -lt $n ]; do\n  status=$(request \"$i\")\n  while [ \"$status\" = pending ]; do\n    sleep 1\n    status=$(request \"$i\")\n  done\n  [ \"$status\" = valid ] || break\n  i=$((i + 1))\ndone\n",
+        &[(UNBOUNDED, 4, 3)],
+    );
+    // A sleep in an inner `for` still paces the outer retry.
+    expect(
+        "for try in 1 2 3; do\n  for host in $hosts; do\n    probe \"$host\" && break 2\n    sleep 1\n  done\ndone\n",
+        &[(SILENT, 1, 1)],
+    );
+}
+
+#[test]
+fn a_retry_that_says_so_on_every_failing_pass_reports_its_give_up() {
+    clean("n=0\nwhile [ $n -lt 5 ]; do\n  if deploy; then\n    echo done\n    break\n  else\n    echo \"deploy failed, retrying\" >&2\n  fi\n  n=$((n + 1))\n  sleep 2\ndone\nnext_step\n");
+    clean("for i in $(seq 1 5); do\n  deploy && break\n  echo \"try $i failed\" >&2\n  sleep 2\ndone\nnext_step\n");
+    // Success leaves the function: the message on each failing pass is the report.
+    clean("wait_up() {\n  for i in 1 2 3; do\n    probe && return 0\n    echo \"not up yet\"\n    sleep 1\n  done\n  return 1\n}\n");
+    expect(
+        "n=0\nwhile [ $n -lt 5 ]; do\n  if deploy; then\n    break\n  fi\n  n=$((n + 1))\n  sleep 2\ndone\nnext_step\n",
+        &[(SILENT, 2, 1)],
+    );
+    // A progress line after another step is not the failed try's message.
+    expect(
+        "for i in $(seq 1 5); do\n  deploy && break\n  cleanup\n  echo \"sleeping after round $i\"\n  sleep 2\ndone\nnext_step\n",
+        &[(SILENT, 1, 1)],
+    );
+}
+
+#[test]
+fn a_status_tested_after_the_enclosing_if_reports_the_give_up() {
+    let stop = |after: &str| {
+        format!("stop() {{\n  status=0\n  if [ -f \"$pidfile\" ]; then\n    left=5\n    while kill -0 \"$pid\" 2>/dev/null; do\n      [ $left -eq 0 ] && status=1 && break\n      left=$((left - 1))\n      sleep 1\n    done\n  fi\n{after}}}\n")
+    };
+    clean(&stop(
+        "  if [ \"$status\" -eq 0 ]; then echo OK; else echo FAIL; fi\n",
+    ));
+    expect(&stop("  return 0\n"), &[(SILENT, 5, 5)]);
+    // What follows an outer loop is not what follows a loop in its body.
+    expect(
+        "for f in $files; do\n  if [ -f \"$f\" ]; then\n    left=5\n    while kill -0 \"$pid\"; do\n      [ $left -eq 0 ] && status=1 && break\n      left=$((left - 1))\n      sleep 1\n    done\n  fi\ndone\nif [ \"$status\" -eq 0 ]; then echo OK; else echo FAIL; fi\n",
+        &[(SILENT, 4, 5)],
+    );
+}
+
+#[test]
+fn a_helper_whose_callers_report_its_failure_gives_up_loudly() {
+    let helper = "wait_ready() {\n  left=5\n  while [ $left -gt 0 ]; do\n    if probe; then\n      return 0\n    fi\n    sleep 1\n    left=$((left - 1))\n  done\n  return 1\n}\n";
+    clean(&format!(
+        "{helper}wait_ready\n[ $? = 0 ] && echo OK || echo FAIL\n"
+    ));
+    clean(&format!("{helper}wait_ready || echo 'never ready' >&2\nif ! wait_ready; then echo again >&2; fi\nif wait_ready; then go; else echo late >&2; fi\n"));
+    // One caller that carries on without a word is enough to hide the give-up.
+    expect(
+        &format!("{helper}wait_ready || echo 'never ready' >&2\nwait_ready && go\n"),
+        &[(SILENT, 3, 3)],
+    );
+    expect(&format!("{helper}wait_ready\ngo\n"), &[(SILENT, 3, 3)]);
+}
+
+#[test]
+fn a_cap_joined_so_that_it_cannot_end_the_loop_is_no_cap() {
+    // `while A || cap`: the loop goes on while A holds, whatever the count.
+    expect(
+        "n=0\nwhile [ \"$ip\" = null ] || [ $n -le 5 ]; do\n  sleep 5\n  ip=$(az vm show --query ip)\n  n=$((n + 1))\ndone\necho \"$ip\"\n",
+        &[(UNBOUNDED, 2, 1)],
+    );
+    // `while A && cap` and `until A || cap` end on the cap.
+    clean("n=0\nwhile [ \"$ip\" = null ] && [ $n -le 5 ]; do\n  sleep 5\n  ip=$(az vm show --query ip)\n  n=$((n + 1))\ndone\n[ \"$ip\" = null ] && { echo 'no address' >&2; exit 1; }\n");
+    clean("n=0\nuntil curl -sf \"$u\" || [ $n -ge 5 ]; do\n  sleep 1\n  n=$((n + 1))\ndone\n[ $n -ge 5 ] && { echo 'no answer' >&2; exit 1; }\n");
+}
