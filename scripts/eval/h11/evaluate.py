@@ -26,7 +26,7 @@ REPO_ROOT = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
 LANGUAGES = ("sh", "powershell", "batch", "python")
 VERDICTS = ("ok", "unbounded", "silent-fallback", "none")
 VIOLATIONS = ("unbounded", "silent-fallback")
-SETS = ("dev", "test", "test2")
+SETS = ("dev", "test", "test2", "seen")
 
 
 class InputError(Exception):
