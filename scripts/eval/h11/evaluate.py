@@ -26,7 +26,7 @@ REPO_ROOT = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
 LANGUAGES = ("sh", "powershell", "batch", "python")
 VERDICTS = ("ok", "unbounded", "silent-fallback", "none")
 VIOLATIONS = ("unbounded", "silent-fallback")
-SETS = ("dev", "test", "dev4")
+SETS = ("dev", "dev4", "seen", "test", "test2")
 
 
 class InputError(Exception):
@@ -61,7 +61,9 @@ def load_corpus(path):
         if len(commit) != 40 or any(c not in "0123456789abcdef" for c in commit):
             raise InputError(f"corpus `{path}` line {number}: `{commit}` is not a 40-hex commit")
         if set_name not in SETS:
-            raise InputError(f"corpus `{path}` line {number}: set `{set_name}` is not dev, test or dev4")
+            raise InputError(
+                f"corpus `{path}` line {number}: set `{set_name}` is not one of {', '.join(SETS)}"
+            )
         if repo in corpus:
             raise InputError(f"corpus `{path}` line {number}: `{repo}` is listed twice")
         corpus[repo] = (commit, set_name)
@@ -302,8 +304,8 @@ def parse_args(argv):
         "else specsmith-rs on PATH)",
     )
     parser.add_argument(
-        "--set", dest="set_name", choices=("dev", "dev4", "test", "all"), default="dev",
-        help="which repositories to score (default: dev)",
+        "--set", dest="set_name", choices=SETS + ("all",), default="dev",
+        help="which repositories to score (default: dev; test and test2 are held out)",
     )
     parser.add_argument("--corpus", default=os.path.join(HERE, "corpus.tsv"), help="corpus.tsv")
     parser.add_argument("--labels", default=os.path.join(HERE, "labels.tsv"), help="labels.tsv")
@@ -318,7 +320,7 @@ def parse_args(argv):
         help="seconds one repository's validate run may take (default: 600)",
     )
     args = parser.parse_args(argv)
-    if args.details and args.set_name not in ("dev", "dev4"):
+    if args.details and args.set_name not in ("dev", "dev4", "seen"):
         parser.error("--details is only for the dev sets")
     if args.timeout <= 0:
         parser.error("--timeout must be a positive number of seconds")
