@@ -1,7 +1,9 @@
 -- The model state every operation script shares (prepended to each one).
 -- A port of ModelState and Window (src/rate_limits/scheduler.rs, window.rs).
 --
--- KEYS: 1 meta hash, 2 events hash (sequence -> "at:requests:tokens"),
+-- KEYS: 1 meta (a string: the state's fields as one MessagePack map, read
+--       and written whole: one reply element instead of one per field),
+--       2 events hash (sequence -> "at:requests:tokens"),
 --       3 reservations hash (id -> record), 4 lease ends (sorted set, id by
 --       lease end), 5 waiters hash (ticket id -> record). One hash tag.
 -- ARGV: 1 client time in ms or '' for the server's TIME, 2 span in ms
@@ -31,8 +33,8 @@ end
 local fresh = {}
 
 local st = nil
--- The figures as loaded, so a save writes only what changed.
-local loaded = {}
+-- The meta as loaded, so a save that changed nothing writes nothing.
+local loaded = nil
 local profile = nil
 if ARGV[3] ~= '' then
   profile = { rpm = tonumber(ARGV[4]), tpm = tonumber(ARGV[5]), erpm = tonumber(ARGV[6]),
@@ -44,17 +46,21 @@ local NUMERIC = { 'rpm', 'tpm', 'erpm', 'etpm', 'base', 'cap', 'streak', 'mar', 
 -- Text fields besides provider and model: the hold's kind and reason.
 local TEXT = { 'provider', 'model', 'hk', 'hr' }
 
--- Loads the meta hash; false when the model has no state.
+-- Loads the meta; false when the model has no state. A field missing from
+-- it (written by a build that did not know the field) reads as 0 or ''.
+-- A meta of another type (a hash, from builds before the MessagePack meta)
+-- is dropped with the model's other keys: a budget reset for that model.
 local function load()
-  local raw = redis.call('HGETALL', M)
-  if #raw == 0 then return false end
-  st = {}
-  for i = 1, #raw, 2 do st[raw[i]] = raw[i + 1] end
+  local raw = redis.pcall('GET', M)
+  if type(raw) == 'table' and raw.err then
+    redis.call('DEL', M, E, R, L, W)
+    return false
+  end
+  if not raw then return false end
+  st = cmsgpack.unpack(raw)
   for _, field in ipairs(NUMERIC) do st[field] = tonumber(st[field]) or 0 end
-  st.hk = st.hk or ''
-  st.hr = st.hr or ''
-  loaded = {}
-  for field, value in pairs(st) do loaded[field] = value end
+  for _, field in ipairs(TEXT) do st[field] = st[field] or '' end
+  loaded = raw
   return true
 end
 
@@ -305,31 +311,20 @@ local function save(now)
   end
   -- Every key lives until `st.exp`; extend them all when that comes within
   -- half the slack of what is needed, so most writes set no TTL at all.
-  if st.exp < now + ttl - SLACK / 2 then
+  -- The meta's TTL rides on its SET; the other keys get theirs here.
+  local extend = st.exp < now + ttl - SLACK / 2
+  if extend then
     st.exp = now + ttl
-    for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, int(ttl)) end
+    for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], int(ttl)) end
   else
-    for key in pairs(fresh) do redis.call('PEXPIRE', key, int(st.exp - now)) end
-  end
-  local changed = {}
-  for _, field in ipairs(TEXT) do
-    if loaded[field] ~= st[field] then
-      changed[#changed + 1] = field
-      changed[#changed + 1] = st[field]
+    for key in pairs(fresh) do
+      if key ~= M then redis.call('PEXPIRE', key, int(st.exp - now)) end
     end
   end
-  for _, field in ipairs(NUMERIC) do
-    if loaded[field] ~= st[field] then
-      changed[#changed + 1] = field
-      if field == 'mar' or field == 'mat' then
-        changed[#changed + 1] = float(st[field])
-      else
-        changed[#changed + 1] = int(st[field])
-      end
-    end
+  local packed = cmsgpack.pack(st)
+  if extend or fresh[M] or packed ~= loaded then
+    redis.call('SET', M, packed, 'PX', int(st.exp - now))
   end
-  if #changed > 0 then redis.call('HSET', M, unpack(changed)) end
-  if fresh[M] then redis.call('PEXPIRE', M, int(st.exp - now)) end
 end
 
 -- A reservation as the client reads it back.
