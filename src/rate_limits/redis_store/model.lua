@@ -32,6 +32,15 @@ end
 -- Keys (re)created by this script: they have no TTL yet.
 local fresh = {}
 
+-- The waiters as refresh left them (nil until it read them) and how many
+-- there are (nil when unknown), so later steps need not read them again.
+local live = nil
+local waiting = nil
+
+-- The latest lease end or ticket lapse (ms) this script wrote. Those of
+-- earlier scripts are covered by the TTLs their own saves set (see save).
+local latest = 0
+
 local st = nil
 -- The meta as loaded, so a save that changed nothing writes nothing.
 local loaded = nil
@@ -175,6 +184,11 @@ local function reservation(id)
   return cjson.decode(raw)
 end
 
+local function put_lease(id, lease)
+  redis.call('ZADD', L, lease, id)
+  if tonumber(lease) > latest then latest = tonumber(lease) end
+end
+
 local function put_reservation(id, record)
   local count = in_flight()
   if count == 0 then
@@ -182,7 +196,7 @@ local function put_reservation(id, record)
     fresh[L] = true
   end
   if redis.call('HSET', R, id, cjson.encode(record)) == 1 then flight = count + 1 end
-  redis.call('ZADD', L, record.lease, id)
+  put_lease(id, record.lease)
 end
 
 local function drop_reservation(id)
@@ -203,33 +217,48 @@ local function reclaim(ids)
   end
 end
 
+local function decode_ticket(id, raw)
+  local ticket = cjson.decode(raw)
+  ticket.id = id
+  ticket.n = tonumber(ticket.n)
+  ticket.est = tonumber(ticket.est)
+  ticket.exp = tonumber(ticket.exp)
+  return ticket
+end
+
 -- The waiters, in arrival order.
 local function waiters()
-  local raw = redis.call('HGETALL', W)
-  local list = {}
-  for i = 1, #raw, 2 do
-    local ticket = cjson.decode(raw[i + 1])
-    ticket.id = raw[i]
-    ticket.n = tonumber(ticket.n)
-    ticket.est = tonumber(ticket.est)
-    ticket.exp = tonumber(ticket.exp)
-    list[#list + 1] = ticket
+  local list = live
+  live = nil
+  if not list then
+    list = {}
+    local raw = redis.call('HGETALL', W)
+    for i = 1, #raw, 2 do list[#list + 1] = decode_ticket(raw[i], raw[i + 1]) end
   end
   table.sort(list, function(a, b) return a.n < b.n end)
   return list
 end
 
 local function put_ticket(ticket)
-  if redis.call('EXISTS', W) == 0 then fresh[W] = true end
-  redis.call('HSET', W, ticket.id, cjson.encode({ n = int(ticket.n), est = int(ticket.est),
-    arr = int(ticket.arr), exp = int(ticket.exp), owner = ticket.owner }))
+  if waiting == 0 or (waiting == nil and redis.call('EXISTS', W) == 0) then fresh[W] = true end
+  local added = redis.call('HSET', W, ticket.id, cjson.encode({ n = int(ticket.n),
+    est = int(ticket.est), arr = int(ticket.arr), exp = int(ticket.exp), owner = ticket.owner }))
+  if added == 1 and waiting then waiting = waiting + 1 end
+  if ticket.exp > latest then latest = ticket.exp end
+end
+
+-- Removes a ticket; true when it was there.
+local function drop_ticket(id)
+  if redis.call('HDEL', W, id) == 0 then return false end
+  if waiting then waiting = waiting - 1 end
+  return true
 end
 
 -- ModelState::reclaim_dead for ids the client found dead (tickets and reservations).
 local function reclaim_dead(ids)
   local reservations = {}
   for _, id in ipairs(ids) do
-    if redis.call('HDEL', W, id) == 0 then reservations[#reservations + 1] = id end
+    if not drop_ticket(id) then reservations[#reservations + 1] = id end
   end
   reclaim(reservations)
 end
@@ -268,10 +297,16 @@ local function refresh(now)
   if st.hu > 0 and st.hu <= now then st.hk, st.hu, st.hr = '', 0, '' end
   expire(now)
   local raw = redis.call('HGETALL', W)
+  live = {}
   for i = 1, #raw, 2 do
-    local ticket = cjson.decode(raw[i + 1])
-    if tonumber(ticket.exp) <= now then redis.call('HDEL', W, raw[i]) end
+    local ticket = decode_ticket(raw[i], raw[i + 1])
+    if ticket.exp <= now then
+      redis.call('HDEL', W, raw[i])
+    else
+      live[#live + 1] = ticket
+    end
   end
+  waiting = #live
   reclaim(redis.call('ZRANGEBYSCORE', L, '-inf', int(now)))
 end
 
@@ -292,23 +327,21 @@ end
 -- Saves the meta hash and refreshes every key's TTL, or drops the model
 -- when nothing of it matters any more (PacingState::prune).
 local function save(now)
-  local waiting = redis.call('HLEN', W)
-  if st.reqs == 0 and st.toks == 0 and in_flight() == 0 and waiting == 0
-      and st.cap >= st.base and st.hu == 0 and st.srpm == 0 and st.stpm == 0 then
-    redis.call('DEL', M, E, R, L, W)
-    return
-  end
-  local ttl = SPAN + SLACK
-  local latest = redis.call('ZRANGE', L, -1, -1, 'WITHSCORES')
-  if latest[2] and tonumber(latest[2]) > now then ttl = ttl + tonumber(latest[2]) - now end
-  if st.hu > now and st.hu - now + SLACK > ttl then ttl = st.hu - now + SLACK end
-  if waiting > 0 then
-    local raw = redis.call('HGETALL', W)
-    for i = 2, #raw, 2 do
-      local expires = tonumber(cjson.decode(raw[i]).exp)
-      if expires - now + SPAN + SLACK > ttl then ttl = expires - now + SPAN + SLACK end
+  if st.reqs == 0 and st.toks == 0 and in_flight() == 0 and st.cap >= st.base
+      and st.hu == 0 and st.srpm == 0 and st.stpm == 0 then
+    if waiting == nil then waiting = redis.call('HLEN', W) end
+    if waiting == 0 then
+      redis.call('DEL', M, E, R, L, W)
+      return
     end
   end
+  -- Keys must outlive each lease and ticket by the span plus the slack. One
+  -- written before this script needs nothing here: its own save left
+  -- st.exp at least half the slack past that, and st.exp never falls while
+  -- the model lives; so only this script's own leases and tickets count.
+  local ttl = SPAN + SLACK
+  if latest > now then ttl = ttl + latest - now end
+  if st.hu > now and st.hu - now + SLACK > ttl then ttl = st.hu - now + SLACK end
   -- Every key lives until `st.exp`; extend them all when that comes within
   -- half the slack of what is needed, so most writes set no TTL at all.
   -- The meta's TTL rides on its SET; the other keys get theirs here.

@@ -17,7 +17,7 @@ if kind == 'renew' then
   record.lease = int(lease)
   if ARGV[15] ~= '' then record.pg = ARGV[15] end
   redis.call('HSET', R, id, cjson.encode(record))
-  redis.call('ZADD', L, lease, id)
+  put_lease(id, lease)
 else
   drop_reservation(id)
   local sequence = tonumber(record.seq)
