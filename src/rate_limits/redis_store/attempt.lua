@@ -20,10 +20,10 @@ if held == '' then held = nil end
 if not load() then create(ARGV[9], ARGV[10]) end
 local now = clock()
 reclaim_dead(dead)
-local existing = reservation(id)
+local existing, stored = reservation(id)
 if existing then
   save(now)
-  return { 'granted', reservation_reply(id, existing) }
+  return { 'granted', reservation_reply(id, existing, stored) }
 end
 
 -- ModelState::ready_in.
@@ -103,10 +103,10 @@ else
     put_event(sequence, now, 1, math.min(estimate, MAX_COUNT))
     local record = { seq = int(sequence), at = int(now), lease = int(now + lease),
       ein = int(ein), mout = int(mout), est = int(estimate), owner = owner, pg = group }
-    put_reservation(id, record)
+    local encoded = put_reservation(id, record)
     update_moving_averages()
     save(now)
-    return { 'granted', reservation_reply(id, record) }
+    return { 'granted', encoded }
   end
 end
 

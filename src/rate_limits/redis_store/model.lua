@@ -178,10 +178,11 @@ end
 
 -- Reservation records: numbers as decimal strings (exact to 2^53), the
 -- owner as the client's JSON without its process group, which is kept apart.
+-- The record carries its id, so a reply hands back the stored text as it is.
 local function reservation(id)
   local raw = redis.call('HGET', R, id)
   if not raw then return nil end
-  return cjson.decode(raw)
+  return cjson.decode(raw), raw
 end
 
 local function put_lease(id, lease)
@@ -189,14 +190,18 @@ local function put_lease(id, lease)
   if tonumber(lease) > latest then latest = tonumber(lease) end
 end
 
+-- Stores the record; returns it encoded.
 local function put_reservation(id, record)
   local count = in_flight()
   if count == 0 then
     fresh[R] = true
     fresh[L] = true
   end
-  if redis.call('HSET', R, id, cjson.encode(record)) == 1 then flight = count + 1 end
+  record.id = id
+  local encoded = cjson.encode(record)
+  if redis.call('HSET', R, id, encoded) == 1 then flight = count + 1 end
   put_lease(id, record.lease)
+  return encoded
 end
 
 local function drop_reservation(id)
@@ -361,7 +366,8 @@ local function save(now)
 end
 
 -- A reservation as the client reads it back.
-local function reservation_reply(id, record)
+local function reservation_reply(id, record, raw)
+  if raw and record.id == id then return raw end
   return cjson.encode({ id = id, seq = record.seq, at = record.at, lease = record.lease,
     ein = record.ein, mout = record.mout, est = record.est, owner = record.owner, pg = record.pg })
 end
@@ -371,8 +377,10 @@ end
 local function status_reply()
   local reply = view()
   for _, part in ipairs(advice()) do reply[#reply + 1] = part end
-  for _, id in ipairs(redis.call('HKEYS', R)) do
-    reply[#reply + 1] = reservation_reply(id, reservation(id))
+  local raw = redis.call('HGETALL', R)
+  for i = 1, #raw, 2 do
+    local record = cjson.decode(raw[i + 1])
+    reply[#reply + 1] = reservation_reply(raw[i], record, raw[i + 1])
   end
   return reply
 end
