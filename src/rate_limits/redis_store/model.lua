@@ -317,16 +317,16 @@ end
 
 
 -- The figures of ModelState::view, as strings.
+-- Whole numbers go back as integer replies (exact to 2^53; no formatting).
 local function view()
-  return { st.provider, st.model, int(st.rpm), int(st.tpm), int(st.erpm), int(st.etpm),
-           int(st.reqs), int(st.toks), float(st.mar), float(st.mat), int(st.base),
-           int(st.cap), int(in_flight()) }
+  return { st.provider, st.model, st.rpm, st.tpm, st.erpm, st.etpm, st.reqs, st.toks,
+           float(st.mar), float(st.mat), st.base, st.cap, in_flight() }
 end
 
--- The hold and the stated limits, as strings: kind ('' for none), end,
--- reason, stated rpm, stated tpm (0 for none).
+-- The hold and the stated limits: kind ('' for none), end, reason, stated
+-- rpm, stated tpm (0 for none).
 local function advice()
-  return { st.hk, int(st.hu), st.hr, int(st.srpm), int(st.stpm) }
+  return { st.hk, st.hu, st.hr, st.srpm, st.stpm }
 end
 
 -- Saves the meta hash and refreshes every key's TTL, or drops the model
