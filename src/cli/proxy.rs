@@ -67,7 +67,7 @@ pub struct ProxyArgs {
     /// Where the budget's state lives: `memory`, this process only (far
     /// faster; right when every client goes through this one proxy), or a
     /// shared store as for `acquire`: `file` (the project's state file) or
-    /// `redis://…` / `rediss://…` [default: $SPECSMITH_STORE, then
+    /// `redis://…` / `rediss://…` / `redis+cluster://…` [default: $SPECSMITH_STORE, then
     /// `.specsmith/pacing-store.json`, then `file`]
     #[arg(long, value_name = "STORE")]
     store: Option<String>,

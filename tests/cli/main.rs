@@ -4,6 +4,8 @@
 
 mod accounting;
 mod classify;
+#[cfg(feature = "redis")]
+mod cluster_cli;
 mod concurrency;
 mod conformance;
 mod crash;

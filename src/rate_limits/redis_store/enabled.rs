@@ -134,9 +134,10 @@ impl RedisStore {
 
     /// A store on the Redis Cluster reached through `seeds` (any of its
     /// nodes; credentials and TLS from the first): every model lives in one
-    /// slot, so each operation is still one script on one node. On a
-    /// cluster an acquire costs two round trips (its reservation's index key
-    /// lives in another slot), `status` and `reset` scan every primary.
+    /// slot, so each operation is still one script on one node. An acquire
+    /// is still one round trip: its reservation's index key lives in another
+    /// slot, but both commands are sent before either reply is read.
+    /// `status` and `reset` scan every primary.
     pub fn open_cluster(seeds: &[StoreUrl], timeouts: Timeouts) -> Result<RedisStore, PacingError> {
         if seeds.is_empty() {
             return Err(PacingError::Unavailable {
@@ -407,27 +408,27 @@ impl RedisStore {
 }
 
 /// Runs `invocation` of `script` and the side command `side` (ignoring its
-/// reply): in one pipeline on a single server, loading the script once when
-/// the server does not know it (after a restart or `SCRIPT FLUSH`); one after
-/// the other on a cluster, where they live in different slots.
+/// reply) in one round trip, loading the script once when the server does
+/// not know it (after a restart or `SCRIPT FLUSH`): one pipeline on a single
+/// server; on a cluster, where they live in different slots, both commands
+/// are sent (to their nodes) before either reply is read.
 fn run_script(
     link: &mut Link,
     script: &Script,
     invocation: &ScriptInvocation<'_>,
     side: &redis::Cmd,
 ) -> RedisResult<Vec<String>> {
+    let no_script = |error: &RedisError| {
+        error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+    };
     match link {
         Link::Single(connection) => {
             let mut pipeline = redis::pipe();
             pipeline.add_command(side.clone()).ignore();
             pipeline.invoke_script(invocation);
             let connection = connection.raw();
-            let first: RedisResult<(Vec<String>,)> = pipeline.query(connection);
-            let (reply,) = match first {
-                Err(error)
-                    if error.kind()
-                        == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                {
+            let (reply,) = match pipeline.query::<(Vec<String>,)>(connection) {
+                Err(error) if no_script(&error) => {
                     script.load(connection)?;
                     pipeline.query(connection)?
                 }
@@ -436,8 +437,18 @@ fn run_script(
             Ok(reply)
         }
         Link::Cluster(connection) => {
-            let reply = invocation.invoke(connection)?;
-            side.query::<()>(connection)?;
+            let mut pipeline = redis::cluster::cluster_pipe();
+            pipeline.add_command(side.clone()).ignore();
+            pipeline.invoke_script(invocation);
+            let connection = &mut **connection;
+            let (reply,) = match pipeline.query::<(Vec<String>,)>(connection) {
+                // SCRIPT LOAD goes to every primary.
+                Err(error) if no_script(&error) => {
+                    script.load(connection)?;
+                    pipeline.query(connection)?
+                }
+                other => other?,
+            };
             Ok(reply)
         }
     }
