@@ -10,6 +10,8 @@ mod concurrency;
 mod conformance;
 mod crash;
 mod credits_limits;
+#[cfg(feature = "redis")]
+mod failover;
 #[path = "../support/fake_provider.rs"]
 mod fake_provider;
 mod fake_provider_checks;
