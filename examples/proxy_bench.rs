@@ -158,7 +158,7 @@ async fn bench(binary: String, duration: Duration, levels: Vec<Level>) {
     let (memory_proxy, memory) = start_proxy("memory");
     let (file_proxy, file) = start_proxy("file");
     let redis_url = std::env::var("SPECSMITH_BENCH_REDIS").ok();
-    let mut redis_proxy = redis_url.as_deref().map(|url| start_proxy(url));
+    let mut redis_proxy = redis_url.as_deref().map(&start_proxy);
 
     println!(
         "{:>9} {:<18} {:>9} {:>9} {:>9} {:>9} | added p50 / p95 / p99 (ms)",

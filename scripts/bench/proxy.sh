@@ -25,12 +25,18 @@ if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
     --dir "$directory" --logfile "$directory/redis.log" &
   server=$!
   trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$directory"' EXIT
+  ready=no
   for _ in $(seq 1 100); do
     if redis-cli -p "$port" ping >/dev/null 2>&1; then
-      export SPECSMITH_BENCH_REDIS="redis://127.0.0.1:$port/0"
+      ready=yes
       break
     fi
     sleep 0.05
   done
+  if [ "$ready" = yes ]; then
+    export SPECSMITH_BENCH_REDIS="redis://127.0.0.1:$port/0"
+  else
+    echo "redis-server on port $port did not answer within 5 s: no Redis mode" >&2
+  fi
 fi
 timeout $((seconds * 50 + 120)) target/release/examples/proxy_bench target/release/specsmith-rs "$seconds" "$levels"

@@ -85,7 +85,7 @@ fn a_promoted_replica_carries_on_with_what_it_received_and_the_rest_is_lost() {
         return;
     };
     let mut primary = RedisServer::start();
-    let mut replica = RedisServer::start();
+    let replica = RedisServer::start();
     let port = primary.port().to_string();
     assert_eq!(
         replica.command(&["REPLICAOF", "127.0.0.1", &port]).unwrap(),
