@@ -11,7 +11,7 @@ use predicates::prelude::*;
 use serde_json::Value;
 
 use crate::fixture::{acquire, acquire_args, Project};
-use crate::redis_server::{require_redis, RedisServer};
+use crate::redis_server::{require_redis, RedisOptions, RedisServer};
 
 /// Sends `signal` (`STOP` or `CONT`) to `server`'s process.
 fn signal(server: &RedisServer, signal: &str) {
@@ -84,9 +84,21 @@ fn a_promoted_replica_carries_on_with_what_it_received_and_the_rest_is_lost() {
     let Some(()) = require_redis(test) else {
         return;
     };
-    let mut primary = RedisServer::start();
+    // The primary has a password the replica must give: once the primary is
+    // killed, another test's server may take its port, and the replica must
+    // not resynchronise from that one.
+    let mut primary = RedisServer::start_with(RedisOptions {
+        password: Some("failover-pw-9".into()),
+        ..RedisOptions::default()
+    });
     let replica = RedisServer::start();
     let port = primary.port().to_string();
+    assert_eq!(
+        replica
+            .command(&["CONFIG", "SET", "masterauth", "failover-pw-9"])
+            .unwrap(),
+        "+OK"
+    );
     assert_eq!(
         replica.command(&["REPLICAOF", "127.0.0.1", &port]).unwrap(),
         "+OK"
@@ -134,6 +146,7 @@ fn a_promoted_replica_carries_on_with_what_it_received_and_the_rest_is_lost() {
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("rsv-unpaced-"));
     let warning = String::from_utf8(output.stderr).unwrap();
     assert!(warning.contains("going ahead unpaced"), "{warning}");
+    assert!(!warning.contains("failover-pw-9"), "{warning}");
     project
         .cmd(&acquire_args(&[
             "--timeout",
