@@ -329,7 +329,7 @@ local function advice()
   return { st.hk, st.hu, st.hr, st.srpm, st.stpm }
 end
 
--- Saves the meta hash and refreshes every key's TTL, or drops the model
+-- Saves the meta and refreshes every key's TTL, or drops the model
 -- when nothing of it matters any more (PacingState::prune).
 local function save(now)
   if st.reqs == 0 and st.toks == 0 and in_flight() == 0 and st.cap >= st.base
