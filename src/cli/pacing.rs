@@ -264,9 +264,19 @@ pub(super) fn pacer(
     project: &ProjectPaths,
     store: &StoreArgs,
 ) -> anyhow::Result<SharedPacer<CliBackend>> {
+    pacer_with_connections(project, store, 1)
+}
+
+/// [`pacer`] with up to `connections` connections to a shared store.
+pub(super) fn pacer_with_connections(
+    project: &ProjectPaths,
+    store: &StoreArgs,
+    connections: usize,
+) -> anyhow::Result<SharedPacer<CliBackend>> {
     let choice = store.choose(project)?;
     let catalog = catalog(project)?;
-    let opened = store_choice::open(&choice.store, &project.state_file());
+    let opened =
+        store_choice::open_with_connections(&choice.store, &project.state_file(), connections);
     let backend: CliBackend = match choice.fail_mode {
         FailMode::Open => Box::new(FailOpen::new(opened, output::warning)),
         FailMode::Closed => Box::new(opened),

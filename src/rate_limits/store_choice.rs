@@ -384,6 +384,12 @@ impl Backend for OpenStore {
 /// store that cannot be reached opens as [`OpenStore::Unreachable`], so the
 /// fail mode decides what its first operation does.
 pub fn open(spec: &StoreSpec, state_file: &Path) -> OpenStore {
+    open_with_connections(spec, state_file, 1)
+}
+
+/// [`open`], with up to `connections` connections to a shared store (for a
+/// server answering many clients at once, such as the proxy).
+pub fn open_with_connections(spec: &StoreSpec, state_file: &Path, connections: usize) -> OpenStore {
     use super::redis_store::RedisStore;
     let timeouts = super::store_url::Timeouts::default();
     let opened = match spec {
@@ -392,7 +398,7 @@ pub fn open(spec: &StoreSpec, state_file: &Path) -> OpenStore {
         StoreSpec::Cluster(cluster) => RedisStore::open_cluster(cluster.seeds(), timeouts),
     };
     match opened {
-        Ok(store) => OpenStore::Shared(Box::new(store)),
+        Ok(store) => OpenStore::Shared(Box::new(store.with_connections(connections))),
         Err(PacingError::Unavailable { store, reason }) => OpenStore::Unreachable { store, reason },
         Err(other) => OpenStore::Unreachable {
             store: spec.to_string(),

@@ -462,6 +462,47 @@ fn a_model_hash_left_by_an_earlier_build_is_dropped_as_a_budget_reset() {
     );
 }
 
+#[test]
+fn a_store_shared_by_threads_opens_at_most_its_connections_and_counts_every_call() {
+    let test = "a_store_shared_by_threads_opens_at_most_its_connections_and_counts_every_call";
+    let Some(()) = require_redis(test) else {
+        return;
+    };
+    let server = RedisServer::start();
+    let store = open(&server.url(), short()).unwrap().with_connections(3);
+    let pacer = std::sync::Arc::new(SharedPacer::new(catalog(10_000), store, SystemClock));
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let pacer = std::sync::Arc::clone(&pacer);
+            let barrier = std::sync::Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..25 {
+                    let admitted = pacer.acquire(&request(), None, &mut |_| {}).unwrap();
+                    pacer
+                        .record_success(&admitted.reservation.id, 1, 1)
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let status = pacer.status("acme", "m").unwrap();
+    assert_eq!(status.snapshot.rolling_request_count, 200);
+    assert_eq!(status.snapshot.in_flight, 0);
+    // The store's connections plus the one this command opens.
+    let clients = server.command(&["INFO", "clients"]).unwrap();
+    let connected: usize = clients
+        .lines()
+        .find_map(|line| line.strip_prefix("connected_clients:"))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap();
+    assert!((2..=4).contains(&connected), "{clients}");
+}
+
 /// Forty clients, each with its own connection (as forty processes on
 /// several machines would have), race `acquire` with no wait.
 fn race(server: &RedisServer, rpm: u64, cap: u32, hold: Duration) -> (usize, usize) {

@@ -2,7 +2,8 @@
 //! connection and its failures.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use redis::{ConnectionLike, RedisError, RedisResult, Script, ScriptInvocation};
@@ -42,6 +43,13 @@ static OWNERS: LazyLock<Script> = LazyLock::new(|| script(include_str!("owners.l
 static STATUS: LazyLock<Script> = LazyLock::new(|| script(include_str!("status.lua")));
 static ADVISE: LazyLock<Script> = LazyLock::new(|| script(include_str!("advise.lua")));
 
+/// The most connections [`RedisStore::with_connections`] opens.
+pub const MAX_CONNECTIONS: usize = 64;
+
+fn lock(slot: &Mutex<Option<Link>>) -> MutexGuard<'_, Option<Link>> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The most SCAN calls one `status` or `reset` makes: a bound on the walk
 /// (at 1,000 keys a call, a billion keys).
 const MAX_SCAN_CALLS: usize = 1_000_000;
@@ -56,7 +64,9 @@ const MAX_CACHED_HOMES: usize = 100_000;
 /// connection opens at [`RedisStore::open`] and again, once, when it breaks;
 /// every call is bounded by the [`Timeouts`]. Any failure to reach the
 /// server is [`PacingError::Unavailable`], naming the store with its
-/// password masked. `Send + Sync`: the connection sits behind a mutex.
+/// password masked. `Send + Sync`: each connection sits behind a mutex; by
+/// default there is one, and [`RedisStore::with_connections`] allows more,
+/// so that threads serving many clients (the proxy) do not take turns.
 pub struct RedisStore {
     /// The server, or the cluster's seed nodes (the first names the store in messages).
     seeds: Vec<StoreUrl>,
@@ -64,7 +74,9 @@ pub struct RedisStore {
     timeouts: Timeouts,
     prefix: String,
     client_time: bool,
-    connection: Mutex<Option<Link>>,
+    connections: Vec<Mutex<Option<Link>>>,
+    /// Where the next call starts looking for a free connection.
+    next: AtomicUsize,
     homes: Mutex<HashMap<String, String>>,
 }
 
@@ -159,13 +171,14 @@ impl RedisStore {
             timeouts,
             prefix: DEFAULT_PREFIX.to_owned(),
             client_time: false,
-            connection: Mutex::new(None),
+            connections: vec![Mutex::new(None)],
+            next: AtomicUsize::new(0),
             homes: Mutex::new(HashMap::new()),
         };
         let link = store
             .connect()
             .map_err(|error| store.unavailable(Failure::Connect(error)))?;
-        *store.lock_connection() = Some(link);
+        *lock(&store.connections[0]) = Some(link);
         Ok(store)
     }
 
@@ -240,10 +253,26 @@ impl RedisStore {
         &self.prefix
     }
 
+    /// Up to `count` connections (1 to [`MAX_CONNECTIONS`]), each opened
+    /// when first needed: a call takes a free one, or waits for one.
+    pub fn with_connections(mut self, count: usize) -> Self {
+        let count = count.clamp(1, MAX_CONNECTIONS);
+        self.connections.resize_with(count, || Mutex::new(None));
+        self
+    }
+
+    /// A free connection slot, else (all busy) the next one in turn, waited for.
     fn lock_connection(&self) -> MutexGuard<'_, Option<Link>> {
-        self.connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        let count = self.connections.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % count;
+        for offset in 0..count {
+            match self.connections[(start + offset) % count].try_lock() {
+                Ok(guard) => return guard,
+                Err(TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        lock(&self.connections[start])
     }
 
     fn lock_homes(&self) -> MutexGuard<'_, HashMap<String, String>> {
