@@ -1,8 +1,11 @@
 //! Acquire + record pairs against a real local `redis-server`: one hot
 //! model with at least 10,000 events in its window, 1, 16 and 64 clients at
 //! once, each with its own connection (as separate processes would have).
-//! Prints pairs per second, operations per second (two per pair) and the
-//! p50 / p99 latency of a pair.
+//! Prints pairs per second, operations per second (two per pair), the
+//! p50 / p99 latency of a pair and of each operation (acquire, record), and
+//! the server's own figures for the level from `INFO commandstats` (reset
+//! before each level): server microseconds per script and server commands
+//! per script.
 //!
 //! Run: `scripts/bench/redis.sh` (starts a throwaway server and sets
 //! `SPECSMITH_BENCH_REDIS`), or `cargo bench --bench redis_store` with
@@ -65,13 +68,57 @@ fn pacer(url: &StoreUrl) -> SharedPacer<RedisStore> {
     SharedPacer::new(catalog(), store, SystemClock)
 }
 
-fn pair(pacer: &SharedPacer<RedisStore>, request: &PaceRequest) {
+/// One acquire + record pair; the time of each operation.
+fn pair(pacer: &SharedPacer<RedisStore>, request: &PaceRequest) -> (Duration, Duration) {
+    let began = Instant::now();
     let admitted = pacer
         .acquire(request, Some(Duration::from_secs(5)), &mut |_| {})
         .expect("acquire");
+    let acquired = Instant::now();
     pacer
         .record_success(&admitted.reservation.id, 400, 300)
         .expect("record");
+    (acquired - began, acquired.elapsed())
+}
+
+/// The server's figures since the last `CONFIG RESETSTAT`: scripts run,
+/// microseconds of server time per script, other commands per script (those
+/// the scripts call plus the pipelined index-key commands).
+fn server_figures(connection: &mut redis::Connection) -> (u64, f64, f64) {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(connection)
+        .expect("INFO commandstats");
+    let (mut scripts, mut script_usec, mut others) = (0u64, 0.0f64, 0u64);
+    for line in info.lines() {
+        let Some(rest) = line.strip_prefix("cmdstat_") else {
+            continue;
+        };
+        let Some((name, fields)) = rest.split_once(':') else {
+            continue;
+        };
+        let field = |key: &str| {
+            fields
+                .split(',')
+                .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+                .and_then(|value| value.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        match name {
+            "evalsha" | "eval" => {
+                scripts += field("calls") as u64;
+                script_usec += field("usec");
+            }
+            "info" | "config" | "script" => {}
+            _ => others += field("calls") as u64,
+        }
+    }
+    let per_script = |value: f64| value / scripts.max(1) as f64;
+    (scripts, per_script(script_usec), per_script(others as f64))
+}
+
+fn milliseconds(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
 }
 
 fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
@@ -99,6 +146,9 @@ fn main() {
     let setup = pacer(&url);
     setup.reset().expect("reset");
     let request = request();
+    let mut admin = redis::Client::open(text.as_str())
+        .and_then(|client| client.get_connection())
+        .expect("an admin connection for INFO");
     let started = Instant::now();
     for _ in 0..WINDOW_EVENTS {
         pair(&setup, &request);
@@ -107,7 +157,10 @@ fn main() {
         "window filled with {WINDOW_EVENTS} events in {:.2} s (one client)",
         started.elapsed().as_secs_f64()
     );
-    println!("clients  pairs/s  ops/s   p50 pair  p99 pair  window after");
+    println!(
+        "clients  pairs/s  ops/s   p50 pair  p99 pair  p50 acq   p99 acq   p50 rec   p99 rec   \
+         µs/script  cmds/script  window after"
+    );
     // `SPECSMITH_BENCH_CLIENTS=1,16` runs only those levels.
     let levels: Vec<usize> = std::env::var("SPECSMITH_BENCH_CLIENTS")
         .ok()
@@ -118,6 +171,10 @@ fn main() {
         })
         .unwrap_or_else(|| CLIENTS.to_vec());
     for clients in levels {
+        redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query::<()>(&mut admin)
+            .expect("CONFIG RESETSTAT");
         let barrier = Arc::new(Barrier::new(clients));
         let workers: Vec<_> = (0..clients)
             .map(|_| {
@@ -130,19 +187,25 @@ fn main() {
                     barrier.wait();
                     let end = Instant::now() + Duration::from_secs(seconds);
                     while Instant::now() < end {
-                        let began = Instant::now();
-                        pair(&pacer, &request);
-                        latencies.push(began.elapsed());
+                        latencies.push(pair(&pacer, &request));
                     }
                     latencies
                 })
             })
             .collect();
-        let mut latencies: Vec<Duration> = workers
+        let operations: Vec<(Duration, Duration)> = workers
             .into_iter()
             .flat_map(|worker| worker.join().expect("worker"))
             .collect();
-        latencies.sort();
+        let (_, script_usec, commands) = server_figures(&mut admin);
+        let sorted = |pick: fn(&(Duration, Duration)) -> Duration| {
+            let mut list: Vec<Duration> = operations.iter().map(pick).collect();
+            list.sort();
+            list
+        };
+        let latencies = sorted(|(acquire, record)| *acquire + *record);
+        let acquires = sorted(|(acquire, _)| *acquire);
+        let records = sorted(|(_, record)| *record);
         let pairs = latencies.len() as f64 / seconds as f64;
         let window = setup
             .status("bench", "hot")
@@ -150,10 +213,15 @@ fn main() {
             .snapshot
             .rolling_request_count;
         println!(
-            "{clients:>7}  {pairs:>7.0}  {:>6.0}  {:>6.2} ms  {:>6.2} ms  {window}",
+            "{clients:>7}  {pairs:>7.0}  {:>6.0}  {:>6.2} ms  {:>6.2} ms  {:>5.2} ms  {:>5.2} ms  \
+             {:>5.2} ms  {:>5.2} ms  {script_usec:>9.1}  {commands:>11.1}  {window}",
             pairs * 2.0,
-            percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-            percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+            milliseconds(percentile(&latencies, 0.50)),
+            milliseconds(percentile(&latencies, 0.99)),
+            milliseconds(percentile(&acquires, 0.50)),
+            milliseconds(percentile(&acquires, 0.99)),
+            milliseconds(percentile(&records, 0.50)),
+            milliseconds(percentile(&records, 0.99)),
         );
     }
     setup.reset().expect("reset");

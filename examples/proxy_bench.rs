@@ -7,10 +7,14 @@
 //!   is paced (the cost of the HTTP hop alone);
 //! - `pacing on, memory` / `pacing on, file`: through the proxy on a paced
 //!   route (a profile with limits far above the load, so nothing waits: the
-//!   cost of pacing), with `--store memory` and with the shared state file.
+//!   cost of pacing), with `--store memory` and with the shared state file;
+//! - `pacing on, redis`: the same with `--store` set to the Redis URL in
+//!   `SPECSMITH_BENCH_REDIS`, when it is set (`scripts/bench/proxy.sh` starts
+//!   a throwaway server and sets it when `redis-server` is installed).
 //!
 //! Then the resident memory the proxy adds per idle client connection and
-//! per streaming connection (500 slow streams held at once).
+//! per streaming connection (500 slow streams held at once), unless
+//! `SPECSMITH_BENCH_NO_MEMORY=1`.
 //!
 //! Usage: `cargo run --release --example proxy_bench -- BIN [SECONDS] [LEVELS]`
 //! where BIN is a built `specsmith-rs` and LEVELS is a comma-separated list of
@@ -151,8 +155,10 @@ async fn bench(binary: String, duration: Duration, levels: Vec<Level>) {
             .expect("the proxy's address line");
         (proxy, address)
     };
-    let (mut memory_proxy, memory) = start_proxy("memory");
-    let (mut file_proxy, file) = start_proxy("file");
+    let (memory_proxy, memory) = start_proxy("memory");
+    let (file_proxy, file) = start_proxy("file");
+    let redis_url = std::env::var("SPECSMITH_BENCH_REDIS").ok();
+    let mut redis_proxy = redis_url.as_deref().map(&start_proxy);
 
     println!(
         "{:>9} {:<18} {:>9} {:>9} {:>9} {:>9} | added p50 / p95 / p99 (ms)",
@@ -173,14 +179,19 @@ async fn bench(binary: String, duration: Duration, levels: Vec<Level>) {
         let off = measure(memory, "/bench/v1/chat/completions", "gpt-4o".to_owned()).await;
         let on_memory = measure(memory, paced, model.clone()).await;
         run(&["credits", "limits", "reset-state"]);
-        let on_file = measure(file, paced, model).await;
-        for (mode, figures) in [
-            ("direct", &direct),
-            ("pacing off", &off),
-            ("pacing on, memory", &on_memory),
-            ("pacing on, file", &on_file),
-        ] {
-            let added = if mode == "direct" {
+        let on_file = measure(file, paced, model.clone()).await;
+        let mut modes = vec![
+            ("direct", direct),
+            ("pacing off", off),
+            ("pacing on, memory", on_memory),
+            ("pacing on, file", on_file),
+        ];
+        if let Some((_, address)) = &redis_proxy {
+            modes.push(("pacing on, redis", measure(*address, paced, model).await));
+        }
+        let direct = &modes[0].1;
+        for (mode, figures) in &modes {
+            let added = if *mode == "direct" {
                 String::new()
             } else {
                 format!(
@@ -205,13 +216,18 @@ async fn bench(binary: String, duration: Duration, levels: Vec<Level>) {
             );
         }
     }
-    let idle = memory_per_idle_connection(memory, memory_proxy.id()).await;
-    println!("proxy memory (--store memory): {idle}");
-    // A fresh proxy, so the idle connections' freed memory is not reused.
-    let (mut stream_proxy, streaming) = start_proxy("memory");
-    let held = memory_per_streaming_connection(streaming, stream_proxy.id()).await;
-    println!("proxy memory (--store memory): {held}");
-    for proxy in [&mut memory_proxy, &mut file_proxy, &mut stream_proxy] {
+    let mut proxies = vec![memory_proxy, file_proxy];
+    if std::env::var("SPECSMITH_BENCH_NO_MEMORY").as_deref() != Ok("1") {
+        let idle = memory_per_idle_connection(memory, proxies[0].id()).await;
+        println!("proxy memory (--store memory): {idle}");
+        // A fresh proxy, so the idle connections' freed memory is not reused.
+        let (stream_proxy, streaming) = start_proxy("memory");
+        let held = memory_per_streaming_connection(streaming, stream_proxy.id()).await;
+        println!("proxy memory (--store memory): {held}");
+        proxies.push(stream_proxy);
+    }
+    proxies.extend(redis_proxy.take().map(|(proxy, _)| proxy));
+    for proxy in &mut proxies {
         let _ = proxy.kill();
         let _ = proxy.wait();
     }

@@ -93,7 +93,8 @@ impl RequestArgs {
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
     /// Where pacing state lives: `file` (the project's state file) or a
-    /// shared store, `redis://[user:pass@]host:port[/db]` or `rediss://…`
+    /// shared store, `redis://[user:pass@]host:port[/db]`, `rediss://…`, or a
+    /// Redis Cluster, `redis+cluster://[user:pass@]host:port,host:port…`
     /// [default: $SPECSMITH_STORE, then `.specsmith/pacing-store.json`, then `file`]
     #[arg(long, value_name = "URL")]
     store: Option<String>,
@@ -285,9 +286,19 @@ pub(super) fn pacer(
     project: &ProjectPaths,
     store: &StoreArgs,
 ) -> anyhow::Result<SharedPacer<CliBackend>> {
+    pacer_with_connections(project, store, 1)
+}
+
+/// [`pacer`] with up to `connections` connections to a shared store.
+pub(super) fn pacer_with_connections(
+    project: &ProjectPaths,
+    store: &StoreArgs,
+    connections: usize,
+) -> anyhow::Result<SharedPacer<CliBackend>> {
     let choice = store.choose(project)?;
     let catalog = catalog(project)?;
-    let opened = store_choice::open(&choice.store, &project.state_file());
+    let opened =
+        store_choice::open_with_connections(&choice.store, &project.state_file(), connections);
     let backend: CliBackend = match choice.fail_mode {
         FailMode::Open => Box::new(FailOpen::new(opened, output::warning)),
         FailMode::Closed => Box::new(opened),
@@ -775,12 +786,12 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
     }
     let store_line = match &choice.store {
         StoreSpec::File => format!("Store: the state file `{}`", output::shown(&state_file)),
-        StoreSpec::Redis(url) => format!("Store: {} (from {})", url.masked(), choice.store_source),
+        shared => format!("Store: {shared} (from {})", choice.store_source),
     };
     if statuses.is_empty() && provider_holds.is_empty() {
         let place = match &choice.store {
             StoreSpec::File => format!("`{}`", output::shown(&state_file)),
-            StoreSpec::Redis(url) => url.masked(),
+            shared => shared.to_string(),
         };
         output::println(&format!(
             "No pacing state in {place} and no project profiles."
@@ -1061,14 +1072,14 @@ pub fn clear_hold(project: &ProjectPaths, args: ClearHoldArgs) -> anyhow::Result
 
 pub fn reset_state(project: &ProjectPaths, args: ResetStateArgs) -> anyhow::Result<ExitStatus> {
     let choice = args.store.choose(project)?;
-    if let StoreSpec::Redis(url) = &choice.store {
+    if choice.store.is_shared() {
         let removed = store_choice::open(&choice.store, &project.state_file())
             .reset()
             .map_err(explain)?;
         let message = if removed {
-            format!("Removed pacing state in {}", url.masked())
+            format!("Removed pacing state in {}", choice.store)
         } else {
-            format!("No pacing state in {}", url.masked())
+            format!("No pacing state in {}", choice.store)
         };
         output::println(&message)?;
         return Ok(ExitStatus::Success);

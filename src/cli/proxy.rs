@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::pacing::{memory_pacer, pacer, parse_seconds, StoreArgs};
+use super::pacing::{memory_pacer, pacer_with_connections, parse_seconds, StoreArgs};
 use crate::exit::ExitStatus;
 use crate::paths::ProjectPaths;
 use crate::proxy::pacing::death_test;
@@ -67,7 +67,7 @@ pub struct ProxyArgs {
     /// Where the budget's state lives: `memory`, this process only (far
     /// faster; right when every client goes through this one proxy), or a
     /// shared store as for `acquire`: `file` (the project's state file) or
-    /// `redis://…` / `rediss://…` [default: $SPECSMITH_STORE, then
+    /// `redis://…` / `rediss://…` / `redis+cluster://…` [default: $SPECSMITH_STORE, then
     /// `.specsmith/pacing-store.json`, then `file`]
     #[arg(long, value_name = "STORE")]
     store: Option<String>,
@@ -80,6 +80,11 @@ pub struct ProxyArgs {
     #[arg(long)]
     quiet: bool,
 }
+
+/// Connections the proxy keeps to a shared store, so concurrent requests'
+/// operations do not take turns on one (each operation holds its connection
+/// for one round trip).
+const STORE_CONNECTIONS: usize = 8;
 
 /// `--store` naming the proxy's own memory.
 const MEMORY_STORE: &str = "memory";
@@ -124,7 +129,7 @@ pub fn proxy(project: &ProjectPaths, args: ProxyArgs) -> anyhow::Result<ExitStat
     } else {
         let store = StoreArgs::new(args.store, args.on_store_error);
         Arc::new(
-            pacer(project, &store)?
+            pacer_with_connections(project, &store, STORE_CONNECTIONS)?
                 .with_stop(stop_test)
                 .with_death_test(is_dead),
         )

@@ -14,9 +14,10 @@
 //! is percent-encoded outside `[a-z0-9._:-]` (so a brace or an odd byte in a
 //! name can never end the tag) and `<part>` is
 //!
-//! - `m`: a hash of the model's figures (limits, cap, streak, moving
-//!   averages, the window's first and next sequence and totals, the last
-//!   time seen, the next ticket number);
+//! - `m`: the model's figures (limits, cap, streak, moving averages, the
+//!   window's first and next sequence and totals, the last time seen, the
+//!   next ticket number, the hold), one MessagePack map read and written
+//!   whole (a script pays per reply element, so one value beats a field each);
 //! - `e`: a hash of the window's events, one per admitted request (sequence
 //!   → `at:requests:tokens`), never one per token;
 //! - `r` and `l`: the in-flight reservations (id → record) and their lease

@@ -18,7 +18,7 @@ use super::hold::{Advice, Hold};
 use super::pacing::{ModelStatus, PacingError};
 use super::scheduler::Reservation;
 use super::store::{FileStore, MemoryStore};
-use super::store_url::{StoreUrl, StoreUrlError};
+use super::store_url::{ClusterUrl, StoreUrl, StoreUrlError};
 use super::wake::Wake;
 use crate::persist;
 
@@ -36,15 +36,27 @@ pub enum StoreSpec {
     File,
     /// A Redis server shared by every machine that names it.
     Redis(StoreUrl),
+    /// A Redis Cluster, reached through the seed nodes named.
+    Cluster(ClusterUrl),
 }
 
 impl StoreSpec {
-    /// `file`, or a `redis://` / `rediss://` URL.
+    /// `file`, a `redis://` / `rediss://` URL, or a `redis+cluster://` /
+    /// `rediss+cluster://` URL.
     pub fn parse(text: &str) -> Result<Self, StoreUrlError> {
-        if text.trim() == "file" {
+        let text = text.trim();
+        if text == "file" {
             return Ok(Self::File);
         }
-        StoreUrl::parse(text.trim()).map(Self::Redis)
+        if ClusterUrl::is_cluster_text(text) {
+            return ClusterUrl::parse(text).map(Self::Cluster);
+        }
+        StoreUrl::parse(text).map(Self::Redis)
+    }
+
+    /// Whether the store is shared through a server (not the state file).
+    pub fn is_shared(&self) -> bool {
+        !matches!(self, Self::File)
     }
 }
 
@@ -54,6 +66,7 @@ impl fmt::Display for StoreSpec {
         match self {
             Self::File => f.write_str("file"),
             Self::Redis(url) => f.write_str(&url.masked()),
+            Self::Cluster(url) => f.write_str(&url.masked()),
         }
     }
 }
@@ -387,21 +400,27 @@ impl Backend for OpenStore {
 /// store that cannot be reached opens as [`OpenStore::Unreachable`], so the
 /// fail mode decides what its first operation does.
 pub fn open(spec: &StoreSpec, state_file: &Path) -> OpenStore {
-    match spec {
-        StoreSpec::File => OpenStore::File(FileStore::new(state_file)),
-        StoreSpec::Redis(url) => open_redis(url).unwrap_or_else(|error| match error {
-            PacingError::Unavailable { store, reason } => OpenStore::Unreachable { store, reason },
-            other => OpenStore::Unreachable {
-                store: url.masked(),
-                reason: other.to_string(),
-            },
-        }),
-    }
+    open_with_connections(spec, state_file, 1)
 }
 
-fn open_redis(url: &StoreUrl) -> Result<OpenStore, PacingError> {
-    let store = super::redis_store::RedisStore::open(url, super::store_url::Timeouts::default())?;
-    Ok(OpenStore::Shared(Box::new(store)))
+/// [`open`], with up to `connections` connections to a shared store (for a
+/// server answering many clients at once, such as the proxy).
+pub fn open_with_connections(spec: &StoreSpec, state_file: &Path, connections: usize) -> OpenStore {
+    use super::redis_store::RedisStore;
+    let timeouts = super::store_url::Timeouts::default();
+    let opened = match spec {
+        StoreSpec::File => return OpenStore::File(FileStore::new(state_file)),
+        StoreSpec::Redis(url) => RedisStore::open(url, timeouts),
+        StoreSpec::Cluster(cluster) => RedisStore::open_cluster(cluster.seeds(), timeouts),
+    };
+    match opened {
+        Ok(store) => OpenStore::Shared(Box::new(store.with_connections(connections))),
+        Err(PacingError::Unavailable { store, reason }) => OpenStore::Unreachable { store, reason },
+        Err(other) => OpenStore::Unreachable {
+            store: spec.to_string(),
+            reason: other.to_string(),
+        },
+    }
 }
 
 #[cfg(test)]

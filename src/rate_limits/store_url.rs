@@ -1,5 +1,6 @@
 //! Store URLs for the shared pacing store: `redis://[user:pass@]host[:port][/db]`
-//! and `rediss://…` for TLS.
+//! and `rediss://…` for TLS; [`ClusterUrl`] for a Redis Cluster,
+//! `redis+cluster://[user:pass@]host:port,host:port…`.
 //!
 //! - [`StoreUrl::parse`] validates a URL; every refusal is a
 //!   [`StoreUrlError`] that shows the URL with its password masked.
@@ -81,7 +82,7 @@ impl StoreUrl {
             (true, rest)
         } else {
             return Err(refuse(
-                "unsupported scheme; expected redis://[user:password@]host[:port][/db] or rediss://… for TLS",
+                "unsupported scheme; expected redis://[user:password@]host[:port][/db], rediss://… for TLS, or redis+cluster://host:port,host:port… for a cluster",
             ));
         };
         if rest.contains('?') || rest.contains('#') {
@@ -218,6 +219,126 @@ impl std::str::FromStr for StoreUrl {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         Self::parse(text)
+    }
+}
+
+/// The most seed nodes a cluster URL may name.
+pub const MAX_CLUSTER_SEEDS: usize = 64;
+
+/// A Redis Cluster named by some of its nodes:
+/// `redis+cluster://[user:password@]host:port,host:port…` (`rediss+cluster://`
+/// for TLS). One URL rather than a list of `redis://` URLs, so it fits where
+/// a store URL goes (`--store`, `SPECSMITH_STORE`, the setting file) and the
+/// credentials are written once. Its `Display` and `Debug` mask the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterUrl {
+    seeds: Vec<StoreUrl>,
+}
+
+impl ClusterUrl {
+    /// Whether `text` names a cluster (its scheme is `redis+cluster` or
+    /// `rediss+cluster`), so a caller knows which parser to use.
+    pub fn is_cluster_text(text: &str) -> bool {
+        text.starts_with("redis+cluster://") || text.starts_with("rediss+cluster://")
+    }
+
+    /// Parses and validates `text`: one or more comma-separated
+    /// `host[:port]` seeds (each as [`StoreUrl::parse`] accepts it), the
+    /// optional credentials before them applying to every node, and no
+    /// database path other than `/0` (a cluster has only database 0).
+    pub fn parse(text: &str) -> Result<Self, StoreUrlError> {
+        let refuse = |reason: &str| StoreUrlError {
+            url: mask_url_text(text),
+            reason: reason.to_owned(),
+        };
+        if text.len() > MAX_URL_LENGTH {
+            return Err(StoreUrlError {
+                url: format!("{}…", mask_url_text(&truncate(text, 64))),
+                reason: format!("longer than {MAX_URL_LENGTH} bytes"),
+            });
+        }
+        let (scheme, rest) = if let Some(rest) = text.strip_prefix("redis+cluster://") {
+            ("redis", rest)
+        } else if let Some(rest) = text.strip_prefix("rediss+cluster://") {
+            ("rediss", rest)
+        } else {
+            return Err(refuse(
+                "expected redis+cluster://[user:password@]host:port,host:port… or rediss+cluster://…",
+            ));
+        };
+        let (userinfo, hosts_and_path) = match rest.rfind('@') {
+            Some(at) => (&rest[..=at], &rest[at + 1..]),
+            None => ("", rest),
+        };
+        let (hosts, path) = match hosts_and_path.find('/') {
+            Some(slash) => (&hosts_and_path[..slash], &hosts_and_path[slash + 1..]),
+            None => (hosts_and_path, ""),
+        };
+        if !path.is_empty() && path != "0" {
+            return Err(refuse(
+                "a cluster has only database 0: drop the path or write /0",
+            ));
+        }
+        let mut seeds = Vec::new();
+        for host in hosts.split(',') {
+            if host.is_empty() {
+                return Err(refuse("an empty node between commas"));
+            }
+            if seeds.len() == MAX_CLUSTER_SEEDS {
+                return Err(refuse(&format!("more than {MAX_CLUSTER_SEEDS} nodes")));
+            }
+            let seed =
+                StoreUrl::parse(&format!("{scheme}://{userinfo}{host}")).map_err(|error| {
+                    StoreUrlError {
+                        url: mask_url_text(text),
+                        reason: format!("node `{host}`: {}", error.reason),
+                    }
+                })?;
+            seeds.push(seed);
+        }
+        Ok(Self { seeds })
+    }
+
+    /// The seed nodes, in the order given (credentials and TLS on each).
+    pub fn seeds(&self) -> &[StoreUrl] {
+        &self.seeds
+    }
+
+    /// The URL as shown in messages: password replaced by `***`.
+    pub fn masked(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for ClusterUrl {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let first = &self.seeds[0];
+        let scheme = if first.tls { "rediss" } else { "redis" };
+        write!(formatter, "{scheme}+cluster://")?;
+        match (&first.username, &first.password) {
+            (Some(user), Some(_)) => {
+                write!(formatter, "{}:{PASSWORD_MASK}@", percent_encode(user))?
+            }
+            (None, Some(_)) => write!(formatter, ":{PASSWORD_MASK}@")?,
+            _ => {}
+        }
+        for (index, seed) in self.seeds.iter().enumerate() {
+            if index > 0 {
+                formatter.write_str(",")?;
+            }
+            if seed.host.contains(':') {
+                write!(formatter, "[{}]:{}", seed.host, seed.port)?;
+            } else {
+                write!(formatter, "{}:{}", seed.host, seed.port)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ClusterUrl {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "ClusterUrl({self})")
     }
 }
 
@@ -697,6 +818,58 @@ mod tests {
 
     fn refusal(text: &str) -> StoreUrlError {
         StoreUrl::parse(text).expect_err(text)
+    }
+
+    #[test]
+    fn a_cluster_url_names_its_seeds_with_shared_credentials_masked() {
+        let cluster =
+            ClusterUrl::parse("rediss+cluster://ops:s3cret@a.internal:7000,[::1]:7001,b").unwrap();
+        let seeds = cluster.seeds();
+        assert_eq!(seeds.len(), 3);
+        assert!(seeds.iter().all(|seed| seed.tls() && seed.has_password()));
+        assert_eq!(seeds[0].username(), Some("ops"));
+        assert_eq!((seeds[1].host(), seeds[1].port()), ("::1", 7001));
+        assert_eq!((seeds[2].host(), seeds[2].port()), ("b", DEFAULT_PORT));
+        let shown = cluster.to_string();
+        assert_eq!(
+            shown,
+            "rediss+cluster://ops:***@a.internal:7000,[::1]:7001,b:6379"
+        );
+        assert_eq!(format!("{cluster:?}"), format!("ClusterUrl({shown})"));
+        assert!(ClusterUrl::is_cluster_text("redis+cluster://h:1"));
+        assert!(!ClusterUrl::is_cluster_text("redis://h:1"));
+        assert_eq!(
+            ClusterUrl::parse("redis+cluster://h:1/0")
+                .unwrap()
+                .to_string(),
+            "redis+cluster://h:1"
+        );
+    }
+
+    #[test]
+    fn a_bad_cluster_url_is_refused_naming_what_is_wrong_and_never_the_password() {
+        for (text, reason) in [
+            (
+                "redis+cluster://:pw@h:1,,h:2",
+                "an empty node between commas",
+            ),
+            (
+                "redis+cluster://:pw@h:1,h:0",
+                "node `h:0`: the port must be a number",
+            ),
+            ("redis+cluster://:pw@h:1/3", "a cluster has only database 0"),
+            ("redis+cluster://", "an empty node"),
+            ("http+cluster://:pw@h:1", "expected redis+cluster://"),
+        ] {
+            let error = ClusterUrl::parse(text).expect_err(text);
+            assert!(error.reason.starts_with(reason), "{text}: {}", error.reason);
+            assert!(!error.to_string().contains("pw"), "{error}");
+        }
+        let many = format!("redis+cluster://{}", vec!["h:1"; 65].join(","));
+        assert!(ClusterUrl::parse(&many)
+            .unwrap_err()
+            .reason
+            .contains("more than 64"));
     }
 
     #[test]

@@ -4,11 +4,15 @@
 
 mod accounting;
 mod classify;
+#[cfg(feature = "redis")]
+mod cluster_cli;
 mod concurrency;
 mod conformance;
 mod crash;
 mod credits_limits;
 mod extended_limits;
+#[cfg(feature = "redis")]
+mod failover;
 #[path = "../support/fake_provider.rs"]
 mod fake_provider;
 mod fake_provider_checks;

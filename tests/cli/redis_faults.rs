@@ -392,6 +392,119 @@ fn every_key_of_the_store_has_a_ttl_and_finished_work_leaves_only_the_window() {
     );
 }
 
+fn pttl(server: &RedisServer, key: &str) -> u64 {
+    server
+        .command(&["PTTL", key])
+        .unwrap()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_renewed_lease_and_the_writes_after_it_keep_every_key_past_its_end() {
+    let test = "a_renewed_lease_and_the_writes_after_it_keep_every_key_past_its_end";
+    let Some(()) = require_redis(test) else {
+        return;
+    };
+    let server = RedisServer::start();
+    let pacer = pacer(&server, 100);
+    let held = pacer.acquire(&request(), None, &mut |_| {}).unwrap();
+    // The window (61 s) + the default lease (600 s) + the slack (60 s).
+    assert!(pttl(&server, "specsmith:{acme::m}:m") > 700_000);
+    pacer
+        .renew(&held.reservation.id, Duration::from_secs(3_600), None)
+        .unwrap();
+    // Later writes that add no lease of their own must not shorten the TTL
+    // the renewal set: a record of another reservation, a status.
+    let other = pacer.acquire(&request(), None, &mut |_| {}).unwrap();
+    pacer.record_success(&other.reservation.id, 1, 1).unwrap();
+    pacer.status("acme", "m").unwrap();
+    for part in ["m", "e", "r", "l"] {
+        let ttl = pttl(&server, &format!("specsmith:{{acme::m}}:{part}"));
+        // The renewed lease (3,600 s) + the window + the slack, give or take the run.
+        assert!((3_700_000..=3_721_000).contains(&ttl), "{part}: {ttl}");
+    }
+}
+
+#[test]
+fn a_model_hash_left_by_an_earlier_build_is_dropped_as_a_budget_reset() {
+    let test = "a_model_hash_left_by_an_earlier_build_is_dropped_as_a_budget_reset";
+    let Some(()) = require_redis(test) else {
+        return;
+    };
+    let server = RedisServer::start();
+    let pacer = pacer(&server, 1);
+    pacer
+        .acquire(&request(), Some(Duration::ZERO), &mut |_| {})
+        .unwrap();
+    // The meta as earlier builds wrote it: a hash of fields.
+    server.command(&["DEL", "specsmith:{acme::m}:m"]).unwrap();
+    server
+        .command(&[
+            "HSET",
+            "specsmith:{acme::m}:m",
+            "provider",
+            "acme",
+            "model",
+            "m",
+            "reqs",
+            "1",
+        ])
+        .unwrap();
+    let admitted = pacer
+        .acquire(&request(), Some(Duration::ZERO), &mut |_| {})
+        .unwrap();
+    let status = pacer.status("acme", "m").unwrap();
+    assert_eq!(status.snapshot.rolling_request_count, 1);
+    assert_eq!(status.reservations, vec![admitted.reservation]);
+    assert_eq!(
+        server.command(&["TYPE", "specsmith:{acme::m}:m"]).unwrap(),
+        "+string"
+    );
+}
+
+#[test]
+fn a_store_shared_by_threads_opens_at_most_its_connections_and_counts_every_call() {
+    let test = "a_store_shared_by_threads_opens_at_most_its_connections_and_counts_every_call";
+    let Some(()) = require_redis(test) else {
+        return;
+    };
+    let server = RedisServer::start();
+    let store = open(&server.url(), short()).unwrap().with_connections(3);
+    let pacer = std::sync::Arc::new(SharedPacer::new(catalog(10_000), store, SystemClock));
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let pacer = std::sync::Arc::clone(&pacer);
+            let barrier = std::sync::Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..25 {
+                    let admitted = pacer.acquire(&request(), None, &mut |_| {}).unwrap();
+                    pacer
+                        .record_success(&admitted.reservation.id, 1, 1)
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let status = pacer.status("acme", "m").unwrap();
+    assert_eq!(status.snapshot.rolling_request_count, 200);
+    assert_eq!(status.snapshot.in_flight, 0);
+    // The store's connections plus the one this command opens.
+    let clients = server.command(&["INFO", "clients"]).unwrap();
+    let connected: usize = clients
+        .lines()
+        .find_map(|line| line.strip_prefix("connected_clients:"))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap();
+    assert!((2..=4).contains(&connected), "{clients}");
+}
+
 /// Forty clients, each with its own connection (as forty processes on
 /// several machines would have), race `acquire` with no wait.
 fn race(server: &RedisServer, rpm: u64, cap: u32, hold: Duration) -> (usize, usize) {

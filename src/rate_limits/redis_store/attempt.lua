@@ -52,10 +52,10 @@ if KEYS[6] then
   end
 end
 reclaim_dead(dead)
-local existing = reservation(id)
+local existing, stored = reservation(id)
 if existing then
   save(now)
-  return { 'granted', reservation_reply(id, existing) }
+  return { 'granted', reservation_reply(id, existing, stored) }
 end
 
 -- ModelState::ready_in.
@@ -96,7 +96,7 @@ end
 -- they depend on the request and the profile only).
 refresh(now)
 if st.hu > now and st.hk == 'quota' then
-  if held then redis.call('HDEL', W, held) end
+  if held then drop_ticket(held) end
   save(now)
   return { 'held', int(st.hu), st.hr }
 end
@@ -143,7 +143,7 @@ else
   if wait then
     retry_after, reason = wait, 'queue'
   else
-    if held then redis.call('HDEL', W, held) end
+    if held then drop_ticket(held) end
     local sequence = st.next
     st.next = st.next + 1
     st.reqs = st.reqs + 1
@@ -152,13 +152,11 @@ else
     local record = { seq = int(sequence), at = int(now), lease = int(now + lease),
       ein = int(ein), mout = int(mout), est = int(estimate), owner = owner, pg = group,
       bk = bucket }
-    put_reservation(id, record)
+    local encoded = put_reservation(id, record)
     budgets_admit(now, ein, mout)
-    record.lease = now + lease
     update_moving_averages()
     save(now)
-    record.lease = int(record.lease)
-    return { 'granted', reservation_reply(id, record) }
+    return { 'granted', encoded }
   end
 end
 
@@ -188,7 +186,7 @@ local sleep = retry_after
 if not exact and poll < sleep then sleep = poll end
 if remaining then
   if remaining == 0 or (exact and retry_after > remaining) then
-    if held then redis.call('HDEL', W, held) end
+    if held then drop_ticket(held) end
     save(now)
     return { 'giveup', reason, int(retry_after) }
   end

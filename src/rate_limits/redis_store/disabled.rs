@@ -37,6 +37,11 @@ impl RedisStore {
     }
 
     /// Unreachable without the `redis` feature (no store can be opened).
+    pub fn with_connections(self, _count: usize) -> Self {
+        self
+    }
+
+    /// Unreachable without the `redis` feature (no store can be opened).
     pub fn with_prefix(self, _prefix: &str) -> Result<Self, PacingError> {
         Ok(self)
     }

@@ -2,7 +2,8 @@
 //! connection and its failures.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use redis::{ConnectionLike, RedisError, RedisResult, Script, ScriptInvocation};
@@ -46,6 +47,13 @@ static ADVISE: LazyLock<Script> = LazyLock::new(|| script(include_str!("advise.l
 static PROVIDER_HOLD: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("provider_hold.lua")));
 
+/// The most connections [`RedisStore::with_connections`] opens.
+pub const MAX_CONNECTIONS: usize = 64;
+
+fn lock(slot: &Mutex<Option<Link>>) -> MutexGuard<'_, Option<Link>> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The most SCAN calls one `status` or `reset` makes: a bound on the walk
 /// (at 1,000 keys a call, a billion keys).
 const MAX_SCAN_CALLS: usize = 1_000_000;
@@ -60,7 +68,9 @@ const MAX_CACHED_HOMES: usize = 100_000;
 /// connection opens at [`RedisStore::open`] and again, once, when it breaks;
 /// every call is bounded by the [`Timeouts`]. Any failure to reach the
 /// server is [`PacingError::Unavailable`], naming the store with its
-/// password masked. `Send + Sync`: the connection sits behind a mutex.
+/// password masked. `Send + Sync`: each connection sits behind a mutex; by
+/// default there is one, and [`RedisStore::with_connections`] allows more,
+/// so that threads serving many clients (the proxy) do not take turns.
 pub struct RedisStore {
     /// The server, or the cluster's seed nodes (the first names the store in messages).
     seeds: Vec<StoreUrl>,
@@ -68,7 +78,9 @@ pub struct RedisStore {
     timeouts: Timeouts,
     prefix: String,
     client_time: bool,
-    connection: Mutex<Option<Link>>,
+    connections: Vec<Mutex<Option<Link>>>,
+    /// Where the next call starts looking for a free connection.
+    next: AtomicUsize,
     homes: Mutex<HashMap<String, String>>,
 }
 
@@ -140,9 +152,10 @@ impl RedisStore {
 
     /// A store on the Redis Cluster reached through `seeds` (any of its
     /// nodes; credentials and TLS from the first): every model lives in one
-    /// slot, so each operation is still one script on one node. On a
-    /// cluster an acquire costs two round trips (its reservation's index key
-    /// lives in another slot), `status` and `reset` scan every primary.
+    /// slot, so each operation is still one script on one node. An acquire
+    /// is still one round trip: its reservation's index key lives in another
+    /// slot, but both commands are sent before either reply is read.
+    /// `status` and `reset` scan every primary.
     pub fn open_cluster(seeds: &[StoreUrl], timeouts: Timeouts) -> Result<RedisStore, PacingError> {
         if seeds.is_empty() {
             return Err(PacingError::Unavailable {
@@ -164,13 +177,14 @@ impl RedisStore {
             timeouts,
             prefix: DEFAULT_PREFIX.to_owned(),
             client_time: false,
-            connection: Mutex::new(None),
+            connections: vec![Mutex::new(None)],
+            next: AtomicUsize::new(0),
             homes: Mutex::new(HashMap::new()),
         };
         let link = store
             .connect()
             .map_err(|error| store.unavailable(Failure::Connect(error)))?;
-        *store.lock_connection() = Some(link);
+        *lock(&store.connections[0]) = Some(link);
         Ok(store)
     }
 
@@ -245,10 +259,26 @@ impl RedisStore {
         &self.prefix
     }
 
+    /// Up to `count` connections (1 to [`MAX_CONNECTIONS`]), each opened
+    /// when first needed: a call takes a free one, or waits for one.
+    pub fn with_connections(mut self, count: usize) -> Self {
+        let count = count.clamp(1, MAX_CONNECTIONS);
+        self.connections.resize_with(count, || Mutex::new(None));
+        self
+    }
+
+    /// A free connection slot, else (all busy) the next one in turn, waited for.
     fn lock_connection(&self) -> MutexGuard<'_, Option<Link>> {
-        self.connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        let count = self.connections.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % count;
+        for offset in 0..count {
+            match self.connections[(start + offset) % count].try_lock() {
+                Ok(guard) => return guard,
+                Err(TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        lock(&self.connections[start])
     }
 
     fn lock_homes(&self) -> MutexGuard<'_, HashMap<String, String>> {
@@ -441,27 +471,27 @@ impl RedisStore {
 }
 
 /// Runs `invocation` of `script` and the side command `side` (ignoring its
-/// reply): in one pipeline on a single server, loading the script once when
-/// the server does not know it (after a restart or `SCRIPT FLUSH`); one after
-/// the other on a cluster, where they live in different slots.
+/// reply) in one round trip, loading the script once when the server does
+/// not know it (after a restart or `SCRIPT FLUSH`): one pipeline on a single
+/// server; on a cluster, where they live in different slots, both commands
+/// are sent (to their nodes) before either reply is read.
 fn run_script(
     link: &mut Link,
     script: &Script,
     invocation: &ScriptInvocation<'_>,
     side: &redis::Cmd,
 ) -> RedisResult<Vec<String>> {
+    let no_script = |error: &RedisError| {
+        error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+    };
     match link {
         Link::Single(connection) => {
             let mut pipeline = redis::pipe();
             pipeline.add_command(side.clone()).ignore();
             pipeline.invoke_script(invocation);
             let connection = connection.raw();
-            let first: RedisResult<(Vec<String>,)> = pipeline.query(connection);
-            let (reply,) = match first {
-                Err(error)
-                    if error.kind()
-                        == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                {
+            let (reply,) = match pipeline.query::<(Vec<String>,)>(connection) {
+                Err(error) if no_script(&error) => {
                     script.load(connection)?;
                     pipeline.query(connection)?
                 }
@@ -470,8 +500,18 @@ fn run_script(
             Ok(reply)
         }
         Link::Cluster(connection) => {
-            let reply = invocation.invoke(connection)?;
-            side.query::<()>(connection)?;
+            let mut pipeline = redis::cluster::cluster_pipe();
+            pipeline.add_command(side.clone()).ignore();
+            pipeline.invoke_script(invocation);
+            let connection = &mut **connection;
+            let (reply,) = match pipeline.query::<(Vec<String>,)>(connection) {
+                // SCRIPT LOAD goes to every primary.
+                Err(error) if no_script(&error) => {
+                    script.load(connection)?;
+                    pipeline.query(connection)?
+                }
+                other => other?,
+            };
             Ok(reply)
         }
     }

@@ -1,7 +1,9 @@
 -- The model state every operation script shares (prepended to each one).
 -- A port of ModelState and Window (src/rate_limits/scheduler.rs, window.rs).
 --
--- KEYS: 1 meta hash, 2 events hash (sequence -> "at:requests:tokens"),
+-- KEYS: 1 meta (a string: the state's fields as one MessagePack map, read
+--       and written whole: one reply element instead of one per field),
+--       2 events hash (sequence -> "at:requests:tokens"),
 --       3 reservations hash (id -> record), 4 lease ends (sorted set, id by
 --       lease end), 5 waiters hash (ticket id -> record). One hash tag.
 --       An operation may add keys of its own after these (attempt: 6).
@@ -32,9 +34,18 @@ end
 -- Keys (re)created by this script: they have no TTL yet.
 local fresh = {}
 
+-- The waiters as refresh left them (nil until it read them) and how many
+-- there are (nil when unknown), so later steps need not read them again.
+local live = nil
+local waiting = nil
+
+-- The latest lease end or ticket lapse (ms) this script wrote. Those of
+-- earlier scripts are covered by the TTLs their own saves set (see save).
+local latest = 0
+
 local st = nil
--- The figures as loaded, so a save writes only what changed.
-local loaded = {}
+-- The meta as loaded, so a save that changed nothing writes nothing.
+local loaded = nil
 local profile = nil
 if ARGV[3] ~= '' then
   profile = { rpm = tonumber(ARGV[4]), tpm = tonumber(ARGV[5]), erpm = tonumber(ARGV[6]),
@@ -48,19 +59,21 @@ local NUMERIC = { 'rpm', 'tpm', 'erpm', 'etpm', 'base', 'cap', 'streak', 'mar', 
 -- budgets' minute and day tallies.
 local TEXT = { 'provider', 'model', 'hk', 'hr', 'bm', 'bd' }
 
--- Loads the meta hash; false when the model has no state.
+-- Loads the meta; false when the model has no state. A field missing from
+-- it (written by a build that did not know the field) reads as 0 or ''.
+-- A meta of another type (a hash, from builds before the MessagePack meta)
+-- is dropped with the model's other keys: a budget reset for that model.
 local function load()
-  local raw = redis.call('HGETALL', M)
-  if #raw == 0 then return false end
-  st = {}
-  for i = 1, #raw, 2 do st[raw[i]] = raw[i + 1] end
+  local raw = redis.pcall('GET', M)
+  if type(raw) == 'table' and raw.err then
+    redis.call('DEL', M, E, R, L, W)
+    return false
+  end
+  if not raw then return false end
+  st = cmsgpack.unpack(raw)
   for _, field in ipairs(NUMERIC) do st[field] = tonumber(st[field]) or 0 end
-  st.hk = st.hk or ''
-  st.hr = st.hr or ''
-  st.bm = st.bm or ''
-  st.bd = st.bd or ''
-  loaded = {}
-  for field, value in pairs(st) do loaded[field] = value end
+  for _, field in ipairs(TEXT) do st[field] = st[field] or '' end
+  loaded = raw
   return true
 end
 
@@ -206,20 +219,30 @@ end
 
 -- Reservation records: numbers as decimal strings (exact to 2^53), the
 -- owner as the client's JSON without its process group, which is kept apart.
+-- The record carries its id, so a reply hands back the stored text as it is.
 local function reservation(id)
   local raw = redis.call('HGET', R, id)
   if not raw then return nil end
-  return cjson.decode(raw)
+  return cjson.decode(raw), raw
 end
 
+local function put_lease(id, lease)
+  redis.call('ZADD', L, lease, id)
+  if tonumber(lease) > latest then latest = tonumber(lease) end
+end
+
+-- Stores the record; returns it encoded.
 local function put_reservation(id, record)
   local count = in_flight()
   if count == 0 then
     fresh[R] = true
     fresh[L] = true
   end
-  if redis.call('HSET', R, id, cjson.encode(record)) == 1 then flight = count + 1 end
-  redis.call('ZADD', L, record.lease, id)
+  record.id = id
+  local encoded = cjson.encode(record)
+  if redis.call('HSET', R, id, encoded) == 1 then flight = count + 1 end
+  put_lease(id, record.lease)
+  return encoded
 end
 
 local function drop_reservation(id)
@@ -481,33 +504,48 @@ local function reclaim(ids)
   end
 end
 
+local function decode_ticket(id, raw)
+  local ticket = cjson.decode(raw)
+  ticket.id = id
+  ticket.n = tonumber(ticket.n)
+  ticket.est = tonumber(ticket.est)
+  ticket.exp = tonumber(ticket.exp)
+  return ticket
+end
+
 -- The waiters, in arrival order.
 local function waiters()
-  local raw = redis.call('HGETALL', W)
-  local list = {}
-  for i = 1, #raw, 2 do
-    local ticket = cjson.decode(raw[i + 1])
-    ticket.id = raw[i]
-    ticket.n = tonumber(ticket.n)
-    ticket.est = tonumber(ticket.est)
-    ticket.exp = tonumber(ticket.exp)
-    list[#list + 1] = ticket
+  local list = live
+  live = nil
+  if not list then
+    list = {}
+    local raw = redis.call('HGETALL', W)
+    for i = 1, #raw, 2 do list[#list + 1] = decode_ticket(raw[i], raw[i + 1]) end
   end
   table.sort(list, function(a, b) return a.n < b.n end)
   return list
 end
 
 local function put_ticket(ticket)
-  if redis.call('EXISTS', W) == 0 then fresh[W] = true end
-  redis.call('HSET', W, ticket.id, cjson.encode({ n = int(ticket.n), est = int(ticket.est),
-    arr = int(ticket.arr), exp = int(ticket.exp), owner = ticket.owner }))
+  if waiting == 0 or (waiting == nil and redis.call('EXISTS', W) == 0) then fresh[W] = true end
+  local added = redis.call('HSET', W, ticket.id, cjson.encode({ n = int(ticket.n),
+    est = int(ticket.est), arr = int(ticket.arr), exp = int(ticket.exp), owner = ticket.owner }))
+  if added == 1 and waiting then waiting = waiting + 1 end
+  if ticket.exp > latest then latest = ticket.exp end
+end
+
+-- Removes a ticket; true when it was there.
+local function drop_ticket(id)
+  if redis.call('HDEL', W, id) == 0 then return false end
+  if waiting then waiting = waiting - 1 end
+  return true
 end
 
 -- ModelState::reclaim_dead for ids the client found dead (tickets and reservations).
 local function reclaim_dead(ids)
   local reservations = {}
   for _, id in ipairs(ids) do
-    if redis.call('HDEL', W, id) == 0 then reservations[#reservations + 1] = id end
+    if not drop_ticket(id) then reservations[#reservations + 1] = id end
   end
   reclaim(reservations)
 end
@@ -535,27 +573,32 @@ local function refresh(now)
   if st.utu <= now then st.ut, st.utu = 0, 0 end
   expire(now)
   local raw = redis.call('HGETALL', W)
+  live = {}
   for i = 1, #raw, 2 do
-    local ticket = cjson.decode(raw[i + 1])
-    if tonumber(ticket.exp) <= now then redis.call('HDEL', W, raw[i]) end
+    local ticket = decode_ticket(raw[i], raw[i + 1])
+    if ticket.exp <= now then
+      redis.call('HDEL', W, raw[i])
+    else
+      live[#live + 1] = ticket
+    end
   end
+  waiting = #live
   reclaim(redis.call('ZRANGEBYSCORE', L, '-inf', int(now)))
 end
 
 
 -- The figures of ModelState::view, as strings.
+-- Whole numbers go back as integer replies (exact to 2^53; no formatting).
 local function view()
-  return { st.provider, st.model, int(st.rpm), int(st.tpm), int(st.erpm), int(st.etpm),
-           int(st.reqs), int(st.toks), float(st.mar), float(st.mat), int(st.base),
-           int(st.cap), int(in_flight()) }
+  return { st.provider, st.model, st.rpm, st.tpm, st.erpm, st.etpm, st.reqs, st.toks,
+           float(st.mar), float(st.mat), st.base, st.cap, in_flight() }
 end
 
--- The hold and the stated limits, as strings: kind ('' for none), end,
--- reason, stated rpm, stated tpm (0 for none); then the unseen use:
--- requests, their end, tokens, their end.
+-- The hold and the stated limits: kind ('' for none), end, reason, stated
+-- rpm, stated tpm (0 for none); then the unseen use: requests, their end,
+-- tokens, their end.
 local function advice()
-  return { st.hk, int(st.hu), st.hr, int(st.srpm), int(st.stpm),
-           int(st.ur), int(st.uru), int(st.ut), int(st.utu) }
+  return { st.hk, st.hu, st.hr, st.srpm, st.stpm, st.ur, st.uru, st.ut, st.utu }
 end
 
 -- The stated input and output tokens per minute and requests and tokens
@@ -564,63 +607,51 @@ local function budget_reply(now)
   return { int(st.sitpm), int(st.sotpm), int(st.srpd), int(st.stpd), budget_uses(now) }
 end
 
--- Saves the meta hash and refreshes every key's TTL, or drops the model
+-- Saves the meta and refreshes every key's TTL, or drops the model
 -- when nothing of it matters any more (PacingState::prune).
 local function save(now)
   store_tallies()
-  local waiting = redis.call('HLEN', W)
-  if st.reqs == 0 and st.toks == 0 and in_flight() == 0 and waiting == 0
-      and st.cap >= st.base and st.hu == 0 and st.srpm == 0 and st.stpm == 0
+  if st.reqs == 0 and st.toks == 0 and in_flight() == 0 and st.cap >= st.base
+      and st.hu == 0 and st.srpm == 0 and st.stpm == 0
       and st.sitpm == 0 and st.sotpm == 0 and st.srpd == 0 and st.stpd == 0
       and st.ur == 0 and st.ut == 0
       and st.bm == '' and st.bd == '' then
-    redis.call('DEL', M, E, R, L, W)
-    return
+    if waiting == nil then waiting = redis.call('HLEN', W) end
+    if waiting == 0 then
+      redis.call('DEL', M, E, R, L, W)
+      return
+    end
   end
+  -- Keys must outlive each lease and ticket by the span plus the slack. One
+  -- written before this script needs nothing here: its own save left
+  -- st.exp at least half the slack past that, and st.exp never falls while
+  -- the model lives; so only this script's own leases and tickets count.
   local ttl = SPAN + SLACK
   -- A day's tally lives as long as a day can count it.
   if st.bd ~= '' then ttl = DAY + SLACK end
-  local latest = redis.call('ZRANGE', L, -1, -1, 'WITHSCORES')
-  if latest[2] and tonumber(latest[2]) > now then ttl = ttl + tonumber(latest[2]) - now end
+  if latest > now then ttl = ttl + latest - now end
   if st.hu > now and st.hu - now + SLACK > ttl then ttl = st.hu - now + SLACK end
-  if waiting > 0 then
-    local raw = redis.call('HGETALL', W)
-    for i = 2, #raw, 2 do
-      local expires = tonumber(cjson.decode(raw[i]).exp)
-      if expires - now + SPAN + SLACK > ttl then ttl = expires - now + SPAN + SLACK end
-    end
-  end
   -- Every key lives until `st.exp`; extend them all when that comes within
   -- half the slack of what is needed, so most writes set no TTL at all.
-  if st.exp < now + ttl - SLACK / 2 then
+  -- The meta's TTL rides on its SET; the other keys get theirs here.
+  local extend = st.exp < now + ttl - SLACK / 2
+  if extend then
     st.exp = now + ttl
-    for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], int(ttl)) end
+    for i = 2, 5 do redis.call('PEXPIRE', KEYS[i], int(ttl)) end
   else
-    for key in pairs(fresh) do redis.call('PEXPIRE', key, int(st.exp - now)) end
-  end
-  local changed = {}
-  for _, field in ipairs(TEXT) do
-    if loaded[field] ~= st[field] then
-      changed[#changed + 1] = field
-      changed[#changed + 1] = st[field]
+    for key in pairs(fresh) do
+      if key ~= M then redis.call('PEXPIRE', key, int(st.exp - now)) end
     end
   end
-  for _, field in ipairs(NUMERIC) do
-    if loaded[field] ~= st[field] then
-      changed[#changed + 1] = field
-      if field == 'mar' or field == 'mat' then
-        changed[#changed + 1] = float(st[field])
-      else
-        changed[#changed + 1] = int(st[field])
-      end
-    end
+  local packed = cmsgpack.pack(st)
+  if extend or fresh[M] or packed ~= loaded then
+    redis.call('SET', M, packed, 'PX', int(st.exp - now))
   end
-  if #changed > 0 then redis.call('HSET', M, unpack(changed)) end
-  if fresh[M] then redis.call('PEXPIRE', M, int(st.exp - now)) end
 end
 
 -- A reservation as the client reads it back.
-local function reservation_reply(id, record)
+local function reservation_reply(id, record, raw)
+  if raw and record.id == id then return raw end
   return cjson.encode({ id = id, seq = record.seq, at = record.at, lease = record.lease,
     ein = record.ein, mout = record.mout, est = record.est, owner = record.owner, pg = record.pg,
     bk = record.bk })
@@ -632,8 +663,10 @@ local function status_reply(now)
   local reply = view()
   for _, part in ipairs(advice()) do reply[#reply + 1] = part end
   for _, part in ipairs(budget_reply(now)) do reply[#reply + 1] = part end
-  for _, id in ipairs(redis.call('HKEYS', R)) do
-    reply[#reply + 1] = reservation_reply(id, reservation(id))
+  local raw = redis.call('HGETALL', R)
+  for i = 1, #raw, 2 do
+    local record = cjson.decode(raw[i + 1])
+    reply[#reply + 1] = reservation_reply(raw[i], record, raw[i + 1])
   end
   return reply
 end

@@ -8,7 +8,7 @@ local id, kind = ARGV[12], ARGV[13]
 if not load() then return { 'unknown' } end
 local now = clock()
 refresh(now)
-local record = reservation(id)
+local record, stored = reservation(id)
 if not record then
   save(now)
   return { 'unknown' }
@@ -17,8 +17,10 @@ if kind == 'renew' then
   local lease = math.max(tonumber(record.lease), now + tonumber(ARGV[14]))
   record.lease = int(lease)
   if ARGV[15] ~= '' then record.pg = ARGV[15] end
-  redis.call('HSET', R, id, cjson.encode(record))
-  redis.call('ZADD', L, lease, id)
+  record.id = id
+  stored = cjson.encode(record)
+  redis.call('HSET', R, id, stored)
+  put_lease(id, lease)
 else
   drop_reservation(id)
   local sequence = tonumber(record.seq)
@@ -49,7 +51,7 @@ else
     budgets_reconcile(at, ein, mout, 0, 0, true)
   end
 end
-local reply = { 'settled', reservation_reply(id, record) }
+local reply = { 'settled', reservation_reply(id, record, stored) }
 for _, figure in ipairs(view()) do reply[#reply + 1] = figure end
 save(now)
 return reply
