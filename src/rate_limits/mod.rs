@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod catalog;
 pub mod clock;
+pub mod column;
 pub mod defaults;
 pub mod fail_open;
 pub mod hold;

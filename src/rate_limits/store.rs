@@ -16,9 +16,10 @@ use super::wake::{self, Wake, Watch};
 use crate::persist::{self, FileLock, PersistError};
 
 /// The state file format this version writes. It reads every version up to
-/// this one: 2 holds a window's events as compact columns (see the state
-/// file section of docs/pacing.md), 1 as a list of objects.
-pub const STATE_VERSION: u64 = 2;
+/// this one: 3 holds a window's events as columns of numbers in strings,
+/// 2 as columns in JSON arrays (see the state file section of
+/// docs/pacing.md), 1 as a list of objects.
+pub const STATE_VERSION: u64 = 3;
 
 /// The pacing state of every model, by `provider::model` key.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -485,8 +486,8 @@ mod tests {
         assert_eq!(store.load().unwrap(), state);
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(store.path()).unwrap()).unwrap();
-        assert_eq!(json["version"], 2);
-        assert_eq!(json["models"]["acme::m"]["events"]["at"][0], 1_000);
+        assert_eq!(json["version"], 3);
+        assert_eq!(json["models"]["acme::m"]["events"]["at"], "1000");
         let text = std::fs::read_to_string(store.path()).unwrap();
         assert_eq!(text.lines().count(), 1, "compact, one line: {text}");
         assert_eq!(json["models"]["acme::m"]["in_flight"][0]["owner"]["pid"], 1);
@@ -553,7 +554,7 @@ mod tests {
         let store = FileStore::new(&path);
         let cases = [
             ("{not json", "is invalid at line 1"),
-            (r#"{"version": 3, "models": {}}"#, "state format version 3"),
+            (r#"{"version": 4, "models": {}}"#, "state format version 4"),
             (r#"{"models": {}}"#, "no numeric `version` field"),
             (
                 r#"{"version": 1, "models": {"a::b": {"provider": 1}}}"#,
@@ -599,7 +600,7 @@ mod tests {
         assert_eq!(written["written_by"], "an older specsmith");
         assert_eq!(
             written["models"]["acme::m"]["events"],
-            serde_json::json!({ "first": 0, "at": [1_000], "tokens": [7], "released": [] })
+            serde_json::json!({ "first": 0, "at": "1000", "tokens": "7", "released": [] })
         );
         assert_eq!(store.load().unwrap().models, state.models);
     }
