@@ -4,7 +4,7 @@
 //! A window of 10,000 events is two such columns. Read as JSON arrays, each
 //! number went through serde on its own, about 200 instructions a number and
 //! most of a short-lived command's time; as one string, serde_json scans it
-//! once and [`Numbers`] splits it in a byte loop. Format 2's arrays are still
+//! once and [`Column::try_for_each`] splits it in a byte loop. Format 2's arrays are still
 //! read ([`Column`] takes either).
 
 use std::borrow::Cow;
@@ -13,11 +13,19 @@ use std::fmt;
 /// Appends `numbers` to `out` in the column's text form.
 pub fn write_numbers(out: &mut String, numbers: impl IntoIterator<Item = u64>) {
     let mut buffer = itoa::Buffer::new();
-    for (index, number) in numbers.into_iter().enumerate() {
-        if index > 0 {
+    let mut first = true;
+    for number in numbers {
+        if !first {
             out.push(' ');
         }
-        out.push_str(buffer.format(number));
+        first = false;
+        // Most gaps between events are a few milliseconds: one digit,
+        // without the formatter's copy.
+        if number < 10 {
+            out.push(char::from(b'0' + number as u8));
+        } else {
+            out.push_str(buffer.format(number));
+        }
     }
 }
 
@@ -31,13 +39,45 @@ pub enum Column<'de> {
 }
 
 impl Column<'_> {
-    /// The column's numbers, in order; each is checked as it is read.
-    pub fn numbers(&self) -> Numbers<'_> {
+    /// Calls `each` with the index and value of every number, in order,
+    /// until it fails; a number that is not one fails with [`ColumnError`].
+    pub fn try_for_each<E: From<ColumnError>>(
+        &self,
+        mut each: impl FnMut(usize, u64) -> Result<(), E>,
+    ) -> Result<(), E> {
         match self {
+            Column::List(list) => (0..)
+                .zip(list)
+                .try_for_each(|(index, &number)| each(index, number)),
+            Column::Text(text) if text.is_empty() => Ok(()),
             Column::Text(text) => {
-                Numbers::Text(Some(text.as_bytes()).filter(|bytes| !bytes.is_empty()), 0)
+                // One pass over the bytes, a digit or a separator each: the
+                // loop a 10,000-event window spends its load in.
+                let bytes = text.as_bytes();
+                let (mut index, mut start, mut value) = (0, 0, 0u64);
+                for (position, &byte) in bytes.iter().enumerate() {
+                    if byte == b' ' {
+                        if position == start {
+                            return Err(not_a_number(bytes, start, index).into());
+                        }
+                        each(index, value)?;
+                        (index, start, value) = (index + 1, position + 1, 0);
+                        continue;
+                    }
+                    let digit = byte.wrapping_sub(b'0');
+                    if digit > 9 {
+                        return Err(not_a_number(bytes, start, index).into());
+                    }
+                    value = value
+                        .checked_mul(10)
+                        .and_then(|value| value.checked_add(u64::from(digit)))
+                        .ok_or(ColumnError::TooLarge { index })?;
+                }
+                if start == bytes.len() {
+                    return Err(not_a_number(bytes, start, index).into());
+                }
+                each(index, value)
             }
-            Column::List(list) => Numbers::List(list.iter()),
         }
     }
 
@@ -75,54 +115,16 @@ pub enum ColumnError {
     },
 }
 
-/// The numbers of a [`Column`], read one at a time.
-#[derive(Debug)]
-pub enum Numbers<'a> {
-    /// The rest of a text column (`None` once read to its end), and the
-    /// index of its next number.
-    Text(Option<&'a [u8]>, usize),
-    /// The rest of a list column.
-    List(std::slice::Iter<'a, u64>),
-}
-
-impl Iterator for Numbers<'_> {
-    type Item = Result<u64, ColumnError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        match self {
-            Numbers::List(list) => list.next().copied().map(Ok),
-            Numbers::Text(rest, index) => {
-                let text = (*rest)?;
-                // Split at each single space: a doubled, leading or trailing
-                // space leaves an empty field, which is refused.
-                let field = match text.iter().position(|&byte| byte == b' ') {
-                    Some(end) => {
-                        *rest = Some(&text[end + 1..]);
-                        &text[..end]
-                    }
-                    None => {
-                        *rest = None;
-                        text
-                    }
-                };
-                *index += 1;
-                Some(parse_field(field, *index - 1))
-            }
-        }
+/// The error for the field of `bytes` that starts at `start`, number `index`.
+fn not_a_number(bytes: &[u8], start: usize, index: usize) -> ColumnError {
+    let field = bytes[start..]
+        .split(|&byte| byte == b' ')
+        .next()
+        .unwrap_or_default();
+    ColumnError::NotANumber {
+        index,
+        text: String::from_utf8_lossy(field).chars().take(20).collect(),
     }
-}
-
-fn parse_field(field: &[u8], index: usize) -> Result<u64, ColumnError> {
-    if field.is_empty() || !field.iter().all(u8::is_ascii_digit) {
-        let shown: String = String::from_utf8_lossy(field).chars().take(20).collect();
-        return Err(ColumnError::NotANumber { index, text: shown });
-    }
-    field.iter().try_fold(0u64, |number, &digit| {
-        number
-            .checked_mul(10)
-            .and_then(|number| number.checked_add(u64::from(digit - b'0')))
-            .ok_or(ColumnError::TooLarge { index })
-    })
 }
 
 impl<'de> serde::Deserialize<'de> for Column<'de> {
@@ -172,8 +174,18 @@ mod tests {
         out
     }
 
+    fn numbers(column: &Column) -> Result<Vec<u64>, ColumnError> {
+        let mut numbers = Vec::new();
+        column.try_for_each(|index, number| {
+            assert_eq!(index, numbers.len());
+            numbers.push(number);
+            Ok::<_, ColumnError>(())
+        })?;
+        Ok(numbers)
+    }
+
     fn read(text: &str) -> Result<Vec<u64>, ColumnError> {
-        Column::Text(Cow::Borrowed(text)).numbers().collect()
+        numbers(&Column::Text(Cow::Borrowed(text)))
     }
 
     #[test]
@@ -213,27 +225,18 @@ mod tests {
     fn a_column_reads_from_a_string_or_a_list() {
         let borrowed: Column = serde_json::from_str(r#""5 6""#).unwrap();
         assert!(matches!(borrowed, Column::Text(Cow::Borrowed(_))));
-        assert_eq!(
-            borrowed.numbers().collect::<Result<Vec<_>, _>>(),
-            Ok(vec![5, 6])
-        );
+        assert_eq!(numbers(&borrowed), Ok(vec![5, 6]));
         // An escaped string cannot be borrowed; it still reads (and is refused
         // for what it holds, not for how it was written).
         let escaped: Column = serde_json::from_str(r#""5\u0020x""#).unwrap();
         assert!(matches!(escaped, Column::Text(Cow::Owned(_))));
-        assert!(escaped.numbers().any(|number| number.is_err()));
+        assert!(numbers(&escaped).is_err());
         let list: Column = serde_json::from_str("[5, 6]").unwrap();
         assert_eq!(list.len(), 2);
-        assert_eq!(
-            list.numbers().collect::<Result<Vec<_>, _>>(),
-            Ok(vec![5, 6])
-        );
+        assert_eq!(numbers(&list), Ok(vec![5, 6]));
         let from_value: Column<'static> =
             serde::Deserialize::deserialize(serde_json::json!("8")).unwrap();
-        assert_eq!(
-            from_value.numbers().collect::<Result<Vec<_>, _>>(),
-            Ok(vec![8])
-        );
+        assert_eq!(numbers(&from_value), Ok(vec![8]));
         let error = serde_json::from_str::<Column>("{}")
             .unwrap_err()
             .to_string();

@@ -1140,30 +1140,65 @@ impl<'de> serde::de::Visitor<'de> for StoredEventsVisitor {
                 tokens.len()
             )));
         }
-        let column_error =
-            |name: &str, error: ColumnError| A::Error::custom(format!("events: `{name}`: {error}"));
+        // The error of a column's callback: a bad number (named by column)
+        // or a range error worded here.
+        enum Failure {
+            Column(ColumnError),
+            Range(String),
+        }
+        impl From<ColumnError> for Failure {
+            fn from(error: ColumnError) -> Self {
+                Failure::Column(error)
+            }
+        }
+        let failed = |name: &str, failure: Failure| match failure {
+            Failure::Column(error) => A::Error::custom(format!("events: `{name}`: {error}")),
+            Failure::Range(message) => A::Error::custom(message),
+        };
+        // Times first (each event made as its gap is read), then the token
+        // counts into those events: no list of numbers in between.
         let mut events = Vec::with_capacity(count);
         let mut time = 0u64;
-        let mut released = released.into_iter().peekable();
-        for (offset, (gap, tokens)) in (0u64..).zip(at.numbers().zip(tokens.numbers())) {
-            let gap = gap.map_err(|error| column_error("at", error))?;
-            let tokens = tokens.map_err(|error| column_error("tokens", error))?;
+        at.try_for_each(|offset, gap| {
             time = time.checked_add(gap).ok_or_else(|| {
-                A::Error::custom(format!(
+                Failure::Range(format!(
                     "events: the time of event {offset} is out of range"
                 ))
             })?;
             // The range is the window's to check (it words it best).
-            let sequence = first.checked_add(offset).ok_or_else(|| {
-                A::Error::custom(format!("events: sequence {first} + {offset} overflows"))
+            let sequence = first.checked_add(offset as u64).ok_or_else(|| {
+                Failure::Range(format!("events: sequence {first} + {offset} overflows"))
             })?;
-            let unsent = released.next_if_eq(&offset).is_some();
             events.push(Event {
                 sequence,
                 at: time,
-                requests: u64::from(!unsent),
-                tokens,
+                requests: 1,
+                tokens: 0,
             });
+            Ok(())
+        })
+        .map_err(|failure| failed("at", failure))?;
+        tokens
+            .try_for_each(|offset, tokens| {
+                // As many as the times, checked above.
+                if let Some(event) = events.get_mut(offset) {
+                    event.tokens = tokens;
+                }
+                Ok::<_, Failure>(())
+            })
+            .map_err(|failure| failed("tokens", failure))?;
+        let mut released = released.into_iter().peekable();
+        while let Some(offset) = released.next_if(|&offset| offset < count as u64) {
+            if let Some(event) = events.get_mut(offset as usize) {
+                event.requests = 0;
+            }
+            // Offsets must increase: a repeat or a step back is out of order.
+            if released.peek().is_some_and(|&next| next <= offset) {
+                let next = released.next().unwrap_or_default();
+                return Err(A::Error::custom(format!(
+                    "events: released offset {next} is out of order or past the last event"
+                )));
+            }
         }
         if let Some(offset) = released.next() {
             return Err(A::Error::custom(format!(
