@@ -187,10 +187,15 @@ impl FileStore {
     /// Reads the state without locking (a consistent file, thanks to the
     /// atomic writes); an empty state when the file does not exist.
     pub fn load(&self) -> Result<PacingState, StoreError> {
+        self.load_sized().map(|(state, _)| state)
+    }
+
+    /// [`FileStore::load`], and the file's size in bytes (0 when missing).
+    fn load_sized(&self) -> Result<(PacingState, usize), StoreError> {
         let bytes = match std::fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                return Ok(PacingState::default())
+                return Ok((PacingState::default(), 0))
             }
             Err(source) => {
                 return Err(PersistError::Read {
@@ -200,7 +205,7 @@ impl FileStore {
                 .into())
             }
         };
-        parse_state(&self.path, &bytes)
+        Ok((parse_state(&self.path, &bytes)?, bytes.len()))
     }
 }
 
@@ -311,12 +316,12 @@ impl StateStore for FileStore {
         }
         let lock = FileLock::acquire(&self.path).map_err(StoreError::from)?;
         let existed = self.path.exists();
-        let old = self.load()?;
+        let (old, size) = self.load_sized()?;
         let (outcome, mut new) = change(old.clone())?;
         new.version = STATE_VERSION;
         new.prune();
         if new != old && (existed || !new.models.is_empty()) {
-            write_state(&self.path, &new)?;
+            write_state(&self.path, &new, size)?;
             if frees_room(&old, &new) {
                 wake::signal(lock.file());
             }
@@ -387,8 +392,11 @@ fn frees_room(old: &PacingState, new: &PacingState) -> bool {
 /// Writes the state file: compact JSON, replaced atomically but not synced
 /// (a pacing window's worth fades within a minute; see
 /// [`persist::Durability::Unsynced`]).
-fn write_state(path: &Path, state: &PacingState) -> Result<(), StoreError> {
-    let mut bytes = serde_json::to_vec(state).map_err(|error| PersistError::Write {
+/// `size_hint` is the old file's size: the new one is about as large, so
+/// the buffer is made once rather than grown by doubling.
+fn write_state(path: &Path, state: &PacingState, size_hint: usize) -> Result<(), StoreError> {
+    let mut bytes = Vec::with_capacity(size_hint + size_hint / 8 + 1024);
+    serde_json::to_writer(&mut bytes, state).map_err(|error| PersistError::Write {
         path: path.to_owned(),
         source: io::Error::other(error),
     })?;
