@@ -4,29 +4,50 @@
 //! A window of 10,000 events is two such columns. Read as JSON arrays, each
 //! number went through serde on its own, about 200 instructions a number and
 //! most of a short-lived command's time; as one string, serde_json scans it
-//! once and [`Column::try_for_each`] splits it in a byte loop. Format 2's arrays are still
+//! once and [`Column::for_each`] splits it in a byte loop. Format 2's arrays are still
 //! read ([`Column`] takes either).
 
 use std::borrow::Cow;
 use std::fmt;
 
-/// Appends `numbers` to `out` in the column's text form.
-pub fn write_numbers(out: &mut String, numbers: impl IntoIterator<Item = u64>) {
+/// `numbers` in the column's text form as a JSON string, quotes included:
+/// digits and spaces need no escaping, so the text can be written as it is
+/// (see [`raw`]). `capacity` is a guess of the length, in bytes.
+pub fn json_text(numbers: impl IntoIterator<Item = u64>, capacity: usize) -> String {
+    let mut out = String::with_capacity(capacity + 2);
     let mut buffer = itoa::Buffer::new();
-    let mut first = true;
+    out.push('"');
     for number in numbers {
-        if !first {
-            out.push(' ');
+        // Most numbers are gaps of a few milliseconds or token counts of a
+        // few hundred: their digits pushed one by one, not copied from the
+        // formatter (a call to memcpy each).
+        let digit = |value: u64| char::from(b'0' + (value % 10) as u8);
+        match number {
+            0..=9 => out.push(digit(number)),
+            10..=99 => {
+                out.push(digit(number / 10));
+                out.push(digit(number));
+            }
+            100..=999 => {
+                out.push(digit(number / 100));
+                out.push(digit(number / 10));
+                out.push(digit(number));
+            }
+            _ => out.push_str(buffer.format(number)),
         }
-        first = false;
-        // Most gaps between events are a few milliseconds: one digit,
-        // without the formatter's copy.
-        if number < 10 {
-            out.push(char::from(b'0' + number as u8));
-        } else {
-            out.push_str(buffer.format(number));
-        }
+        out.push(' ');
     }
+    if out.len() > 1 {
+        out.pop();
+    }
+    out.push('"');
+    out
+}
+
+/// [`json_text`]'s string as a value serde_json writes without looking at
+/// it again (escaping a 60 KB column cost as much as making it).
+pub fn raw(json_text: String) -> Result<Box<serde_json::value::RawValue>, serde_json::Error> {
+    serde_json::value::RawValue::from_string(json_text)
 }
 
 /// A stored column: format 3's text, or format 2's array of numbers.
@@ -39,46 +60,43 @@ pub enum Column<'de> {
 }
 
 impl Column<'_> {
-    /// Calls `each` with the index and value of every number, in order,
-    /// until it fails; a number that is not one fails with [`ColumnError`].
-    pub fn try_for_each<E: From<ColumnError>>(
-        &self,
-        mut each: impl FnMut(usize, u64) -> Result<(), E>,
-    ) -> Result<(), E> {
-        match self {
-            Column::List(list) => (0..)
-                .zip(list)
-                .try_for_each(|(index, &number)| each(index, number)),
-            Column::Text(text) if text.is_empty() => Ok(()),
-            Column::Text(text) => {
-                // One pass over the bytes, a digit or a separator each: the
-                // loop a 10,000-event window spends its load in.
-                let bytes = text.as_bytes();
-                let (mut index, mut start, mut value) = (0, 0, 0u64);
-                for (position, &byte) in bytes.iter().enumerate() {
-                    if byte == b' ' {
-                        if position == start {
-                            return Err(not_a_number(bytes, start, index).into());
-                        }
-                        each(index, value)?;
-                        (index, start, value) = (index + 1, position + 1, 0);
-                        continue;
-                    }
-                    let digit = byte.wrapping_sub(b'0');
-                    if digit > 9 {
-                        return Err(not_a_number(bytes, start, index).into());
-                    }
-                    value = value
-                        .checked_mul(10)
-                        .and_then(|value| value.checked_add(u64::from(digit)))
-                        .ok_or(ColumnError::TooLarge { index })?;
-                }
-                if start == bytes.len() {
-                    return Err(not_a_number(bytes, start, index).into());
-                }
-                each(index, value)
+    /// Calls `each` with every number, in order; a field that is not a
+    /// number stops the reading with [`ColumnError`].
+    pub fn for_each(&self, mut each: impl FnMut(u64)) -> Result<(), ColumnError> {
+        let text = match self {
+            Column::List(list) => {
+                list.iter().for_each(|&number| each(number));
+                return Ok(());
             }
+            Column::Text(text) if text.is_empty() => return Ok(()),
+            Column::Text(text) => text.as_bytes(),
+        };
+        // One pass over the bytes, a digit or a separator each: the loop a
+        // 10,000-event window spends its load in.
+        let (mut index, mut start, mut value) = (0, 0, 0u64);
+        for (position, &byte) in text.iter().enumerate() {
+            if byte == b' ' {
+                if position == start {
+                    return Err(not_a_number(text, start, index));
+                }
+                each(value);
+                (index, start, value) = (index + 1, position + 1, 0);
+                continue;
+            }
+            let digit = byte.wrapping_sub(b'0');
+            if digit > 9 {
+                return Err(not_a_number(text, start, index));
+            }
+            value = value
+                .checked_mul(10)
+                .and_then(|value| value.checked_add(u64::from(digit)))
+                .ok_or(ColumnError::TooLarge { index })?;
         }
+        if start == text.len() {
+            return Err(not_a_number(text, start, index));
+        }
+        each(value);
+        Ok(())
     }
 
     /// How many numbers the column holds (text: counted, not checked).
@@ -169,18 +187,16 @@ mod tests {
     use super::*;
 
     fn text(numbers: &[u64]) -> String {
-        let mut out = String::new();
-        write_numbers(&mut out, numbers.iter().copied());
-        out
+        let quoted = json_text(numbers.iter().copied(), 0);
+        let raw = raw(quoted.clone()).unwrap();
+        assert_eq!(raw.get(), quoted);
+        let text: String = serde_json::from_str(&quoted).unwrap();
+        text
     }
 
     fn numbers(column: &Column) -> Result<Vec<u64>, ColumnError> {
         let mut numbers = Vec::new();
-        column.try_for_each(|index, number| {
-            assert_eq!(index, numbers.len());
-            numbers.push(number);
-            Ok::<_, ColumnError>(())
-        })?;
+        column.for_each(|number| numbers.push(number))?;
         Ok(numbers)
     }
 
@@ -195,6 +211,7 @@ mod tests {
             vec![0],
             vec![1_795_432_101_208, 4, 0, 0, 17],
             vec![u64::MAX, 0, 9],
+            vec![9, 10, 99, 100, 999, 1_000, 12_345],
         ] {
             let written = text(&numbers);
             assert_eq!(read(&written).unwrap(), numbers, "{written:?}");

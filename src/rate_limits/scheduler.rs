@@ -1009,18 +1009,14 @@ impl Serialize for EventColumns<'_> {
         let events = self.0;
         let mut map = serializer.serialize_map(Some(4))?;
         map.serialize_entry("first", &events.front().map_or(0, |event| event.sequence))?;
-        let mut column = String::with_capacity(events.len() * 4);
         let previous = std::iter::once(0).chain(events.iter().map(|event| event.at));
-        column::write_numbers(
-            &mut column,
-            previous
-                .zip(events)
-                .map(|(previous, event)| event.at.saturating_sub(previous)),
-        );
-        map.serialize_entry("at", &column)?;
-        column.clear();
-        column::write_numbers(&mut column, events.iter().map(|event| event.tokens));
-        map.serialize_entry("tokens", &column)?;
+        let gaps = previous
+            .zip(events)
+            .map(|(previous, event)| event.at.saturating_sub(previous));
+        let raw = |text| column::raw(text).map_err(serde::ser::Error::custom);
+        map.serialize_entry("at", &raw(column::json_text(gaps, events.len() * 2))?)?;
+        let tokens = events.iter().map(|event| event.tokens);
+        map.serialize_entry("tokens", &raw(column::json_text(tokens, events.len() * 4))?)?;
         let released: Vec<u64> = (0u64..)
             .zip(events)
             .filter(|(_, event)| event.requests == 0)
@@ -1140,53 +1136,53 @@ impl<'de> serde::de::Visitor<'de> for StoredEventsVisitor {
                 tokens.len()
             )));
         }
-        // The error of a column's callback: a bad number (named by column)
-        // or a range error worded here.
-        enum Failure {
-            Column(ColumnError),
-            Range(String),
-        }
-        impl From<ColumnError> for Failure {
-            fn from(error: ColumnError) -> Self {
-                Failure::Column(error)
-            }
-        }
-        let failed = |name: &str, failure: Failure| match failure {
-            Failure::Column(error) => A::Error::custom(format!("events: `{name}`: {error}")),
-            Failure::Range(message) => A::Error::custom(message),
-        };
+        let column_error =
+            |name: &str, error: ColumnError| A::Error::custom(format!("events: `{name}`: {error}"));
         // Times first (each event made as its gap is read), then the token
-        // counts into those events: no list of numbers in between.
+        // counts into those events: no list of numbers in between. A time or
+        // sequence out of range is noted and reported once the column is read.
         let mut events = Vec::with_capacity(count);
         let mut time = 0u64;
-        at.try_for_each(|offset, gap| {
-            time = time.checked_add(gap).ok_or_else(|| {
-                Failure::Range(format!(
-                    "events: the time of event {offset} is out of range"
-                ))
-            })?;
-            // The range is the window's to check (it words it best).
-            let sequence = first.checked_add(offset as u64).ok_or_else(|| {
-                Failure::Range(format!("events: sequence {first} + {offset} overflows"))
-            })?;
-            events.push(Event {
-                sequence,
-                at: time,
-                requests: 1,
-                tokens: 0,
-            });
-            Ok(())
+        let mut out_of_range = None;
+        at.for_each(|gap| {
+            let offset = events.len() as u64;
+            let sequence = first.checked_add(offset);
+            match (time.checked_add(gap), sequence) {
+                (Some(at), Some(sequence)) if out_of_range.is_none() => {
+                    time = at;
+                    events.push(Event {
+                        sequence,
+                        at,
+                        requests: 1,
+                        tokens: 0,
+                    });
+                }
+                (None, _) if out_of_range.is_none() => {
+                    out_of_range = Some(format!(
+                        "events: the time of event {offset} is out of range"
+                    ));
+                }
+                // The range is the window's to check (it words it best).
+                (_, None) if out_of_range.is_none() => {
+                    out_of_range = Some(format!("events: sequence {first} + {offset} overflows"));
+                }
+                _ => {}
+            }
         })
-        .map_err(|failure| failed("at", failure))?;
+        .map_err(|error| column_error("at", error))?;
+        if let Some(message) = out_of_range {
+            return Err(A::Error::custom(message));
+        }
+        let mut offset = 0;
         tokens
-            .try_for_each(|offset, tokens| {
+            .for_each(|tokens| {
                 // As many as the times, checked above.
                 if let Some(event) = events.get_mut(offset) {
                     event.tokens = tokens;
                 }
-                Ok::<_, Failure>(())
+                offset += 1;
             })
-            .map_err(|failure| failed("tokens", failure))?;
+            .map_err(|error| column_error("tokens", error))?;
         let mut released = released.into_iter().peekable();
         while let Some(offset) = released.next_if(|&offset| offset < count as u64) {
             if let Some(event) = events.get_mut(offset as usize) {
