@@ -14,34 +14,28 @@ use std::fmt;
 /// digits and spaces need no escaping, so the text can be written as it is
 /// (see [`raw`]). `capacity` is a guess of the length, in bytes.
 pub fn json_text(numbers: impl IntoIterator<Item = u64>, capacity: usize) -> String {
-    let mut out = String::with_capacity(capacity + 2);
+    let mut out: Vec<u8> = Vec::with_capacity(capacity + 2);
     let mut buffer = itoa::Buffer::new();
-    out.push('"');
+    out.push(b'"');
     for number in numbers {
         // Most numbers are gaps of a few milliseconds or token counts of a
         // few hundred: their digits pushed one by one, not copied from the
         // formatter (a call to memcpy each).
-        let digit = |value: u64| char::from(b'0' + (value % 10) as u8);
+        let digit = |value: u64| b'0' + (value % 10) as u8;
         match number {
             0..=9 => out.push(digit(number)),
-            10..=99 => {
-                out.push(digit(number / 10));
-                out.push(digit(number));
-            }
-            100..=999 => {
-                out.push(digit(number / 100));
-                out.push(digit(number / 10));
-                out.push(digit(number));
-            }
-            _ => out.push_str(buffer.format(number)),
+            10..=99 => out.extend([digit(number / 10), digit(number)]),
+            100..=999 => out.extend([digit(number / 100), digit(number / 10), digit(number)]),
+            _ => out.extend_from_slice(buffer.format(number).as_bytes()),
         }
-        out.push(' ');
+        out.push(b' ');
     }
     if out.len() > 1 {
         out.pop();
     }
-    out.push('"');
-    out
+    out.push(b'"');
+    // Only quotes, digits and spaces were written.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// [`json_text`]'s string as a value serde_json writes without looking at

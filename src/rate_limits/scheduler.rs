@@ -1143,12 +1143,16 @@ impl<'de> serde::de::Visitor<'de> for StoredEventsVisitor {
         // sequence out of range is noted and reported once the column is read.
         let mut events = Vec::with_capacity(count);
         let mut time = 0u64;
-        let mut out_of_range = None;
+        // The first event whose time or sequence number is out of range; the
+        // message is made after the loop, which stays small enough to inline.
+        let mut out_of_range: Option<(u64, bool)> = None;
         at.for_each(|gap| {
+            if out_of_range.is_some() {
+                return;
+            }
             let offset = events.len() as u64;
-            let sequence = first.checked_add(offset);
-            match (time.checked_add(gap), sequence) {
-                (Some(at), Some(sequence)) if out_of_range.is_none() => {
+            match (time.checked_add(gap), first.checked_add(offset)) {
+                (Some(at), Some(sequence)) => {
                     time = at;
                     events.push(Event {
                         sequence,
@@ -1157,21 +1161,24 @@ impl<'de> serde::de::Visitor<'de> for StoredEventsVisitor {
                         tokens: 0,
                     });
                 }
-                (None, _) if out_of_range.is_none() => {
-                    out_of_range = Some(format!(
-                        "events: the time of event {offset} is out of range"
-                    ));
-                }
-                // The range is the window's to check (it words it best).
-                (_, None) if out_of_range.is_none() => {
-                    out_of_range = Some(format!("events: sequence {first} + {offset} overflows"));
-                }
-                _ => {}
+                (None, _) => out_of_range = Some((offset, true)),
+                (_, None) => out_of_range = Some((offset, false)),
             }
         })
         .map_err(|error| column_error("at", error))?;
-        if let Some(message) = out_of_range {
-            return Err(A::Error::custom(message));
+        match out_of_range {
+            Some((offset, true)) => {
+                return Err(A::Error::custom(format!(
+                    "events: the time of event {offset} is out of range"
+                )))
+            }
+            // The range is the window's to check (it words it best).
+            Some((offset, false)) => {
+                return Err(A::Error::custom(format!(
+                    "events: sequence {first} + {offset} overflows"
+                )))
+            }
+            None => {}
         }
         let mut offset = 0;
         tokens
