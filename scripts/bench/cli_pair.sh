@@ -17,7 +17,9 @@
 #
 # Usage: scripts/bench/cli_pair.sh [RUNS] [EVENTS...]   (default: 200 0 550 10000)
 # BASELINE=/path/to/an/older/specsmith-rs also times that build, in the same
-# session, on the same windows written in state format 1 (which it reads).
+# session, on the same windows written in state format 1 (which it reads);
+# with BASELINE_PREFILL=/path/to/that build's prefill_state example, in the
+# baseline's own format instead.
 # Needs: hyperfine, python3.
 set -euo pipefail
 
@@ -52,10 +54,15 @@ for events in "${sizes[@]}"; do
     tag="$events events"
     project="$work/p$events"
     format=
+    writer=$prefill
     if [[ $build != "$bin" ]]; then
         tag="$events events, baseline"
         project="$work/b$events"
         format=1
+        if [[ -n ${BASELINE_PREFILL:-} ]]; then
+            writer=$BASELINE_PREFILL
+            format=
+        fi
     fi
     mkdir -p "$project"
     "$build" --project-dir "$project" credits limits set --provider bench --model m \
@@ -65,7 +72,7 @@ for events in "${sizes[@]}"; do
     # Fresh state before each command's runs.
     cat >>"$setup" <<EOF
 rm -f "$state" "$out"
-"$prefill" "$state" bench m $events $format
+"$writer" "$state" bench m $events $format
 EOF
     # hyperfine writes every run's output to one file: before an acquire run
     # it holds the previous acquire's id, or another command's output.

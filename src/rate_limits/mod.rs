@@ -7,6 +7,7 @@ pub mod backend;
 pub mod budgets;
 pub mod catalog;
 pub mod clock;
+pub mod column;
 pub mod defaults;
 pub mod extended;
 pub mod fail_open;

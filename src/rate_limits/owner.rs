@@ -344,8 +344,12 @@ struct ProcessStat {
     start_time: Option<u64>,
 }
 
+/// Whether `/proc` can be read here; looked at once per process.
 fn process_table_readable() -> bool {
-    cfg!(target_os = "linux") && std::path::Path::new("/proc/self/stat").exists()
+    static READABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *READABLE.get_or_init(|| {
+        cfg!(target_os = "linux") && std::path::Path::new("/proc/self/stat").exists()
+    })
 }
 
 fn read_stat(pid: u32) -> Option<ProcessStat> {
@@ -360,25 +364,55 @@ fn read_stat(pid: u32) -> Option<ProcessStat> {
         &mut bytes,
     )
     .ok()?;
-    let text = String::from_utf8_lossy(&bytes);
+    parse_stat(&bytes)
+}
+
+/// The fields [`ProcessStat`] keeps from a `/proc/<pid>/stat` line.
+fn parse_stat(bytes: &[u8]) -> Option<ProcessStat> {
     // The command name (field 2) is in parentheses and may hold spaces or
-    // parentheses itself, so fields are counted from the last `)`.
-    let after_name = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // parentheses itself, so fields are counted from the last `)`. The
+    // fields after it are ASCII numbers and a state letter, one space apart:
+    // split on bytes, not on Unicode white space (which cost an `acquire`
+    // more than its own /proc reads).
+    let after_name = &bytes[bytes.iter().rposition(|&byte| byte == b')')? + 1..];
+    let mut fields = after_name
+        .split(|byte| byte.is_ascii_whitespace())
+        .filter(|field| !field.is_empty());
+    let number = |field: Option<&[u8]>| {
+        std::str::from_utf8(field?)
+            .ok()
+            .and_then(|text| text.parse().ok())
+    };
     // Fields 3 (state), 4 (parent), 5 (process group) and 22 (start time).
-    let field = |number: usize| fields.get(number - 3).copied();
-    let state = field(3)?;
+    let state = fields.next()?;
+    let parent = number(fields.next());
+    let process_group = number(fields.next());
+    let start_time = number(fields.nth(22 - 6));
     Some(ProcessStat {
-        zombie: state == "Z" || state == "X",
-        parent: field(4).and_then(|value| value.parse().ok()),
-        process_group: field(5).and_then(|value| value.parse().ok()),
-        start_time: field(22).and_then(|value| value.parse().ok()),
+        zombie: state == b"Z" || state == b"X",
+        parent: parent.and_then(|value| u32::try_from(value).ok()),
+        process_group: process_group.and_then(|value| u32::try_from(value).ok()),
+        start_time,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stat_line_is_read_past_a_command_name_with_spaces_and_parentheses() {
+        let line = b"4242 (my (odd) name) S 17 4242 4242 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 190306 1000 50 18446744073709551615\n";
+        let stat = parse_stat(line).unwrap();
+        assert!(!stat.zombie);
+        assert_eq!(stat.parent, Some(17));
+        assert_eq!(stat.process_group, Some(4242));
+        assert_eq!(stat.start_time, Some(190_306));
+        let zombie = parse_stat(b"9 (z) Z 1 9").unwrap();
+        assert!(zombie.zombie);
+        assert_eq!(zombie.start_time, None);
+        assert!(parse_stat(b"9 no name S 1").is_none());
+    }
 
     #[test]
     fn this_process_is_alive_and_others_hosts_are_unknown() {

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::budgets::{Budget, BudgetUse, Budgets, Paced, StoredBudgets};
 use super::clock::{duration_millis, Clock, SystemClock};
+use super::column::{self, Column, ColumnError};
 use super::hold::{wait_with_unseen, Advice, Hold, StatedLimits, UnseenUse};
 use super::owner::{Owner, ProcessGroup};
 use super::profile::{check_name, normalize_name, Profile, KEY_SEPARATOR};
@@ -1263,14 +1264,16 @@ struct ModelRecord {
 
 /// A window's events as the state file holds them.
 ///
-/// State format 2 writes columns, about 7 bytes an event instead of 70:
-/// `{"first": S, "at": [T, d1, d2, …], "tokens": [n0, n1, …], "released": [k, …]}`
+/// State format 3 writes columns, each a string of numbers separated by
+/// single spaces (see [`super::column`]), about 6 bytes an event:
+/// `{"first": S, "at": "T d1 d2 …", "tokens": "n0 n1 …", "released": [k, …]}`
 /// where `S` is the sequence number of the oldest event (the others follow
 /// it one by one), `T` its admission time and each `d` the milliseconds
 /// from the event before, `tokens` what each event counts, and `released`
 /// the offsets (from the oldest, increasing) of the events released unsent,
-/// which count no request. Format 1's list of
-/// `{"sequence", "at", "requests", "tokens"}` objects is still read.
+/// which count no request. Format 2 held `at` and `tokens` as JSON arrays,
+/// format 1 the events as a list of `{"sequence", "at", "requests",
+/// "tokens"}` objects; both are still read.
 struct StoredEvents(Vec<Event>);
 
 /// A window's events written as [`StoredEvents`] columns, borrowed.
@@ -1282,18 +1285,14 @@ impl Serialize for EventColumns<'_> {
         let events = self.0;
         let mut map = serializer.serialize_map(Some(4))?;
         map.serialize_entry("first", &events.front().map_or(0, |event| event.sequence))?;
-        map.serialize_entry(
-            "at",
-            &Column(events, |previous: Option<&Event>, event: &Event| {
-                event
-                    .at
-                    .saturating_sub(previous.map_or(0, |previous| previous.at))
-            }),
-        )?;
-        map.serialize_entry(
-            "tokens",
-            &Column(events, |_: Option<&Event>, event: &Event| event.tokens),
-        )?;
+        let previous = std::iter::once(0).chain(events.iter().map(|event| event.at));
+        let gaps = previous
+            .zip(events)
+            .map(|(previous, event)| event.at.saturating_sub(previous));
+        let raw = |text| column::raw(text).map_err(serde::ser::Error::custom);
+        map.serialize_entry("at", &raw(column::json_text(gaps, events.len() * 2))?)?;
+        let tokens = events.iter().map(|event| event.tokens);
+        map.serialize_entry("tokens", &raw(column::json_text(tokens, events.len() * 4))?)?;
         let released: Vec<u64> = (0u64..)
             .zip(events)
             .filter(|(_, event)| event.requests == 0)
@@ -1301,21 +1300,6 @@ impl Serialize for EventColumns<'_> {
             .collect();
         map.serialize_entry("released", &released)?;
         map.end()
-    }
-}
-
-/// One column of [`EventColumns`]: a figure of each event, given the event before it.
-struct Column<'a, F>(&'a std::collections::VecDeque<Event>, F);
-
-impl<F: Fn(Option<&Event>, &Event) -> u64> Serialize for Column<'_, F> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let Column(events, figure) = self;
-        let previous = std::iter::once(None).chain(events.iter().map(Some));
-        serializer.collect_seq(
-            previous
-                .zip(events.iter())
-                .map(|(previous, event)| figure(previous, event)),
-        )
     }
 }
 
@@ -1404,7 +1388,7 @@ impl<'de> serde::de::Visitor<'de> for StoredEventsVisitor {
         Ok(StoredEvents(events))
     }
 
-    /// Format 2: columns.
+    /// Formats 2 and 3: columns.
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StoredEvents, A::Error> {
         use serde::de::Error as _;
         let (mut first, mut at, mut tokens, mut released) = (None, None, None, None);
@@ -1412,8 +1396,8 @@ impl<'de> serde::de::Visitor<'de> for StoredEventsVisitor {
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match &*key {
                 "first" => first = Some(map.next_value::<u64>()?),
-                "at" => at = Some(map.next_value::<Vec<u64>>()?),
-                "tokens" => tokens = Some(map.next_value::<Vec<u64>>()?),
+                "at" => at = Some(map.next_value::<Column<'de>>()?),
+                "tokens" => tokens = Some(map.next_value::<Column<'de>>()?),
                 "released" => released = Some(map.next_value::<Vec<u64>>()?),
                 other => {
                     return Err(A::Error::unknown_field(
@@ -1427,33 +1411,79 @@ impl<'de> serde::de::Visitor<'de> for StoredEventsVisitor {
         let at = at.ok_or_else(|| A::Error::missing_field("at"))?;
         let tokens = tokens.ok_or_else(|| A::Error::missing_field("tokens"))?;
         let released = released.unwrap_or_default();
-        if at.len() != tokens.len() {
+        let count = at.len();
+        if count != tokens.len() {
             return Err(A::Error::custom(format!(
-                "events: {} times but {} token counts",
-                at.len(),
+                "events: {count} times but {} token counts",
                 tokens.len()
             )));
         }
-        let mut events = Vec::with_capacity(at.len());
+        let column_error =
+            |name: &str, error: ColumnError| A::Error::custom(format!("events: `{name}`: {error}"));
+        // Times first (each event made as its gap is read), then the token
+        // counts into those events: no list of numbers in between. A time or
+        // sequence out of range is noted and reported once the column is read.
+        let mut events = Vec::with_capacity(count);
         let mut time = 0u64;
-        let mut released = released.into_iter().peekable();
-        for (offset, (gap, tokens)) in (0u64..).zip(at.into_iter().zip(tokens)) {
-            time = time.checked_add(gap).ok_or_else(|| {
-                A::Error::custom(format!(
+        // The first event whose time or sequence number is out of range; the
+        // message is made after the loop, which stays small enough to inline.
+        let mut out_of_range: Option<(u64, bool)> = None;
+        at.for_each(|gap| {
+            if out_of_range.is_some() {
+                return;
+            }
+            let offset = events.len() as u64;
+            match (time.checked_add(gap), first.checked_add(offset)) {
+                (Some(at), Some(sequence)) => {
+                    time = at;
+                    events.push(Event {
+                        sequence,
+                        at,
+                        requests: 1,
+                        tokens: 0,
+                    });
+                }
+                (None, _) => out_of_range = Some((offset, true)),
+                (_, None) => out_of_range = Some((offset, false)),
+            }
+        })
+        .map_err(|error| column_error("at", error))?;
+        match out_of_range {
+            Some((offset, true)) => {
+                return Err(A::Error::custom(format!(
                     "events: the time of event {offset} is out of range"
-                ))
-            })?;
+                )))
+            }
             // The range is the window's to check (it words it best).
-            let sequence = first.checked_add(offset).ok_or_else(|| {
-                A::Error::custom(format!("events: sequence {first} + {offset} overflows"))
-            })?;
-            let unsent = released.next_if_eq(&offset).is_some();
-            events.push(Event {
-                sequence,
-                at: time,
-                requests: u64::from(!unsent),
-                tokens,
-            });
+            Some((offset, false)) => {
+                return Err(A::Error::custom(format!(
+                    "events: sequence {first} + {offset} overflows"
+                )))
+            }
+            None => {}
+        }
+        let mut offset = 0;
+        tokens
+            .for_each(|tokens| {
+                // As many as the times, checked above.
+                if let Some(event) = events.get_mut(offset) {
+                    event.tokens = tokens;
+                }
+                offset += 1;
+            })
+            .map_err(|error| column_error("tokens", error))?;
+        let mut released = released.into_iter().peekable();
+        while let Some(offset) = released.next_if(|&offset| offset < count as u64) {
+            if let Some(event) = events.get_mut(offset as usize) {
+                event.requests = 0;
+            }
+            // Offsets must increase: a repeat or a step back is out of order.
+            if released.peek().is_some_and(|&next| next <= offset) {
+                let next = released.next().unwrap_or_default();
+                return Err(A::Error::custom(format!(
+                    "events: released offset {next} is out of order or past the last event"
+                )));
+            }
         }
         if let Some(offset) = released.next() {
             return Err(A::Error::custom(format!(
@@ -2602,7 +2632,7 @@ mod tests {
         assert!(load_error(cap)
             .contains("model `acme/m`: current_concurrency_cap 3 is above base_concurrency_cap 2"));
         let mut mismatch = stored_state();
-        mismatch["events"]["tokens"][0] = 3.into();
+        mismatch["events"]["tokens"] = "3".into();
         assert!(load_error(mismatch).contains("does not match its event 0"));
         let mut twice = stored_state();
         let copy = twice["in_flight"][0].clone();
@@ -2644,16 +2674,27 @@ mod tests {
             json["events"],
             serde_json::json!({
                 "first": 0,
-                "at": [START, 7, 0],
-                "tokens": [3, 0, 3],
+                "at": format!("{START} 7 0"),
+                "tokens": "3 0 3",
                 "released": [1],
             })
+        );
+        let empty = serde_json::to_value(state(&profile(100, 1_000, 1.0, 4))).unwrap();
+        assert_eq!(
+            empty["events"],
+            serde_json::json!({ "first": 0, "at": "", "tokens": "", "released": [] })
+        );
+        assert_eq!(
+            serde_json::from_value::<ModelState>(empty).unwrap(),
+            state(&profile(100, 1_000, 1.0, 4))
         );
     }
 
     #[test]
-    fn event_columns_with_spaces_and_line_breaks_load_too() {
-        let (state, json) = three_events();
+    fn format_2_columns_as_arrays_load_as_the_same_state_even_spread_out() {
+        let (state, mut json) = three_events();
+        json["events"]["at"] = serde_json::json!([START, 7, 0]);
+        json["events"]["tokens"] = serde_json::json!([3, 0, 3]);
         let spread = serde_json::to_string_pretty(&json).unwrap();
         assert!(spread.contains("\"at\": [\n"), "{spread}");
         assert_eq!(serde_json::from_str::<ModelState>(&spread).unwrap(), state);
@@ -2679,7 +2720,32 @@ mod tests {
 
     #[test]
     fn broken_event_columns_are_refused_saying_what_is_wrong() {
-        let cases: [(&str, serde_json::Value, &str); 8] = [
+        let cases: [(&str, serde_json::Value, &str); 13] = [
+            (
+                "at",
+                serde_json::json!(format!("{START} x 0")),
+                "events: `at`: number 1 is `x`, not a whole number",
+            ),
+            (
+                "tokens",
+                serde_json::json!("3 0 99999999999999999999"),
+                "events: `tokens`: number 2 is too large",
+            ),
+            (
+                "tokens",
+                serde_json::json!("3 0"),
+                "3 times but 2 token counts",
+            ),
+            (
+                "at",
+                serde_json::json!(format!("{} 1 0", u64::MAX)),
+                "the time of event 1 is out of range",
+            ),
+            (
+                "at",
+                serde_json::json!(5),
+                "invalid type: integer `5`, expected a string of numbers separated by spaces",
+            ),
             (
                 "at",
                 serde_json::json!([1, -1, 0]),

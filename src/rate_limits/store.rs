@@ -18,9 +18,10 @@ use super::wake::{self, Wake, Watch};
 use crate::persist::{self, FileLock, PersistError};
 
 /// The state file format this version writes. It reads every version up to
-/// this one: 2 holds a window's events as compact columns (see the state
-/// file section of docs/pacing.md), 1 as a list of objects.
-pub const STATE_VERSION: u64 = 2;
+/// this one: 3 holds a window's events as columns of numbers in strings,
+/// 2 as columns in JSON arrays (see the state file section of
+/// docs/pacing.md), 1 as a list of objects.
+pub const STATE_VERSION: u64 = 3;
 
 /// The pacing state of every model, by `provider::model` key.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -204,10 +205,15 @@ impl FileStore {
     /// Reads the state without locking (a consistent file, thanks to the
     /// atomic writes); an empty state when the file does not exist.
     pub fn load(&self) -> Result<PacingState, StoreError> {
+        self.load_sized().map(|(state, _)| state)
+    }
+
+    /// [`FileStore::load`], and the file's size in bytes (0 when missing).
+    fn load_sized(&self) -> Result<(PacingState, usize), StoreError> {
         let bytes = match std::fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                return Ok(PacingState::default())
+                return Ok((PacingState::default(), 0))
             }
             Err(source) => {
                 return Err(PersistError::Read {
@@ -217,7 +223,7 @@ impl FileStore {
                 .into())
             }
         };
-        parse_state(&self.path, &bytes)
+        Ok((parse_state(&self.path, &bytes)?, bytes.len()))
     }
 }
 
@@ -336,12 +342,12 @@ impl StateStore for FileStore {
         }
         let lock = FileLock::acquire(&self.path).map_err(StoreError::from)?;
         let existed = self.path.exists();
-        let old = self.load()?;
+        let (old, size) = self.load_sized()?;
         let (outcome, mut new) = change(old.clone())?;
         new.version = STATE_VERSION;
         new.prune();
         if new != old && (existed || !new.models.is_empty()) {
-            write_state(&self.path, &new)?;
+            write_state(&self.path, &new, size)?;
             if frees_room(&old, &new) {
                 wake::signal(lock.file());
             }
@@ -412,8 +418,11 @@ fn frees_room(old: &PacingState, new: &PacingState) -> bool {
 /// Writes the state file: compact JSON, replaced atomically but not synced
 /// (a pacing window's worth fades within a minute; see
 /// [`persist::Durability::Unsynced`]).
-fn write_state(path: &Path, state: &PacingState) -> Result<(), StoreError> {
-    let mut bytes = serde_json::to_vec(state).map_err(|error| PersistError::Write {
+/// `size_hint` is the old file's size: the new one is about as large, so
+/// the buffer is made once rather than grown by doubling.
+fn write_state(path: &Path, state: &PacingState, size_hint: usize) -> Result<(), StoreError> {
+    let mut bytes = Vec::with_capacity(size_hint + size_hint / 8 + 1024);
+    serde_json::to_writer(&mut bytes, state).map_err(|error| PersistError::Write {
         path: path.to_owned(),
         source: io::Error::other(error),
     })?;
@@ -512,8 +521,8 @@ mod tests {
         assert_eq!(store.load().unwrap(), state);
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(store.path()).unwrap()).unwrap();
-        assert_eq!(json["version"], 2);
-        assert_eq!(json["models"]["acme::m"]["events"]["at"][0], 1_000);
+        assert_eq!(json["version"], 3);
+        assert_eq!(json["models"]["acme::m"]["events"]["at"], "1000");
         let text = std::fs::read_to_string(store.path()).unwrap();
         assert_eq!(text.lines().count(), 1, "compact, one line: {text}");
         assert_eq!(json["models"]["acme::m"]["in_flight"][0]["owner"]["pid"], 1);
@@ -580,7 +589,7 @@ mod tests {
         let store = FileStore::new(&path);
         let cases = [
             ("{not json", "is invalid at line 1"),
-            (r#"{"version": 3, "models": {}}"#, "state format version 3"),
+            (r#"{"version": 4, "models": {}}"#, "state format version 4"),
             (r#"{"models": {}}"#, "no numeric `version` field"),
             (
                 r#"{"version": 1, "models": {"a::b": {"provider": 1}}}"#,
@@ -626,7 +635,7 @@ mod tests {
         assert_eq!(written["written_by"], "an older specsmith");
         assert_eq!(
             written["models"]["acme::m"]["events"],
-            serde_json::json!({ "first": 0, "at": [1_000], "tokens": [7], "released": [] })
+            serde_json::json!({ "first": 0, "at": "1000", "tokens": "7", "released": [] })
         );
         assert_eq!(store.load().unwrap().models, state.models);
     }

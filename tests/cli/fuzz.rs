@@ -59,6 +59,9 @@ const STATE_SEED: &str = r#"{
 /// The same state in format 2, with a released event among three.
 const STATE_SEED_V2: &str = r#"{"version":2,"models":{"openai::gpt-4o":{"provider":"openai","model":"gpt-4o","rpm_limit":500,"tpm_limit":30000,"effective_rpm_limit":350,"effective_tpm_limit":21000,"base_concurrency_cap":2,"current_concurrency_cap":2,"success_streak":0,"moving_average_requests":0.25,"moving_average_tokens":37.5,"next_sequence":3,"events":{"first":0,"at":[1795432101208,4,0],"tokens":[30,0,150],"released":[1]},"in_flight":[{"id":"rsv-750199743fd6fecc","provider":"openai","model":"gpt-4o","sequence":2,"estimated_input_tokens":100,"max_output_tokens":50,"estimated_tokens":150,"acquired_at":1795432101212,"lease_expires_at":1795432701208,"owner":{"host":"build-7","pid":41872,"start_time":190306}}]}}}"#;
 
+/// The same state in format 3: the columns as strings.
+const STATE_SEED_V3: &str = r#"{"version":3,"models":{"openai::gpt-4o":{"provider":"openai","model":"gpt-4o","rpm_limit":500,"tpm_limit":30000,"effective_rpm_limit":350,"effective_tpm_limit":21000,"base_concurrency_cap":2,"current_concurrency_cap":2,"success_streak":0,"moving_average_requests":0.25,"moving_average_tokens":37.5,"next_sequence":3,"events":{"first":0,"at":"1795432101208 4 0","tokens":"30 0 150","released":[1]},"in_flight":[{"id":"rsv-750199743fd6fecc","provider":"openai","model":"gpt-4o","sequence":2,"estimated_input_tokens":100,"max_output_tokens":50,"estimated_tokens":150,"acquired_at":1795432101212,"lease_expires_at":1795432701208,"owner":{"host":"build-7","pid":41872,"start_time":190306}}]}}}"#;
+
 const ERROR_SEEDS: [&str; 4] = [
     r#"{"error":{"message":"Rate limit reached for gpt-4o in organization org-x on requests per min (RPM): Limit 30, Used 30, Requested 1. Please try again in 2s.","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#,
     r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
@@ -287,7 +290,11 @@ fn the_profile_loader_refuses_or_accepts_any_input_without_panicking() {
 
 #[test]
 fn the_state_loader_refuses_or_accepts_any_input_without_panicking() {
-    let seeds = vec![STATE_SEED.to_owned(), STATE_SEED_V2.to_owned()];
+    let seeds = vec![
+        STATE_SEED.to_owned(),
+        STATE_SEED_V2.to_owned(),
+        STATE_SEED_V3.to_owned(),
+    ];
     fuzz("state loader", seeds, |bytes| {
         if let Ok(state) = parse_state(Path::new("model-rate-limit-state.json"), bytes) {
             assert!(state.models.len() <= bytes.len(), "more models than bytes");
