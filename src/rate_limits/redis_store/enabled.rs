@@ -606,7 +606,7 @@ fn parse_status(reply: &[String]) -> Result<ModelStatus, Failure> {
         tokens: number(tokens, "unseen tokens")?,
         tokens_until: number(tokens_until, "unseen tokens' end")?,
     };
-        let budgets = parse_budget_uses(uses)?;
+    let budgets = parse_budget_uses(uses)?;
     let mut reservations = reply[27..]
         .iter()
         .map(|record| parse_reservation(record, &snapshot.provider, &snapshot.model))
