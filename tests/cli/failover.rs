@@ -39,23 +39,7 @@ fn wait_for_link(replica: &RedisServer) {
 }
 
 fn status(project: &Project, store: &str) -> Value {
-    let output = project
-        .cmd(&[
-            "credits",
-            "limits",
-            "status",
-            "--provider",
-            "acme",
-            "--model",
-            "m",
-            "--json",
-            "--store",
-            store,
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    serde_json::from_slice(&output.stdout).unwrap()
+    crate::harness::status_json_with(project, "acme", "m", &["--store", store])
 }
 
 fn record(project: &Project, id: &str, store: &str) -> std::process::Output {

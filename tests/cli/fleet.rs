@@ -58,23 +58,7 @@ fn machines(rpm: u64, tpm: u64, cap: u32) -> [Project; 2] {
 }
 
 fn status(project: &Project, store: &str) -> Value {
-    let output = project
-        .cmd(&[
-            "credits",
-            "limits",
-            "status",
-            "--provider",
-            "acme",
-            "--model",
-            "m",
-            "--json",
-            "--store",
-            store,
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    serde_json::from_slice(&output.stdout).unwrap()
+    crate::harness::status_json_with(project, "acme", "m", &["--store", store])
 }
 
 #[test]

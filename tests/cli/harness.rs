@@ -41,21 +41,23 @@ pub fn seed(test: &str) -> u64 {
 
 /// `status --provider P --model M --json`, which must succeed.
 pub fn status_json(project: &Project, provider: &str, model: &str) -> Value {
-    let output = specsmith(
-        project,
-        &[
-            "credits",
-            "limits",
-            "status",
-            "--provider",
-            provider,
-            "--model",
-            model,
-            "--json",
-        ],
-    )
-    .output()
-    .unwrap();
+    status_json_with(project, provider, model, &[])
+}
+
+/// `status --json` of one model with `extra` flags (`--store URL`).
+pub fn status_json_with(project: &Project, provider: &str, model: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "credits",
+        "limits",
+        "status",
+        "--provider",
+        provider,
+        "--model",
+        model,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let output = specsmith(project, &args).output().unwrap();
     assert!(
         output.status.success(),
         "status failed: {}",

@@ -259,7 +259,7 @@ impl RedisStore {
         &self.prefix
     }
 
-    /// Up to `count` connections (1 to [`MAX_CONNECTIONS`]), each opened
+    /// Up to `count` connections (1 to `MAX_CONNECTIONS`), each opened
     /// when first needed: a call takes a free one, or waits for one.
     pub fn with_connections(mut self, count: usize) -> Self {
         let count = count.clamp(1, MAX_CONNECTIONS);
