@@ -149,8 +149,7 @@ pub struct ModelStatus {
     pub hold: Option<Hold>,
     /// The per-minute limits the provider last stated.
     pub stated: StatedLimits,
-    /// The budgets beyond RPM and TPM the model is paced with, and their use
-    /// (empty on the Redis store, which does not pace them yet).
+    /// The budgets beyond RPM and TPM the model is paced with, and their use.
     pub budgets: Vec<crate::rate_limits::budgets::BudgetUse>,
     /// Use the provider counts that our window does not (another client of
     /// the key), while it still counts.

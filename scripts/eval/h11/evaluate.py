@@ -26,7 +26,8 @@ REPO_ROOT = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
 LANGUAGES = ("sh", "powershell", "batch", "python")
 VERDICTS = ("ok", "unbounded", "silent-fallback", "none")
 VIOLATIONS = ("unbounded", "silent-fallback")
-SETS = ("dev", "dev4", "seen", "test", "test2")
+SETS = ("dev", "dev4", "dev5", "seen", "test", "test2", "test3")
+TUNING_SETS = ("dev", "dev4", "dev5", "seen")
 
 
 class InputError(Exception):
@@ -305,7 +306,7 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--set", dest="set_name", choices=SETS + ("all",), default="dev",
-        help="which repositories to score (default: dev; test and test2 are held out)",
+        help="which repositories to score (default: dev; test, test2 and test3 are held out)",
     )
     parser.add_argument("--corpus", default=os.path.join(HERE, "corpus.tsv"), help="corpus.tsv")
     parser.add_argument("--labels", default=os.path.join(HERE, "labels.tsv"), help="labels.tsv")
@@ -320,7 +321,7 @@ def parse_args(argv):
         help="seconds one repository's validate run may take (default: 600)",
     )
     args = parser.parse_args(argv)
-    if args.details and args.set_name not in ("dev", "dev4", "seen"):
+    if args.details and args.set_name not in TUNING_SETS:
         parser.error("--details is only for the dev sets")
     if args.timeout <= 0:
         parser.error("--timeout must be a positive number of seconds")
