@@ -96,7 +96,8 @@ fn scan_with_budget(
         if let Some(offset) = parser.too_deep {
             findings.push((to_file(offset), unscanned(UNSCANNED_DEPTH)));
         }
-        let analyzer = Analyzer::new(text, &program);
+        let analyzer =
+            Analyzer::new(text, &program).with_heredocs(std::mem::take(&mut parser.heredoc_bodies));
         if level == 0 {
             sourced_exits = sourced_helpers(&analyzer, resolve);
         }

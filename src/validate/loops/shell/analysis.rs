@@ -5,9 +5,10 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 
 use super::syntax::{
-    AndOr, Command, Connector, List, Loop, LoopKind, Pipeline, Redirect, Simple, Word,
+    AndOr, Command, Connector, HeredocBody, If, List, Loop, LoopKind, Pipeline, Redirect, Simple,
+    Word,
 };
-use super::words::{assignment, basename, identifiers, literal, unquote};
+use super::words::{assignment, basename, heredoc_text, identifiers, literal, unquote};
 use crate::validate::diagnostic::{FindingKind, Rule};
 
 /// What surrounds the code being analysed.
@@ -15,6 +16,9 @@ use crate::validate::diagnostic::{FindingKind, Rule};
 pub(super) struct Context {
     /// Runs under `timeout N …`, so every loop in it has a deadline.
     pub under_deadline: bool,
+    /// That deadline's expiry is reported by nobody: the caller neither
+    /// tests the wrapped command's failure with a message nor dies on it.
+    pub silent_deadline: bool,
     /// Inside a loop's condition or body, so a `sleep` there is a poll, not a guess.
     pub in_loop: bool,
 }
@@ -36,6 +40,26 @@ pub(super) struct EmbeddedScript {
     /// For each byte of `text`, its offset in the analysed text.
     pub origins: Vec<usize>,
     pub context: Context,
+}
+
+/// Where a pipeline being walked sits, to tell whether its failure is reported.
+#[derive(Clone, Copy)]
+struct Site<'t> {
+    list: &'t [AndOr],
+    position: usize,
+    pipeline: usize,
+    container: Container<'t>,
+}
+
+/// What holds a list, as far as its last command's status goes on to matter.
+#[derive(Clone, Copy)]
+enum Container<'t> {
+    /// A script, a body or a branch: the status is only seen by what follows.
+    Plain,
+    /// `{ …; }` or `( … )`: the group's status is its last command's.
+    Group,
+    /// The condition of branch `n` of an `if`.
+    Condition(&'t If, usize),
 }
 
 /// What a guard function does when its test fires.
@@ -148,6 +172,11 @@ pub(super) struct Analyzer<'t> {
     continuations: Vec<Option<&'t [AndOr]>>,
     /// Names of the functions whose bodies are being walked, innermost last.
     enclosing_functions: Vec<&'t str>,
+    /// Where each pipeline being walked sits, innermost last; `None` where a
+    /// function body starts, whose status its definition does not have.
+    sites: Vec<Option<Site<'t>>>,
+    /// Heredoc bodies of the text, by their delimiter word's offset.
+    heredocs: Vec<HeredocBody>,
 }
 
 const MESSAGE_FIX: &str = "add a deadline (e.g. `(( SECONDS > deadline ))`) or an iteration cap \
@@ -176,7 +205,16 @@ impl<'t> Analyzer<'t> {
             embedded: Vec::new(),
             continuations: Vec::new(),
             enclosing_functions: Vec::new(),
+            sites: Vec::new(),
+            heredocs: Vec::new(),
         }
+    }
+
+    /// Lets heredocs fed to a shell (`bash <<'EOF'`) be scanned as code.
+    pub(super) fn with_heredocs(mut self, mut heredocs: Vec<HeredocBody>) -> Self {
+        heredocs.sort_by_key(|body| body.target);
+        self.heredocs = heredocs;
+        self
     }
 
     /// Lets calls to `helpers` (defined in a sourced file) count as exits.
@@ -293,9 +331,20 @@ impl<'t> Analyzer<'t> {
     // ---- walking -------------------------------------------------------
 
     pub(super) fn walk_list(&mut self, list: &'t [AndOr], context: Context) {
+        self.walk_list_in(list, context, Container::Plain);
+    }
+
+    fn walk_list_in(&mut self, list: &'t [AndOr], context: Context, container: Container<'t>) {
         for (position, and_or) in list.iter().enumerate() {
-            for pipeline in &and_or.pipelines {
+            for (index, pipeline) in and_or.pipelines.iter().enumerate() {
+                self.sites.push(Some(Site {
+                    list,
+                    position,
+                    pipeline: index,
+                    container,
+                }));
                 self.walk_pipeline(pipeline, context, &list[position + 1..]);
+                self.sites.pop();
             }
         }
     }
@@ -322,7 +371,23 @@ impl<'t> Analyzer<'t> {
         match command {
             Command::Simple(simple) => self.walk_simple(simple, context),
             Command::Loop(lp) => self.walk_loop(lp, context, Feed::default(), &[]),
-            Command::If(_) | Command::Case(_) | Command::Group(_) => {
+            Command::If(chain) => {
+                self.continuations.push(after);
+                for (branch, (condition, body)) in chain.branches.iter().enumerate() {
+                    self.walk_list_in(condition, context, Container::Condition(chain, branch));
+                    self.walk_list(body, context);
+                }
+                if let Some(otherwise) = &chain.otherwise {
+                    self.walk_list(otherwise, context);
+                }
+                self.continuations.pop();
+            }
+            Command::Group(list) => {
+                self.continuations.push(after);
+                self.walk_list_in(list, context, Container::Group);
+                self.continuations.pop();
+            }
+            Command::Case(_) => {
                 self.continuations.push(after);
                 for list in command.branch_lists() {
                     self.walk_list(list, context);
@@ -336,7 +401,9 @@ impl<'t> Analyzer<'t> {
                 };
                 self.continuations.push(None);
                 self.enclosing_functions.push(name);
+                self.sites.push(None);
                 self.walk_command(&function.body, context, None);
+                self.sites.pop();
                 self.enclosing_functions.pop();
                 self.continuations.pop();
             }
@@ -452,19 +519,220 @@ impl<'t> Analyzer<'t> {
                     break;
                 }
             }
-            if has_command_option && next < words.len() {
-                let under_deadline = context.under_deadline
-                    || words[start..index]
+            let heredoc = if has_command_option {
+                None
+            } else {
+                // `bash <<'EOF'`, `bash -s <<EOF`, `ssh host bash -s <<EOF`: the shell
+                // reads its script from the heredoc, unless a script file is named.
+                let script_named = next < words.len()
+                    && !words[index + 1..next]
                         .iter()
-                        .any(|word| basename(&literal(self.raw(word))) == "timeout");
-                let inner = Context {
-                    under_deadline,
-                    ..context
-                };
-                self.embed(&words[next], inner);
-                return;
+                        .any(|word| literal(self.raw(word)).contains('s'));
+                if script_named {
+                    None
+                } else {
+                    self.stdin_heredoc(simple)
+                }
+            };
+            if !(has_command_option && next < words.len()) && heredoc.is_none() {
+                continue;
             }
+            let timed = words[start..index]
+                .iter()
+                .any(|word| basename(&literal(self.raw(word))) == "timeout");
+            let inner = Context {
+                under_deadline: context.under_deadline || timed,
+                silent_deadline: if timed {
+                    context.silent_deadline || !self.failure_reported()
+                } else {
+                    context.silent_deadline
+                },
+                ..context
+            };
+            match heredoc {
+                Some(body) => self.embed_heredoc(body, inner),
+                None => self.embed(&words[next], inner),
+            }
+            return;
         }
+    }
+
+    /// The heredoc `simple` reads on its standard input, if any.
+    fn stdin_heredoc(&self, simple: &Simple) -> Option<HeredocBody> {
+        let redirect = simple.redirects.iter().rev().find(|redirect| {
+            matches!(redirect.operator, "<<" | "<<-")
+                && redirect
+                    .descriptor
+                    .as_ref()
+                    .is_none_or(|word| self.raw(word) == "0")
+        })?;
+        let found = self
+            .heredocs
+            .binary_search_by_key(&redirect.target.start, |body| body.target)
+            .ok()?;
+        Some(self.heredocs[found])
+    }
+
+    fn embed_heredoc(&mut self, body: HeredocBody, context: Context) {
+        let (text, origins) =
+            heredoc_text(self.span(body.start, body.end), body.start, body.quoted);
+        if text.trim().is_empty() {
+            return;
+        }
+        self.embedded.push(EmbeddedScript {
+            text,
+            origins,
+            context,
+        });
+    }
+
+    /// Is a failure of the pipeline being walked reported: handled by `||`
+    /// with a message or a helper that dies, an `if !` (or `else`) branch that
+    /// prints, a saved `$?` that a later test reports, or `set -e` with a trap
+    /// that prints? A `(…)` or `{ …; }` passes its last command's status on.
+    fn failure_reported(&self) -> bool {
+        let mut negated = false;
+        for entry in self.sites.iter().rev() {
+            let Some(site) = entry else {
+                return false;
+            };
+            let and_or = &site.list[site.position];
+            negated ^= and_or.pipelines[site.pipeline].negated;
+            let rest = &site.list[site.position + 1..];
+            if let Some(&connector) = and_or.connectors.get(site.pipeline) {
+                let on_failure = if negated {
+                    Connector::And
+                } else {
+                    Connector::Or
+                };
+                return connector == on_failure
+                    && self.handler_reports(&and_or.pipelines[site.pipeline + 1], rest);
+            }
+            if rest.is_empty() {
+                match site.container {
+                    Container::Group => continue,
+                    Container::Condition(chain, branch) => {
+                        return if negated {
+                            self.list_announces(&chain.branches[branch].1)
+                        } else {
+                            branch + 1 == chain.branches.len()
+                                && chain
+                                    .otherwise
+                                    .as_ref()
+                                    .is_some_and(|otherwise| self.list_announces(otherwise))
+                        };
+                    }
+                    Container::Plain => {}
+                }
+            }
+            return self.status_reported(rest) || (self.errexit() && self.trap_announces());
+        }
+        false
+    }
+
+    /// `… || die "…"`, `… || { echo …; exit 1; }`, `… || rc=$?` with `rc` reported later.
+    fn handler_reports(&self, handler: &Pipeline, rest: &[AndOr]) -> bool {
+        if self.pipeline_announces(handler) {
+            return true;
+        }
+        match &*handler.commands {
+            [Command::Simple(simple)] => {
+                self.saved_status(simple).is_some_and(|variable| {
+                    self.explains_after(rest, &[variable], None) || self.returned_and_reported(rest)
+                }) || (self.returns_failure_simple(simple) && self.callers_report())
+            }
+            _ => false,
+        }
+    }
+
+    /// After the command: `rc=$?` and a test of `rc` that prints, or a
+    /// `return` whose every caller in the file reports the failure.
+    fn status_reported(&self, rest: &[AndOr]) -> bool {
+        let saved = rest.first().and_then(|and_or| match &*and_or.pipelines {
+            [pipeline] => match &*pipeline.commands {
+                [Command::Simple(simple)] => self.saved_status(simple),
+                _ => None,
+            },
+            _ => None,
+        });
+        match saved {
+            Some(variable) => {
+                self.explains_after(&rest[1..], &[variable], None)
+                    || self.returned_and_reported(&rest[1..])
+            }
+            None => false,
+        }
+    }
+
+    /// `rc=$?` (or `local rc=$?`): the variable that keeps the status.
+    fn saved_status(&self, simple: &Simple) -> Option<&'t str> {
+        let words = match self.command_index(simple) {
+            Some(index) if matches!(self.raw(&simple.words[index]), "local" | "declare") => {
+                &simple.words[index + 1..]
+            }
+            Some(_) => return None,
+            None => &simple.words[..],
+        };
+        match words {
+            [word] => {
+                let (name, value) = assignment(self.raw(word))?;
+                matches!(value, "$?" | "\"$?\"").then_some(name)
+            }
+            _ => None,
+        }
+    }
+
+    /// A `return` among the next few statements, in a function whose every
+    /// call in the file reports its failure.
+    fn returned_and_reported(&self, rest: &[AndOr]) -> bool {
+        rest.iter().take(4).any(|and_or| match &*and_or.pipelines {
+            [pipeline] => matches!(&*pipeline.commands, [Command::Simple(simple)]
+                if self.command_name(simple).as_deref() == Some("return")),
+            _ => false,
+        }) && self.callers_report()
+    }
+
+    fn returns_failure_simple(&self, simple: &Simple) -> bool {
+        self.command_name(simple).as_deref() == Some("return")
+            && self
+                .arguments(simple)
+                .first()
+                .is_none_or(|word| self.raw(word) != "0")
+    }
+
+    fn callers_report(&self) -> bool {
+        self.enclosing_functions
+            .last()
+            .is_some_and(|name| !name.is_empty() && self.every_call_reports_failure(name))
+    }
+
+    /// `trap '…' ERR` or `EXIT` whose handler prints (a message command, or
+    /// a function of the file that does).
+    fn trap_announces(&self) -> bool {
+        self.program
+            .iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .flat_map(|pipeline| &pipeline.commands)
+            .any(|command| {
+                let Command::Simple(simple) = command else {
+                    return false;
+                };
+                if self.command_name(simple).as_deref() != Some("trap") {
+                    return false;
+                }
+                let arguments = self.arguments(simple);
+                let Some((handler, signals)) = arguments.split_first() else {
+                    return false;
+                };
+                let on_failure = signals
+                    .iter()
+                    .any(|word| matches!(&*literal(self.raw(word)), "ERR" | "EXIT" | "0"));
+                let handler = literal(self.raw(handler));
+                on_failure
+                    && handler
+                        .split([';', '&', '|', ' '])
+                        .any(|word| is_message_command(word) || self.function_announces(word))
+            })
     }
 
     fn embed(&mut self, word: &Word, context: Context) {
@@ -481,13 +749,13 @@ impl<'t> Analyzer<'t> {
     }
 
     fn walk_loop(&mut self, lp: &'t Loop, context: Context, feed: Feed, after: &'t [AndOr]) {
-        if !context.under_deadline {
+        if !context.under_deadline || context.silent_deadline {
             let after = if after.is_empty() {
                 self.continuation()
             } else {
                 after
             };
-            self.check_loop(lp, feed, after);
+            self.check_loop(lp, feed, after, context.silent_deadline);
         }
         let inner = Context {
             in_loop: true,
@@ -503,7 +771,9 @@ impl<'t> Analyzer<'t> {
 
     // ---- one loop ------------------------------------------------------
 
-    fn check_loop(&mut self, lp: &Loop, feed: Feed, after: &[AndOr]) {
+    /// `silent_deadline`: the loop runs under a `timeout` whose expiry nobody
+    /// reports, so a loop that would wait for ever gives up silently instead.
+    fn check_loop(&mut self, lp: &Loop, feed: Feed, after: &[AndOr], silent_deadline: bool) {
         if self.budget_spent_at.is_some() {
             return;
         }
@@ -569,6 +839,19 @@ impl<'t> Analyzer<'t> {
         }
         // Built only for a finding: most loops need no message.
         let header = self.header(lp);
+        if silent_deadline {
+            self.findings.push(LocalFinding {
+                offset: lp.keyword,
+                rule: Rule::H11,
+                kind: FindingKind::SilentFallback,
+                message: format!(
+                    "`{header}` loop runs under `timeout`, but nothing reports when the timeout \
+                     fires: test the command's status and print why (e.g. `timeout 60 bash … || \
+                     {{ echo \"gave up after 60s\" >&2; exit 1; }}`)"
+                ),
+            });
+            return;
+        }
         let message = match (&endless, guards.found, guards.announced) {
             (_, true, true) => return,
             (_, true, false) => (

@@ -334,9 +334,69 @@ fn guard_in_stream_loop_condition_guards() {
 
 #[test]
 fn timeout_wrapper_guards() {
-    clean("timeout 300 bash -c 'while true; do poll; done'");
-    clean("timeout -s KILL 60 sh -c \"while :; do poll; done\"");
+    clean("timeout 300 bash -c 'while true; do poll; done' || die 'not ready'");
+    clean("if ! timeout -s KILL 60 sh -c \"while :; do poll; done\"; then\n  echo late >&2\nfi");
     clean("timeout 60 tail -f log | while read l; do :; done");
+}
+
+#[test]
+fn a_timeout_whose_expiry_nobody_reports_is_a_silent_fallback() {
+    expect(
+        "timeout 300 bash -c 'until ready; do sleep 1; done'\nnext_step\n",
+        &[(SILENT, 1, 22)],
+    );
+    // A bare `exit` or `return` on failure says nothing either.
+    expect(
+        "timeout 300 sh -c 'while ! ready; do sleep 1; done' || exit 1\n",
+        &[(SILENT, 1, 20)],
+    );
+    // A finite loop inside has nothing to give up.
+    clean("timeout 300 bash -c 'for f in a b; do echo $f; done'\n");
+}
+
+#[test]
+fn a_heredoc_fed_to_a_shell_is_code_at_its_file_position() {
+    // Quoted delimiter: taken as written.
+    expect(
+        "#!/bin/bash\nbash <<'EOF'\nwhile true; do\n  poll\ndone\nEOF\n",
+        &[(UNBOUNDED, 3, 1)],
+    );
+    // Unquoted: `\$` is the inner shell's `$`; columns stay the file's.
+    expect(
+        "ssh host bash -s <<EOF\n  until [ -e \\$marker ]; do sleep 1; done\nEOF\n",
+        &[(UNBOUNDED, 2, 3)],
+    );
+    expect(
+        "kubectl exec -i pod -- sh <<-EOF\n\twhile :; do :; done\n\tEOF\n",
+        &[(UNBOUNDED, 2, 2)],
+    );
+    // Fed to anything but a shell, or to a shell that runs a named script, it stays text.
+    clean("cat <<EOF > run.sh\nwhile true; do :; done\nEOF\n");
+    clean("kubectl apply -f - <<EOF\nfor: while true\nEOF\n");
+    clean("psql <<SQL\nwhile true; do :; done\nSQL\n");
+    clean("bash ./setup.sh <<EOF\nwhile true; do :; done\nEOF\n");
+}
+
+#[test]
+fn a_heredoc_under_timeout_is_judged_by_how_its_caller_reports_the_expiry() {
+    // The status is kept and returned, and nothing prints: the wait gives up silently.
+    expect(
+        "wait_http() {\n  local rval=0\n  timeout $1 bash -x <<EOF || rval=$?\n    while [[ \\$(curl -s -o /dev/null -w '%{http_code}' $2) == 503 ]]; do\n      sleep 1\n    done\nEOF\n  return $rval\n}\n",
+        &[(SILENT, 4, 5)],
+    );
+    // The kept status is tested after, with a message.
+    clean(
+        "wait_id() {\n  local rval=0\n  timeout $1 bash -x <<EOF || rval=$?\n    while [[ -z \\$(lookup) ]]; do sleep 1; done\nEOF\n  stop_clock\n  if [[ \"$rval\" != 0 ]]; then\n    echo \"not found after $1 seconds\"\n  fi\n  return $rval\n}\n",
+    );
+    // Reported through `if !`, a subshell, an `else`, or `set -e` with a trap that prints.
+    clean("if ! (timeout 5m bash -c \"until kubectl get crd x; do sleep 10; done\"); then\n  exit_error 'no crd'\nfi\n");
+    clean("if timeout 60 bash <<'EOF'\nuntil ready; do sleep 1; done\nEOF\nthen\n  go\nelse\n  echo 'not ready' >&2; exit 1\nfi\n");
+    clean("#!/bin/bash\nset -e\ntrap 'echo \"failed at line $LINENO\" >&2' ERR\ntimeout 600 bash <<'EOF'\nuntil ready; do sleep 1; done\nEOF\n");
+    // `set -e` alone ends the script with status 124 and no word.
+    expect(
+        "#!/bin/bash\nset -e\ntimeout 600 bash <<'EOF'\nuntil ready; do sleep 1; done\nEOF\n",
+        &[(SILENT, 4, 1)],
+    );
 }
 
 // ---- silent fallback ---------------------------------------------------------
@@ -846,7 +906,7 @@ fn a_wait_that_gives_up_silently_is_a_silent_fallback() {
 #[test]
 fn a_wait_with_a_guard_in_its_body_that_says_why_is_clean() {
     clean("until curl -sf x; do\n  (( SECONDS > deadline )) && { echo late >&2; exit 1; }\n  sleep 1\ndone\n");
-    clean("timeout 60 sh -c 'until curl -sf x; do sleep 1; done'");
+    clean("timeout 60 sh -c 'until curl -sf x; do sleep 1; done' || { echo 'x is down' >&2; exit 1; }");
 }
 
 #[test]
