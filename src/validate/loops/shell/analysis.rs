@@ -939,12 +939,7 @@ impl<'t> Analyzer<'t> {
         } else {
             // Success leaves the function or the script: what follows runs only on give-up.
             self.announces_every_failing_pass(&lp.body, &counters)
-                || after.first().is_some_and(|and_or| {
-                    and_or
-                        .pipelines
-                        .iter()
-                        .any(|pipeline| self.pipeline_announces(pipeline))
-                })
+                || self.give_up_path_announces(after)
                 || (after
                     .first()
                     .is_some_and(|and_or| self.returns_failure(and_or))
@@ -968,6 +963,29 @@ impl<'t> Analyzer<'t> {
         });
     }
 
+    /// When success leaves the function or the script, the statements after
+    /// the loop run only on give-up: does one of them print before the path
+    /// leaves (`local msg; msg="limit of $n polls exceeded"; warn "$msg"`)?
+    fn give_up_path_announces(&self, after: &[AndOr]) -> bool {
+        for and_or in after.iter().take(8) {
+            if and_or
+                .pipelines
+                .iter()
+                .any(|pipeline| self.pipeline_announces(pipeline))
+            {
+                return true;
+            }
+            if and_or
+                .pipelines
+                .iter()
+                .any(|pipeline| self.pipeline_leaves(pipeline, 0))
+            {
+                return false;
+            }
+        }
+        false
+    }
+
     /// Does every pass that goes round again print on the failed try: in an
     /// `else` of the `if` that leaves on success, or as the statement right
     /// after the body's first way out (`if helm install …; then break; else
@@ -980,17 +998,33 @@ impl<'t> Analyzer<'t> {
         else {
             return false;
         };
+        // Every clause of that `if` that goes round again prints: the `else`
+        // of a success test, or the `then` of a failure test (`if [ "$code" =
+        // ERROR ]; then log "not found"; sleep 1; continue; else break; fi`).
         let in_else = match &*body[exit].pipelines {
             [pipeline] => match &*pipeline.commands {
                 [Command::If(chain)] => {
-                    chain
+                    let clauses = chain
                         .branches
                         .iter()
-                        .all(|(_, branch)| self.has_other_exit(branch, 0, counters))
-                        && chain.otherwise.as_ref().is_some_and(|otherwise| {
-                            self.list_announces(otherwise)
-                                && !self.has_other_exit(otherwise, 0, counters)
-                        })
+                        .map(|(_, branch)| Some(branch))
+                        .chain([chain.otherwise.as_ref()]);
+                    let mut staying = 0usize;
+                    let mut all_announce = true;
+                    for clause in clauses {
+                        match clause {
+                            Some(list) if self.has_other_exit(list, 0, counters) => {}
+                            Some(list) => {
+                                staying += 1;
+                                all_announce &= self.list_announces(list);
+                            }
+                            None => {
+                                staying += 1;
+                                all_announce = false;
+                            }
+                        }
+                    }
+                    staying > 0 && all_announce
                 }
                 _ => false,
             },
@@ -1347,6 +1381,11 @@ impl<'t> Analyzer<'t> {
                     return Some(Endless::Condition);
                 }
                 if !constant && !self.list_reads_input(&lp.condition) {
+                    // A wait that asks a person each pass, and leaves when the answer
+                    // is empty as at end of input, is a prompt loop (`read -p "retry?"`).
+                    if self.body_reads_until_end(&lp.body) {
+                        return None;
+                    }
                     return self.condition_waits(lp).map(Endless::Wait);
                 }
                 let redirected = lp.redirects.iter().find_map(|redirect| {
@@ -1434,12 +1473,9 @@ impl<'t> Analyzer<'t> {
         let mentions = |word: &Word| references(self.raw(word), variable);
         rest.iter().any(|and_or| {
             let pipelines = &and_or.pipelines;
-            let tested = pipelines.first().is_some_and(|pipeline| {
-                matches!(pipeline.commands.as_ref(), [Command::Simple(simple)]
-                    if matches!(self.command_name(simple).as_deref(), Some("[" | "[[" | "test"))
-                        && self.arguments(simple).iter().any(|word| self.raw(word) == "-z")
-                        && self.arguments(simple).iter().any(mentions))
-            });
+            let tested = pipelines
+                .first()
+                .is_some_and(|pipeline| self.empty_answer_passes(pipeline, variable, &mentions));
             (tested
                 && pipelines[1..]
                     .iter()
@@ -1457,13 +1493,62 @@ impl<'t> Analyzer<'t> {
                             })
                         }
                         Command::If(chain) => chain.branches.iter().any(|(condition, body)| {
-                            self.empty_value_leaves(condition, variable)
+                            let empty_enters = condition.last().is_some_and(|and_or| {
+                                matches!(&*and_or.pipelines, [pipeline]
+                                    if self.empty_answer_passes(pipeline, variable, &mentions))
+                            });
+                            (empty_enters || self.empty_value_leaves(condition, variable))
                                 && self.list_leaves(body, 0)
                                 || self.empty_value_leaves(body, variable)
                         }),
                         _ => false,
                     })
         })
+    }
+
+    /// Is this test true when `variable` is empty, as end of input leaves it:
+    /// `[ -z "$answer" ]`, `[ "$answer" != y ]`, `! [[ $REPLY =~ ^[yY]$ ]]`?
+    fn empty_answer_passes(
+        &self,
+        pipeline: &Pipeline,
+        variable: &str,
+        mentions: &dyn Fn(&Word) -> bool,
+    ) -> bool {
+        let [Command::Simple(simple)] = &*pipeline.commands else {
+            return false;
+        };
+        let name = self.command_name(simple);
+        let arguments = self.arguments(simple);
+        let operands = match name.as_deref() {
+            Some("[" | "[[") => match arguments.split_last() {
+                Some((_, operands)) => operands,
+                None => return false,
+            },
+            Some("test") => arguments,
+            _ => return false,
+        };
+        if !operands.iter().any(mentions) {
+            return false;
+        }
+        let values: Option<Vec<Cow<str>>> = operands
+            .iter()
+            .map(|word| {
+                let raw = self.raw(word);
+                let bare = raw.trim_matches('"');
+                if bare == format!("${variable}") || bare == format!("${{{variable}}}") {
+                    Some(Cow::Borrowed(""))
+                } else {
+                    // A `$` that ends the word is a regex anchor, not an expansion.
+                    let expands = raw.trim_end_matches(['$', '"', '\'']).contains(['$', '`']);
+                    (!expands).then(|| literal(raw))
+                }
+            })
+            .collect();
+        let Some(values) = values else {
+            return false;
+        };
+        let values: Vec<&str> = values.iter().map(|value| &**value).collect();
+        truth_of(&values).is_some_and(|truth| truth != pipeline.negated)
     }
 
     /// Does the script run under `set -e` (or `set -o errexit`, or `-e` on its shebang)?
@@ -2086,31 +2171,7 @@ impl<'t> Analyzer<'t> {
             .collect();
         let constants = constants?;
         let values: Vec<&str> = constants.iter().map(|value| &**value).collect();
-        match values.as_slice() {
-            [] => Some(false),
-            [value] => Some(!value.is_empty()),
-            ["!", value] => Some(value.is_empty()),
-            ["-n", value] => Some(!value.is_empty()),
-            ["-z", value] => Some(value.is_empty()),
-            [left, operator, right] => match *operator {
-                "=" | "==" => Some(left == right),
-                "!=" => Some(left != right),
-                "-eq" | "-ne" | "-lt" | "-le" | "-gt" | "-ge" => {
-                    let left: i64 = left.parse().ok()?;
-                    let right: i64 = right.parse().ok()?;
-                    Some(match *operator {
-                        "-eq" => left == right,
-                        "-ne" => left != right,
-                        "-lt" => left < right,
-                        "-le" => left <= right,
-                        "-gt" => left > right,
-                        _ => left >= right,
-                    })
-                }
-                _ => None,
-            },
-            _ => None,
-        }
+        truth_of(&values)
     }
 
     fn list_reads_input(&self, list: &[AndOr]) -> bool {
@@ -2721,6 +2782,7 @@ impl<'t> Analyzer<'t> {
     fn explains_after(&self, after: &[AndOr], counters: &[&str], waited: Option<&str>) -> bool {
         let is_test = |pipeline: &Pipeline| {
             self.pipeline_is_guard_test(pipeline, counters)
+                || self.pipeline_tests_flag(pipeline, counters)
                 || waited.is_some_and(|name| {
                     pipeline.commands.iter().any(|command| {
                         matches!(command, Command::Simple(simple)
@@ -2763,6 +2825,31 @@ impl<'t> Analyzer<'t> {
                 });
             chained || branched
         })
+    }
+
+    /// A test of a flag the loop sets: `$timed_out` run as a command (`true`
+    /// or `false`), or `[ -n "$failed" ]`, `[[ $failed ]]`.
+    fn pipeline_tests_flag(&self, pipeline: &Pipeline, names: &[&str]) -> bool {
+        let [Command::Simple(simple)] = &*pipeline.commands else {
+            return false;
+        };
+        let Some(index) = self.command_index(simple) else {
+            return false;
+        };
+        let command = self.raw(&simple.words[index]);
+        let bare = command.trim_matches('"');
+        if let Some(name) = bare
+            .strip_prefix("${")
+            .and_then(|rest| rest.strip_suffix('}'))
+            .or_else(|| bare.strip_prefix('$'))
+        {
+            return names.contains(&name);
+        }
+        matches!(command, "[" | "[[" | "test")
+            && self
+                .arguments(simple)
+                .iter()
+                .any(|word| names.iter().any(|name| references(self.raw(word), name)))
     }
 
     /// `guard && continue`, or an `if guard` branch that continues.
@@ -3144,6 +3231,52 @@ fn references(value: &str, name: &str) -> bool {
         identifier == name
             && (arithmetic || value[..start].ends_with('$') || value[..start].ends_with("${"))
     })
+}
+
+/// Evaluates the operands of `[ … ]` once they are all known values.
+fn truth_of(values: &[&str]) -> Option<bool> {
+    match values {
+        [] => Some(false),
+        [value] => Some(!value.is_empty()),
+        ["!", value] => Some(value.is_empty()),
+        ["-n", value] => Some(!value.is_empty()),
+        ["-z", value] => Some(value.is_empty()),
+        ["!", rest @ ..] if rest.len() == 3 => truth_of(rest).map(|truth| !truth),
+        [left, operator, right] => match *operator {
+            "=" | "==" => Some(left == right),
+            "!=" => Some(left != right),
+            "=~" if left.is_empty() => accepts_empty(right),
+            "-eq" | "-ne" | "-lt" | "-le" | "-gt" | "-ge" => {
+                let left: i64 = left.parse().ok()?;
+                let right: i64 = right.parse().ok()?;
+                Some(match *operator {
+                    "-eq" => left == right,
+                    "-ne" => left != right,
+                    "-lt" => left < right,
+                    "-le" => left <= right,
+                    "-gt" => left > right,
+                    _ => left >= right,
+                })
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Does the regular expression match the empty string? Known only for
+/// plain anchored patterns (`^[yY]$`, `^yes$`): `None` when it has
+/// repetition or alternatives.
+fn accepts_empty(pattern: &str) -> Option<bool> {
+    let inner = pattern.strip_prefix('^').unwrap_or(pattern);
+    let inner = inner.strip_suffix('$').unwrap_or(inner);
+    if inner.is_empty() {
+        return Some(true);
+    }
+    if inner.contains(['*', '?', '|', '(', '{']) {
+        return None;
+    }
+    Some(false)
 }
 
 /// Names changed by `n++`, `++n`, `n--`, `n+=1`, `n-=1` or `n = n + 1` in arithmetic text.

@@ -1229,3 +1229,57 @@ fn a_cap_joined_so_that_it_cannot_end_the_loop_is_no_cap() {
     clean("n=0\nwhile [ \"$ip\" = null ] && [ $n -le 5 ]; do\n  sleep 5\n  ip=$(az vm show --query ip)\n  n=$((n + 1))\ndone\n[ \"$ip\" = null ] && { echo 'no address' >&2; exit 1; }\n");
     clean("n=0\nuntil curl -sf \"$u\" || [ $n -ge 5 ]; do\n  sleep 1\n  n=$((n + 1))\ndone\n[ $n -ge 5 ] && { echo 'no answer' >&2; exit 1; }\n");
 }
+
+// ---- dev5 shapes ---------------------------------------------------------------
+
+#[test]
+fn a_give_up_message_built_in_statements_after_the_loop_reports_it() {
+    clean(
+        "poll_images() {\n  local -i polls=$LIMIT\n  while (( polls-- > 0 )); do\n    sleep 5\n    count_active && return\n  done\n  local msg\n  msg=\"limit of $LIMIT polls exceeded\"\n  warn \"$msg\"\n}\n",
+    );
+    // The message must come before the path leaves.
+    expect(
+        "poll_images() {\n  local -i polls=$LIMIT\n  while (( polls-- > 0 )); do\n    sleep 5\n    count_active && return\n  done\n  return 1\n  warn unreachable\n}\n",
+        &[(SILENT, 3, 3)],
+    );
+}
+
+#[test]
+fn a_message_in_the_then_of_a_failure_test_on_every_failing_pass_reports_the_give_up() {
+    clean(
+        "for i in {1..5}; do\n  code=$(discover \"$host\")\n  if [ \"$code\" = ERROR ]; then\n    log ERROR \"$host cannot be discovered\"\n    sleep 1\n    continue\n  else\n    break\n  fi\ndone\n",
+    );
+    // Without an `else`, a failing pass can also fall through the `if` in silence.
+    expect(
+        "for i in {1..5}; do\n  code=$(discover \"$host\")\n  if [ \"$code\" = OK ]; then\n    break\n  elif [ \"$code\" = ERROR ]; then\n    log ERROR \"$host cannot be discovered\"\n  fi\n  sleep 1\ndone\n",
+        &[(SILENT, 1, 1)],
+    );
+}
+
+#[test]
+fn a_flag_set_at_the_cap_and_tested_after_the_loop_reports_the_give_up() {
+    clean(
+        "timed_out=false\nwhile ! port_open; do\n  sleep 10\n  waited=$((waited + 10))\n  if [ $waited -gt $LIMIT ]; then\n    timed_out=true\n    break\n  fi\ndone\nif $timed_out; then\n  echo \"gave up after $LIMIT s\"\n  exit 1\nfi\n",
+    );
+    clean(
+        "while ! port_open; do\n  sleep 10\n  waited=$((waited + 10))\n  [ $waited -gt $LIMIT ] && { failed=1; break; }\ndone\n[ -n \"$failed\" ] && echo \"gave up\" >&2\n",
+    );
+    // A flag that is tested but never spoken of is still silent.
+    expect(
+        "while ! port_open; do\n  sleep 10\n  waited=$((waited + 10))\n  [ $waited -gt $LIMIT ] && { failed=1; break; }\ndone\n[ -n \"$failed\" ] && exit 1\n",
+        &[(SILENT, 1, 1)],
+    );
+}
+
+#[test]
+fn a_wait_that_asks_a_person_each_pass_and_leaves_on_an_empty_answer_is_a_prompt_loop() {
+    clean(
+        "while [[ -n $(git status --porcelain | grep ^U) ]]; do\n  echo 'resolve the conflicts'\n  read -p 'proceed? [y/n] ' -r\n  if ! [[ \"${REPLY}\" =~ ^[yY]$ ]]; then\n    echo Aborting >&2\n    exit 1\n  fi\ndone\n",
+    );
+    clean("until ready; do\n  read -r answer\n  [ \"$answer\" != retry ] && exit 1\ndone\n");
+    // An empty answer that goes round again spins at end of input.
+    expect(
+        "while [[ -n $(git status --porcelain | grep ^U) ]]; do\n  read -p 'proceed? [y/n] ' -r\n  if [[ \"${REPLY}\" =~ ^[nN]$ ]]; then\n    exit 1\n  fi\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
