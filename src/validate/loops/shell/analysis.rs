@@ -1930,6 +1930,7 @@ impl<'t> Analyzer<'t> {
         match command {
             Command::Simple(simple) => match self.command_name(simple).as_deref() {
                 Some("exit") => true,
+                Some("exec") => self.execs_a_program(simple),
                 Some(name) => self.helper_exits(name).is_some(),
                 None => false,
             },
@@ -1946,6 +1947,12 @@ impl<'t> Analyzer<'t> {
             Command::Group(list) => self.list_always_exits(list),
             _ => false,
         }
+    }
+
+    /// `exec prog …` replaces the shell and never comes back; `exec >log`
+    /// or `exec 9>"$lock"` only redirects.
+    fn execs_a_program(&self, simple: &Simple) -> bool {
+        !self.arguments(simple).is_empty()
     }
 
     /// Does calling `name`, a function of this file, print something?
@@ -2917,6 +2924,7 @@ impl<'t> Analyzer<'t> {
                         levels() > depth
                     }
                     (Jump::Leave, Some("exit" | "return")) => true,
+                    (Jump::Leave, Some("exec")) => self.execs_a_program(simple),
                     (Jump::Leave, Some(name)) => self.helper_exits(name).is_some(),
                     _ => false,
                 }

@@ -1283,3 +1283,20 @@ fn a_wait_that_asks_a_person_each_pass_and_leaves_on_an_empty_answer_is_a_prompt
         &[(UNBOUNDED, 1, 1)],
     );
 }
+
+#[test]
+fn exec_of_a_program_leaves_the_loop_and_exec_of_redirections_does_not() {
+    // Success replaces the shell; a countdown that runs out falls through in silence.
+    expect(
+        "num=30\nwhile [[ $((num--)) -gt 0 ]]; do\n  if [[ $(psql -tAc 'select 1') == 1 ]]; then\n    exec ./post_init.sh\n  else\n    sleep 1\n  fi\ndone\n",
+        &[(SILENT, 2, 1)],
+    );
+    clean(
+        "num=30\nwhile [[ $((num--)) -gt 0 ]]; do\n  ready && exec \"$@\"\n  sleep 1\ndone\necho \"not ready after 30 s\" >&2\nexit 1\n",
+    );
+    // `exec 9>lock` opens a descriptor and carries on: the wait still has no end.
+    expect(
+        "while ! flock -n 9; do\n  exec 9>\"$lock\"\n  sleep 1\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
