@@ -1679,8 +1679,19 @@ impl<'t> Analyzer<'t> {
     /// again: `docker exec` is not `docker ps`.
     fn command_key(&self, simple: &Simple) -> Option<String> {
         let (name, arguments) = self.unwrapped(simple)?;
-        let first = arguments.first().map_or("", |word| self.raw(word));
-        Some(format!("{name} {first}"))
+        // The first two words that are not options: `docker exec "$cid"` is
+        // not `docker exec -i "$other"`, `curl -sf "$url"` is `curl -s "$url"`.
+        let mut key = name.into_owned();
+        for word in arguments
+            .iter()
+            .map(|word| self.raw(word))
+            .filter(|raw| !raw.starts_with('-'))
+            .take(2)
+        {
+            key.push(' ');
+            key.push_str(word);
+        }
+        Some(key)
     }
 
     fn pipeline_waits(

@@ -1300,3 +1300,16 @@ fn exec_of_a_program_leaves_the_loop_and_exec_of_redirections_does_not() {
         &[(UNBOUNDED, 1, 1)],
     );
 }
+
+#[test]
+fn a_retest_must_run_the_same_command_on_the_same_target() {
+    // `docker exec` on another container, with another program, is no retest.
+    expect(
+        "c=10\nuntil docker exec \"$cid\" healthcheck.sh --replication || [ \"$c\" -eq 0 ]; do\n  sleep 1\n  c=$(( c - 1 ))\ndone\ndocker exec --user mysql -i \"$cname\" mariadb -e 'SHOW SLAVE STATUS' || die 'no replica status'\n",
+        &[(SILENT, 2, 1)],
+    );
+    // The same probe with other options is.
+    clean(
+        "c=10\nuntil curl -sf \"$url\" || [ \"$c\" -eq 0 ]; do\n  sleep 1\n  c=$(( c - 1 ))\ndone\ncurl -s \"$url\" || die \"$url never answered\"\n",
+    );
+}
