@@ -525,9 +525,10 @@ impl<'t> Analyzer<'t> {
                 // `bash <<'EOF'`, `bash -s <<EOF`, `ssh host bash -s <<EOF`: the shell
                 // reads its script from the heredoc, unless a script file is named.
                 let script_named = next < words.len()
-                    && !words[index + 1..next]
-                        .iter()
-                        .any(|word| literal(self.raw(word)).contains('s'));
+                    && !words[index + 1..next].iter().any(|word| {
+                        let option = literal(self.raw(word));
+                        !option.starts_with("--") && option.contains('s')
+                    });
                 if script_named {
                     None
                 } else {
@@ -599,14 +600,16 @@ impl<'t> Analyzer<'t> {
             let and_or = &site.list[site.position];
             negated ^= and_or.pipelines[site.pipeline].negated;
             let rest = &site.list[site.position + 1..];
-            if let Some(&connector) = and_or.connectors.get(site.pipeline) {
-                let on_failure = if negated {
-                    Connector::And
-                } else {
-                    Connector::Or
-                };
-                return connector == on_failure
-                    && self.handler_reports(&and_or.pipelines[site.pipeline + 1], rest);
+            let on_failure = if negated {
+                Connector::And
+            } else {
+                Connector::Or
+            };
+            // `timeout … || handler`, also past `&& next` steps the failure skips;
+            // with no handler the whole and-or list fails, as the command did.
+            let later = and_or.connectors.get(site.pipeline..).unwrap_or(&[]);
+            if let Some(offset) = later.iter().position(|&connector| connector == on_failure) {
+                return self.handler_reports(&and_or.pipelines[site.pipeline + offset + 1], rest);
             }
             if rest.is_empty() {
                 match site.container {

@@ -336,6 +336,14 @@ fn guard_in_stream_loop_condition_guards() {
 fn timeout_wrapper_guards() {
     clean("timeout 300 bash -c 'while true; do poll; done' || die 'not ready'");
     clean("if ! timeout -s KILL 60 sh -c \"while :; do poll; done\"; then\n  echo late >&2\nfi");
+    // The failure skips the `&&` step and reaches the handler.
+    clean("timeout 60 sh -c 'until ready; do sleep 1; done' && start || die 'never ready'");
+    // `bash --posix` still reads its script from the heredoc; `bash -x run.sh` does not.
+    expect(
+        "timeout 9 bash --posix <<'EOF'\nuntil ready; do sleep 1; done\nEOF\n",
+        &[(SILENT, 2, 1)],
+    );
+    clean("timeout 9 bash -x run.sh <<'EOF'\nuntil ready; do sleep 1; done\nEOF\n");
     clean("timeout 60 tail -f log | while read l; do :; done");
 }
 
