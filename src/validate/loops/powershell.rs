@@ -2521,6 +2521,7 @@ impl<'a> Script<'a> {
             }
         }
         let from = last_exit.map_or(open + 1, |index| index + 1);
+        let mut reports = false;
         for index in from..close {
             if self.in_nested_function(index, position) || !self.at_command_position(index) {
                 continue;
@@ -2540,16 +2541,17 @@ impl<'a> Script<'a> {
                     )
                 })
                 .unwrap_or(close);
-            let said = slice(
-                self.chars,
-                self.tokens[index].start,
-                self.tokens[end.min(self.tokens.len() - 1)].start,
-            );
-            if self.span_exit((index - 1, end), position)?.speaks && !promises_another_try(&said) {
-                return Some(true);
+            if self.span_exit((index - 1, end), position)?.speaks {
+                // The last word said before going round again is what the last pass says.
+                let said = slice(
+                    self.chars,
+                    self.tokens[index].start,
+                    self.tokens[end.min(self.tokens.len() - 1)].start,
+                );
+                reports = !promises_another_try(&said);
             }
         }
-        Some(false)
+        Some(reports)
     }
 
     /// Whether the brace at `open` is a clause of an `if … else` whose every other

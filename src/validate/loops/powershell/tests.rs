@@ -1218,3 +1218,14 @@ fn a_failing_pass_that_promises_another_try_is_no_diagnostic_of_the_give_up() {
     );
     assert_eq!(summary(&reported), vec![]);
 }
+
+#[test]
+fn the_last_word_of_a_failing_pass_decides_whether_it_reports_the_give_up() {
+    let source = "while (-not $done -and $tries -lt 12) {\n    try {\n        $result = $searcher.Search($query)\n        $done = $true\n    }\n    catch {\n        Write-Log $_.Exception\n        Write-Log 'search failed, retrying in 10 s'\n        $tries = $tries + 1\n        Start-Sleep 10\n    }\n}\n";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
+    let last_reports = source.replace(
+        "        Write-Log $_.Exception\n        Write-Log 'search failed, retrying in 10 s'\n",
+        "        Write-Log 'search failed, retrying in 10 s'\n        Write-Log $_.Exception\n",
+    );
+    assert_eq!(summary(&last_reports), vec![]);
+}
