@@ -141,6 +141,42 @@ pub struct OverBudget {
     pub limit: u64,
 }
 
+/// What requests ask of the budgets beyond RPM and TPM: one request's
+/// estimate, or the sum of a queue's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Demand {
+    /// Requests (for requests per day).
+    pub requests: u64,
+    /// Input tokens (for input tokens per minute).
+    pub input: u64,
+    /// Output tokens (for output tokens per minute).
+    pub output: u64,
+    /// Tokens in all (for tokens per day).
+    pub tokens: u64,
+}
+
+impl Demand {
+    /// One request of `input` + `output` tokens.
+    pub fn request(input: u64, output: u64) -> Self {
+        Self {
+            requests: 1,
+            input,
+            output,
+            tokens: input.saturating_add(output),
+        }
+    }
+
+    /// Both demands together.
+    pub fn plus(self, other: Demand) -> Self {
+        Self {
+            requests: self.requests.saturating_add(other.requests),
+            input: self.input.saturating_add(other.input),
+            output: self.output.saturating_add(other.output),
+            tokens: self.tokens.saturating_add(other.tokens),
+        }
+    }
+}
+
 /// How one budget stands, for `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BudgetUse {
@@ -264,6 +300,19 @@ impl Budgets {
         input: u64,
         output: u64,
     ) -> Result<Option<(u64, Budget)>, OverBudget> {
+        self.wait_for(now, minute_span, paced, Demand::request(input, output))
+    }
+
+    /// [`Budgets::wait`] for what several requests ask together (the
+    /// waiters of a queue): `Err` when the demand is over a limit, so the
+    /// requests can never fit together.
+    pub fn wait_for(
+        &self,
+        now: u64,
+        minute_span: u64,
+        paced: &Paced,
+        demand: Demand,
+    ) -> Result<Option<(u64, Budget)>, OverBudget> {
         let period = paced.daily_reset.period(now);
         let mut longest: Option<(u64, Budget)> = None;
         for budget in Budget::ALL {
@@ -271,10 +320,10 @@ impl Budgets {
                 continue;
             };
             let (amount, total) = match budget {
-                Budget::InputTokensPerMinute => (input, self.minute_input),
-                Budget::OutputTokensPerMinute => (output, self.minute_output),
-                Budget::RequestsPerDay => (1, self.day_requests),
-                Budget::TokensPerDay => (input.saturating_add(output), self.day_tokens),
+                Budget::InputTokensPerMinute => (demand.input, self.minute_input),
+                Budget::OutputTokensPerMinute => (demand.output, self.minute_output),
+                Budget::RequestsPerDay => (demand.requests, self.day_requests),
+                Budget::TokensPerDay => (demand.tokens, self.day_tokens),
             };
             if amount > limit {
                 return Err(OverBudget {

@@ -785,6 +785,16 @@ impl Backend for RedisStore {
             },
             None => None,
         };
+        // Every bucket's cap, for the queue to tell which waiters ahead a
+        // full bucket holds back.
+        let bucket_caps = serde_json::Value::Object(
+            spec.profile
+                .concurrency_by_bucket()
+                .into_iter()
+                .map(|(name, cap)| (normalize_bucket(&name), cap.into()))
+                .collect(),
+        )
+        .to_string();
         let base = self.model_base(spec.key);
         let (owner, group) = owner_json(&request.owner);
         let (waiter, _) = owner_json(spec.waiter);
@@ -851,6 +861,7 @@ impl Backend for RedisStore {
                 Some((name, cap)) => invocation.arg(name).arg(*cap),
                 None => invocation.arg("").arg(0),
             };
+            invocation.arg(&bucket_caps);
             invocation.arg(budgets_pack(Some(spec.profile), (cx.now)()));
             let mut index = redis::cmd("SET");
             index

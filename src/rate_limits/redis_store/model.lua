@@ -382,8 +382,9 @@ local function freed_after(list, needed, column, span, now)
   return span
 end
 
--- Budgets::wait: nil | wait, reason | 'over', budget, amount, limit.
-local function budgets_wait(now, input, output)
+-- Budgets::wait_for: nil | wait, reason | 'over', budget, amount, limit, for
+-- `requests` requests of `input` + `output` (`tokens` in all) together.
+local function budgets_demand_wait(now, requests, input, output, tokens)
   local limits = paced()
   if not limits or not limits.any then return nil end
   local t = tally()
@@ -395,8 +396,8 @@ local function budgets_wait(now, input, output)
       local amount, total
       if i == 1 then amount, total = input, t.mi
       elseif i == 2 then amount, total = output, t.mo
-      elseif i == 3 then amount, total = 1, t.dr
-      else amount, total = input + output, t.dt end
+      elseif i == 3 then amount, total = requests, t.dr
+      else amount, total = tokens, t.dt end
       if amount > limit then return 'over', BUDGETS[i], amount, limit end
       local needed = total + amount - limit
       if needed > 0 then
@@ -410,6 +411,11 @@ local function budgets_wait(now, input, output)
     end
   end
   return longest, longest_reason
+end
+
+-- Budgets::wait: one request.
+local function budgets_wait(now, input, output)
+  return budgets_demand_wait(now, 1, input, output, input + output)
 end
 
 -- Budgets::admit.
@@ -510,6 +516,10 @@ local function decode_ticket(id, raw)
   ticket.n = tonumber(ticket.n)
   ticket.est = tonumber(ticket.est)
   ticket.exp = tonumber(ticket.exp)
+  -- Absent on a ticket of an older build (the queue then counts its whole
+  -- estimate as input and as output) or of a request without a bucket.
+  ticket.ein = tonumber(ticket.ein)
+  if type(ticket.bk) ~= 'string' then ticket.bk = nil end
   return ticket
 end
 
@@ -529,7 +539,8 @@ end
 local function put_ticket(ticket)
   if waiting == 0 or (waiting == nil and redis.call('EXISTS', W) == 0) then fresh[W] = true end
   local added = redis.call('HSET', W, ticket.id, cjson.encode({ n = int(ticket.n),
-    est = int(ticket.est), arr = int(ticket.arr), exp = int(ticket.exp), owner = ticket.owner }))
+    est = int(ticket.est), arr = int(ticket.arr), exp = int(ticket.exp), owner = ticket.owner,
+    ein = ticket.ein and int(ticket.ein), bk = ticket.bk }))
   if added == 1 and waiting then waiting = waiting + 1 end
   if ticket.exp > latest then latest = ticket.exp end
 end
