@@ -853,8 +853,8 @@ fn detail(status: &ModelStatus, now: u64) -> String {
     for budget in &status.budgets {
         lines.push(format!("  budget       {}", budget_text(budget)));
     }
-    for (what, count, left) in unseen_parts(&status.unseen, now) {
-        lines.push(format!("  {}", unseen_text(what, count, left)));
+    for part in unseen_parts(&status.unseen, now) {
+        lines.push(format!("  {}", unseen_text(&part)));
     }
     if let Some(hold) = &status.hold {
         lines.push(format!("  hold         {}", hold_text(hold, now)));

@@ -131,25 +131,60 @@ pub(super) fn stated_text(limit: u64, what: &str) -> String {
     format!("{} {what}", output::thousands(limit))
 }
 
-/// Each part of the use the provider counts beyond our window, with how
-/// long it still counts: `("requests", 5, 12_000)` (milliseconds left).
-pub(super) fn unseen_parts(unseen: &UnseenUse, now: u64) -> Vec<(&'static str, u64, u64)> {
+/// One part of the use the provider counts beyond our window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct UnseenPart {
+    /// A field name: `requests`, `tokens`, `input_tokens`, `output_tokens`.
+    pub(super) key: &'static str,
+    /// The same in words.
+    pub(super) what: &'static str,
+    /// How many.
+    pub(super) count: u64,
+    /// Milliseconds it still counts.
+    pub(super) left: u64,
+}
+
+/// Each part of the use the provider counts beyond our window that counts now.
+pub(super) fn unseen_parts(unseen: &UnseenUse, now: u64) -> Vec<UnseenPart> {
     [
-        ("requests", unseen.requests, unseen.requests_until),
-        ("tokens", unseen.tokens, unseen.tokens_until),
+        (
+            "requests",
+            "requests",
+            unseen.requests,
+            unseen.requests_until,
+        ),
+        ("tokens", "tokens", unseen.tokens, unseen.tokens_until),
+        (
+            "input_tokens",
+            "input tokens",
+            unseen.input_tokens,
+            unseen.input_tokens_until,
+        ),
+        (
+            "output_tokens",
+            "output tokens",
+            unseen.output_tokens,
+            unseen.output_tokens_until,
+        ),
     ]
     .into_iter()
-    .filter(|(_, count, _)| *count > 0)
-    .map(|(what, count, until)| (what, count, until.saturating_sub(now)))
+    .filter(|(_, _, count, _)| *count > 0)
+    .map(|(key, what, count, until)| UnseenPart {
+        key,
+        what,
+        count,
+        left: until.saturating_sub(now),
+    })
     .collect()
 }
 
 /// One part of [`unseen_parts`] in words.
-pub(super) fn unseen_text(what: &str, count: u64, left_millis: u64) -> String {
+pub(super) fn unseen_text(part: &UnseenPart) -> String {
     format!(
-        "provider counts {} more {what} than this window (another client of the key), for {:.0} s",
-        output::thousands(count),
-        left_millis as f64 / 1000.0
+        "provider counts {} more {} than this window (another client of the key), for {:.0} s",
+        output::thousands(part.count),
+        part.what,
+        part.left as f64 / 1000.0
     )
 }
 
@@ -190,15 +225,23 @@ mod tests {
     #[test]
     fn unseen_use_shows_only_parts_that_count() {
         let unseen = UnseenUse {
-            requests: 0,
-            requests_until: 0,
             tokens: 1_500,
             tokens_until: 30_000,
+            output_tokens: 200,
+            output_tokens_until: 20_000,
+            ..UnseenUse::default()
         };
-        assert_eq!(unseen_parts(&unseen, 12_000), [("tokens", 1_500, 18_000)]);
+        let parts = unseen_parts(&unseen, 12_000);
         assert_eq!(
-            unseen_text("tokens", 1_500, 18_000),
-            "provider counts 1,500 more tokens than this window (another client of the key), for 18 s"
+            parts
+                .iter()
+                .map(|part| (part.key, part.count, part.left))
+                .collect::<Vec<_>>(),
+            [("tokens", 1_500, 18_000), ("output_tokens", 200, 8_000)]
+        );
+        assert_eq!(
+            unseen_text(&parts[1]),
+            "provider counts 200 more output tokens than this window (another client of the key), for 8 s"
         );
     }
 }

@@ -147,8 +147,8 @@ fn frame(pass: &Pass, now: u64, interval: Duration) -> String {
         if !buckets.is_empty() {
             lines.push(format!("  buckets   {}", buckets_text(buckets)));
         }
-        for (what, count, left) in unseen_parts(&status.unseen, now) {
-            lines.push(format!("  unseen    {}", unseen_text(what, count, left)));
+        for part in unseen_parts(&status.unseen, now) {
+            lines.push(format!("  unseen    {}", unseen_text(&part)));
         }
         if let Some(hold) = &status.hold {
             lines.push(format!("  hold      {}", hold_text(hold, now)));
@@ -205,8 +205,8 @@ fn plain_lines(pass: &Pass, now: u64) -> Vec<String> {
                 bucket.cap
             ));
         }
-        for (what, count, _) in unseen_parts(&status.unseen, now) {
-            line.push_str(&format!(" unseen_{what} {count}"));
+        for part in unseen_parts(&status.unseen, now) {
+            line.push_str(&format!(" unseen_{} {}", part.key, part.count));
         }
         lines.push(line);
         if let Some(hold) = &status.hold {
@@ -320,8 +320,7 @@ mod tests {
         status.unseen = UnseenUse {
             requests: 3,
             requests_until: NOW + 20_000,
-            tokens: 0,
-            tokens_until: 0,
+            ..UnseenUse::default()
         };
         let buckets = vec![
             BucketJson {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::budgets::{Budget, BudgetUse, Budgets, Demand, Paced, StoredBudgets};
 use super::clock::{duration_millis, Clock, SystemClock};
 use super::column::{self, Column, ColumnError};
-use super::hold::{wait_with_unseen, Advice, Hold, StatedLimits, UnseenUse};
+use super::hold::{wait_with_unseen, Advice, Hold, OwnUse, StatedLimits, UnseenUse};
 use super::owner::{Owner, ProcessGroup};
 use super::profile::{check_name, normalize_name, Profile, KEY_SEPARATOR};
 use super::retry::{retry_delay, Classification};
@@ -690,13 +690,18 @@ impl ModelState {
         self.stated = self.stated.updated(advice.stated);
         // The provider's count includes ours: only the excess is another
         // client's, and each answer replaces what the last one said.
-        self.unseen.update(
-            advice.provider_use,
-            self.window.requests(),
-            self.window.tokens(),
-            now,
-            self.window.span(),
-        );
+        let (input_tokens, output_tokens) = self
+            .budgets
+            .minute_tally(&self.paced)
+            .map_or((None, None), |(input, output)| (Some(input), Some(output)));
+        let own = OwnUse {
+            requests: self.window.requests(),
+            tokens: self.window.tokens(),
+            input_tokens,
+            output_tokens,
+        };
+        self.unseen
+            .update(advice.provider_use, own, now, self.window.span());
         if let Some(hold) = advice.hold.clone().filter(|hold| hold.until > now) {
             self.hold = Some(match self.hold.take() {
                 Some(standing) => standing.merge(hold),
@@ -847,6 +852,7 @@ impl ModelState {
                 now,
                 self.window.span(),
                 &self.paced,
+                &self.unseen,
                 request.estimated_input_tokens,
                 request.max_output_tokens,
             )
@@ -1056,7 +1062,7 @@ impl ModelState {
         let tokens = self.tokens_wait(now, demand.tokens)?;
         let budgets = self
             .budgets
-            .wait_for(now, self.window.span(), &self.paced, demand)
+            .wait_for(now, self.window.span(), &self.paced, &self.unseen, demand)
             .ok()?
             .map_or(0, |(wait, _)| wait);
         Some(requests.max(tokens).max(budgets))
@@ -3256,6 +3262,7 @@ mod tests {
             provider_use: ProviderUse {
                 requests: requests.map(part),
                 tokens: tokens.map(part),
+                ..ProviderUse::default()
             },
             ..Advice::default()
         }
@@ -3749,5 +3756,57 @@ mod tests {
         let mut state = self::state(&profile);
         state.join_queue_for(START, &request(100, 900), waiter(7), u64::MAX);
         granted(acquire(&mut state, START, &profile, &request(1, 1)));
+    }
+
+    #[test]
+    fn unseen_input_tokens_count_only_where_the_model_tallies_them() {
+        use crate::rate_limits::extended::ExtendedLimits;
+        use crate::rate_limits::hold::{CountedUse, ProviderUse};
+        let advice = Advice {
+            provider_use: ProviderUse {
+                input_tokens: Some(CountedUse {
+                    used: 700,
+                    resets_at: Some(START + 30_000),
+                }),
+                ..ProviderUse::default()
+            },
+            ..Advice::default()
+        };
+        // Paced by neither ITPM nor OTPM: nothing to compare the count with.
+        let plain = profile(100, 1_000_000, 1.0, 8);
+        let mut untallied = state(&plain);
+        granted(acquire(&mut untallied, START, &plain, &request(100, 10)));
+        untallied.advise(START + 10, Some(&plain), &advice);
+        assert!(untallied.unseen_use().is_empty());
+        let paced = extended(
+            100,
+            ExtendedLimits {
+                itpm: Some(1_000),
+                ..ExtendedLimits::default()
+            },
+        );
+        let mut state = state(&paced);
+        granted(acquire(&mut state, START, &paced, &request(100, 10)));
+        state.advise(START + 10, Some(&paced), &advice);
+        let unseen = state.unseen_use();
+        assert_eq!(
+            (unseen.input_tokens, unseen.input_tokens_until),
+            (600, START + 30_000)
+        );
+        // 100 + 600 + 350 > 1,000 until the provider's reset.
+        assert_eq!(
+            acquire(&mut state, START + 10, &paced, &request(350, 1)),
+            Decision::Wait {
+                retry_after: Duration::from_millis(29_990),
+                reason: WaitReason::InputTokens
+            }
+        );
+        granted(acquire(
+            &mut state,
+            START + 30_000,
+            &paced,
+            &request(350, 1),
+        ));
+        assert!(state.unseen_use().is_empty());
     }
 }

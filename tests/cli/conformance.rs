@@ -952,6 +952,11 @@ const SCENARIOS: &[Scenario] = &[
     ),
     ("budgets", budgets_catalog, budgets_beyond_rpm_and_tpm),
     ("unseen use", || catalog(10, 1_000, 10), unseen_use),
+    (
+        "unseen input and output tokens",
+        budgets_catalog,
+        unseen_input_and_output_tokens,
+    ),
     ("buckets", bucket_catalog, buckets),
     (
         "fairness over output tokens",
@@ -1033,6 +1038,70 @@ fn unseen_use(run: &mut Run) {
         .unwrap();
     let status = run.status("m");
     assert!(status.unseen.is_empty(), "{:?}", status.unseen);
+}
+
+/// Another client of an Anthropic key: the provider counts more input and
+/// output tokens than the model's tally holds, and the ITPM and OTPM
+/// budgets pace against what is really left until the provider's reset.
+fn unseen_input_and_output_tokens(run: &mut Run) {
+    let reservation = run.acquire(&request("m", 100, 10), None).unwrap();
+    run.pacer.record_success(&reservation.id, 100, 10).unwrap();
+    // START is 2023-11-14T22:13:20Z: the budgets are whole again in 30 s.
+    let headers: Vec<(String, String)> = [
+        ("anthropic-ratelimit-input-tokens-limit", "1000"),
+        ("anthropic-ratelimit-input-tokens-remaining", "300"),
+        (
+            "anthropic-ratelimit-input-tokens-reset",
+            "2023-11-14T22:13:50Z",
+        ),
+        ("anthropic-ratelimit-output-tokens-limit", "100"),
+        ("anthropic-ratelimit-output-tokens-remaining", "60"),
+        (
+            "anthropic-ratelimit-output-tokens-reset",
+            "2023-11-14T22:13:50Z",
+        ),
+    ]
+    .iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect();
+    run.pacer
+        .learn_from_headers(&reservation, &headers)
+        .unwrap();
+    let status = run.status("m");
+    // 700 input and 40 output tokens used at the provider, 100 and 10 here.
+    assert_eq!(
+        (status.unseen.input_tokens, status.unseen.output_tokens),
+        (600, 30),
+        "{:?}",
+        status.unseen
+    );
+    // 100 + 600 + 350 input tokens are over 1,000 until the reset in 30 s.
+    let (reason, needed) =
+        deadline_error(run.acquire(&request("m", 350, 10), Some(Duration::ZERO)));
+    assert_eq!(
+        (reason, needed),
+        (WaitReason::InputTokens, Duration::from_secs(30))
+    );
+    // 10 + 30 + 61 output tokens are over 100 likewise.
+    let (reason, needed) = deadline_error(run.acquire(&request("m", 1, 61), Some(Duration::ZERO)));
+    assert_eq!(
+        (reason, needed),
+        (WaitReason::OutputTokens, Duration::from_secs(30))
+    );
+    run.clock.advance(Duration::from_secs(30));
+    run.acquire(&request("m", 350, 10), Some(Duration::ZERO))
+        .unwrap();
+    let status = run.status("m");
+    assert!(status.unseen.is_empty(), "{:?}", status.unseen);
+}
+
+#[test]
+fn conformance_unseen_input_and_output_tokens() {
+    conform(
+        "conformance_unseen_input_and_output_tokens",
+        budgets_catalog(),
+        unseen_input_and_output_tokens,
+    );
 }
 
 /// The account is out: a hold on every model of the provider, including
