@@ -1021,12 +1021,15 @@ impl ModelState {
             .into_iter()
             .map(|(name, cap)| (normalize_bucket(&name), cap as usize))
             .collect();
-        let holding = |name: &str| {
-            self.in_flight
-                .values()
-                .filter(|reservation| reservation.bucket.as_deref() == Some(name))
-                .count()
-        };
+        let mut held: HashMap<&str, usize> = HashMap::new();
+        for name in self
+            .in_flight
+            .values()
+            .filter_map(|reservation| reservation.bucket.as_deref())
+        {
+            *held.entry(name).or_default() += 1;
+        }
+        let holding = |name: &str| held.get(name).copied().unwrap_or(0);
         let mut queued: HashMap<&str, usize> = HashMap::new();
         let mut model_slots = 0usize;
         for ticket in ahead {
