@@ -25,6 +25,7 @@ impl Context<'_> {
                 pending.extend(statement.children.iter().copied());
             }
         }
+        counters.extend(self.stepped_before_every_continue(root, body));
         for &(index, _) in body {
             for (name, value) in &statements[index].assignments {
                 if value.trim().parse::<f64>().is_ok() {
@@ -44,6 +45,53 @@ impl Context<'_> {
             }
         }
         counters
+    }
+
+    /// Counters of a `while` whose body cannot fall through to the next pass (its
+    /// last statement is a plain `break`, `return` or `raise`), so that it goes round
+    /// again only by `continue`, and that step the counter before every such
+    /// `continue` in the same block (`if tries < limit: tries += 1; continue`).
+    fn stepped_before_every_continue(&self, root: usize, body: &[(usize, usize)]) -> Vec<String> {
+        let statements = self.statements;
+        let ends_the_pass = statements[root].keyword == "while"
+            && statements[root].children.last().is_some_and(|&last| {
+                let statement = &statements[last];
+                statement.children.is_empty()
+                    && !COMPOUND.contains(&statement.keyword.as_str())
+                    && simple_statements(&statement.code).any(|simple| self.exit_of(simple).leaves)
+            });
+        if !ends_the_pass {
+            return Vec::new();
+        }
+        let continues: Vec<usize> = body
+            .iter()
+            .filter(|&&(index, inner_loops)| {
+                inner_loops == 0
+                    && simple_statements(&statements[index].code)
+                        .any(|simple| first_keyword(simple) == "continue")
+            })
+            .map(|&(index, _)| index)
+            .collect();
+        let Some(&first) = continues.first() else {
+            return Vec::new();
+        };
+        // The counters stepped in the block of `at` up to and including `at`.
+        let stepped_up_to = |at: usize| -> Vec<&String> {
+            let Some(parent) = statements[at].parent else {
+                return Vec::new();
+            };
+            statements[parent].children[..=statements[at].sibling]
+                .iter()
+                .flat_map(|&sibling| statements[sibling].counters.iter())
+                .collect()
+        };
+        let mut names: Vec<String> = stepped_up_to(first).into_iter().cloned().collect();
+        names.retain(|name| {
+            continues
+                .iter()
+                .all(|&at| stepped_up_to(at).contains(&name))
+        });
+        names
     }
 
     /// Looks for a time check or an iteration cap in the body that leaves the loop.

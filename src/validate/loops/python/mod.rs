@@ -159,7 +159,7 @@ impl Context<'_> {
         };
         if shape == Shape::Endless
             && !sleeps
-            && (self.ends_with_its_input(&body) || self.read_until_closed(index, &body))
+            && (self.ends_with_its_input(index, &body) || self.read_until_closed(index, &body))
         {
             return;
         }
@@ -194,6 +194,9 @@ impl Context<'_> {
             return;
         }
         let counters = self.counters(index, &body);
+        if shape == Shape::Endless && self.pages_by_counter(&body, &counters) {
+            return;
+        }
         // `while os.path.exists(f"log{n}"): n += 1` tries a new name each pass: a search.
         if matches!(shape, Shape::Wait(_))
             && !sleeps

@@ -30,10 +30,11 @@ pub(super) static ENDLESS_ITERATOR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(itertools\.)?(count|cycle)\s*\(|^(itertools\.)?repeat\s*\(\s*[^,()]*(\([^()]*\))?[^,()]*\)\s*$")
         .expect("valid regex")
 });
-/// Statements that tell a person what happened.
+/// Statements that tell a person what happened, or answer the client that asked
+/// (`self.send_error(503, …)`, `self._write_json_response(…)` in a request handler).
 pub(super) static MESSAGE_CALL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^(?:print|(?:\w+\.)*(?:\w*log\w*|warnings|click|typer|console|rich)\.\w+|sys\.std(?:err|out)\.write)\s*\(",
+        r"(?i)^(?:print|(?:\w+\.)*(?:\w*log\w*|warnings|click|typer|console|rich)\.\w+|sys\.std(?:err|out)\.write|(?:\w+\.)*(?:send_error|send_response|_?(?:write|send)_(?:\w+_)?(?:response|reply)))\s*\(",
     )
     .expect("valid regex")
 });
@@ -89,6 +90,12 @@ pub(super) static CALL_NAME: LazyLock<Regex> =
 /// A handler for the end of input or of an iterator.
 pub(super) static END_OF_INPUT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(?:EOFError|StopIteration)\b").expect("valid regex"));
+/// What an `except` clause names when it catches the end of input: `EOFError` itself,
+/// a base class of it, or nothing at all (a bare `except:`).
+pub(super) static CATCHES_END_OF_INPUT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:$|:|\(?\s*(?:[\w.]+\s*,\s*)*(?:EOFError|Exception|BaseException)\b)")
+        .expect("valid regex")
+});
 /// The other side of a connection going away, as an exception a read raises.
 pub(super) static CONNECTION_CLOSED: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b(?:\w*Disconnect\w*|\w*ConnectionClosed\w*|ConnectionResetError|BrokenPipeError|IncompleteReadError|EOFError)\b")

@@ -4,10 +4,11 @@
 use std::collections::HashSet;
 
 use super::patterns::{
-    AUGMENTED, CALL_NAME, COMPARISON, CONNECTION_CLOSED, ENDLESS_ITERATOR, END_OF_INPUT,
-    HAS_PENDING, INPUT_CALL, NAME_CONDITION, READ_CALL, SHRINKING, TIMEOUT_SCOPE, TIME_CALL,
+    AUGMENTED, CALL_NAME, CATCHES_END_OF_INPUT, COMPARISON, CONNECTION_CLOSED, ENDLESS_ITERATOR,
+    END_OF_INPUT, HAS_PENDING, INPUT_CALL, NAME_CONDITION, READ_CALL, SHRINKING, TIMEOUT_SCOPE,
+    TIME_CALL,
 };
-use super::statements::{header_body, is_scope, simple_statements};
+use super::statements::{header_body, is_loop, is_scope, simple_statements};
 use super::{dotted_names, mentions, passed_to_call, Context};
 use crate::validate::loops::text::contains_word;
 
@@ -261,6 +262,84 @@ impl Context<'_> {
         })
     }
 
+    /// Whether an endless loop pages through a listing by a number it steps each pass:
+    /// the counter (or a name it is stored in, `params["page"] = page`) goes into a
+    /// call, and a test that the call's answer came back empty leaves the loop
+    /// (`if not items: break`). Each pass asks for something new, and the listing ends.
+    pub(super) fn pages_by_counter(
+        &self,
+        body: &[(usize, usize)],
+        counters: &HashSet<String>,
+    ) -> bool {
+        let statements = self.statements;
+        let simples: Vec<&str> = body
+            .iter()
+            .flat_map(|&(index, _)| simple_statements(&statements[index].code))
+            .collect();
+        // `target = value` with the target's base name: `params` of `params["pn"]`.
+        let stores: Vec<(&str, &str)> = simples
+            .iter()
+            .filter_map(|simple| {
+                let (target, value) = simple.split_once('=')?;
+                if value.starts_with('=') || target.ends_with(['<', '>', '!', '=']) {
+                    return None;
+                }
+                let base = target
+                    .trim()
+                    .split(['[', '.', ':'])
+                    .next()
+                    .unwrap_or_default()
+                    .trim();
+                (!base.is_empty() && base.chars().all(|c| c.is_alphanumeric() || c == '_'))
+                    .then_some((base, value))
+            })
+            .collect();
+        let grow = |names: &mut Vec<String>| {
+            // Each round adds a name or stops, so it ends within `stores.len()` rounds.
+            for _ in 0..=stores.len() {
+                let before = names.len();
+                for &(base, value) in &stores {
+                    if !names.iter().any(|name| name == base)
+                        && names.iter().any(|name| mentions(value, name))
+                    {
+                        names.push(base.to_string());
+                    }
+                }
+                if names.len() == before {
+                    break;
+                }
+            }
+        };
+        counters.iter().any(|counter| {
+            let mut carriers = vec![counter.clone()];
+            grow(&mut carriers);
+            // The names the answer of a call that takes the counter flows into.
+            let mut answers: Vec<String> = stores
+                .iter()
+                .filter(|&&(base, value)| {
+                    base != counter.as_str()
+                        && carriers
+                            .iter()
+                            .any(|carrier| passed_to_call(value, carrier))
+                })
+                .map(|&(base, _)| base.to_string())
+                .collect();
+            if answers.is_empty() {
+                return false;
+            }
+            grow(&mut answers);
+            body.iter().any(|&(index, inner_loops)| {
+                let statement = &statements[index];
+                matches!(statement.keyword.as_str(), "if" | "elif")
+                    && split_top_level(header_body(statement), " or ")
+                        .any(|part| answers.iter().any(|answer| tests_empty(part, answer)))
+                    && self
+                        .clause_exit(index, inner_loops)
+                        .is_some_and(|exit| exit.leaves)
+            })
+        })
+    }
+
     /// Whether some statement of the body leaves the loop (`break`, `return`, `raise`, an exit).
     pub(super) fn leaves_early(&self, body: &[(usize, usize)]) -> bool {
         body.iter().any(|&(index, inner_loops)| {
@@ -274,15 +353,23 @@ impl Context<'_> {
     /// Whether an endless loop in fact ends with the data it reads: `input()`
     /// (end of input raises `EOFError`), a handler for end of input that
     /// leaves, or a test on something the body reads or walks that leaves.
-    pub(super) fn ends_with_its_input(&self, body: &[(usize, usize)]) -> bool {
+    pub(super) fn ends_with_its_input(&self, root: usize, body: &[(usize, usize)]) -> bool {
         let statements = self.statements;
         let mut assigned: Vec<(&str, &str)> = Vec::new();
-        for &(index, _) in body {
+        for &(index, inner_loops) in body {
             let statement = &statements[index];
-            if INPUT_CALL.is_match(&statement.code) || self.calls_reader(&statement.code) {
+            if (INPUT_CALL.is_match(&statement.code) || self.calls_reader(&statement.code))
+                && !self.swallows_end_of_input(root, index)
+            {
                 return true;
             }
-            if statement.keyword == "except" && END_OF_INPUT.is_match(&statement.code) {
+            // The handler ends the loop only if it leaves (`except EOFError: break`).
+            if statement.keyword == "except"
+                && END_OF_INPUT.is_match(&statement.code)
+                && self
+                    .clause_exit(index, inner_loops)
+                    .is_some_and(|exit| exit.leaves)
+            {
                 return true;
             }
             assigned.extend(
@@ -349,6 +436,48 @@ impl Context<'_> {
         })
     }
 
+    /// Whether a `try` inside loop `root` around statement `index` catches the end of
+    /// input (`except EOFError`, `except Exception`, a bare `except`) with a handler
+    /// that stays in the loop: `input()` then raises at end of input and the loop goes
+    /// round again, for ever.
+    pub(super) fn swallows_end_of_input(&self, root: usize, index: usize) -> bool {
+        let mut inner_loops = 0;
+        let mut current = self.statements[index].parent;
+        // Each step moves to a parent, so this ends within the statement count.
+        while let Some(parent) = current.filter(|&parent| parent != root) {
+            let statement = &self.statements[parent];
+            if is_scope(statement) {
+                return false;
+            }
+            if is_loop(statement) {
+                inner_loops += 1;
+            }
+            if statement.keyword == "try" {
+                let handler = self
+                    .siblings_after(parent)
+                    .iter()
+                    .copied()
+                    .take_while(|&clause| {
+                        matches!(
+                            self.statements[clause].keyword.as_str(),
+                            "except" | "else" | "finally"
+                        )
+                    })
+                    .find(|&clause| {
+                        self.statements[clause].keyword == "except"
+                            && CATCHES_END_OF_INPUT.is_match(header_body(&self.statements[clause]))
+                    });
+                if let Some(clause) = handler {
+                    return self
+                        .clause_exit(clause, inner_loops)
+                        .is_some_and(|exit| !exit.leaves);
+                }
+            }
+            current = statement.parent;
+        }
+        false
+    }
+
     /// Whether `code` calls a function of the file that reads from the user
     /// (`operation = select_operation(service)`), whose end of input ends the loop too.
     pub(super) fn calls_reader(&self, code: &str) -> bool {
@@ -357,4 +486,42 @@ impl Context<'_> {
                 .captures_iter(code)
                 .any(|captures| self.readers.contains(&captures[1]))
     }
+}
+
+/// Whether `part` of a condition holds when `name` is empty: `not items`,
+/// `not data["rows"]`, `len(items) == 0`, `items is None`.
+fn tests_empty(part: &str, name: &str) -> bool {
+    let part = part.trim();
+    if let Some(rest) = part.strip_prefix("not ") {
+        let rest = rest.trim();
+        return rest.starts_with(name)
+            && mentions(rest, name)
+            && !COMPARISON.is_match(rest)
+            && !contains_word(rest, "in")
+            && !contains_word(rest, "and");
+    }
+    let compact: String = part.chars().filter(|c| !c.is_whitespace()).collect();
+    compact == format!("len({name})==0")
+        || compact == format!("{name}==[]")
+        || part == format!("{name} is None")
+}
+
+/// The parts of `code` between top-level (bracket depth 0) occurrences of `separator`.
+fn split_top_level<'a>(code: &'a str, separator: &'a str) -> impl Iterator<Item = &'a str> {
+    let mut parts = Vec::new();
+    let mut depth: usize = 0;
+    let mut start = 0;
+    for (offset, character) in code.char_indices() {
+        match character {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ if depth == 0 && code[offset..].starts_with(separator) && offset >= start => {
+                parts.push(&code[start..offset]);
+                start = offset + separator.len();
+            }
+            _ => {}
+        }
+    }
+    parts.push(&code[start..]);
+    parts.into_iter()
 }
