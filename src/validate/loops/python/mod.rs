@@ -141,6 +141,11 @@ impl Context<'_> {
             let code = &self.statements[inner].code;
             has_sleep_call(code) || (statement.keyword == "while" && WAIT_CALL.is_match(code))
         });
+        // A `for` whose only sleep is in an inner loop walks items; the inner loop
+        // is a wait of its own and is checked on its own.
+        let sleeps_itself = body.iter().any(|&(inner, inner_loops)| {
+            inner_loops == 0 && has_sleep_call(&self.statements[inner].code)
+        });
         if statement.keyword == "while" && self.drains(header, &body) {
             return;
         }
@@ -154,7 +159,7 @@ impl Context<'_> {
                 None => return,
             },
             _ if endless_for(header, self.imports_itertools) => Shape::Endless,
-            _ if sleeps && self.leaves_early(&body) => Shape::Retry,
+            _ if sleeps_itself && self.leaves_early(&body) => Shape::Retry,
             _ => return,
         };
         if shape == Shape::Endless

@@ -1024,3 +1024,24 @@ fn answering_the_client_reports_a_deadline_in_a_request_handler() {
     );
     assert_eq!(summary(&silent_return), vec![silent(4, 5)]);
 }
+
+#[test]
+fn a_for_whose_only_sleep_is_in_an_inner_wait_walks_items() {
+    let source = "for artifact in artifacts:
+    if exists(artifact):
+        continue
+    while True:
+        try:
+            upload(artifact)
+        except ConnectionError:
+            print('retrying in 30 s')
+            time.sleep(30)
+        else:
+            break
+";
+    // The inner retry has no cap; the outer `for` only walks the artifacts.
+    assert_eq!(summary(source), vec![unbounded(4, 5)]);
+    // A sleep of the `for` itself still makes it a retry over its items.
+    let paced = "for attempt in range(5):\n    if ping():\n        break\n    time.sleep(1)\n";
+    assert_eq!(summary(paced), vec![silent(1, 1)]);
+}
