@@ -10,6 +10,7 @@ mod pacing;
 mod proxy;
 mod retry;
 mod run;
+mod status_text;
 mod validate;
 mod values;
 mod watch;

@@ -10,6 +10,10 @@ use clap::Args;
 use serde::Serialize;
 
 use super::output::{self, Align};
+use super::status_text::{
+    buckets_of, buckets_text, budget_text, hold_text, stated_limits, stated_text, unseen_parts,
+    unseen_text, BucketJson,
+};
 use super::values::{
     parse_attempt, parse_bucket, parse_name, parse_pid, parse_reservation_id, parse_status,
     parse_tokens,
@@ -20,7 +24,6 @@ use crate::exit::ExitStatus;
 use crate::paths::{self, ProjectPaths};
 use crate::rate_limits::backend::{Backend, ProviderHold};
 use crate::rate_limits::budgets::BudgetUse;
-use crate::rate_limits::clock::format_epoch_millis;
 use crate::rate_limits::clock::{Clock, SystemClock};
 use crate::rate_limits::fail_open::{is_unpaced, FailOpen};
 use crate::rate_limits::hold::{Advice, Hold, StatedLimits, UnseenUse};
@@ -31,9 +34,7 @@ use crate::rate_limits::pacing::{
     ModelStatus, PaceRequest, PacingError, SharedPacer, WaitNotice, MAX_WINDOW_MARGIN,
 };
 use crate::rate_limits::retry::{classify, ErrorKind, ProviderResponse, DEFAULT_DELAY_CAP_SECONDS};
-use crate::rate_limits::scheduler::{
-    normalize_bucket, RateLimitSnapshot, Reservation, SchedulerError,
-};
+use crate::rate_limits::scheduler::{RateLimitSnapshot, Reservation, SchedulerError};
 use crate::rate_limits::store::{FileStore, MemoryStore, StateStore};
 use crate::rate_limits::store_choice::{
     self, ChoiceInputs, FailMode, OpenStore, StoreChoice, StoreSpec,
@@ -660,78 +661,6 @@ struct StatusJson<'a> {
     buckets: Vec<BucketJson>,
 }
 
-/// One concurrency bucket of a model, as `status` shows it.
-#[derive(Serialize)]
-struct BucketJson {
-    bucket: String,
-    in_flight: u64,
-    cap: u32,
-}
-
-/// The buckets `status`'s profile sets for its model, with the in-flight
-/// reservations of each; empty when the profile sets none.
-fn buckets_of(catalog: &Catalog, status: &ModelStatus) -> Vec<BucketJson> {
-    let Some(entry) = catalog.resolve(&status.snapshot.provider, &status.snapshot.model) else {
-        return Vec::new();
-    };
-    let mut buckets: Vec<BucketJson> = entry
-        .profile
-        .concurrency_by_bucket()
-        .into_iter()
-        .map(|(name, cap)| {
-            let bucket = normalize_bucket(&name);
-            let in_flight = status
-                .reservations
-                .iter()
-                .filter(|reservation| reservation.bucket.as_ref() == Some(&bucket))
-                .count() as u64;
-            BucketJson {
-                bucket,
-                in_flight,
-                cap,
-            }
-        })
-        .collect();
-    buckets.sort_by(|one, other| one.bucket.cmp(&other.bucket));
-    buckets
-}
-
-fn buckets_text(buckets: &[BucketJson]) -> String {
-    buckets
-        .iter()
-        .map(|bucket| {
-            format!(
-                "{} {}/{}",
-                output::cell(&bucket.bucket),
-                bucket.in_flight,
-                bucket.cap
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A budget beyond RPM and TPM as `status` shows it:
-/// `ITPM 600 of 1,000 input tokens per minute (frees 2026-12-02T08:00:00Z)`.
-fn budget_text(budget: &BudgetUse) -> String {
-    let mut text = format!(
-        "{} {} of {} {}",
-        budget.budget.short(),
-        output::thousands(budget.used),
-        output::thousands(budget.effective_limit),
-        budget.budget.describe()
-    );
-    match budget.limit {
-        Some(limit) => text.push_str(&format!(" (profile limit {}", output::thousands(limit))),
-        None => text.push_str(" (stated by the provider"),
-    }
-    if let Some(frees_at) = budget.frees_at {
-        text.push_str(&format!("; frees at {}", format_epoch_millis(frees_at)));
-    }
-    text.push(')');
-    text
-}
-
 pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitStatus> {
     if args.watch {
         return super::watch::watch(project, &args);
@@ -842,20 +771,12 @@ pub fn status(project: &ProjectPaths, args: StatusArgs) -> anyhow::Result<ExitSt
     Ok(ExitStatus::Success)
 }
 
-/// The statuses `status` shows, read without writing anything. The state
-/// file is read without the lock (a consistent copy, thanks to the atomic
-/// renames), and dead owners' slots and the moving averages are worked out on
-/// that copy in memory. So `status` works in a read-only project and never
-/// waits for writers.
-pub(super) fn read_status(
-    project: &ProjectPaths,
-    args: &StatusArgs,
-) -> anyhow::Result<Vec<ModelStatus>> {
-    Ok(read_status_and_holds(project, args)?.0)
-}
-
-/// [`read_status`], with the provider-wide holds standing.
-fn read_status_and_holds(
+/// The statuses `status` shows, with the provider-wide holds standing,
+/// read without writing anything. The state file is read without the lock
+/// (a consistent copy, thanks to the atomic renames), and dead owners' slots
+/// and the moving averages are worked out on that copy in memory. So
+/// `status` works in a read-only project and never waits for writers.
+pub(super) fn read_status_and_holds(
     project: &ProjectPaths,
     args: &StatusArgs,
 ) -> anyhow::Result<(Vec<ModelStatus>, Vec<ProviderHold>)> {
@@ -926,52 +847,14 @@ fn detail(status: &ModelStatus, now: u64) -> String {
             snapshot.moving_average_requests, snapshot.moving_average_tokens
         ),
     ];
-    if let Some(rpm) = status.stated.requests_per_minute {
-        lines.push(format!(
-            "  provider says {} requests per minute",
-            output::thousands(rpm)
-        ));
-    }
-    if let Some(tpm) = status.stated.tokens_per_minute {
-        lines.push(format!(
-            "  provider says {} tokens per minute",
-            output::thousands(tpm)
-        ));
-    }
-    for (stated, what) in [
-        (
-            status.stated.input_tokens_per_minute,
-            "input tokens per minute",
-        ),
-        (
-            status.stated.output_tokens_per_minute,
-            "output tokens per minute",
-        ),
-        (status.stated.requests_per_day, "requests per day"),
-        (status.stated.tokens_per_day, "tokens per day"),
-    ] {
-        if let Some(stated) = stated {
-            lines.push(format!(
-                "  provider says {} {what}",
-                output::thousands(stated)
-            ));
-        }
+    for (_, limit, what) in stated_limits(&status.stated) {
+        lines.push(format!("  provider says {}", stated_text(limit, what)));
     }
     for budget in &status.budgets {
         lines.push(format!("  budget       {}", budget_text(budget)));
     }
-    let unseen = status.unseen;
-    for (count, what, until) in [
-        (unseen.requests, "requests", unseen.requests_until),
-        (unseen.tokens, "tokens", unseen.tokens_until),
-    ] {
-        if count > 0 {
-            lines.push(format!(
-                "  provider counts {} more {what} than this window (another client of the key), for {:.0} s",
-                output::thousands(count),
-                until.saturating_sub(now) as f64 / 1000.0
-            ));
-        }
+    for part in unseen_parts(&status.unseen, now) {
+        lines.push(format!("  {}", unseen_text(&part)));
     }
     if let Some(hold) = &status.hold {
         lines.push(format!("  hold         {}", hold_text(hold, now)));
@@ -1021,17 +904,6 @@ fn print_status_table(statuses: &[ModelStatus]) -> anyhow::Result<()> {
     }
     output::println(&output::render_table(&table))?;
     Ok(())
-}
-
-/// A hold as `status` shows it: kind, end and the provider's words.
-fn hold_text(hold: &Hold, now: u64) -> String {
-    format!(
-        "{} until {} (in {:.0} s): {}",
-        hold.kind.as_str(),
-        format_epoch_millis(hold.until),
-        hold.until.saturating_sub(now) as f64 / 1000.0,
-        output::cell(&hold.reason)
-    )
 }
 
 pub fn clear_hold(project: &ProjectPaths, args: ClearHoldArgs) -> anyhow::Result<ExitStatus> {

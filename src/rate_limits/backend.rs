@@ -402,10 +402,10 @@ pub fn attempt_on(
         Some(held) => held.to_owned(),
         None => {
             model_state
-                .join_queue(
+                .join_queue_for(
                     now,
+                    spec.request,
                     spec.waiter.clone(),
-                    spec.request.estimated_tokens(),
                     wake.saturating_add(grace),
                 )
                 .id

@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::extended::{DailyReset, DAY_MILLIS};
-use super::hold::StatedLimits;
+use super::hold::{wait_with_unseen, StatedLimits, UnseenUse};
 use super::profile::Profile;
 
 /// Admissions within this many milliseconds share a day entry.
@@ -141,6 +141,42 @@ pub struct OverBudget {
     pub limit: u64,
 }
 
+/// What requests ask of the budgets beyond RPM and TPM: one request's
+/// estimate, or the sum of a queue's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Demand {
+    /// Requests (for requests per day).
+    pub requests: u64,
+    /// Input tokens (for input tokens per minute).
+    pub input: u64,
+    /// Output tokens (for output tokens per minute).
+    pub output: u64,
+    /// Tokens in all (for tokens per day).
+    pub tokens: u64,
+}
+
+impl Demand {
+    /// One request of `input` + `output` tokens.
+    pub fn request(input: u64, output: u64) -> Self {
+        Self {
+            requests: 1,
+            input,
+            output,
+            tokens: input.saturating_add(output),
+        }
+    }
+
+    /// Both demands together.
+    pub fn plus(self, other: Demand) -> Self {
+        Self {
+            requests: self.requests.saturating_add(other.requests),
+            input: self.input.saturating_add(other.input),
+            output: self.output.saturating_add(other.output),
+            tokens: self.tokens.saturating_add(other.tokens),
+        }
+    }
+}
+
 /// How one budget stands, for `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BudgetUse {
@@ -253,16 +289,39 @@ impl Budgets {
     }
 
     /// Milliseconds from `now` until a request of `input` + `output` tokens
-    /// fits every budget `paced` limits, with the budget that binds longest
-    /// (`None` when it fits now). `Err` when a part alone is over a limit.
-    /// Call after [`Budgets::expire`] with the same `now`.
+    /// fits every budget `paced` limits beside the input and output tokens
+    /// the provider counts and our tally does not (`unseen`), with the
+    /// budget that binds longest (`None` when it fits now). `Err` when a
+    /// part alone is over a limit. Call after [`Budgets::expire`] with the
+    /// same `now`.
     pub fn wait(
         &self,
         now: u64,
         minute_span: u64,
         paced: &Paced,
+        unseen: &UnseenUse,
         input: u64,
         output: u64,
+    ) -> Result<Option<(u64, Budget)>, OverBudget> {
+        self.wait_for(
+            now,
+            minute_span,
+            paced,
+            unseen,
+            Demand::request(input, output),
+        )
+    }
+
+    /// [`Budgets::wait`] for what several requests ask together (the
+    /// waiters of a queue): `Err` when the demand is over a limit, so the
+    /// requests can never fit together.
+    pub fn wait_for(
+        &self,
+        now: u64,
+        minute_span: u64,
+        paced: &Paced,
+        unseen: &UnseenUse,
+        demand: Demand,
     ) -> Result<Option<(u64, Budget)>, OverBudget> {
         let period = paced.daily_reset.period(now);
         let mut longest: Option<(u64, Budget)> = None;
@@ -271,10 +330,10 @@ impl Budgets {
                 continue;
             };
             let (amount, total) = match budget {
-                Budget::InputTokensPerMinute => (input, self.minute_input),
-                Budget::OutputTokensPerMinute => (output, self.minute_output),
-                Budget::RequestsPerDay => (1, self.day_requests),
-                Budget::TokensPerDay => (input.saturating_add(output), self.day_tokens),
+                Budget::InputTokensPerMinute => (demand.input, self.minute_input),
+                Budget::OutputTokensPerMinute => (demand.output, self.minute_output),
+                Budget::RequestsPerDay => (demand.requests, self.day_requests),
+                Budget::TokensPerDay => (demand.tokens, self.day_tokens),
             };
             if amount > limit {
                 return Err(OverBudget {
@@ -283,16 +342,33 @@ impl Budgets {
                     limit,
                 });
             }
-            let needed = (total + u128::from(amount)).saturating_sub(u128::from(limit));
-            if needed == 0 {
+            let (beside, until) = match budget {
+                Budget::InputTokensPerMinute => (unseen.input_tokens, unseen.input_tokens_until),
+                Budget::OutputTokensPerMinute => (unseen.output_tokens, unseen.output_tokens_until),
+                Budget::RequestsPerDay | Budget::TokensPerDay => (0, 0),
+            };
+            let wait_with = |more: u64| {
+                let needed = (total + u128::from(amount) + u128::from(more))
+                    .saturating_sub(u128::from(limit));
+                Some(if needed == 0 {
+                    0
+                } else {
+                    match (budget.is_daily(), period) {
+                        (true, Some((_, end))) => end.saturating_sub(now),
+                        (true, None) => {
+                            self.freed_after(&self.day, needed, budget, DAY_MILLIS, now)
+                        }
+                        (false, _) => {
+                            self.freed_after(&self.minute, needed, budget, minute_span, now)
+                        }
+                    }
+                    .max(1)
+                })
+            };
+            let wait = wait_with_unseen(now, beside, until, wait_with).unwrap_or(minute_span);
+            if wait == 0 {
                 continue;
             }
-            let wait = match (budget.is_daily(), period) {
-                (true, Some((_, end))) => end.saturating_sub(now),
-                (true, None) => self.freed_after(&self.day, needed, budget, DAY_MILLIS, now),
-                (false, _) => self.freed_after(&self.minute, needed, budget, minute_span, now),
-            }
-            .max(1);
             if longest.is_none_or(|(longest, _)| wait > longest) {
                 longest = Some((wait, budget));
             }
@@ -321,6 +397,15 @@ impl Budgets {
             }
         }
         span
+    }
+
+    /// The input and output tokens the minute's tally holds, when `paced`
+    /// limits either (else nothing is tallied).
+    pub fn minute_tally(&self, paced: &Paced) -> Option<(u64, u64)> {
+        let saturate = |total: u128| u64::try_from(total).unwrap_or(u64::MAX);
+        paced
+            .counts_split()
+            .then(|| (saturate(self.minute_input), saturate(self.minute_output)))
     }
 
     /// Counts a request admitted at `at` (its reservation's `acquired_at`)
@@ -464,20 +549,26 @@ mod tests {
         let mut budgets = Budgets::default();
         budgets.admit(0, 600, 150, &paced);
         // Input has room for 400 more, output for 50.
-        assert_eq!(budgets.wait(0, SPAN, &paced, 400, 50), Ok(None));
         assert_eq!(
-            budgets.wait(10, SPAN, &paced, 100, 51),
+            budgets.wait(0, SPAN, &paced, &UnseenUse::default(), 400, 50),
+            Ok(None)
+        );
+        assert_eq!(
+            budgets.wait(10, SPAN, &paced, &UnseenUse::default(), 100, 51),
             Ok(Some((SPAN - 10, Budget::OutputTokensPerMinute)))
         );
         assert_eq!(
-            budgets.wait(10, SPAN, &paced, 401, 10),
+            budgets.wait(10, SPAN, &paced, &UnseenUse::default(), 401, 10),
             Ok(Some((SPAN - 10, Budget::InputTokensPerMinute)))
         );
         // The answer used 20 output tokens, not 150: room for 180 now.
         budgets.reconcile(0, (600, 150), (600, 20), false);
-        assert_eq!(budgets.wait(10, SPAN, &paced, 100, 180), Ok(None));
         assert_eq!(
-            budgets.wait(10, SPAN, &paced, 0, 201),
+            budgets.wait(10, SPAN, &paced, &UnseenUse::default(), 100, 180),
+            Ok(None)
+        );
+        assert_eq!(
+            budgets.wait(10, SPAN, &paced, &UnseenUse::default(), 0, 201),
             Err(OverBudget {
                 budget: Budget::OutputTokensPerMinute,
                 amount: 201,
@@ -499,14 +590,17 @@ mod tests {
         budgets.admit(1_000, 10, 10, &paced);
         budgets.admit(3_600_000, 10, 10, &paced);
         let (wait, budget) = budgets
-            .wait(7_200_000, SPAN, &paced, 1, 1)
+            .wait(7_200_000, SPAN, &paced, &UnseenUse::default(), 1, 1)
             .unwrap()
             .unwrap();
         assert_eq!(budget, Budget::RequestsPerDay);
         assert_eq!(wait, DAY_MILLIS + 1_000 - 7_200_000);
         // A request released unsent gives its place back.
         budgets.reconcile(3_600_000, (10, 10), (0, 0), true);
-        assert_eq!(budgets.wait(7_200_000, SPAN, &paced, 1, 1), Ok(None));
+        assert_eq!(
+            budgets.wait(7_200_000, SPAN, &paced, &UnseenUse::default(), 1, 1),
+            Ok(None)
+        );
         budgets.expire(DAY_MILLIS + 1_000, SPAN, &paced);
         assert_eq!(budgets.uses(DAY_MILLIS + 1_000, SPAN, &paced)[0].used, 0);
     }
@@ -522,13 +616,23 @@ mod tests {
         let now = 1_796_194_800_000;
         let mut budgets = Budgets::default();
         budgets.admit(now, 500, 400, &paced);
-        let (wait, budget) = budgets.wait(now, SPAN, &paced, 50, 51).unwrap().unwrap();
+        let (wait, budget) = budgets
+            .wait(now, SPAN, &paced, &UnseenUse::default(), 50, 51)
+            .unwrap()
+            .unwrap();
         assert_eq!((wait, budget), (3_600_000, Budget::TokensPerDay));
         let uses = budgets.uses(now, SPAN, &paced);
         assert_eq!(uses[0].frees_at, Some(now + 3_600_000));
         budgets.expire(now + 3_600_000, SPAN, &paced);
         assert_eq!(
-            budgets.wait(now + 3_600_000, SPAN, &paced, 500, 500),
+            budgets.wait(
+                now + 3_600_000,
+                SPAN,
+                &paced,
+                &UnseenUse::default(),
+                500,
+                500
+            ),
             Ok(None)
         );
     }

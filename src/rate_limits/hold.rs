@@ -160,13 +160,38 @@ pub struct ProviderUse {
     pub requests: Option<CountedUse>,
     /// Of the tokens-per-minute budget.
     pub tokens: Option<CountedUse>,
+    /// Of the input-tokens-per-minute budget (Anthropic's `input-tokens`).
+    #[serde(default)]
+    pub input_tokens: Option<CountedUse>,
+    /// Of the output-tokens-per-minute budget (Anthropic's `output-tokens`).
+    #[serde(default)]
+    pub output_tokens: Option<CountedUse>,
 }
 
 impl ProviderUse {
     /// True when the answer said nothing of use.
     pub fn is_empty(&self) -> bool {
-        self.requests.is_none() && self.tokens.is_none()
+        self.requests.is_none()
+            && self.tokens.is_none()
+            && self.input_tokens.is_none()
+            && self.output_tokens.is_none()
     }
+}
+
+/// What our own window counts of each per-minute budget, beside which the
+/// provider's count shows another client's use. `None` for a budget the
+/// model's state does not tally (input and output tokens, when the model is
+/// paced by neither ITPM nor OTPM): the provider's count of it is not used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OwnUse {
+    /// Requests in the window.
+    pub requests: u64,
+    /// Tokens in the window.
+    pub tokens: u64,
+    /// Input tokens in the minute's tally.
+    pub input_tokens: Option<u64>,
+    /// Output tokens in the minute's tally.
+    pub output_tokens: Option<u64>,
 }
 
 /// Use the provider counts that our own window does not hold: requests and
@@ -187,6 +212,18 @@ pub struct UnseenUse {
     /// When they leave (Unix-epoch milliseconds).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub tokens_until: u64,
+    /// Input tokens counted beside the minute's tally.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub input_tokens: u64,
+    /// When they leave (Unix-epoch milliseconds).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub input_tokens_until: u64,
+    /// Output tokens counted beside the minute's tally.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub output_tokens: u64,
+    /// When they leave (Unix-epoch milliseconds).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub output_tokens_until: u64,
 }
 
 fn is_zero(value: &u64) -> bool {
@@ -196,7 +233,7 @@ fn is_zero(value: &u64) -> bool {
 impl UnseenUse {
     /// True when nothing unseen counts.
     pub fn is_empty(&self) -> bool {
-        self.requests == 0 && self.tokens == 0
+        self.requests == 0 && self.tokens == 0 && self.input_tokens == 0 && self.output_tokens == 0
     }
 
     /// Drops each part whose time has come.
@@ -207,21 +244,20 @@ impl UnseenUse {
         if self.tokens_until <= now {
             (self.tokens, self.tokens_until) = (0, 0);
         }
+        if self.input_tokens_until <= now {
+            (self.input_tokens, self.input_tokens_until) = (0, 0);
+        }
+        if self.output_tokens_until <= now {
+            (self.output_tokens, self.output_tokens_until) = (0, 0);
+        }
     }
 
     /// Replaces the parts `counted` speaks of by what the provider counts
-    /// beyond our own window (`own_requests`, `own_tokens`) at `now`; each
-    /// lasts until the provider's reset, at most `span` milliseconds (a
-    /// per-minute budget forgets use within its window), a full `span`
-    /// when the provider names no reset.
-    pub fn update(
-        &mut self,
-        counted: ProviderUse,
-        own_requests: u64,
-        own_tokens: u64,
-        now: u64,
-        span: u64,
-    ) {
+    /// beyond our own (`own`) at `now`; each lasts until the provider's
+    /// reset, at most `span` milliseconds (a per-minute budget forgets use
+    /// within its window), a full `span` when the provider names no reset.
+    /// A part `own` does not tally is left alone.
+    pub fn update(&mut self, counted: ProviderUse, own: OwnUse, now: u64, span: u64) {
         let part = |counted: CountedUse, own: u64| {
             let unseen = counted
                 .used
@@ -239,10 +275,16 @@ impl UnseenUse {
             }
         };
         if let Some(counted) = counted.requests {
-            (self.requests, self.requests_until) = part(counted, own_requests);
+            (self.requests, self.requests_until) = part(counted, own.requests);
         }
         if let Some(counted) = counted.tokens {
-            (self.tokens, self.tokens_until) = part(counted, own_tokens);
+            (self.tokens, self.tokens_until) = part(counted, own.tokens);
+        }
+        if let (Some(counted), Some(own)) = (counted.input_tokens, own.input_tokens) {
+            (self.input_tokens, self.input_tokens_until) = part(counted, own);
+        }
+        if let (Some(counted), Some(own)) = (counted.output_tokens, own.output_tokens) {
+            (self.output_tokens, self.output_tokens_until) = part(counted, own);
         }
     }
 }

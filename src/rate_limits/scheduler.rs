@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::budgets::{Budget, BudgetUse, Budgets, Paced, StoredBudgets};
+use super::budgets::{Budget, BudgetUse, Budgets, Demand, Paced, StoredBudgets};
 use super::clock::{duration_millis, Clock, SystemClock};
 use super::column::{self, Column, ColumnError};
-use super::hold::{wait_with_unseen, Advice, Hold, StatedLimits, UnseenUse};
+use super::hold::{wait_with_unseen, Advice, Hold, OwnUse, StatedLimits, UnseenUse};
 use super::owner::{Owner, ProcessGroup};
 use super::profile::{check_name, normalize_name, Profile, KEY_SEPARATOR};
 use super::retry::{retry_delay, Classification};
@@ -318,6 +318,21 @@ pub fn normalize_bucket(bucket: &str) -> String {
     bucket.trim().to_lowercase()
 }
 
+/// What a waiter's ticket asks of the budgets; a ticket that does not say
+/// how its estimate splits counts it whole as input and as output.
+fn ticket_demand(ticket: &Ticket) -> Demand {
+    let (input, output) = match ticket.estimated_input_tokens {
+        Some(input) => (input, ticket.estimated_tokens.saturating_sub(input)),
+        None => (ticket.estimated_tokens, ticket.estimated_tokens),
+    };
+    Demand {
+        requests: 1,
+        input,
+        output,
+        tokens: ticket.estimated_tokens,
+    }
+}
+
 /// The cap of `bucket` in `profile`, or the error naming the buckets it has.
 pub fn bucket_cap(profile: &Profile, bucket: &str) -> Result<u32, SchedulerError> {
     let bucket = normalize_bucket(bucket);
@@ -349,6 +364,14 @@ pub struct Ticket {
     pub number: u64,
     /// The tokens the waiter's request estimates (input + most output).
     pub estimated_tokens: u64,
+    /// The input part of `estimated_tokens`. Absent on a ticket that does
+    /// not say (written by an older build): its whole estimate then counts
+    /// as input and as output, so the queue never under-counts what it needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_input_tokens: Option<u64>,
+    /// The concurrency bucket the waiter's request counts in (normalised).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
     /// When the waiter arrived (Unix-epoch milliseconds).
     pub arrived_at: u64,
     /// When the ticket lapses unless its waiter comes back and extends it
@@ -516,12 +539,46 @@ impl ModelState {
     }
 
     /// Puts a waiter at the back of the queue; its ticket lapses at
-    /// `expires_at` unless [`ModelState::keep_ticket`] extends it.
+    /// `expires_at` unless [`ModelState::keep_ticket`] extends it. The
+    /// ticket knows the estimate only, not its input/output split nor a
+    /// bucket: [`ModelState::join_queue_for`] says both.
     pub fn join_queue(
         &mut self,
         now: u64,
         owner: Owner,
         estimated_tokens: u64,
+        expires_at: u64,
+    ) -> Ticket {
+        self.push_ticket(now, owner, estimated_tokens, None, None, expires_at)
+    }
+
+    /// [`ModelState::join_queue`] for a waiter of `request`: the ticket
+    /// carries its input and output estimates and its bucket, so the queue
+    /// weighs every budget and bucket the waiter needs.
+    pub fn join_queue_for(
+        &mut self,
+        now: u64,
+        request: &AcquireRequest,
+        owner: Owner,
+        expires_at: u64,
+    ) -> Ticket {
+        self.push_ticket(
+            now,
+            owner,
+            request.estimated_tokens(),
+            Some(request.estimated_input_tokens),
+            request.bucket.as_deref().map(normalize_bucket),
+            expires_at,
+        )
+    }
+
+    fn push_ticket(
+        &mut self,
+        now: u64,
+        owner: Owner,
+        estimated_tokens: u64,
+        estimated_input_tokens: Option<u64>,
+        bucket: Option<String>,
         expires_at: u64,
     ) -> Ticket {
         if self.next_ticket >= MAX_COUNT {
@@ -530,10 +587,13 @@ impl ModelState {
             }
             self.next_ticket = self.waiters.len() as u64;
         }
+        let estimated_tokens = estimated_tokens.min(MAX_COUNT);
         let ticket = Ticket {
             id: format!("{TICKET_PREFIX}{:016x}", fastrand::u64(..)),
             number: self.next_ticket,
-            estimated_tokens: estimated_tokens.min(MAX_COUNT),
+            estimated_tokens,
+            estimated_input_tokens: estimated_input_tokens.map(|input| input.min(estimated_tokens)),
+            bucket,
             arrived_at: now,
             expires_at,
             owner,
@@ -630,13 +690,18 @@ impl ModelState {
         self.stated = self.stated.updated(advice.stated);
         // The provider's count includes ours: only the excess is another
         // client's, and each answer replaces what the last one said.
-        self.unseen.update(
-            advice.provider_use,
-            self.window.requests(),
-            self.window.tokens(),
-            now,
-            self.window.span(),
-        );
+        let (input_tokens, output_tokens) = self
+            .budgets
+            .minute_tally(&self.paced)
+            .map_or((None, None), |(input, output)| (Some(input), Some(output)));
+        let own = OwnUse {
+            requests: self.window.requests(),
+            tokens: self.window.tokens(),
+            input_tokens,
+            output_tokens,
+        };
+        self.unseen
+            .update(advice.provider_use, own, now, self.window.span());
         if let Some(hold) = advice.hold.clone().filter(|hold| hold.until > now) {
             self.hold = Some(match self.hold.take() {
                 Some(standing) => standing.merge(hold),
@@ -787,6 +852,7 @@ impl ModelState {
                 now,
                 self.window.span(),
                 &self.paced,
+                &self.unseen,
                 request.estimated_input_tokens,
                 request.max_output_tokens,
             )
@@ -846,7 +912,8 @@ impl ModelState {
                 .find(|held| held.id == id)
                 .map(|held| held.number)
         });
-        if let Some(retry_after) = self.queue_wait(now, estimate, number) {
+        let bucket_name = bucket.as_ref().map(|(name, _)| name.as_str());
+        if let Some(retry_after) = self.queue_wait(now, profile, request, bucket_name, number) {
             return Ok(Decision::Wait {
                 retry_after,
                 reason: WaitReason::Queue,
@@ -886,16 +953,27 @@ impl ModelState {
         Ok(Decision::Granted(reservation))
     }
 
-    /// `None` when admitting a request of `estimate` tokens now cannot delay
-    /// any waiter ahead of ticket `number` (all waiters when `None`); else a
+    /// `None` when admitting `request` (of `bucket`) now cannot delay any
+    /// waiter ahead of ticket `number` (all waiters when `None`); else a
     /// guess at the wait (at least until everyone ahead and this request fit
-    /// the budget together).
+    /// the budgets together).
     ///
-    /// A waiter ahead is not delayed when, after this admission, a slot is
-    /// still free for each waiter ahead, and each waiter ahead becomes ready
-    /// (for the requests and tokens budgets, counting those before it) no
-    /// later than it would without this admission.
-    fn queue_wait(&self, now: u64, estimate: u64, number: Option<u64>) -> Option<Duration> {
+    /// A waiter ahead is not delayed when, after this admission,
+    /// - a concurrency slot is still free for each waiter ahead that could
+    ///   take one now (a waiter whose bucket is full takes the slot its
+    ///   bucket's holder frees), and a slot of this request's bucket for
+    ///   each waiter ahead in that bucket, and
+    /// - each waiter ahead becomes ready for every budget (RPM, TPM, ITPM,
+    ///   OTPM, RPD, TPD; counting those before it) no later than it would
+    ///   without this admission.
+    fn queue_wait(
+        &self,
+        now: u64,
+        profile: &Profile,
+        request: &AcquireRequest,
+        bucket: Option<&str>,
+        number: Option<u64>,
+    ) -> Option<Duration> {
         let ahead: Vec<&Ticket> = self
             .waiters
             .iter()
@@ -904,17 +982,16 @@ impl ModelState {
         if ahead.is_empty() {
             return None;
         }
-        let slots_needed = self.in_flight.len() + ahead.len() + 1;
-        let mut blocked = slots_needed > self.current_concurrency_cap as usize;
-        let (mut requests, mut tokens) = (0u64, 0u64);
+        let mine = Demand::request(request.estimated_input_tokens, request.max_output_tokens);
+        let mut blocked = self.takes_a_slot_ahead(&ahead, profile, bucket);
+        let mut before = Demand::default();
         for ticket in &ahead {
-            requests += 1;
-            tokens = tokens.saturating_add(ticket.estimated_tokens);
+            before = before.plus(ticket_demand(ticket));
             if blocked {
                 continue;
             }
-            let without = self.ready_in(now, requests, tokens);
-            let with = self.ready_in(now, requests + 1, tokens.saturating_add(estimate));
+            let without = self.ready_in(now, before);
+            let with = self.ready_in(now, before.plus(mine));
             blocked = match (without, with) {
                 (Some(without), Some(with)) => with > without,
                 _ => true,
@@ -924,17 +1001,74 @@ impl ModelState {
             return None;
         }
         let all_fit = self
-            .ready_in(now, requests + 1, tokens.saturating_add(estimate))
+            .ready_in(now, before.plus(mine))
             .unwrap_or(self.window.span());
         Some(Duration::from_millis(all_fit.max(1)))
     }
 
-    /// Milliseconds from `now` until `requests` more requests and `tokens`
-    /// more tokens fit the budgets together; `None` when they never can.
-    fn ready_in(&self, now: u64, requests: u64, tokens: u64) -> Option<u64> {
-        let requests = self.requests_wait(now, requests)?;
-        let tokens = self.tokens_wait(now, tokens)?;
-        Some(requests.max(tokens))
+    /// True when admitting a request of `bucket` now takes a concurrency
+    /// slot one of the waiters `ahead` is to have first: a model slot (a
+    /// waiter whose bucket is full needs none now: the holder of its bucket
+    /// frees one as it leaves) or a slot of `bucket`.
+    fn takes_a_slot_ahead(
+        &self,
+        ahead: &[&Ticket],
+        profile: &Profile,
+        bucket: Option<&str>,
+    ) -> bool {
+        let caps: HashMap<String, usize> = profile
+            .concurrency_by_bucket()
+            .into_iter()
+            .map(|(name, cap)| (normalize_bucket(&name), cap as usize))
+            .collect();
+        let mut held: HashMap<&str, usize> = HashMap::new();
+        for name in self
+            .in_flight
+            .values()
+            .filter_map(|reservation| reservation.bucket.as_deref())
+        {
+            *held.entry(name).or_default() += 1;
+        }
+        let holding = |name: &str| held.get(name).copied().unwrap_or(0);
+        let mut queued: HashMap<&str, usize> = HashMap::new();
+        let mut model_slots = 0usize;
+        for ticket in ahead {
+            let capped = ticket
+                .bucket
+                .as_deref()
+                .and_then(|name| caps.get(name).map(|cap| (name, *cap)));
+            match capped {
+                Some((name, cap)) => {
+                    let place = queued.entry(name).or_default();
+                    *place += 1;
+                    if holding(name) + *place <= cap {
+                        model_slots += 1;
+                    }
+                }
+                None => model_slots += 1,
+            }
+        }
+        if self.in_flight.len() + model_slots + 1 > self.current_concurrency_cap as usize {
+            return true;
+        }
+        bucket
+            .and_then(|name| caps.get(name).map(|cap| (name, *cap)))
+            .is_some_and(|(name, cap)| {
+                holding(name) + queued.get(name).copied().unwrap_or(0) + 1 > cap
+            })
+    }
+
+    /// Milliseconds from `now` until `demand` more fits every budget
+    /// together; `None` when it never can.
+    fn ready_in(&self, now: u64, demand: Demand) -> Option<u64> {
+        let requests = self.requests_wait(now, demand.requests)?;
+        let tokens = self.tokens_wait(now, demand.tokens)?;
+        let budgets = self
+            .budgets
+            .wait_for(now, self.window.span(), &self.paced, &self.unseen, demand)
+            .ok()?
+            .map_or(0, |(wait, _)| wait);
+        Some(requests.max(tokens).max(budgets))
     }
 
     /// Milliseconds from `now` until `extra` more requests fit the
@@ -3131,6 +3265,7 @@ mod tests {
             provider_use: ProviderUse {
                 requests: requests.map(part),
                 tokens: tokens.map(part),
+                ..ProviderUse::default()
             },
             ..Advice::default()
         }
@@ -3410,5 +3545,271 @@ mod tests {
         scheduler
             .acquire("acme", "m", 1, 1, Some(Duration::ZERO))
             .unwrap();
+    }
+
+    /// The holder of `ticket` tries again at `now`.
+    fn acquire_in_turn(
+        state: &mut ModelState,
+        now: u64,
+        profile: &Profile,
+        request: &AcquireRequest,
+        ticket: &Ticket,
+    ) -> Decision {
+        state
+            .try_acquire_in_turn(
+                now,
+                profile,
+                request,
+                new_reservation_id(),
+                Some(&ticket.id),
+            )
+            .unwrap()
+    }
+
+    fn is_queued(decision: &Decision) -> bool {
+        matches!(
+            decision,
+            Decision::Wait {
+                reason: WaitReason::Queue,
+                ..
+            }
+        )
+    }
+
+    #[test]
+    fn a_head_waiting_for_output_tokens_is_passed_only_by_what_cannot_delay_it() {
+        use crate::rate_limits::extended::ExtendedLimits;
+        let profile = extended(
+            100,
+            ExtendedLimits {
+                otpm: Some(1_000),
+                ..ExtendedLimits::default()
+            },
+        );
+        let mut state = state(&profile);
+        granted(acquire(&mut state, START, &profile, &request(10, 450)));
+        granted(acquire(&mut state, START + 5, &profile, &request(10, 450)));
+        let head = request(10, 500);
+        assert!(matches!(
+            acquire(&mut state, START + 10, &profile, &head),
+            Decision::Wait {
+                reason: WaitReason::OutputTokens,
+                ..
+            }
+        ));
+        let ticket = state.join_queue_for(START + 10, &head, waiter(7), u64::MAX);
+        // The head needs 400 output tokens to leave: the first 450 do, at
+        // START + SPAN. 60 more would need the second entry too (5 ms
+        // later); 40 more would not.
+        assert!(is_queued(&acquire(
+            &mut state,
+            START + 20,
+            &profile,
+            &request(10, 60)
+        )));
+        granted(acquire(&mut state, START + 20, &profile, &request(10, 40)));
+        granted(acquire_in_turn(
+            &mut state,
+            START + SPAN,
+            &profile,
+            &head,
+            &ticket,
+        ));
+    }
+
+    #[test]
+    fn a_small_request_does_not_take_the_last_daily_request_of_a_head_waiting_for_tokens() {
+        use crate::rate_limits::extended::ExtendedLimits;
+        let profile = profile(100, 1_000, 1.0, 8).with_extended(ExtendedLimits {
+            rpd: Some(2),
+            ..ExtendedLimits::default()
+        });
+        let mut state = state(&profile);
+        granted(acquire(&mut state, START, &profile, &request(800, 100)));
+        let head = request(400, 100);
+        assert!(matches!(
+            acquire(&mut state, START + 10, &profile, &head),
+            Decision::Wait {
+                reason: WaitReason::Tokens,
+                ..
+            }
+        ));
+        let ticket = state.join_queue_for(START + 10, &head, waiter(7), u64::MAX);
+        // The small one fits the minute beside the head, but not the day.
+        assert!(is_queued(&acquire(
+            &mut state,
+            START + 20,
+            &profile,
+            &request(1, 1)
+        )));
+        granted(acquire_in_turn(
+            &mut state,
+            START + SPAN,
+            &profile,
+            &head,
+            &ticket,
+        ));
+    }
+
+    fn bucket_profile(cap: u32) -> Profile {
+        let mut profile = profile(100, 100_000, 1.0, cap);
+        profile.extra.insert(
+            "concurrency_by_bucket".into(),
+            serde_json::json!({"reasoning": 1, "background": 2}),
+        );
+        profile
+    }
+
+    #[test]
+    fn a_head_waiting_for_its_bucket_does_not_hold_back_another_bucket() {
+        let profile = bucket_profile(2);
+        let mut state = state(&profile);
+        let thinking = granted(acquire(
+            &mut state,
+            START,
+            &profile,
+            &bucketed(Some("reasoning")),
+        ));
+        let head = bucketed(Some("reasoning"));
+        assert!(matches!(
+            acquire(&mut state, START + 10, &profile, &head),
+            Decision::Wait {
+                reason: WaitReason::Bucket,
+                ..
+            }
+        ));
+        let ticket = state.join_queue_for(START + 10, &head, waiter(7), u64::MAX);
+        // The model's last slot: the head could not use it before the
+        // reasoning call ends, which frees a slot of the model too.
+        granted(acquire(
+            &mut state,
+            START + 20,
+            &profile,
+            &bucketed(Some("background")),
+        ));
+        state
+            .record_success(START + 30, Some(&profile), &thinking.id, 1, 1)
+            .unwrap();
+        granted(acquire_in_turn(
+            &mut state,
+            START + 40,
+            &profile,
+            &head,
+            &ticket,
+        ));
+    }
+
+    #[test]
+    fn a_freed_bucket_slot_goes_to_the_waiter_of_that_bucket_ahead() {
+        let profile = bucket_profile(4);
+        let mut state = state(&profile);
+        let thinking = granted(acquire(
+            &mut state,
+            START,
+            &profile,
+            &bucketed(Some("reasoning")),
+        ));
+        let head = bucketed(Some("reasoning"));
+        let ticket = state.join_queue_for(START + 10, &head, waiter(7), u64::MAX);
+        assert_eq!(ticket.bucket.as_deref(), Some("reasoning"));
+        state
+            .record_success(START + 20, Some(&profile), &thinking.id, 1, 1)
+            .unwrap();
+        // The ticket keeps its bucket through a reload.
+        let mut state: ModelState =
+            serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+        // A newcomer of the same bucket would take the head's slot; one of
+        // another bucket takes nothing the head needs (the model has room).
+        assert!(is_queued(&acquire(&mut state, START + 30, &profile, &head)));
+        granted(acquire(
+            &mut state,
+            START + 30,
+            &profile,
+            &bucketed(Some("background")),
+        ));
+        granted(acquire_in_turn(
+            &mut state,
+            START + 40,
+            &profile,
+            &head,
+            &ticket,
+        ));
+    }
+
+    #[test]
+    fn a_ticket_that_does_not_say_its_split_counts_its_estimate_as_input_and_output() {
+        use crate::rate_limits::extended::ExtendedLimits;
+        let profile = extended(
+            100,
+            ExtendedLimits {
+                itpm: Some(1_000),
+                ..ExtendedLimits::default()
+            },
+        );
+        let mut state = state(&profile);
+        // 900 of it could be output: the queue cannot tell, so it keeps
+        // room for all 1,000 as input.
+        state.join_queue(START, waiter(7), 1_000, u64::MAX);
+        assert!(is_queued(&acquire(
+            &mut state,
+            START,
+            &profile,
+            &request(1, 1)
+        )));
+        let mut state = self::state(&profile);
+        state.join_queue_for(START, &request(100, 900), waiter(7), u64::MAX);
+        granted(acquire(&mut state, START, &profile, &request(1, 1)));
+    }
+
+    #[test]
+    fn unseen_input_tokens_count_only_where_the_model_tallies_them() {
+        use crate::rate_limits::extended::ExtendedLimits;
+        use crate::rate_limits::hold::{CountedUse, ProviderUse};
+        let advice = Advice {
+            provider_use: ProviderUse {
+                input_tokens: Some(CountedUse {
+                    used: 700,
+                    resets_at: Some(START + 30_000),
+                }),
+                ..ProviderUse::default()
+            },
+            ..Advice::default()
+        };
+        // Paced by neither ITPM nor OTPM: nothing to compare the count with.
+        let plain = profile(100, 1_000_000, 1.0, 8);
+        let mut untallied = state(&plain);
+        granted(acquire(&mut untallied, START, &plain, &request(100, 10)));
+        untallied.advise(START + 10, Some(&plain), &advice);
+        assert!(untallied.unseen_use().is_empty());
+        let paced = extended(
+            100,
+            ExtendedLimits {
+                itpm: Some(1_000),
+                ..ExtendedLimits::default()
+            },
+        );
+        let mut state = state(&paced);
+        granted(acquire(&mut state, START, &paced, &request(100, 10)));
+        state.advise(START + 10, Some(&paced), &advice);
+        let unseen = state.unseen_use();
+        assert_eq!(
+            (unseen.input_tokens, unseen.input_tokens_until),
+            (600, START + 30_000)
+        );
+        // 100 + 600 + 350 > 1,000 until the provider's reset.
+        assert_eq!(
+            acquire(&mut state, START + 10, &paced, &request(350, 1)),
+            Decision::Wait {
+                retry_after: Duration::from_millis(29_990),
+                reason: WaitReason::InputTokens
+            }
+        );
+        granted(acquire(
+            &mut state,
+            START + 30_000,
+            &paced,
+            &request(350, 1),
+        ));
+        assert!(state.unseen_use().is_empty());
     }
 }

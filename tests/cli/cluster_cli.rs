@@ -8,6 +8,7 @@ use std::net::TcpListener;
 use predicates::prelude::*;
 
 use crate::fixture::{acquire, acquire_args, Project, STATE};
+use crate::harness::status_json;
 use crate::redis_server::{require_redis, RedisCluster};
 
 fn cluster_url(cluster: &RedisCluster) -> String {
@@ -72,22 +73,7 @@ fn the_cli_paces_on_a_cluster_named_by_flag_variable_or_setting_file() {
         stdout.contains(&format!("Store: {url} (from `")) && stdout.contains(setting),
         "{stdout}"
     );
-    let json = project
-        .cmd(&[
-            "credits",
-            "limits",
-            "status",
-            "--provider",
-            "acme",
-            "--model",
-            "m",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(json.status.success(), "{json:?}");
-    let status: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    let text = status.to_string();
+    let text = status_json(&project, "acme", "m").to_string();
     assert!(text.contains("\"rolling_request_count\":1"), "{text}");
     assert!(text.contains("\"rolling_token_count\":10"), "{text}");
     // The state file was never written: the cluster holds the state.

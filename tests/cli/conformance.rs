@@ -109,7 +109,7 @@ impl Run {
             max_output_tokens: request.max_output_tokens,
             owner: request.owner.clone(),
             lease: request.lease,
-            bucket: None,
+            bucket: request.bucket.clone(),
         };
         let key = format!("{}::{}", request.provider, request.model);
         let spec = AttemptSpec {
@@ -688,6 +688,135 @@ fn budgets_beyond_rpm_and_tpm(run: &mut Run) {
     );
 }
 
+/// A head of the queue that waits only for a slot of its bucket.
+fn queued_head(
+    run: &mut Run,
+    request: &PaceRequest,
+    id: &str,
+    waits_for: WaitReason,
+) -> (Duration, String) {
+    let attempt = run.attempt(request, id, None, None);
+    let Attempt::Sleep {
+        reason,
+        retry_after,
+        ticket,
+        ..
+    } = attempt
+    else {
+        panic!("the head should wait: {attempt:?}");
+    };
+    assert_eq!(reason, waits_for);
+    (retry_after, ticket)
+}
+
+/// The queue weighs output tokens per minute: a small request passes a
+/// head waiting for them only when the head still gets them as soon.
+fn fairness_over_output_tokens(run: &mut Run) {
+    run.acquire(&request("m", 10, 45), None).unwrap();
+    run.clock.advance(Duration::from_millis(5));
+    run.acquire(&request("m", 10, 45), None).unwrap();
+    run.clock.advance(Duration::from_millis(5));
+    let head = request("m", 10, 50);
+    let (retry_after, ticket) =
+        queued_head(run, &head, "rsv-00000000000000c1", WaitReason::OutputTokens);
+    assert_eq!(retry_after, Duration::from_millis(60_990));
+    // The head needs 40 output tokens to leave: the first 45 do. 6 more
+    // would need the second entry too (5 ms later); 4 more would not.
+    let (reason, _) = deadline_error(run.acquire(&request("m", 10, 6), Some(Duration::ZERO)));
+    assert_eq!(reason, WaitReason::Queue);
+    run.acquire(&request("m", 10, 4), Some(Duration::ZERO))
+        .unwrap();
+    run.clock.advance(retry_after);
+    let admitted = run.attempt(&head, "rsv-00000000000000c1", Some(&ticket), None);
+    assert!(matches!(admitted, Attempt::Granted(_)), "{admitted:?}");
+    run.status("m");
+}
+
+/// `acme/*` with TPM 1,000 and two requests per rolling day.
+fn daily_catalog() -> Catalog {
+    let mut catalog = Catalog::default();
+    let limits = ExtendedLimits {
+        rpd: Some(2),
+        ..ExtendedLimits::default()
+    };
+    catalog.add_layer(
+        Layer::Project,
+        vec![Profile::new("acme", "*", 100, 1_000, 1.0, 8)
+            .unwrap()
+            .with_extended(limits)],
+    );
+    catalog
+}
+
+/// A small request that fits the minute beside a head waiting for tokens
+/// does not take the day's last request from it.
+fn fairness_over_the_day(run: &mut Run) {
+    run.acquire(&request("m", 800, 100), None).unwrap();
+    run.clock.advance(Duration::from_millis(10));
+    let head = request("m", 400, 100);
+    let (retry_after, ticket) = queued_head(run, &head, "rsv-00000000000000d1", WaitReason::Tokens);
+    let (reason, _) = deadline_error(run.acquire(&request("m", 1, 1), Some(Duration::ZERO)));
+    assert_eq!(reason, WaitReason::Queue);
+    run.clock.advance(retry_after);
+    let admitted = run.attempt(&head, "rsv-00000000000000d1", Some(&ticket), None);
+    assert!(matches!(admitted, Attempt::Granted(_)), "{admitted:?}");
+    let status = run.status("m");
+    assert_eq!(status.budgets[0].used, 2, "the day's two requests");
+}
+
+/// A head waiting for a slot of its bucket holds back newcomers of that
+/// bucket, but not one of another bucket that takes nothing it needs.
+fn fairness_over_buckets(run: &mut Run) {
+    let thinking = run.acquire(&in_bucket(Some("reasoning")), None).unwrap();
+    let plain = run.acquire(&in_bucket(None), None).unwrap();
+    let head = in_bucket(Some("reasoning"));
+    let (_, ticket) = queued_head(run, &head, "rsv-00000000000000e1", WaitReason::Bucket);
+    // The model's last slot: the head could not use it before the
+    // reasoning call ends, which frees a slot of the model too.
+    run.acquire(&in_bucket(Some("background")), Some(Duration::ZERO))
+        .unwrap();
+    run.pacer.record_success(&thinking.id, 1, 1).unwrap();
+    run.pacer.release(&plain.id).unwrap();
+    // The reasoning slot is free and so is a model slot: a newcomer of
+    // the head's bucket would take it first.
+    let (reason, _) =
+        deadline_error(run.acquire(&in_bucket(Some("reasoning")), Some(Duration::ZERO)));
+    assert_eq!(reason, WaitReason::Queue);
+    let admitted = run.attempt(&head, "rsv-00000000000000e1", Some(&ticket), None);
+    let Attempt::Granted(admitted) = admitted else {
+        panic!("the head should be admitted: {admitted:?}");
+    };
+    assert_eq!(admitted.bucket.as_deref(), Some("reasoning"));
+    run.status("m");
+}
+
+#[test]
+fn conformance_fairness_over_output_tokens() {
+    conform(
+        "conformance_fairness_over_output_tokens",
+        budgets_catalog(),
+        fairness_over_output_tokens,
+    );
+}
+
+#[test]
+fn conformance_fairness_over_the_day() {
+    conform(
+        "conformance_fairness_over_the_day",
+        daily_catalog(),
+        fairness_over_the_day,
+    );
+}
+
+#[test]
+fn conformance_fairness_over_buckets() {
+    conform(
+        "conformance_fairness_over_buckets",
+        bucket_catalog(),
+        fairness_over_buckets,
+    );
+}
+
 #[test]
 fn conformance_budgets_beyond_rpm_and_tpm() {
     conform(
@@ -823,7 +952,27 @@ const SCENARIOS: &[Scenario] = &[
     ),
     ("budgets", budgets_catalog, budgets_beyond_rpm_and_tpm),
     ("unseen use", || catalog(10, 1_000, 10), unseen_use),
+    (
+        "unseen input and output tokens",
+        budgets_catalog,
+        unseen_input_and_output_tokens,
+    ),
     ("buckets", bucket_catalog, buckets),
+    (
+        "fairness over output tokens",
+        budgets_catalog,
+        fairness_over_output_tokens,
+    ),
+    (
+        "fairness over the day",
+        daily_catalog,
+        fairness_over_the_day,
+    ),
+    (
+        "fairness over buckets",
+        bucket_catalog,
+        fairness_over_buckets,
+    ),
     (
         "provider holds",
         || catalog(100, 10_000, 10),
@@ -889,6 +1038,70 @@ fn unseen_use(run: &mut Run) {
         .unwrap();
     let status = run.status("m");
     assert!(status.unseen.is_empty(), "{:?}", status.unseen);
+}
+
+/// Another client of an Anthropic key: the provider counts more input and
+/// output tokens than the model's tally holds, and the ITPM and OTPM
+/// budgets pace against what is really left until the provider's reset.
+fn unseen_input_and_output_tokens(run: &mut Run) {
+    let reservation = run.acquire(&request("m", 100, 10), None).unwrap();
+    run.pacer.record_success(&reservation.id, 100, 10).unwrap();
+    // START is 2023-11-14T22:13:20Z: the budgets are whole again in 30 s.
+    let headers: Vec<(String, String)> = [
+        ("anthropic-ratelimit-input-tokens-limit", "1000"),
+        ("anthropic-ratelimit-input-tokens-remaining", "300"),
+        (
+            "anthropic-ratelimit-input-tokens-reset",
+            "2023-11-14T22:13:50Z",
+        ),
+        ("anthropic-ratelimit-output-tokens-limit", "100"),
+        ("anthropic-ratelimit-output-tokens-remaining", "60"),
+        (
+            "anthropic-ratelimit-output-tokens-reset",
+            "2023-11-14T22:13:50Z",
+        ),
+    ]
+    .iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect();
+    run.pacer
+        .learn_from_headers(&reservation, &headers)
+        .unwrap();
+    let status = run.status("m");
+    // 700 input and 40 output tokens used at the provider, 100 and 10 here.
+    assert_eq!(
+        (status.unseen.input_tokens, status.unseen.output_tokens),
+        (600, 30),
+        "{:?}",
+        status.unseen
+    );
+    // 100 + 600 + 350 input tokens are over 1,000 until the reset in 30 s.
+    let (reason, needed) =
+        deadline_error(run.acquire(&request("m", 350, 10), Some(Duration::ZERO)));
+    assert_eq!(
+        (reason, needed),
+        (WaitReason::InputTokens, Duration::from_secs(30))
+    );
+    // 10 + 30 + 61 output tokens are over 100 likewise.
+    let (reason, needed) = deadline_error(run.acquire(&request("m", 1, 61), Some(Duration::ZERO)));
+    assert_eq!(
+        (reason, needed),
+        (WaitReason::OutputTokens, Duration::from_secs(30))
+    );
+    run.clock.advance(Duration::from_secs(30));
+    run.acquire(&request("m", 350, 10), Some(Duration::ZERO))
+        .unwrap();
+    let status = run.status("m");
+    assert!(status.unseen.is_empty(), "{:?}", status.unseen);
+}
+
+#[test]
+fn conformance_unseen_input_and_output_tokens() {
+    conform(
+        "conformance_unseen_input_and_output_tokens",
+        budgets_catalog(),
+        unseen_input_and_output_tokens,
+    );
 }
 
 /// The account is out: a hold on every model of the provider, including

@@ -66,6 +66,26 @@ pub fn status_json_with(project: &Project, provider: &str, model: &str, extra: &
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// The text of `status --provider P --model M`, which must succeed.
+pub fn status_text(project: &Project, provider: &str, model: &str) -> String {
+    let args = [
+        "credits",
+        "limits",
+        "status",
+        "--provider",
+        provider,
+        "--model",
+        model,
+    ];
+    let output = specsmith(project, &args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "status failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// The median of `values` (which must not be empty).
 pub fn median(values: &[Duration]) -> Duration {
     let mut sorted = values.to_vec();

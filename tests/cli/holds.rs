@@ -5,10 +5,9 @@
 use std::time::{Duration, Instant};
 
 use predicates::prelude::*;
-use serde_json::Value;
 
 use crate::fixture::{acquire, acquire_args, Project};
-use crate::harness::status_json;
+use crate::harness::{status_json, status_text};
 
 const QUOTA_BODY: &str = r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
 
@@ -55,20 +54,7 @@ fn a_spent_quota_holds_every_process_with_exit_77_until_cleared() {
         .assert()
         .success()
         .stdout(predicate::str::contains("Hold: acme/m quota until "));
-    let output = project
-        .cmd(&[
-            "credits",
-            "limits",
-            "status",
-            "--provider",
-            "acme",
-            "--model",
-            "m",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let json = status_json(&project, "acme", "m");
     assert_eq!(json["hold"]["kind"], "quota");
     assert!(json["hold"]["until"].as_u64().unwrap() > 0);
     project
@@ -245,21 +231,11 @@ fn record_learns_the_providers_limits_from_a_headers_file_and_paces_with_the_low
         status["rpm_limit"], 100,
         "the profile's own number is still shown"
     );
-    project
-        .cmd(&[
-            "credits",
-            "limits",
-            "status",
-            "--provider",
-            "acme",
-            "--model",
-            "m",
-        ])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(
-            "provider says 3 requests per minute",
-        ));
+    let text = status_text(&project, "acme", "m");
+    assert!(
+        text.contains("provider says 3 requests per minute"),
+        "{text}"
+    );
     // One request is in the window: two more fit, the fourth waits.
     acquire(&project, &[]);
     acquire(&project, &[]);
@@ -452,21 +428,13 @@ fn record_tightens_the_window_by_use_the_provider_counts_from_another_client() {
     let status = status_json(&project, "acme", "m");
     assert_eq!(status["unseen_use"]["requests"], 7, "{status}");
     assert!(status["unseen_use"].get("tokens").is_none(), "{status}");
-    project
-        .cmd(&[
-            "credits",
-            "limits",
-            "status",
-            "--provider",
-            "acme",
-            "--model",
-            "m",
-        ])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(
-            "provider counts 7 more requests than this window (another client of the key), for ",
-        ));
+    let text = status_text(&project, "acme", "m");
+    assert!(
+        text.contains(
+            "provider counts 7 more requests than this window (another client of the key), for "
+        ),
+        "{text}"
+    );
     // 1 ours + 7 unseen + 2 = the stated 10: the next waits for the reset.
     acquire(&project, &["--timeout", "0"]);
     acquire(&project, &["--timeout", "0"]);

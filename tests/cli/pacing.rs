@@ -7,7 +7,7 @@ use predicates::prelude::*;
 use serde_json::Value;
 
 use crate::fixture::{acquire, acquire_args, Project, STATE};
-use crate::harness::status_json;
+use crate::harness::{status_json, status_text};
 
 /// A project with one profile: `acme/m` at target 1 (effective = given).
 fn project_with(rpm: u64, tpm: u64, concurrency: u32) -> Project {
@@ -502,21 +502,11 @@ fn status_without_flags_is_a_table_of_models_in_use() {
 #[test]
 fn status_on_a_fresh_project_creates_nothing() {
     let project = project_with(10, 1000, 2);
-    project
-        .cmd(&[
-            "credits",
-            "limits",
-            "status",
-            "--provider",
-            "acme",
-            "--model",
-            "m",
-        ])
-        .assert()
-        .success()
-        .stdout(predicate::str::starts_with(
-            "acme/m\n  requests     0 of 10 per minute (0.0 %; provider limit 10)\n",
-        ));
+    let text = status_text(&project, "acme", "m");
+    assert!(
+        text.starts_with("acme/m\n  requests     0 of 10 per minute (0.0 %; provider limit 10)\n"),
+        "{text}"
+    );
     assert!(!project.exists(STATE));
     assert!(!project.exists(".specsmith/model-rate-limit-state.json.lock"));
 }
@@ -684,21 +674,11 @@ fn acquire_and_run_honour_the_bucket_caps_and_status_shows_them() {
         .map(|reservation| reservation["bucket"].as_str().unwrap_or(""))
         .collect();
     assert!(buckets.contains(&"reasoning") && buckets.contains(&"background"));
-    project
-        .cmd(&[
-            "credits",
-            "limits",
-            "status",
-            "--provider",
-            "acme",
-            "--model",
-            "m",
-        ])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(
-            "  buckets      background 1/2, reasoning 1/1",
-        ));
+    let text = status_text(&project, "acme", "m");
+    assert!(
+        text.contains("  buckets      background 1/2, reasoning 1/1"),
+        "{text}"
+    );
     // `run` in the full bucket waits for it; freed, it runs.
     let run = |timeout: &str| {
         project

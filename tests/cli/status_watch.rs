@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use predicates::str::{contains, is_empty};
 
-use crate::fixture::{acquire_args, Project, STATE};
+use crate::fixture::{acquire, acquire_args, Project, STATE};
 
 fn watched_project() -> Project {
     let project = Project::with_profile("acme", "m", 10, 1000, 2);
@@ -110,6 +110,84 @@ fn sigterm_ends_a_watch_without_for_promptly_and_cleanly() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0));
+}
+
+/// OpenAI's answer when the account is out: a hold on every model of the provider.
+const ACCOUNT_QUOTA_BODY: &str = r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+
+/// Google's free tier with `limit: 0` for one model: a hold on that model.
+const MODEL_QUOTA_BODY: &str = r#"{"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details.\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 0, model: gemini-2.5-pro","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":"GenerateContentRequestsPerModelPerDay-FreeTier"}]}]}}"#;
+
+/// Records the reservation `id` as refused with `body`.
+fn record_refusal(project: &Project, id: &str, body: &str) {
+    project
+        .cmd(&[
+            "credits",
+            "limits",
+            "record",
+            id,
+            "--rate-limited",
+            "--status",
+            "429",
+            "--error",
+            body,
+        ])
+        .assert()
+        .success();
+}
+
+/// The text after `marker` on the first line of `text` holding it, up to
+/// the seconds left (which may tick between two runs).
+fn hold_words<'a>(text: &'a str, marker: &str) -> &'a str {
+    let line = text
+        .lines()
+        .find(|line| line.contains(marker))
+        .unwrap_or_else(|| panic!("no `{marker}` in {text}"));
+    let words = &line[line.find(marker).unwrap() + marker.len()..];
+    &words[..words.find(" (in ").unwrap_or(words.len())]
+}
+
+#[test]
+fn a_watch_shows_the_holds_status_shows_in_the_same_words() {
+    let project = Project::with_profile("acme", "m", 10, 1000, 2);
+    let first = acquire(&project, &[]);
+    let second = acquire(&project, &[]);
+    record_refusal(&project, &first, MODEL_QUOTA_BODY);
+    record_refusal(&project, &second, ACCOUNT_QUOTA_BODY);
+    let status = project
+        .cmd(&["credits", "limits", "status"])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    let status = String::from_utf8(status.stdout).unwrap();
+    let watch = project
+        .cmd(&["credits", "limits", "status", "--watch", "--for", "1"])
+        .timeout(Duration::from_secs(20))
+        .output()
+        .unwrap();
+    assert!(watch.status.success(), "{watch:?}");
+    assert!(watch.stderr.is_empty(), "{watch:?}");
+    let watch = String::from_utf8(watch.stdout).unwrap();
+    let model_hold = hold_words(&watch, " acme/m hold ");
+    assert!(
+        model_hold.starts_with("quota until ") && model_hold.ends_with('Z'),
+        "{watch}"
+    );
+    assert_eq!(model_hold, hold_words(&status, "Hold: acme/m "), "{watch}");
+    let provider_hold = hold_words(&watch, " acme (every model) hold ");
+    assert!(provider_hold.starts_with("quota until "), "{watch}");
+    assert_eq!(
+        provider_hold,
+        hold_words(&status, "Hold: acme (every model) "),
+        "{watch}"
+    );
+    // The provider's words follow the time left, as `status` has them.
+    for line in watch.lines().filter(|line| line.contains(" hold ")) {
+        assert!(
+            line.contains("): You exceeded your current quota"),
+            "{line}"
+        );
+    }
 }
 
 #[test]

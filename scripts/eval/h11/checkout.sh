@@ -4,7 +4,7 @@
 #
 #   checkout.sh MIRRORS OUT [CORPUS]
 #
-# MIRRORS holds one git directory per repository, as `MIRRORS/owner+name/repo` (a bare mirror
+# MIRRORS holds one git directory per repository, as `MIRRORS/owner+name/repo` or `…/repo/.git` (a mirror
 # such as the search tool's fetch leaves) or `MIRRORS/owner+name` (a bare clone or a clone with
 # a work tree). OUT receives `OUT/owner+name/`, the tree of the listed commit. CORPUS defaults
 # to corpus.tsv next to this script. Blobs a mirror lacks (large files some mirrors leave out)
@@ -46,7 +46,7 @@ while IFS="$(printf '\t')" read -r repo commit set rest; do
     case "$repo" in ''|'#'*) continue ;; esac
     key=$(printf '%s' "$repo" | tr '/' '+')
     gitdir=""
-    for candidate in "$mirrors/$key/repo" "$mirrors/$key/.git" "$mirrors/$key"; do
+    for candidate in "$mirrors/$key/repo" "$mirrors/$key/repo/.git" "$mirrors/$key/.git" "$mirrors/$key"; do
         if git --git-dir="$candidate" rev-parse --git-dir >/dev/null 2>&1; then
             gitdir=$candidate
             break

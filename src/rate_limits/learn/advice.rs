@@ -206,6 +206,8 @@ pub fn shared_advice(learned: &LearnedLimits, now_ms: u64) -> Advice {
         provider_use: ProviderUse {
             requests: counted(Dimension::Requests),
             tokens: counted(Dimension::Tokens),
+            input_tokens: counted(Dimension::InputTokens),
+            output_tokens: counted(Dimension::OutputTokens),
         },
     }
 }

@@ -3,7 +3,8 @@
 -- the stated tpm or '', a hold's kind or '', its end in ms, its reason, the
 -- stated input and output tokens per minute, requests and tokens per day or '',
 -- the requests the provider counts as used or '', their reset in ms (0 for
--- none), the tokens likewise; last, the profile's budgets (model.lua).
+-- none), the tokens likewise, the input tokens likewise, the output tokens
+-- likewise; last, the profile's budgets (model.lua).
 -- Replies: {view..., advice..., reservation, ...}, as status.
 if not load() then create(ARGV[9], ARGV[10]) end
 local now = clock()
@@ -29,6 +30,13 @@ end
 -- UnseenUse::update: the provider's count includes ours.
 if ARGV[22] ~= '' then st.ur, st.uru = unseen_part(tonumber(ARGV[22]), st.reqs, tonumber(ARGV[23]), now) end
 if ARGV[24] ~= '' then st.ut, st.utu = unseen_part(tonumber(ARGV[24]), st.toks, tonumber(ARGV[25]), now) end
+-- Input and output tokens only where the tally counts them (ITPM or OTPM paced).
+local limits = paced()
+if limits and (limits[1] or limits[2]) then
+  local t = tally()
+  if ARGV[26] ~= '' then st.ui, st.uiu = unseen_part(tonumber(ARGV[26]), t.mi, tonumber(ARGV[27]), now) end
+  if ARGV[28] ~= '' then st.uo, st.uou = unseen_part(tonumber(ARGV[28]), t.mo, tonumber(ARGV[29]), now) end
+end
 refresh(now)
 update_moving_averages()
 local reply = status_reply(now)

@@ -4,7 +4,9 @@
 -- the holder's owner JSON (no process group), its process group JSON or '',
 -- lease ms, time left ms or '' (no deadline), poll interval ms, ticket
 -- grace ms, '1' to hand back owners before waiting, the count of dead ids
--- and the ids, then the request's bucket or '' and the bucket's cap.
+-- and the ids, then the request's bucket or '' and the bucket's cap, then
+-- the caps of every bucket of the profile as a JSON object (normalised name
+-- -> cap).
 -- KEYS[6], on a single server: the provider's hold hash (a cluster's client
 -- looks at it before the script, since it lives in another slot).
 -- Replies: {'granted', reservation} | {'owners', id, owner, group, ...} |
@@ -23,6 +25,7 @@ if held == '' then held = nil end
 local bucket = ARGV[27 + #dead]
 local bucket_cap = tonumber(ARGV[28 + #dead])
 if bucket == '' then bucket = nil end
+local CAPS = cjson.decode(ARGV[29 + #dead])
 
 -- The in-flight reservations of the request's bucket: how many, and the
 -- earliest lease end among them.
@@ -58,14 +61,53 @@ if existing then
   return { 'granted', reservation_reply(id, existing, stored) }
 end
 
--- ModelState::ready_in.
-local function ready_in(requests, tokens)
-  local request_wait = requests_wait(now, st.erpm, requests)
-  if not request_wait then return nil end
-  local token_wait_ = token_wait(now, st.etpm, tokens)
+-- ModelState::ready_in: when demand `d` more fits every budget together;
+-- nil when it never can.
+local function ready_in(d)
+  local wait = requests_wait(now, st.erpm, d.requests)
+  if not wait then return nil end
+  local token_wait_ = token_wait(now, st.etpm, d.tokens)
   if not token_wait_ then return nil end
-  if request_wait > token_wait_ then return request_wait end
-  return token_wait_
+  if token_wait_ > wait then wait = token_wait_ end
+  local budget_wait = budgets_demand_wait(now, d.requests, d.input, d.output, d.tokens)
+  if budget_wait == 'over' then return nil end
+  if budget_wait and budget_wait > wait then wait = budget_wait end
+  return wait
+end
+
+-- Demand::plus.
+local function plus(a, b)
+  return { requests = a.requests + b.requests, input = a.input + b.input,
+           output = a.output + b.output, tokens = a.tokens + b.tokens }
+end
+
+-- scheduler::ticket_demand.
+local function ticket_demand(ticket)
+  local input, output = ticket.est, ticket.est
+  if ticket.ein then input, output = ticket.ein, math.max(ticket.est - ticket.ein, 0) end
+  return { requests = 1, input = input, output = output, tokens = ticket.est }
+end
+
+-- ModelState::takes_a_slot_ahead.
+local function takes_a_slot_ahead(ahead)
+  local holding = {}
+  for _, raw in ipairs(redis.call('HVALS', R)) do
+    local record = cjson.decode(raw)
+    if type(record.bk) == 'string' then holding[record.bk] = (holding[record.bk] or 0) + 1 end
+  end
+  local queued, model_slots = {}, 0
+  for _, ticket in ipairs(ahead) do
+    local cap = ticket.bk and CAPS[ticket.bk]
+    if cap then
+      queued[ticket.bk] = (queued[ticket.bk] or 0) + 1
+      if (holding[ticket.bk] or 0) + queued[ticket.bk] <= cap then model_slots = model_slots + 1 end
+    else
+      model_slots = model_slots + 1
+    end
+  end
+  if in_flight() + model_slots + 1 > st.cap then return true end
+  local cap = bucket and CAPS[bucket]
+  return cap ~= nil and (holding[bucket] or 0) + (queued[bucket] or 0) + 1 > cap
 end
 
 -- ModelState::queue_wait: nil when admitting now delays no waiter ahead.
@@ -75,19 +117,19 @@ local function queue_wait(queue, number)
     if number == nil or ticket.n < number then ahead[#ahead + 1] = ticket end
   end
   if #ahead == 0 then return nil end
-  local blocked = in_flight() + #ahead + 1 > st.cap
-  local requests, tokens = 0, 0
+  local mine = { requests = 1, input = ein, output = mout, tokens = ein + mout }
+  local blocked = takes_a_slot_ahead(ahead)
+  local before = { requests = 0, input = 0, output = 0, tokens = 0 }
   for _, ticket in ipairs(ahead) do
-    requests = requests + 1
-    tokens = tokens + ticket.est
+    before = plus(before, ticket_demand(ticket))
     if not blocked then
-      local without = ready_in(requests, tokens)
-      local with = ready_in(requests + 1, tokens + estimate)
+      local without = ready_in(before)
+      local with = ready_in(plus(before, mine))
       if without and with then blocked = with > without else blocked = true end
     end
   end
   if not blocked then return nil end
-  local all_fit = ready_in(requests + 1, tokens + estimate) or SPAN
+  local all_fit = ready_in(plus(before, mine)) or SPAN
   if all_fit < 1 then all_fit = 1 end
   return all_fit
 end
@@ -213,8 +255,9 @@ if not kept then
     end
     st.nt = #queue
   end
-  put_ticket({ id = new_ticket, n = st.nt, est = math.min(estimate, MAX_COUNT), arr = now,
-               exp = wake + grace, owner = waiter })
+  local est = math.min(estimate, MAX_COUNT)
+  put_ticket({ id = new_ticket, n = st.nt, est = est, ein = math.min(ein, est), bk = bucket,
+               arr = now, exp = wake + grace, owner = waiter })
   st.nt = st.nt + 1
   kept = new_ticket
 end

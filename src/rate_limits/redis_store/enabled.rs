@@ -558,9 +558,10 @@ fn parse_reservation(text: &str, provider: &str, model: &str) -> Result<Reservat
 
 /// A model's status from the scripts' reply: the thirteen figures of the
 /// view, the five of the hold and stated limits, the four of the unseen
-/// use, the five of the budgets beyond RPM and TPM, then the reservations.
+/// use, the five of the budgets beyond RPM and TPM, the four of the unseen
+/// input and output tokens, then the reservations.
 fn parse_status(reply: &[String]) -> Result<ModelStatus, Failure> {
-    if reply.len() < 27 {
+    if reply.len() < 31 {
         return Err(Failure::Reply(format!(
             "status answered {} values",
             reply.len()
@@ -600,14 +601,22 @@ fn parse_status(reply: &[String]) -> Result<ModelStatus, Failure> {
     let [requests, requests_until, tokens, tokens_until] = &reply[18..22] else {
         unreachable!("a slice of four");
     };
+    let [input_tokens, input_tokens_until, output_tokens, output_tokens_until] = &reply[27..31]
+    else {
+        unreachable!("a slice of four");
+    };
     let unseen = UnseenUse {
         requests: number(requests, "unseen requests")?,
         requests_until: number(requests_until, "unseen requests' end")?,
         tokens: number(tokens, "unseen tokens")?,
         tokens_until: number(tokens_until, "unseen tokens' end")?,
+        input_tokens: number(input_tokens, "unseen input tokens")?,
+        input_tokens_until: number(input_tokens_until, "unseen input tokens' end")?,
+        output_tokens: number(output_tokens, "unseen output tokens")?,
+        output_tokens_until: number(output_tokens_until, "unseen output tokens' end")?,
     };
     let budgets = parse_budget_uses(uses)?;
-    let mut reservations = reply[27..]
+    let mut reservations = reply[31..]
         .iter()
         .map(|record| parse_reservation(record, &snapshot.provider, &snapshot.model))
         .collect::<Result<Vec<_>, _>>()?;
@@ -785,6 +794,16 @@ impl Backend for RedisStore {
             },
             None => None,
         };
+        // Every bucket's cap, for the queue to tell which waiters ahead a
+        // full bucket holds back.
+        let bucket_caps = serde_json::Value::Object(
+            spec.profile
+                .concurrency_by_bucket()
+                .into_iter()
+                .map(|(name, cap)| (normalize_bucket(&name), cap.into()))
+                .collect(),
+        )
+        .to_string();
         let base = self.model_base(spec.key);
         let (owner, group) = owner_json(&request.owner);
         let (waiter, _) = owner_json(spec.waiter);
@@ -851,6 +870,7 @@ impl Backend for RedisStore {
                 Some((name, cap)) => invocation.arg(name).arg(*cap),
                 None => invocation.arg("").arg(0),
             };
+            invocation.arg(&bucket_caps);
             invocation.arg(budgets_pack(Some(spec.profile), (cx.now)()));
             let mut index = redis::cmd("SET");
             index
@@ -1148,7 +1168,12 @@ impl Backend for RedisStore {
             .arg(stated(advice.stated.output_tokens_per_minute))
             .arg(stated(advice.stated.requests_per_day))
             .arg(stated(advice.stated.tokens_per_day));
-        for counted in [advice.provider_use.requests, advice.provider_use.tokens] {
+        for counted in [
+            advice.provider_use.requests,
+            advice.provider_use.tokens,
+            advice.provider_use.input_tokens,
+            advice.provider_use.output_tokens,
+        ] {
             match counted {
                 Some(counted) => invocation
                     .arg(counted.used)

@@ -54,7 +54,8 @@ end
 
 local NUMERIC = { 'rpm', 'tpm', 'erpm', 'etpm', 'base', 'cap', 'streak', 'mar', 'mat',
                   'first', 'next', 'reqs', 'toks', 'last', 'nt', 'exp', 'srpm', 'stpm', 'hu',
-                  'sitpm', 'sotpm', 'srpd', 'stpd', 'ur', 'uru', 'ut', 'utu' }
+                  'sitpm', 'sotpm', 'srpd', 'stpd', 'ur', 'uru', 'ut', 'utu',
+                  'ui', 'uiu', 'uo', 'uou' }
 -- Text fields besides provider and model: the hold's kind and reason, the
 -- budgets' minute and day tallies.
 local TEXT = { 'provider', 'model', 'hk', 'hr', 'bm', 'bd' }
@@ -84,7 +85,7 @@ local function create(provider, model)
          erpm = profile.erpm, etpm = profile.etpm, base = profile.base, cap = profile.base,
          streak = 0, mar = 0, mat = 0, first = 0, next = 0, reqs = 0, toks = 0, last = 0, nt = 0,
          exp = 0, srpm = 0, stpm = 0, hu = 0, hk = '', hr = '', sitpm = 0, sotpm = 0,
-         srpd = 0, stpd = 0, ur = 0, uru = 0, ut = 0, utu = 0,
+         srpd = 0, stpd = 0, ur = 0, uru = 0, ut = 0, utu = 0, ui = 0, uiu = 0, uo = 0, uou = 0,
          bm = '', bd = '' }
 end
 
@@ -382,8 +383,9 @@ local function freed_after(list, needed, column, span, now)
   return span
 end
 
--- Budgets::wait: nil | wait, reason | 'over', budget, amount, limit.
-local function budgets_wait(now, input, output)
+-- Budgets::wait_for: nil | wait, reason | 'over', budget, amount, limit, for
+-- `requests` requests of `input` + `output` (`tokens` in all) together.
+local function budgets_demand_wait(now, requests, input, output, tokens)
   local limits = paced()
   if not limits or not limits.any then return nil end
   local t = tally()
@@ -395,21 +397,35 @@ local function budgets_wait(now, input, output)
       local amount, total
       if i == 1 then amount, total = input, t.mi
       elseif i == 2 then amount, total = output, t.mo
-      elseif i == 3 then amount, total = 1, t.dr
-      else amount, total = input + output, t.dt end
+      elseif i == 3 then amount, total = requests, t.dr
+      else amount, total = tokens, t.dt end
       if amount > limit then return 'over', BUDGETS[i], amount, limit end
-      local needed = total + amount - limit
-      if needed > 0 then
+      local function wait_with(more)
+        local needed = total + amount + more - limit
+        if needed <= 0 then return 0 end
         local wait
         if i >= 3 and ends then wait = ends - now
         elseif i >= 3 then wait = freed_after(t.d, needed, i - 1, DAY, now)
         else wait = freed_after(t.m, needed, i + 1, SPAN, now) end
         if wait < 1 then wait = 1 end
-        if not longest or wait > longest then longest, longest_reason = wait, BUDGET_REASONS[i] end
+        return wait
+      end
+      -- The input and output tokens the provider counts beside the tally.
+      local wait
+      if i == 1 then wait = with_unseen(now, st.ui, st.uiu, wait_with)
+      elseif i == 2 then wait = with_unseen(now, st.uo, st.uou, wait_with)
+      else wait = wait_with(0) end
+      if wait > 0 and (not longest or wait > longest) then
+        longest, longest_reason = wait, BUDGET_REASONS[i]
       end
     end
   end
   return longest, longest_reason
+end
+
+-- Budgets::wait: one request.
+local function budgets_wait(now, input, output)
+  return budgets_demand_wait(now, 1, input, output, input + output)
 end
 
 -- Budgets::admit.
@@ -510,6 +526,10 @@ local function decode_ticket(id, raw)
   ticket.n = tonumber(ticket.n)
   ticket.est = tonumber(ticket.est)
   ticket.exp = tonumber(ticket.exp)
+  -- Absent on a ticket of an older build (the queue then counts its whole
+  -- estimate as input and as output) or of a request without a bucket.
+  ticket.ein = tonumber(ticket.ein)
+  if type(ticket.bk) ~= 'string' then ticket.bk = nil end
   return ticket
 end
 
@@ -529,7 +549,8 @@ end
 local function put_ticket(ticket)
   if waiting == 0 or (waiting == nil and redis.call('EXISTS', W) == 0) then fresh[W] = true end
   local added = redis.call('HSET', W, ticket.id, cjson.encode({ n = int(ticket.n),
-    est = int(ticket.est), arr = int(ticket.arr), exp = int(ticket.exp), owner = ticket.owner }))
+    est = int(ticket.est), arr = int(ticket.arr), exp = int(ticket.exp), owner = ticket.owner,
+    ein = ticket.ein and int(ticket.ein), bk = ticket.bk }))
   if added == 1 and waiting then waiting = waiting + 1 end
   if ticket.exp > latest then latest = ticket.exp end
 end
@@ -571,6 +592,8 @@ local function refresh(now)
   budgets_expire(now)
   if st.uru <= now then st.ur, st.uru = 0, 0 end
   if st.utu <= now then st.ut, st.utu = 0, 0 end
+  if st.uiu <= now then st.ui, st.uiu = 0, 0 end
+  if st.uou <= now then st.uo, st.uou = 0, 0 end
   expire(now)
   local raw = redis.call('HGETALL', W)
   live = {}
@@ -602,9 +625,11 @@ local function advice()
 end
 
 -- The stated input and output tokens per minute and requests and tokens
--- per day (0 for none), and the budgets' uses, as strings.
+-- per day (0 for none), the budgets' uses, then the unseen input tokens,
+-- their end, output tokens, their end, as strings.
 local function budget_reply(now)
-  return { int(st.sitpm), int(st.sotpm), int(st.srpd), int(st.stpd), budget_uses(now) }
+  return { int(st.sitpm), int(st.sotpm), int(st.srpd), int(st.stpd), budget_uses(now),
+           int(st.ui), int(st.uiu), int(st.uo), int(st.uou) }
 end
 
 -- Saves the meta and refreshes every key's TTL, or drops the model
@@ -614,7 +639,7 @@ local function save(now)
   if st.reqs == 0 and st.toks == 0 and in_flight() == 0 and st.cap >= st.base
       and st.hu == 0 and st.srpm == 0 and st.stpm == 0
       and st.sitpm == 0 and st.sotpm == 0 and st.srpd == 0 and st.stpd == 0
-      and st.ur == 0 and st.ut == 0
+      and st.ur == 0 and st.ut == 0 and st.ui == 0 and st.uo == 0
       and st.bm == '' and st.bd == '' then
     if waiting == nil then waiting = redis.call('HLEN', W) end
     if waiting == 0 then

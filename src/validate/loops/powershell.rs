@@ -9,7 +9,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::text::{
-    bare_sleep_message, finding, silent_message, slice, snippet, unscanned_message, Budget, Guard,
+    bare_sleep_message, finding, promises_another_try, silent_message, slice, snippet,
+    unscanned_message, Budget, Guard,
 };
 use super::LoopFinding;
 use crate::validate::diagnostic::{FindingKind, Rule};
@@ -130,6 +131,21 @@ impl Lexer<'_> {
             line,
             column,
         });
+    }
+
+    /// Whether the word starting at `start` is a member: right after a `.` that
+    /// itself follows a variable, a member or a closing bracket with no space between.
+    fn follows_member_dot(&self, start: usize) -> bool {
+        let [.., before, dot] = self.tokens.as_slice() else {
+            return false;
+        };
+        dot.text == "."
+            && dot.end == start
+            && before.end == dot.start
+            && matches!(
+                before.kind,
+                Kind::Variable | Kind::Word | Kind::Close(')' | ']')
+            )
     }
 
     fn at_command_position(&self) -> bool {
@@ -262,7 +278,13 @@ impl Lexer<'_> {
                     self.push(Kind::Number, start, line, column);
                 }
                 letter if letter.is_alphabetic() || letter == '_' => {
-                    self.skip_while(is_word_character);
+                    if self.follows_member_dot(start) {
+                        // `$task.AsyncWaitHandle.WaitOne(300)`: one member per word, so
+                        // each member of a chain is seen as such.
+                        self.skip_while(|next| next.is_alphanumeric() || next == '_');
+                    } else {
+                        self.skip_while(is_word_character);
+                    }
                     self.push(Kind::Word, start, line, column);
                 }
                 '(' | '{' | '[' => {
@@ -1006,9 +1028,11 @@ impl<'a> Script<'a> {
         let endless = match (candidate.shape, candidate.condition) {
             (LoopShape::While | LoopShape::DoWhile, Some(condition)) => {
                 self.constant(&self.inside(condition)) == Some(true)
+                    || self.condition_never_changes(condition, candidate.body) == Some(false)
             }
             (LoopShape::DoUntil, Some(condition)) => {
                 self.constant(&self.inside(condition)) == Some(false)
+                    || self.condition_never_changes(condition, candidate.body) == Some(false)
             }
             (LoopShape::For, Some(condition)) => self.endless_for(condition),
             (LoopShape::Foreach, Some(condition)) => {
@@ -1049,7 +1073,11 @@ impl<'a> Script<'a> {
                     }
                     return Some(Shape::Wait(probe));
                 }
-                sleeps.then(|| {
+                // A property nothing in the loop sets can only change by itself (a job's
+                // state, a session's availability): the loop waits for it.
+                let watches_a_property =
+                    self.condition_never_changes(condition, candidate.body) == Some(true);
+                (sleeps || watches_a_property).then(|| {
                     Shape::Wait(
                         slice(
                             self.chars,
@@ -1149,9 +1177,10 @@ impl<'a> Script<'a> {
                 }
             }
         }
-        if read.is_empty() {
-            return false;
-        }
+        // `if (-not $members.MoveNext()) { break }` walks an enumerator to its end.
+        let steps_enumerator = |inner: usize| {
+            self.word(inner) == Some("movenext") && inner > 0 && self.tokens[inner - 1].text == "."
+        };
         parts.iter().any(|&index| {
             if self.word(index) != Some("if") || self.in_nested_function(index, position) {
                 return false;
@@ -1161,8 +1190,9 @@ impl<'a> Script<'a> {
                 .any(|(condition, block)| {
                     condition.is_some_and(|condition| {
                         self.inside(condition).iter().any(|&inner| {
-                            self.kind(inner) == Some(Kind::Variable)
-                                && read.contains(self.tokens[inner].text.as_str())
+                            (self.kind(inner) == Some(Kind::Variable)
+                                && read.contains(self.tokens[inner].text.as_str()))
+                                || steps_enumerator(inner)
                         })
                     }) && self
                         .block_exit(block, position)
@@ -1832,6 +1862,93 @@ impl<'a> Script<'a> {
         value.map(|value| value != negated)
     }
 
+    /// Whether nothing in the loop can change its condition: the condition reads
+    /// only variables and their properties (no call, no command, no automatic
+    /// variable), the body never names one of those variables and runs no
+    /// command that could set them from outside. `Some(false)` when the
+    /// condition reads plain variables only (`while ($running) { $pipe.Flush() }`):
+    /// the loop goes round for ever once it goes round at all. `Some(true)` when
+    /// it reads a property (`while ($job.State -eq 'Running')`): only the object
+    /// itself can change it, so the loop waits for it. `None` otherwise.
+    fn condition_never_changes(
+        &self,
+        condition: (usize, usize),
+        body: (usize, usize),
+    ) -> Option<bool> {
+        const AUTOMATIC: [&str; 12] = [
+            "?",
+            "^",
+            "$",
+            "_",
+            "psitem",
+            "lastexitcode",
+            "error",
+            "matches",
+            "input",
+            "args",
+            "this",
+            "host",
+        ];
+        let inner = self.inside(condition);
+        let mut names: HashSet<&str> = HashSet::new();
+        for &index in &inner {
+            let token = &self.tokens[index];
+            match token.kind {
+                Kind::Variable => {
+                    if AUTOMATIC.contains(&token.text.as_str()) || token.text.contains(':') {
+                        return None;
+                    }
+                    names.insert(token.text.as_str());
+                }
+                Kind::Word => {
+                    let member = index > 0 && self.tokens[index - 1].text == ".";
+                    let called = self.tokens.get(index + 1).is_some_and(|next| {
+                        next.kind == Kind::Open('(') && next.start == token.end
+                    });
+                    let operator = token.text.starts_with('-');
+                    if called || !(member || operator) {
+                        return None;
+                    }
+                }
+                Kind::Number | Kind::Text | Kind::Open('(') | Kind::Close(')') => {}
+                Kind::Operator if matches!(token.text.as_str(), "." | "!") => {}
+                _ => return None,
+            }
+        }
+        if names.is_empty() {
+            return None;
+        }
+        let reads_property = inner.iter().any(|&index| self.tokens[index].text == ".");
+        let (open, close) = body;
+        let end = close.min(self.tokens.len());
+        if !self.budget.spend(end.saturating_sub(open)) {
+            return None;
+        }
+        let unchanged = (open + 1..end).all(|index| {
+            let token = &self.tokens[index];
+            if token.kind == Kind::Variable {
+                return !names.contains(token.text.as_str());
+            }
+            if !self.at_command_position(index) {
+                return true;
+            }
+            self.word(index).is_none_or(|word| {
+                matches!(
+                    word,
+                    "if" | "elseif"
+                        | "else"
+                        | "try"
+                        | "catch"
+                        | "finally"
+                        | "start-sleep"
+                        | "sleep"
+                ) || word.starts_with("write-")
+                    || word.starts_with("out-")
+            })
+        });
+        unchanged.then_some(reads_property)
+    }
+
     /// Whether `for (init; condition; step)` has an empty or always-true condition.
     fn endless_for(&self, (open, close): (usize, usize)) -> bool {
         let mut parts: Vec<Vec<usize>> = vec![Vec::new()];
@@ -2404,6 +2521,7 @@ impl<'a> Script<'a> {
             }
         }
         let from = last_exit.map_or(open + 1, |index| index + 1);
+        let mut reports = false;
         for index in from..close {
             if self.in_nested_function(index, position) || !self.at_command_position(index) {
                 continue;
@@ -2424,10 +2542,16 @@ impl<'a> Script<'a> {
                 })
                 .unwrap_or(close);
             if self.span_exit((index - 1, end), position)?.speaks {
-                return Some(true);
+                // The last word said before going round again is what the last pass says.
+                let said = slice(
+                    self.chars,
+                    self.tokens[index].start,
+                    self.tokens[end.min(self.tokens.len() - 1)].start,
+                );
+                reports = !promises_another_try(&said);
             }
         }
-        Some(false)
+        Some(reports)
     }
 
     /// Whether the brace at `open` is a clause of an `if … else` whose every other
@@ -2696,6 +2820,9 @@ impl<'a> Script<'a> {
                 }
                 // `Should` (Pester) fails the test with a message when its check fails.
                 "write-error" | "echo" | "write" | "should" => exit.speaks = true,
+                _ if self.quiet_switch(index, close) => {
+                    // `Write-Log "attempt $n failed" -Verbose` shows only when asked for.
+                }
                 _ => {
                     let writes = word.starts_with("write-")
                         && !matches!(word, "write-verbose" | "write-debug" | "write-progress");
@@ -2724,6 +2851,26 @@ impl<'a> Script<'a> {
             }
         }
         Some(exit)
+    }
+
+    /// Whether the command at `index` (its statement ending before `close`) passes
+    /// `-Verbose` or `-Debug` (not `-Verbose:$false`): what it writes shows only
+    /// when the caller asks for it.
+    fn quiet_switch(&self, index: usize, close: usize) -> bool {
+        (index + 1..close.min(self.tokens.len()))
+            .take_while(|&argument| {
+                !matches!(
+                    self.tokens[argument].kind,
+                    Kind::Newline | Kind::Semicolon | Kind::Pipe | Kind::Close('}')
+                )
+            })
+            .any(|argument| {
+                matches!(self.word(argument), Some("-verbose" | "-debug"))
+                    && self
+                        .tokens
+                        .get(argument + 1)
+                        .is_none_or(|next| next.text != ":")
+            })
     }
 
     /// Variables assigned from a clock among `parts`, directly or through another such variable.

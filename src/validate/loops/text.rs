@@ -139,6 +139,21 @@ pub(crate) fn contains_word(text: &str, word: &str) -> bool {
     false
 }
 
+/// Whether a message printed on a failing pass promises another try
+/// ("still waiting", "retrying in 5 s", "will try again"): printed on the last
+/// pass too, it tells the reader the wait goes on, so it is no diagnostic of
+/// the give-up (docs/validate.md, "diagnostic").
+pub(crate) fn promises_another_try(message: &str) -> bool {
+    const PROMISES: [&str; 5] = ["waiting", "retrying", "still", "again", "trying"];
+    message
+        .split(|character: char| !character.is_alphanumeric())
+        .any(|word| {
+            PROMISES
+                .iter()
+                .any(|promise| word.eq_ignore_ascii_case(promise))
+        })
+}
+
 /// What the language scanners' unit tests share.
 #[cfg(test)]
 pub(crate) mod test_support {

@@ -1157,3 +1157,75 @@ fn a_counter_stepped_under_the_loop_s_own_continuation_test_is_a_cap() {
     let other = source.replace("if (-not $found) {", "if ($verbose) {");
     assert_eq!(summary(&other), vec![unbounded(2, 1)]);
 }
+
+#[test]
+fn each_member_of_a_chain_is_read_so_an_async_handle_wait_is_seen() {
+    // `$task.AsyncWaitHandle.WaitOne(300)` blocks 300 ms a pass until the task ends.
+    let source = "function Read-All($stream) {\n    $task = $stream.ReadToEndAsync()\n    while (-not $task.AsyncWaitHandle.WaitOne(300)) {}\n    $task.GetAwaiter().GetResult()\n}\n";
+    assert_eq!(summary(source), vec![unbounded(3, 5)]);
+    assert!(scan(source)[0].message.contains("waits for `WaitOne`"));
+    let slices =
+        "while (-not $Task.AsyncWaitHandle.WaitOne(60000)) {\n    [void][Native]::KeepAwake()\n}\n";
+    assert_eq!(summary(slices), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn a_condition_nothing_in_the_loop_can_change_never_ends_or_waits() {
+    // A property only the object can change: the loop waits for it.
+    let source = "foreach ($item in $queue) {\n    do {\n        $pipe.WriteLine($text)\n    }\n    while ($item.task -eq 'exit')\n}\n";
+    assert_eq!(summary(source), vec![unbounded(2, 5)]);
+    assert!(scan(source)[0]
+        .message
+        .contains("waits for `$item.task -eq 'exit'`"));
+    // A plain variable nothing changes: the loop never ends by itself.
+    let plain = "while ($running) {\n    $pipe.Flush()\n}\n";
+    assert_eq!(summary(plain), vec![unbounded(1, 1)]);
+    assert!(scan(plain)[0].message.contains("never ends by itself"));
+    // The body changes the condition, or runs a command that might.
+    for bounded in [
+        "do { $item = $queue.Dequeue() } while ($item.task -eq 'exit')",
+        "do { poll } until ($ready)",
+        "while ($script:running) { Invoke-Step }",
+        "while ($running) { $running = $pipe.Flush() }",
+    ] {
+        assert_eq!(summary(bounded), vec![], "{bounded}");
+    }
+}
+
+#[test]
+fn an_enumerator_walked_with_move_next_ends_with_it() {
+    let source = "$members = $group.Members.GetEnumerator()\nwhile ($true) {\n    try {\n        if (-not $members.MoveNext()) {\n            break\n        }\n        $user = $members.Current\n        if ($user.Sid -eq $wanted) { return $user }\n    }\n    catch { Write-Warning 'unresolved member' }\n}\n";
+    assert_eq!(summary(source), vec![]);
+}
+
+#[test]
+fn a_verbose_only_message_is_no_diagnostic_of_the_give_up() {
+    let source = "for ($count = 1; $count -le 100; $count++) {\n    $result = Invoke-Command $computer { Get-Item C:\\ }\n    if ($result -ne $null) {\n        Write-Log 'remoting enabled'\n        break\n    }\n    else {\n        Write-Log \"attempt $count failed\" -Verbose\n    }\n    Start-Sleep 1\n}\n";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
+    let spoken = source.replace(" -Verbose", "");
+    assert_eq!(summary(&spoken), vec![]);
+    let asked_not_to = source.replace(" -Verbose", " -Verbose:$false");
+    assert_eq!(summary(&asked_not_to), vec![]);
+}
+
+#[test]
+fn a_failing_pass_that_promises_another_try_is_no_diagnostic_of_the_give_up() {
+    let source = "do {\n    if ($service.CanStop) {\n        Stop-Service $name\n        return\n    }\n    Write-Host 'Waiting for the service to become stoppable...'\n    Start-Sleep 10\n} while (-not ($service.CanStop) -and ($i++ -lt 5))\n";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
+    let reported = source.replace(
+        "'Waiting for the service to become stoppable...'",
+        "\"attempt $i: the service cannot stop\"",
+    );
+    assert_eq!(summary(&reported), vec![]);
+}
+
+#[test]
+fn the_last_word_of_a_failing_pass_decides_whether_it_reports_the_give_up() {
+    let source = "while (-not $done -and $tries -lt 12) {\n    try {\n        $result = $searcher.Search($query)\n        $done = $true\n    }\n    catch {\n        Write-Log $_.Exception\n        Write-Log 'search failed, retrying in 10 s'\n        $tries = $tries + 1\n        Start-Sleep 10\n    }\n}\n";
+    assert_eq!(summary(source), vec![silent(1, 1)]);
+    let last_reports = source.replace(
+        "        Write-Log $_.Exception\n        Write-Log 'search failed, retrying in 10 s'\n",
+        "        Write-Log 'search failed, retrying in 10 s'\n        Write-Log $_.Exception\n",
+    );
+    assert_eq!(summary(&last_reports), vec![]);
+}

@@ -889,3 +889,159 @@ fn callers_that_check_the_result_with_a_message_report_the_give_up() {
     // No caller in the file: nothing reports it.
     assert_eq!(summary(helper), vec![silent(4, 5)]);
 }
+
+#[test]
+fn a_handler_that_swallows_end_of_input_keeps_a_prompt_loop_going() {
+    // `except Exception` catches the `EOFError` of `input()` and goes round again.
+    let source = "def chat():\n    while True:\n        try:\n            question = input('> ')\n            if question == 'exit':\n                break\n            answer(question)\n        except KeyboardInterrupt:\n            break\n        except Exception as error:\n            log.exception(error)\n";
+    assert_eq!(summary(source), vec![unbounded(2, 5)]);
+    let message = &scan(source)[0].message;
+    assert!(message.contains("never ends by itself"), "{message}");
+    // A bare `except:` and a handler naming `EOFError` that stays do the same.
+    let bare = source.replace("except Exception as error:", "except:");
+    assert_eq!(summary(&bare), vec![unbounded(2, 5)]);
+    let named = source.replace(
+        "except Exception as error:",
+        "except (ValueError, EOFError):",
+    );
+    assert_eq!(summary(&named), vec![unbounded(2, 5)]);
+    // A handler for the end of input that leaves, before the broad one, ends the loop.
+    let leaves = source.replace(
+        "        except Exception as error:",
+        "        except EOFError:\n            break\n        except Exception as error:",
+    );
+    assert_eq!(summary(&leaves), vec![]);
+    // So does a broad handler that leaves, and one that catches something else.
+    let broad_leaves = source.replace(
+        "log.exception(error)",
+        "log.exception(error)\n            return",
+    );
+    assert_eq!(summary(&broad_leaves), vec![]);
+    let narrow = source.replace("except Exception as error:", "except ValueError as error:");
+    assert_eq!(summary(&narrow), vec![]);
+    // `except EOFError: pass` in the loop swallows it too.
+    let passed = "while True:\n    try:\n        line = input('> ')\n    except EOFError:\n        pass\n    handle(line)\n";
+    assert_eq!(summary(passed), vec![unbounded(1, 1)]);
+}
+
+#[test]
+fn a_counter_stepped_before_every_continue_caps_a_loop_that_otherwise_runs_once() {
+    // The body ends in `break`: it goes round again only through the capped `continue`.
+    let source = "def diff(self):
+    tries = 0
+    while True:
+        try:
+            value = query(self.leader)
+        except DatabaseError:
+            log.exception('could not reach the leader')
+            if tries < self.retries:
+                tries = tries + 1
+                time.sleep(5)
+                continue
+            else:
+                log.info('going on without the leader')
+                value = 0
+                break
+        break
+    return value
+";
+    assert_eq!(summary(source), vec![]);
+    // The same cap with a give-up that says nothing is a silent fallback.
+    let quiet = source
+        .replace(
+            "            log.exception('could not reach the leader')\n",
+            "",
+        )
+        .replace(
+            "                log.info('going on without the leader')\n                value = 0\n                break",
+            "                return False",
+        );
+    assert_eq!(summary(&quiet), vec![silent(3, 5)]);
+    // A `continue` that does not step the counter goes round for ever.
+    let unstepped = source.replace("                tries = tries + 1\n", "");
+    assert_eq!(summary(&unstepped), vec![unbounded(3, 5)]);
+    // A body that can fall through to the next pass is not capped by it either.
+    let falls_through = source.replace(
+        "        break\n    return value",
+        "        use(value)\n    return value",
+    );
+    assert_eq!(summary(&falls_through), vec![unbounded(3, 5)]);
+}
+
+#[test]
+fn a_loop_that_pages_by_a_stepped_number_until_an_empty_answer_ends() {
+    let source = "def symbols(url, params):
+    found = []
+    page = 1
+    while True:
+        params['page'] = page
+        response = requests.get(url, params=params, timeout=10)
+        data = response.json()
+        if not data or 'rows' not in data:
+            break
+        found.extend(data['rows'])
+        page += 1
+        time.sleep(0.5)
+    return found
+";
+    assert_eq!(summary(source), vec![]);
+    // Passed straight to the call, tested by length.
+    let direct = source
+        .replace("        params['page'] = page\n", "")
+        .replace("params=params", "page=page")
+        .replace("if not data or 'rows' not in data:", "if len(data) == 0:");
+    assert_eq!(summary(&direct), vec![]);
+    // A number that never reaches the request asks the same question again.
+    let unused = source.replace("        params['page'] = page\n", "");
+    assert_eq!(summary(&unused), vec![unbounded(4, 5)]);
+    // Leaving on success is a retry, not the end of a listing.
+    let success = source.replace("if not data or 'rows' not in data:", "if response.ok:");
+    assert_eq!(summary(&success), vec![unbounded(4, 5)]);
+}
+
+#[test]
+fn answering_the_client_reports_a_deadline_in_a_request_handler() {
+    let source = "def do_POST(self):
+    job = start_job()
+    deadline = time.time() + 1
+    while not job.finished and time.time() < deadline:
+        time.sleep(0.1)
+    if job.finished:
+        self._write_json_response(status_code=200, body=job.details())
+    else:
+        self._write_json_response(status_code=202, body=job.details())
+";
+    assert_eq!(summary(source), vec![]);
+    let standard = source.replace(
+        "self._write_json_response(status_code=202, body=job.details())",
+        "self.send_response(202)",
+    );
+    assert_eq!(summary(&standard), vec![]);
+    // Handing back nothing on the give-up path is silent.
+    let silent_return = source.replace(
+        "    if job.finished:\n        self._write_json_response(status_code=200, body=job.details())\n    else:\n        self._write_json_response(status_code=202, body=job.details())\n",
+        "    return job.details()\n",
+    );
+    assert_eq!(summary(&silent_return), vec![silent(4, 5)]);
+}
+
+#[test]
+fn a_for_whose_only_sleep_is_in_an_inner_wait_walks_items() {
+    let source = "for artifact in artifacts:
+    if exists(artifact):
+        continue
+    while True:
+        try:
+            upload(artifact)
+        except ConnectionError:
+            print('retrying in 30 s')
+            time.sleep(30)
+        else:
+            break
+";
+    // The inner retry has no cap; the outer `for` only walks the artifacts.
+    assert_eq!(summary(source), vec![unbounded(4, 5)]);
+    // A sleep of the `for` itself still makes it a retry over its items.
+    let paced = "for attempt in range(5):\n    if ping():\n        break\n    time.sleep(1)\n";
+    assert_eq!(summary(paced), vec![silent(1, 1)]);
+}
