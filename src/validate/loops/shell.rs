@@ -19,7 +19,9 @@
 //!   `die`-style helper, through `&&`/`||` or an `if` branch, or by a call
 //!   to a function of the script that does such a test (`check_deadline`
 //!   that exits, `in_time || break`). A loop inside `timeout N sh -c '…'`
-//!   has a deadline already.
+//!   (or a heredoc fed to `timeout N bash`) has a deadline already; its
+//!   diagnostic is the caller's report of the wrapped command's failure,
+//!   and without one a loop that would wait for ever is `silent-fallback`.
 //! - No guard: kind `unbounded`. A guard whose exit prints nothing (no
 //!   `echo`/`printf`/`logger`/`>&2` in the branch that leaves, nor in a
 //!   test of the same deadline or counter right after the loop): kind
@@ -28,8 +30,9 @@
 //!
 //! Findings point at the loop keyword (`while`, `until`, `for`, `select`),
 //! even when a stream such as `tail -f` feeds the loop from an earlier line,
-//! and at the `sleep` word for H23. Code inside `sh -c '…'`, `bash -c "…"` and
-//! `eval '…'` is scanned too, with positions mapped back into the file.
+//! and at the `sleep` word for H23. Code inside `sh -c '…'`, `bash -c "…"`,
+//! `eval '…'` and heredocs fed to a shell (`bash <<'EOF'`, `ssh host bash -s
+//! <<EOF`) is scanned too, with positions mapped back into the file.
 
 mod analysis;
 mod syntax;
@@ -96,7 +99,8 @@ fn scan_with_budget(
         if let Some(offset) = parser.too_deep {
             findings.push((to_file(offset), unscanned(UNSCANNED_DEPTH)));
         }
-        let analyzer = Analyzer::new(text, &program);
+        let analyzer =
+            Analyzer::new(text, &program).with_heredocs(std::mem::take(&mut parser.heredoc_bodies));
         if level == 0 {
             sourced_exits = sourced_helpers(&analyzer, resolve);
         }

@@ -5,9 +5,10 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 
 use super::syntax::{
-    AndOr, Command, Connector, List, Loop, LoopKind, Pipeline, Redirect, Simple, Word,
+    AndOr, Command, Connector, HeredocBody, If, List, Loop, LoopKind, Pipeline, Redirect, Simple,
+    Word,
 };
-use super::words::{assignment, basename, identifiers, literal, unquote};
+use super::words::{assignment, basename, heredoc_text, identifiers, literal, unquote};
 use crate::validate::diagnostic::{FindingKind, Rule};
 
 /// What surrounds the code being analysed.
@@ -15,6 +16,9 @@ use crate::validate::diagnostic::{FindingKind, Rule};
 pub(super) struct Context {
     /// Runs under `timeout N …`, so every loop in it has a deadline.
     pub under_deadline: bool,
+    /// That deadline's expiry is reported by nobody: the caller neither
+    /// tests the wrapped command's failure with a message nor dies on it.
+    pub silent_deadline: bool,
     /// Inside a loop's condition or body, so a `sleep` there is a poll, not a guess.
     pub in_loop: bool,
 }
@@ -36,6 +40,26 @@ pub(super) struct EmbeddedScript {
     /// For each byte of `text`, its offset in the analysed text.
     pub origins: Vec<usize>,
     pub context: Context,
+}
+
+/// Where a pipeline being walked sits, to tell whether its failure is reported.
+#[derive(Clone, Copy)]
+struct Site<'t> {
+    list: &'t [AndOr],
+    position: usize,
+    pipeline: usize,
+    container: Container<'t>,
+}
+
+/// What holds a list, as far as its last command's status goes on to matter.
+#[derive(Clone, Copy)]
+enum Container<'t> {
+    /// A script, a body or a branch: the status is only seen by what follows.
+    Plain,
+    /// `{ …; }` or `( … )`: the group's status is its last command's.
+    Group,
+    /// The condition of branch `n` of an `if`.
+    Condition(&'t If, usize),
 }
 
 /// What a guard function does when its test fires.
@@ -148,6 +172,11 @@ pub(super) struct Analyzer<'t> {
     continuations: Vec<Option<&'t [AndOr]>>,
     /// Names of the functions whose bodies are being walked, innermost last.
     enclosing_functions: Vec<&'t str>,
+    /// Where each pipeline being walked sits, innermost last; `None` where a
+    /// function body starts, whose status its definition does not have.
+    sites: Vec<Option<Site<'t>>>,
+    /// Heredoc bodies of the text, by their delimiter word's offset.
+    heredocs: Vec<HeredocBody>,
 }
 
 const MESSAGE_FIX: &str = "add a deadline (e.g. `(( SECONDS > deadline ))`) or an iteration cap \
@@ -176,7 +205,16 @@ impl<'t> Analyzer<'t> {
             embedded: Vec::new(),
             continuations: Vec::new(),
             enclosing_functions: Vec::new(),
+            sites: Vec::new(),
+            heredocs: Vec::new(),
         }
+    }
+
+    /// Lets heredocs fed to a shell (`bash <<'EOF'`) be scanned as code.
+    pub(super) fn with_heredocs(mut self, mut heredocs: Vec<HeredocBody>) -> Self {
+        heredocs.sort_by_key(|body| body.target);
+        self.heredocs = heredocs;
+        self
     }
 
     /// Lets calls to `helpers` (defined in a sourced file) count as exits.
@@ -293,9 +331,20 @@ impl<'t> Analyzer<'t> {
     // ---- walking -------------------------------------------------------
 
     pub(super) fn walk_list(&mut self, list: &'t [AndOr], context: Context) {
+        self.walk_list_in(list, context, Container::Plain);
+    }
+
+    fn walk_list_in(&mut self, list: &'t [AndOr], context: Context, container: Container<'t>) {
         for (position, and_or) in list.iter().enumerate() {
-            for pipeline in &and_or.pipelines {
+            for (index, pipeline) in and_or.pipelines.iter().enumerate() {
+                self.sites.push(Some(Site {
+                    list,
+                    position,
+                    pipeline: index,
+                    container,
+                }));
                 self.walk_pipeline(pipeline, context, &list[position + 1..]);
+                self.sites.pop();
             }
         }
     }
@@ -322,7 +371,23 @@ impl<'t> Analyzer<'t> {
         match command {
             Command::Simple(simple) => self.walk_simple(simple, context),
             Command::Loop(lp) => self.walk_loop(lp, context, Feed::default(), &[]),
-            Command::If(_) | Command::Case(_) | Command::Group(_) => {
+            Command::If(chain) => {
+                self.continuations.push(after);
+                for (branch, (condition, body)) in chain.branches.iter().enumerate() {
+                    self.walk_list_in(condition, context, Container::Condition(chain, branch));
+                    self.walk_list(body, context);
+                }
+                if let Some(otherwise) = &chain.otherwise {
+                    self.walk_list(otherwise, context);
+                }
+                self.continuations.pop();
+            }
+            Command::Group(list) => {
+                self.continuations.push(after);
+                self.walk_list_in(list, context, Container::Group);
+                self.continuations.pop();
+            }
+            Command::Case(_) => {
                 self.continuations.push(after);
                 for list in command.branch_lists() {
                     self.walk_list(list, context);
@@ -336,7 +401,9 @@ impl<'t> Analyzer<'t> {
                 };
                 self.continuations.push(None);
                 self.enclosing_functions.push(name);
+                self.sites.push(None);
                 self.walk_command(&function.body, context, None);
+                self.sites.pop();
                 self.enclosing_functions.pop();
                 self.continuations.pop();
             }
@@ -452,19 +519,223 @@ impl<'t> Analyzer<'t> {
                     break;
                 }
             }
-            if has_command_option && next < words.len() {
-                let under_deadline = context.under_deadline
-                    || words[start..index]
-                        .iter()
-                        .any(|word| basename(&literal(self.raw(word))) == "timeout");
-                let inner = Context {
-                    under_deadline,
-                    ..context
-                };
-                self.embed(&words[next], inner);
-                return;
+            let heredoc = if has_command_option {
+                None
+            } else {
+                // `bash <<'EOF'`, `bash -s <<EOF`, `ssh host bash -s <<EOF`: the shell
+                // reads its script from the heredoc, unless a script file is named.
+                let script_named = next < words.len()
+                    && !words[index + 1..next].iter().any(|word| {
+                        let option = literal(self.raw(word));
+                        !option.starts_with("--") && option.contains('s')
+                    });
+                if script_named {
+                    None
+                } else {
+                    self.stdin_heredoc(simple)
+                }
+            };
+            if !(has_command_option && next < words.len()) && heredoc.is_none() {
+                continue;
             }
+            let timed = words[start..index]
+                .iter()
+                .any(|word| basename(&literal(self.raw(word))) == "timeout");
+            let inner = Context {
+                under_deadline: context.under_deadline || timed,
+                silent_deadline: if timed {
+                    context.silent_deadline || !self.failure_reported()
+                } else {
+                    context.silent_deadline
+                },
+                ..context
+            };
+            match heredoc {
+                Some(body) => self.embed_heredoc(body, inner),
+                None => self.embed(&words[next], inner),
+            }
+            return;
         }
+    }
+
+    /// The heredoc `simple` reads on its standard input, if any.
+    fn stdin_heredoc(&self, simple: &Simple) -> Option<HeredocBody> {
+        let redirect = simple.redirects.iter().rev().find(|redirect| {
+            matches!(redirect.operator, "<<" | "<<-")
+                && redirect
+                    .descriptor
+                    .as_ref()
+                    .is_none_or(|word| self.raw(word) == "0")
+        })?;
+        let found = self
+            .heredocs
+            .binary_search_by_key(&redirect.target.start, |body| body.target)
+            .ok()?;
+        Some(self.heredocs[found])
+    }
+
+    fn embed_heredoc(&mut self, body: HeredocBody, context: Context) {
+        let (text, origins) =
+            heredoc_text(self.span(body.start, body.end), body.start, body.quoted);
+        if text.trim().is_empty() {
+            return;
+        }
+        self.embedded.push(EmbeddedScript {
+            text,
+            origins,
+            context,
+        });
+    }
+
+    /// Is a failure of the pipeline being walked reported: handled by `||`
+    /// with a message or a helper that dies, an `if !` (or `else`) branch that
+    /// prints, a saved `$?` that a later test reports, or `set -e` with a trap
+    /// that prints? A `(…)` or `{ …; }` passes its last command's status on.
+    fn failure_reported(&self) -> bool {
+        let mut negated = false;
+        for entry in self.sites.iter().rev() {
+            let Some(site) = entry else {
+                return false;
+            };
+            let and_or = &site.list[site.position];
+            negated ^= and_or.pipelines[site.pipeline].negated;
+            let rest = &site.list[site.position + 1..];
+            let on_failure = if negated {
+                Connector::And
+            } else {
+                Connector::Or
+            };
+            // `timeout … || handler`, also past `&& next` steps the failure skips;
+            // with no handler the whole and-or list fails, as the command did.
+            let later = and_or.connectors.get(site.pipeline..).unwrap_or(&[]);
+            if let Some(offset) = later.iter().position(|&connector| connector == on_failure) {
+                return self.handler_reports(&and_or.pipelines[site.pipeline + offset + 1], rest);
+            }
+            if rest.is_empty() {
+                match site.container {
+                    Container::Group => continue,
+                    Container::Condition(chain, branch) => {
+                        return if negated {
+                            self.list_announces(&chain.branches[branch].1)
+                        } else {
+                            branch + 1 == chain.branches.len()
+                                && chain
+                                    .otherwise
+                                    .as_ref()
+                                    .is_some_and(|otherwise| self.list_announces(otherwise))
+                        };
+                    }
+                    Container::Plain => {}
+                }
+            }
+            return self.status_reported(rest) || (self.errexit() && self.trap_announces());
+        }
+        false
+    }
+
+    /// `… || die "…"`, `… || { echo …; exit 1; }`, `… || rc=$?` with `rc` reported later.
+    fn handler_reports(&self, handler: &Pipeline, rest: &[AndOr]) -> bool {
+        if self.pipeline_announces(handler) {
+            return true;
+        }
+        match &*handler.commands {
+            [Command::Simple(simple)] => {
+                self.saved_status(simple).is_some_and(|variable| {
+                    self.explains_after(rest, &[variable], None) || self.returned_and_reported(rest)
+                }) || (self.returns_failure_simple(simple) && self.callers_report())
+            }
+            _ => false,
+        }
+    }
+
+    /// After the command: `rc=$?` and a test of `rc` that prints, or a
+    /// `return` whose every caller in the file reports the failure.
+    fn status_reported(&self, rest: &[AndOr]) -> bool {
+        let saved = rest.first().and_then(|and_or| match &*and_or.pipelines {
+            [pipeline] => match &*pipeline.commands {
+                [Command::Simple(simple)] => self.saved_status(simple),
+                _ => None,
+            },
+            _ => None,
+        });
+        match saved {
+            Some(variable) => {
+                self.explains_after(&rest[1..], &[variable], None)
+                    || self.returned_and_reported(&rest[1..])
+            }
+            None => false,
+        }
+    }
+
+    /// `rc=$?` (or `local rc=$?`): the variable that keeps the status.
+    fn saved_status(&self, simple: &Simple) -> Option<&'t str> {
+        let words = match self.command_index(simple) {
+            Some(index) if matches!(self.raw(&simple.words[index]), "local" | "declare") => {
+                &simple.words[index + 1..]
+            }
+            Some(_) => return None,
+            None => &simple.words[..],
+        };
+        match words {
+            [word] => {
+                let (name, value) = assignment(self.raw(word))?;
+                matches!(value, "$?" | "\"$?\"").then_some(name)
+            }
+            _ => None,
+        }
+    }
+
+    /// A `return` among the next few statements, in a function whose every
+    /// call in the file reports its failure.
+    fn returned_and_reported(&self, rest: &[AndOr]) -> bool {
+        rest.iter().take(4).any(|and_or| match &*and_or.pipelines {
+            [pipeline] => matches!(&*pipeline.commands, [Command::Simple(simple)]
+                if self.command_name(simple).as_deref() == Some("return")),
+            _ => false,
+        }) && self.callers_report()
+    }
+
+    fn returns_failure_simple(&self, simple: &Simple) -> bool {
+        self.command_name(simple).as_deref() == Some("return")
+            && self
+                .arguments(simple)
+                .first()
+                .is_none_or(|word| self.raw(word) != "0")
+    }
+
+    fn callers_report(&self) -> bool {
+        self.enclosing_functions
+            .last()
+            .is_some_and(|name| !name.is_empty() && self.every_call_reports_failure(name))
+    }
+
+    /// `trap '…' ERR` or `EXIT` whose handler prints (a message command, or
+    /// a function of the file that does).
+    fn trap_announces(&self) -> bool {
+        self.program
+            .iter()
+            .flat_map(|and_or| &and_or.pipelines)
+            .flat_map(|pipeline| &pipeline.commands)
+            .any(|command| {
+                let Command::Simple(simple) = command else {
+                    return false;
+                };
+                if self.command_name(simple).as_deref() != Some("trap") {
+                    return false;
+                }
+                let arguments = self.arguments(simple);
+                let Some((handler, signals)) = arguments.split_first() else {
+                    return false;
+                };
+                let on_failure = signals
+                    .iter()
+                    .any(|word| matches!(&*literal(self.raw(word)), "ERR" | "EXIT" | "0"));
+                let handler = literal(self.raw(handler));
+                on_failure
+                    && handler
+                        .split([';', '&', '|', ' '])
+                        .any(|word| is_message_command(word) || self.function_announces(word))
+            })
     }
 
     fn embed(&mut self, word: &Word, context: Context) {
@@ -481,13 +752,13 @@ impl<'t> Analyzer<'t> {
     }
 
     fn walk_loop(&mut self, lp: &'t Loop, context: Context, feed: Feed, after: &'t [AndOr]) {
-        if !context.under_deadline {
+        if !context.under_deadline || context.silent_deadline {
             let after = if after.is_empty() {
                 self.continuation()
             } else {
                 after
             };
-            self.check_loop(lp, feed, after);
+            self.check_loop(lp, feed, after, context.silent_deadline);
         }
         let inner = Context {
             in_loop: true,
@@ -503,7 +774,9 @@ impl<'t> Analyzer<'t> {
 
     // ---- one loop ------------------------------------------------------
 
-    fn check_loop(&mut self, lp: &Loop, feed: Feed, after: &[AndOr]) {
+    /// `silent_deadline`: the loop runs under a `timeout` whose expiry nobody
+    /// reports, so a loop that would wait for ever gives up silently instead.
+    fn check_loop(&mut self, lp: &Loop, feed: Feed, after: &[AndOr], silent_deadline: bool) {
         if self.budget_spent_at.is_some() {
             return;
         }
@@ -569,6 +842,19 @@ impl<'t> Analyzer<'t> {
         }
         // Built only for a finding: most loops need no message.
         let header = self.header(lp);
+        if silent_deadline {
+            self.findings.push(LocalFinding {
+                offset: lp.keyword,
+                rule: Rule::H11,
+                kind: FindingKind::SilentFallback,
+                message: format!(
+                    "`{header}` loop runs under `timeout`, but nothing reports when the timeout \
+                     fires: test the command's status and print why (e.g. `timeout 60 bash … || \
+                     {{ echo \"gave up after 60s\" >&2; exit 1; }}`)"
+                ),
+            });
+            return;
+        }
         let message = match (&endless, guards.found, guards.announced) {
             (_, true, true) => return,
             (_, true, false) => (
@@ -656,12 +942,7 @@ impl<'t> Analyzer<'t> {
         } else {
             // Success leaves the function or the script: what follows runs only on give-up.
             self.announces_every_failing_pass(&lp.body, &counters)
-                || after.first().is_some_and(|and_or| {
-                    and_or
-                        .pipelines
-                        .iter()
-                        .any(|pipeline| self.pipeline_announces(pipeline))
-                })
+                || self.give_up_path_announces(after)
                 || (after
                     .first()
                     .is_some_and(|and_or| self.returns_failure(and_or))
@@ -685,6 +966,29 @@ impl<'t> Analyzer<'t> {
         });
     }
 
+    /// When success leaves the function or the script, the statements after
+    /// the loop run only on give-up: does one of them print before the path
+    /// leaves (`local msg; msg="limit of $n polls exceeded"; warn "$msg"`)?
+    fn give_up_path_announces(&self, after: &[AndOr]) -> bool {
+        for and_or in after.iter().take(8) {
+            if and_or
+                .pipelines
+                .iter()
+                .any(|pipeline| self.pipeline_announces(pipeline))
+            {
+                return true;
+            }
+            if and_or
+                .pipelines
+                .iter()
+                .any(|pipeline| self.pipeline_leaves(pipeline, 0))
+            {
+                return false;
+            }
+        }
+        false
+    }
+
     /// Does every pass that goes round again print on the failed try: in an
     /// `else` of the `if` that leaves on success, or as the statement right
     /// after the body's first way out (`if helm install …; then break; else
@@ -697,17 +1001,33 @@ impl<'t> Analyzer<'t> {
         else {
             return false;
         };
+        // Every clause of that `if` that goes round again prints: the `else`
+        // of a success test, or the `then` of a failure test (`if [ "$code" =
+        // ERROR ]; then log "not found"; sleep 1; continue; else break; fi`).
         let in_else = match &*body[exit].pipelines {
             [pipeline] => match &*pipeline.commands {
                 [Command::If(chain)] => {
-                    chain
+                    let clauses = chain
                         .branches
                         .iter()
-                        .all(|(_, branch)| self.has_other_exit(branch, 0, counters))
-                        && chain.otherwise.as_ref().is_some_and(|otherwise| {
-                            self.list_announces(otherwise)
-                                && !self.has_other_exit(otherwise, 0, counters)
-                        })
+                        .map(|(_, branch)| Some(branch))
+                        .chain([chain.otherwise.as_ref()]);
+                    let mut staying = 0usize;
+                    let mut all_announce = true;
+                    for clause in clauses {
+                        match clause {
+                            Some(list) if self.has_other_exit(list, 0, counters) => {}
+                            Some(list) => {
+                                staying += 1;
+                                all_announce &= self.list_announces(list);
+                            }
+                            None => {
+                                staying += 1;
+                                all_announce = false;
+                            }
+                        }
+                    }
+                    staying > 0 && all_announce
                 }
                 _ => false,
             },
@@ -1064,6 +1384,11 @@ impl<'t> Analyzer<'t> {
                     return Some(Endless::Condition);
                 }
                 if !constant && !self.list_reads_input(&lp.condition) {
+                    // A wait that asks a person each pass, and leaves when the answer
+                    // is empty as at end of input, is a prompt loop (`read -p "retry?"`).
+                    if self.body_reads_until_end(&lp.body) {
+                        return None;
+                    }
                     return self.condition_waits(lp).map(Endless::Wait);
                 }
                 let redirected = lp.redirects.iter().find_map(|redirect| {
@@ -1151,12 +1476,9 @@ impl<'t> Analyzer<'t> {
         let mentions = |word: &Word| references(self.raw(word), variable);
         rest.iter().any(|and_or| {
             let pipelines = &and_or.pipelines;
-            let tested = pipelines.first().is_some_and(|pipeline| {
-                matches!(pipeline.commands.as_ref(), [Command::Simple(simple)]
-                    if matches!(self.command_name(simple).as_deref(), Some("[" | "[[" | "test"))
-                        && self.arguments(simple).iter().any(|word| self.raw(word) == "-z")
-                        && self.arguments(simple).iter().any(mentions))
-            });
+            let tested = pipelines
+                .first()
+                .is_some_and(|pipeline| self.empty_answer_passes(pipeline, variable, &mentions));
             (tested
                 && pipelines[1..]
                     .iter()
@@ -1174,13 +1496,62 @@ impl<'t> Analyzer<'t> {
                             })
                         }
                         Command::If(chain) => chain.branches.iter().any(|(condition, body)| {
-                            self.empty_value_leaves(condition, variable)
+                            let empty_enters = condition.last().is_some_and(|and_or| {
+                                matches!(&*and_or.pipelines, [pipeline]
+                                    if self.empty_answer_passes(pipeline, variable, &mentions))
+                            });
+                            (empty_enters || self.empty_value_leaves(condition, variable))
                                 && self.list_leaves(body, 0)
                                 || self.empty_value_leaves(body, variable)
                         }),
                         _ => false,
                     })
         })
+    }
+
+    /// Is this test true when `variable` is empty, as end of input leaves it:
+    /// `[ -z "$answer" ]`, `[ "$answer" != y ]`, `! [[ $REPLY =~ ^[yY]$ ]]`?
+    fn empty_answer_passes(
+        &self,
+        pipeline: &Pipeline,
+        variable: &str,
+        mentions: &dyn Fn(&Word) -> bool,
+    ) -> bool {
+        let [Command::Simple(simple)] = &*pipeline.commands else {
+            return false;
+        };
+        let name = self.command_name(simple);
+        let arguments = self.arguments(simple);
+        let operands = match name.as_deref() {
+            Some("[" | "[[") => match arguments.split_last() {
+                Some((_, operands)) => operands,
+                None => return false,
+            },
+            Some("test") => arguments,
+            _ => return false,
+        };
+        if !operands.iter().any(mentions) {
+            return false;
+        }
+        let values: Option<Vec<Cow<str>>> = operands
+            .iter()
+            .map(|word| {
+                let raw = self.raw(word);
+                let bare = raw.trim_matches('"');
+                if bare == format!("${variable}") || bare == format!("${{{variable}}}") {
+                    Some(Cow::Borrowed(""))
+                } else {
+                    // A `$` that ends the word is a regex anchor, not an expansion.
+                    let expands = raw.trim_end_matches(['$', '"', '\'']).contains(['$', '`']);
+                    (!expands).then(|| literal(raw))
+                }
+            })
+            .collect();
+        let Some(values) = values else {
+            return false;
+        };
+        let values: Vec<&str> = values.iter().map(|value| &**value).collect();
+        truth_of(&values).is_some_and(|truth| truth != pipeline.negated)
     }
 
     /// Does the script run under `set -e` (or `set -o errexit`, or `-e` on its shebang)?
@@ -1311,8 +1682,19 @@ impl<'t> Analyzer<'t> {
     /// again: `docker exec` is not `docker ps`.
     fn command_key(&self, simple: &Simple) -> Option<String> {
         let (name, arguments) = self.unwrapped(simple)?;
-        let first = arguments.first().map_or("", |word| self.raw(word));
-        Some(format!("{name} {first}"))
+        // The first two words that are not options: `docker exec "$cid"` is
+        // not `docker exec -i "$other"`, `curl -sf "$url"` is `curl -s "$url"`.
+        let mut key = name.into_owned();
+        for word in arguments
+            .iter()
+            .map(|word| self.raw(word))
+            .filter(|raw| !raw.starts_with('-'))
+            .take(2)
+        {
+            key.push(' ');
+            key.push_str(word);
+        }
+        Some(key)
     }
 
     fn pipeline_waits(
@@ -1562,6 +1944,7 @@ impl<'t> Analyzer<'t> {
         match command {
             Command::Simple(simple) => match self.command_name(simple).as_deref() {
                 Some("exit") => true,
+                Some("exec") => self.execs_a_program(simple),
                 Some(name) => self.helper_exits(name).is_some(),
                 None => false,
             },
@@ -1578,6 +1961,12 @@ impl<'t> Analyzer<'t> {
             Command::Group(list) => self.list_always_exits(list),
             _ => false,
         }
+    }
+
+    /// `exec prog …` replaces the shell and never comes back; `exec >log`
+    /// or `exec 9>"$lock"` only redirects.
+    fn execs_a_program(&self, simple: &Simple) -> bool {
+        !self.arguments(simple).is_empty()
     }
 
     /// Does calling `name`, a function of this file, print something?
@@ -1803,31 +2192,7 @@ impl<'t> Analyzer<'t> {
             .collect();
         let constants = constants?;
         let values: Vec<&str> = constants.iter().map(|value| &**value).collect();
-        match values.as_slice() {
-            [] => Some(false),
-            [value] => Some(!value.is_empty()),
-            ["!", value] => Some(value.is_empty()),
-            ["-n", value] => Some(!value.is_empty()),
-            ["-z", value] => Some(value.is_empty()),
-            [left, operator, right] => match *operator {
-                "=" | "==" => Some(left == right),
-                "!=" => Some(left != right),
-                "-eq" | "-ne" | "-lt" | "-le" | "-gt" | "-ge" => {
-                    let left: i64 = left.parse().ok()?;
-                    let right: i64 = right.parse().ok()?;
-                    Some(match *operator {
-                        "-eq" => left == right,
-                        "-ne" => left != right,
-                        "-lt" => left < right,
-                        "-le" => left <= right,
-                        "-gt" => left > right,
-                        _ => left >= right,
-                    })
-                }
-                _ => None,
-            },
-            _ => None,
-        }
+        truth_of(&values)
     }
 
     fn list_reads_input(&self, list: &[AndOr]) -> bool {
@@ -2438,6 +2803,7 @@ impl<'t> Analyzer<'t> {
     fn explains_after(&self, after: &[AndOr], counters: &[&str], waited: Option<&str>) -> bool {
         let is_test = |pipeline: &Pipeline| {
             self.pipeline_is_guard_test(pipeline, counters)
+                || self.pipeline_tests_flag(pipeline, counters)
                 || waited.is_some_and(|name| {
                     pipeline.commands.iter().any(|command| {
                         matches!(command, Command::Simple(simple)
@@ -2480,6 +2846,31 @@ impl<'t> Analyzer<'t> {
                 });
             chained || branched
         })
+    }
+
+    /// A test of a flag the loop sets: `$timed_out` run as a command (`true`
+    /// or `false`), or `[ -n "$failed" ]`, `[[ $failed ]]`.
+    fn pipeline_tests_flag(&self, pipeline: &Pipeline, names: &[&str]) -> bool {
+        let [Command::Simple(simple)] = &*pipeline.commands else {
+            return false;
+        };
+        let Some(index) = self.command_index(simple) else {
+            return false;
+        };
+        let command = self.raw(&simple.words[index]);
+        let bare = command.trim_matches('"');
+        if let Some(name) = bare
+            .strip_prefix("${")
+            .and_then(|rest| rest.strip_suffix('}'))
+            .or_else(|| bare.strip_prefix('$'))
+        {
+            return names.contains(&name);
+        }
+        matches!(command, "[" | "[[" | "test")
+            && self
+                .arguments(simple)
+                .iter()
+                .any(|word| names.iter().any(|name| references(self.raw(word), name)))
     }
 
     /// `guard && continue`, or an `if guard` branch that continues.
@@ -2547,6 +2938,7 @@ impl<'t> Analyzer<'t> {
                         levels() > depth
                     }
                     (Jump::Leave, Some("exit" | "return")) => true,
+                    (Jump::Leave, Some("exec")) => self.execs_a_program(simple),
                     (Jump::Leave, Some(name)) => self.helper_exits(name).is_some(),
                     _ => false,
                 }
@@ -2861,6 +3253,52 @@ fn references(value: &str, name: &str) -> bool {
         identifier == name
             && (arithmetic || value[..start].ends_with('$') || value[..start].ends_with("${"))
     })
+}
+
+/// Evaluates the operands of `[ … ]` once they are all known values.
+fn truth_of(values: &[&str]) -> Option<bool> {
+    match values {
+        [] => Some(false),
+        [value] => Some(!value.is_empty()),
+        ["!", value] => Some(value.is_empty()),
+        ["-n", value] => Some(!value.is_empty()),
+        ["-z", value] => Some(value.is_empty()),
+        ["!", rest @ ..] if rest.len() == 3 => truth_of(rest).map(|truth| !truth),
+        [left, operator, right] => match *operator {
+            "=" | "==" => Some(left == right),
+            "!=" => Some(left != right),
+            "=~" if left.is_empty() => accepts_empty(right),
+            "-eq" | "-ne" | "-lt" | "-le" | "-gt" | "-ge" => {
+                let left: i64 = left.parse().ok()?;
+                let right: i64 = right.parse().ok()?;
+                Some(match *operator {
+                    "-eq" => left == right,
+                    "-ne" => left != right,
+                    "-lt" => left < right,
+                    "-le" => left <= right,
+                    "-gt" => left > right,
+                    _ => left >= right,
+                })
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Does the regular expression match the empty string? Known only for
+/// plain anchored patterns (`^[yY]$`, `^yes$`): `None` when it has
+/// repetition or alternatives.
+fn accepts_empty(pattern: &str) -> Option<bool> {
+    let inner = pattern.strip_prefix('^').unwrap_or(pattern);
+    let inner = inner.strip_suffix('$').unwrap_or(inner);
+    if inner.is_empty() {
+        return Some(true);
+    }
+    if inner.contains(['*', '?', '|', '(', '{']) {
+        return None;
+    }
+    Some(false)
 }
 
 /// Names changed by `n++`, `++n`, `n--`, `n+=1`, `n-=1` or `n = n + 1` in arithmetic text.

@@ -216,6 +216,23 @@ pub(super) type List = Vec<AndOr>;
 struct PendingHeredoc {
     delimiter: String,
     strip_tabs: bool,
+    /// Where its delimiter word starts (the redirect's target).
+    target: usize,
+    /// The delimiter is quoted (`<<'EOF'`), so the body is taken as written.
+    quoted: bool,
+}
+
+/// Where a heredoc's body lies, found when the parser skips it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct HeredocBody {
+    /// Start of the redirect's delimiter word, which names the heredoc.
+    pub target: usize,
+    /// Byte offset of the body's first byte.
+    pub start: usize,
+    /// Byte offset where the delimiter line starts (or the text ends).
+    pub end: usize,
+    /// The delimiter was quoted: the outer shell expands nothing in the body.
+    pub quoted: bool,
 }
 
 /// Parses `text[start..end]`.
@@ -226,6 +243,8 @@ pub(super) struct Parser<'t> {
     end: usize,
     depth: usize,
     heredocs: Vec<PendingHeredoc>,
+    /// Every heredoc body skipped so far, nested substitutions' included.
+    pub(super) heredoc_bodies: Vec<HeredocBody>,
     /// The last [`Parser::peek_plain_word`] answer and where it was asked:
     /// the same position is asked several times per command.
     peeked: Cell<Option<(usize, &'t str)>>,
@@ -279,6 +298,7 @@ impl<'t> Parser<'t> {
             end: end.min(text.len()),
             depth,
             heredocs: Vec::new(),
+            heredoc_bodies: Vec::new(),
             peeked: Cell::new(None),
             too_deep: None,
         }
@@ -365,6 +385,8 @@ impl<'t> Parser<'t> {
     }
 
     fn skip_heredoc_body(&mut self, heredoc: &PendingHeredoc) {
+        let start = self.pos;
+        let mut end = self.end;
         while self.pos < self.end {
             let line_end = self.bytes[self.pos..self.end]
                 .iter()
@@ -375,11 +397,19 @@ impl<'t> Parser<'t> {
                 line = line.trim_start_matches('\t');
             }
             let line = line.trim_end_matches('\r');
+            let line_start = self.pos;
             self.pos = (line_end + 1).min(self.end);
             if line == heredoc.delimiter {
-                return;
+                end = line_start;
+                break;
             }
         }
+        self.heredoc_bodies.push(HeredocBody {
+            target: heredoc.target,
+            start,
+            end,
+            quoted: heredoc.quoted,
+        });
     }
 
     fn skip_blank_lines(&mut self) {
@@ -1001,6 +1031,8 @@ impl<'t> Parser<'t> {
             self.heredocs.push(PendingHeredoc {
                 delimiter: super::words::literal(raw).into_owned(),
                 strip_tabs: operator == "<<-",
+                target: target.start,
+                quoted: raw.contains(['\'', '"', '\\']),
             });
         }
         Redirect {
@@ -1163,6 +1195,7 @@ impl<'t> Parser<'t> {
         if self.depth < MAX_DEPTH {
             let mut inner = Parser::over(self.text, open + 1, close, self.depth + 1);
             substitutions.push(inner.parse_program());
+            self.heredoc_bodies.append(&mut inner.heredoc_bodies);
             if let Some(offset) = inner.too_deep {
                 self.too_deep.get_or_insert(offset);
             }

@@ -334,9 +334,77 @@ fn guard_in_stream_loop_condition_guards() {
 
 #[test]
 fn timeout_wrapper_guards() {
-    clean("timeout 300 bash -c 'while true; do poll; done'");
-    clean("timeout -s KILL 60 sh -c \"while :; do poll; done\"");
+    clean("timeout 300 bash -c 'while true; do poll; done' || die 'not ready'");
+    clean("if ! timeout -s KILL 60 sh -c \"while :; do poll; done\"; then\n  echo late >&2\nfi");
+    // The failure skips the `&&` step and reaches the handler.
+    clean("timeout 60 sh -c 'until ready; do sleep 1; done' && start || die 'never ready'");
+    // `bash --posix` still reads its script from the heredoc; `bash -x run.sh` does not.
+    expect(
+        "timeout 9 bash --posix <<'EOF'\nuntil ready; do sleep 1; done\nEOF\n",
+        &[(SILENT, 2, 1)],
+    );
+    clean("timeout 9 bash -x run.sh <<'EOF'\nuntil ready; do sleep 1; done\nEOF\n");
     clean("timeout 60 tail -f log | while read l; do :; done");
+}
+
+#[test]
+fn a_timeout_whose_expiry_nobody_reports_is_a_silent_fallback() {
+    expect(
+        "timeout 300 bash -c 'until ready; do sleep 1; done'\nnext_step\n",
+        &[(SILENT, 1, 22)],
+    );
+    // A bare `exit` or `return` on failure says nothing either.
+    expect(
+        "timeout 300 sh -c 'while ! ready; do sleep 1; done' || exit 1\n",
+        &[(SILENT, 1, 20)],
+    );
+    // A finite loop inside has nothing to give up.
+    clean("timeout 300 bash -c 'for f in a b; do echo $f; done'\n");
+}
+
+#[test]
+fn a_heredoc_fed_to_a_shell_is_code_at_its_file_position() {
+    // Quoted delimiter: taken as written.
+    expect(
+        "#!/bin/bash\nbash <<'EOF'\nwhile true; do\n  poll\ndone\nEOF\n",
+        &[(UNBOUNDED, 3, 1)],
+    );
+    // Unquoted: `\$` is the inner shell's `$`; columns stay the file's.
+    expect(
+        "ssh host bash -s <<EOF\n  until [ -e \\$marker ]; do sleep 1; done\nEOF\n",
+        &[(UNBOUNDED, 2, 3)],
+    );
+    expect(
+        "kubectl exec -i pod -- sh <<-EOF\n\twhile :; do :; done\n\tEOF\n",
+        &[(UNBOUNDED, 2, 2)],
+    );
+    // Fed to anything but a shell, or to a shell that runs a named script, it stays text.
+    clean("cat <<EOF > run.sh\nwhile true; do :; done\nEOF\n");
+    clean("kubectl apply -f - <<EOF\nfor: while true\nEOF\n");
+    clean("psql <<SQL\nwhile true; do :; done\nSQL\n");
+    clean("bash ./setup.sh <<EOF\nwhile true; do :; done\nEOF\n");
+}
+
+#[test]
+fn a_heredoc_under_timeout_is_judged_by_how_its_caller_reports_the_expiry() {
+    // The status is kept and returned, and nothing prints: the wait gives up silently.
+    expect(
+        "wait_http() {\n  local rval=0\n  timeout $1 bash -x <<EOF || rval=$?\n    while [[ \\$(curl -s -o /dev/null -w '%{http_code}' $2) == 503 ]]; do\n      sleep 1\n    done\nEOF\n  return $rval\n}\n",
+        &[(SILENT, 4, 5)],
+    );
+    // The kept status is tested after, with a message.
+    clean(
+        "wait_id() {\n  local rval=0\n  timeout $1 bash -x <<EOF || rval=$?\n    while [[ -z \\$(lookup) ]]; do sleep 1; done\nEOF\n  stop_clock\n  if [[ \"$rval\" != 0 ]]; then\n    echo \"not found after $1 seconds\"\n  fi\n  return $rval\n}\n",
+    );
+    // Reported through `if !`, a subshell, an `else`, or `set -e` with a trap that prints.
+    clean("if ! (timeout 5m bash -c \"until kubectl get crd x; do sleep 10; done\"); then\n  exit_error 'no crd'\nfi\n");
+    clean("if timeout 60 bash <<'EOF'\nuntil ready; do sleep 1; done\nEOF\nthen\n  go\nelse\n  echo 'not ready' >&2; exit 1\nfi\n");
+    clean("#!/bin/bash\nset -e\ntrap 'echo \"failed at line $LINENO\" >&2' ERR\ntimeout 600 bash <<'EOF'\nuntil ready; do sleep 1; done\nEOF\n");
+    // `set -e` alone ends the script with status 124 and no word.
+    expect(
+        "#!/bin/bash\nset -e\ntimeout 600 bash <<'EOF'\nuntil ready; do sleep 1; done\nEOF\n",
+        &[(SILENT, 4, 1)],
+    );
 }
 
 // ---- silent fallback ---------------------------------------------------------
@@ -846,7 +914,7 @@ fn a_wait_that_gives_up_silently_is_a_silent_fallback() {
 #[test]
 fn a_wait_with_a_guard_in_its_body_that_says_why_is_clean() {
     clean("until curl -sf x; do\n  (( SECONDS > deadline )) && { echo late >&2; exit 1; }\n  sleep 1\ndone\n");
-    clean("timeout 60 sh -c 'until curl -sf x; do sleep 1; done'");
+    clean("timeout 60 sh -c 'until curl -sf x; do sleep 1; done' || { echo 'x is down' >&2; exit 1; }");
 }
 
 #[test]
@@ -1168,4 +1236,88 @@ fn a_cap_joined_so_that_it_cannot_end_the_loop_is_no_cap() {
     // `while A && cap` and `until A || cap` end on the cap.
     clean("n=0\nwhile [ \"$ip\" = null ] && [ $n -le 5 ]; do\n  sleep 5\n  ip=$(az vm show --query ip)\n  n=$((n + 1))\ndone\n[ \"$ip\" = null ] && { echo 'no address' >&2; exit 1; }\n");
     clean("n=0\nuntil curl -sf \"$u\" || [ $n -ge 5 ]; do\n  sleep 1\n  n=$((n + 1))\ndone\n[ $n -ge 5 ] && { echo 'no answer' >&2; exit 1; }\n");
+}
+
+// ---- dev5 shapes ---------------------------------------------------------------
+
+#[test]
+fn a_give_up_message_built_in_statements_after_the_loop_reports_it() {
+    clean(
+        "poll_images() {\n  local -i polls=$LIMIT\n  while (( polls-- > 0 )); do\n    sleep 5\n    count_active && return\n  done\n  local msg\n  msg=\"limit of $LIMIT polls exceeded\"\n  warn \"$msg\"\n}\n",
+    );
+    // The message must come before the path leaves.
+    expect(
+        "poll_images() {\n  local -i polls=$LIMIT\n  while (( polls-- > 0 )); do\n    sleep 5\n    count_active && return\n  done\n  return 1\n  warn unreachable\n}\n",
+        &[(SILENT, 3, 3)],
+    );
+}
+
+#[test]
+fn a_message_in_the_then_of_a_failure_test_on_every_failing_pass_reports_the_give_up() {
+    clean(
+        "for i in {1..5}; do\n  code=$(discover \"$host\")\n  if [ \"$code\" = ERROR ]; then\n    log ERROR \"$host cannot be discovered\"\n    sleep 1\n    continue\n  else\n    break\n  fi\ndone\n",
+    );
+    // Without an `else`, a failing pass can also fall through the `if` in silence.
+    expect(
+        "for i in {1..5}; do\n  code=$(discover \"$host\")\n  if [ \"$code\" = OK ]; then\n    break\n  elif [ \"$code\" = ERROR ]; then\n    log ERROR \"$host cannot be discovered\"\n  fi\n  sleep 1\ndone\n",
+        &[(SILENT, 1, 1)],
+    );
+}
+
+#[test]
+fn a_flag_set_at_the_cap_and_tested_after_the_loop_reports_the_give_up() {
+    clean(
+        "timed_out=false\nwhile ! port_open; do\n  sleep 10\n  waited=$((waited + 10))\n  if [ $waited -gt $LIMIT ]; then\n    timed_out=true\n    break\n  fi\ndone\nif $timed_out; then\n  echo \"gave up after $LIMIT s\"\n  exit 1\nfi\n",
+    );
+    clean(
+        "while ! port_open; do\n  sleep 10\n  waited=$((waited + 10))\n  [ $waited -gt $LIMIT ] && { failed=1; break; }\ndone\n[ -n \"$failed\" ] && echo \"gave up\" >&2\n",
+    );
+    // A flag that is tested but never spoken of is still silent.
+    expect(
+        "while ! port_open; do\n  sleep 10\n  waited=$((waited + 10))\n  [ $waited -gt $LIMIT ] && { failed=1; break; }\ndone\n[ -n \"$failed\" ] && exit 1\n",
+        &[(SILENT, 1, 1)],
+    );
+}
+
+#[test]
+fn a_wait_that_asks_a_person_each_pass_and_leaves_on_an_empty_answer_is_a_prompt_loop() {
+    clean(
+        "while [[ -n $(git status --porcelain | grep ^U) ]]; do\n  echo 'resolve the conflicts'\n  read -p 'proceed? [y/n] ' -r\n  if ! [[ \"${REPLY}\" =~ ^[yY]$ ]]; then\n    echo Aborting >&2\n    exit 1\n  fi\ndone\n",
+    );
+    clean("until ready; do\n  read -r answer\n  [ \"$answer\" != retry ] && exit 1\ndone\n");
+    // An empty answer that goes round again spins at end of input.
+    expect(
+        "while [[ -n $(git status --porcelain | grep ^U) ]]; do\n  read -p 'proceed? [y/n] ' -r\n  if [[ \"${REPLY}\" =~ ^[nN]$ ]]; then\n    exit 1\n  fi\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
+
+#[test]
+fn exec_of_a_program_leaves_the_loop_and_exec_of_redirections_does_not() {
+    // Success replaces the shell; a countdown that runs out falls through in silence.
+    expect(
+        "num=30\nwhile [[ $((num--)) -gt 0 ]]; do\n  if [[ $(psql -tAc 'select 1') == 1 ]]; then\n    exec ./post_init.sh\n  else\n    sleep 1\n  fi\ndone\n",
+        &[(SILENT, 2, 1)],
+    );
+    clean(
+        "num=30\nwhile [[ $((num--)) -gt 0 ]]; do\n  ready && exec \"$@\"\n  sleep 1\ndone\necho \"not ready after 30 s\" >&2\nexit 1\n",
+    );
+    // `exec 9>lock` opens a descriptor and carries on: the wait still has no end.
+    expect(
+        "while ! flock -n 9; do\n  exec 9>\"$lock\"\n  sleep 1\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+}
+
+#[test]
+fn a_retest_must_run_the_same_command_on_the_same_target() {
+    // `docker exec` on another container, with another program, is no retest.
+    expect(
+        "c=10\nuntil docker exec \"$cid\" healthcheck.sh --replication || [ \"$c\" -eq 0 ]; do\n  sleep 1\n  c=$(( c - 1 ))\ndone\ndocker exec --user mysql -i \"$cname\" mariadb -e 'SHOW SLAVE STATUS' || die 'no replica status'\n",
+        &[(SILENT, 2, 1)],
+    );
+    // The same probe with other options is.
+    clean(
+        "c=10\nuntil curl -sf \"$url\" || [ \"$c\" -eq 0 ]; do\n  sleep 1\n  c=$(( c - 1 ))\ndone\ncurl -s \"$url\" || die \"$url never answered\"\n",
+    );
 }

@@ -90,6 +90,43 @@ pub(super) fn unquote(raw: &str, origins: Option<&[usize]>) -> (String, Vec<usiz
     (text, map)
 }
 
+/// A heredoc body as the shell it feeds reads it, with each byte's offset in
+/// the file (`start` is the body's offset). An unquoted delimiter lets the
+/// outer shell undo `\$`, `` \` ``, `\\` and line continuations first; its
+/// `$var` and `$(…)` expansions stay as written. A quoted one (`<<'EOF'`)
+/// leaves the body as written.
+pub(super) fn heredoc_text(body: &str, start: usize, quoted: bool) -> (String, Vec<usize>) {
+    if quoted || !body.contains('\\') {
+        return (body.to_owned(), (start..start + body.len()).collect());
+    }
+    let bytes = body.as_bytes();
+    let mut output: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut map: Vec<usize> = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'\\' {
+            match bytes.get(index + 1) {
+                Some(b'\n') => {
+                    index += 2;
+                    continue;
+                }
+                Some(b'$' | b'`' | b'\\') => index += 1,
+                _ => {}
+            }
+        }
+        output.push(bytes[index]);
+        map.push(start + index);
+        index += 1;
+    }
+    // Only ASCII backslashes and newlines were dropped: whole characters remain.
+    let text = match String::from_utf8(output) {
+        Ok(text) => text,
+        Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+    };
+    map.resize(text.len(), map.last().copied().unwrap_or(start));
+    (text, map)
+}
+
 /// The last path component: `/usr/bin/tail` is `tail`.
 pub(super) fn basename(word: &str) -> &str {
     match word.as_bytes().iter().rposition(|&byte| byte == b'/') {
@@ -159,6 +196,16 @@ mod tests {
         let (text, map) = unquote(raw, Some(&origins));
         assert_eq!(text, "a\"b");
         assert_eq!(map, vec![101, 103, 104]);
+    }
+
+    #[test]
+    fn heredoc_text_undoes_the_outer_shells_escapes_only_when_unquoted() {
+        let (text, origins) = heredoc_text("a \\$b \\\nc\n", 10, false);
+        assert_eq!(text, "a $b c\n");
+        assert_eq!(origins, vec![10, 11, 13, 14, 15, 18, 19]);
+        let (text, origins) = heredoc_text("a \\$b\n", 10, true);
+        assert_eq!(text, "a \\$b\n");
+        assert_eq!(origins, (10..16).collect::<Vec<_>>());
     }
 
     #[test]
