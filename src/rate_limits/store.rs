@@ -573,7 +573,6 @@ fn write_state(
         source,
     };
     let mut names: BTreeMap<&str, String> = BTreeMap::new();
-    let mut created = false;
     for (key, model) in &new.models {
         let events = model.window().deque();
         let reuse = old_logs
@@ -598,7 +597,6 @@ fn write_state(
             event_log::create(&log_path, events.iter())
                 .map_err(|source| write_error(&log_path, source))?;
             names.insert(key, name);
-            created = true;
         }
     }
     let head = StateRef {
@@ -624,10 +622,9 @@ fn write_state(
     })?;
     bytes.push(b'\n');
     persist::write_atomic_with(path, &bytes, persist::Durability::Unsynced)?;
-    let dropped = old_logs
-        .iter()
-        .any(|(key, log)| names.get(key.as_str()) != Some(&log.name));
-    if created || dropped {
+    // Also the logs of writers killed between making a log and renaming the
+    // state file: one look at the folder, paid only where logs are in use.
+    if !names.is_empty() || !old_logs.is_empty() {
         let keep: BTreeSet<&str> = names.values().map(String::as_str).collect();
         event_log::remove_others(target, &keep);
     }
