@@ -121,20 +121,27 @@ pub fn read(path: &Path, first: u64, count: u64) -> Result<(u64, Vec<Event>), Re
         Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Err(ReadError::Lost),
         Err(error) => return Err(ReadError::Io(error)),
     }
-    let mut events = Vec::with_capacity(bytes.len() / SLOT as usize);
-    for (sequence, slot) in (first..).zip(bytes.chunks_exact(SLOT as usize)) {
-        let (at, tokens) = slot.split_at(8);
-        let at = u64::from_le_bytes(at.try_into().unwrap_or_default());
-        let tokens = u64::from_le_bytes(tokens.try_into().unwrap_or_default());
-        if tokens & WRITTEN == 0 {
-            return Err(ReadError::Lost);
-        }
-        events.push(Event {
-            sequence,
-            at,
-            requests: u64::from(tokens & RELEASED == 0),
-            tokens: tokens & TOKENS,
-        });
+    // One pass, no branch but the flag: the loop a long window loads in.
+    let mut unwritten = false;
+    let events: Vec<Event> = (first..)
+        .zip(bytes.chunks_exact(SLOT as usize))
+        .map(|(sequence, slot)| {
+            let mut at = [0u8; 8];
+            let mut tokens = [0u8; 8];
+            at.copy_from_slice(&slot[..8]);
+            tokens.copy_from_slice(&slot[8..]);
+            let tokens = u64::from_le_bytes(tokens);
+            unwritten |= tokens & WRITTEN == 0;
+            Event {
+                sequence,
+                at: u64::from_le_bytes(at),
+                requests: u64::from(tokens & RELEASED == 0),
+                tokens: tokens & TOKENS,
+            }
+        })
+        .collect();
+    if unwritten {
+        return Err(ReadError::Lost);
     }
     Ok((base, events))
 }

@@ -636,25 +636,42 @@ fn write_state(
 /// those `before` had in flight (their slot may hold what a writer that
 /// died before its rename wrote, see [`event_log`]).
 fn changed_runs(before: &ModelState, model: &ModelState) -> Vec<Vec<Event>> {
-    let settled: BTreeSet<u64> = before
-        .in_flight()
-        .map(|reservation| reservation.sequence)
-        .collect();
     let old = before.window();
+    let events = model.window().deque();
+    let first = model.window().first_sequence();
+    let mut write = vec![false; events.len()];
+    // The events both windows hold, side by side: the old window's from the
+    // new one's first (sequence numbers only grow, and a window only loses
+    // events at its front).
+    let skip = first.saturating_sub(old.first_sequence());
+    let overlap = usize::try_from(skip)
+        .ok()
+        .filter(|_| first >= old.first_sequence())
+        .map_or(0, |skip| old.deque().len().saturating_sub(skip));
+    let old_events = old.deque().iter().skip(usize::try_from(skip).unwrap_or(usize::MAX));
+    for ((flag, new), was) in write.iter_mut().zip(events).zip(old_events) {
+        *flag = new != was;
+    }
+    write[overlap.min(events.len())..].fill(true);
+    for reservation in before.in_flight() {
+        let offset = reservation.sequence.checked_sub(first);
+        if let Some(flag) = offset
+            .and_then(|offset| usize::try_from(offset).ok())
+            .and_then(|offset| write.get_mut(offset))
+        {
+            *flag = true;
+        }
+    }
     let mut runs: Vec<Vec<Event>> = Vec::new();
-    let mut last = None;
-    for event in model.window().events() {
-        let write = event.sequence >= old.next_sequence()
-            || settled.contains(&event.sequence)
-            || old.event(event.sequence) != Some(event);
-        if !write {
-            continue;
+    let mut previous = false;
+    for (flag, event) in write.into_iter().zip(events) {
+        if flag {
+            match runs.last_mut() {
+                Some(run) if previous => run.push(*event),
+                _ => runs.push(vec![*event]),
+            }
         }
-        match runs.last_mut() {
-            Some(run) if last == Some(event.sequence - 1) => run.push(*event),
-            _ => runs.push(vec![*event]),
-        }
-        last = Some(event.sequence);
+        previous = flag;
     }
     runs
 }
