@@ -183,11 +183,18 @@ fn strays(project: &Project) -> Vec<String> {
     found
 }
 
-/// Gives the paced model `events` settled events at the time of its one
-/// event, so that its window lives in an event log and the writers below
+/// Gives the paced model `events` settled events at the time of one
+/// recorded event, so that its window lives in an event log and the writers below
 /// change its slots: written as a window in the state file, which the next
 /// write moves into a log.
 fn prefill_window(project: &Project, events: usize) {
+    let id = run_ok(project, &as_strs(&acquire_args(PACED, std::process::id())))
+        .trim()
+        .to_owned();
+    run_ok(
+        project,
+        &["credits", "limits", "record", &id, "--input-tokens", "10", "--output-tokens", "10"],
+    );
     let mut state: Value = serde_json::from_str(&project.read(STATE)).unwrap();
     let model = &mut state["models"]["acme::paced"];
     assert_eq!(model["in_flight"], serde_json::json!([]), "{model}");
