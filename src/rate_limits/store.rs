@@ -663,7 +663,11 @@ fn changed_runs(before: &ModelState, model: &ModelState) -> Vec<Vec<Event>> {
                 let (new_piece, old_piece) = (&new_piece[..length], &old_piece[..length]);
                 if new_piece != old_piece {
                     let differing = new_piece.iter().zip(old_piece).enumerate();
-                    changed.extend(differing.filter(|(_, (a, b))| a != b).map(|(at, _)| offset + at));
+                    changed.extend(
+                        differing
+                            .filter(|(_, (a, b))| a != b)
+                            .map(|(at, _)| offset + at),
+                    );
                 }
                 offset += length.max(1);
             }
@@ -682,7 +686,9 @@ fn changed_runs(before: &ModelState, model: &ModelState) -> Vec<Vec<Event>> {
     let mut runs: Vec<Vec<Event>> = Vec::new();
     let mut previous = None;
     for offset in changed {
-        let Some(&event) = events.get(offset) else { continue };
+        let Some(&event) = events.get(offset) else {
+            continue;
+        };
         match runs.last_mut() {
             Some(run) if previous == Some(offset.wrapping_sub(1)) => run.push(event),
             _ => runs.push(vec![event]),
@@ -1146,7 +1152,7 @@ mod tests {
             (INLINE + 99) * 5 + 2
         );
         assert_eq!(std::fs::metadata(&log).unwrap().len(), before);
-        assert_eq!(logs_of(&store), [log.clone()]);
+        assert_eq!(logs_of(&store), std::slice::from_ref(&log));
         assert!(std::fs::metadata(store.path()).unwrap().len() < 1_000);
     }
 
@@ -1211,7 +1217,7 @@ mod tests {
                 .unwrap();
         };
         expire(62_000 + 2_000);
-        assert_eq!(logs_of(&store), [old_log.clone()]);
+        assert_eq!(logs_of(&store), std::slice::from_ref(&old_log));
         let kept = store.load().unwrap();
         expire(62_000 + DEAD_SLOTS_MAX + 100);
         let [new_log] = logs_of(&store).try_into().unwrap();

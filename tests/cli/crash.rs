@@ -193,7 +193,16 @@ fn prefill_window(project: &Project, events: usize) {
         .to_owned();
     run_ok(
         project,
-        &["credits", "limits", "record", &id, "--input-tokens", "10", "--output-tokens", "10"],
+        &[
+            "credits",
+            "limits",
+            "record",
+            &id,
+            "--input-tokens",
+            "10",
+            "--output-tokens",
+            "10",
+        ],
     );
     let mut state: Value = serde_json::from_str(&project.read(STATE)).unwrap();
     let model = &mut state["models"]["acme::paced"];
