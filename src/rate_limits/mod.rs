@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod clock;
 pub mod column;
 pub mod defaults;
+pub mod event_log;
 pub mod extended;
 pub mod fail_open;
 pub mod hold;

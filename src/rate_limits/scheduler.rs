@@ -1407,8 +1407,11 @@ struct ModelRecord {
 /// the offsets (from the oldest, increasing) of the events released unsent,
 /// which count no request. Format 2 held `at` and `tokens` as JSON arrays,
 /// format 1 the events as a list of `{"sequence", "at", "requests",
-/// "tokens"}` objects; both are still read.
-struct StoredEvents(Vec<Event>);
+/// "tokens"}` objects; both are still read. Format 4 writes the columns for
+/// a small window and `{"log": NAME, "first": S, "count": N}` for a larger
+/// one, whose events are in an event log ([`super::event_log`]); `.1` is
+/// true then.
+struct StoredEvents(Vec<Event>, bool);
 
 /// A window's events written as [`StoredEvents`] columns, borrowed.
 struct EventColumns<'a>(&'a std::collections::VecDeque<Event>);
@@ -1437,6 +1440,19 @@ impl Serialize for EventColumns<'_> {
     }
 }
 
+/// A model's events as a state file holds them: columns, or where in an
+/// event log they are.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum EventsRef<'a> {
+    Columns(EventColumns<'a>),
+    Log {
+        log: &'a str,
+        first: u64,
+        count: usize,
+    },
+}
+
 /// The model state as [`ModelRecord`] lays it out, borrowed: serialising
 /// through an owned record would copy the whole window on every write.
 #[derive(Serialize)]
@@ -1453,7 +1469,7 @@ struct ModelRecordRef<'a> {
     moving_average_requests: f64,
     moving_average_tokens: f64,
     next_sequence: u64,
-    events: EventColumns<'a>,
+    events: EventsRef<'a>,
     in_flight: Vec<&'a Reservation>,
     #[serde(skip_serializing_if = "is_zero")]
     next_ticket: u64,
@@ -1471,6 +1487,23 @@ struct ModelRecordRef<'a> {
 
 impl Serialize for ModelState {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.record(EventsRef::Columns(EventColumns(self.window.deque())))
+            .serialize(serializer)
+    }
+}
+
+impl ModelState {
+    /// The model as a state file of format 4 holds it when its events are in
+    /// the event log `log` (see [`super::event_log`]).
+    pub(crate) fn logged<'a>(&'a self, log: &'a str) -> impl Serialize + 'a {
+        self.record(EventsRef::Log {
+            log,
+            first: self.window.first_sequence(),
+            count: self.window.deque().len(),
+        })
+    }
+
+    fn record<'a>(&'a self, events: EventsRef<'a>) -> ModelRecordRef<'a> {
         ModelRecordRef {
             provider: &self.provider,
             model: &self.model,
@@ -1484,7 +1517,7 @@ impl Serialize for ModelState {
             moving_average_requests: self.moving_average_requests,
             moving_average_tokens: self.moving_average_tokens,
             next_sequence: self.window.next_sequence(),
-            events: EventColumns(self.window.deque()),
+            events,
             in_flight: self.in_flight.values().collect(),
             next_ticket: self.next_ticket,
             waiters: &self.waiters,
@@ -1493,7 +1526,6 @@ impl Serialize for ModelState {
             budgets: (!self.budgets.is_empty()).then(|| self.budgets.stored()),
             unseen_use: self.unseen,
         }
-        .serialize(serializer)
     }
 }
 
@@ -1519,29 +1551,38 @@ impl<'de> serde::de::Visitor<'de> for StoredEventsVisitor {
         while let Some(event) = seq.next_element::<Event>()? {
             events.push(event);
         }
-        Ok(StoredEvents(events))
+        Ok(StoredEvents(events, false))
     }
 
     /// Formats 2 and 3: columns.
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StoredEvents, A::Error> {
         use serde::de::Error as _;
         let (mut first, mut at, mut tokens, mut released) = (None, None, None, None);
+        let (mut log, mut count) = (None, None);
         // Bounded by the input: each pass consumes one entry.
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match &*key {
                 "first" => first = Some(map.next_value::<u64>()?),
+                "log" => log = Some(map.next_value::<std::borrow::Cow<'de, str>>()?),
+                "count" => count = Some(map.next_value::<u64>()?),
                 "at" => at = Some(map.next_value::<Column<'de>>()?),
                 "tokens" => tokens = Some(map.next_value::<Column<'de>>()?),
                 "released" => released = Some(map.next_value::<Vec<u64>>()?),
                 other => {
                     return Err(A::Error::unknown_field(
                         other,
-                        &["first", "at", "tokens", "released"],
+                        &["first", "at", "tokens", "released", "log", "count"],
                     ))
                 }
             }
         }
         let first = first.ok_or_else(|| A::Error::missing_field("first"))?;
+        if let Some(log) = log {
+            let count = count.ok_or_else(|| A::Error::missing_field("count"))?;
+            let events = super::event_log::read_for_parse(&log, first, count)
+                .map_err(|message| A::Error::custom(format!("events: {message}")))?;
+            return Ok(StoredEvents(events, true));
+        }
         let at = at.ok_or_else(|| A::Error::missing_field("at"))?;
         let tokens = tokens.ok_or_else(|| A::Error::missing_field("tokens"))?;
         let released = released.unwrap_or_default();
@@ -1624,7 +1665,7 @@ impl<'de> serde::de::Visitor<'de> for StoredEventsVisitor {
                 "events: released offset {offset} is out of order or past the last event"
             )));
         }
-        Ok(StoredEvents(events))
+        Ok(StoredEvents(events, false))
     }
 }
 
@@ -1700,13 +1741,28 @@ impl TryFrom<ModelRecord> for ModelState {
                 record.current_concurrency_cap, limits.base_concurrency_cap
             )));
         }
-        let window =
-            Window::from_events(record.events.0, record.next_sequence).map_err(|source| {
-                ModelStateError::Window {
-                    label: label.clone(),
-                    source,
+        let StoredEvents(mut events, from_log) = record.events;
+        if from_log {
+            // A slot is rewritten in place while its event is in flight, so
+            // a writer that died before renaming the state file may have
+            // left it settled: the reservation, renamed in, is what counts.
+            let first = events.first().map_or(0, |event| event.sequence);
+            for reservation in &record.in_flight {
+                let offset = reservation.sequence.checked_sub(first);
+                let slot = offset.and_then(|offset| usize::try_from(offset).ok());
+                if let Some(event) = slot.and_then(|slot| events.get_mut(slot)) {
+                    event.at = reservation.acquired_at;
+                    event.requests = 1;
+                    event.tokens = reservation.estimated_tokens;
                 }
-            })?;
+            }
+        }
+        let window = Window::from_events(events, record.next_sequence).map_err(|source| {
+            ModelStateError::Window {
+                label: label.clone(),
+                source,
+            }
+        })?;
         let mut in_flight = BTreeMap::new();
         let mut sequences = std::collections::HashSet::new();
         for reservation in record.in_flight {

@@ -2,7 +2,7 @@
 //! governor's `measure_and_replace` (old state in, new state out), a file
 //! shared by every process of a project, and an in-memory store for tests.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -11,17 +11,21 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::event_log::{self, LogInfo, DEAD_SLOTS_MAX};
 use super::hold::Hold;
 use super::profile::normalize_name;
 use super::scheduler::{model_key, ModelState};
 use super::wake::{self, Wake, Watch};
+use super::window::Event;
 use crate::persist::{self, FileLock, PersistError};
 
 /// The state file format this version writes. It reads every version up to
-/// this one: 3 holds a window's events as columns of numbers in strings,
+/// this one: 4 keeps a window of more than [`event_log::INLINE_MAX`] events
+/// in an event log beside the state file and the rest as 3 does,
+/// 3 holds a window's events as columns of numbers in strings,
 /// 2 as columns in JSON arrays (see the state file section of
 /// docs/pacing.md), 1 as a list of objects.
-pub const STATE_VERSION: u64 = 3;
+pub const STATE_VERSION: u64 = 4;
 
 /// The pacing state of every model, by `provider::model` key.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -153,7 +157,7 @@ impl<'de> serde::de::Visitor<'de> for StateRecordVisitor {
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "version" => version = Some(map.next_value()?),
-                "models" => models = Some(map.next_value()?),
+                "models" => models = Some(map.next_value::<Models>()?.0),
                 "provider_holds" => provider_holds = map.next_value()?,
                 _ => {
                     extra.insert(key, map.next_value()?);
@@ -167,6 +171,45 @@ impl<'de> serde::de::Visitor<'de> for StateRecordVisitor {
             extra,
         })
     }
+}
+
+/// The models of a state file, each told the event log it was read from
+/// ([`event_log::claim_last`]).
+struct Models(BTreeMap<String, ModelState>);
+
+impl<'de> Deserialize<'de> for Models {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ModelsVisitor)
+    }
+}
+
+struct ModelsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ModelsVisitor {
+    type Value = Models;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("the models by key")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Models, A::Error> {
+        let mut models = BTreeMap::new();
+        // Bounded by the input: each pass consumes one entry.
+        while let Some(key) = map.next_key::<String>()? {
+            let model = map.next_value()?;
+            event_log::claim_last(&key);
+            models.insert(key, model);
+        }
+        Ok(Models(models))
+    }
+}
+
+/// A state file as read: the state, the file's size in bytes (0 when
+/// missing) and the event log of each model whose window is in one.
+struct Loaded {
+    state: PacingState,
+    size: usize,
+    logs: BTreeMap<String, LogInfo>,
 }
 
 /// `.specsmith/model-rate-limit-state.json`, shared by every process of a
@@ -203,27 +246,80 @@ impl FileStore {
     }
 
     /// Reads the state without locking (a consistent file, thanks to the
-    /// atomic writes); an empty state when the file does not exist.
+    /// atomic writes); an empty state when the file does not exist. When an
+    /// event log it names is gone (a writer replaced it between this reading
+    /// the state file and its log), it is read once more under the lock.
     pub fn load(&self) -> Result<PacingState, StoreError> {
-        self.load_sized().map(|(state, _)| state)
+        let target = self.target();
+        match self.load_from(&target) {
+            Err(LoadError::LogMissing(_)) => {
+                let _lock = FileLock::acquire(&self.path)?;
+                self.load_from(&target)
+                    .map_err(LoadError::into_store_error)
+                    .map(|loaded| loaded.state)
+            }
+            other => other
+                .map_err(LoadError::into_store_error)
+                .map(|loaded| loaded.state),
+        }
     }
 
-    /// [`FileStore::load`], and the file's size in bytes (0 when missing).
-    fn load_sized(&self) -> Result<(PacingState, usize), StoreError> {
+    /// The file the state path finally names: its event logs are beside it.
+    fn target(&self) -> PathBuf {
+        persist::resolve_symlinks(&self.path).unwrap_or_else(|_| self.path.clone())
+    }
+
+    fn load_from(&self, target: &Path) -> Result<Loaded, LoadError> {
         let bytes = match std::fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                return Ok((PacingState::default(), 0))
+                return Ok(Loaded {
+                    state: PacingState::default(),
+                    size: 0,
+                    logs: BTreeMap::new(),
+                })
             }
             Err(source) => {
-                return Err(PersistError::Read {
-                    path: self.path.clone(),
-                    source,
-                }
-                .into())
+                return Err(LoadError::Store(
+                    PersistError::Read {
+                        path: self.path.clone(),
+                        source,
+                    }
+                    .into(),
+                ))
             }
         };
-        Ok((parse_state(&self.path, &bytes)?, bytes.len()))
+        let (parsed, outcome) = event_log::with_reader(target, || parse_state(&self.path, &bytes));
+        match parsed {
+            Ok(state) => Ok(Loaded {
+                state,
+                size: bytes.len(),
+                logs: outcome.logs,
+            }),
+            // As for a state file with NUL bytes in it (see [`parse_state`]).
+            Err(_) if outcome.lost => Ok(Loaded {
+                state: PacingState::default(),
+                size: bytes.len(),
+                logs: BTreeMap::new(),
+            }),
+            Err(error) if outcome.missing => Err(LoadError::LogMissing(error)),
+            Err(error) => Err(LoadError::Store(error)),
+        }
+    }
+}
+
+/// Why [`FileStore::load_from`] failed.
+enum LoadError {
+    /// A log the state file names is missing.
+    LogMissing(StoreError),
+    Store(StoreError),
+}
+
+impl LoadError {
+    fn into_store_error(self) -> StoreError {
+        match self {
+            LoadError::LogMissing(error) | LoadError::Store(error) => error,
+        }
     }
 }
 
@@ -342,12 +438,16 @@ impl StateStore for FileStore {
         }
         let lock = FileLock::acquire(&self.path).map_err(StoreError::from)?;
         let existed = self.path.exists();
-        let (old, size) = self.load_sized()?;
+        let target = self.target();
+        let loaded = self
+            .load_from(&target)
+            .map_err(LoadError::into_store_error)?;
+        let old = loaded.state;
         let (outcome, mut new) = change(old.clone())?;
         new.version = STATE_VERSION;
         new.prune();
         if new != old && (existed || !new.models.is_empty()) {
-            write_state(&self.path, &new, size)?;
+            write_state(&self.path, &target, &old, &loaded.logs, &new, loaded.size)?;
             if frees_room(&old, &new) {
                 wake::signal(lock.file());
             }
@@ -385,7 +485,12 @@ impl StateStore for FileStore {
         // The lock file stays: deleting it while another process holds it
         // would let a third lock a new file and enter at the same time.
         let lock = FileLock::acquire(&self.path)?;
-        match std::fs::remove_file(&self.path) {
+        let target = self.target();
+        let removed = std::fs::remove_file(&self.path);
+        // After the state file, which names them: a crash in between leaves
+        // logs nothing names, swept by the next write that makes a log.
+        event_log::remove_others(&target, &BTreeSet::new());
+        match removed {
             Ok(()) => {
                 // Waiters' tickets went with it: let them look again.
                 wake::signal(lock.file());
@@ -415,20 +520,194 @@ fn frees_room(old: &PacingState, new: &PacingState) -> bool {
     })
 }
 
-/// Writes the state file: compact JSON, replaced atomically but not synced
-/// (a pacing window's worth fades within a minute; see
-/// [`persist::Durability::Unsynced`]).
-/// `size_hint` is the old file's size: the new one is about as large, so
-/// the buffer is made once rather than grown by doubling.
-fn write_state(path: &Path, state: &PacingState, size_hint: usize) -> Result<(), StoreError> {
+/// The state as a state file of format 4 holds it: each model's events in
+/// the file or, by name, in its event log.
+#[derive(Serialize)]
+struct StateRef<'a> {
+    version: u64,
+    models: BTreeMap<&'a str, ModelRef<'a>>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    provider_holds: &'a BTreeMap<String, Hold>,
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
+}
+
+/// A model with its events in the file, or in the event log named.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ModelRef<'a> {
+    Inline(&'a ModelState),
+    Logged(#[serde(serialize_with = "serialize_logged")] (&'a ModelState, &'a str)),
+}
+
+fn serialize_logged<S: serde::Serializer>(
+    (model, log): &(&ModelState, &str),
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    model.logged(log).serialize(serializer)
+}
+
+/// Writes the state: first the event logs' changes (each model's new
+/// events, and those whose reservation settled, written into their slots;
+/// or a fresh log when the old one holds too many expired events or none
+/// fits), then the state file naming them, compact JSON replaced
+/// atomically but not synced (a pacing window's worth fades within a
+/// minute; see [`persist::Durability::Unsynced`]), then the logs no longer
+/// named are removed. A crash at any point leaves the old state file with
+/// the logs it names intact in every slot it counts on (see
+/// [`event_log`]), or the new one with its own.
+///
+/// `target` is the state file with symbolic links resolved; `size_hint`
+/// the old file's size: the new one is about as large, so the buffer is
+/// made once rather than grown by doubling.
+fn write_state(
+    path: &Path,
+    target: &Path,
+    old: &PacingState,
+    old_logs: &BTreeMap<String, LogInfo>,
+    new: &PacingState,
+    size_hint: usize,
+) -> Result<(), StoreError> {
+    let write_error = |log: &Path, source: io::Error| PersistError::Write {
+        path: log.to_owned(),
+        source,
+    };
+    let mut names: BTreeMap<&str, String> = BTreeMap::new();
+    for (key, model) in &new.models {
+        let events = model.window().deque();
+        let reuse = old_logs
+            .get(key)
+            .zip(old.models.get(key))
+            .filter(|(log, _)| {
+                let first = model.window().first_sequence();
+                first
+                    .checked_sub(log.base)
+                    .is_some_and(|dead| dead <= DEAD_SLOTS_MAX.max(events.len() as u64))
+            });
+        if let Some((log, before)) = reuse {
+            let log_path = event_log::log_path(target, &log.name);
+            let runs = changed_runs(before, model);
+            let runs: Vec<&[Event]> = runs.iter().map(Vec::as_slice).collect();
+            event_log::write_slots(&log_path, log.base, &runs)
+                .map_err(|source| write_error(&log_path, source))?;
+            names.insert(key, log.name.clone());
+        } else if events.len() > event_log::INLINE_MAX {
+            let name = event_log::new_name();
+            let log_path = event_log::log_path(target, &name);
+            event_log::create(&log_path, events.iter())
+                .map_err(|source| write_error(&log_path, source))?;
+            // The window is as private as the state file that names it.
+            if let Ok(metadata) = std::fs::metadata(target) {
+                std::fs::set_permissions(&log_path, metadata.permissions())
+                    .map_err(|source| write_error(&log_path, source))?;
+            }
+            names.insert(key, name);
+        }
+    }
+    let head = StateRef {
+        version: new.version,
+        models: new
+            .models
+            .iter()
+            .map(|(key, model)| {
+                let model = match names.get(key.as_str()) {
+                    Some(name) => ModelRef::Logged((model, name)),
+                    None => ModelRef::Inline(model),
+                };
+                (key.as_str(), model)
+            })
+            .collect(),
+        provider_holds: &new.provider_holds,
+        extra: &new.extra,
+    };
     let mut bytes = Vec::with_capacity(size_hint + size_hint / 8 + 1024);
-    serde_json::to_writer(&mut bytes, state).map_err(|error| PersistError::Write {
+    serde_json::to_writer(&mut bytes, &head).map_err(|error| PersistError::Write {
         path: path.to_owned(),
         source: io::Error::other(error),
     })?;
     bytes.push(b'\n');
     persist::write_atomic_with(path, &bytes, persist::Durability::Unsynced)?;
+    // Also the logs of writers killed between making a log and renaming the
+    // state file: one look at the folder, paid only where logs are in use.
+    if !names.is_empty() || !old_logs.is_empty() {
+        let keep: BTreeSet<&str> = names.values().map(String::as_str).collect();
+        event_log::remove_others(target, &keep);
+    }
     Ok(())
+}
+
+/// The events of `model` its log's slots must be given, in runs of
+/// consecutive ones: those admitted since `before`, those that changed, and
+/// those `before` had in flight (their slot may hold what a writer that
+/// died before its rename wrote, see [`event_log`]).
+fn changed_runs(before: &ModelState, model: &ModelState) -> Vec<Vec<Event>> {
+    let old = before.window();
+    let events = model.window().deque();
+    let first = model.window().first_sequence();
+    // Offsets (into the new window) of the events to write.
+    let mut changed: BTreeSet<usize> = BTreeSet::new();
+    // The events both windows hold, side by side: the old window's from the
+    // new one's first (sequence numbers only grow, and a window only loses
+    // events at its front). Compared a contiguous piece at a time, as slices:
+    // a deque's own iterator checks its halves on every step, several times
+    // the cost at 10,000 events.
+    let overlap = match usize::try_from(first.saturating_sub(old.first_sequence())) {
+        Ok(skip) if first >= old.first_sequence() => {
+            let overlap = old.deque().len().saturating_sub(skip).min(events.len());
+            let mut offset = 0;
+            // Bounded: each pass moves `offset` on by at least one.
+            while offset < overlap {
+                let new_piece = piece(events, offset);
+                let old_piece = piece(old.deque(), skip + offset);
+                let length = new_piece.len().min(old_piece.len()).min(overlap - offset);
+                let (new_piece, old_piece) = (&new_piece[..length], &old_piece[..length]);
+                if new_piece != old_piece {
+                    let differing = new_piece.iter().zip(old_piece).enumerate();
+                    changed.extend(
+                        differing
+                            .filter(|(_, (a, b))| a != b)
+                            .map(|(at, _)| offset + at),
+                    );
+                }
+                offset += length.max(1);
+            }
+            overlap
+        }
+        _ => 0,
+    };
+    for reservation in before.in_flight() {
+        let offset = reservation.sequence.checked_sub(first);
+        if let Some(offset) = offset.and_then(|offset| usize::try_from(offset).ok()) {
+            if offset < overlap {
+                changed.insert(offset);
+            }
+        }
+    }
+    let mut runs: Vec<Vec<Event>> = Vec::new();
+    let mut previous = None;
+    for offset in changed {
+        let Some(&event) = events.get(offset) else {
+            continue;
+        };
+        match runs.last_mut() {
+            Some(run) if previous == Some(offset.wrapping_sub(1)) => run.push(event),
+            _ => runs.push(vec![event]),
+        }
+        previous = Some(offset);
+    }
+    if overlap < events.len() {
+        runs.push(events.range(overlap..).copied().collect());
+    }
+    runs
+}
+
+/// The contiguous stretch of `deque` from `offset` (empty past its end).
+fn piece(deque: &std::collections::VecDeque<Event>, offset: usize) -> &[Event] {
+    let (front, back) = deque.as_slices();
+    match offset.checked_sub(front.len()) {
+        None => &front[offset..],
+        Some(into_back) => back.get(into_back..).unwrap_or_default(),
+    }
 }
 
 /// State held in memory, for tests and single-process embedding.
@@ -521,7 +800,7 @@ mod tests {
         assert_eq!(store.load().unwrap(), state);
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(store.path()).unwrap()).unwrap();
-        assert_eq!(json["version"], 3);
+        assert_eq!(json["version"], 4);
         assert_eq!(json["models"]["acme::m"]["events"]["at"], "1000");
         let text = std::fs::read_to_string(store.path()).unwrap();
         assert_eq!(text.lines().count(), 1, "compact, one line: {text}");
@@ -589,7 +868,7 @@ mod tests {
         let store = FileStore::new(&path);
         let cases = [
             ("{not json", "is invalid at line 1"),
-            (r#"{"version": 4, "models": {}}"#, "state format version 4"),
+            (r#"{"version": 5, "models": {}}"#, "state format version 5"),
             (r#"{"models": {}}"#, "no numeric `version` field"),
             (
                 r#"{"version": 1, "models": {"a::b": {"provider": 1}}}"#,
@@ -780,5 +1059,219 @@ mod tests {
             store.load().unwrap().extra["written_by"]["tool"],
             "later-specsmith"
         );
+    }
+    /// A state whose model has `events` settled events at 1,000 ms.. and one
+    /// reservation `rsv-open` in flight after them.
+    fn state_with_a_long_window(events: u64) -> PacingState {
+        let profile = Profile::new("acme", "m", 1_000_000, 1_000_000_000, 1.0, 10).unwrap();
+        let mut model = ModelState::new("acme", "m", &profile);
+        let request = AcquireRequest {
+            estimated_input_tokens: 3,
+            max_output_tokens: 4,
+            owner: Owner {
+                host: "h".into(),
+                pid: 1,
+                start_time: Some(5),
+                process_group: None,
+            },
+            lease: DEFAULT_LEASE,
+            bucket: None,
+        };
+        for index in 0..=events {
+            let id = if index == events {
+                "rsv-open".to_owned()
+            } else {
+                format!("rsv-{index}")
+            };
+            let decision = model.try_acquire(1_000 + index, &profile, &request, id.clone());
+            assert!(matches!(decision, Ok(Decision::Granted(_))));
+            if index < events {
+                model
+                    .record_success(1_000 + index, Some(&profile), &id, 2, 3)
+                    .unwrap();
+            }
+        }
+        let mut state = PacingState::default();
+        state.models.insert("acme::m".into(), model);
+        state
+    }
+
+    fn logs_of(store: &FileStore) -> Vec<PathBuf> {
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(store.path().parent().unwrap())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.to_string_lossy().contains(".events-"))
+            .collect();
+        logs.sort();
+        logs
+    }
+
+    #[test]
+    fn a_long_window_goes_to_an_event_log_and_each_change_writes_only_its_slots() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        let small = state_with_a_long_window(10);
+        replace_with(&store, small.clone());
+        assert!(logs_of(&store).is_empty(), "a small window stays inline");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let private = std::fs::Permissions::from_mode(0o600);
+            std::fs::set_permissions(store.path(), private).unwrap();
+        }
+        let state = state_with_a_long_window(event_log::INLINE_MAX as u64 + 100);
+        replace_with(&store, state.clone());
+        let [log] = logs_of(&store).try_into().unwrap();
+        let json: Value = serde_json::from_slice(&std::fs::read(store.path()).unwrap()).unwrap();
+        assert_eq!(json["version"], 4);
+        let events = &json["models"]["acme::m"]["events"];
+        assert_eq!(events["first"], 0);
+        assert_eq!(events["count"], event_log::INLINE_MAX + 101);
+        assert!(log.ends_with(format!(
+            "state.json.events-{}",
+            events["log"].as_str().unwrap()
+        )));
+        assert_eq!(store.load().unwrap(), state);
+        // Settling the reservation rewrites its slot in place: the log keeps
+        // its size and its name, and the state file stays small.
+        let before = std::fs::metadata(&log).unwrap().len();
+        let profile = Profile::new("acme", "m", 1_000_000, 1_000_000_000, 1.0, 10).unwrap();
+        store
+            .measure_and_replace(|mut state| {
+                let model = state.models.get_mut("acme::m").unwrap();
+                model
+                    .record_success(2_000, Some(&profile), "rsv-open", 1, 1)
+                    .unwrap();
+                Ok::<_, StoreError>(((), state))
+            })
+            .unwrap();
+        let settled = store.load().unwrap();
+        assert_eq!(settled.models["acme::m"].in_flight().count(), 0);
+        assert_eq!(
+            settled.models["acme::m"].window().tokens(),
+            (INLINE + 99) * 5 + 2
+        );
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), before);
+        assert_eq!(logs_of(&store), std::slice::from_ref(&log));
+        assert!(std::fs::metadata(store.path()).unwrap().len() < 1_000);
+    }
+
+    const INLINE: u64 = event_log::INLINE_MAX as u64 + 1;
+
+    #[test]
+    fn a_slot_settled_by_a_writer_that_died_before_its_rename_is_not_believed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        let state = state_with_a_long_window(INLINE + 10);
+        replace_with(&store, state.clone());
+        let [log] = logs_of(&store).try_into().unwrap();
+        // What a `record` that died between its slot write and its rename
+        // leaves: the open reservation's slot settled, the state file not.
+        let open = state.models["acme::m"].in_flight().next().unwrap().clone();
+        let settled = Event {
+            sequence: open.sequence,
+            at: open.acquired_at,
+            requests: 0,
+            tokens: 0,
+        };
+        event_log::write_slots(&log, 0, &[&[settled]]).unwrap();
+        assert_eq!(
+            store.load().unwrap(),
+            state,
+            "the reservation still counts in full"
+        );
+        // Settled for real at its estimate, the slot is written again.
+        let profile = Profile::new("acme", "m", 1_000_000, 1_000_000_000, 1.0, 10).unwrap();
+        store
+            .measure_and_replace(|mut state| {
+                let model = state.models.get_mut("acme::m").unwrap();
+                model
+                    .record_success(2_000, Some(&profile), "rsv-open", 3, 4)
+                    .unwrap();
+                Ok::<_, StoreError>(((), state))
+            })
+            .unwrap();
+        let event = *store.load().unwrap().models["acme::m"]
+            .window()
+            .event(open.sequence)
+            .unwrap();
+        assert_eq!((event.requests, event.tokens), (1, 7));
+    }
+
+    #[test]
+    fn a_log_full_of_expired_slots_is_replaced_and_the_old_one_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        let events = DEAD_SLOTS_MAX + 2_000 + 2 * INLINE;
+        replace_with(&store, state_with_a_long_window(events));
+        let [old_log] = logs_of(&store).try_into().unwrap();
+        // The oldest events expire: within the bound, the log stays.
+        let expire = |now: u64| {
+            store
+                .measure_and_replace(|mut state| {
+                    let model = state.models.get_mut("acme::m").unwrap();
+                    model.release(now, None, "rsv-open").ok();
+                    model.refresh(now, None);
+                    Ok::<_, StoreError>(((), state))
+                })
+                .unwrap();
+        };
+        expire(62_000 + 2_000);
+        assert_eq!(logs_of(&store), std::slice::from_ref(&old_log));
+        let kept = store.load().unwrap();
+        expire(62_000 + DEAD_SLOTS_MAX + 100);
+        let [new_log] = logs_of(&store).try_into().unwrap();
+        assert_ne!(new_log, old_log);
+        let model = &store.load().unwrap().models["acme::m"];
+        assert!(model.window().events().count() > event_log::INLINE_MAX);
+        assert!(model.window().events().count() < kept.models["acme::m"].window().events().count());
+        assert_eq!(
+            std::fs::metadata(&new_log).unwrap().len(),
+            16 + 16 * model.window().events().count() as u64
+        );
+        // Everything expired: back inline, no log left.
+        expire(10_000_000);
+        assert!(logs_of(&store).is_empty());
+    }
+
+    #[test]
+    fn a_log_cut_short_reads_as_empty_and_a_missing_one_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        replace_with(&store, state_with_a_long_window(INLINE + 10));
+        let [log] = logs_of(&store).try_into().unwrap();
+        let bytes = std::fs::read(&log).unwrap();
+        std::fs::write(&log, &bytes[..bytes.len() - 8]).unwrap();
+        assert_eq!(store.load().unwrap(), PacingState::default());
+        replace_with(&store, state_with_a_long_window(INLINE + 10));
+        let [log] = logs_of(&store).try_into().unwrap();
+        std::fs::remove_file(&log).unwrap();
+        let error = store.load().unwrap_err().to_string();
+        assert!(
+            error.contains("is invalid: events: the event log"),
+            "{error}"
+        );
+        assert!(error.contains(&log.display().to_string()), "{error}");
+    }
+
+    #[test]
+    fn a_format_3_file_is_upgraded_into_a_log_and_reset_removes_the_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        let state = state_with_a_long_window(INLINE + 10);
+        let mut json = serde_json::to_value(&state).unwrap();
+        json["version"] = 3.into();
+        std::fs::write(store.path(), json.to_string()).unwrap();
+        assert_eq!(store.load().unwrap().models, state.models);
+        store
+            .measure_and_replace(|mut state| {
+                state.extra.insert("touched".into(), true.into());
+                Ok::<_, StoreError>(((), state))
+            })
+            .unwrap();
+        assert_eq!(logs_of(&store).len(), 1);
+        assert_eq!(store.load().unwrap().models, state.models);
+        assert!(store.clear().unwrap());
+        assert!(logs_of(&store).is_empty());
     }
 }

@@ -146,21 +146,84 @@ fn profiles_on_disk(project: &Project) -> BTreeSet<String> {
         .collect()
 }
 
-/// Names in `.specsmith/` that are neither a data file nor its lock.
+/// The event logs the state file names (state format 4), by file name.
+fn named_logs(state: &Value) -> Vec<String> {
+    state["models"]
+        .as_object()
+        .map(|models| {
+            models
+                .values()
+                .filter_map(|model| model["events"]["log"].as_str())
+                .map(|log| format!("model-rate-limit-state.json.events-{log}"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Names in `.specsmith/` that are neither a data file, its lock, nor an
+/// event log the state file names.
 fn strays(project: &Project) -> Vec<String> {
-    let known = [
+    let mut known: Vec<String> = [
         "model-rate-limits.json",
         "model-rate-limits.json.lock",
         "model-rate-limit-state.json",
         "model-rate-limit-state.json.lock",
-    ];
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    known.extend(named_logs(
+        &serde_json::from_str(&project.read(STATE)).unwrap(),
+    ));
     let mut found: Vec<String> = std::fs::read_dir(project.root().join(".specsmith"))
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| !known.contains(&name.as_str()))
+        .filter(|name| !known.contains(name))
         .collect();
     found.sort();
     found
+}
+
+/// Gives the paced model `events` settled events at the time of one
+/// recorded event, so that its window lives in an event log and the writers below
+/// change its slots: written as a window in the state file, which the next
+/// write moves into a log.
+fn prefill_window(project: &Project, events: usize) {
+    let id = run_ok(project, &as_strs(&acquire_args(PACED, std::process::id())))
+        .trim()
+        .to_owned();
+    run_ok(
+        project,
+        &[
+            "credits",
+            "limits",
+            "record",
+            &id,
+            "--input-tokens",
+            "10",
+            "--output-tokens",
+            "10",
+        ],
+    );
+    let mut state: Value = serde_json::from_str(&project.read(STATE)).unwrap();
+    let model = &mut state["models"]["acme::paced"];
+    assert_eq!(model["in_flight"], serde_json::json!([]), "{model}");
+    let at = model["events"]["at"].as_str().unwrap().to_owned();
+    let mut gaps = vec!["0"; events];
+    gaps[0] = &at;
+    model["events"] = serde_json::json!({
+        "first": 0,
+        "at": gaps.join(" "),
+        "tokens": vec!["20"; events].join(" "),
+        "released": [],
+    });
+    model["next_sequence"] = events.into();
+    project.write(STATE, &state.to_string());
+    let id = run_ok(project, &as_strs(&acquire_args(PACED, std::process::id())))
+        .trim()
+        .to_owned();
+    run_ok(project, &["credits", "limits", "release", &id]);
+    let state: Value = serde_json::from_str(&project.read(STATE)).unwrap();
+    assert_eq!(named_logs(&state).len(), 1, "{state}");
 }
 
 fn builtin_profiles(project: &Project) -> BTreeSet<String> {
@@ -323,6 +386,11 @@ fn one_batch(
         panic!("batch {batch}: the state file is torn ({error}):\n{state_text}")
     });
     assert!(state["version"].is_u64(), "batch {batch}: {state}");
+    // The paced model's window is long enough to live in an event log.
+    assert!(
+        state["models"]["acme::paced"]["events"]["log"].is_string(),
+        "batch {batch}: the window is not in an event log: {state}"
+    );
     run_ok(project, &["credits", "limits", "list", "--json"]);
 
     // No profile that was there, or whose `set` or `defaults --install` succeeded, is lost.
@@ -392,6 +460,7 @@ fn writers_killed_at_random_moments_leave_whole_files_no_temporaries_and_no_held
         .trim()
         .to_owned();
     run_ok(&project, &["credits", "limits", "release", &id]);
+    prefill_window(&project, 300);
     let builtins = builtin_profiles(&project);
     let mut expected = profiles_on_disk(&project);
     // How long a writer takes here: the slowest of a few `set`s and `acquire`s.

@@ -415,7 +415,7 @@ fn a_corrupt_or_newer_state_file_is_refused_by_every_command_and_left_alone() {
         ("{\"version\": 1, \"models\": {", "is invalid at line 1"),
         (
             "{\"version\": 7, \"models\": {}}",
-            "has state format version 7; this specsmith reads versions 1 to 3",
+            "has state format version 7; this specsmith reads versions 1 to 4",
         ),
     ];
     for (text, expected) in cases {
