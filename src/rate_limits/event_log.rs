@@ -6,8 +6,8 @@
 //! The log is a 16-byte header (`SSEVLOG1`, then the sequence number of slot
 //! 0 as a little-endian `u64`) and one 16-byte slot per event, slot `k`
 //! holding event `base + k`: its time (Unix-epoch milliseconds) and its
-//! token count with two flags in the top bits, [`WRITTEN`] (always set, so a
-//! slot a power loss left zeroed is told from a real one) and [`RELEASED`].
+//! token count with two flags in the top bits, `WRITTEN` (always set, so a
+//! slot a power loss left zeroed is told from a real one) and `RELEASED`.
 //! The state file says which log a model uses and which of its slots are
 //! the window (`{"log": NAME, "first": S, "count": N}`); slots past them are
 //! left-overs of a writer that died before its state file was renamed, and
