@@ -57,13 +57,7 @@ pub fn status_json_with(project: &Project, provider: &str, model: &str, extra: &
         "--json",
     ];
     args.extend_from_slice(extra);
-    let output = specsmith(project, &args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "status failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    serde_json::from_slice(&succeeding_stdout(project, &args)).unwrap()
 }
 
 /// The text of `status --provider P --model M`, which must succeed.
@@ -77,13 +71,18 @@ pub fn status_text(project: &Project, provider: &str, model: &str) -> String {
         "--model",
         model,
     ];
-    let output = specsmith(project, &args).output().unwrap();
+    String::from_utf8(succeeding_stdout(project, &args)).unwrap()
+}
+
+/// The standard output of `specsmith-rs ARGS…`, which must succeed.
+fn succeeding_stdout(project: &Project, args: &[&str]) -> Vec<u8> {
+    let output = specsmith(project, args).output().unwrap();
     assert!(
         output.status.success(),
-        "status failed: {}",
+        "{args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8(output.stdout).unwrap()
+    output.stdout
 }
 
 /// The median of `values` (which must not be empty).
