@@ -3,7 +3,9 @@
 use std::collections::{HashMap, HashSet};
 
 use super::patterns::{CALL_NAME, EXIT_CALL, MESSAGE_CALL, RAISE_WITH_MESSAGE, TEST_ASSERTION};
-use super::statements::{first_keyword, header_body, if_chain, simple_statements, COMPOUND};
+use super::statements::{
+    defined_name, first_keyword, header_body, if_chain, simple_statements, COMPOUND,
+};
 use super::{has_top_level_comma, mentions, Context, STATEMENTS_AFTER_LOOP};
 use crate::validate::loops::text::Guard;
 
@@ -237,10 +239,7 @@ impl Context<'_> {
                 _ => current = self.statements[parent].parent,
             }
         };
-        let name: String = header_body(&self.statements[function])
-            .chars()
-            .take_while(|&c| c.is_alphanumeric() || c == '_')
-            .collect();
+        let name = defined_name(&self.statements[function]);
         if name.is_empty() {
             return false;
         }
@@ -467,10 +466,7 @@ pub(super) fn find_helpers(context: &Context<'_>) -> HashMap<String, (bool, bool
         if statement.keyword != "def" {
             continue;
         }
-        let name: String = header_body(statement)
-            .chars()
-            .take_while(|&c| c.is_alphanumeric() || c == '_')
-            .collect();
+        let name = defined_name(statement);
         let mut leaves = false;
         let mut speaks = false;
         for &child in &statement.children {

@@ -8,7 +8,7 @@ use super::patterns::{
     END_OF_INPUT, HAS_PENDING, INPUT_CALL, NAME_CONDITION, READ_CALL, SHRINKING, TIMEOUT_SCOPE,
     TIME_CALL,
 };
-use super::statements::{header_body, is_loop, is_scope, simple_statements};
+use super::statements::{defined_name, header_body, is_loop, is_scope, simple_statements};
 use super::{dotted_names, mentions, passed_to_call, Context};
 use crate::validate::loops::text::contains_word;
 
@@ -56,10 +56,7 @@ pub(super) fn find_input_readers(context: &Context<'_>) -> HashSet<String> {
         if statement.keyword != "def" {
             continue;
         }
-        let name: String = header_body(statement)
-            .chars()
-            .take_while(|&c| c.is_alphanumeric() || c == '_')
-            .collect();
+        let name = defined_name(statement);
         let reads = context.descendants(index).is_some_and(|body| {
             body.iter()
                 .any(|&(inner, _)| INPUT_CALL.is_match(&context.statements[inner].code))

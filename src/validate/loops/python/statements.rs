@@ -361,6 +361,14 @@ pub(super) fn loop_ancestry(statements: &[Statement]) -> Vec<bool> {
 }
 
 /// The text between a loop keyword and its colon, trimmed.
+/// The name a `def` statement defines (`wait_for` of `def wait_for(url):`).
+pub(super) fn defined_name(statement: &Statement) -> String {
+    header_body(statement)
+        .chars()
+        .take_while(|&c| c.is_alphanumeric() || c == '_')
+        .collect()
+}
+
 pub(super) fn header_body(statement: &Statement) -> &str {
     let code = statement.code.trim_end();
     let code = code.strip_suffix(':').unwrap_or(code);
