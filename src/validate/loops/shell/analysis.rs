@@ -8,7 +8,8 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 
 use super::syntax::{
-    AndOr, Command, HeredocBody, If, List, Loop, LoopKind, Pipeline, Redirect, Simple, Word,
+    commands_of, AndOr, Command, HeredocBody, If, List, Loop, LoopKind, Pipeline, Redirect, Simple,
+    Word,
 };
 use super::words::{basename, identifiers, literal};
 use crate::validate::diagnostic::{FindingKind, Rule};
@@ -261,23 +262,17 @@ impl<'t> Analyzer<'t> {
     /// Literal paths this script sources (`. ./lib.sh`, `source lib/common.sh`).
     pub(super) fn sourced_paths(&self) -> Vec<String> {
         let mut paths = Vec::new();
-        for and_or in self.program {
-            for command in and_or
-                .pipelines
-                .iter()
-                .flat_map(|pipeline| &pipeline.commands)
-            {
-                let Command::Simple(simple) = command else {
-                    continue;
-                };
-                if !matches!(self.command_name(simple).as_deref(), Some("." | "source")) {
-                    continue;
-                }
-                if let Some(word) = self.arguments(simple).first() {
-                    let path = literal(self.raw(word));
-                    if !path.is_empty() && !path.contains(['$', '`', '*', '?']) {
-                        paths.push(path.into_owned());
-                    }
+        for command in commands_of(self.program) {
+            let Command::Simple(simple) = command else {
+                continue;
+            };
+            if !matches!(self.command_name(simple).as_deref(), Some("." | "source")) {
+                continue;
+            }
+            if let Some(word) = self.arguments(simple).first() {
+                let path = literal(self.raw(word));
+                if !path.is_empty() && !path.contains(['$', '`', '*', '?']) {
+                    paths.push(path.into_owned());
                 }
             }
         }
@@ -680,20 +675,17 @@ impl<'t> Analyzer<'t> {
     /// paces that inner wait (an outer loop over items that waits on each is
     /// no retry)?
     fn list_sleeps(&self, list: &[AndOr]) -> bool {
-        list.iter()
-            .flat_map(|and_or| &and_or.pipelines)
-            .flat_map(|pipeline| &pipeline.commands)
-            .any(|command| match command {
-                Command::Simple(simple) => self.command_name(simple).as_deref() == Some("sleep"),
-                Command::Loop(inner) => {
-                    !matches!(inner.kind, LoopKind::While | LoopKind::Until)
-                        && self.list_sleeps(&inner.body)
-                }
-                Command::If(_) | Command::Case(_) | Command::Group(_) => {
-                    command.branch_lists().any(|list| self.list_sleeps(list))
-                }
-                Command::Arithmetic(..) | Command::Function(_) => false,
-            })
+        commands_of(list).any(|command| match command {
+            Command::Simple(simple) => self.command_name(simple).as_deref() == Some("sleep"),
+            Command::Loop(inner) => {
+                !matches!(inner.kind, LoopKind::While | LoopKind::Until)
+                    && self.list_sleeps(&inner.body)
+            }
+            Command::If(_) | Command::Case(_) | Command::Group(_) => {
+                command.branch_lists().any(|list| self.list_sleeps(list))
+            }
+            Command::Arithmetic(..) | Command::Function(_) => false,
+        })
     }
 
     /// The command whose success ends a retry loop: `curl` in `curl … && break`.

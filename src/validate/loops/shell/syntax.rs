@@ -212,6 +212,23 @@ impl<'s, T> IntoIterator for &'s Seq<T> {
 /// A sequence of and-or lists separated by `;`, `&` or newlines.
 pub(super) type List = Vec<AndOr>;
 
+/// Every pipeline of `list`'s and-or lists, in order.
+pub(super) fn pipelines_of(list: &[AndOr]) -> impl Iterator<Item = &Pipeline> {
+    list.iter().flat_map(|and_or| &and_or.pipelines)
+}
+
+/// Every command of `list`'s pipelines, in order: the top level only, not
+/// the commands nested in a compound one.
+pub(super) fn commands_of(list: &[AndOr]) -> impl Iterator<Item = &Command> {
+    list.iter()
+        .flat_map(|and_or| commands_in(&and_or.pipelines))
+}
+
+/// Every command of `pipelines`, in order (one and-or list's, or part of one).
+pub(super) fn commands_in(pipelines: &[Pipeline]) -> impl Iterator<Item = &Command> {
+    pipelines.iter().flat_map(|pipeline| &pipeline.commands)
+}
+
 /// A heredoc whose body starts after the next newline.
 struct PendingHeredoc {
     delimiter: String,

@@ -6,7 +6,8 @@ use std::borrow::Cow;
 
 use super::{references, Analyzer, Endless, Feed, Jump};
 use crate::validate::loops::shell::syntax::{
-    AndOr, Command, Connector, List, Loop, LoopKind, Pipeline, Simple, Word,
+    commands_in, commands_of, pipelines_of, AndOr, Command, Connector, List, Loop, LoopKind,
+    Pipeline, Simple, Word,
 };
 use crate::validate::loops::shell::words::{assignment, basename, literal};
 
@@ -121,29 +122,26 @@ impl<'t> Analyzer<'t> {
                 && pipelines[1..]
                     .iter()
                     .any(|pipeline| self.pipeline_leaves(pipeline, 0)))
-                || pipelines
-                    .iter()
-                    .flat_map(|pipeline| &pipeline.commands)
-                    .any(|command| match command {
-                        Command::Case(case) if mentions(&case.subject) => {
-                            case.patterns.iter().zip(&case.arms).any(|(patterns, arm)| {
-                                patterns.iter().any(|pattern| {
-                                    let pattern = literal(self.raw(pattern));
-                                    pattern.is_empty() || pattern.bytes().all(|byte| byte == b'*')
-                                }) && self.list_leaves(arm, 0)
-                            })
-                        }
-                        Command::If(chain) => chain.branches.iter().any(|(condition, body)| {
-                            let empty_enters = condition.last().is_some_and(|and_or| {
-                                matches!(&*and_or.pipelines, [pipeline]
+                || commands_in(pipelines).any(|command| match command {
+                    Command::Case(case) if mentions(&case.subject) => {
+                        case.patterns.iter().zip(&case.arms).any(|(patterns, arm)| {
+                            patterns.iter().any(|pattern| {
+                                let pattern = literal(self.raw(pattern));
+                                pattern.is_empty() || pattern.bytes().all(|byte| byte == b'*')
+                            }) && self.list_leaves(arm, 0)
+                        })
+                    }
+                    Command::If(chain) => chain.branches.iter().any(|(condition, body)| {
+                        let empty_enters = condition.last().is_some_and(|and_or| {
+                            matches!(&*and_or.pipelines, [pipeline]
                                     if self.empty_answer_passes(pipeline, variable, &mentions))
-                            });
-                            (empty_enters || self.empty_value_leaves(condition, variable))
-                                && self.list_leaves(body, 0)
-                                || self.empty_value_leaves(body, variable)
-                        }),
-                        _ => false,
-                    })
+                        });
+                        (empty_enters || self.empty_value_leaves(condition, variable))
+                            && self.list_leaves(body, 0)
+                            || self.empty_value_leaves(body, variable)
+                    }),
+                    _ => false,
+                })
         })
     }
 
@@ -204,25 +202,21 @@ impl<'t> Analyzer<'t> {
             {
                 return true;
             }
-            self.program
-                .iter()
-                .flat_map(|and_or| &and_or.pipelines)
-                .flat_map(|pipeline| &pipeline.commands)
-                .any(|command| {
-                    let Command::Simple(simple) = command else {
-                        return false;
-                    };
-                    if self.command_name(simple).as_deref() != Some("set") {
-                        return false;
-                    }
-                    let arguments = self.arguments(simple);
-                    arguments
-                        .iter()
-                        .any(|word| is_short_cluster_with(self.raw(word), 'e'))
-                        || arguments.windows(2).any(|pair| {
-                            self.raw(&pair[0]) == "-o" && self.raw(&pair[1]) == "errexit"
-                        })
-                })
+            commands_of(self.program).any(|command| {
+                let Command::Simple(simple) = command else {
+                    return false;
+                };
+                if self.command_name(simple).as_deref() != Some("set") {
+                    return false;
+                }
+                let arguments = self.arguments(simple);
+                arguments
+                    .iter()
+                    .any(|word| is_short_cluster_with(self.raw(word), 'e'))
+                    || arguments
+                        .windows(2)
+                        .any(|pair| self.raw(&pair[0]) == "-o" && self.raw(&pair[1]) == "errexit")
+            })
         })
     }
 
@@ -247,18 +241,12 @@ impl<'t> Analyzer<'t> {
         let body = &lp.body;
         let mut subjects: Vec<Cow<str>> =
             vec![Cow::Borrowed("1"), Cow::Borrowed("#"), Cow::Borrowed("@")];
-        for and_or in body {
-            for command in and_or
-                .pipelines
-                .iter()
-                .flat_map(|pipeline| &pipeline.commands)
-            {
-                if let Command::Simple(simple) = command {
-                    for word in simple.words.iter().chain(self.arguments(simple)) {
-                        if let Some((name, value)) = assignment(self.raw(word)) {
-                            if matches!(&*literal(value), "$1" | "${1}" | "${1:-}" | "${1-}") {
-                                subjects.push(Cow::Borrowed(name));
-                            }
+        for command in commands_of(body) {
+            if let Command::Simple(simple) = command {
+                for word in simple.words.iter().chain(self.arguments(simple)) {
+                    if let Some((name, value)) = assignment(self.raw(word)) {
+                        if matches!(&*literal(value), "$1" | "${1}" | "${1:-}" | "${1-}") {
+                            subjects.push(Cow::Borrowed(name));
                         }
                     }
                 }
@@ -299,30 +287,23 @@ impl<'t> Analyzer<'t> {
             let strict_shift = pipelines.len() == 1 && shifts(&pipelines[0]) && self.errexit();
             chained
                 || strict_shift
-                || pipelines
-                    .iter()
-                    .flat_map(|pipeline| &pipeline.commands)
-                    .any(|command| match command {
-                        Command::If(chain) => chain.branches.iter().any(|(condition, branch)| {
-                            condition
-                                .iter()
-                                .flat_map(|and_or| &and_or.pipelines)
-                                .any(tests_arguments)
-                                && self.list_leaves(branch, 0)
-                        }),
-                        Command::Case(case) if looks_at_arguments(self.raw(&case.subject)) => case
-                            .patterns
-                            .iter()
-                            .zip(&case.arms)
-                            .find(|(patterns, _)| {
-                                patterns.iter().any(|pattern| {
-                                    let pattern = literal(self.raw(pattern));
-                                    pattern.is_empty() || pattern.bytes().all(|byte| byte == b'*')
-                                })
+                || commands_in(pipelines).any(|command| match command {
+                    Command::If(chain) => chain.branches.iter().any(|(condition, branch)| {
+                        pipelines_of(condition).any(tests_arguments) && self.list_leaves(branch, 0)
+                    }),
+                    Command::Case(case) if looks_at_arguments(self.raw(&case.subject)) => case
+                        .patterns
+                        .iter()
+                        .zip(&case.arms)
+                        .find(|(patterns, _)| {
+                            patterns.iter().any(|pattern| {
+                                let pattern = literal(self.raw(pattern));
+                                pattern.is_empty() || pattern.bytes().all(|byte| byte == b'*')
                             })
-                            .is_some_and(|(_, arm)| self.list_leaves(arm, 0)),
-                        _ => false,
-                    })
+                        })
+                        .is_some_and(|(_, arm)| self.list_leaves(arm, 0)),
+                    _ => false,
+                })
         })
     }
 
@@ -433,9 +414,7 @@ impl<'t> Analyzer<'t> {
     }
 
     fn list_reads_input(&self, list: &[AndOr]) -> bool {
-        list.iter()
-            .flat_map(|and_or| &and_or.pipelines)
-            .flat_map(|pipeline| &pipeline.commands)
+        commands_of(list)
             .any(|command| {
                 matches!(command, Command::Simple(simple)
                     if matches!(self.command_name(simple).as_deref(), Some("read" | "readarray" | "mapfile")))
@@ -456,9 +435,7 @@ impl<'t> Analyzer<'t> {
                     }
                 }
                 Command::Group(list) => {
-                    let inner = list
-                        .iter()
-                        .flat_map(|and_or| &and_or.pipelines)
+                    let inner = pipelines_of(list)
                         .find_map(|pipeline| self.endless_stream(&pipeline.commands));
                     if inner.is_some() {
                         source = inner;

@@ -4,7 +4,7 @@
 use super::messages::is_message_command;
 use super::{Analyzer, Container, Context, EmbeddedScript};
 use crate::validate::loops::shell::syntax::{
-    AndOr, Command, Connector, HeredocBody, Pipeline, Simple, Word,
+    commands_of, AndOr, Command, Connector, HeredocBody, Pipeline, Simple, Word,
 };
 use crate::validate::loops::shell::words::{assignment, basename, heredoc_text, literal, unquote};
 
@@ -245,30 +245,26 @@ impl<'t> Analyzer<'t> {
     /// `trap '…' ERR` or `EXIT` whose handler prints (a message command, or
     /// a function of the file that does).
     fn trap_announces(&self) -> bool {
-        self.program
-            .iter()
-            .flat_map(|and_or| &and_or.pipelines)
-            .flat_map(|pipeline| &pipeline.commands)
-            .any(|command| {
-                let Command::Simple(simple) = command else {
-                    return false;
-                };
-                if self.command_name(simple).as_deref() != Some("trap") {
-                    return false;
-                }
-                let arguments = self.arguments(simple);
-                let Some((handler, signals)) = arguments.split_first() else {
-                    return false;
-                };
-                let on_failure = signals
-                    .iter()
-                    .any(|word| matches!(&*literal(self.raw(word)), "ERR" | "EXIT" | "0"));
-                let handler = literal(self.raw(handler));
-                on_failure
-                    && handler
-                        .split([';', '&', '|', ' '])
-                        .any(|word| is_message_command(word) || self.function_announces(word))
-            })
+        commands_of(self.program).any(|command| {
+            let Command::Simple(simple) = command else {
+                return false;
+            };
+            if self.command_name(simple).as_deref() != Some("trap") {
+                return false;
+            }
+            let arguments = self.arguments(simple);
+            let Some((handler, signals)) = arguments.split_first() else {
+                return false;
+            };
+            let on_failure = signals
+                .iter()
+                .any(|word| matches!(&*literal(self.raw(word)), "ERR" | "EXIT" | "0"));
+            let handler = literal(self.raw(handler));
+            on_failure
+                && handler
+                    .split([';', '&', '|', ' '])
+                    .any(|word| is_message_command(word) || self.function_announces(word))
+        })
     }
 
     fn embed(&mut self, word: &Word, context: Context) {

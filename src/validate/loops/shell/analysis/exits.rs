@@ -4,7 +4,9 @@
 use std::borrow::Cow;
 
 use super::{body_size, Analyzer, Jump};
-use crate::validate::loops::shell::syntax::{AndOr, Command, Pipeline, Simple};
+use crate::validate::loops::shell::syntax::{
+    commands_in, commands_of, AndOr, Command, Pipeline, Simple,
+};
 use crate::validate::loops::shell::words::literal;
 
 impl<'t> Analyzer<'t> {
@@ -27,50 +29,44 @@ impl<'t> Analyzer<'t> {
 
     /// Does `list` hold a `break` that reaches the loop `depth` levels up?
     pub(super) fn list_breaks(&self, list: &[AndOr], depth: usize) -> bool {
-        list.iter()
-            .flat_map(|and_or| &and_or.pipelines)
-            .flat_map(|pipeline| &pipeline.commands)
-            .any(|command| match command {
-                Command::Simple(simple) => {
-                    self.command_name(simple).as_deref() == Some("break")
-                        && self
-                            .arguments(simple)
-                            .first()
-                            .and_then(|word| self.raw(word).parse::<usize>().ok())
-                            .unwrap_or(1)
-                            > depth
-                }
-                Command::Loop(inner) => self.list_breaks(&inner.body, depth + 1),
-                Command::If(_) | Command::Case(_) | Command::Group(_) => command
-                    .branch_lists()
-                    .any(|list| self.list_breaks(list, depth)),
-                Command::Arithmetic(..) | Command::Function(_) => false,
-            })
+        commands_of(list).any(|command| match command {
+            Command::Simple(simple) => {
+                self.command_name(simple).as_deref() == Some("break")
+                    && self
+                        .arguments(simple)
+                        .first()
+                        .and_then(|word| self.raw(word).parse::<usize>().ok())
+                        .unwrap_or(1)
+                        > depth
+            }
+            Command::Loop(inner) => self.list_breaks(&inner.body, depth + 1),
+            Command::If(_) | Command::Case(_) | Command::Group(_) => command
+                .branch_lists()
+                .any(|list| self.list_breaks(list, depth)),
+            Command::Arithmetic(..) | Command::Function(_) => false,
+        })
     }
 
     /// Does `list` hold an `exit`/`return` with a failing (or unknown) status,
     /// or a helper that ends the script?
     pub(super) fn list_fails(&self, list: &[AndOr]) -> bool {
-        list.iter()
-            .flat_map(|and_or| &and_or.pipelines)
-            .flat_map(|pipeline| &pipeline.commands)
-            .any(|command| match command {
-                Command::Simple(simple) => match self.command_name(simple).as_deref() {
-                    Some("exit" | "return") => self
-                        .arguments(simple)
-                        .first()
-                        .is_none_or(|word| self.raw(word) != "0"),
-                    Some(name) => self.helper_exits(name).is_some(),
-                    None => false,
-                },
-                Command::Loop(inner) => {
-                    self.list_fails(&inner.condition) || self.list_fails(&inner.body)
-                }
-                Command::If(_) | Command::Case(_) | Command::Group(_) => {
-                    command.branch_lists().any(|list| self.list_fails(list))
-                }
-                Command::Arithmetic(..) | Command::Function(_) => false,
-            })
+        commands_of(list).any(|command| match command {
+            Command::Simple(simple) => match self.command_name(simple).as_deref() {
+                Some("exit" | "return") => self
+                    .arguments(simple)
+                    .first()
+                    .is_none_or(|word| self.raw(word) != "0"),
+                Some(name) => self.helper_exits(name).is_some(),
+                None => false,
+            },
+            Command::Loop(inner) => {
+                self.list_fails(&inner.condition) || self.list_fails(&inner.body)
+            }
+            Command::If(_) | Command::Case(_) | Command::Group(_) => {
+                command.branch_lists().any(|list| self.list_fails(list))
+            }
+            Command::Arithmetic(..) | Command::Function(_) => false,
+        })
     }
 
     /// Does `list` leave the loop (from `depth` loops below it) other than on a guard test?
@@ -84,38 +80,35 @@ impl<'t> Analyzer<'t> {
                         .any(|pipeline| self.pipeline_is_guard_test(pipeline, counters))
             });
             chained
-                || pipelines
-                    .iter()
-                    .flat_map(|pipeline| &pipeline.commands)
-                    .any(|command| match command {
-                        Command::Simple(_) => {
-                            pipelines.len() == 1 && self.command_jumps(command, depth, Jump::Leave)
-                        }
-                        Command::If(chain) => {
-                            let mut guarded = false;
-                            for (condition, body) in &chain.branches {
-                                if self.list_has_guard_test(condition, counters) {
-                                    guarded = true;
-                                } else if self.has_other_exit(body, depth, counters) {
-                                    return true;
-                                }
+                || commands_in(pipelines).any(|command| match command {
+                    Command::Simple(_) => {
+                        pipelines.len() == 1 && self.command_jumps(command, depth, Jump::Leave)
+                    }
+                    Command::If(chain) => {
+                        let mut guarded = false;
+                        for (condition, body) in &chain.branches {
+                            if self.list_has_guard_test(condition, counters) {
+                                guarded = true;
+                            } else if self.has_other_exit(body, depth, counters) {
+                                return true;
                             }
-                            !guarded
-                                && chain.otherwise.as_ref().is_some_and(|otherwise| {
-                                    self.has_other_exit(otherwise, depth, counters)
-                                })
                         }
-                        Command::Case(case) => case
-                            .arms
-                            .iter()
-                            .any(|arm| self.has_other_exit(arm, depth, counters)),
-                        Command::Group(body) => self.has_other_exit(body, depth, counters),
-                        Command::Loop(inner) => {
-                            self.has_other_exit(&inner.condition, depth + 1, counters)
-                                || self.has_other_exit(&inner.body, depth + 1, counters)
-                        }
-                        Command::Arithmetic(..) | Command::Function(_) => false,
-                    })
+                        !guarded
+                            && chain.otherwise.as_ref().is_some_and(|otherwise| {
+                                self.has_other_exit(otherwise, depth, counters)
+                            })
+                    }
+                    Command::Case(case) => case
+                        .arms
+                        .iter()
+                        .any(|arm| self.has_other_exit(arm, depth, counters)),
+                    Command::Group(body) => self.has_other_exit(body, depth, counters),
+                    Command::Loop(inner) => {
+                        self.has_other_exit(&inner.condition, depth + 1, counters)
+                            || self.has_other_exit(&inner.body, depth + 1, counters)
+                    }
+                    Command::Arithmetic(..) | Command::Function(_) => false,
+                })
         })
     }
 
@@ -216,11 +209,7 @@ impl<'t> Analyzer<'t> {
     }
 
     fn collect_functions(&self, list: &'t [AndOr], functions: &mut Vec<(&'t str, &'t Command)>) {
-        for command in list
-            .iter()
-            .flat_map(|and_or| &and_or.pipelines)
-            .flat_map(|pipeline| &pipeline.commands)
-        {
+        for command in commands_of(list) {
             match command {
                 Command::Function(function) => {
                     let name = literal(self.raw(&function.name));
@@ -258,10 +247,7 @@ impl<'t> Analyzer<'t> {
     }
 
     pub(super) fn list_jumps(&self, list: &[AndOr], depth: usize, jump: Jump) -> bool {
-        list.iter()
-            .flat_map(|and_or| &and_or.pipelines)
-            .flat_map(|pipeline| &pipeline.commands)
-            .any(|command| self.command_jumps(command, depth, jump))
+        commands_of(list).any(|command| self.command_jumps(command, depth, jump))
     }
 
     /// Does `command`, `depth` loops below the checked loop, leave it

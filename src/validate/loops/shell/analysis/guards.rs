@@ -3,7 +3,8 @@
 
 use super::{body_size, is_broken_arithmetic, references, Analyzer, FunctionGuard, Guards, Jump};
 use crate::validate::loops::shell::syntax::{
-    AndOr, Command, Connector, List, Loop, LoopKind, Pipeline, Simple,
+    commands_in, commands_of, pipelines_of, AndOr, Command, Connector, List, Loop, LoopKind,
+    Pipeline, Simple,
 };
 use crate::validate::loops::shell::words::{assignment, identifiers, literal};
 
@@ -125,10 +126,7 @@ impl<'t> Analyzer<'t> {
                 }
             }
             // After a `continue`, some turns skip the rest of the body.
-            if and_or
-                .pipelines
-                .iter()
-                .flat_map(|pipeline| &pipeline.commands)
+            if commands_in(&and_or.pipelines)
                 .any(|command| self.command_jumps(command, 0, Jump::Continue))
             {
                 return false;
@@ -184,11 +182,7 @@ impl<'t> Analyzer<'t> {
     }
 
     fn list_increments(&self, list: &[AndOr], names: &mut Vec<&'t str>) {
-        for command in list
-            .iter()
-            .flat_map(|and_or| &and_or.pipelines)
-            .flat_map(|pipeline| &pipeline.commands)
-        {
+        for command in commands_of(list) {
             match command {
                 Command::Simple(simple) => self.simple_increments(simple, names),
                 Command::Arithmetic(start, end) => {
@@ -264,9 +258,7 @@ impl<'t> Analyzer<'t> {
     }
 
     pub(super) fn list_has_guard_test(&self, list: &[AndOr], incremented: &[&str]) -> bool {
-        list.iter()
-            .flat_map(|and_or| &and_or.pipelines)
-            .any(|pipeline| self.pipeline_is_guard_test(pipeline, incremented))
+        pipelines_of(list).any(|pipeline| self.pipeline_is_guard_test(pipeline, incremented))
     }
 
     pub(super) fn pipeline_is_guard_test(&self, pipeline: &Pipeline, incremented: &[&str]) -> bool {
@@ -357,7 +349,7 @@ impl<'t> Analyzer<'t> {
                     guards.record(announced);
                 }
             }
-            for command in pipelines.iter().flat_map(|pipeline| &pipeline.commands) {
+            for command in commands_in(pipelines) {
                 match command {
                     Command::If(branches) => {
                         let mut guarded = false;
@@ -478,16 +470,13 @@ impl<'t> Analyzer<'t> {
                         .any(|command| self.command_jumps(command, depth, Jump::Continue))
                 })
             });
-        let branched = pipelines
-            .iter()
-            .flat_map(|pipeline| &pipeline.commands)
-            .any(|command| match command {
-                Command::If(branches) => branches.branches.iter().any(|(condition, body)| {
-                    self.list_has_guard_test(condition, incremented)
-                        && self.list_jumps(body, depth, Jump::Continue)
-                }),
-                _ => false,
-            });
+        let branched = commands_in(pipelines).any(|command| match command {
+            Command::If(branches) => branches.branches.iter().any(|(condition, body)| {
+                self.list_has_guard_test(condition, incremented)
+                    && self.list_jumps(body, depth, Jump::Continue)
+            }),
+            _ => false,
+        });
         chained || branched
     }
 
@@ -513,11 +502,7 @@ impl<'t> Analyzer<'t> {
         into_functions: bool,
         visit: &mut dyn FnMut(Assignment<'t>),
     ) {
-        for command in list
-            .iter()
-            .flat_map(|and_or| &and_or.pipelines)
-            .flat_map(|pipeline| &pipeline.commands)
-        {
+        for command in commands_of(list) {
             match command {
                 Command::Simple(simple) => {
                     let index = self.command_index(simple).unwrap_or(simple.words.len());

@@ -2,7 +2,9 @@
 //! `logger` or `>&2` on it, or a test of the same counter right after the loop).
 
 use super::{body_size, references, Analyzer};
-use crate::validate::loops::shell::syntax::{AndOr, Command, Connector, Pipeline, Redirect};
+use crate::validate::loops::shell::syntax::{
+    commands_in, commands_of, pipelines_of, AndOr, Command, Connector, Pipeline, Redirect,
+};
 
 impl<'t> Analyzer<'t> {
     /// When success leaves the function or the script, the statements after
@@ -135,7 +137,7 @@ impl<'t> Analyzer<'t> {
                     *reported += 1;
                 }
             }
-            for command in pipelines.iter().flat_map(|pipeline| &pipeline.commands) {
+            for command in commands_in(pipelines) {
                 match command {
                     Command::If(chain) => {
                         for (number, (condition, body)) in chain.branches.iter().enumerate() {
@@ -216,19 +218,16 @@ impl<'t> Analyzer<'t> {
     /// that does not leave (`if [ $n -eq 0 ]; then echo "did not stop in time"; fi`
     /// on the last pass of a countdown)?
     pub(super) fn announces_on_a_test(&self, list: &[AndOr], counters: &[&str]) -> bool {
-        list.iter()
-            .flat_map(|and_or| &and_or.pipelines)
-            .flat_map(|pipeline| &pipeline.commands)
-            .any(|command| match command {
-                Command::If(chain) => chain.branches.iter().any(|(condition, body)| {
-                    (self.list_has_guard_test(condition, counters) && self.list_announces(body))
-                        || self.announces_on_a_test(body, counters)
-                }),
-                Command::Case(_) | Command::Group(_) => command
-                    .branch_lists()
-                    .any(|list| self.announces_on_a_test(list, counters)),
-                _ => false,
-            })
+        commands_of(list).any(|command| match command {
+            Command::If(chain) => chain.branches.iter().any(|(condition, body)| {
+                (self.list_has_guard_test(condition, counters) && self.list_announces(body))
+                    || self.announces_on_a_test(body, counters)
+            }),
+            Command::Case(_) | Command::Group(_) => command
+                .branch_lists()
+                .any(|list| self.announces_on_a_test(list, counters)),
+            _ => false,
+        })
     }
 
     /// Does calling `name`, a function of this file, print something?
@@ -255,15 +254,12 @@ impl<'t> Analyzer<'t> {
         pipelines: &[Pipeline],
         incremented: &[&str],
     ) -> bool {
-        pipelines
-            .iter()
-            .flat_map(|pipeline| &pipeline.commands)
-            .any(|command| match command {
-                Command::Simple(simple) => self
-                    .function_guard(simple, incremented)
-                    .is_some_and(|function| function.announced),
-                _ => false,
-            })
+        commands_in(pipelines).any(|command| match command {
+            Command::Simple(simple) => self
+                .function_guard(simple, incremented)
+                .is_some_and(|function| function.announced),
+            _ => false,
+        })
     }
 
     /// Right after the loop, does the same kind of test (or, after a wait,
@@ -286,11 +282,7 @@ impl<'t> Analyzer<'t> {
                     })
                 })
         };
-        let list_tests = |list: &[AndOr]| {
-            list.iter()
-                .flat_map(|and_or| &and_or.pipelines)
-                .any(&is_test)
-        };
+        let list_tests = |list: &[AndOr]| pipelines_of(list).any(&is_test);
         after.iter().take(2).any(|and_or| {
             let pipelines = &and_or.pipelines;
             let chained = pipelines.iter().position(is_test).is_some_and(|test| {
@@ -298,27 +290,24 @@ impl<'t> Analyzer<'t> {
                     .iter()
                     .any(|pipeline| self.pipeline_announces(pipeline))
             });
-            let branched = pipelines
-                .iter()
-                .flat_map(|pipeline| &pipeline.commands)
-                .any(|command| match command {
-                    Command::If(chain) => {
-                        let tested = chain
+            let branched = commands_in(pipelines).any(|command| match command {
+                Command::If(chain) => {
+                    let tested = chain
+                        .branches
+                        .iter()
+                        .any(|(condition, _)| list_tests(condition));
+                    tested
+                        && (chain
                             .branches
                             .iter()
-                            .any(|(condition, _)| list_tests(condition));
-                        tested
-                            && (chain
-                                .branches
-                                .iter()
-                                .any(|(_, body)| self.list_announces(body))
-                                || chain
-                                    .otherwise
-                                    .as_ref()
-                                    .is_some_and(|otherwise| self.list_announces(otherwise)))
-                    }
-                    _ => false,
-                });
+                            .any(|(_, body)| self.list_announces(body))
+                            || chain
+                                .otherwise
+                                .as_ref()
+                                .is_some_and(|otherwise| self.list_announces(otherwise)))
+                }
+                _ => false,
+            });
             chained || branched
         })
     }
@@ -358,9 +347,7 @@ impl<'t> Analyzer<'t> {
     }
 
     pub(super) fn list_announces(&self, list: &[AndOr]) -> bool {
-        list.iter()
-            .flat_map(|and_or| &and_or.pipelines)
-            .any(|pipeline| self.pipeline_announces(pipeline))
+        pipelines_of(list).any(|pipeline| self.pipeline_announces(pipeline))
     }
 
     fn command_announces(&self, command: &Command) -> bool {

@@ -3,7 +3,9 @@
 
 use super::messages::shorten;
 use super::{body_size, first_command_of, is_broken_arithmetic, references, Analyzer, WaitScope};
-use crate::validate::loops::shell::syntax::{AndOr, Command, Loop, Pipeline, Simple, Word};
+use crate::validate::loops::shell::syntax::{
+    commands_in, commands_of, AndOr, Command, Loop, Pipeline, Simple, Word,
+};
 use crate::validate::loops::shell::words::literal;
 
 impl<'t> Analyzer<'t> {
@@ -28,11 +30,7 @@ impl<'t> Analyzer<'t> {
 
     /// For each function of the script the body calls, the variables it assigns.
     fn collect_called_assignments(&self, list: &[AndOr], helpers: &mut Vec<(&'t str, String)>) {
-        for command in list
-            .iter()
-            .flat_map(|and_or| &and_or.pipelines)
-            .flat_map(|pipeline| &pipeline.commands)
-        {
+        for command in commands_of(list) {
             match command {
                 Command::Simple(simple) => {
                     let Some(name) = self.command_name(simple) else {
@@ -84,15 +82,12 @@ impl<'t> Analyzer<'t> {
     /// The command a waiting loop runs in its condition, to recognise a retest after it.
     pub(super) fn waited_command(&self, lp: &Loop) -> Option<String> {
         let last = lp.condition.last()?;
-        last.pipelines
-            .iter()
-            .flat_map(|pipeline| &pipeline.commands)
-            .find_map(|command| match command {
-                Command::Simple(simple) => self
-                    .command_key(simple)
-                    .filter(|key| !key.starts_with(['[', ' ']) && !key.starts_with("test ")),
-                _ => None,
-            })
+        commands_in(&last.pipelines).find_map(|command| match command {
+            Command::Simple(simple) => self
+                .command_key(simple)
+                .filter(|key| !key.starts_with(['[', ' ']) && !key.starts_with("test ")),
+            _ => None,
+        })
     }
 
     /// A command's name and first argument, to recognise the same command
