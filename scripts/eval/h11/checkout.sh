@@ -66,12 +66,12 @@ while IFS="$(printf '\t')" read -r repo commit set rest; do
     rm -rf "$target"
     mkdir -p "$target"
     # Blobs absent from the mirror make `git archive` fail; leave them out by pathspec.
-    missing=$(git --git-dir="$gitdir" ls-tree -r "$commit" \
+    missing=$(git -c core.quotePath=false --git-dir="$gitdir" ls-tree -r "$commit" \
         | awk '$2 == "blob" { print $3 }' \
         | git --git-dir="$gitdir" cat-file --batch-check 2>/dev/null \
         | awk '$2 == "missing" { print $1 }' | sort -u)
     if [ -n "$missing" ]; then
-        excludes=$(git --git-dir="$gitdir" ls-tree -r "$commit" \
+        excludes=$(git -c core.quotePath=false --git-dir="$gitdir" ls-tree -r "$commit" \
             | awk -v list="$missing" 'BEGIN { n = split(list, m, "\n"); for (i = 1; i <= n; i++) gone[m[i]] = 1 }
                 $2 == "blob" && ($3 in gone) { sub(/^[^\t]*\t/, ""); print }')
         count=$(printf '%s\n' "$excludes" | wc -l | tr -d ' ')
