@@ -1133,6 +1133,47 @@ mod tests {
     const INLINE: u64 = event_log::INLINE_MAX as u64 + 1;
 
     #[test]
+    fn a_window_that_did_not_grow_from_the_one_loaded_gets_a_fresh_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        replace_with(&store, state_with_a_long_window(INLINE + 10));
+        let [old_log] = logs_of(&store).try_into().unwrap();
+        // Another window under the same key, with different events in the
+        // same slots: written as a new log, not as changes to the old one.
+        let mut other = state_with_a_long_window(INLINE + 20);
+        let model = other.models.get_mut("acme::m").unwrap();
+        let profile = Profile::new("acme", "m", 1_000_000, 1_000_000_000, 1.0, 10).unwrap();
+        model
+            .record_success(3_000, Some(&profile), "rsv-open", 40, 2)
+            .unwrap();
+        assert!(model.window().changes().is_none(), "never loaded");
+        replace_with(&store, other.clone());
+        let [new_log] = logs_of(&store).try_into().unwrap();
+        assert_ne!(new_log, old_log);
+        assert_eq!(store.load().unwrap(), other);
+        // Grown from its load, it keeps its log and only its changes land.
+        store
+            .measure_and_replace(|mut state| {
+                let model = state.models.get_mut("acme::m").unwrap();
+                model.release(3_100, None, "rsv-none").ok();
+                let request = AcquireRequest {
+                    estimated_input_tokens: 3,
+                    max_output_tokens: 4,
+                    owner: Owner::current(),
+                    lease: DEFAULT_LEASE,
+                    bucket: None,
+                };
+                let granted = model.try_acquire(3_100, &profile, &request, "rsv-next".into());
+                assert!(matches!(granted, Ok(Decision::Granted(_))));
+                other = state.clone();
+                Ok::<_, StoreError>(((), state))
+            })
+            .unwrap();
+        assert_eq!(logs_of(&store), std::slice::from_ref(&new_log));
+        assert_eq!(store.load().unwrap(), other);
+    }
+
+    #[test]
     fn a_slot_settled_by_a_writer_that_died_before_its_rename_is_not_believed() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::new(dir.path().join("state.json"));

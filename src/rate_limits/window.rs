@@ -601,6 +601,40 @@ mod tests {
     }
 
     #[test]
+    fn a_loaded_window_tracks_what_changed_since_and_renumbering_forgets_it() {
+        let mut fresh = minute();
+        assert!(fresh.changes().is_none());
+        fresh.push(1_000, 10);
+        fresh.push(1_001, 20);
+        let events: Vec<Event> = fresh.events().copied().collect();
+        let loaded = Window::from_events(events.clone(), 2).unwrap();
+        let mut window = loaded.clone();
+        let again = Window::from_events(events, 2).unwrap();
+        assert_ne!(
+            loaded.changes().unwrap().load(),
+            again.changes().unwrap().load(),
+            "each load is told from the others"
+        );
+        assert_eq!(window.changes().unwrap().loaded_next(), 2);
+        assert!(window.set_tokens(1, 5));
+        assert!(window.cancel(0));
+        window.push(1_002, 7);
+        assert!(
+            window.set_tokens(2, 8),
+            "a pushed event is not a change of one loaded"
+        );
+        assert_eq!(window.changes().unwrap().touched(), [1, 0]);
+        assert_eq!(
+            window.changes().unwrap().load(),
+            loaded.changes().unwrap().load()
+        );
+        // Equality is about the events, not the tracking.
+        assert_eq!(loaded, again);
+        window.renumber_from(10);
+        assert!(window.changes().is_none());
+    }
+
+    #[test]
     fn renumbering_keeps_events_and_totals() {
         let mut window = Window::from_events(vec![], MAX_COUNT - 2).unwrap();
         window.push(0, 1);
