@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -224,26 +225,26 @@ impl ProfileFile {
 /// The merged view of every layer.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
+    /// Every layer added, the later ones over the earlier.
+    layers: Merged,
+    /// The built-in profiles under `layers`, for a catalog loaded with them:
+    /// made on the first lookup that falls through to them, as a command
+    /// resolves one profile and building all 21 cost it about a tenth of a
+    /// bare process start.
+    builtins: Option<OnceLock<Merged>>,
+}
+
+/// Layers merged by key.
+#[derive(Debug, Clone, Default)]
+struct Merged {
     entries: Vec<LayeredProfile>,
     /// By (provider, model): a pair, not a joined string, so no two pairs
     /// can share an entry whatever their names hold.
     index: HashMap<(String, String), usize>,
 }
 
-impl Catalog {
-    /// Built-in profiles, then the user file (if any), then the project file.
-    pub fn load(user_file: Option<&Path>, project_file: &Path) -> Result<Self, ProfileFileError> {
-        let mut catalog = Self::default();
-        catalog.add_layer(Layer::Builtin, builtin_profiles());
-        if let Some(path) = user_file {
-            catalog.add_layer(Layer::User, ProfileFile::load(path)?.profiles);
-        }
-        catalog.add_layer(Layer::Project, ProfileFile::load(project_file)?.profiles);
-        Ok(catalog)
-    }
-
-    /// Adds a layer on top of those already present.
-    pub fn add_layer(&mut self, layer: Layer, profiles: Vec<Profile>) {
+impl Merged {
+    fn add(&mut self, layer: Layer, profiles: Vec<Profile>) {
         for profile in profiles {
             let entry = LayeredProfile { layer, profile };
             let key = pair_of(&entry.profile);
@@ -257,9 +258,51 @@ impl Catalog {
         }
     }
 
+    fn get(&self, provider: &str, model: &str) -> Option<&LayeredProfile> {
+        let position = self.index.get(&(provider.to_owned(), model.to_owned()))?;
+        self.entries.get(*position)
+    }
+}
+
+impl Catalog {
+    /// Built-in profiles, then the user file (if any), then the project file.
+    pub fn load(user_file: Option<&Path>, project_file: &Path) -> Result<Self, ProfileFileError> {
+        let mut catalog = Self {
+            layers: Merged::default(),
+            builtins: Some(OnceLock::new()),
+        };
+        if let Some(path) = user_file {
+            catalog.add_layer(Layer::User, ProfileFile::load(path)?.profiles);
+        }
+        catalog.add_layer(Layer::Project, ProfileFile::load(project_file)?.profiles);
+        Ok(catalog)
+    }
+
+    /// Adds a layer on top of those already present.
+    pub fn add_layer(&mut self, layer: Layer, profiles: Vec<Profile>) {
+        self.layers.add(layer, profiles);
+    }
+
+    /// The built-in layer of a loaded catalog, made on first use.
+    fn builtins(&self) -> Option<&Merged> {
+        let builtins = self.builtins.as_ref()?;
+        Some(builtins.get_or_init(|| {
+            let mut merged = Merged::default();
+            merged.add(Layer::Builtin, builtin_profiles());
+            merged
+        }))
+    }
+
     /// Every effective profile, sorted by provider then model.
     pub fn sorted(&self) -> Vec<&LayeredProfile> {
-        let mut entries: Vec<_> = self.entries.iter().collect();
+        let mut entries: Vec<_> = self.layers.entries.iter().collect();
+        if let Some(builtins) = self.builtins() {
+            let shadowed = |entry: &LayeredProfile| {
+                let key = pair_of(&entry.profile);
+                self.layers.index.contains_key(&key)
+            };
+            entries.extend(builtins.entries.iter().filter(|entry| !shadowed(entry)));
+        }
         entries.sort_by(|a, b| {
             (a.profile.provider(), a.profile.model())
                 .cmp(&(b.profile.provider(), b.profile.model()))
@@ -268,7 +311,8 @@ impl Catalog {
     }
 
     /// The profile that governs `provider` / `model`: the exact key, then
-    /// `provider/*`, then `*/model`, then `*/*`.
+    /// `provider/*`, then `*/model`, then `*/*`; for each, the highest layer
+    /// that has it.
     pub fn resolve(&self, provider: &str, model: &str) -> Option<&LayeredProfile> {
         let provider = normalize_name(provider)?;
         let model = normalize_name(model)?;
@@ -278,10 +322,18 @@ impl Catalog {
             (WILDCARD, model.as_str()),
             (WILDCARD, WILDCARD),
         ];
-        let position = candidates
-            .into_iter()
-            .find_map(|(p, m)| self.index.get(&(p.to_owned(), m.to_owned())))?;
-        Some(&self.entries[*position])
+        for (provider, model) in candidates {
+            if let Some(found) = self.layers.get(provider, model) {
+                return Some(found);
+            }
+            if let Some(found) = self
+                .builtins()
+                .and_then(|builtins| builtins.get(provider, model))
+            {
+                return Some(found);
+            }
+        }
+        None
     }
 }
 
@@ -314,6 +366,48 @@ mod tests {
         assert_eq!(rpm("acme", "small"), 2);
         assert_eq!(rpm("other", "big"), 3);
         assert_eq!(rpm("other", "small"), 4);
+    }
+
+    #[test]
+    fn a_loaded_catalog_has_the_builtins_under_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (user, project) = (
+            dir.path().join("user.json"),
+            dir.path().join("project.json"),
+        );
+        let builtins_only = Catalog::load(Some(&user), &project).unwrap();
+        let found = builtins_only.resolve("OpenAI", "gpt-4o").unwrap();
+        assert_eq!(
+            (found.layer, found.profile.rpm_limit()),
+            (Layer::Builtin, 500)
+        );
+        assert_eq!(builtins_only.sorted().len(), 21);
+        for (path, rpm) in [(&user, 7), (&project, 9)] {
+            ProfileFile::update(path, |file| {
+                file.upsert(profile("openai", "gpt-4o", rpm));
+                file.upsert(profile("acme", "*", rpm));
+                Ok(())
+            })
+            .unwrap();
+        }
+        let catalog = Catalog::load(Some(&user), &project).unwrap();
+        let found = catalog.resolve("openai", "gpt-4o").unwrap();
+        assert_eq!(
+            (found.layer, found.profile.rpm_limit()),
+            (Layer::Project, 9)
+        );
+        // A built-in exact match beats a file's wildcard, as before.
+        let found = catalog.resolve("openai", "o1").unwrap();
+        assert_eq!((found.layer, found.profile.model()), (Layer::Builtin, "o1"));
+        assert_eq!(catalog.resolve("acme", "x").unwrap().profile.rpm_limit(), 9);
+        let sorted = catalog.sorted();
+        assert_eq!(sorted.len(), 22, "one overridden, one added");
+        let gpt_4o: Vec<_> = sorted
+            .iter()
+            .filter(|entry| entry.profile.model() == "gpt-4o")
+            .map(|entry| entry.layer)
+            .collect();
+        assert_eq!(gpt_4o, [Layer::Project]);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::hold::Hold;
 use super::profile::normalize_name;
 use super::scheduler::{model_key, ModelState};
 use super::wake::{self, Wake, Watch};
-use super::window::Event;
+use super::window::{Changes, Event};
 use crate::persist::{self, FileLock, PersistError};
 
 /// The state file format this version writes. It reads every version up to
@@ -583,10 +583,10 @@ fn write_state(
                 first
                     .checked_sub(log.base)
                     .is_some_and(|dead| dead <= DEAD_SLOTS_MAX.max(events.len() as u64))
-            });
-        if let Some((log, before)) = reuse {
+            })
+            .and_then(|(log, before)| Some((log, changed_runs(before, model)?)));
+        if let Some((log, runs)) = reuse {
             let log_path = event_log::log_path(target, &log.name);
-            let runs = changed_runs(before, model);
             let runs: Vec<&[Event]> = runs.iter().map(Vec::as_slice).collect();
             event_log::write_slots(&log_path, log.base, &runs)
                 .map_err(|source| write_error(&log_path, source))?;
@@ -637,52 +637,35 @@ fn write_state(
 }
 
 /// The events of `model` its log's slots must be given, in runs of
-/// consecutive ones: those admitted since `before`, those that changed, and
-/// those `before` had in flight (their slot may hold what a writer that
-/// died before its rename wrote, see [`event_log`]).
-fn changed_runs(before: &ModelState, model: &ModelState) -> Vec<Vec<Event>> {
-    let old = before.window();
+/// consecutive ones: those admitted since `before` was loaded, those that
+/// changed since (the window tracks them, see [`Changes`]), and those
+/// `before` had in flight (their slot may hold what a writer that died
+/// before its rename wrote, see [`event_log`]). `None` when `model`'s window
+/// did not grow from `before`'s (made anew, or renumbered): its log is then
+/// written afresh.
+fn changed_runs(before: &ModelState, model: &ModelState) -> Option<Vec<Vec<Event>>> {
+    let changes = model.window().changes()?;
+    if before.window().changes().map(Changes::load) != Some(changes.load()) {
+        return None;
+    }
     let events = model.window().deque();
     let first = model.window().first_sequence();
-    // Offsets (into the new window) of the events to write.
-    let mut changed: BTreeSet<usize> = BTreeSet::new();
-    // The events both windows hold, side by side: the old window's from the
-    // new one's first (sequence numbers only grow, and a window only loses
-    // events at its front). Compared a contiguous piece at a time, as slices:
-    // a deque's own iterator checks its halves on every step, several times
-    // the cost at 10,000 events.
-    let overlap = match usize::try_from(first.saturating_sub(old.first_sequence())) {
-        Ok(skip) if first >= old.first_sequence() => {
-            let overlap = old.deque().len().saturating_sub(skip).min(events.len());
-            let mut offset = 0;
-            // Bounded: each pass moves `offset` on by at least one.
-            while offset < overlap {
-                let new_piece = piece(events, offset);
-                let old_piece = piece(old.deque(), skip + offset);
-                let length = new_piece.len().min(old_piece.len()).min(overlap - offset);
-                let (new_piece, old_piece) = (&new_piece[..length], &old_piece[..length]);
-                if new_piece != old_piece {
-                    let differing = new_piece.iter().zip(old_piece).enumerate();
-                    changed.extend(
-                        differing
-                            .filter(|(_, (a, b))| a != b)
-                            .map(|(at, _)| offset + at),
-                    );
-                }
-                offset += length.max(1);
-            }
-            overlap
-        }
-        _ => 0,
-    };
-    for reservation in before.in_flight() {
-        let offset = reservation.sequence.checked_sub(first);
-        if let Some(offset) = offset.and_then(|offset| usize::try_from(offset).ok()) {
-            if offset < overlap {
-                changed.insert(offset);
-            }
-        }
-    }
+    // The new window's events that were loaded: those before `loaded_next`.
+    let loaded = usize::try_from(changes.loaded_next().saturating_sub(first))
+        .unwrap_or(usize::MAX)
+        .min(events.len());
+    let in_flight = before.in_flight().map(|reservation| reservation.sequence);
+    // Offsets into the new window; a command changes a few.
+    let mut changed: Vec<usize> = changes
+        .touched()
+        .iter()
+        .copied()
+        .chain(in_flight)
+        .filter_map(|sequence| usize::try_from(sequence.checked_sub(first)?).ok())
+        .filter(|&offset| offset < loaded)
+        .collect();
+    changed.sort_unstable();
+    changed.dedup();
     let mut runs: Vec<Vec<Event>> = Vec::new();
     let mut previous = None;
     for offset in changed {
@@ -695,19 +678,10 @@ fn changed_runs(before: &ModelState, model: &ModelState) -> Vec<Vec<Event>> {
         }
         previous = Some(offset);
     }
-    if overlap < events.len() {
-        runs.push(events.range(overlap..).copied().collect());
+    if loaded < events.len() {
+        runs.push(events.range(loaded..).copied().collect());
     }
-    runs
-}
-
-/// The contiguous stretch of `deque` from `offset` (empty past its end).
-fn piece(deque: &std::collections::VecDeque<Event>, offset: usize) -> &[Event] {
-    let (front, back) = deque.as_slices();
-    match offset.checked_sub(front.len()) {
-        None => &front[offset..],
-        Some(into_back) => back.get(into_back..).unwrap_or_default(),
-    }
+    Some(runs)
 }
 
 /// State held in memory, for tests and single-process embedding.
@@ -1157,6 +1131,47 @@ mod tests {
     }
 
     const INLINE: u64 = event_log::INLINE_MAX as u64 + 1;
+
+    #[test]
+    fn a_window_that_did_not_grow_from_the_one_loaded_gets_a_fresh_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        replace_with(&store, state_with_a_long_window(INLINE + 10));
+        let [old_log] = logs_of(&store).try_into().unwrap();
+        // Another window under the same key, with different events in the
+        // same slots: written as a new log, not as changes to the old one.
+        let mut other = state_with_a_long_window(INLINE + 20);
+        let model = other.models.get_mut("acme::m").unwrap();
+        let profile = Profile::new("acme", "m", 1_000_000, 1_000_000_000, 1.0, 10).unwrap();
+        model
+            .record_success(3_000, Some(&profile), "rsv-open", 40, 2)
+            .unwrap();
+        assert!(model.window().changes().is_none(), "never loaded");
+        replace_with(&store, other.clone());
+        let [new_log] = logs_of(&store).try_into().unwrap();
+        assert_ne!(new_log, old_log);
+        assert_eq!(store.load().unwrap(), other);
+        // Grown from its load, it keeps its log and only its changes land.
+        store
+            .measure_and_replace(|mut state| {
+                let model = state.models.get_mut("acme::m").unwrap();
+                model.release(3_100, None, "rsv-none").ok();
+                let request = AcquireRequest {
+                    estimated_input_tokens: 3,
+                    max_output_tokens: 4,
+                    owner: Owner::current(),
+                    lease: DEFAULT_LEASE,
+                    bucket: None,
+                };
+                let granted = model.try_acquire(3_100, &profile, &request, "rsv-next".into());
+                assert!(matches!(granted, Ok(Decision::Granted(_))));
+                other = state.clone();
+                Ok::<_, StoreError>(((), state))
+            })
+            .unwrap();
+        assert_eq!(logs_of(&store), std::slice::from_ref(&new_log));
+        assert_eq!(store.load().unwrap(), other);
+    }
 
     #[test]
     fn a_slot_settled_by_a_writer_that_died_before_its_rename_is_not_believed() {

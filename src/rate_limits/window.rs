@@ -73,7 +73,7 @@ pub enum WindowError {
 }
 
 /// The events of the last minute with their running totals.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Window {
     events: VecDeque<Event>,
     next_sequence: u64,
@@ -81,7 +81,81 @@ pub struct Window {
     tokens: u128,
     /// How long an event counts: one minute plus the margin (milliseconds).
     span: u64,
+    /// For a window loaded with [`Window::from_events`], what changed since.
+    changes: Option<Changes>,
 }
+
+/// What a loaded window changed since it was loaded, so that a store
+/// keeping its events in place writes those alone instead of comparing the
+/// window with a copy of the one loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// Tells this load from every other one in the process: a window is
+    /// only compared with the one it grew from.
+    load: u64,
+    /// The sequence number the window would have given next when loaded:
+    /// every event from it on was pushed since.
+    loaded_next: u64,
+    /// Sequence numbers of loaded events whose tokens or request changed,
+    /// in the order changed (repeats possible).
+    touched: Vec<u64>,
+}
+
+impl Changes {
+    fn at_load(loaded_next: u64) -> Self {
+        Self {
+            load: LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            loaded_next,
+            touched: Vec::new(),
+        }
+    }
+
+    /// Notes that the loaded event `sequence` changed; false when more
+    /// changed than are worth keeping track of (a window held in memory
+    /// for long), and the window should forget its load.
+    fn touch(&mut self, sequence: u64) -> bool {
+        if sequence < self.loaded_next {
+            self.touched.push(sequence);
+        }
+        self.touched.len() <= TOUCHED_MAX
+    }
+
+    /// The load this window came from (unique within the process).
+    pub fn load(&self) -> u64 {
+        self.load
+    }
+
+    /// The first sequence number pushed since the load.
+    pub fn loaded_next(&self) -> u64 {
+        self.loaded_next
+    }
+
+    /// Loaded events changed since, by sequence number (unordered, repeats
+    /// possible; some may have left the window).
+    pub fn touched(&self) -> &[u64] {
+        &self.touched
+    }
+}
+
+/// The most changes a window tracks since its load; a command makes a few.
+const TOUCHED_MAX: usize = 1_024;
+
+/// Counts loads, for [`Changes::load`].
+static LOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Equal when they count the same events the same way; what each changed
+/// since its load is not part of it.
+impl PartialEq for Window {
+    fn eq(&self, other: &Self) -> bool {
+        self.next_sequence == other.next_sequence
+            && self.requests == other.requests
+            && self.tokens == other.tokens
+            && self.span == other.span
+            && self.events == other.events
+    }
+}
+
+impl Eq for Window {}
 
 impl Default for Window {
     fn default() -> Self {
@@ -98,6 +172,7 @@ impl Window {
             requests: 0,
             tokens: 0,
             span: WINDOW_MILLIS + DEFAULT_WINDOW_MARGIN_MILLIS,
+            changes: None,
         }
     }
 
@@ -120,6 +195,34 @@ impl Window {
                 field: "next_sequence",
                 value: next_sequence,
             });
+        }
+        // The common case, a sound window, in one pass without a branch per
+        // event (a third of the cost of the checks below, which run only to
+        // name what is wrong).
+        let mut sound = true;
+        let (mut requests, mut tokens, mut last_at) = (0u128, 0u128, 0u64);
+        let first = events.first().map_or(next_sequence, |event| event.sequence);
+        let mut expected = first;
+        for event in &events {
+            sound &= (event.sequence == expected)
+                & (event.at >= last_at)
+                & (event.requests <= 1)
+                & (event.tokens <= MAX_COUNT);
+            // Wrapping past the last number leaves the window unsound below.
+            expected = expected.wrapping_add(1);
+            last_at = event.at;
+            requests += u128::from(event.requests);
+            tokens += u128::from(event.tokens);
+        }
+        let end = first.saturating_add(events.len() as u64);
+        if sound && next_sequence >= end {
+            let mut window = Self::new();
+            window.events = VecDeque::from(events);
+            window.next_sequence = next_sequence;
+            window.requests = requests;
+            window.tokens = tokens;
+            window.changes = Some(Changes::at_load(next_sequence));
+            return Ok(window);
         }
         if let Some(event) = events.iter().find(|event| event.tokens > MAX_COUNT) {
             return Err(WindowError::OutOfRange {
@@ -154,7 +257,14 @@ impl Window {
             });
         }
         window.next_sequence = next_sequence;
+        window.changes = Some(Changes::at_load(next_sequence));
         Ok(window)
+    }
+
+    /// What changed since [`Window::from_events`] made this window; `None`
+    /// for one made otherwise, or renumbered since.
+    pub fn changes(&self) -> Option<&Changes> {
+        self.changes.as_ref()
     }
 
     /// The events still in the window, oldest first, as the window holds them.
@@ -201,6 +311,8 @@ impl Window {
     /// number `n` finds its event at `n − old + first`.
     pub fn renumber_from(&mut self, first: u64) -> u64 {
         let old_first = self.first_sequence();
+        // Every event's number changes: no longer comparable with its load.
+        self.changes = None;
         for (offset, event) in (0u64..).zip(self.events.iter_mut()) {
             event.sequence = first + offset;
         }
@@ -247,6 +359,14 @@ impl Window {
         sequence
     }
 
+    fn touch(&mut self, sequence: u64) {
+        if let Some(changes) = &mut self.changes {
+            if !changes.touch(sequence) {
+                self.changes = None;
+            }
+        }
+    }
+
     fn event_mut(&mut self, sequence: u64) -> Option<&mut Event> {
         let first = self.events.front()?.sequence;
         let index = usize::try_from(sequence.checked_sub(first)?).ok()?;
@@ -263,6 +383,7 @@ impl Window {
         };
         let old = std::mem::replace(&mut event.tokens, tokens);
         self.tokens = self.tokens - u128::from(old) + u128::from(tokens);
+        self.touch(sequence);
         true
     }
 
@@ -276,6 +397,7 @@ impl Window {
         let tokens = std::mem::take(&mut event.tokens);
         self.requests -= u128::from(requests);
         self.tokens -= u128::from(tokens);
+        self.touch(sequence);
         true
     }
 
@@ -476,6 +598,40 @@ mod tests {
             })
         ));
         assert!(Window::from_events(vec![], MAX_COUNT).is_ok());
+    }
+
+    #[test]
+    fn a_loaded_window_tracks_what_changed_since_and_renumbering_forgets_it() {
+        let mut fresh = minute();
+        assert!(fresh.changes().is_none());
+        fresh.push(1_000, 10);
+        fresh.push(1_001, 20);
+        let events: Vec<Event> = fresh.events().copied().collect();
+        let loaded = Window::from_events(events.clone(), 2).unwrap();
+        let mut window = loaded.clone();
+        let again = Window::from_events(events, 2).unwrap();
+        assert_ne!(
+            loaded.changes().unwrap().load(),
+            again.changes().unwrap().load(),
+            "each load is told from the others"
+        );
+        assert_eq!(window.changes().unwrap().loaded_next(), 2);
+        assert!(window.set_tokens(1, 5));
+        assert!(window.cancel(0));
+        window.push(1_002, 7);
+        assert!(
+            window.set_tokens(2, 8),
+            "a pushed event is not a change of one loaded"
+        );
+        assert_eq!(window.changes().unwrap().touched(), [1, 0]);
+        assert_eq!(
+            window.changes().unwrap().load(),
+            loaded.changes().unwrap().load()
+        );
+        // Equality is about the events, not the tracking.
+        assert_eq!(loaded, again);
+        window.renumber_from(10);
+        assert!(window.changes().is_none());
     }
 
     #[test]
