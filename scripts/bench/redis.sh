@@ -4,7 +4,11 @@
 # Prints pairs/s, ops/s and p50/p99 of acquire+record at 1, 16 and 64 clients
 # on one hot model with 10,000 events in its window.
 #
-# Usage: scripts/bench/redis.sh [SECONDS_PER_LEVEL]   (default 5)
+# Usage: scripts/bench/redis.sh [SECONDS_PER_LEVEL] [BASE_BENCH [ROUNDS]]
+#   SECONDS_PER_LEVEL defaults to 5. BASE_BENCH, a redis_store bench binary of
+#   another build (copy target/release/deps/redis_store-* aside before
+#   changing the scripts), compares the two builds side by side on this one
+#   server: ROUNDS rounds (default 2), the base build first in odd rounds.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -33,5 +37,23 @@ if [ "$ready" != yes ]; then
 fi
 echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on 127.0.0.1:$port; $(nproc) cores"
 cd "$root"
-SPECSMITH_BENCH_REDIS="redis://127.0.0.1:$port/0" SPECSMITH_BENCH_SECONDS="${1:-5}" \
+export SPECSMITH_BENCH_REDIS="redis://127.0.0.1:$port/0" SPECSMITH_BENCH_SECONDS="${1:-5}"
+if [ -z "${2:-}" ]; then
   cargo bench --quiet --bench redis_store
+  exit
+fi
+base=$2
+cargo bench --quiet --bench redis_store --no-run
+work=$(cargo bench --bench redis_store --no-run --message-format=json 2>/dev/null |
+  python3 -c 'import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("target", {}).get("name") == "redis_store" and message.get("executable"):
+        print(message["executable"])')
+for round in $(seq 1 "${3:-2}"); do
+  if [ $((round % 2)) -eq 1 ]; then order="$base $work"; else order="$work $base"; fi
+  for binary in $order; do
+    if [ "$binary" = "$base" ]; then echo "== round $round: base ($base)"; else echo "== round $round: work tree"; fi
+    "$binary" --bench
+  done
+done

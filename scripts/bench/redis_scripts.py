@@ -2,6 +2,13 @@
 """Server time of the Redis store's acquire and settle scripts, two versions
 side by side on one throwaway redis-server (loopback, persistence off).
 
+The arguments are never written here: they are captured (with MONITOR) from
+a real `acquire` and `record` of a specsmith-rs build, so they cannot drift
+from what the store passes. The work tree's build (`cargo build --release`)
+gives them for the work tree's scripts; the base version's scripts get the
+same ones unless --base-binary names a build of the base revision (needed
+when the two versions take different arguments: the script says so).
+
 Each version gets its own hot model, first filled with FILL acquire+record
 pairs (10,000 events in the window). Then ROUNDS rounds: for each version in
 turn (the order alternating), CHUNK acquires, then the CHUNK records of those
@@ -11,13 +18,16 @@ figure per version is the median over the rounds, and the ratio to the
 first version: on a shared, noisy machine compare ratios, not microseconds.
 
 Usage: scripts/bench/redis_scripts.py BASE_REV [ROUNDS] [CHUNK] [FILL]
+           [--base-binary PATH] [--binary PATH]
   compares the scripts at git revision BASE_REV with the work tree's.
-Needs: redis-server, git. Talks to the server over a plain socket (RESP),
-so no client library is needed.
+Needs: redis-server, git, cargo (unless --binary). Talks to the server over
+a plain socket (RESP), so no client library is needed.
 """
 
+import hashlib
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -27,7 +37,10 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SCRIPTS = "src/rate_limits/redis_store"
-OWNER = '{"host":"bench","pid":1,"start_time":1}'
+# A model name found nowhere else in the captured commands, replaced by each
+# version's own.
+MODEL = "capturedmodel0"
+PROVIDER = "bench"
 
 
 class Connection:
@@ -36,12 +49,15 @@ class Connection:
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.reader = self.socket.makefile("rb")
 
-    def command(self, *parts):
+    def send(self, *parts):
         out = [b"*%d\r\n" % len(parts)]
         for part in parts:
             data = part if isinstance(part, bytes) else str(part).encode()
             out.append(b"$%d\r\n%s\r\n" % (len(data), data))
         self.socket.sendall(b"".join(out))
+
+    def command(self, *parts):
+        self.send(*parts)
         return self.read()
 
     def read(self):
@@ -64,34 +80,122 @@ class Connection:
         raise RuntimeError(f"unexpected reply {line!r}")
 
 
-class Version:
-    """One version of the scripts, on its own model."""
+def monitor_words(line):
+    """The quoted words of one MONITOR line (Redis's sdscatrepr quoting)."""
+    words, i = [], line.index('"')
+    escapes = {"n": "\n", "r": "\r", "t": "\t", "a": "\a", "b": "\b", '"': '"', "\\": "\\"}
+    while i < len(line):
+        if line[i] != '"':
+            i += 1
+            continue
+        i += 1
+        word = bytearray()
+        while line[i] != '"':
+            if line[i] == "\\":
+                if line[i + 1] == "x":
+                    word.append(int(line[i + 2:i + 4], 16))
+                    i += 4
+                    continue
+                word += escapes[line[i + 1]].encode()
+                i += 2
+                continue
+            word += line[i].encode()
+            i += 1
+        words.append(word.decode("utf-8", "replace"))
+        i += 1
+    return words
 
-    def __init__(self, connection, label, texts):
+
+def capture(binary, port, work):
+    """The EVALSHA commands (words after the SHA) of one `acquire` and one
+    `record` by `binary`, with the reservation id it printed."""
+    env = dict(os.environ, HOME=work, SPECSMITH_CONFIG_DIR=os.path.join(work, "config"))
+    project = os.path.join(work, "project")
+    os.makedirs(project, exist_ok=True)
+    store = f"redis://127.0.0.1:{port}/0"
+    base = [binary, "--project-dir", project, "credits", "limits"]
+    # Limits far above the load: every acquire is granted at once.
+    subprocess.run(base + ["set", "--provider", PROVIDER, "--model", MODEL, "--rpm", "1000000000",
+                           "--tpm", "1000000000000", "--target", "1", "--concurrency", "100000"],
+                   env=env, check=True, stdout=subprocess.DEVNULL)
+    monitor = Connection(port)
+    monitor.command("MONITOR")
+    reservation = subprocess.run(
+        base + ["acquire", "--provider", PROVIDER, "--model", MODEL, "--input-tokens", "500",
+                "--max-output-tokens", "500", "--timeout", "0", "--store", store,
+                "--owner-pid", str(os.getpid())],
+        env=env, check=True, capture_output=True, text=True).stdout.strip()
+    subprocess.run(base + ["record", reservation, "--input-tokens", "400", "--output-tokens", "300",
+                           "--store", store], env=env, check=True, stdout=subprocess.DEVNULL)
+    Connection(port).command("SET", "capture:done", "1")
+    scripts = []
+    monitor.socket.settimeout(10)
+    while True:
+        line = monitor.read()
+        if '"capture:done"' in line:
+            break
+        if "lua]" in line.split('"', 1)[0]:
+            continue
+        words = monitor_words(line)
+        if words and words[0].upper() == "EVALSHA":
+            scripts.append(words[1:])
+    # A NOSCRIPT answer makes the client load the script and send it again.
+    last = {}
+    for words in scripts:
+        last[words[0]] = words
+    ordered = [last[sha] for sha in dict.fromkeys(words[0] for words in scripts)]
+    if len(ordered) != 2:
+        sys.exit(f"expected an attempt and a settle script from {binary}, saw {len(ordered)}")
+    return ordered[0], ordered[1], reservation
+
+
+def scripts_at(revision):
+    """The attempt and settle scripts as the store sends them (model.lua first)."""
+    texts = {}
+    for name in ("model", "attempt", "settle"):
+        path = f"{SCRIPTS}/{name}.lua"
+        if revision is None:
+            with open(os.path.join(ROOT, path)) as handle:
+                texts[name] = handle.read()
+        else:
+            texts[name] = subprocess.check_output(
+                ["git", "-C", ROOT, "show", f"{revision}:{path}"], text=True)
+    return (texts["model"] + "\n" + texts["attempt"], texts["model"] + "\n" + texts["settle"])
+
+
+def sha1(text):
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+class Version:
+    """One version of the scripts, on its own model, run with captured arguments."""
+
+    def __init__(self, connection, label, texts, captured, model):
         self.connection, self.label = connection, label
-        model = texts["model"]
-        self.attempt = connection.command("SCRIPT", "LOAD", model + "\n" + texts["attempt"])
-        self.settle = connection.command("SCRIPT", "LOAD", model + "\n" + texts["settle"])
-        name = "m%d" % random.getrandbits(32)
-        self.keys = ["bench:{bench::%s}:%s" % (name, part) for part in "merlw"]
-        # Server time, a minute and a second of span, limits far above the load.
-        self.common = ["", 61000, "1.0", 10**9, 10**12, 10**9, 10**12, 100000,
-                       "bench", name, 60000]
+        attempt_text, settle_text = texts
+        attempt, settle, self.captured_id = captured
+        self.attempt = connection.command("SCRIPT", "LOAD", attempt_text)
+        self.settle = connection.command("SCRIPT", "LOAD", settle_text)
+        swap = lambda words: [word.replace(MODEL, model) for word in words[1:]]
+        self.attempt_words, self.settle_words = swap(attempt), swap(settle)
         self.acquires, self.records, self.commands = [], [], []
+
+    def with_id(self, words, reservation):
+        return [word.replace(self.captured_id, reservation) for word in words]
 
     def acquire(self):
         reservation = "rsv-%016x" % random.getrandbits(64)
         reply = self.connection.command(
-            "EVALSHA", self.attempt, 5, *self.keys, *self.common, reservation, "",
-            "tkt-%016x" % random.getrandbits(64), OWNER, 500, 500, 1000, OWNER, "",
-            600000, 5000, 100, 2000, "1", 0)
-        assert reply[0] == "granted", reply
+            "EVALSHA", self.attempt, *self.with_id(self.attempt_words, reservation))
+        if reply[0] != "granted":
+            raise RuntimeError(f"attempt answered {reply!r}")
         return reservation
 
     def record(self, reservation):
         reply = self.connection.command(
-            "EVALSHA", self.settle, 5, *self.keys, *self.common, reservation, "success", 700)
-        assert reply[0] == "settled", reply
+            "EVALSHA", self.settle, *self.with_id(self.settle_words, reservation))
+        if reply[0] != "settled":
+            raise RuntimeError(f"settle answered {reply!r}")
 
 
 def server_figures(connection):
@@ -108,32 +212,37 @@ def server_figures(connection):
     return usec / max(scripts, 1), commands / max(scripts, 1)
 
 
-def scripts_at(revision):
-    texts = {}
-    for name in ("model", "attempt", "settle"):
-        path = f"{SCRIPTS}/{name}.lua"
-        if revision is None:
-            with open(os.path.join(ROOT, path)) as handle:
-                texts[name] = handle.read()
-        else:
-            texts[name] = subprocess.check_output(
-                ["git", "-C", ROOT, "show", f"{revision}:{path}"], text=True)
-    return texts
-
-
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
+def option(arguments, name):
+    if name not in arguments:
+        return None
+    at = arguments.index(name)
+    if at + 1 >= len(arguments):
+        sys.exit(f"{name} needs a path")
+    value = arguments[at + 1]
+    del arguments[at:at + 2]
+    return value
+
+
 def main():
-    if len(sys.argv) < 2:
+    arguments = sys.argv[1:]
+    base_binary = option(arguments, "--base-binary")
+    binary = option(arguments, "--binary")
+    if not arguments:
         sys.exit(__doc__)
-    base = sys.argv[1]
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 20
-    chunk = int(sys.argv[3]) if len(sys.argv) > 3 else 200
-    fill = int(sys.argv[4]) if len(sys.argv) > 4 else 10000
+    base = arguments[0]
+    rounds = int(arguments[1]) if len(arguments) > 1 else 20
+    chunk = int(arguments[2]) if len(arguments) > 2 else 200
+    fill = int(arguments[3]) if len(arguments) > 3 else 10000
+    if binary is None:
+        subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path",
+                        os.path.join(ROOT, "Cargo.toml")], check=True)
+        binary = os.path.join(ROOT, "target", "release", "specsmith-rs")
     port = free_port()
     directory = tempfile.mkdtemp()
     server = subprocess.Popen(
@@ -150,11 +259,27 @@ def main():
                 time.sleep(0.05)
         if connection is None:
             sys.exit(f"redis-server on port {port} did not answer within 5 s")
-        versions = [Version(connection, base, scripts_at(base)),
-                    Version(connection, "work tree", scripts_at(None))]
+        work_texts = scripts_at(None)
+        captured = capture(binary, port, os.path.join(directory, "work"))
+        if [captured[0][0], captured[1][0]] != [sha1(text) for text in work_texts]:
+            # A fresh build that differs means scripts_at no longer composes the
+            # scripts as the store does.
+            print(f"note: {binary} runs other scripts than the work tree's, as scripts_at "
+                  "composes them (model.lua, a newline, the operation): an older build, "
+                  "or scripts_at is out of date", file=sys.stderr)
+        base_captured = captured
+        if base_binary is not None:
+            base_captured = capture(base_binary, port, os.path.join(directory, "base"))
+        versions = [Version(connection, base, scripts_at(base), base_captured, "versionbase"),
+                    Version(connection, "work tree", work_texts, captured, "versionwork")]
         for version in versions:
-            for _ in range(fill):
-                version.record(version.acquire())
+            try:
+                for _ in range(fill):
+                    version.record(version.acquire())
+            except RuntimeError as error:
+                sys.exit(f"the scripts of {version.label} fail on the captured arguments "
+                         f"({error}); if they take other arguments than the work tree's, "
+                         "pass --base-binary with a build of that revision")
         for turn in range(rounds):
             for version in versions if turn % 2 == 0 else versions[::-1]:
                 connection.command("CONFIG", "RESETSTAT")
@@ -185,7 +310,7 @@ def main():
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)
-        subprocess.run(["rm", "-rf", directory], check=False)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -903,6 +903,61 @@ fn conformance_fairness_and_idempotent_attempts() {
     );
 }
 
+/// A queue of several waiters over a part-full window: the fairness walk
+/// weighs each waiter ahead against the events that must leave first (the
+/// Redis scripts keep the events' running totals for the walk and answer
+/// early when the whole queue is ready with its first waiter).
+fn long_queue(run: &mut Run) {
+    // Six events of 100 tokens, a second apart: 600 of the TPM's 1,000.
+    for _ in 0..6 {
+        run.acquire(&request("m", 50, 50), None).unwrap();
+        run.clock.advance(Duration::from_secs(1));
+    }
+    // Three waiters that do not fit now, each holding its place.
+    let mut tickets = Vec::new();
+    for (index, (input, output)) in [(300, 300), (200, 200), (150, 150)].into_iter().enumerate() {
+        let id = format!("rsv-00000000000000c{index}");
+        let attempt = run.attempt(&request("m", input, output), &id, None, None);
+        let Attempt::Sleep { ticket, .. } = attempt else {
+            panic!("waiter {index} should wait: {attempt:?}");
+        };
+        tickets.push((id, ticket, (input, output)));
+    }
+    // A small request fits the window alone but would push the queue back.
+    let small = request("m", 10, 10);
+    let refused = run.attempt(&small, "rsv-00000000000000d0", None, Some(Duration::ZERO));
+    assert!(
+        matches!(
+            refused,
+            Attempt::GiveUp {
+                reason: WaitReason::Queue,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    // A second after the first waiter's wake (its ticket still stands; the
+    // others, queue waits, have lapsed) a third event has left too: the
+    // first waiter and the small request fit together, so the small one
+    // delays nobody and goes first.
+    run.clock.advance(Duration::from_secs(57));
+    let admitted = run.attempt(&small, "rsv-00000000000000d1", None, Some(Duration::ZERO));
+    assert!(matches!(admitted, Attempt::Granted(_)), "{admitted:?}");
+    let (id, ticket, (input, output)) = &tickets[0];
+    let first = run.attempt(&request("m", *input, *output), id, Some(ticket), None);
+    assert!(matches!(first, Attempt::Granted(_)), "{first:?}");
+    run.status("m");
+}
+
+#[test]
+fn conformance_a_long_queue_over_a_part_full_window() {
+    conform(
+        "conformance_a_long_queue_over_a_part_full_window",
+        catalog(100, 1_000, 10),
+        long_queue,
+    );
+}
+
 #[test]
 fn conformance_unknown_reservation() {
     conform(
@@ -929,6 +984,7 @@ type Scenario = (&'static str, fn() -> Catalog, fn(&mut Run));
 #[cfg(feature = "redis")]
 const SCENARIOS: &[Scenario] = &[
     ("rolling window", || catalog(3, 1_000, 10), rolling_window),
+    ("long queue", || catalog(100, 1_000, 10), long_queue),
     ("too large", || catalog(10, 1_000, 10), too_large),
     ("reconcile", || catalog(100, 1_000, 10), reconcile),
     (

@@ -88,12 +88,20 @@ local function ticket_demand(ticket)
   return { requests = 1, input = input, output = output, tokens = ticket.est }
 end
 
--- ModelState::takes_a_slot_ahead.
+-- ModelState::takes_a_slot_ahead. The in-flight reservations are read (and
+-- decoded) only when a bucket with a cap is in play.
 local function takes_a_slot_ahead(ahead)
   local holding = {}
-  for _, raw in ipairs(redis.call('HVALS', R)) do
-    local record = cjson.decode(raw)
-    if type(record.bk) == 'string' then holding[record.bk] = (holding[record.bk] or 0) + 1 end
+  local capped = bucket and CAPS[bucket]
+  for _, ticket in ipairs(ahead) do
+    if capped then break end
+    capped = ticket.bk and CAPS[ticket.bk]
+  end
+  if capped then
+    for _, raw in ipairs(redis.call('HVALS', R)) do
+      local record = cjson.decode(raw)
+      if type(record.bk) == 'string' then holding[record.bk] = (holding[record.bk] or 0) + 1 end
+    end
   end
   local queued, model_slots = {}, 0
   for _, ticket in ipairs(ahead) do
@@ -119,17 +127,26 @@ local function queue_wait(queue, number)
   if #ahead == 0 then return nil end
   local mine = { requests = 1, input = ein, output = mout, tokens = ein + mout }
   local blocked = takes_a_slot_ahead(ahead)
+  local total = { requests = 0, input = 0, output = 0, tokens = 0 }
+  for _, ticket in ipairs(ahead) do total = plus(total, ticket_demand(ticket)) end
+  local all_with_mine = ready_in(plus(total, mine))
+  -- ready_in never falls as the demand grows, so when every waiter ahead and
+  -- this request together are ready as soon as the first waiter alone, this
+  -- request delays none of them: two waits instead of two per waiter.
+  if not blocked and all_with_mine ~= nil
+      and all_with_mine == ready_in(ticket_demand(ahead[1])) then
+    return nil
+  end
   local before = { requests = 0, input = 0, output = 0, tokens = 0 }
   for _, ticket in ipairs(ahead) do
+    if blocked then break end
     before = plus(before, ticket_demand(ticket))
-    if not blocked then
-      local without = ready_in(before)
-      local with = ready_in(plus(before, mine))
-      if without and with then blocked = with > without else blocked = true end
-    end
+    local without = ready_in(before)
+    local with = ready_in(plus(before, mine))
+    if without and with then blocked = with > without else blocked = true end
   end
   if not blocked then return nil end
-  local all_fit = ready_in(plus(before, mine)) or SPAN
+  local all_fit = all_with_mine or SPAN
   if all_fit < 1 then all_fit = 1 end
   return all_fit
 end

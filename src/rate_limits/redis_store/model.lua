@@ -52,16 +52,28 @@ if ARGV[3] ~= '' then
               etpm = tonumber(ARGV[7]), base = tonumber(ARGV[8]), target = tonumber(ARGV[3]) }
 end
 
-local NUMERIC = { 'rpm', 'tpm', 'erpm', 'etpm', 'base', 'cap', 'streak', 'mar', 'mat',
-                  'first', 'next', 'reqs', 'toks', 'last', 'nt', 'exp', 'srpm', 'stpm', 'hu',
-                  'sitpm', 'sotpm', 'srpd', 'stpd', 'ur', 'uru', 'ut', 'utu',
-                  'ui', 'uiu', 'uo', 'uou' }
--- Text fields besides provider and model: the hold's kind and reason, the
--- budgets' minute and day tallies.
-local TEXT = { 'provider', 'model', 'hk', 'hr', 'bm', 'bd' }
+-- What a field missing from the meta reads as (one written by a build that
+-- did not know the field): 0, or '' for the text fields (provider and model,
+-- the hold's kind and reason, the budgets' minute and day tallies).
+local function field_defaults()
+  local defaults = { provider = '', model = '', hk = '', hr = '', bm = '', bd = '' }
+  for _, field in ipairs({ 'rpm', 'tpm', 'erpm', 'etpm', 'base', 'cap', 'streak', 'mar',
+      'mat', 'first', 'next', 'reqs', 'toks', 'last', 'nt', 'exp', 'srpm', 'stpm', 'hu',
+      'sitpm', 'sotpm', 'srpd', 'stpd', 'ur', 'uru', 'ut', 'utu', 'ui', 'uiu', 'uo',
+      'uou' }) do
+    defaults[field] = 0
+  end
+  return defaults
+end
+local defaults = nil
+local DEFAULTED = { __index = function(_, field)
+  defaults = defaults or field_defaults()
+  return defaults[field]
+end }
 
 -- Loads the meta; false when the model has no state. A field missing from
--- it (written by a build that did not know the field) reads as 0 or ''.
+-- it reads as its default through a metatable, so a load converts nothing
+-- (a loop over every field cost as much as the GET and the unpack).
 -- A meta of another type (a hash, from builds before the MessagePack meta)
 -- is dropped with the model's other keys: a budget reset for that model.
 local function load()
@@ -71,9 +83,7 @@ local function load()
     return false
   end
   if not raw then return false end
-  st = cmsgpack.unpack(raw)
-  for _, field in ipairs(NUMERIC) do st[field] = tonumber(st[field]) or 0 end
-  for _, field in ipairs(TEXT) do st[field] = st[field] or '' end
+  st = setmetatable(cmsgpack.unpack(raw), DEFAULTED)
   loaded = raw
   return true
 end
@@ -103,6 +113,11 @@ local function clock()
   return t
 end
 
+-- The running totals of the oldest events, read as far as a wait needed
+-- (see wait_until_freed); nil until one did, and again after any change to
+-- the window.
+local sums = nil
+
 local function event(sequence)
   local raw = redis.call('HGET', E, int(sequence))
   if not raw then return nil end
@@ -112,11 +127,13 @@ end
 
 local function put_event(sequence, at, requests, tokens)
   if st.first >= st.next then fresh[E] = true end
+  sums = nil
   redis.call('HSET', E, int(sequence), int(at) .. ':' .. int(requests) .. ':' .. int(tokens))
 end
 
 -- Window::expire: events admitted at t count until t + span, exclusive.
 local function expire(now)
+  sums = nil
   while st.first < st.next do
     local at, requests, tokens = event(st.first)
     if at then
@@ -149,19 +166,33 @@ local function cancel(sequence)
   return true
 end
 
--- Window::wait_until_freed: a scan of the oldest events until `needed` is freed.
+-- Window::wait_until_freed: when the oldest events have freed `needed`.
+-- The events' running totals are kept for the rest of the script, so the
+-- queue's many waits (one per waiter ahead) read each event once and find
+-- their answer by bisection.
 local function wait_until_freed(now, needed, which)
   if needed <= 0 then return 0 end
-  local freed = 0
-  for sequence = st.first, st.next - 1 do
-    local at, requests, tokens = event(sequence)
+  if not sums then sums = { next = st.first, at = {}, requests = {}, tokens = {} } end
+  local totals = sums.tokens
+  if which == 'requests' then totals = sums.requests end
+  local count = #sums.at
+  if count > 0 and totals[count] >= needed then
+    local low, high = 1, count
+    while low < high do
+      local middle = math.floor((low + high) / 2)
+      if totals[middle] >= needed then high = middle else low = middle + 1 end
+    end
+    return math.max(sums.at[low] + SPAN - now, 0)
+  end
+  while sums.next < st.next do
+    local at, requests, tokens = event(sums.next)
+    sums.next = sums.next + 1
     if at then
-      if which == 'requests' then freed = freed + requests else freed = freed + tokens end
-      if freed >= needed then
-        local wait = at + SPAN - now
-        if wait < 0 then wait = 0 end
-        return wait
-      end
+      count = count + 1
+      sums.at[count] = at
+      sums.requests[count] = (sums.requests[count - 1] or 0) + requests
+      sums.tokens[count] = (sums.tokens[count - 1] or 0) + tokens
+      if totals[count] >= needed then return math.max(at + SPAN - now, 0) end
     end
   end
   return SPAN
@@ -281,6 +312,7 @@ do
   if a and profile then
     ext = { itpm = tonumber(a), otpm = tonumber(b), rpd = tonumber(c), tpd = tonumber(d),
             pstart = tonumber(e), pend = tonumber(f) }
+    ext.own = ext.itpm or ext.otpm or ext.rpd or ext.tpd
   end
 end
 
@@ -320,8 +352,14 @@ local function paced_limit(own, stated)
   end
   return best
 end
+-- No budget beyond RPM and TPM: what paced() answers for a profile that sets
+-- none where the provider stated none either, without a table per call.
+local NO_BUDGETS = {}
 local function paced()
   if not ext then return nil end
+  if not ext.own and st.sitpm == 0 and st.sotpm == 0 and st.srpd == 0 and st.stpd == 0 then
+    return NO_BUDGETS
+  end
   local limits = { paced_limit(ext.itpm, st.sitpm), paced_limit(ext.otpm, st.sotpm),
                    paced_limit(ext.rpd, st.srpd), paced_limit(ext.tpd, st.stpd) }
   limits.any = limits[1] or limits[2] or limits[3] or limits[4]
@@ -431,7 +469,7 @@ end
 -- Budgets::admit.
 local function budgets_admit(at, input, output)
   local limits = paced()
-  if not limits then return end
+  if not limits or not limits.any then return end
   local t = tally()
   if limits[1] or limits[2] then
     local last = t.m[#t.m]
@@ -483,7 +521,7 @@ end
 -- Budgets::uses, as 'budget:profile limit or empty:limit:used:frees at or empty' joined by ','.
 local function budget_uses(now)
   local limits = paced()
-  if not limits then return '' end
+  if not limits or not limits.any then return '' end
   local t = tally()
   local _, ends = period(now)
   local own = { ext.itpm, ext.otpm, ext.rpd, ext.tpd }
