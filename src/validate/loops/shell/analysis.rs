@@ -109,6 +109,9 @@ struct WaitScope<'t> {
     paced: bool,
     /// Variables assigned by functions of the script the body calls, with the function.
     helpers: Vec<(&'t str, String)>,
+    /// Variables the body sets only as the outside world answers: inside an
+    /// `if` (or after a `&&`/`||`) whose test waits, with what it waits for.
+    polled: Vec<(&'t str, String)>,
 }
 
 /// Helpers of another file (one the script sources) that always end the

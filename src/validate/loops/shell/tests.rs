@@ -1321,3 +1321,102 @@ fn a_retest_must_run_the_same_command_on_the_same_target() {
         "c=10\nuntil curl -sf \"$url\" || [ \"$c\" -eq 0 ]; do\n  sleep 1\n  c=$(( c - 1 ))\ndone\ncurl -s \"$url\" || die \"$url never answered\"\n",
     );
 }
+
+// ---- dev6 round: shapes from fresh public code ------------------------------
+
+#[test]
+fn hyphenated_helpers_read_like_their_underscored_names() {
+    // A give-up through `fail-now "…"` exits loudly; a failing pass logged by
+    // `log-warn` says so; `log-debug` tells nobody.
+    clean(
+        "for ((i=1;i<=30;i++)); do\n  if probe; then exit 0; fi\n  sleep 1\ndone\n\
+         fail-now \"timed out waiting for probe\"\n",
+    );
+    clean(
+        "for ((i=1;i<=30;i++)); do\n  if probe; then exit 0; fi\n  \
+         log-warn \"probe not ready ($i of 30)\"\n  sleep 1\ndone\n",
+    );
+    expect(
+        "for ((i=1;i<=30;i++)); do\n  if probe; then exit 0; fi\n  \
+         log-debug \"probe not ready ($i of 30)\"\n  sleep 1\ndone\n",
+        &[(SILENT, 1, 1)],
+    );
+    clean("n=0\nuntil probe; do\n  n=$((n+1))\n  [ \"$n\" -ge 9 ] && fail_now \"no probe\"\n  sleep 1\ndone\n");
+}
+
+#[test]
+fn a_loud_failure_exit_is_no_early_success() {
+    // A fixed number of checks that fails loudly on a bad one retries nothing.
+    clean("for ((i=1;i<=15;i++)); do\n  check || die \"check failed\"\n  sleep 3\ndone\n");
+}
+
+#[test]
+fn a_tally_moved_by_a_status_or_both_ways_is_no_cap() {
+    expect(
+        "errors=0\nwhile [ \"$errors\" -lt 3 ]; do\n  check_http -H \"$host\"; errors=$((errors + $?))\n  \
+         sleep 30\ndone\n",
+        &[(UNBOUNDED, 2, 1)],
+    );
+    expect(
+        "errors=0\nwhile [ \"$errors\" -lt 3 ]; do\n  errors=$((errors + 1))\n  \
+         if curl -sf \"$url\"; then errors=$((errors - 1)); fi\n  sleep 30\ndone\n",
+        &[(UNBOUNDED, 2, 1)],
+    );
+    // A countdown still counts.
+    clean("left=3\nwhile [ \"$left\" -gt 0 ]; do\n  left=$((left - 1))\n  sleep 1\ndone\n");
+}
+
+#[test]
+fn a_flag_set_only_when_a_probe_answers_is_a_wait_on_the_probe() {
+    expect(
+        "while [[ $ready != OK ]]; do\n  if [[ -n $(mysql -e \"SELECT 1\") ]]; then\n    ready=OK\n  \
+         else\n    sleep 3\n  fi\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    expect(
+        "while [ \"$up\" != yes ]; do\n  curl -sf \"$url\" && up=yes\n  sleep 1\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    // A count stepped one way only, under whatever test, is a cap.
+    clean(
+        "tries=0\nwhile [ \"$tries\" -lt 5 ]; do\n  code=$(curl -s -o /dev/null -w '%{http_code}' \"$url\")\n  \
+         [ \"$code\" = 200 ] && return 0\n  if [ \"$code\" -ge 500 ]; then tries=$((tries + 1)); sleep 2; \
+         continue; fi\n  echo \"request failed: $code\" >&2\n  return 1\ndone\n",
+    );
+    // A capped wait on such a flag is a capped wait.
+    clean(
+        "n=0\nwhile [ -z \"$ready\" ] && [ \"$n\" -lt 30 ]; do\n  if probe; then ready=1; fi\n  \
+         n=$((n + 1))\n  sleep 1\ndone\n[ -z \"$ready\" ] && { echo \"no probe\" >&2; exit 1; }\n",
+    );
+}
+
+#[test]
+fn a_prompt_that_asks_again_on_an_empty_answer_never_ends_at_end_of_input() {
+    expect(
+        "while [ -z \"$location\" ]; do\n  read -ep \"Backup location: \" location\ndone\n",
+        &[(UNBOUNDED, 1, 1)],
+    );
+    clean("while [ -z \"$name\" ]; do\n  read -p \"name: \" name || exit 1\ndone\n");
+    clean("set -e\nwhile [ -z \"$name\" ]; do\n  read -p \"name: \" name\ndone\n");
+    // A body that can leave may leave on that empty answer.
+    clean(
+        "while [ -z \"$host\" ]; do\n  read -p \"host: \" host\n  \
+         case \"$host\" in *.*) ;; *) echo \"not a FQDN\" >&2; exit 1 ;; esac\ndone\n",
+    );
+}
+
+#[test]
+fn a_probe_of_a_value_the_condition_draws_afresh_walks() {
+    clean(
+        "port_used() { netstat -tuna | grep -q \":$1 \"; }\nwhile\n  port=$((10000 + RANDOM % 50000))\n  \
+         port_used \"$port\"\ndo continue; done\n",
+    );
+}
+
+#[test]
+fn a_shell_running_a_notify_script_reports() {
+    clean(
+        "count=0\nwhile ! nc -z \"$host\" 3310 && [ \"$count\" -lt 90 ]; do\n  count=$((count + 5))\n  \
+         sleep 5\ndone\nif [ \"$count\" -ge 90 ]; then\n  bash /notify.sh \"ClamAV did not start in time\"\nfi\n",
+    );
+}

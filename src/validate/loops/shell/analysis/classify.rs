@@ -28,6 +28,12 @@ impl<'t> Analyzer<'t> {
                     if self.body_reads_until_end(&lp.body) {
                         return None;
                     }
+                    if let Some(variable) = self.asks_again_on_empty_answer(lp) {
+                        return Some(Endless::Wait(format!(
+                            "an answer to `read {variable}` (end of input leaves it empty, so it \
+                             asks again for ever)"
+                        )));
+                    }
                     return self.condition_waits(lp).map(Endless::Wait);
                 }
                 let redirected = lp.redirects.iter().find_map(|redirect| {
@@ -82,6 +88,31 @@ impl<'t> Analyzer<'t> {
             }
             (and_or.pipelines.len() == 1 && self.errexit())
                 || self.empty_value_leaves(&body[position + 1..], variable)
+        })
+    }
+
+    /// `while [ -z "$name" ]; do read -p "name: " name; done`: the body reads
+    /// the variable the condition tests, and the empty value end of input
+    /// leaves keeps the loop going, and nothing else in the body leaves, so
+    /// without a person it asks for ever.
+    /// The variable, when so.
+    fn asks_again_on_empty_answer(&self, lp: &Loop) -> Option<&'t str> {
+        let last = lp.condition.last()?;
+        let [pipeline] = &*last.pipelines else {
+            return None;
+        };
+        // A body that can leave some other way may leave on that empty answer.
+        if lp.kind != LoopKind::While || self.has_other_exit(&lp.body, 0, &[]) {
+            return None;
+        }
+        lp.body.iter().find_map(|and_or| {
+            let [Command::Simple(simple)] = &*and_or.pipelines.first()?.commands else {
+                return None;
+            };
+            let variable = self.read_variable(simple)?;
+            let mentions = |word: &Word| references(self.raw(word), variable);
+            self.empty_answer_passes(pipeline, variable, &mentions)
+                .then_some(variable)
         })
     }
 

@@ -3,9 +3,10 @@
 
 use std::borrow::Cow;
 
+use super::messages::conventional_name;
 use super::{body_size, Analyzer, Jump};
 use crate::validate::loops::shell::syntax::{
-    commands_in, commands_of, AndOr, Command, Pipeline, Simple,
+    commands_in, commands_of, AndOr, Command, Connector, Pipeline, Simple,
 };
 use crate::validate::loops::shell::words::literal;
 
@@ -73,16 +74,24 @@ impl<'t> Analyzer<'t> {
     pub(super) fn has_other_exit(&self, list: &[AndOr], depth: usize, counters: &[&str]) -> bool {
         list.iter().any(|and_or| {
             let pipelines = &and_or.pipelines;
+            // `probe || die "gone"` fails loudly on its own: a failure, not the
+            // early success a retry leaves by.
             let chained = (1..pipelines.len()).any(|index| {
                 self.pipeline_leaves(&pipelines[index], depth)
+                    && !(and_or.connectors[index - 1] == Connector::Or
+                        && self.pipeline_announces(&pipelines[index]))
                     && !pipelines[..index]
                         .iter()
                         .any(|pipeline| self.pipeline_is_guard_test(pipeline, counters))
             });
             chained
                 || commands_in(pipelines).any(|command| match command {
-                    Command::Simple(_) => {
-                        pipelines.len() == 1 && self.command_jumps(command, depth, Jump::Leave)
+                    Command::Simple(simple) => {
+                        pipelines.len() == 1
+                            && self.command_jumps(command, depth, Jump::Leave)
+                            && self
+                                .command_name(simple)
+                                .is_none_or(|name| self.helper_exits(&name) != Some(true))
                     }
                     Command::If(chain) => {
                         let mut guarded = false;
@@ -288,12 +297,16 @@ impl<'t> Analyzer<'t> {
 
 /// Helpers that by convention print a message and exit.
 fn is_fatal_command(name: &str) -> bool {
-    matches!(name, "die" | "fail" | "fatal" | "abort" | "bail" | "panic")
+    matches!(
+        &*conventional_name(name),
+        "die" | "fail" | "fatal" | "abort" | "bail" | "panic"
+    )
 }
 
 /// Helpers not defined in sight whose names say they end the script:
-/// `error_exit`, `build_fail`, `json_throw`, `die_with`.
+/// `error_exit`, `build_fail`, `json_throw`, `die_with`, `fail-now`.
 fn is_fatal_by_name(name: &str) -> bool {
+    let name = &*conventional_name(name);
     matches!(
         name,
         "error_exit"
@@ -306,7 +319,7 @@ fn is_fatal_by_name(name: &str) -> bool {
     ) || ["_fail", "_throw", "_die", "_fatal", "_abort"]
         .iter()
         .any(|suffix| name.ends_with(suffix))
-        || ["die_", "fatal_", "abort_"]
+        || ["die_", "fatal_", "abort_", "fail_"]
             .iter()
             .any(|prefix| name.starts_with(prefix))
 }

@@ -66,8 +66,36 @@ impl<'t> Analyzer<'t> {
         self.every_path_increments(&lp.body, &mut names);
         let mut resets = Vec::new();
         self.list_resets(&lp.body, &mut resets);
+        self.list_unsteady_steps(&lp.body, &mut resets);
         names.retain(|name| !resets.contains(name));
         names
+    }
+
+    /// Names the body moves by a command's status (`errors=$((errors + $?))`,
+    /// which adds 0 on success) or moves both up and down: such a tally does
+    /// not advance toward its bound on every pass, so it caps nothing.
+    pub(super) fn list_unsteady_steps(&self, list: &[AndOr], names: &mut Vec<&'t str>) {
+        let mut directions: Vec<(&'t str, bool)> = Vec::new();
+        self.for_each_assignment(list, false, &mut |assigned| {
+            if assigned.value.contains("$?") {
+                names.push(assigned.name);
+            } else if let Some(up) = step_direction(assigned.value, assigned.name) {
+                directions.push((assigned.name, up));
+            }
+        });
+        for command in commands_of(list) {
+            if let Command::Arithmetic(start, end) = command {
+                arithmetic_directions(self.span(*start, *end), &mut directions);
+            }
+        }
+        for (name, up) in &directions {
+            if directions
+                .iter()
+                .any(|(other, other_up)| other == name && other_up != up)
+            {
+                names.push(name);
+            }
+        }
     }
 
     /// Adds the names advanced on every path through `list` that stays in
@@ -168,7 +196,7 @@ impl<'t> Analyzer<'t> {
     }
 
     /// Names the body sets to a value that does not build on their own (`n=0`).
-    fn list_resets(&self, list: &[AndOr], names: &mut Vec<&'t str>) {
+    pub(super) fn list_resets(&self, list: &[AndOr], names: &mut Vec<&'t str>) {
         self.for_each_assignment(list, false, &mut |assigned| {
             let reads_itself = if assigned.arithmetic {
                 identifiers(assigned.value).any(|(_, other)| other == assigned.name)
@@ -496,76 +524,111 @@ impl<'t> Analyzer<'t> {
     /// `into_functions`: `name=value` before a command or as an argument of
     /// `local`/`declare`/`typeset`/`export`/`readonly`, `name+=value`, and
     /// `(( name = value ))` or `(( name op= value ))`.
-    fn for_each_assignment(
+    pub(super) fn for_each_assignment(
         &self,
         list: &[AndOr],
         into_functions: bool,
         visit: &mut dyn FnMut(Assignment<'t>),
     ) {
         for command in commands_of(list) {
-            match command {
-                Command::Simple(simple) => {
-                    let index = self.command_index(simple).unwrap_or(simple.words.len());
-                    let declares = matches!(
-                        self.command_name(simple).as_deref(),
-                        Some("local" | "declare" | "typeset" | "export" | "readonly")
-                    );
-                    for (position, word) in simple.words.iter().enumerate() {
-                        if position < index || (declares && position > index) {
-                            let raw = self.raw(word);
-                            if let Some((name, value)) = assignment(raw) {
-                                visit(Assignment {
-                                    name,
-                                    value,
-                                    compound: raw.as_bytes().get(name.len()) == Some(&b'+'),
-                                    arithmetic: false,
-                                });
-                            }
+            self.for_each_assignment_in(command, into_functions, visit);
+        }
+    }
+
+    /// [`Self::for_each_assignment`] for one command.
+    pub(super) fn for_each_assignment_in(
+        &self,
+        command: &Command,
+        into_functions: bool,
+        visit: &mut dyn FnMut(Assignment<'t>),
+    ) {
+        match command {
+            Command::Simple(simple) => {
+                let index = self.command_index(simple).unwrap_or(simple.words.len());
+                let declares = matches!(
+                    self.command_name(simple).as_deref(),
+                    Some("local" | "declare" | "typeset" | "export" | "readonly")
+                );
+                for (position, word) in simple.words.iter().enumerate() {
+                    if position < index || (declares && position > index) {
+                        let raw = self.raw(word);
+                        if let Some((name, value)) = assignment(raw) {
+                            visit(Assignment {
+                                name,
+                                value,
+                                compound: raw.as_bytes().get(name.len()) == Some(&b'+'),
+                                arithmetic: false,
+                            });
                         }
                     }
                 }
-                Command::Arithmetic(start, end) => {
-                    // `(( deadline = SECONDS + 60 ))`, `(( n += 1 ))`
-                    let text = self.span(*start, *end);
-                    if let Some(equals) = text.find('=') {
-                        let value = &text[equals + 1..];
-                        let before = text[..equals].trim_end();
-                        if !value.starts_with('=') {
-                            if let Some((_, name)) = identifiers(before).last() {
-                                visit(Assignment {
-                                    name,
-                                    value,
-                                    compound: before.ends_with([
-                                        '+', '-', '*', '/', '%', '<', '>', '!', '&', '|', '^',
-                                    ]),
-                                    arithmetic: true,
-                                });
-                            }
+            }
+            Command::Arithmetic(start, end) => {
+                // `(( deadline = SECONDS + 60 ))`, `(( n += 1 ))`
+                let text = self.span(*start, *end);
+                if let Some(equals) = text.find('=') {
+                    let value = &text[equals + 1..];
+                    let before = text[..equals].trim_end();
+                    if !value.starts_with('=') {
+                        if let Some((_, name)) = identifiers(before).last() {
+                            visit(Assignment {
+                                name,
+                                value,
+                                compound: before.ends_with([
+                                    '+', '-', '*', '/', '%', '<', '>', '!', '&', '|', '^',
+                                ]),
+                                arithmetic: true,
+                            });
                         }
                     }
                 }
-                Command::Loop(inner) => {
-                    self.for_each_assignment(&inner.condition, into_functions, visit);
-                    self.for_each_assignment(&inner.body, into_functions, visit);
+            }
+            Command::Loop(inner) => {
+                self.for_each_assignment(&inner.condition, into_functions, visit);
+                self.for_each_assignment(&inner.body, into_functions, visit);
+            }
+            Command::If(_) | Command::Case(_) | Command::Group(_) => {
+                for list in command.branch_lists() {
+                    self.for_each_assignment(list, into_functions, visit);
                 }
-                Command::If(_) | Command::Case(_) | Command::Group(_) => {
-                    for list in command.branch_lists() {
-                        self.for_each_assignment(list, into_functions, visit);
-                    }
-                }
-                Command::Function(function) => {
-                    if let (true, Command::Group(list)) = (into_functions, &function.body) {
-                        self.for_each_assignment(list, into_functions, visit);
-                    }
+            }
+            Command::Function(function) => {
+                if let (true, Command::Group(list)) = (into_functions, &function.body) {
+                    self.for_each_assignment(list, into_functions, visit);
                 }
             }
         }
     }
 }
 
+/// `n=$((n + 1))` steps up, `left=$(( ${left} - 1 ))` down; `None` when
+/// `value` does not step `name` by adding or subtracting.
+fn step_direction(value: &str, name: &str) -> Option<bool> {
+    let (start, _) = identifiers(value).find(|(_, other)| *other == name)?;
+    let after = value[start + name.len()..].trim_start_matches(['}', ' ']);
+    match after.chars().next()? {
+        '+' => Some(true),
+        '-' => Some(false),
+        _ => None,
+    }
+}
+
+/// The directions `(( n++ ))`, `(( --n ))`, `(( n += 2 ))` step their names.
+fn arithmetic_directions<'a>(text: &'a str, directions: &mut Vec<(&'a str, bool)>) {
+    for (start, name) in identifiers(text) {
+        let before = text[..start].trim_end();
+        let after = text[start + name.len()..].trim_start();
+        if after.starts_with("++") || after.starts_with("+=") || before.ends_with("++") {
+            directions.push((name, true));
+        } else if after.starts_with("--") || after.starts_with("-=") || before.ends_with("--") {
+            directions.push((name, false));
+        }
+    }
+}
+
 /// One assignment the script makes, as [`Analyzer::for_each_assignment`] finds it.
-struct Assignment<'t> {
-    name: &'t str,
+pub(super) struct Assignment<'t> {
+    pub(super) name: &'t str,
     /// The text after `=`, as written.
     value: &'t str,
     /// `name+=value` or `(( name op= value ))`: builds on the old value.

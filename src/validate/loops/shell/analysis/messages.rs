@@ -1,10 +1,13 @@
 //! Diagnostics: whether the path that gives up says why (an `echo`, `printf`,
 //! `logger` or `>&2` on it, or a test of the same counter right after the loop).
 
+use std::borrow::Cow;
+
 use super::{body_size, references, Analyzer};
 use crate::validate::loops::shell::syntax::{
-    commands_in, commands_of, pipelines_of, AndOr, Command, Connector, Pipeline, Redirect,
+    commands_in, commands_of, pipelines_of, AndOr, Command, Connector, Pipeline, Redirect, Simple,
 };
+use crate::validate::loops::shell::words::{basename, literal};
 
 impl<'t> Analyzer<'t> {
     /// When success leaves the function or the script, the statements after
@@ -368,6 +371,7 @@ impl<'t> Analyzer<'t> {
                             is_message_command(&name)
                                 || self.helper_exits(&name) == Some(true)
                                 || self.function_announces(&name)
+                                || self.runs_message_script(simple, &name)
                         }))
             }
             Command::Loop(lp) => self.list_announces(&lp.body),
@@ -376,6 +380,22 @@ impl<'t> Analyzer<'t> {
             }
             Command::Arithmetic(..) | Command::Function(_) => false,
         }
+    }
+
+    /// `bash /notify.sh "ClamAV did not start"`: a shell running a script
+    /// whose name says it reports, like a helper of that name.
+    fn runs_message_script(&self, simple: &Simple, name: &str) -> bool {
+        matches!(name, "sh" | "bash" | "dash" | "ksh" | "zsh")
+            && self
+                .arguments(simple)
+                .iter()
+                .map(|word| literal(self.raw(word)))
+                .find(|argument| !argument.starts_with('-'))
+                .is_some_and(|script| {
+                    basename(&script)
+                        .strip_suffix(".sh")
+                        .is_some_and(is_message_command)
+                })
     }
 
     fn redirect_is_stderr(&self, redirect: &Redirect) -> bool {
@@ -389,8 +409,17 @@ impl<'t> Analyzer<'t> {
     }
 }
 
-/// Commands that print a message.
+/// Commands that print a message. Hyphens count as underscores: bash
+/// function names may hold them (`log-warn`, `log_warn`).
 pub(super) fn is_message_command(name: &str) -> bool {
+    let name = &*conventional_name(name);
+    // Debug, verbose and trace output is off in normal runs: it tells nobody.
+    if ["debug", "verbose", "trace"]
+        .iter()
+        .any(|level| name.contains(level))
+    {
+        return false;
+    }
     matches!(
         name,
         "echo"
@@ -412,6 +441,16 @@ pub(super) fn is_message_command(name: &str) -> bool {
         || name.ends_with("_log")
         || name.ends_with("_error")
         || name.ends_with("_warn")
+}
+
+/// A helper's name as the naming conventions read it: `fail-now` is
+/// `fail_now`, `log-info` is `log_info`.
+pub(super) fn conventional_name(name: &str) -> Cow<'_, str> {
+    if name.contains('-') {
+        Cow::Owned(name.replace('-', "_"))
+    } else {
+        Cow::Borrowed(name)
+    }
 }
 
 /// `text`, cut to `limit` characters with an ellipsis.

@@ -13,19 +13,113 @@ impl<'t> Analyzer<'t> {
     /// the outside world (a command's success, a file, a port), quoted for a
     /// message. A condition over variables the body changes walks data instead.
     pub(super) fn condition_waits(&self, lp: &Loop) -> Option<String> {
+        let (last, before) = lp.condition.split_last()?;
         let mut assigned = Vec::new();
+        // `while port=$((RANDOM …)); port-used "$port"`: what the condition
+        // sets before its test changes on every pass, like the body's own.
+        self.collect_assignments(before, &mut assigned);
         self.collect_assignments(&lp.body, &mut assigned);
         let mut helpers = Vec::new();
         self.collect_called_assignments(&lp.body, &mut helpers);
-        let scope = WaitScope {
+        let mut scope = WaitScope {
             assigned,
             helpers,
             paced: self.list_sleeps(&lp.body),
+            polled: Vec::new(),
         };
-        let last = lp.condition.last()?;
+        if scope.paced {
+            let mut polled = Vec::new();
+            self.collect_polled(&lp.body, &scope, &mut polled);
+            // A count stepped one way only is a cap, whichever test guards its
+            // step (`if [ "$code" -ge 500 ]; then tries=$((tries + 1))`); a flag
+            // or a tally that moves both ways is the polled state.
+            let mut moved = Vec::new();
+            self.list_resets(&lp.body, &mut moved);
+            self.list_unsteady_steps(&lp.body, &mut moved);
+            polled.retain(|(variable, _)| moved.contains(variable));
+            scope.polled = polled;
+        }
         last.pipelines
             .iter()
             .find_map(|pipeline| self.pipeline_waits(pipeline, &scope, 0))
+    }
+
+    /// The variables `list` sets only when a test of the outside world says
+    /// so: `if [ -n "$(mysql -e …)" ]; then ready=yes; fi`, `probe &&
+    /// errors=$((errors - 1))`. A loop over such a flag or tally waits for
+    /// that test, however the flag is spelt.
+    fn collect_polled(
+        &self,
+        list: &[AndOr],
+        scope: &WaitScope<'t>,
+        polled: &mut Vec<(&'t str, String)>,
+    ) {
+        if !self.spend(1 + body_size(list)) {
+            return;
+        }
+        for and_or in list {
+            let mut waits: Option<String> = None;
+            for pipeline in &and_or.pipelines {
+                if let Some(what) = &waits {
+                    for command in &pipeline.commands {
+                        self.for_each_assignment_in(command, false, &mut |found| {
+                            polled.push((found.name, what.clone()));
+                        });
+                    }
+                } else if and_or.pipelines.len() > 1 {
+                    waits = self.pipeline_waits(pipeline, scope, 0);
+                }
+                for command in &pipeline.commands {
+                    self.collect_polled_in(command, scope, polled);
+                }
+            }
+        }
+    }
+
+    fn collect_polled_in(
+        &self,
+        command: &Command,
+        scope: &WaitScope<'t>,
+        polled: &mut Vec<(&'t str, String)>,
+    ) {
+        match command {
+            Command::If(chain) => {
+                let mut waits: Option<String> = None;
+                for (condition, body) in &chain.branches {
+                    if waits.is_none() {
+                        waits = condition.last().and_then(|and_or| {
+                            and_or
+                                .pipelines
+                                .iter()
+                                .find_map(|pipeline| self.pipeline_waits(pipeline, scope, 0))
+                        });
+                    }
+                    match &waits {
+                        Some(what) => self.for_each_assignment(body, false, &mut |found| {
+                            polled.push((found.name, what.clone()));
+                        }),
+                        None => self.collect_polled(body, scope, polled),
+                    }
+                }
+                if let Some(otherwise) = &chain.otherwise {
+                    match &waits {
+                        Some(what) => self.for_each_assignment(otherwise, false, &mut |found| {
+                            polled.push((found.name, what.clone()));
+                        }),
+                        None => self.collect_polled(otherwise, scope, polled),
+                    }
+                }
+            }
+            Command::Case(_) | Command::Group(_) => {
+                for list in command.branch_lists() {
+                    self.collect_polled(list, scope, polled);
+                }
+            }
+            Command::Simple(_)
+            | Command::Loop(_)
+            | Command::Arithmetic(..)
+            | Command::Function(_) => {}
+        }
     }
 
     /// For each function of the script the body calls, the variables it assigns.
@@ -155,7 +249,9 @@ impl<'t> Analyzer<'t> {
         let changed_by_body = |word: &Word| {
             let raw = self.raw(word);
             assigned.iter().any(|(variable, value)| {
-                references(raw, variable) && !self.assigned_value_waits(variable, value, scope)
+                references(raw, variable)
+                    && !self.assigned_value_waits(variable, value, scope)
+                    && !scope.polled.iter().any(|(polled, _)| polled == variable)
             })
         };
         let from_words = || {
@@ -165,6 +261,15 @@ impl<'t> Analyzer<'t> {
                     .filter_map(|list| list.last())
                     .flat_map(|and_or| &and_or.pipelines)
                     .find_map(|pipeline| self.pipeline_waits(pipeline, scope, depth + 1))
+                    .or_else(|| {
+                        // `if probe; then ready=yes; fi` in the body, `[ "$ready" != yes ]` here.
+                        let raw = self.raw(word);
+                        scope
+                            .polled
+                            .iter()
+                            .find(|(variable, _)| references(raw, variable))
+                            .map(|(_, what)| what.clone())
+                    })
                     .or_else(|| {
                         // `status=$(kubectl get …)` in the body, `[ "$status" != Ready ]` here.
                         let raw = self.raw(word);
@@ -232,6 +337,11 @@ impl<'t> Analyzer<'t> {
                 }
             }
             _ => {
+                // Asked about something new each pass (a helper of the script
+                // too: `port_used "$port"` after `port=$((RANDOM …))`), it walks.
+                if arguments.iter().any(changed_by_body) {
+                    return None;
+                }
                 if let Some((_, Command::Group(body))) = self.function_named(&name) {
                     return body.last().and_then(|and_or| {
                         and_or
@@ -239,9 +349,6 @@ impl<'t> Analyzer<'t> {
                             .iter()
                             .find_map(|pipeline| self.pipeline_waits(pipeline, scope, depth + 1))
                     });
-                }
-                if arguments.iter().any(changed_by_body) {
-                    return None;
                 }
                 Some(format!("`{name}`"))
             }
@@ -275,7 +382,7 @@ impl<'t> Analyzer<'t> {
     fn value_waits(&self, value: &str) -> bool {
         // `status=$?` after `wait "$pid"`, and `count=$($count+1)`, which runs a
         // command instead of counting: neither is data the loop advances.
-        if value == "$?" || is_broken_arithmetic(value) {
+        if value.contains("$?") || is_broken_arithmetic(value) {
             return true;
         }
         first_command_of(value).is_some_and(|name| {
