@@ -265,6 +265,12 @@ pub(super) struct Parser<'t> {
     /// The last [`Parser::peek_plain_word`] answer and where it was asked:
     /// the same position is asked several times per command.
     peeked: Cell<Option<(usize, &'t str)>>,
+    /// And-or lists of the lists being parsed, innermost last; each list
+    /// takes its own off the top when it ends, so it is allocated once at its
+    /// final size.
+    list_stack: Vec<AndOr>,
+    /// Words of the simple commands being parsed, the same way.
+    word_stack: Vec<Word>,
     /// Where nesting first went deeper than [`MAX_DEPTH`]: code from there
     /// on is skimmed, not parsed, and the caller must say so.
     pub(super) too_deep: Option<usize>,
@@ -317,6 +323,8 @@ impl<'t> Parser<'t> {
             heredocs: Vec::new(),
             heredoc_bodies: Vec::new(),
             peeked: Cell::new(None),
+            list_stack: Vec::new(),
+            word_stack: Vec::new(),
             too_deep: None,
         }
     }
@@ -492,7 +500,7 @@ impl<'t> Parser<'t> {
 
     /// Parses and-or lists until a terminator: end, `)`, `;;` or a closing keyword.
     fn parse_list(&mut self) -> List {
-        let mut list = List::new();
+        let start = self.list_stack.len();
         loop {
             self.skip_blank_lines();
             if self.pos >= self.end || self.at_list_terminator() {
@@ -500,7 +508,7 @@ impl<'t> Parser<'t> {
             }
             let before = self.pos;
             if let Some(and_or) = self.parse_and_or() {
-                list.push(and_or);
+                self.list_stack.push(and_or);
             }
             self.skip_blanks();
             match self.peek() {
@@ -513,10 +521,10 @@ impl<'t> Parser<'t> {
                 break;
             }
         }
-        // Most lists hold one or two and-or lists: growth left room for four,
-        // and a file of one-line loops keeps all of them alive at once.
-        list.shrink_to_fit();
-        list
+        // Most lists hold one or two and-or lists, and a file of one-line
+        // loops keeps all of them alive at once: one allocation of the exact
+        // size, not growth then a shrink.
+        self.list_stack.drain(start..).collect()
     }
 
     fn parse_and_or(&mut self) -> Option<AndOr> {
@@ -939,10 +947,8 @@ impl<'t> Parser<'t> {
     }
 
     fn parse_simple(&mut self) -> Option<Simple> {
-        let mut simple = Simple {
-            words: Vec::with_capacity(4),
-            ..Simple::default()
-        };
+        let mut simple = Simple::default();
+        let start = self.word_stack.len();
         loop {
             self.skip_blanks();
             if self.pos >= self.end {
@@ -951,7 +957,8 @@ impl<'t> Parser<'t> {
             let byte = self.peek();
             let next = self.peek_at(1);
             if (byte == b'<' || byte == b'>') && next == b'(' {
-                simple.words.push(self.read_word());
+                let word = self.read_word();
+                self.word_stack.push(word);
             } else if byte == b'<' || byte == b'>' || (byte == b'&' && next == b'>') {
                 let redirect = self.parse_redirect(None);
                 simple.redirects.push(redirect);
@@ -967,14 +974,15 @@ impl<'t> Parser<'t> {
                     let redirect = self.parse_redirect(Some(word));
                     simple.redirects.push(redirect);
                 } else {
-                    simple.words.push(word);
+                    self.word_stack.push(word);
                 }
             }
         }
-        if simple.words.is_empty() && simple.redirects.is_empty() {
+        if self.word_stack.len() == start && simple.redirects.is_empty() {
             return None;
         }
-        simple.words.shrink_to_fit();
+        // One allocation of the exact size, as for lists.
+        simple.words = self.word_stack.drain(start..).collect();
         simple.command = simple
             .words
             .iter()
