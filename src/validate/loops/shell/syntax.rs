@@ -338,7 +338,14 @@ impl<'t> Parser<'t> {
     pub(super) fn parse_program(&mut self) -> List {
         let mut program = List::new();
         while self.pos < self.end {
-            program.extend(self.parse_list());
+            let list = self.parse_list();
+            // Usually the whole file is one list: take it as it is rather
+            // than copy it (a file of one-line loops makes it megabytes).
+            if program.is_empty() {
+                program = list;
+            } else {
+                program.extend(list);
+            }
             if self.pos >= self.end {
                 break;
             }
@@ -523,7 +530,13 @@ impl<'t> Parser<'t> {
         }
         // Most lists hold one or two and-or lists, and a file of one-line
         // loops keeps all of them alive at once: one allocation of the exact
-        // size, not growth then a shrink.
+        // size, not growth then a shrink. The outermost list, often the whole
+        // file, takes the stack itself rather than a copy of it.
+        if start == 0 {
+            let mut list = std::mem::take(&mut self.list_stack);
+            list.shrink_to_fit();
+            return list;
+        }
         self.list_stack.drain(start..).collect()
     }
 
@@ -1402,6 +1415,43 @@ mod tests {
         let mut substitutions = Parser::new(&deep);
         substitutions.parse_program();
         assert!(substitutions.too_deep.is_some());
+    }
+
+    #[test]
+    fn nested_lists_and_words_keep_their_own_items_at_their_exact_size() {
+        let text = "a $(b x; c y z) w; while d; do e \"$(f; g)\" v; done\nh\n";
+        let list = parse(text);
+        let words = |simple: &Simple| -> Vec<String> {
+            let raw = |word: &Word| text[word.start..word.end].to_owned();
+            simple.words.iter().map(raw).collect()
+        };
+        assert_eq!(list.len(), 3);
+        assert_eq!(list.capacity(), list.len());
+        let Command::Simple(first) = first_command(&list) else {
+            panic!("expected a simple command, got {list:?}");
+        };
+        assert_eq!(words(first), ["a", "$(b x; c y z)", "w"]);
+        assert_eq!(first.words.capacity(), 3);
+        let inner = &first.words[1].substitutions[0];
+        assert_eq!(inner.len(), 2);
+        assert_eq!(inner.capacity(), 2);
+        let Command::Simple(second) = &inner[1].pipelines[0].commands[0] else {
+            panic!("expected a simple command, got {inner:?}");
+        };
+        assert_eq!(words(second), ["c", "y", "z"]);
+        let Command::Loop(lp) = &list[1].pipelines[0].commands[0] else {
+            panic!("expected a loop, got {list:?}");
+        };
+        assert_eq!((lp.condition.capacity(), lp.body.capacity()), (1, 1));
+        let Command::Simple(body) = first_command(&lp.body) else {
+            panic!("expected a simple command, got {:?}", lp.body);
+        };
+        assert_eq!(words(body), ["e", "\"$(f; g)\"", "v"]);
+        assert_eq!(body.words[1].substitutions[0].len(), 2);
+        let Command::Simple(last) = &list[2].pipelines[0].commands[0] else {
+            panic!("expected a simple command, got {list:?}");
+        };
+        assert_eq!(words(last), ["h"]);
     }
 
     #[test]
