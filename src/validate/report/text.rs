@@ -51,7 +51,9 @@ pub(super) fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
 
 /// A message on one line, whatever a scanner put in it.
 fn one_line(message: &str) -> std::borrow::Cow<'_, str> {
-    if message.contains(['\r', '\n']) {
+    // Two byte searches: far cheaper than matching a set of chars one char
+    // at a time, on a report that can hold tens of thousands of findings.
+    if message.contains('\n') || message.contains('\r') {
         message.replace(['\r', '\n'], " ").into()
     } else {
         message.into()

@@ -714,10 +714,23 @@ impl<'t> Analyzer<'t> {
 
     /// The loop's first line as written, for messages: `while true`.
     fn header(&self, lp: &Loop) -> String {
+        // Built in one string: this runs once per finding, and a file can hold
+        // tens of thousands.
         let raw = self.span(lp.keyword, lp.header_end);
-        let collapsed: Vec<&str> = raw.split_whitespace().collect();
-        let joined = collapsed.join(" ");
-        shorten(joined.trim_end_matches(';').trim_end(), 40)
+        let mut header = String::with_capacity(raw.len().min(48));
+        for part in raw.split_whitespace() {
+            if !header.is_empty() {
+                header.push(' ');
+            }
+            header.push_str(part);
+        }
+        let kept = header.trim_end_matches(';').trim_end().len();
+        header.truncate(kept);
+        if let Some((cut, _)) = header.char_indices().nth(40) {
+            header.truncate(cut);
+            header.push('…');
+        }
+        header
     }
 }
 

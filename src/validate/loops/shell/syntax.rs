@@ -265,6 +265,12 @@ pub(super) struct Parser<'t> {
     /// The last [`Parser::peek_plain_word`] answer and where it was asked:
     /// the same position is asked several times per command.
     peeked: Cell<Option<(usize, &'t str)>>,
+    /// And-or lists of the lists being parsed, innermost last; each list
+    /// takes its own off the top when it ends, so it is allocated once at its
+    /// final size.
+    list_stack: Vec<AndOr>,
+    /// Words of the simple commands being parsed, the same way.
+    word_stack: Vec<Word>,
     /// Where nesting first went deeper than [`MAX_DEPTH`]: code from there
     /// on is skimmed, not parsed, and the caller must say so.
     pub(super) too_deep: Option<usize>,
@@ -317,6 +323,8 @@ impl<'t> Parser<'t> {
             heredocs: Vec::new(),
             heredoc_bodies: Vec::new(),
             peeked: Cell::new(None),
+            list_stack: Vec::new(),
+            word_stack: Vec::new(),
             too_deep: None,
         }
     }
@@ -330,7 +338,14 @@ impl<'t> Parser<'t> {
     pub(super) fn parse_program(&mut self) -> List {
         let mut program = List::new();
         while self.pos < self.end {
-            program.extend(self.parse_list());
+            let list = self.parse_list();
+            // Usually the whole file is one list: take it as it is rather
+            // than copy it (a file of one-line loops makes it megabytes).
+            if program.is_empty() {
+                program = list;
+            } else {
+                program.extend(list);
+            }
             if self.pos >= self.end {
                 break;
             }
@@ -492,7 +507,7 @@ impl<'t> Parser<'t> {
 
     /// Parses and-or lists until a terminator: end, `)`, `;;` or a closing keyword.
     fn parse_list(&mut self) -> List {
-        let mut list = List::new();
+        let start = self.list_stack.len();
         loop {
             self.skip_blank_lines();
             if self.pos >= self.end || self.at_list_terminator() {
@@ -500,7 +515,7 @@ impl<'t> Parser<'t> {
             }
             let before = self.pos;
             if let Some(and_or) = self.parse_and_or() {
-                list.push(and_or);
+                self.list_stack.push(and_or);
             }
             self.skip_blanks();
             match self.peek() {
@@ -513,10 +528,16 @@ impl<'t> Parser<'t> {
                 break;
             }
         }
-        // Most lists hold one or two and-or lists: growth left room for four,
-        // and a file of one-line loops keeps all of them alive at once.
-        list.shrink_to_fit();
-        list
+        // Most lists hold one or two and-or lists, and a file of one-line
+        // loops keeps all of them alive at once: one allocation of the exact
+        // size, not growth then a shrink. The outermost list, often the whole
+        // file, takes the stack itself rather than a copy of it.
+        if start == 0 {
+            let mut list = std::mem::take(&mut self.list_stack);
+            list.shrink_to_fit();
+            return list;
+        }
+        self.list_stack.drain(start..).collect()
     }
 
     fn parse_and_or(&mut self) -> Option<AndOr> {
@@ -939,10 +960,8 @@ impl<'t> Parser<'t> {
     }
 
     fn parse_simple(&mut self) -> Option<Simple> {
-        let mut simple = Simple {
-            words: Vec::with_capacity(4),
-            ..Simple::default()
-        };
+        let mut simple = Simple::default();
+        let start = self.word_stack.len();
         loop {
             self.skip_blanks();
             if self.pos >= self.end {
@@ -951,7 +970,8 @@ impl<'t> Parser<'t> {
             let byte = self.peek();
             let next = self.peek_at(1);
             if (byte == b'<' || byte == b'>') && next == b'(' {
-                simple.words.push(self.read_word());
+                let word = self.read_word();
+                self.word_stack.push(word);
             } else if byte == b'<' || byte == b'>' || (byte == b'&' && next == b'>') {
                 let redirect = self.parse_redirect(None);
                 simple.redirects.push(redirect);
@@ -967,14 +987,15 @@ impl<'t> Parser<'t> {
                     let redirect = self.parse_redirect(Some(word));
                     simple.redirects.push(redirect);
                 } else {
-                    simple.words.push(word);
+                    self.word_stack.push(word);
                 }
             }
         }
-        if simple.words.is_empty() && simple.redirects.is_empty() {
+        if self.word_stack.len() == start && simple.redirects.is_empty() {
             return None;
         }
-        simple.words.shrink_to_fit();
+        // One allocation of the exact size, as for lists.
+        simple.words = self.word_stack.drain(start..).collect();
         simple.command = simple
             .words
             .iter()
@@ -1394,6 +1415,43 @@ mod tests {
         let mut substitutions = Parser::new(&deep);
         substitutions.parse_program();
         assert!(substitutions.too_deep.is_some());
+    }
+
+    #[test]
+    fn nested_lists_and_words_keep_their_own_items_at_their_exact_size() {
+        let text = "a $(b x; c y z) w; while d; do e \"$(f; g)\" v; done\nh\n";
+        let list = parse(text);
+        let words = |simple: &Simple| -> Vec<String> {
+            let raw = |word: &Word| text[word.start..word.end].to_owned();
+            simple.words.iter().map(raw).collect()
+        };
+        assert_eq!(list.len(), 3);
+        assert_eq!(list.capacity(), list.len());
+        let Command::Simple(first) = first_command(&list) else {
+            panic!("expected a simple command, got {list:?}");
+        };
+        assert_eq!(words(first), ["a", "$(b x; c y z)", "w"]);
+        assert_eq!(first.words.capacity(), 3);
+        let inner = &first.words[1].substitutions[0];
+        assert_eq!(inner.len(), 2);
+        assert_eq!(inner.capacity(), 2);
+        let Command::Simple(second) = &inner[1].pipelines[0].commands[0] else {
+            panic!("expected a simple command, got {inner:?}");
+        };
+        assert_eq!(words(second), ["c", "y", "z"]);
+        let Command::Loop(lp) = &list[1].pipelines[0].commands[0] else {
+            panic!("expected a loop, got {list:?}");
+        };
+        assert_eq!((lp.condition.capacity(), lp.body.capacity()), (1, 1));
+        let Command::Simple(body) = first_command(&lp.body) else {
+            panic!("expected a simple command, got {:?}", lp.body);
+        };
+        assert_eq!(words(body), ["e", "\"$(f; g)\"", "v"]);
+        assert_eq!(body.words[1].substitutions[0].len(), 2);
+        let Command::Simple(last) = &list[2].pipelines[0].commands[0] else {
+            panic!("expected a simple command, got {list:?}");
+        };
+        assert_eq!(words(last), ["h"]);
     }
 
     #[test]

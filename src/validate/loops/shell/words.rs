@@ -137,7 +137,8 @@ pub(super) fn basename(word: &str) -> &str {
 
 /// Is `word` an assignment `name=value` or `name+=value`? Returns the name and value.
 pub(super) fn assignment(word: &str) -> Option<(&str, &str)> {
-    let equals = word.find('=')?;
+    // A byte search: `=` is ASCII, and this runs for every word the analysis looks at.
+    let equals = word.bytes().position(|byte| byte == b'=')?;
     let name = word[..equals].strip_suffix('+').unwrap_or(&word[..equals]);
     let name = name.split('[').next().unwrap_or(name);
     let mut characters = name.chars();

@@ -575,9 +575,12 @@ fn is_short_cluster_with(argument: &str, letter: char) -> bool {
 
 /// Does `text` hold `$subject` or `${subject` (a prefix of a longer name counts)?
 fn expands(text: &str, subject: &str) -> bool {
-    text.match_indices('$').any(|(dollar, _)| {
-        let rest = &text[dollar + 1..];
-        rest.strip_prefix('{').unwrap_or(rest).starts_with(subject)
+    // Bytes, not chars: `$` is ASCII, and this runs for every word of every loop body.
+    text.bytes().enumerate().any(|(dollar, byte)| {
+        byte == b'$' && {
+            let rest = &text[dollar + 1..];
+            rest.strip_prefix('{').unwrap_or(rest).starts_with(subject)
+        }
     })
 }
 
