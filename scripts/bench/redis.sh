@@ -9,12 +9,23 @@
 #   another build (copy target/release/deps/redis_store-* aside before
 #   changing the scripts), compares the two builds side by side on this one
 #   server: ROUNDS rounds (default 2), the base build first in odd rounds.
+#   PIN=1 gives the server core 1 and the clients core 0 (`taskset`), as a
+#   deployment gives Redis a host of its own; otherwise the 64 client threads
+#   and the server take turns on the same cores.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 directory=$(mktemp -d)
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+server_cores=() client_cores=()
+if [ "${PIN:-0}" = 1 ]; then
+  if [ "$(nproc)" -lt 2 ]; then
+    echo "PIN=1 needs two cores; this machine has $(nproc)" >&2
+    exit 1
+  fi
+  server_cores=(taskset -c 1) client_cores=(taskset -c 0)
+fi
+"${server_cores[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
   --dir "$directory" --logfile "$directory/redis.log" &
 server=$!
 cleanup() {
@@ -35,14 +46,9 @@ if [ "$ready" != yes ]; then
   echo "redis-server on port $port did not answer within 5 s" >&2
   exit 1
 fi
-echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on 127.0.0.1:$port; $(nproc) cores"
+echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on 127.0.0.1:$port; $(nproc) cores; PIN=${PIN:-0}"
 cd "$root"
 export SPECSMITH_BENCH_REDIS="redis://127.0.0.1:$port/0" SPECSMITH_BENCH_SECONDS="${1:-5}"
-if [ -z "${2:-}" ]; then
-  cargo bench --quiet --bench redis_store
-  exit
-fi
-base=$2
 cargo bench --quiet --bench redis_store --no-run
 work=$(cargo bench --bench redis_store --no-run --message-format=json 2>/dev/null |
   python3 -c 'import json, sys
@@ -50,10 +56,15 @@ for line in sys.stdin:
     message = json.loads(line)
     if message.get("target", {}).get("name") == "redis_store" and message.get("executable"):
         print(message["executable"])')
+if [ -z "${2:-}" ]; then
+  "${client_cores[@]}" "$work" --bench
+  exit
+fi
+base=$2
 for round in $(seq 1 "${3:-2}"); do
   if [ $((round % 2)) -eq 1 ]; then order="$base $work"; else order="$work $base"; fi
   for binary in $order; do
     if [ "$binary" = "$base" ]; then echo "== round $round: base ($base)"; else echo "== round $round: work tree"; fi
-    "$binary" --bench
+    "${client_cores[@]}" "$binary" --bench
   done
 done
