@@ -526,6 +526,90 @@ impl ModelState {
         }
     }
 
+    /// A copy of this state without its window's events, for a store that
+    /// must later tell whether a state grown from this one changed
+    /// ([`ModelState::unchanged_from`]) and whom to wake, without copying
+    /// every event.
+    pub(crate) fn without_events(&self) -> Self {
+        let Self {
+            provider,
+            model,
+            limits,
+            current_concurrency_cap,
+            success_streak,
+            moving_average_requests,
+            moving_average_tokens,
+            window,
+            in_flight,
+            next_ticket,
+            waiters,
+            hold,
+            stated,
+            budgets,
+            paced,
+            unseen,
+        } = self;
+        Self {
+            provider: provider.clone(),
+            model: model.clone(),
+            limits: *limits,
+            current_concurrency_cap: *current_concurrency_cap,
+            success_streak: *success_streak,
+            moving_average_requests: *moving_average_requests,
+            moving_average_tokens: *moving_average_tokens,
+            window: window.without_events(),
+            in_flight: in_flight.clone(),
+            next_ticket: *next_ticket,
+            waiters: waiters.clone(),
+            hold: hold.clone(),
+            stated: *stated,
+            budgets: budgets.clone(),
+            paced: paced.clone(),
+            unseen: *unseen,
+        }
+    }
+
+    /// True when this state equals the one `head` was taken from by
+    /// [`ModelState::without_events`] (its window judged by
+    /// [`Window::unchanged_from`]); false also when that cannot be told.
+    pub(crate) fn unchanged_from(&self, head: &Self) -> bool {
+        // Every field named, so a new one cannot be left out of the comparison.
+        let Self {
+            provider,
+            model,
+            limits,
+            current_concurrency_cap,
+            success_streak,
+            moving_average_requests,
+            moving_average_tokens,
+            window,
+            in_flight,
+            next_ticket,
+            waiters,
+            hold,
+            stated,
+            budgets,
+            paced,
+            unseen,
+        } = self;
+        window.unchanged_from(&head.window)
+            && *provider == head.provider
+            && *model == head.model
+            && *limits == head.limits
+            && *current_concurrency_cap == head.current_concurrency_cap
+            && *success_streak == head.success_streak
+            && *moving_average_requests == head.moving_average_requests
+            && *moving_average_tokens == head.moving_average_tokens
+            && *in_flight == head.in_flight
+            && *next_ticket == head.next_ticket
+            && *waiters == head.waiters
+            && *hold == head.hold
+            && *stated == head.stated
+            && *budgets == head.budgets
+            && *paced == head.paced
+            && *unseen == head.unseen
+    }
+
     /// Sets how long after the minute an event still counts (milliseconds);
     /// see [`super::window::DEFAULT_WINDOW_MARGIN_MILLIS`]. Not stored: each
     /// process applies its own setting.

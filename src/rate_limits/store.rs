@@ -43,6 +43,36 @@ pub struct PacingState {
     pub extra: Map<String, Value>,
 }
 
+impl PacingState {
+    /// A copy without the models' events (see [`ModelState::without_events`]).
+    fn without_events(&self) -> Self {
+        Self {
+            version: self.version,
+            models: self
+                .models
+                .iter()
+                .map(|(key, model)| (key.clone(), model.without_events()))
+                .collect(),
+            provider_holds: self.provider_holds.clone(),
+            extra: self.extra.clone(),
+        }
+    }
+
+    /// True when this state equals the one `head` was taken from by
+    /// [`PacingState::without_events`]; false also when that cannot be told.
+    fn unchanged_from(&self, head: &Self) -> bool {
+        self.version == head.version
+            && self.provider_holds == head.provider_holds
+            && self.extra == head.extra
+            && self.models.len() == head.models.len()
+            && self
+                .models
+                .iter()
+                .zip(&head.models)
+                .all(|((key, now), (key_then, then))| key == key_then && now.unchanged_from(then))
+    }
+}
+
 impl Default for PacingState {
     fn default() -> Self {
         Self {
@@ -442,11 +472,13 @@ impl StateStore for FileStore {
         let loaded = self
             .load_from(&target)
             .map_err(LoadError::into_store_error)?;
-        let old = loaded.state;
-        let (outcome, mut new) = change(old.clone())?;
+        // What the writer and the waking need of the loaded state, without
+        // its events: the windows' change tracking says whether they changed.
+        let old = loaded.state.without_events();
+        let (outcome, mut new) = change(loaded.state)?;
         new.version = STATE_VERSION;
         new.prune();
-        if new != old && (existed || !new.models.is_empty()) {
+        if !new.unchanged_from(&old) && (existed || !new.models.is_empty()) {
             write_state(&self.path, &target, &old, &loaded.logs, &new, loaded.size)?;
             if frees_room(&old, &new) {
                 wake::signal(lock.file());

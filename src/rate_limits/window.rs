@@ -96,16 +96,20 @@ pub struct Changes {
     /// The sequence number the window would have given next when loaded:
     /// every event from it on was pushed since.
     loaded_next: u64,
+    /// The sequence number of the oldest event loaded (`loaded_next` when
+    /// none was): a window whose oldest differs has expired some since.
+    loaded_first: u64,
     /// Sequence numbers of loaded events whose tokens or request changed,
     /// in the order changed (repeats possible).
     touched: Vec<u64>,
 }
 
 impl Changes {
-    fn at_load(loaded_next: u64) -> Self {
+    fn at_load(loaded_first: u64, loaded_next: u64) -> Self {
         Self {
             load: LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             loaded_next,
+            loaded_first,
             touched: Vec::new(),
         }
     }
@@ -221,7 +225,7 @@ impl Window {
             window.next_sequence = next_sequence;
             window.requests = requests;
             window.tokens = tokens;
-            window.changes = Some(Changes::at_load(next_sequence));
+            window.changes = Some(Changes::at_load(first, next_sequence));
             return Ok(window);
         }
         if let Some(event) = events.iter().find(|event| event.tokens > MAX_COUNT) {
@@ -257,7 +261,7 @@ impl Window {
             });
         }
         window.next_sequence = next_sequence;
-        window.changes = Some(Changes::at_load(next_sequence));
+        window.changes = Some(Changes::at_load(first, next_sequence));
         Ok(window)
     }
 
@@ -265,6 +269,37 @@ impl Window {
     /// for one made otherwise, or renumbered since.
     pub fn changes(&self) -> Option<&Changes> {
         self.changes.as_ref()
+    }
+
+    /// This window without its events (its totals, span and what changed
+    /// since its load kept), for a store that only needs to tell with
+    /// [`Window::unchanged_from`] whether a window grown from it changed:
+    /// cheaper than a copy of every event.
+    pub(crate) fn without_events(&self) -> Self {
+        Self {
+            events: VecDeque::new(),
+            next_sequence: self.next_sequence,
+            requests: self.requests,
+            tokens: self.tokens,
+            span: self.span,
+            changes: self.changes.clone(),
+        }
+    }
+
+    /// True when this window counts the same events the same way as the one
+    /// `head` was taken from ([`Window::without_events`]) right after its
+    /// load: grown from the same load, with nothing pushed, expired or
+    /// changed since, and the same span. False when it cannot tell (either
+    /// was not loaded, or this one was renumbered), so the caller writes.
+    pub(crate) fn unchanged_from(&self, head: &Self) -> bool {
+        let (Some(now), Some(then)) = (&self.changes, &head.changes) else {
+            return false;
+        };
+        now.load == then.load
+            && now.touched.is_empty()
+            && self.next_sequence == now.loaded_next
+            && self.first_sequence() == now.loaded_first
+            && self.span == head.span
     }
 
     /// The events still in the window, oldest first, as the window holds them.
@@ -632,6 +667,43 @@ mod tests {
         assert_eq!(loaded, again);
         window.renumber_from(10);
         assert!(window.changes().is_none());
+    }
+
+    #[test]
+    fn a_window_is_unchanged_from_its_head_until_anything_it_counts_changes() {
+        let mut fresh = minute();
+        fresh.push(1_000, 10);
+        fresh.push(1_001, 20);
+        let events: Vec<Event> = fresh.events().copied().collect();
+        let loaded = Window::from_events(events.clone(), 2).unwrap();
+        let head = loaded.without_events();
+        assert_eq!(head.events().len(), 0);
+        assert_eq!((head.requests(), head.tokens()), (2, 30));
+        assert!(loaded.clone().unchanged_from(&head));
+        let changed: [&dyn Fn(&mut Window); 5] = [
+            &|window| assert!(window.set_tokens(1, 20)),
+            &|window| assert!(window.cancel(0)),
+            &|window| _ = window.push(1_002, 1),
+            &|window| window.expire(1_000 + window.span()),
+            &|window| window.set_margin(1),
+        ];
+        for change in changed {
+            let mut window = loaded.clone();
+            change(&mut window);
+            assert!(!window.unchanged_from(&head));
+        }
+        let mut renumbered = loaded.clone();
+        renumbered.renumber_from(0);
+        assert!(
+            !renumbered.unchanged_from(&head),
+            "cannot tell: not tracked"
+        );
+        let other_load = Window::from_events(events, 2).unwrap();
+        assert!(!other_load.unchanged_from(&head), "another load");
+        assert!(
+            !fresh.unchanged_from(&fresh.without_events()),
+            "never loaded"
+        );
     }
 
     #[test]
