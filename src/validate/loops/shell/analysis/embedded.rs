@@ -110,14 +110,7 @@ impl<'t> Analyzer<'t> {
     fn embed_heredoc(&mut self, body: HeredocBody, context: Context) {
         let (text, origins) =
             heredoc_text(self.span(body.start, body.end), body.start, body.quoted);
-        if text.trim().is_empty() {
-            return;
-        }
-        self.embedded.push(EmbeddedScript {
-            text,
-            origins,
-            context,
-        });
+        self.push_embedded(text, origins, context);
     }
 
     /// Is a failure of the pipeline being walked reported: handled by `||`
@@ -270,6 +263,11 @@ impl<'t> Analyzer<'t> {
     fn embed(&mut self, word: &Word, context: Context) {
         let origins: Vec<usize> = (word.start..word.end).collect();
         let (text, origins) = unquote(self.raw(word), Some(&origins));
+        self.push_embedded(text, origins, context);
+    }
+
+    /// Keeps code run from a string or a heredoc for scanning, unless it is blank.
+    fn push_embedded(&mut self, text: String, origins: Vec<usize>, context: Context) {
         if text.trim().is_empty() {
             return;
         }
