@@ -46,23 +46,21 @@ pub fn status_json(project: &Project, provider: &str, model: &str) -> Value {
 
 /// `status --json` of one model with `extra` flags (`--store URL`).
 pub fn status_json_with(project: &Project, provider: &str, model: &str, extra: &[&str]) -> Value {
-    let mut args = vec![
-        "credits",
-        "limits",
-        "status",
-        "--provider",
-        provider,
-        "--model",
-        model,
-        "--json",
-    ];
+    let mut args = status_args(provider, model);
+    args.push("--json");
     args.extend_from_slice(extra);
     serde_json::from_slice(&succeeding_stdout(project, &args)).unwrap()
 }
 
 /// The text of `status --provider P --model M`, which must succeed.
 pub fn status_text(project: &Project, provider: &str, model: &str) -> String {
-    let args = [
+    let args = status_args(provider, model);
+    String::from_utf8(succeeding_stdout(project, &args)).unwrap()
+}
+
+/// `credits limits status --provider P --model M`.
+fn status_args<'a>(provider: &'a str, model: &'a str) -> Vec<&'a str> {
+    vec![
         "credits",
         "limits",
         "status",
@@ -70,8 +68,7 @@ pub fn status_text(project: &Project, provider: &str, model: &str) -> String {
         provider,
         "--model",
         model,
-    ];
-    String::from_utf8(succeeding_stdout(project, &args)).unwrap()
+    ]
 }
 
 /// The standard output of `specsmith-rs ARGS…`, which must succeed.

@@ -89,6 +89,22 @@ pub(super) struct If {
     pub otherwise: Option<List>,
 }
 
+impl If {
+    /// Every `then` body, then the `else` body if there is one.
+    pub fn bodies(&self) -> impl Iterator<Item = &List> {
+        self.branches
+            .iter()
+            .map(|(_, body)| body)
+            .chain(self.otherwise.as_ref())
+    }
+
+    /// Whether `holds` is true of the body on every path through the chain:
+    /// it has an `else`, and every body satisfies `holds`.
+    pub fn on_every_path(&self, holds: impl FnMut(&List) -> bool) -> bool {
+        self.otherwise.is_some() && self.bodies().all(holds)
+    }
+}
+
 /// `case subject in patterns) body ;; … esac`.
 #[derive(Debug)]
 pub(super) struct Case {

@@ -354,16 +354,7 @@ impl<'t> Analyzer<'t> {
                         || (alone && self.command_jumps(command, 0, Jump::Leave))
                 }
                 Command::Group(body) => self.shifts_or_leaves(body),
-                Command::If(chain) => {
-                    chain
-                        .otherwise
-                        .as_ref()
-                        .is_some_and(|otherwise| self.shifts_or_leaves(otherwise))
-                        && chain
-                            .branches
-                            .iter()
-                            .all(|(_, body)| self.shifts_or_leaves(body))
-                }
+                Command::If(chain) => chain.on_every_path(|body| self.shifts_or_leaves(body)),
                 Command::Case(case) => {
                     // With no default arm, an argument that matches nothing
                     // falls through to what follows the `case`.

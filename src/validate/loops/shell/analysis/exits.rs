@@ -173,16 +173,7 @@ impl<'t> Analyzer<'t> {
                 Some(name) => self.helper_exits(name).is_some(),
                 None => false,
             },
-            Command::If(chain) => {
-                chain
-                    .otherwise
-                    .as_ref()
-                    .is_some_and(|otherwise| self.list_always_exits(otherwise))
-                    && chain
-                        .branches
-                        .iter()
-                        .all(|(_, body)| self.list_always_exits(body))
-            }
+            Command::If(chain) => chain.on_every_path(|body| self.list_always_exits(body)),
             Command::Group(list) => self.list_always_exits(list),
             _ => false,
         }

@@ -299,15 +299,7 @@ impl<'t> Analyzer<'t> {
                         .branches
                         .iter()
                         .any(|(condition, _)| list_tests(condition));
-                    tested
-                        && (chain
-                            .branches
-                            .iter()
-                            .any(|(_, body)| self.list_announces(body))
-                            || chain
-                                .otherwise
-                                .as_ref()
-                                .is_some_and(|otherwise| self.list_announces(otherwise)))
+                    tested && chain.bodies().any(|body| self.list_announces(body))
                 }
                 _ => false,
             });
