@@ -117,20 +117,26 @@ def capture(binary, port, work):
     # Limits far above the load: every acquire is granted at once.
     subprocess.run(base + ["set", "--provider", PROVIDER, "--model", MODEL, "--rpm", "1000000000",
                            "--tpm", "1000000000000", "--target", "1", "--concurrency", "100000"],
-                   env=env, check=True, stdout=subprocess.DEVNULL)
+                   env=env, check=True, stdout=subprocess.DEVNULL, timeout=60)
     monitor = Connection(port)
     monitor.command("MONITOR")
     reservation = subprocess.run(
         base + ["acquire", "--provider", PROVIDER, "--model", MODEL, "--input-tokens", "500",
                 "--max-output-tokens", "500", "--timeout", "0", "--store", store,
                 "--owner-pid", str(os.getpid())],
-        env=env, check=True, capture_output=True, text=True).stdout.strip()
+        env=env, check=True, capture_output=True, text=True, timeout=60).stdout.strip()
     subprocess.run(base + ["record", reservation, "--input-tokens", "400", "--output-tokens", "300",
-                           "--store", store], env=env, check=True, stdout=subprocess.DEVNULL)
+                           "--store", store], env=env, check=True, stdout=subprocess.DEVNULL,
+                   timeout=60)
     Connection(port).command("SET", "capture:done", "1")
     scripts = []
     monitor.socket.settimeout(10)
+    # The marker written last ends the capture; a server that never echoes
+    # it (another client flooding it) ends it at the deadline instead.
+    deadline = time.monotonic() + 30
     while True:
+        if time.monotonic() > deadline:
+            sys.exit(f"MONITOR did not show the capture's end marker within 30 s (port {port})")
         line = monitor.read()
         if '"capture:done"' in line:
             break
