@@ -26,8 +26,8 @@ REPO_ROOT = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
 LANGUAGES = ("sh", "powershell", "batch", "python")
 VERDICTS = ("ok", "unbounded", "silent-fallback", "none")
 VIOLATIONS = ("unbounded", "silent-fallback")
-SETS = ("dev", "dev4", "dev5", "dev6", "seen", "test", "test2", "test3", "test4")
-TUNING_SETS = ("dev", "dev4", "dev5", "dev6", "seen")
+SETS = ("dev", "dev4", "dev5", "dev6", "dev7", "seen", "test", "test2", "test3", "test4", "test5")
+TUNING_SETS = ("dev", "dev4", "dev5", "dev6", "dev7", "seen")
 
 
 class InputError(Exception):
@@ -306,7 +306,7 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--set", dest="set_name", choices=SETS + ("all",), default="dev",
-        help="which repositories to score (default: dev; test, test2, test3 and test4 are held out)",
+        help="which repositories to score (default: dev; test and test2 to test5 are held out)",
     )
     parser.add_argument("--corpus", default=os.path.join(HERE, "corpus.tsv"), help="corpus.tsv")
     parser.add_argument("--labels", default=os.path.join(HERE, "labels.tsv"), help="labels.tsv")
