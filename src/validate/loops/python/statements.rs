@@ -221,13 +221,18 @@ pub(super) fn split_statements(lines: Vec<RawLine>) -> Vec<Statement> {
         } else {
             None
         };
-        let header_end = suite.unwrap_or(raw.code.len());
+        // A line without an inline suite is its own header: reuse its text
+        // rather than collecting the same chars a second time.
+        let header = match suite {
+            Some(end) => raw.code[..end].iter().collect(),
+            None => code,
+        };
         statements.push(Statement {
             line: raw.line,
             column: raw.column,
             indent: raw.indent,
             start: raw.start,
-            code: raw.code[..header_end].iter().collect(),
+            code: header,
             keyword,
             parent: None,
             children: Vec::new(),
